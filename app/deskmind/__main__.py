@@ -1,0 +1,5 @@
+"""``python -m deskmind``."""
+
+from deskmind.cli.main import main
+
+raise SystemExit(main())

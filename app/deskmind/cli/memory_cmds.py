@@ -1,0 +1,206 @@
+"""index, search, sources, forget, reembed, backup, stats."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from deskmind.cli.render import Progress, print_json
+from deskmind.core.app import Core
+from deskmind.core.errors import UserInputError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("index", help="index files and folders into memory")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="hybrid search of memory")
+    p.add_argument("query")
+    p.add_argument("--limit", type=int, default=10)
+    p.add_argument("--kind", action="append", help="only sources of this kind (repeatable)")
+    p.add_argument("--source", action="append", help="only this source: id, uri or path (repeatable)")
+    p.add_argument("--privacy", action="append", help="only this privacy tag (repeatable)")
+    p.add_argument("--since", help="only sources dated on or after YYYY-MM-DD")
+    p.add_argument("--until", help="only sources dated before YYYY-MM-DD")
+    p.add_argument("--mode", choices=("hybrid", "fts", "vector"), default="hybrid")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("forget", help="remove a source and everything derived from it")
+    p.add_argument("refs", nargs="+", metavar="SOURCE", help="source id, uri, file or folder path")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_forget)
+
+    p = sub.add_parser("reembed", help="rebuild the vector index with an embedding model")
+    p.add_argument("--model", help="embedding model id (default: the configured one)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_reembed)
+
+    p = sub.add_parser("backup", help="consistent copy of the memory database")
+    p.add_argument("dest", metavar="FILE")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("stats", help="what memory holds")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stats)
+
+
+def _date(value: str | None, flag: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError as exc:
+        raise UserInputError(f"{flag} wants a date like 2026-01-31, not '{value}'") from exc
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    with Core() as core:
+        show = not args.no_progress and not args.json and sys.stderr.isatty()
+        progress = Progress(enabled=show)
+        summary = core.indexer().index(args.paths, on_event=progress.update)
+        progress.close()
+        d = summary.to_dict()
+        if args.json:
+            print_json(d)
+        else:
+            print(f"indexed {d['indexed']}, unchanged {d['unchanged']}, skipped {d['skipped']}, "
+                  f"failed {d['failed']}, removed {d['removed']}: {d['chunks']} chunks "
+                  f"({d['embedded_chunks']} embedded) in {d['seconds']:.1f} s")
+            for kind, counts in sorted(d["by_kind"].items()):
+                print(f"  {kind:10} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+            for prob in d["problems"][:50]:
+                print(f"  {prob['status']}: {prob['path']}: {prob['reason']}")
+            if len(d["problems"]) > 50:
+                print(f"  ... and {len(d['problems']) - 50} more ('deskmind sources --status failed')")
+        return 1 if d["failed"] and not (d["indexed"] or d["unchanged"]) else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from deskmind.core.memory.search import SearchFilters
+
+    if args.limit < 1:
+        raise UserInputError("--limit must be at least 1")
+    with Core() as core:
+        ids: list[int] | None = None
+        if args.source:
+            ids = []
+            for ref in args.source:
+                found = core.store.resolve(ref)
+                if not found:
+                    raise UserInputError(f"no source matches '{ref}'")
+                ids.extend(found)
+        filters = SearchFilters(kinds=args.kind, source_ids=ids, privacy=args.privacy,
+                                since=_date(args.since, "--since"), until=_date(args.until, "--until"))
+        result = core.searcher().search(args.query, limit=args.limit, filters=filters, mode=args.mode)
+        if args.json:
+            print_json([h.to_dict() for h in result.hits])
+            return 0
+        if not result.hits:
+            print("no results")
+            return 0
+        for n, h in enumerate(result.hits, 1):
+            where = format_locator(h.locator)
+            print(f"[{n}] {h.title or Path(h.source).name}  {h.source}{where}  (score {h.score:.4f}, chunk {h.chunk_id})")
+            snippet = " ".join(h.text.split())
+            print(f"    {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
+        return 0
+
+
+def format_locator(loc: dict[str, Any]) -> str:
+    parts = []
+    if "page" in loc:
+        parts.append(f"p.{loc['page']}")
+    if loc.get("heading"):
+        parts.append(" > ".join(loc["heading"]))
+    if loc.get("symbol"):
+        parts.append(loc["symbol"])
+    if "start" in loc:
+        parts.append(f"{_clock(loc['start'])}–{_clock(loc.get('end', loc['start']))}")
+    if "line_start" in loc:
+        parts.append(f"lines {loc['line_start']}-{loc.get('line_end', loc['line_start'])}")
+    return ("  § " + ", ".join(parts)) if parts else ""
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    with Core() as core:
+        receipts = []
+        for ref in args.refs:
+            receipts.append(core.store.forget(ref).to_dict())
+        if args.json:
+            print_json(receipts if len(receipts) > 1 else receipts[0])
+            return 0
+        for r in receipts:
+            for s in r["sources"]:
+                print(f"forgot source {s['id']} ({s['kind']}): {s['uri']}")
+            print(f"removed: {len(r['sources'])} sources ({r['derived_sources']} derived), "
+                  f"{r['documents']} documents, {r['chunks']} chunks, {r['fts_rows']} full-text rows, "
+                  f"{r['vectors']} vectors")
+            for f in r["files_removed"]:
+                print(f"deleted file: {f}")
+        return 0
+
+
+def cmd_reembed(args: argparse.Namespace) -> int:
+    from deskmind.core.memory.reembed import reembed
+
+    with Core() as core:
+        emb = core.embedder(args.model)
+        show = sys.stderr.isatty() and not args.json
+        last = [0.0]
+
+        def progress(p: Any) -> None:
+            if show and time.monotonic() - last[0] > 0.2:
+                last[0] = time.monotonic()
+                print(f"\rre-embedding with {p.model_id}: {p.done}/{p.total}", end="", file=sys.stderr)
+
+        res = reembed(core.store, emb, on_progress=progress)
+        if show:
+            print(file=sys.stderr)
+        d = res.__dict__ if res else {"cancelled": True}
+        if args.json:
+            print_json(d)
+        elif res:
+            was = f" (replacing {res.replaced_model})" if res.replaced_model else ""
+            print(f"vector index {res.index_id} for {res.model_id} ({res.dim}-d) is active{was}: "
+                  f"{res.embedded} chunks embedded in {res.seconds:.1f} s")
+            if args.model and args.model != core.settings.embedder.model_id:
+                print(f"set [embedder] model_id = \"{args.model}\" in {core.paths.settings_path} "
+                      "to index new files with this model")
+        return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    with Core() as core:
+        dest = core.store.backup(Path(args.dest))
+        print(f"backup written: {dest} ({dest.stat().st_size / 1e6:.1f} MB)")
+        return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    with Core() as core:
+        s = core.store.stats()
+        if args.json:
+            print_json(s)
+            return 0
+        print(f"database: {s['db_path']} ({s['db_bytes'] / 1e6:.1f} MB)")
+        print(f"sources: {s['sources']}  " + ", ".join(f"{k} {v}" for k, v in s["sources_by_kind"].items()))
+        print(f"status: " + ", ".join(f"{k} {v}" for k, v in s["sources_by_status"].items()))
+        print(f"chunks: {s['chunks']}")
+        v = s["vector_index"]
+        print(f"vectors: {v['vectors']} ({v['model_id']}, {v['dim']}-d)" if v else "vectors: none yet")
+        for b in s["building_indexes"]:
+            print(f"building: index {b['id']} for {b['model_id']} (run 'deskmind reembed' to finish)")
+        return 0

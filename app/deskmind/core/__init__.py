@@ -1,0 +1,1 @@
+"""The Qt-free core of Deskmind: memory, ingestion, embedding, speech, runtimes, routing."""

@@ -1,0 +1,80 @@
+"""The core's composition root: builds the services once and hands them out.
+
+The command line, the tray app and the daemon each make one :class:`Core`. Expensive parts
+(the embedder, the store) are built on first use, so a command that needs neither pays nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from deskmind.core.config.paths import Paths
+from deskmind.core.config.settings import Settings, load_settings
+from deskmind.core.embed.base import Embedder, EmbedderSpec, create_embedder
+from deskmind.core.memory.store import MemoryStore
+
+log = logging.getLogger(__name__)
+
+
+class Core:
+    def __init__(self, paths: Paths | None = None, settings: Settings | None = None) -> None:
+        self.paths = paths or Paths.from_env()
+        self.settings = settings or load_settings(self.paths.settings_path)
+        self._store: MemoryStore | None = None
+        self._embedders: dict[str, Embedder] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def store(self) -> MemoryStore:
+        with self._lock:
+            if self._store is None:
+                self._store = MemoryStore(self.paths.db_path)
+            return self._store
+
+    def embedder_spec(self, model_id: str | None = None) -> EmbedderSpec:
+        e = self.settings.embedder
+        mid = model_id or e.model_id
+        options: dict[str, Any] = {"cache_dir": str(self.paths.cache_dir / "models")}
+        if mid == e.model_id:
+            options.update({k: v for k, v in (("model_path", e.model_path),
+                                              ("tokenizer_path", e.tokenizer_path),
+                                              ("threads", e.threads)) if v})
+        return EmbedderSpec(model_id=mid, options=options)
+
+    def embedder(self, model_id: str | None = None) -> Embedder:
+        """The embedder for ``model_id`` (default: the configured one), built once."""
+        mid = model_id or self.settings.embedder.model_id
+        with self._lock:
+            emb = self._embedders.get(mid)
+            if emb is None:
+                emb = create_embedder(self.embedder_spec(mid))
+                self._embedders[mid] = emb
+            return emb
+
+    def searcher(self) -> "Any":
+        from deskmind.core.memory.search import HybridSearcher
+
+        return HybridSearcher(self.store, self.embedder)
+
+    def indexer(self) -> "Any":
+        from deskmind.core.ingest.indexer import Indexer
+
+        return Indexer(
+            self.store, self.embedder,
+            max_file_bytes=int(self.settings.ingest.max_file_mb * 1024 * 1024),
+            privacy_for=lambda _p: self.settings.ingest.default_privacy,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def __enter__(self) -> "Core":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

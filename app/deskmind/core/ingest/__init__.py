@@ -1,0 +1,1 @@
+"""Ingestion: turn files and captured material into sources, text and chunks in memory."""

@@ -1,0 +1,148 @@
+"""Opening the memory database: a SQLite that loads sqlite-vec, in WAL mode.
+
+The standard library's ``sqlite3`` cannot load extensions on many Pythons (pyenv builds,
+python.org builds on macOS), so Deskmind uses ``sqlean.py``: the same DB-API, with its own
+SQLite that has FTS5 and extension loading on Linux, macOS and Windows.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import sqlean
+
+from deskmind.core.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+# Exported so that other modules catch the right exception classes.
+sqlite = sqlean
+DatabaseError = sqlean.DatabaseError
+OperationalError = sqlean.OperationalError
+IntegrityError = sqlean.IntegrityError
+
+BUSY_TIMEOUT_MS = 10_000
+MMAP_BYTES = 1 << 30
+
+
+def _load_vec(conn: Any) -> None:
+    try:
+        import sqlite_vec
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise StorageError(
+            "sqlite-vec is not installed: reinstall Deskmind (pip install deskmind) to get it"
+        ) from exc
+    if not hasattr(conn, "enable_load_extension"):
+        raise StorageError(
+            "sqlite-vec could not be loaded: this SQLite binding cannot load extensions"
+        )
+    try:
+        conn.enable_load_extension(True)
+        sqlite_vec.load(conn)
+    except Exception as exc:
+        raise StorageError(f"sqlite-vec could not be loaded: {exc}") from exc
+    finally:
+        conn.enable_load_extension(False)
+
+
+def describe_os_error(exc: BaseException, path: Path) -> str:
+    """One line that says what is wrong with a path, for the errors people see."""
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC or "full" in str(exc).lower():
+        return f"the disk holding {path} is full: free some space and try again"
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS) or "readonly" in str(exc).lower() \
+            or "read-only" in str(exc).lower():
+        return f"{path} is not writable: check its permissions or choose another data folder"
+    return f"{path}: {exc}"
+
+
+def connect(path: Path | str, *, readonly: bool = False) -> Any:
+    """Open one connection with sqlite-vec loaded and Deskmind's pragmas set.
+
+    ``path`` may be ``":memory:"`` for throwaway databases. The returned connection is in
+    autocommit mode (``isolation_level=None``); callers open transactions explicitly.
+    """
+    target = str(path)
+    if target != ":memory:":
+        p = Path(target)
+        if not readonly:
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(describe_os_error(exc, p.parent)) from exc
+        if p.exists() and p.is_dir():
+            raise StorageError(f"{p} is a folder, not a memory database")
+        if readonly:
+            target = f"file:{p}?mode=ro"
+    try:
+        conn = sqlean.connect(
+            target,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            uri=readonly,
+        )
+    except sqlean.OperationalError as exc:
+        raise StorageError(f"cannot open the memory database {path}: {exc}") from exc
+    try:
+        _load_vec(conn)
+        _apply_pragmas(conn, path, readonly)
+    except Exception:
+        conn.close()
+        raise
+    return conn
+
+
+def _apply_pragmas(conn: Any, path: Path | str, readonly: bool) -> None:
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # Reading the header fails here on a file that is not a database.
+        conn.execute("PRAGMA schema_version").fetchone()
+        if not readonly and str(path) != ":memory:":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                log.warning("journal_mode is %s, not WAL, for %s", mode, path)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA cache_size = -32000")
+    except sqlean.DatabaseError as exc:
+        msg = str(exc)
+        if "not a database" in msg or "malformed" in msg or "encrypted" in msg:
+            raise StorageError(
+                f"{path} is not a Deskmind memory database (or it is damaged): {msg}. "
+                "Move it aside or set DESKMIND_HOME to another folder; "
+                "'deskmind doctor' checks a database"
+            ) from exc
+        if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
+            raise StorageError(describe_os_error(exc, Path(str(path)))) from exc
+        raise StorageError(f"cannot use the memory database {path}: {msg}") from exc
+
+
+def file_is_sqlite(path: Path) -> bool:
+    """True when ``path`` starts with the SQLite header (or is empty/absent: a new DB)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except FileNotFoundError:
+        return True
+    return head == b"" or head == b"SQLite format 3\x00"
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in ``path`` durable (no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

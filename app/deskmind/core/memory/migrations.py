@@ -1,0 +1,172 @@
+"""Named, ordered schema migrations.
+
+Each migration is a function; its name is recorded in ``migrations`` when it has run, in the
+same transaction as its changes. Opening an older database runs the missing ones in order.
+Never edit a migration that has shipped: add a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+Migration = Callable[[Any], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+@migration
+def m001_sources_documents_chunks(conn: Any) -> None:
+    conn.execute(
+        """
+        CREATE TABLE sources (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            uri TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            title TEXT,
+            content_hash TEXT,
+            size INTEGER,
+            mtime REAL,
+            privacy TEXT NOT NULL DEFAULT 'private',
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'indexed', 'skipped', 'failed', 'queued')),
+            error TEXT,
+            collection TEXT,
+            parent_id INTEGER REFERENCES sources(id) ON DELETE CASCADE,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            indexed_at REAL
+        )
+        """
+    )
+    conn.execute("CREATE INDEX sources_kind ON sources(kind)")
+    conn.execute("CREATE INDEX sources_parent ON sources(parent_id)")
+    conn.execute("CREATE INDEX sources_collection ON sources(collection)")
+    # The extracted text, kept apart from the raw source and from the chunks derived from it.
+    conn.execute(
+        """
+        CREATE TABLE documents (
+            source_id INTEGER PRIMARY KEY REFERENCES sources(id) ON DELETE CASCADE,
+            text TEXT NOT NULL,
+            extractor TEXT NOT NULL
+        )
+        """
+    )
+    # AUTOINCREMENT: chunk ids never come back after a delete, so a re-embed can walk them
+    # in id order with a watermark and still see every chunk added during the walk.
+    conn.execute(
+        """
+        CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+            ord INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            locator TEXT NOT NULL DEFAULT '{}',
+            text_hash TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            UNIQUE (source_id, ord)
+        )
+        """
+    )
+    conn.execute("CREATE INDEX chunks_text_hash ON chunks(text_hash)")
+    conn.execute(
+        """
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            text, content='chunks', content_rowid='id',
+            tokenize='porter unicode61 remove_diacritics 2'
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+        END
+        """
+    )
+    conn.execute(
+        """
+        CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        END
+        """
+    )
+    conn.execute(
+        """
+        CREATE TRIGGER chunks_fts_update AFTER UPDATE OF text ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+            INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+        END
+        """
+    )
+
+
+@migration
+def m002_vector_indexes(conn: Any) -> None:
+    # One row per vector index; its vectors live in vec0 tables named after its id.
+    conn.execute(
+        """
+        CREATE TABLE vector_indexes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            model_id TEXT NOT NULL,
+            dim INTEGER NOT NULL CHECK (dim > 0),
+            status TEXT NOT NULL CHECK (status IN ('building', 'active')),
+            watermark INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            activated_at REAL
+        )
+        """
+    )
+    conn.execute(
+        "CREATE UNIQUE INDEX vector_indexes_one_active ON vector_indexes(status) "
+        "WHERE status = 'active'"
+    )
+
+
+def applied(conn: Any) -> list[str]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    return [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY rowid")]
+
+
+def migrate(conn: Any) -> list[str]:
+    """Run every migration not yet recorded, in order. Returns the names that ran.
+
+    Must be called on the writer connection (it writes).
+    """
+    done = set(applied(conn))
+    known = [name for name, _ in MIGRATIONS]
+    unknown = done - set(known)
+    if unknown:
+        from deskmind.core.errors import StorageError
+
+        raise StorageError(
+            "this memory database was written by a newer Deskmind "
+            f"(it has migrations {sorted(unknown)}): upgrade Deskmind to open it"
+        )
+    ran = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            fn(conn)
+            conn.execute(
+                "INSERT INTO migrations(name, applied_at) VALUES (?, ?)", (name, time.time())
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("memory database migrated: %s", name)
+        ran.append(name)
+    return ran

@@ -1,0 +1,457 @@
+"""The memory store: sources, their text, chunks, the FTS index and the vector indexes.
+
+One instance per process. Writes go through :class:`~deskmind.core.memory.writer.Writer`
+(one thread, one connection); reads use a connection per calling thread. Every public method
+may be called from any thread except the GUI thread (they block on I/O).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from deskmind.core.errors import StorageError, UserInputError
+from deskmind.core.memory import db, migrations, vectors
+from deskmind.core.memory.models import ForgetReceipt, Source, SourceDraft
+from deskmind.core.memory.writer import Writer, translate_db_error
+
+log = logging.getLogger(__name__)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class MemoryStore:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else path
+        if isinstance(self.path, Path) and self.path.exists() and not db.file_is_sqlite(self.path):
+            raise StorageError(
+                f"{self.path} is not a Deskmind memory database (its header is not SQLite's). "
+                "Nothing was changed; move it aside or set DESKMIND_HOME to another folder"
+            )
+        self.writer = Writer(self.path)
+        try:
+            self.writer.call(migrations.migrate)
+        except BaseException:
+            self.writer.close()
+            raise
+        self._local = threading.local()
+        self._readers: list[Any] = []
+        self._readers_lock = threading.Lock()
+        self.vector_searcher = vectors.VectorSearcher()
+
+    # -- connections -------------------------------------------------------------------
+
+    def reader(self) -> Any:
+        """This thread's read connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = db.connect(self.path)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                try:
+                    conn.close()
+                except db.DatabaseError:
+                    pass
+            self._readers.clear()
+        self.writer.close()
+
+    def __enter__(self) -> "MemoryStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- vector indexes ----------------------------------------------------------------
+
+    def active_index(self) -> vectors.VectorIndex | None:
+        return vectors.active_index(self.reader())
+
+    def ensure_active_index(self, model_id: str, dim: int) -> vectors.VectorIndex:
+        """The active index, created for this model when the store has none yet."""
+
+        def _ensure(conn: Any) -> vectors.VectorIndex:
+            idx = vectors.active_index(conn)
+            if idx is None:
+                idx = vectors.create_index(conn, model_id, dim, "active")
+            return idx
+
+        return self.writer.transaction(_ensure)
+
+    # -- writing sources ---------------------------------------------------------------
+
+    def reusable_vectors(self, idx: vectors.VectorIndex, hashes: Iterable[str]) -> set[str]:
+        """Which of these chunk text hashes already have a vector in ``idx``."""
+        hs = sorted(set(hashes))
+        if not hs:
+            return set()
+        rows = self.reader().execute(
+            f"SELECT DISTINCT c.text_hash FROM chunks c JOIN {idx.float_table} v "
+            "ON v.chunk_id = c.id WHERE c.text_hash IN (SELECT value FROM json_each(?))",
+            (json.dumps(hs),),
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def put_source(
+        self,
+        draft: SourceDraft,
+        idx: vectors.VectorIndex | None = None,
+        new_vectors: dict[str, np.ndarray] | None = None,
+    ) -> int:
+        """Store a source with its text and chunks, replacing what it had, in one transaction.
+
+        ``new_vectors`` maps chunk text hashes to vectors for ``idx``; chunks whose text already
+        has a vector in ``idx`` reuse it (no embedding work for unchanged text).
+        """
+        new_vectors = new_vectors or {}
+
+        def _put(conn: Any) -> int:
+            now = time.time()
+            row = conn.execute("SELECT id FROM sources WHERE uri = ?", (draft.uri,)).fetchone()
+            meta = json.dumps(draft.metadata, ensure_ascii=False, default=str)
+            if row is None:
+                cur = conn.execute(
+                    "INSERT INTO sources(uri, kind, title, content_hash, size, mtime, privacy, "
+                    "status, error, collection, parent_id, metadata, created_at, updated_at, "
+                    "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'indexed', NULL, ?, ?, ?, ?, ?, ?)",
+                    (draft.uri, draft.kind, draft.title, draft.content_hash, draft.size,
+                     draft.mtime, draft.privacy, draft.collection, draft.parent_id, meta,
+                     now, now, now),
+                )
+                sid = cur.lastrowid
+                old: dict[str, int] = {}
+            else:
+                sid = row[0]
+                old = {h: cid for cid, h in conn.execute(
+                    "SELECT id, text_hash FROM chunks WHERE source_id = ?", (sid,))}
+                carried = _carry_old_vectors(conn, idx, old) if idx else {}
+                conn.execute("DELETE FROM chunks WHERE source_id = ?", (sid,))
+                conn.execute(
+                    "UPDATE sources SET kind=?, title=?, content_hash=?, size=?, mtime=?, "
+                    "privacy=?, status='indexed', error=NULL, collection=?, parent_id=?, "
+                    "metadata=?, updated_at=?, indexed_at=? WHERE id=?",
+                    (draft.kind, draft.title, draft.content_hash, draft.size, draft.mtime,
+                     draft.privacy, draft.collection, draft.parent_id, meta, now, now, sid),
+                )
+                for h, vec in carried.items():
+                    new_vectors.setdefault(h, vec)
+            conn.execute(
+                "INSERT OR REPLACE INTO documents(source_id, text, extractor) VALUES (?, ?, ?)",
+                (sid, draft.text, draft.extractor),
+            )
+            ids: list[int] = []
+            hashes: list[str] = []
+            for ord_, ch in enumerate(draft.chunks):
+                h = text_hash(ch.text)
+                cur = conn.execute(
+                    "INSERT INTO chunks(source_id, ord, text, locator, text_hash, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (sid, ord_, ch.text, json.dumps(ch.locator, ensure_ascii=False), h, now),
+                )
+                ids.append(cur.lastrowid)
+                hashes.append(h)
+            if idx is not None and ids:
+                _store_vectors(conn, idx, ids, hashes, new_vectors)
+            return sid
+
+        return self.writer.transaction(_put)
+
+    def mark_source(
+        self, uri: str, kind: str, status: str, error: str | None = None, *,
+        size: int | None = None, mtime: float | None = None, content_hash: str | None = None,
+        privacy: str | None = None, collection: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> int:
+        """Record a source's status (skipped, failed, queued) without touching its chunks.
+
+        A source that was indexed before keeps its chunks when a later read fails: nothing
+        already stored is lost because of a bad read.
+        """
+
+        def _mark(conn: Any) -> int:
+            now = time.time()
+            row = conn.execute("SELECT id, status FROM sources WHERE uri = ?", (uri,)).fetchone()
+            if row is None:
+                cur = conn.execute(
+                    "INSERT INTO sources(uri, kind, status, error, size, mtime, content_hash, "
+                    "privacy, collection, metadata, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, coalesce(?, 'private'), ?, ?, ?, ?)",
+                    (uri, kind, status, error, size, mtime, content_hash, privacy, collection,
+                     json.dumps(metadata or {}), now, now),
+                )
+                return cur.lastrowid
+            sid, old_status = row
+            if old_status == "indexed" and status in ("failed", "skipped"):
+                # Keep the indexed content; remember the problem for `deskmind sources`.
+                conn.execute("UPDATE sources SET error=?, updated_at=? WHERE id=?",
+                             (f"{status}: {error}", now, sid))
+            else:
+                conn.execute(
+                    "UPDATE sources SET kind=?, status=?, error=?, size=coalesce(?, size), "
+                    "mtime=coalesce(?, mtime), content_hash=coalesce(?, content_hash), "
+                    "updated_at=? WHERE id=?",
+                    (kind, status, error, size, mtime, content_hash, now, sid),
+                )
+            return sid
+
+        return self.writer.transaction(_mark)
+
+    def touch_source(self, source_id: int, size: int, mtime: float) -> None:
+        """Record a new size/mtime for a source whose content hash did not change."""
+        self.writer.transaction(lambda conn: conn.execute(
+            "UPDATE sources SET size=?, mtime=?, updated_at=? WHERE id=?",
+            (size, mtime, time.time(), source_id)))
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get_source(self, source_id: int) -> Source | None:
+        conn = self.reader()
+        row = conn.execute(f"SELECT {Source.COLUMNS} FROM sources WHERE id = ?", (source_id,)).fetchone()
+        if row is None:
+            return None
+        n = conn.execute("SELECT count(*) FROM chunks WHERE source_id = ?", (source_id,)).fetchone()[0]
+        return Source.from_row(row, n)
+
+    def source_states(self, uris_under: str | None = None) -> dict[str, tuple[int, int | None, float | None, str | None, str]]:
+        """``uri -> (id, size, mtime, content_hash, status)`` for fast re-scans."""
+        conn = self.reader()
+        if uris_under:
+            rows = conn.execute(
+                "SELECT uri, id, size, mtime, content_hash, status FROM sources "
+                "WHERE uri = ? OR substr(uri, 1, ?) = ?",
+                (uris_under, len(uris_under.rstrip("/")) + 1, uris_under.rstrip("/") + "/"),
+            )
+        else:
+            rows = conn.execute("SELECT uri, id, size, mtime, content_hash, status FROM sources")
+        return {r[0]: tuple(r[1:]) for r in rows}
+
+    def list_sources(
+        self, *, kind: str | None = None, status: str | None = None, limit: int | None = None,
+    ) -> list[Source]:
+        where, args = [], []
+        if kind:
+            where.append("s.kind = ?")
+            args.append(kind)
+        if status:
+            where.append("s.status = ?")
+            args.append(status)
+        sql = (
+            f"SELECT {', '.join('s.' + c.strip() for c in Source.COLUMNS.split(','))}, "
+            "(SELECT count(*) FROM chunks c WHERE c.source_id = s.id) FROM sources s"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY s.updated_at DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [Source.from_row(r, r[16]) for r in self.reader().execute(sql, args)]
+
+    def resolve(self, ref: str | int) -> list[int]:
+        """Source ids for a reference: an id, a uri, a file path, or a folder (everything under it)."""
+        conn = self.reader()
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            row = conn.execute("SELECT id FROM sources WHERE id = ?", (int(ref),)).fetchone()
+            if row:
+                return [row[0]]
+        ref = str(ref)
+        row = conn.execute("SELECT id FROM sources WHERE uri = ?", (ref,)).fetchone()
+        if row:
+            return [row[0]]
+        if "://" not in ref:
+            path = str(Path(ref).expanduser().absolute())
+            row = conn.execute("SELECT id FROM sources WHERE uri = ?", (path,)).fetchone()
+            if row:
+                return [row[0]]
+            prefix = path.rstrip("/") + "/"
+            rows = conn.execute(
+                "SELECT id FROM sources WHERE substr(uri, 1, ?) = ? ORDER BY id",
+                (len(prefix), prefix),
+            ).fetchall()
+            if rows:
+                return [r[0] for r in rows]
+        return []
+
+    # -- forgetting --------------------------------------------------------------------
+
+    def forget(self, ref: str | int, *, remove_files: Callable[[Source], list[str]] | None = None) -> ForgetReceipt:
+        """Remove sources and everything derived from them; return a receipt of what went.
+
+        ``remove_files`` may delete files Deskmind itself made for a source (audio of a note);
+        the person's own files are never touched.
+        """
+        ids = self.resolve(ref)
+        if not ids:
+            raise UserInputError(f"nothing in memory matches '{ref}' (try 'deskmind sources')")
+        return self.forget_ids(ids, remove_files=remove_files)
+
+    def forget_ids(self, ids: Sequence[int], *, remove_files: Callable[[Source], list[str]] | None = None) -> ForgetReceipt:
+        def _forget(conn: Any) -> ForgetReceipt:
+            receipt = ForgetReceipt()
+            tree = conn.execute(
+                "WITH RECURSIVE t(id, depth) AS (SELECT value, 0 FROM json_each(?) "
+                "UNION SELECT s.id, t.depth + 1 FROM sources s JOIN t ON s.parent_id = t.id) "
+                "SELECT id, min(depth) FROM t GROUP BY id",
+                (json.dumps(list(ids)),),
+            ).fetchall()
+            all_ids = json.dumps([r[0] for r in tree])
+            receipt.derived_sources = sum(1 for r in tree if r[1] > 0)
+            for row in conn.execute(
+                f"SELECT {Source.COLUMNS} FROM sources WHERE id IN (SELECT value FROM json_each(?))",
+                (all_ids,),
+            ).fetchall():
+                src = Source.from_row(row)
+                receipt.sources.append({"id": src.id, "uri": src.uri, "kind": src.kind,
+                                        "title": src.title})
+                if remove_files:
+                    receipt.files_removed.extend(remove_files(src))
+            in_ids = "(SELECT value FROM json_each(?))"
+            receipt.documents = conn.execute(
+                f"SELECT count(*) FROM documents WHERE source_id IN {in_ids}", (all_ids,)).fetchone()[0]
+            receipt.chunks = conn.execute(
+                f"SELECT count(*) FROM chunks WHERE source_id IN {in_ids}", (all_ids,)).fetchone()[0]
+            receipt.fts_rows = receipt.chunks
+            for idx in ([vectors.active_index(conn)] + vectors.building_indexes(conn)):
+                if idx is None:
+                    continue
+                receipt.vectors += conn.execute(
+                    f"SELECT count(*) FROM {idx.float_table} WHERE chunk_id IN "
+                    f"(SELECT id FROM chunks WHERE source_id IN {in_ids})", (all_ids,)).fetchone()[0]
+            # Chunks (and through triggers their FTS rows and vectors) go with their sources.
+            conn.execute(f"DELETE FROM sources WHERE id IN {in_ids}", (all_ids,))
+            return receipt
+
+        return self.writer.transaction(_forget)
+
+    # -- maintenance -------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        conn = self.reader()
+        by_kind = {k: n for k, n in conn.execute(
+            "SELECT kind, count(*) FROM sources GROUP BY kind ORDER BY kind")}
+        by_status = {k: n for k, n in conn.execute(
+            "SELECT status, count(*) FROM sources GROUP BY status ORDER BY status")}
+        chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        idx = vectors.active_index(conn)
+        out: dict[str, Any] = {
+            "db_path": str(self.path),
+            "db_bytes": _db_bytes(self.path),
+            "sources": sum(by_kind.values()),
+            "sources_by_kind": by_kind,
+            "sources_by_status": by_status,
+            "chunks": chunks,
+            "vector_index": None,
+            "building_indexes": [
+                {"id": b.id, "model_id": b.model_id, "dim": b.dim}
+                for b in vectors.building_indexes(conn)
+            ],
+            "migrations": [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY rowid")],
+        }
+        if idx is not None:
+            out["vector_index"] = {
+                "id": idx.id, "model_id": idx.model_id, "dim": idx.dim,
+                "vectors": vectors.count_vectors(conn, idx),
+            }
+        return out
+
+    def integrity_check(self) -> list[str]:
+        """``PRAGMA integrity_check`` plus an FTS5 consistency check; [] when healthy."""
+        conn = self.reader()
+        problems = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall() if r[0] != "ok"]
+        try:
+            conn.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)")
+        except db.DatabaseError as exc:
+            problems.append(f"full-text index: {exc}")
+        return problems
+
+    def backup(self, dest: Path) -> Path:
+        """A consistent copy made with SQLite's backup API, safe while others read and write."""
+        dest = Path(dest).expanduser().absolute()
+        if dest.exists() and dest.is_dir():
+            dest = dest / f"deskmind-{time.strftime('%Y%m%d-%H%M%S')}.db"
+        if dest.exists():
+            raise UserInputError(f"{dest} already exists: choose a new file name")
+        tmp = dest.with_name(dest.name + ".partial")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            target = db.connect(tmp)
+        except StorageError:
+            raise
+        except OSError as exc:
+            raise StorageError(db.describe_os_error(exc, dest.parent)) from exc
+        try:
+            src = db.connect(self.path)
+            try:
+                src.backup(target, pages=1024)
+            finally:
+                src.close()
+            target.execute("PRAGMA journal_mode = DELETE")
+            target.close()
+            os.replace(tmp, dest)
+            db.fsync_dir(dest.parent)
+        except (db.DatabaseError, OSError) as exc:
+            try:
+                target.close()
+            except db.DatabaseError:
+                pass
+            for p in (tmp, Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
+                p.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise StorageError(db.describe_os_error(exc, dest)) from exc
+            raise translate_db_error(exc, dest) from exc
+        return dest
+
+
+def _carry_old_vectors(conn: Any, idx: vectors.VectorIndex, old: dict[str, int]) -> dict[str, np.ndarray]:
+    """Vectors of a source's current chunks by text hash, read before they are deleted."""
+    if not old:
+        return {}
+    ids, mat = vectors.fetch_floats(conn, idx, list(old.values()))
+    by_id = dict(zip(ids, mat))
+    return {h: by_id[cid].copy() for h, cid in old.items() if cid in by_id}
+
+
+def _store_vectors(conn: Any, idx: vectors.VectorIndex, ids: list[int], hashes: list[str],
+                   new_vectors: dict[str, np.ndarray]) -> None:
+    have = [(cid, new_vectors[h]) for cid, h in zip(ids, hashes) if h in new_vectors]
+    if have:
+        vectors.insert_vectors(conn, idx, [c for c, _ in have], np.stack([v for _, v in have]))
+    missing = [(cid, h) for cid, h in zip(ids, hashes) if h not in new_vectors]
+    if missing:
+        # Same text elsewhere in memory: copy its vector instead of embedding again.
+        pairs = []
+        for cid, h in missing:
+            row = conn.execute(
+                f"SELECT c.id FROM chunks c JOIN {idx.float_table} v ON v.chunk_id = c.id "
+                "WHERE c.text_hash = ? AND c.id != ? LIMIT 1", (h, cid)).fetchone()
+            if row:
+                pairs.append((cid, row[0]))
+        copied = vectors.copy_vectors(conn, idx, pairs)
+        if copied < len(missing):
+            log.debug("%d chunks stored without a vector (to be embedded)", len(missing) - copied)
+
+
+def _db_bytes(path: Path | str) -> int:
+    if str(path) == ":memory:":
+        return 0
+    total = 0
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            total += os.stat(str(path) + suffix).st_size
+        except OSError:
+            pass
+    return total

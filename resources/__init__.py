@@ -1,0 +1,1 @@
+"""Data shipped with Deskmind: icons, prompts and the default configuration."""
