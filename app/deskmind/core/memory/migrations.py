@@ -131,6 +131,15 @@ def m002_vector_indexes(conn: Any) -> None:
     )
 
 
+# --- ingestion: links between sources, collections (m01x) ---
+
+# --- runtimes, routing, agents: egress ledger, audit log (m02x) ---
+
+# --- speech: meetings, recordings (m03x) ---
+
+# --- gateway: clients, tokens (m04x) ---
+
+
 def applied(conn: Any) -> list[str]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
