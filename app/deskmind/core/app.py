@@ -13,6 +13,7 @@ from typing import Any
 from deskmind.core.config.paths import Paths
 from deskmind.core.config.settings import Settings, load_settings
 from deskmind.core.embed.base import Embedder, EmbedderSpec, create_embedder
+from deskmind.core.memory.models import SourceDraft
 from deskmind.core.memory.store import MemoryStore
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,21 @@ class Core:
                 emb = create_embedder(self.embedder_spec(mid))
                 self._embedders[mid] = emb
             return emb
+
+    def remember(self, draft: "SourceDraft") -> int:
+        """Store a source made by Deskmind itself (note, transcript, minutes, conversation),
+        embedding its chunks with the active index's model. Returns the source id. Blocking."""
+        from deskmind.core.memory.store import text_hash
+
+        emb = self.embedder()
+        idx = self.store.ensure_active_index(emb.model_id, emb.dim)
+        vecs: dict = {}
+        if idx.model_id == emb.model_id and draft.chunks:
+            texts = {text_hash(c.text): c.text for c in draft.chunks}
+            todo = [h for h in texts if h not in self.store.reusable_vectors(idx, texts)]
+            if todo:
+                vecs = dict(zip(todo, emb.embed([texts[h] for h in todo])))
+        return self.store.put_source(draft, idx, vecs)
 
     def searcher(self) -> "Any":
         from deskmind.core.memory.search import HybridSearcher
