@@ -131,6 +131,10 @@ def file_is_sqlite(path: Path) -> bool:
             head = fh.read(16)
     except FileNotFoundError:
         return True
+    except IsADirectoryError as exc:
+        raise StorageError(f"{path} is a folder, not a memory database") from exc
+    except OSError as exc:
+        raise StorageError(f"cannot read the memory database: {describe_os_error(exc, path)}") from exc
     return head == b"" or head == b"SQLite format 3\x00"
 
 

@@ -168,13 +168,19 @@ def migrate(conn: Any) -> list[str]:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Another connection (the tray app and a command opening a new database at once)
+            # may have run it since ``done`` was read: check again under the write lock.
+            if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                conn.execute("COMMIT")
+                continue
             fn(conn)
             conn.execute(
                 "INSERT INTO migrations(name, applied_at) VALUES (?, ?)", (name, time.time())
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         log.info("memory database migrated: %s", name)
         ran.append(name)

@@ -1,0 +1,80 @@
+"""The SQLite binding: sqlite-vec and FTS5 load under this Python; bad files are refused."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deskmind.core.errors import StorageError
+from deskmind.core.memory import db
+from deskmind.core.memory.store import MemoryStore
+
+from tests.core.memory.helpers import scalar
+
+
+def test_connection_loads_sqlite_vec_and_has_fts5(tmp_path: Path) -> None:
+    conn = db.connect(tmp_path / "x.db")
+    try:
+        # The binding ships its own SQLite; the stdlib one here cannot load extensions.
+        assert db.sqlite.__name__ == "sqlean"
+        assert scalar(conn, "SELECT vec_version()").startswith("v")
+        assert scalar(conn, "PRAGMA journal_mode") == "wal"
+
+        conn.execute("CREATE VIRTUAL TABLE f USING fts5(body)")
+        conn.execute("INSERT INTO f(body) VALUES ('sqlite vectors in python'), ('nothing here')")
+        assert scalar(conn, "SELECT body FROM f WHERE f MATCH 'vectors'") == "sqlite vectors in python"
+
+        conn.execute("CREATE VIRTUAL TABLE v USING vec0(e float[3])")
+        for i, vec in enumerate(([1, 0, 0], [0, 1, 0], [0.9, 0.1, 0]), 1):
+            conn.execute("INSERT INTO v(rowid, e) VALUES (?, ?)",
+                         (i, np.asarray(vec, dtype=np.float32).tobytes()))
+        got = conn.execute(
+            "SELECT rowid FROM v WHERE e MATCH ? ORDER BY distance LIMIT 2",
+            (np.asarray([1, 0, 0], dtype=np.float32).tobytes(),)).fetchall()
+        assert [r[0] for r in got] == [1, 3]
+        assert scalar(conn, "SELECT length(vec_quantize_binary(vec_f32('[1, -1, 1, -1, 1, -1, 1, -1]')))") == 1
+    finally:
+        conn.close()
+
+
+def test_store_reader_and_writer_connections_have_the_extension(core) -> None:
+    store = core.store
+    assert scalar(store.reader(), "SELECT vec_version()").startswith("v")
+    assert store.writer.call(lambda c: scalar(c, "SELECT vec_version()")).startswith("v")
+    # A reader opened on another thread gets the extension too.
+    seen: list[str] = []
+    t = threading.Thread(target=lambda: seen.append(scalar(store.reader(), "SELECT vec_version()")))
+    t.start()
+    t.join()
+    assert seen and seen[0].startswith("v")
+    print(f"python {sys.version.split()[0]} at {sys.executable}")
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    junk = b"these are my shopping notes, not a database\n" * 100
+    path.write_bytes(junk)
+    with pytest.raises(StorageError, match="is not a Deskmind memory database"):
+        MemoryStore(path)
+    assert path.read_bytes() == junk
+    assert not Path(str(path) + "-wal").exists()
+
+
+def test_a_damaged_database_with_a_sqlite_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    junk = b"SQLite format 3\x00" + bytes(range(256)) * 64
+    path.write_bytes(junk)
+    with pytest.raises(StorageError, match="not a Deskmind memory database|damaged"):
+        MemoryStore(path)
+    assert path.read_bytes() == junk
+
+
+def test_a_folder_where_the_database_should_be_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    path.mkdir()
+    with pytest.raises(StorageError, match="is a folder"):
+        MemoryStore(path)
