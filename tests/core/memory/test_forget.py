@@ -1,0 +1,122 @@
+"""Forgetting removes a source and everything derived from it; nothing of it is findable after."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deskmind.core.errors import UserInputError
+from deskmind.core.memory.search import SearchFilters
+
+from tests.core.memory.helpers import note, rows, scalar
+
+SECRET = "The vault combination is written under the blue ceramic elephant."
+
+
+def _derived_gone(core, ids: list[int], chunk_ids: list[int]) -> None:
+    conn = core.store.reader()
+    q = json_ids = "(SELECT value FROM json_each(?))"
+    import json
+
+    j = json.dumps(ids)
+    assert scalar(conn, f"SELECT count(*) FROM sources WHERE id IN {q}", j) == 0
+    assert scalar(conn, f"SELECT count(*) FROM documents WHERE source_id IN {q}", j) == 0
+    assert scalar(conn, f"SELECT count(*) FROM chunks WHERE source_id IN {q}", j) == 0
+    jc = json.dumps(chunk_ids)
+    del json_ids
+    idx = core.store.active_index()
+    assert scalar(conn, f"SELECT count(*) FROM {idx.float_table} WHERE chunk_id IN {q}", jc) == 0
+    assert scalar(conn, f"SELECT count(*) FROM {idx.bits_table} WHERE rowid IN {q}", jc) == 0
+    # The FTS index no longer knows those rows (checked against its own structure).
+    assert core.store.integrity_check() == []
+    for cid in chunk_ids:
+        assert rows(conn, "SELECT rowid FROM chunks_fts WHERE rowid = ?", cid) == []
+
+
+def test_forget_by_id_takes_derived_sources_too(core) -> None:
+    parent = core.remember(note(SECRET, uri="deskmind://meeting/m1", kind="meeting"))
+    child = core.remember(note("Minutes: someone mentioned the ceramic elephant again.",
+                               uri="deskmind://note/minutes", parent_id=parent))
+    grandchild = core.remember(note("Summary of the minutes about the elephant.",
+                                    uri="deskmind://note/summary", parent_id=child))
+    other = core.remember(note("The elephant seal colony on the beach.", uri="deskmind://note/seal"))
+    conn = core.store.reader()
+    chunk_ids = [r[0] for r in rows(conn, "SELECT id FROM chunks WHERE source_id IN (?, ?, ?)",
+                                    parent, child, grandchild)]
+    receipt = core.store.forget(parent)
+    assert sorted(s["id"] for s in receipt.sources) == sorted([parent, child, grandchild])
+    assert receipt.derived_sources == 2
+    assert receipt.documents == 3 and receipt.chunks == 3 and receipt.fts_rows == 3
+    assert receipt.vectors == 3
+    _derived_gone(core, [parent, child, grandchild], chunk_ids)
+    searcher = core.searcher()
+    for mode in ("hybrid", "fts", "vector"):
+        hits = searcher.search("ceramic elephant vault combination", mode=mode).hits
+        assert {h.source_id for h in hits} <= {other}
+    assert core.store.get_source(other).chunk_count == 1
+
+
+def test_forget_by_path_and_by_folder(core, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "a.txt").write_text("Alpha file about glaciers retreating in the Alps.\n")
+    (docs / "sub" / "b.txt").write_text("Beta file about glaciers calving into the fjord.\n")
+    (docs / "sub" / "c.md").write_text("# Gamma\n\nGlaciers and moraines of Iceland.\n")
+    (tmp_path / "docs-other").mkdir()
+    (tmp_path / "docs-other" / "d.txt").write_text("Delta file, a sibling folder with a similar name: glaciers.\n")
+    core.indexer().index([docs, tmp_path / "docs-other"])
+    conn = core.store.reader()
+    all_chunks = dict(rows(conn, "SELECT s.uri, c.id FROM chunks c JOIN sources s ON s.id = c.source_id"))
+
+    r = core.store.forget(str(docs / "a.txt"))
+    assert [s["uri"] for s in r.sources] == [str(docs / "a.txt")] and r.chunks == 1 and r.vectors == 1
+    _derived_gone(core, [], [all_chunks[str(docs / "a.txt")]])
+
+    r = core.store.forget(str(docs / "sub"))
+    assert sorted(s["uri"] for s in r.sources) == [str(docs / "sub" / "b.txt"), str(docs / "sub" / "c.md")]
+    assert r.chunks == 2 and r.vectors == 2 and r.documents == 2
+    _derived_gone(core, [], [all_chunks[str(docs / "sub" / "b.txt")], all_chunks[str(docs / "sub" / "c.md")]])
+
+    # A folder whose name starts like the forgotten one is untouched.
+    left = core.searcher().search("glaciers", limit=10).hits
+    assert [h.source for h in left] == [str(tmp_path / "docs-other" / "d.txt")]
+
+
+def test_forgetting_keeps_search_results_full(core) -> None:
+    """Vectors of forgotten chunks must not crowd out live ones in search."""
+    keep = [core.remember(note(f"Harbour log entry {i}: the fishing boats came back with herring."))
+            for i in range(6)]
+    gone = [core.remember(note(f"Harbour log entry {i}: the fishing boats returned with herring and cod."))
+            for i in range(6, 9)]
+    searcher = core.searcher()
+    assert len(searcher.search("fishing boats herring", limit=9, mode="vector").hits) == 9
+    for sid in gone:
+        core.store.forget(sid)
+    hits = searcher.search("fishing boats herring", limit=6, mode="vector").hits
+    assert sorted(h.source_id for h in hits) == sorted(keep)
+    # A note saved again and again (its chunks replaced each time) must not leave stale
+    # copies that push live chunks out of the results.
+    draft = note("Harbour log: the fishing boats came back with herring.", uri="deskmind://note/again")
+    for _ in range(40):
+        core.remember(draft)
+        searcher.search("herring", limit=1, mode="vector")  # searches while the note is edited
+    hits = searcher.search("fishing boats herring", limit=7, mode="vector").hits
+    assert len(hits) == 7 and len({h.chunk_id for h in hits}) == 7
+    hits = searcher.search("fishing boats herring", limit=7, mode="hybrid").hits
+    assert len(hits) == 7
+
+
+def test_forget_unknown_reference_is_a_clear_error(core) -> None:
+    core.remember(note("something to keep"))
+    for ref in ("424242", "/no/such/file.txt", "deskmind://note/nope"):
+        with pytest.raises(UserInputError, match="nothing in memory matches"):
+            core.store.forget(ref)
+    assert scalar(core.store.reader(), "SELECT count(*) FROM sources") == 1
+
+
+def test_forget_with_a_filter_on_search(core) -> None:
+    sid = core.remember(note(SECRET, privacy="secret"))
+    assert core.searcher().search("elephant", filters=SearchFilters(privacy=["secret"])).hits
+    core.store.forget(str(sid))
+    assert core.searcher().search("elephant", filters=SearchFilters(privacy=["secret"])).hits == []
