@@ -140,6 +140,43 @@ def m002_vector_indexes(conn: Any) -> None:
 # --- gateway: clients, tokens (m04x) ---
 
 
+@migration
+def m040_gateway_clients_audit(conn: Any) -> None:
+    # Each outside client (an MCP host, an OpenAI-API caller) is an agent with its own scopes.
+    # Only a hash of its bearer token is kept; 'pending' clients asked but were never granted.
+    conn.execute(
+        """
+        CREATE TABLE gateway_clients (
+            name TEXT PRIMARY KEY,
+            status TEXT NOT NULL CHECK (status IN ('granted', 'pending', 'revoked')),
+            token_hash TEXT UNIQUE,
+            scopes TEXT NOT NULL DEFAULT '{}',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            last_seen_at REAL
+        )
+        """
+    )
+    # Every call a client makes and every memory item it was shown ("what did it read?").
+    conn.execute(
+        """
+        CREATE TABLE gateway_audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            client TEXT NOT NULL,
+            surface TEXT NOT NULL,
+            action TEXT NOT NULL,
+            args TEXT NOT NULL DEFAULT '',
+            decision TEXT NOT NULL CHECK (decision IN ('allowed', 'denied', 'failed')),
+            detail TEXT,
+            result_size INTEGER NOT NULL DEFAULT 0,
+            items TEXT NOT NULL DEFAULT '[]'
+        )
+        """
+    )
+    conn.execute("CREATE INDEX gateway_audit_client_ts ON gateway_audit(client, ts)")
+
+
 def applied(conn: Any) -> list[str]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
