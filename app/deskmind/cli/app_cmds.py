@@ -1,0 +1,89 @@
+"""The tray app (``deskmind`` with no command, or ``deskmind gui``) and ``deskmind trigger``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from deskmind.core.errors import DeskmindError
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gui", help="start the tray app (the same as running deskmind alone)")
+    p.add_argument("--no-hotkeys", action="store_true", help="do not arm global hotkeys")
+    p.set_defaults(func=run_app)
+    p = sub.add_parser("trigger", help="ask the running app to open the palette, talk or a meeting "
+                                       "(bind this in your desktop's keyboard settings)")
+    p.add_argument("action", choices=("palette", "talk", "meeting"))
+    p.set_defaults(func=cmd_trigger)
+
+
+def _instance_name() -> str:
+    from deskmind.core.config.paths import Paths
+    from deskmind.ui.single_instance import server_name
+
+    return server_name(Paths.from_env().data_dir)
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    from PySide6.QtCore import QCoreApplication
+
+    from deskmind.ui.single_instance import send_message
+
+    _app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])
+    reply = send_message(_instance_name(), {"cmd": "trigger", "action": args.action})
+    if reply is None:
+        raise DeskmindError("Deskmind is not running; start it with 'deskmind' (then this shortcut works)")
+    if not reply.get("ok"):
+        raise DeskmindError(reply.get("error", "the running Deskmind refused the request"))
+    return 0
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """Start the tray app, or hand over to the one already running."""
+    try:
+        import qasync
+        from PySide6.QtWidgets import QApplication
+    except ImportError as exc:
+        raise DeskmindError(f"the desktop app needs PySide6 and qasync ({exc.name} is missing): "
+                            "pip install 'deskmind[desktop]' or use the command line") from exc
+    from deskmind.core.app import Core
+    from deskmind.ui.app import DesktopApp
+    from deskmind.ui.single_instance import send_message
+
+    from PySide6.QtCore import QTimer
+
+    qapp = QApplication.instance() or QApplication(sys.argv[:1])
+    qapp.setApplicationName("Deskmind")
+    qapp.setQuitOnLastWindowClosed(False)  # closing a window must not stop the tray app
+    name = _instance_name()
+    if send_message(name, {"cmd": "activate"}, timeout_ms=300) is not None:
+        print("deskmind: already running; opened its palette", file=sys.stderr)
+        return 0
+    loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+    core = Core()
+    desktop = DesktopApp(core, instance_name=name)
+    if not desktop.start(hotkeys=not getattr(args, "no_hotkeys", False)):
+        print("deskmind: already running", file=sys.stderr)
+        return 0
+    # Ctrl-C in a terminal quits cleanly: Python only sees signals when the loop wakes up.
+    signal.signal(signal.SIGINT, lambda *_a: desktop.quit())
+    signal.signal(signal.SIGTERM, lambda *_a: desktop.quit())
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
+    app_close = asyncio.Event()
+    qapp.aboutToQuit.connect(app_close.set)
+    try:
+        with loop:
+            loop.run_until_complete(app_close.wait())
+    finally:
+        desktop.shutdown()
+        core.close()
+    return 0

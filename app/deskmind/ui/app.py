@@ -1,0 +1,273 @@
+"""The composition root of the desktop app: builds the services once and wires the widgets.
+
+Start-up is ordered for a fast tray: the local socket and the tray come first; the palette,
+the hotkeys and anything that loads models come after the event loop is running. Windows other
+than the palette are built on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QApplication
+
+from deskmind.core.app import Core
+from deskmind.ui.answers import Answerer, Citation, MemoryAnswerer
+from deskmind.ui.bridge import CoreBridge
+from deskmind.ui.desktop_settings import (DesktopSettings, desktop_settings_path,
+                                          load_desktop_settings, save_desktop_settings)
+from deskmind.ui.hotkeys.manager import HotkeyManager
+from deskmind.ui.indexing import IndexingService
+from deskmind.ui.paste import PreviousWindow
+from deskmind.ui.single_instance import InstanceServer, server_name
+from deskmind.ui.tasks import Workers
+from deskmind.ui.tray import TrayController
+
+log = logging.getLogger(__name__)
+
+
+class DesktopApp(QObject):
+    ready = Signal()
+
+    def __init__(self, core: Core, *, answerer: Answerer | None = None,
+                 hotkey_backend: Any = "auto", tray_available: bool | None = None,
+                 instance_name: str | None = None, speech: Any = None,
+                 permissions: Callable[[str], bool] | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.t0 = time.perf_counter()
+        self.core = core
+        self.bridge = CoreBridge(self)
+        self.workers = Workers(self.bridge)
+        self.settings_path = desktop_settings_path(core.paths.config_dir)
+        self.desktop: DesktopSettings = load_desktop_settings(self.settings_path)
+        self.instance = InstanceServer(instance_name or server_name(core.paths.data_dir),
+                                       handler=self.handle_message, parent=self)
+        self.tray = TrayController(tray_available, parent=self)
+        self.indexing = IndexingService(core.indexer, self.bridge, self.workers, parent=self)
+        self.hotkeys = HotkeyManager(self.bridge, self.workers, self.desktop.hotkeys.bindings,
+                                     self.desktop.hotkeys.talk_mode, backend_factory=hotkey_backend,
+                                     parent=self)
+        self.memory_answerer = MemoryAnswerer(core.searcher, self.workers)
+        self._answerer = answerer
+        self.permissions = permissions or (lambda scope: False)
+        self.previous_window = PreviousWindow()
+        self.speech = speech
+        self.palette: Any = None
+        self.hud: Any = None
+        self.talk: Any = None
+        self.meeting: Any = None
+        self._windows: dict[str, Any] = {}
+        self.tray_ready_ms: float | None = None
+        self._wire()
+
+    # -- start / stop --------------------------------------------------------------------------
+
+    def start(self, hotkeys: bool = True) -> bool:
+        """False when another instance already runs (this one then sends it 'activate')."""
+        if not self.instance.listen():
+            return False
+        self.tray.show()
+        self.tray_ready_ms = (time.perf_counter() - self.t0) * 1000
+        log.info("tray ready in %.0f ms", self.tray_ready_ms)
+        # After the loop is running: the palette (so the hotkey only shows it), the hotkeys,
+        # the speech controllers and the interrupted-meeting check.
+        QTimer.singleShot(0, lambda: self._finish_start(hotkeys))
+        return True
+
+    def _finish_start(self, hotkeys: bool) -> None:
+        self.build_palette()
+        if hotkeys:
+            self.hotkeys.start()
+        self._build_speech()
+        self.ready.emit()
+
+    def shutdown(self) -> None:
+        if self.palette is not None:
+            self.palette.cancel()
+        self.indexing.cancel()
+        self.hotkeys.stop()
+        if self.meeting is not None:
+            self.meeting.shutdown()
+        self.instance.close()
+        self.tray.hide()
+        self.workers.shutdown()
+
+    def quit(self) -> None:
+        self.shutdown()
+        QApplication.quit()
+
+    # -- wiring --------------------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        t, b = self.tray, self.bridge
+        t.ask_requested.connect(self.show_palette)
+        t.index_requested.connect(lambda: self.window("dropzone").show())
+        t.memory_requested.connect(lambda: self.show_window("browser"))
+        t.settings_requested.connect(lambda: self.show_window("settings"))
+        t.pause_toggled.connect(self.indexing.set_paused)
+        t.quit_requested.connect(self.quit)
+        t.meeting_toggled.connect(self.toggle_meeting)
+        t.transcript_requested.connect(lambda: self.meeting is not None and self.meeting.show_transcript())
+        b.hotkey_pressed.connect(self.on_hotkey_pressed)
+        b.hotkey_released.connect(self.on_hotkey_released)
+        b.trigger_requested.connect(self.on_trigger)
+        b.error_raised.connect(lambda msg: self.tray.notify("Deskmind", msg, attention=True))
+        self.indexing.busy_changed.connect(self._indexing_busy)
+        self.indexing.failed.connect(lambda msg: self.tray.notify("Indexing failed", msg, attention=True))
+
+    def _indexing_busy(self, busy: bool) -> None:
+        if busy:
+            self.tray.set_state("indexing")
+        elif self.tray.state == "indexing":
+            self.tray.set_state("meeting" if self.meeting is not None and self.meeting.running else "idle")
+
+    def handle_message(self, msg: dict) -> dict:
+        """A later `deskmind` or `deskmind trigger X` (GUI thread, from the local socket)."""
+        if msg.get("cmd") == "activate":
+            self.show_palette()
+            return {"ok": True}
+        self.bridge.trigger_requested.emit(msg["action"])
+        return {"ok": True}
+
+    def on_trigger(self, action: str) -> None:
+        if action == "palette":
+            self.show_palette()
+        elif action == "talk":
+            self.toggle_talk()
+        elif action == "meeting":
+            self.toggle_meeting()
+
+    def on_hotkey_pressed(self, action: str) -> None:
+        if action == "palette":
+            if self.palette is not None and self.palette.isVisible() and self.palette.isActiveWindow():
+                self.palette.hide()
+            else:
+                self.show_palette()
+        elif action == "talk":
+            if self.talk is not None:
+                self.talk.pressed(hold=self.hotkeys.talk_is_hold())
+            else:
+                self._speech_missing()
+        elif action == "meeting":
+            self.toggle_meeting()
+
+    def on_hotkey_released(self, action: str) -> None:
+        if action == "talk" and self.talk is not None:
+            self.talk.released(hold=self.hotkeys.talk_is_hold())
+
+    # -- palette -------------------------------------------------------------------------------
+
+    def answerer(self) -> Answerer:
+        return self._answerer or self.memory_answerer
+
+    def build_palette(self) -> Any:
+        if self.palette is None:
+            from deskmind.ui.palette import Palette
+
+            self.palette = Palette(self.answerer(), fallback=self.memory_answerer,
+                                   can_paste=self._can_paste, history_size=self.desktop.palette_history)
+            self.palette.citation_opened.connect(self.open_citation)
+            self.palette.files_dropped.connect(self._index_from_palette)
+            self.palette.paste_requested.connect(self.paste_answer)
+        return self.palette
+
+    def show_palette(self) -> None:
+        p = self.build_palette()
+        if self.previous_window.supported and not p.isVisible():
+            own = str(int(p.winId()))
+            self.workers.submit(self.previous_window.remember,
+                                done=lambda w: w == own and setattr(self.previous_window, "window", None))
+        p.show_palette()
+
+    def _can_paste(self) -> bool:
+        return self.previous_window.supported and bool(self.permissions("paste"))
+
+    def paste_answer(self, text: str) -> None:
+        from PySide6.QtGui import QGuiApplication
+
+        if not self._can_paste():
+            return
+        QGuiApplication.clipboard().setText(text)
+        self.palette.hide()
+        self.workers.submit(self.previous_window.paste,
+                            failed=lambda e: self.tray.notify("Paste failed", str(e)))
+
+    def _index_from_palette(self, paths: list[str]) -> None:
+        def done(summary: dict) -> None:
+            if summary.get("paths") == [str(p) for p in paths] and self.palette is not None:
+                self.palette.indexing_done(summary)
+                self.indexing.finished.disconnect(done)
+
+        self.indexing.finished.connect(done)
+        self.indexing.index(paths)
+
+    def open_citation(self, c: Citation) -> None:
+        browser = self.show_window("browser")
+        if c.source_id is not None:
+            browser.open_source(c.source_id, c.locator, c.chunk_id)
+
+    # -- lazily built windows ------------------------------------------------------------------
+
+    def window(self, name: str) -> Any:
+        w = self._windows.get(name)
+        if w is None:
+            w = self._windows[name] = self._build_window(name)
+        return w
+
+    def show_window(self, name: str) -> Any:
+        w = self.window(name)
+        w.show()
+        w.raise_()
+        w.activateWindow()
+        return w
+
+    def _build_window(self, name: str) -> Any:
+        if name == "dropzone":
+            from deskmind.ui.dropzone import DropZone
+
+            return DropZone(self.indexing)
+        if name == "browser":
+            from deskmind.ui.browser.window import MemoryBrowser
+
+            b = MemoryBrowser(lambda: self.core.store, self.core.searcher, self.workers)
+            b.refresh()
+            return b
+        if name == "settings":
+            from deskmind.ui.settings.build import build_settings
+
+            return build_settings(self)
+        raise KeyError(name)
+
+    def apply_hotkeys(self, bindings: dict[str, str], talk_mode: str) -> None:
+        """Settings changed the hotkeys: save and re-arm at once."""
+        self.desktop.hotkeys.bindings = dict(bindings)
+        self.desktop.hotkeys.talk_mode = talk_mode
+        save_desktop_settings(self.desktop, self.settings_path)
+        self.hotkeys.rebind(bindings, talk_mode)
+
+    # -- speech ----------------------------------------------------------------------------------
+
+    def _build_speech(self) -> None:
+        from deskmind.ui.speech_wiring import build_speech_controllers
+
+        self.talk, self.meeting = build_speech_controllers(self)
+
+    def _speech_missing(self) -> None:
+        self.tray.notify("Deskmind", "Voice notes and meetings need the speech engine "
+                         "(faster-whisper), which is not available in this installation.", attention=True)
+
+    def toggle_talk(self) -> None:
+        if self.talk is None:
+            self._speech_missing()
+        else:
+            self.talk.toggle()
+
+    def toggle_meeting(self) -> None:
+        if self.meeting is None:
+            self._speech_missing()
+        else:
+            self.meeting.toggle()

@@ -1,0 +1,72 @@
+"""The one road back to the GUI thread.
+
+Core services report through plain callbacks that may fire on any thread (the pynput listener,
+the sounddevice consumer, indexing and transcription workers). :class:`CoreBridge` turns each of
+those hooks into a Qt ``Signal``; the bridge lives on the GUI thread, so a signal emitted from
+another thread is queued and its slots run on the GUI thread. Nothing outside the GUI thread
+touches a widget: worker code only ever calls ``bridge.<hook>(...)`` or :func:`run_on_main`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+
+log = logging.getLogger(__name__)
+
+
+class CoreBridge(QObject):
+    """Signals for every core hook the desktop app listens to. Emit from any thread."""
+
+    # hotkeys (pynput listener thread / portal / local socket)
+    hotkey_pressed = Signal(str)
+    hotkey_released = Signal(str)
+    trigger_requested = Signal(str)        # "palette" | "talk" | "meeting" from `deskmind trigger`
+    # indexing (worker thread)
+    index_event = Signal(object)            # deskmind.core.ingest.indexer.IndexEvent
+    index_finished = Signal(object)         # IndexSummary, or an Exception
+    # speech (recorder consumer thread / transcription worker)
+    level_changed = Signal(float)           # 0..1 microphone level
+    recording_started = Signal(str)         # "note" | "meeting"
+    recording_stopped = Signal(str)
+    transcribing_started = Signal(str)
+    segment_transcribed = Signal(object)    # a segment with .start .end .text
+    note_saved = Signal(object)             # the saved note (id, title, text)
+    meeting_saved = Signal(object)
+    minutes_ready = Signal(object)
+    speech_failed = Signal(str)
+    # anything
+    error_raised = Signal(str)
+    _call = Signal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._call.connect(self._run, Qt.ConnectionType.QueuedConnection)
+
+    @Slot(object)
+    def _run(self, fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except Exception:  # a failing callback must not take the event loop down
+            log.exception("callback on the GUI thread failed")
+
+    def run_on_main(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``fn(*args, **kwargs)`` on the GUI thread soon. Safe from any thread."""
+        self._call.emit(lambda: fn(*args, **kwargs))
+
+    # Hooks handed to core services: plain callables, safe from any thread.
+    def on_index_event(self, event: Any) -> None:
+        self.index_event.emit(event)
+
+    def on_level(self, level: float) -> None:
+        self.level_changed.emit(float(level))
+
+    def on_segment(self, segment: Any) -> None:
+        self.segment_transcribed.emit(segment)
+
+
+def on_gui_thread() -> bool:
+    app = QCoreApplication.instance()
+    return app is not None and QThread.currentThread() is app.thread()

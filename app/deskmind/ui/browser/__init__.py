@@ -1,0 +1,1 @@
+"""The memory browser: search, provenance, delete with receipt, export."""

@@ -1,0 +1,151 @@
+"""One memory item: its text scrolled to the cited place, and its provenance."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QTextCursor
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QTextBrowser,
+                               QVBoxLayout, QWidget)
+
+log = logging.getLogger(__name__)
+
+
+def when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "—"
+
+
+def load_item(store: Any, source_id: int) -> dict[str, Any]:
+    """Everything the view shows, read in a worker: source, text, chunks, parent, derived."""
+    src = store.get_source(source_id)
+    if src is None:
+        raise LookupError(f"source {source_id} is no longer in memory")
+    conn = store.reader()
+    row = conn.execute("SELECT text FROM documents WHERE source_id = ?", (source_id,)).fetchone()
+    chunks = [(r[0], json.loads(r[1] or "{}"), r[2]) for r in conn.execute(
+        "SELECT id, locator, text FROM chunks WHERE source_id = ? ORDER BY id", (source_id,))]
+    derived = [(r[0], r[1], r[2]) for r in conn.execute(
+        "SELECT id, kind, coalesce(title, uri) FROM sources WHERE parent_id = ?", (source_id,))]
+    parent = store.get_source(src.parent_id) if src.parent_id else None
+    return {"source": src, "text": row[0] if row else "\n\n".join(c[2] for c in chunks),
+            "chunks": chunks, "derived": derived, "parent": parent}
+
+
+class ItemView(QWidget):
+    delete_requested = Signal(int)
+    open_requested = Signal(int)        # another source id (parent, derived)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("itemView")
+        self.item: dict[str, Any] | None = None
+        lay = QVBoxLayout(self)
+        self.title = QLabel()
+        self.title.setObjectName("itemTitle")
+        self.title.setWordWrap(True)
+        self.provenance = QLabel()
+        self.provenance.setObjectName("itemProvenance")
+        self.provenance.setWordWrap(True)
+        self.provenance.setTextFormat(Qt.TextFormat.RichText)
+        self.provenance.linkActivated.connect(lambda h: self.open_requested.emit(int(h.split(":")[1])))
+        self.text = QTextBrowser()
+        self.text.setObjectName("itemText")
+        row = QHBoxLayout()
+        self.open_btn = QPushButton("Open original")
+        self.open_btn.clicked.connect(self.open_original)
+        self.export_btn = QPushButton("Export Markdown…")
+        self.export_btn.setObjectName("itemExport")
+        self.export_btn.clicked.connect(self.export_dialog)
+        self.delete_btn = QPushButton("Delete…")
+        self.delete_btn.setObjectName("itemDelete")
+        self.delete_btn.clicked.connect(lambda: self.item and self.delete_requested.emit(self.item["source"].id))
+        for b in (self.open_btn, self.export_btn, self.delete_btn):
+            row.addWidget(b)
+        row.addStretch(1)
+        lay.addWidget(self.title)
+        lay.addWidget(self.provenance)
+        lay.addWidget(self.text, 1)
+        lay.addLayout(row)
+
+    def show_item(self, item: dict[str, Any], locator: dict[str, Any] | None = None,
+                  chunk_id: int | None = None) -> None:
+        self.item = item
+        src = item["source"]
+        self.title.setText(f"<b>{html.escape(src.title or Path(src.uri).name)}</b> &nbsp; "
+                           f"<span style='color:#78909c'>{html.escape(src.kind)} · {html.escape(src.privacy)}</span>")
+        lines = [f"From: {html.escape(src.uri)}",
+                 f"Added {when(src.created_at)}, indexed {when(src.indexed_at)}, "
+                 f"{src.chunk_count or len(item['chunks'])} chunks, status {html.escape(src.status)}"]
+        if src.metadata.get("extractor") or src.metadata:
+            meta = ", ".join(f"{k}: {v}" for k, v in list(src.metadata.items())[:6])
+            if meta:
+                lines.append(html.escape(meta))
+        if item["parent"] is not None:
+            p = item["parent"]
+            lines.append(f"Derived from <a href='src:{p.id}'>{html.escape(p.title or p.uri)}</a>")
+        if item["derived"]:
+            lines.append("Derived from it: " + ", ".join(
+                f"<a href='src:{i}'>{html.escape(k)}: {html.escape(t)}</a>" for i, k, t in item["derived"]))
+        self.provenance.setText("<br>".join(lines))
+        self.text.setPlainText(item["text"])
+        self.export_btn.setEnabled(src.kind in ("note", "meeting", "minutes", "conversation", "voice_note"))
+        self.open_btn.setEnabled("://" not in src.uri or src.uri.startswith("file://"))
+        self.go_to(locator, chunk_id)
+
+    def go_to(self, locator: dict[str, Any] | None, chunk_id: int | None = None) -> bool:
+        """Scroll to and select the cited passage: the chunk's text, else its line."""
+        if not self.item:
+            return False
+        target = next((c for c in self.item["chunks"] if c[0] == chunk_id), None)
+        if target is None and locator:
+            target = next((c for c in self.item["chunks"] if c[1] == locator), None)
+        doc = self.text.document()
+        cursor = None
+        if target is not None:
+            probe = target[2].strip()[:80]
+            found = doc.find(probe)
+            if not found.isNull():
+                cursor = found
+        if cursor is None and locator and "line_start" in locator:
+            block = doc.findBlockByLineNumber(max(0, int(locator["line_start"]) - 1))
+            cursor = QTextCursor(block)
+            cursor.select(QTextCursor.SelectionType.BlockUnderCursor)
+        if cursor is None:
+            return False
+        self.text.setTextCursor(cursor)
+        self.text.ensureCursorVisible()
+        return True
+
+    def open_original(self) -> None:
+        if self.item:
+            uri = self.item["source"].uri
+            QDesktopServices.openUrl(QUrl(uri) if "://" in uri else QUrl.fromLocalFile(uri))
+
+    def markdown(self) -> str:
+        src = self.item["source"] if self.item else None
+        if src is None:
+            return ""
+        body = self.item["text"]
+        return f"# {src.title or src.kind}\n\n*{src.kind}, {when(src.created_at)}*\n\n{body}\n"
+
+    def export_dialog(self) -> None:
+        # open(), never exec(): a nested event loop would stall qasync coroutines.
+        dlg = QFileDialog(self, "Export as Markdown")
+        dlg.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dlg.setNameFilter("Markdown (*.md)")
+        dlg.setOption(QFileDialog.Option.DontUseNativeDialog)
+        src = self.item["source"] if self.item else None
+        dlg.selectFile(f"{(src.title or 'note') if src else 'note'}.md".replace("/", "-"))
+        dlg.fileSelected.connect(self.export_to)
+        dlg.open()
+
+    def export_to(self, path: str) -> Path:
+        p = Path(path)
+        p.write_text(self.markdown(), encoding="utf-8")
+        return p

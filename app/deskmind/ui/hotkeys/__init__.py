@@ -1,0 +1,1 @@
+"""Global hotkeys: pynput where it works, the XDG portal on Wayland, ``deskmind trigger`` otherwise."""

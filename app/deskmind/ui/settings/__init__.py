@@ -1,0 +1,1 @@
+"""The settings pane: one page per file, changes apply live."""

@@ -1,0 +1,40 @@
+"""The live transcript of a running meeting, on demand from the tray."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout, QWidget
+
+from deskmind.ui.tray import clock
+
+
+class TranscriptWindow(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("transcriptWindow")
+        self.setWindowTitle("Deskmind — Live transcript")
+        lay = QVBoxLayout(self)
+        self.header = QLabel("Meeting transcript (updates as people speak)")
+        self.text = QPlainTextEdit()
+        self.text.setObjectName("transcriptText")
+        self.text.setReadOnly(True)
+        lay.addWidget(self.header)
+        lay.addWidget(self.text, 1)
+        self.segments = 0
+        self.resize(520, 420)
+
+    def clear(self) -> None:
+        self.text.clear()
+        self.segments = 0
+
+    def add_segment(self, seg: Any) -> None:
+        start = getattr(seg, "start", None)
+        if start is None and isinstance(seg, dict):
+            start = seg.get("start", 0.0)
+        text = getattr(seg, "text", None) or (seg.get("text", "") if isinstance(seg, dict) else str(seg))
+        who = getattr(seg, "speaker", None) or (seg.get("speaker") if isinstance(seg, dict) else None)
+        self.text.appendPlainText(f"[{clock(start or 0.0)}] " + (f"{who}: " if who else "") + text.strip())
+        self.text.moveCursor(QTextCursor.MoveOperation.End)
+        self.segments += 1
