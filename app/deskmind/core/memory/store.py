@@ -396,7 +396,9 @@ class MemoryStore:
         try:
             src = db.connect(self.path)
             try:
-                src.backup(target, pages=1024)
+                # One step: a single read snapshot (WAL lets writers go on meanwhile), where
+                # stepping page by page restarts whenever another connection commits.
+                src.backup(target, pages=-1)
             finally:
                 src.close()
             target.execute("PRAGMA journal_mode = DELETE")

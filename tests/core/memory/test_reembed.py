@@ -1,0 +1,132 @@
+"""Re-embedding builds a new index beside the active one and swaps it in atomically."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from deskmind.core.embed import base
+from deskmind.core.memory import reembed as reembed_mod
+from deskmind.core.memory.reembed import reembed
+
+from tests.core.memory.helpers import WrappedEmbedder, note, rows, scalar
+
+ALT = "alt-minilm"
+TOPICS = ["sailing boats", "sourdough bread", "mountain hiking", "jazz piano", "tax forms"]
+
+
+@pytest.fixture
+def alt_model(embedder):
+    """A second embedding model id: the real ONNX embedder under another name, slowed down."""
+    made: list[WrappedEmbedder] = []
+
+    def factory(spec: base.EmbedderSpec) -> WrappedEmbedder:
+        w = WrappedEmbedder(embedder, model_id=spec.model_id, delay=0.25)
+        made.append(w)
+        return w
+
+    base.register(ALT, factory)
+    yield made
+    base._FACTORIES.pop(ALT, None)
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Several batches out of a small corpus, so there is a "during" to observe.
+    monkeypatch.setattr(reembed_mod, "BATCH", 8)
+
+
+def _fill(core, n: int = 30) -> dict[str, int]:
+    ids = {}
+    for i in range(n):
+        topic = TOPICS[i % len(TOPICS)]
+        ids[f"{topic}-{i}"] = core.remember(note(f"Entry {i} of the diary, all about {topic}."))
+    core.remember(note("The lighthouse keeper polished the great lens every evening.",
+                       uri="deskmind://note/lighthouse"))
+    return ids
+
+
+def test_search_keeps_working_during_a_rebuild_and_the_swap_is_atomic(core, alt_model, small_batches) -> None:
+    _fill(core)
+    old = core.store.active_index()
+    alt = core.embedder(ALT)
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(reembed(core.store, alt)))
+    searcher = core.searcher()
+    worker.start()
+    seen_models: set[str] = set()
+    searches = 0
+    added = None
+    while worker.is_alive():
+        hits = searcher.search("lamp of the lighthouse", limit=3).hits
+        assert hits and hits[0].source == "deskmind://note/lighthouse"
+        seen_models.add(core.store.active_index().model_id)
+        searches += 1
+        if added is None and scalar(core.store.reader(), "SELECT count(*) FROM vector_indexes") == 2:
+            # A note written during the rebuild must make it into the new index too.
+            added = core.remember(note("A late note about an orchard of pear trees."))
+        time.sleep(0.02)
+    worker.join()
+    assert searches >= 5 and added is not None
+    assert old.model_id in seen_models  # search ran against the old index during the build
+    res = result[0]
+    new = core.store.active_index()
+    assert new.model_id == ALT and new.id == res.index_id and res.replaced_model == old.model_id
+    conn = core.store.reader()
+    n_chunks = scalar(conn, "SELECT count(*) FROM chunks")
+    assert scalar(conn, f"SELECT count(*) FROM {new.float_table}") == n_chunks
+    assert scalar(conn, "SELECT count(*) FROM vector_indexes") == 1
+    tables = {r[0] for r in rows(conn, "SELECT name FROM sqlite_master")}
+    assert old.float_table not in tables and old.bits_table not in tables
+    assert not any(t.startswith(old.float_table) for t in tables)
+    # The new index answers, with the new model embedding the query.
+    before = alt.queries
+    hits = core.searcher().search("pear orchard", limit=1, mode="vector").hits
+    assert hits[0].source_id == added and alt.queries == before + 1
+    assert core.store.integrity_check() == []
+
+
+def test_a_cancelled_rebuild_resumes_where_it_stopped(core, alt_model, small_batches) -> None:
+    _fill(core)
+    total = scalar(core.store.reader(), "SELECT count(*) FROM chunks")
+    alt = core.embedder(ALT)
+    cancel = threading.Event()
+
+    def stop_after_two_batches(p: reembed_mod.ReembedProgress) -> None:
+        if p.done >= 16:
+            cancel.set()
+
+    assert reembed(core.store, alt, on_progress=stop_after_two_batches, cancel=cancel) is None
+    stats = core.store.stats()
+    assert stats["vector_index"]["model_id"] == core.embedder().model_id
+    assert [b["model_id"] for b in stats["building_indexes"]] == [ALT]
+    building = stats["building_indexes"][0]
+    done = scalar(core.store.reader(), f"SELECT count(*) FROM vectors_{building['id']}")
+    assert done == 16
+    # Search still uses the old, complete index meanwhile.
+    assert core.searcher().search("lighthouse lens", limit=1).hits[0].source == "deskmind://note/lighthouse"
+
+    counting = WrappedEmbedder(alt.inner, model_id=ALT)
+    res = reembed(core.store, counting)
+    assert res.index_id == building["id"]
+    assert counting.texts == total - done == res.embedded
+    assert core.store.active_index().model_id == ALT
+    assert core.store.stats()["building_indexes"] == []
+    assert core.store.stats()["vector_index"]["vectors"] == total
+
+
+def test_an_abandoned_build_for_another_model_is_replaced(core, alt_model, small_batches) -> None:
+    _fill(core, 10)
+    alt = core.embedder(ALT)
+    cancel = threading.Event()
+    reembed(core.store, alt, on_progress=lambda p: cancel.set(), cancel=cancel)
+    assert [b["model_id"] for b in core.store.stats()["building_indexes"]] == [ALT]
+    # Rebuilding with the original model drops the half-made alt index first.
+    res = reembed(core.store, core.embedder())
+    stats = core.store.stats()
+    assert stats["building_indexes"] == [] and stats["vector_index"]["model_id"] == core.embedder().model_id
+    assert res.embedded == stats["chunks"] == stats["vector_index"]["vectors"]
+    tables = {r[0] for r in rows(core.store.reader(), "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert sorted(t for t in tables if t.startswith("vectors_")) == [f"vectors_{res.index_id}"]
