@@ -10,9 +10,12 @@ Each index has two tables, named after its id:
     (``vec_quantize_binary``). 48 bytes a chunk for 384 dimensions.
 
 Search (see :class:`VectorSearcher`) is exact over the floats for small corpora and, above
-``exact_limit`` chunks, takes the Hamming-nearest candidates from the bit vectors and re-scores
-them with the floats. Triggers on ``chunks`` delete a chunk's vectors with the chunk, so
-forgetting a source never leaves vectors behind.
+``exact_limit`` chunks, takes the Hamming-nearest candidates from the bit vectors (held in
+memory, see :mod:`deskmind.core.memory.vector_cache`) and re-scores them with the floats.
+Chunks are immutable: a chunk id's vector in an index is written once (changed text makes a
+new chunk with a new id), which is what lets the in-memory copy refresh incrementally.
+Triggers on ``chunks`` delete a chunk's vectors with the chunk, so forgetting a source never
+leaves vectors behind.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+
+from deskmind.core.memory.vector_cache import BitCache, FloatCache, LayoutUnknown, Vec0Storage
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +120,12 @@ def activate(conn: Any, new: VectorIndex) -> VectorIndex | None:
     return old
 
 
+def pack_bits(vec: np.ndarray) -> np.ndarray:
+    """The sign bits of a vector packed as sqlite-vec's ``vec_quantize_binary`` packs them:
+    bit ``i`` is set when component ``i`` is > 0, least significant bit first in each byte."""
+    return np.packbits(np.asarray(vec).reshape(-1) > 0, bitorder="little")
+
+
 def to_blob(vec: np.ndarray) -> bytes:
     return np.ascontiguousarray(vec, dtype="<f4").tobytes()
 
@@ -178,88 +189,79 @@ def fetch_floats(conn: Any, idx: VectorIndex, chunk_ids: Sequence[int]) -> tuple
     return ids, mat
 
 
-class _IndexCache:
-    """An in-memory copy of one index's bit vectors (and floats, when small), kept current.
-
-    New chunks always have larger ids (AUTOINCREMENT), so refreshing reads only rows past the
-    highest id loaded. Deleted chunks stay in the cache until the next full reload; candidates
-    are re-scored against the float table, where deleted chunks no longer exist, so they can
-    never be returned.
-    """
-
-    def __init__(self, idx: VectorIndex, keep_floats: bool) -> None:
-        self.idx = idx
-        self.keep_floats = keep_floats
-        self.ids = np.zeros(0, dtype=np.int64)
-        self.bits = np.zeros((0, (idx.dim + 7) // 8), dtype=np.uint8)
-        self.floats: np.ndarray | None = np.zeros((0, idx.dim), dtype=np.float32) if keep_floats else None
-        self.max_id = 0
-        self.live = 0
-
-    def refresh(self, conn: Any) -> None:
-        live, max_id = conn.execute(
-            f"SELECT count(*), coalesce(max(chunk_id), 0) FROM {self.idx.float_table}"
-        ).fetchone()
-        if max_id < self.max_id or live < self.live * 0.9:
-            self.__init__(self.idx, self.keep_floats)  # many deletions: reload from scratch
-        if max_id > self.max_id:
-            self._load_after(conn, self.max_id)
-        self.live = live
-
-    def _load_after(self, conn: Any, after: int) -> None:
-        rows = conn.execute(
-            f"SELECT rowid, embedding FROM {self.idx.bits_table} WHERE rowid > ? ORDER BY rowid",
-            (after,),
-        ).fetchall()
-        if not rows:
-            return
-        nbytes = self.bits.shape[1]
-        new_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        new_bits = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(-1, nbytes)
-        self.ids = np.concatenate([self.ids, new_ids])
-        self.bits = np.concatenate([self.bits, new_bits])
-        if self.keep_floats:
-            _, mat = fetch_floats_after(conn, self.idx, after, new_ids)
-            self.floats = np.concatenate([self.floats, mat])
-        self.max_id = int(new_ids[-1])
-
-
-def fetch_floats_after(conn: Any, idx: VectorIndex, after: int, ids: np.ndarray) -> tuple[list[int], np.ndarray]:
-    rows = conn.execute(
-        f"SELECT chunk_id, embedding FROM {idx.float_table} WHERE chunk_id > ? AND chunk_id <= ? "
-        "ORDER BY chunk_id",
-        (after, int(ids[-1])),
-    ).fetchall()
-    got = {r[0]: r[1] for r in rows}
-    zero = bytes(4 * idx.dim)
-    # Align with the bit rows; a chunk deleted between the two reads gets a zero vector.
-    blob = b"".join(got.get(int(i), zero) for i in ids)
-    return list(map(int, ids)), np.frombuffer(blob, dtype="<f4").reshape(len(ids), idx.dim)
-
-
 class VectorSearcher:
-    """Nearest chunks to a query vector. Safe to call from several reader threads."""
+    """Nearest chunks to a query vector. Safe to call from several reader threads.
+
+    Holds one in-memory copy of the active index (see :mod:`vector_cache`): every float
+    vector while the index has at most ``exact_limit`` of them (exact search), only the bit
+    vectors beyond that (Hamming prefilter of ``candidates`` chunks, then exact re-scoring of
+    those from the float table). The copy follows the database: it is refreshed whenever
+    another connection has committed since this connection last looked.
+    """
 
     def __init__(self, exact_limit: int = 20_000, candidates: int = 400) -> None:
         self.exact_limit = exact_limit
         self.candidates = candidates
-        self._caches: dict[int, _IndexCache] = {}
+        self._cache_obj: FloatCache | BitCache | None = None
+        self._storage: Vec0Storage | None = None
+        self._seen: dict[int, tuple[Any, int, object]] = {}  # id(conn) -> (conn, data_version, cache)
         self._lock = threading.Lock()
 
-    def _cache(self, conn: Any, idx: VectorIndex) -> _IndexCache:
+    def cache_info(self) -> dict[str, Any]:
+        """What the in-memory copy holds (for ``deskmind stats`` and the benchmarks)."""
         with self._lock:
-            cache = self._caches.get(idx.id)
+            c = self._cache_obj
+            if c is None:
+                return {"kind": None, "vectors": 0, "bytes": 0}
+            n = c.live if isinstance(c, BitCache) else c.n
+            return {"kind": c.kind, "index_id": c.idx.id, "vectors": n, "bytes": c.nbytes()}
+
+    def _live(self, conn: Any, idx: VectorIndex) -> int:
+        if self._storage is not None:
+            return self._storage.count(conn)
+        return count_vectors(conn, idx)
+
+    def _current(self, conn: Any, idx: VectorIndex) -> FloatCache | BitCache:
+        """The up-to-date copy of ``idx``. Call with the lock held."""
+        cache = self._cache_obj
+        if cache is not None and cache.idx.id != idx.id:
+            cache = None  # another index became active: drop the old copy
+        dv = conn.execute("PRAGMA data_version").fetchone()[0]
+        seen = self._seen.get(id(conn))
+        if cache is not None and seen is not None and seen[0] is conn and seen[1] == dv \
+                and seen[2] is cache:
+            return cache  # nobody committed since this connection last refreshed it
+        own_txn = not conn.in_transaction
+        if own_txn:
+            conn.execute("BEGIN")  # one snapshot for the whole refresh
+        try:
             if cache is None:
-                self._caches = {}  # another index became active: drop the old copy
-                n = count_vectors(conn, idx)
-                cache = _IndexCache(idx, keep_floats=n <= self.exact_limit)
-                self._caches[idx.id] = cache
-            cache.refresh(conn)
-            if cache.keep_floats and cache.live > self.exact_limit * 1.5:
-                cache = _IndexCache(idx, keep_floats=False)
-                cache.refresh(conn)
-                self._caches[idx.id] = cache
-            return cache
+                self._seen.clear()
+                try:
+                    self._storage = Vec0Storage(conn, idx.bits_table, (idx.dim + 7) // 8)
+                except LayoutUnknown as exc:
+                    log.warning("reading bit vectors the slow way: %s", exc)
+                    self._storage = None
+                live = self._live(conn, idx)
+                cache = FloatCache(idx) if live <= self.exact_limit else BitCache(idx, self._storage)
+            if isinstance(cache, FloatCache):
+                cache.refresh(conn, self._live(conn, idx))
+                if cache.n > self.exact_limit * 1.5:
+                    cache = BitCache(idx, self._storage)
+            if isinstance(cache, BitCache):
+                try:
+                    cache.refresh(conn)
+                except LayoutUnknown as exc:
+                    log.warning("reading bit vectors the slow way: %s", exc)
+                    self._storage = None
+                    cache = BitCache(idx, None)
+                    cache.refresh(conn)
+        finally:
+            if own_txn:
+                conn.execute("COMMIT")
+        self._cache_obj = cache
+        self._seen[id(conn)] = (conn, dv, cache)
+        return cache
 
     def search(
         self, conn: Any, idx: VectorIndex, query: np.ndarray, k: int,
@@ -273,15 +275,14 @@ class VectorSearcher:
         if allowed is not None:
             ids, mat = fetch_floats(conn, idx, allowed)
             return _top(ids, mat @ q, k)
-        cache = self._cache(conn, idx)
-        if len(cache.ids) == 0:
-            return []
-        if cache.floats is not None:
-            return _top(cache.ids, cache.floats @ q, k)
-        qbits = np.packbits(q > 0, bitorder="little")
-        dist = np.bitwise_count(np.bitwise_xor(cache.bits, qbits)).sum(axis=1, dtype=np.uint16)
-        c = min(max(self.candidates, k * 4), len(dist))
-        cand = cache.ids[np.argpartition(dist, c - 1)[:c]] if c < len(dist) else cache.ids
+        with self._lock:
+            cache = self._current(conn, idx)
+            if isinstance(cache, FloatCache):
+                return _top(cache.ids, cache.floats @ q, k)
+            if cache.live == 0:
+                return []
+            c = max(self.candidates, k * 4)
+            cand = cache.ids[cache.nearest_slots(pack_bits(q), c)]
         ids, mat = fetch_floats(conn, idx, cand.tolist())
         return _top(ids, mat @ q, k)
 

@@ -1,0 +1,173 @@
+"""Shared pieces of the benchmarks: a real text corpus, its cached embeddings, timing helpers.
+
+The real corpus is the Python standard library's docstrings (read with ``ast``, nothing is
+imported) plus the plain-text files under /usr/share/doc, cut into chunks with Deskmind's own
+chunker. Its embeddings are cached under bench/out/ so that reruns start at once.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import os
+import re
+import statistics
+import sysconfig
+import time
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from deskmind.core.ingest.chunker import chunk_sections
+from deskmind.core.ingest.types import Section
+
+OUT = Path(__file__).resolve().parent / "out"
+MIN_WORDS = 8  # "Return self." is not a chunk anyone searches for
+
+
+def _stdlib_docstrings() -> Iterator[tuple[str, str]]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in ("site-packages", "dist-packages"):
+            continue
+        try:
+            tree = ast.parse(path.read_bytes())
+        except (SyntaxError, ValueError, OSError):
+            continue
+        mod = ".".join(rel.with_suffix("").parts)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node)
+                if doc:
+                    name = getattr(node, "name", None)
+                    yield (f"{mod}.{name}" if name else mod), doc
+
+
+def _share_doc_texts() -> Iterator[tuple[str, str]]:
+    root = Path("/usr/share/doc")
+    if not root.is_dir():
+        return
+    for path in sorted(root.rglob("*")):
+        name = path.name.lower()
+        if not path.is_file() or path.is_symlink() or name.startswith("copyright"):
+            continue
+        if not (name.endswith((".txt", ".md", ".gz")) or name.startswith(("readme", "news"))):
+            continue
+        try:
+            data = path.read_bytes()
+            if name.endswith(".gz"):
+                if not name.startswith(("readme", "news", "changelog")):
+                    continue
+                data = gzip.decompress(data)
+            text = data.decode("utf-8")
+        except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile):
+            continue
+        yield str(path), text[:200_000]
+
+
+def real_chunks(limit: int | None = None) -> list[str]:
+    """Chunks of real English text: stdlib docstrings first, then /usr/share/doc."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for source in (_stdlib_docstrings(), _share_doc_texts()):
+        for _, text in source:
+            for ch in chunk_sections([Section(text=text, locator={})]):
+                if len(ch.text.split()) < MIN_WORDS or ch.text in seen:
+                    continue
+                seen.add(ch.text)
+                out.append(ch.text)
+                if limit and len(out) >= limit:
+                    return out
+    return out
+
+
+def embedded_corpus(embedder: object, limit: int, log: Callable[[str], None] = print) -> tuple[list[str], np.ndarray]:
+    """The first ``limit`` real chunks and their vectors, cached in bench/out/."""
+    model = getattr(embedder, "model_id", "model")
+    stem = OUT / f"corpus-{limit}-{re.sub(r'[^A-Za-z0-9_.-]', '_', model)}"
+    vec_file, text_file = stem.with_suffix(".npy"), stem.with_suffix(".json")
+    if vec_file.is_file() and text_file.is_file():
+        texts = json.loads(text_file.read_text())
+        mat = np.load(vec_file)
+        if len(texts) == len(mat):
+            return texts, mat
+    OUT.mkdir(parents=True, exist_ok=True)
+    texts = real_chunks(limit)
+    log(f"embedding {len(texts)} real chunks once (cached in {vec_file.name}) ...")
+    t0 = time.perf_counter()
+    parts = []
+    step = 1024
+    for i in range(0, len(texts), step):
+        parts.append(embedder.embed(texts[i:i + step]))
+        done = min(i + step, len(texts))
+        log(f"  {done}/{len(texts)} chunks, {done / (time.perf_counter() - t0):.0f}/s")
+    mat = np.concatenate(parts).astype(np.float32)
+    tmp = stem.with_suffix(".tmp.npy")
+    np.save(tmp, mat)
+    text_file.write_text(json.dumps(texts))
+    os.replace(tmp, vec_file)
+    return texts, mat
+
+
+def make_embedder(cache_dir: Path | None = None) -> object:
+    from deskmind.core.embed.base import EmbedderSpec, create_embedder
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    cache_dir = cache_dir or OUT / "model-cache"
+    return create_embedder(EmbedderSpec(options={"cache_dir": str(cache_dir)}))
+
+
+def percentiles(samples_ms: Sequence[float]) -> tuple[float, float]:
+    """(p50, p95) of timings in ms."""
+    s = sorted(samples_ms)
+    if not s:
+        return float("nan"), float("nan")
+    p95 = s[min(len(s) - 1, int(round(0.95 * (len(s) - 1))))]
+    return statistics.median(s), p95
+
+
+def load_average() -> str:
+    try:
+        one, five, fifteen = os.getloadavg()
+        return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+    except OSError:
+        return "load average unknown"
+
+
+QUERIES = [
+    "how do I parse a date string with a timezone",
+    "open a file for reading and writing in binary mode",
+    "compress data with gzip",
+    "send an email with an attachment",
+    "create a temporary directory that is removed afterwards",
+    "sort a list of dictionaries by a key",
+    "read environment variables",
+    "spawn a subprocess and capture its output",
+    "thread pool executor map",
+    "regular expression match groups",
+    "encode bytes as base64",
+    "decimal rounding modes",
+    "socket timeout on connect",
+    "serialize objects to json with custom encoder",
+    "walk a directory tree recursively",
+    "hash a password securely",
+    "parse command line arguments with subcommands",
+    "logging configuration from a dictionary",
+    "unicode normalization of strings",
+    "calculate the median of numbers",
+    "read a csv file with headers",
+    "http server that serves files",
+    "copy file permissions and metadata",
+    "cancel an asyncio task",
+    "weak references to objects",
+    "iterate over pairs of consecutive items",
+    "xml element tree parsing",
+    "random sample without replacement",
+    "context manager that suppresses exceptions",
+    "format a number with thousands separators",
+    "signal handler for interrupt",
+    "memory usage of python objects",
+]
