@@ -1,11 +1,12 @@
 """Index files and folders into memory, incrementally and safely.
 
-Per file: stat; unchanged size and mtime → nothing is read. Otherwise read and hash; an
-unchanged hash → only the new mtime is recorded. Otherwise extract, chunk, embed (batched across
+Per file: stat; unchanged size and mtime -> nothing is read. Otherwise read and hash; an
+unchanged hash -> only the new mtime is recorded. Otherwise extract, chunk, embed (batched across
 files, reusing vectors of text already embedded) and replace the source's chunks in one
 transaction: a kill at any moment leaves the old or the new state of each file, never a mix.
 
-Runs on the calling thread (a worker, never the GUI thread); progress goes to ``on_event``.
+Threads: ``index`` runs on the calling thread (a worker, never the GUI thread), which embeds
+and stores; reading and parsing run on a small pool beside it. Progress goes to ``on_event``.
 """
 
 from __future__ import annotations
@@ -13,91 +14,39 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import stat
+import stat as stat_mod
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from deskmind.core.embed.base import Embedder
 from deskmind.core.errors import UserInputError
+from deskmind.core.ingest import links as links_mod
+from deskmind.core.ingest import status as status_mod
+from deskmind.core.ingest import transcribe
 from deskmind.core.ingest.chunker import chunk_sections
+from deskmind.core.ingest.ignore import default_reason
+from deskmind.core.ingest.outcomes import FileOutcome, IndexEvent, IndexSummary, Prepared
+from deskmind.core.ingest.privacy import PrivacyRules
 from deskmind.core.ingest.types import ExtractionError, Extracted, file_type
+from deskmind.core.ingest.walk import Found, Passed, describe_special, walk
 from deskmind.core.memory.models import DEFAULT_PRIVACY, SourceDraft
 from deskmind.core.memory.store import MemoryStore, text_hash
+
+__all__ = ["Indexer", "IndexEvent", "IndexSummary", "FileOutcome"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_MEDIA_BYTES = 4096 * 1024 * 1024
 EMBED_BATCH_CHUNKS = 64
-DEFAULT_IGNORED_DIRS = frozenset({
-    ".git", ".hg", ".svn", ".bzr", "node_modules", "__pycache__", ".venv", "venv", ".tox",
-    ".mypy_cache", ".pytest_cache", ".ruff_cache", ".cache", "build", "dist", ".idea",
-    ".gradle", "target", ".next", ".DS_Store",
-})
-
-
-@dataclass
-class IndexEvent:
-    """Progress of an indexing run. ``kind`` is scan, file, or done."""
-
-    kind: str
-    files_done: int = 0
-    files_total: int = 0
-    chunks: int = 0
-    bytes: int = 0
-    eta_s: float | None = None
-    path: str | None = None
-    status: str | None = None  # indexed, unchanged, skipped, failed, queued, removed
-    reason: str | None = None
-
-
-@dataclass
-class FileOutcome:
-    path: str
-    kind: str | None
-    status: str
-    reason: str | None = None
-    chunks: int = 0
-
-
-@dataclass
-class IndexSummary:
-    outcomes: list[FileOutcome] = field(default_factory=list)
-    embedded_chunks: int = 0
-    seconds: float = 0.0
-
-    def count(self, status: str) -> int:
-        return sum(1 for o in self.outcomes if o.status == status)
-
-    def by_kind(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for o in self.outcomes:
-            k = out.setdefault(o.kind or "other", {})
-            k[o.status] = k.get(o.status, 0) + 1
-        return out
-
-    def to_dict(self) -> dict:
-        return {
-            "indexed": self.count("indexed"), "unchanged": self.count("unchanged"),
-            "skipped": self.count("skipped"), "failed": self.count("failed"),
-            "queued": self.count("queued"), "removed": self.count("removed"),
-            "chunks": sum(o.chunks for o in self.outcomes if o.status == "indexed"),
-            "embedded_chunks": self.embedded_chunks, "seconds": round(self.seconds, 3),
-            "by_kind": self.by_kind(),
-            "problems": [o.__dict__ for o in self.outcomes if o.status in ("skipped", "failed")],
-        }
-
-
-@dataclass
-class _Prepared:
-    path: Path
-    outcome: FileOutcome
-    draft: SourceDraft | None = None
+IN_FLIGHT = 32  # files being read/parsed ahead of the embedder: bounds memory on big trees
+_USE_REGISTRY = object()
 
 
 class Indexer:
@@ -107,106 +56,152 @@ class Indexer:
         embedder: Callable[[], Embedder] | None,
         *,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES,
         privacy_for: Callable[[Path], str] | None = None,
+        ignore: Iterable[str] = (),
+        transcriber: Any = _USE_REGISTRY,
         workers: int = 2,
     ) -> None:
         self.store = store
         self._embedder = embedder
         self.max_file_bytes = max_file_bytes
+        self.max_media_bytes = max_media_bytes
         self.privacy_for = privacy_for or (lambda _p: DEFAULT_PRIVACY)
+        self.ignore = list(ignore)
+        self._transcriber = transcriber
         self.workers = workers
+        self._timing_lock = threading.Lock()
+        self._parse_s = 0.0
 
-    # -- walking -----------------------------------------------------------------------
+    @classmethod
+    def for_settings(cls, store: MemoryStore, embedder: Callable[[], Embedder] | None,
+                     settings: Any) -> "Indexer":
+        """An indexer configured by ``settings.ingest`` (an IngestSettings)."""
+        return cls(
+            store, embedder,
+            max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
+            max_media_bytes=int(settings.max_media_mb * 1024 * 1024),
+            privacy_for=PrivacyRules.from_settings(settings.privacy_rules, settings.default_privacy),
+            ignore=settings.ignore,
+        )
 
-    def _walk(self, root: Path, report: Callable[[FileOutcome], None]) -> Iterator[tuple[Path, os.stat_result]]:
-        seen_dirs: set[tuple[int, int]] = set()
-        stack = [root]
-        while stack:
-            d = stack.pop()
-            try:
-                st = d.stat()
-                key = (st.st_dev, st.st_ino)
-                if key in seen_dirs:  # a symlink loop, or the same folder twice
-                    report(FileOutcome(str(d), None, "skipped", "symlink loop: folder already visited"))
-                    continue
-                seen_dirs.add(key)
-                entries = sorted(os.scandir(d), key=lambda e: e.name)
-            except PermissionError:
-                report(FileOutcome(str(d), None, "failed", "permission denied: cannot list folder"))
-                continue
-            except OSError as exc:
-                report(FileOutcome(str(d), None, "failed", f"cannot list folder: {exc.strerror or exc}"))
-                continue
-            subdirs = []
-            for e in entries:
-                try:
-                    if e.is_dir():
-                        if e.name in DEFAULT_IGNORED_DIRS:
-                            continue
-                        subdirs.append(Path(e.path))
-                    elif e.is_file():
-                        yield Path(e.path), e.stat()
-                    elif e.is_symlink():
-                        report(FileOutcome(e.path, None, "skipped", "broken symbolic link"))
-                except OSError as exc:
-                    report(FileOutcome(e.path, None, "failed", f"cannot stat: {exc.strerror or exc}"))
-            stack.extend(reversed(subdirs))
+    @property
+    def transcriber(self) -> transcribe.Transcriber | None:
+        if self._transcriber is _USE_REGISTRY:
+            return transcribe.get_transcriber()
+        return self._transcriber
 
-    # -- per file ----------------------------------------------------------------------
+    # -- deciding what needs work (calling thread: must stay cheap) -----------------------
 
-    def _prepare(self, path: Path, st: os.stat_result, known: tuple | None) -> _Prepared:
-        ft = file_type(path)
+    def _triage(self, f: Found, known: status_mod.Known | None, collection: str | None,
+                tags: list[tuple[int, str, str | None]]) -> FileOutcome | None:
+        """An outcome when the file needs no reading, else None."""
+        uri = str(f.path)
+        ft = file_type(f.path)
         kind = ft.kind if ft else None
-        uri = str(path)
+        same = known is not None and known.size == f.st.st_size and known.mtime == f.st.st_mtime
+        if same:
+            unchanged = known.status in ("indexed", "skipped", "failed") or (
+                known.status == "queued" and self.transcriber is None)
+            if unchanged:
+                privacy = self.privacy_for(f.path)
+                if known.status == "indexed" and (known.privacy != privacy or known.collection != collection):
+                    tags.append((known.id, privacy, collection))
+                return FileOutcome(uri, kind, "unchanged")
         if ft is None:
-            return _Prepared(path, FileOutcome(uri, None, "skipped", "unsupported file type"))
-        if known and known[4] == "indexed" and known[1] == st.st_size and known[2] == st.st_mtime:
-            return _Prepared(path, FileOutcome(uri, kind, "unchanged"))
-        if st.st_size > self.max_file_bytes:
-            return _Prepared(path, FileOutcome(
-                uri, kind, "skipped",
-                f"too large: {st.st_size / 1e6:.1f} MB, over the {self.max_file_bytes / 1e6:.0f} MB limit"))
+            return FileOutcome(uri, None, "skipped", f"unsupported file type ({f.path.suffix or 'no extension'})")
+        limit = self.max_media_bytes if ft.media else self.max_file_bytes
+        if f.st.st_size > limit:
+            return FileOutcome(uri, kind, "skipped",
+                               f"too large: {f.st.st_size / 1e6:.1f} MB, over the {limit / 1e6:.0f} MB limit "
+                               "(settings: [ingest] max_file_mb)")
+        if ft.media and self.transcriber is None:
+            return FileOutcome(uri, kind, "queued", transcribe.NO_TRANSCRIBER)
+        return None
+
+    # -- per file (pool threads) ----------------------------------------------------------
+
+    def _prepare(self, f: Found, known: status_mod.Known | None, collection: str | None) -> Prepared:
+        t0 = time.perf_counter()
         try:
-            with open(path, "rb") as fh:
-                data = fh.read(self.max_file_bytes + 1)
+            return self._prepare_inner(f, known, collection)
+        except Exception as exc:  # a bug in a parser or a library must not stop the batch
+            log.exception("unexpected error on %s", f.path)
+            return Prepared(f.path, FileOutcome(str(f.path), None, "failed", f"unexpected error: {exc}"))
+        finally:
+            with self._timing_lock:
+                self._parse_s += time.perf_counter() - t0
+
+    def _prepare_inner(self, f: Found, known: status_mod.Known | None, collection: str | None) -> Prepared:
+        path, uri = f.path, str(f.path)
+        ft = file_type(path)
+        kind = ft.kind
+
+        def fail(status: str, reason: str) -> Prepared:
+            return Prepared(path, FileOutcome(uri, kind, status, reason))
+
+        try:
+            # O_NONBLOCK: a FIFO swapped in after the scan must not hang the worker.
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         except PermissionError:
-            return _Prepared(path, FileOutcome(uri, kind, "failed", "permission denied"))
+            return fail("failed", "permission denied")
         except FileNotFoundError:
-            return _Prepared(path, FileOutcome(uri, kind, "failed", "file vanished while being read"))
+            return fail("failed", "file vanished before it could be read")
         except OSError as exc:
-            return _Prepared(path, FileOutcome(uri, kind, "failed", f"read error: {exc.strerror or exc}"))
-        if len(data) > self.max_file_bytes:
-            return _Prepared(path, FileOutcome(uri, kind, "skipped", "grew past the size limit while being read"))
-        digest = hashlib.sha256(data).hexdigest()
-        if known and known[3] == digest and known[4] == "indexed":
-            self.store.touch_source(known[0], st.st_size, st.st_mtime)
-            return _Prepared(path, FileOutcome(uri, kind, "unchanged"))
-        if not data:
-            return _Prepared(path, FileOutcome(uri, kind, "skipped", "empty file"))
+            return fail("failed", f"read error: {exc.strerror or exc}")
         try:
-            ex: Extracted = ft.extractor(path, data)
+            st = os.fstat(fd)
+            if not stat_mod.S_ISREG(st.st_mode):
+                return fail("skipped", f"not a regular file: {describe_special(st.st_mode)}")
+            if ft.media:
+                digest = _media_fingerprint(fd, st.st_size)
+                data = b""
+            else:
+                with os.fdopen(os.dup(fd), "rb") as fh:
+                    data = fh.read(self.max_file_bytes + 1)
+                digest = hashlib.sha256(data).hexdigest()
+        except OSError as exc:
+            return fail("failed", f"read error: {exc.strerror or exc}")
+        finally:
+            os.close(fd)
+        if not ft.media and len(data) > self.max_file_bytes:
+            return fail("skipped", "grew past the size limit while being read")
+        if known and known.content_hash == digest and known.status == "indexed":
+            return Prepared(path, FileOutcome(uri, kind, "unchanged"), touch=(known.id, st.st_size, st.st_mtime))
+        if not ft.media and not data:
+            return fail("skipped", "empty file (zero bytes)")
+        try:
+            if ft.media:
+                segments = self.transcriber(path)  # type: ignore[misc]
+                ex: Extracted = transcribe.transcript_to_extracted(path, segments, "speech")
+            else:
+                ex = ft.extractor(path, data)
         except ExtractionError as exc:
-            return _Prepared(path, FileOutcome(uri, kind, "failed", str(exc)))
-        except Exception as exc:  # a parser bug must not stop the batch
+            return fail("failed", str(exc))
+        except MemoryError:
+            return fail("failed", "too complex to parse in memory")
+        except RecursionError:
+            return fail("failed", "too deeply nested to parse")
+        except Exception as exc:
             log.exception("extractor failed on %s", path)
-            return _Prepared(path, FileOutcome(uri, kind, "failed", f"could not parse: {exc}"))
+            return fail("failed", f"could not parse: {type(exc).__name__}: {exc}")
         chunks = chunk_sections(ex.sections, presplit=ex.presplit)
         if not chunks:
-            return _Prepared(path, FileOutcome(uri, kind, "skipped", "no text found in file"))
+            return fail("skipped", "no text found in file" if not ft.media else "no speech found")
         try:
-            now_st = path.stat()
-            if now_st.st_mtime != st.st_mtime or now_st.st_size != st.st_size:
-                return _Prepared(path, FileOutcome(uri, kind, "failed", "changed while being read; will retry on next scan"))
+            now = os.stat(path)
         except OSError:
-            return _Prepared(path, FileOutcome(uri, kind, "failed", "file vanished while being read"))
+            return fail("failed", "file vanished while being read; will retry on next scan")
+        if now.st_mtime != st.st_mtime or now.st_size != st.st_size or now.st_ino != st.st_ino:
+            return fail("failed", "changed while being read; will retry on next scan")
         draft = SourceDraft(
             uri=uri, kind=kind, title=ex.title, content_hash=digest, size=st.st_size,
-            mtime=st.st_mtime, privacy=self.privacy_for(path), metadata=ex.metadata,
-            text=ex.text, extractor=ex.extractor, chunks=chunks,
+            mtime=st.st_mtime, privacy=self.privacy_for(path), collection=collection,
+            metadata=ex.metadata, text=ex.text, extractor=ex.extractor, chunks=chunks,
         )
-        return _Prepared(path, FileOutcome(uri, kind, "indexed", chunks=len(chunks)), draft)
+        return Prepared(path, FileOutcome(uri, kind, "indexed", chunks=len(chunks)), draft, links=ex.links)
 
-    # -- the run -----------------------------------------------------------------------
+    # -- the run --------------------------------------------------------------------------
 
     def index(
         self,
@@ -216,92 +211,172 @@ class Indexer:
         remove_missing: bool = True,
     ) -> IndexSummary:
         t0 = time.perf_counter()
+        self._parse_s = 0.0
         emit = on_event or (lambda _e: None)
         summary = IndexSummary()
-        roots = [Path(p).expanduser().absolute() for p in paths]
+        roots = [Path(os.path.abspath(os.path.expanduser(str(p)))) for p in paths]
         for r in roots:
-            if not r.exists() and not r.is_symlink():
+            if not os.path.lexists(r):
                 raise UserInputError(f"no such file or folder: {r}")
+        records: list[status_mod.StatusRecord] = []
+        ignored: set[str] = set()
+        ignored_reasons: Counter[str] = Counter()
 
-        def report(o: FileOutcome) -> None:
+        def passed(p: Passed) -> None:
+            if p.status == "ignored":
+                ignored.add(p.path)
+                ignored_reasons[p.reason] += 1
+                return
+            o = FileOutcome(p.path, None, p.status, p.reason)
             summary.outcomes.append(o)
-            self._record(o)
+            records.append(status_mod.StatusRecord(p.path, "other", p.status, p.reason,
+                                                   privacy=self.privacy_for(Path(p.path))))
 
-        files: list[tuple[Path, os.stat_result]] = []
+        files: list[Found] = []
         for root in roots:
-            if root.is_dir():
-                files.extend(self._walk(root, report))
-            else:
-                try:
-                    files.append((root, root.stat()))
-                except OSError as exc:
-                    report(FileOutcome(str(root), None, "failed", f"cannot stat: {exc.strerror or exc}"))
+            if os.path.isdir(root):
+                files.extend(walk(root, self.ignore, passed, links_mod.vault_root(root)))
+                continue
+            # A file named explicitly is read unless it is a secret or a binary by name.
+            reason = default_reason(root.name)
+            if reason:
+                passed(Passed(str(root), "skipped", f"ignored: {reason}"))
+                continue
+            try:
+                st = os.stat(root)
+            except OSError as exc:
+                passed(Passed(str(root), "failed", f"cannot stat: {exc.strerror or exc}"))
+                continue
+            if not stat_mod.S_ISREG(st.st_mode):
+                passed(Passed(str(root), "skipped", f"not a regular file: {describe_special(st.st_mode)}"))
+                continue
+            files.append(Found(root, st, links_mod.vault_root(root)))
+        summary.timings["scan"] = time.perf_counter() - t0
         emit(IndexEvent("scan", files_total=len(files)))
-        known: dict[str, tuple] = {}
-        for root in roots:
-            known.update(self.store.source_states(str(root)))
-        total_bytes = sum(st.st_size for _, st in files)
-        done_bytes = 0
-        pending: list[_Prepared] = []
+
+        known = status_mod.known_states(self.store, [str(r) for r in roots])
+        vaults: dict[Path, str] = {}
+        for f in files:
+            if f.vault is not None and f.vault not in vaults:
+                vaults[f.vault] = links_mod.ensure_collection(self.store, f.vault)
+
+        tags: list[tuple[int, str, str | None]] = []
+        touches: list[tuple[int, int, float]] = []
+        work_bytes = sum(f.st.st_size for f in files)
+        state = {"done": 0, "bytes": 0, "chunks": 0, "t_work": None}
+        pending: list[Prepared] = []
         pending_chunks = 0
+
+        def progress(f: Found, o: FileOutcome) -> None:
+            state["done"] += 1
+            state["bytes"] += f.st.st_size
+            state["chunks"] += o.chunks
+            elapsed = time.perf_counter() - t0
+            eta = (elapsed / state["bytes"] * (work_bytes - state["bytes"])) if state["bytes"] else None
+            emit(IndexEvent("file", files_done=state["done"], files_total=len(files),
+                            chunks=state["chunks"], bytes=state["bytes"], bytes_total=work_bytes,
+                            eta_s=eta, path=o.path, status=o.status, reason=o.reason))
+
+        def settle(f: Found, o: FileOutcome) -> None:
+            summary.outcomes.append(o)
+            if o.status in ("skipped", "failed", "queued"):
+                records.append(status_mod.StatusRecord(
+                    o.path, o.kind or "other", o.status, o.reason, f.st.st_size, f.st.st_mtime,
+                    self.privacy_for(f.path), vaults.get(f.vault) if f.vault else None))
+                if len(records) >= 500:
+                    flush_records()
+            progress(f, o)
+
+        def flush_records() -> None:
+            status_mod.record_statuses(self.store, records)
+            records.clear()
 
         def flush() -> None:
             nonlocal pending, pending_chunks
-            summary.embedded_chunks += self._store_batch(pending)
+            summary.embedded_chunks += self._store_batch(pending, summary)
             pending, pending_chunks = [], 0
 
+        cancelled = lambda: cancel is not None and cancel.is_set()  # noqa: E731
+        in_flight: deque[tuple[Found, Future[Prepared]]] = deque()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="deskmind-parse") as pool:
-            prepared = pool.map(lambda f: self._prepare(f[0], f[1], known.get(str(f[0]))), files)
-            for n, prep in enumerate(prepared, 1):
-                if cancel is not None and cancel.is_set():
+            def drain(limit: int) -> None:
+                nonlocal pending_chunks
+                while len(in_flight) > limit and not cancelled():
+                    f, fut = in_flight.popleft()
+                    prep = fut.result()
+                    if prep.touch:
+                        touches.append(prep.touch)
+                    if prep.draft is not None:
+                        pending.append(prep)
+                        pending_chunks += len(prep.draft.chunks)
+                        summary.outcomes.append(prep.outcome)
+                        progress(f, prep.outcome)
+                        if pending_chunks >= EMBED_BATCH_CHUNKS:
+                            flush()
+                    else:
+                        settle(f, prep.outcome)
+
+            for f in files:
+                if cancelled():
                     break
-                done_bytes += files[n - 1][1].st_size
-                if prep.draft is not None:
-                    pending.append(prep)
-                    pending_chunks += len(prep.draft.chunks)
-                    if pending_chunks >= EMBED_BATCH_CHUNKS:
-                        flush()
-                else:
-                    if prep.outcome.status != "unchanged":
-                        self._record(prep.outcome)
-                summary.outcomes.append(prep.outcome)
-                elapsed = time.perf_counter() - t0
-                eta = elapsed / done_bytes * (total_bytes - done_bytes) if done_bytes else None
-                emit(IndexEvent("file", files_done=n, files_total=len(files),
-                                chunks=sum(o.chunks for o in summary.outcomes),
-                                bytes=done_bytes, eta_s=eta, path=prep.outcome.path,
-                                status=prep.outcome.status, reason=prep.outcome.reason))
-            if cancel is not None and cancel.is_set():
-                pool.shutdown(cancel_futures=True)
+                coll = vaults.get(f.vault) if f.vault else None
+                k = known.get(str(f.path))
+                quick = self._triage(f, k, coll, tags)
+                if quick is not None:
+                    settle(f, quick)
+                    continue
+                in_flight.append((f, pool.submit(self._prepare, f, k, coll)))
+                drain(IN_FLIGHT)
+            drain(0)
+            if cancelled():
+                for _, fut in in_flight:
+                    fut.cancel()
         flush()
-        if remove_missing and not (cancel is not None and cancel.is_set()):
-            present = {str(p) for p, _ in files}
-            for root in roots:
-                if root.is_dir():
-                    for uri, state in self.store.source_states(str(root)).items():
-                        if uri not in present and not os.path.lexists(uri):
-                            self.store.forget_ids([state[0]])
-                            summary.outcomes.append(FileOutcome(uri, None, "removed", "file no longer exists"))
+        flush_records()
+        status_mod.update_tags(self.store, tags)
+        status_mod.touch(self.store, touches)
+        if remove_missing and not cancelled():
+            self._remove_missing(roots, files, ignored, summary)
+        summary.ignored = sum(ignored_reasons.values())
+        summary.ignored_reasons = dict(ignored_reasons)
         summary.seconds = time.perf_counter() - t0
-        emit(IndexEvent("done", files_done=len(files), files_total=len(files),
-                        chunks=sum(o.chunks for o in summary.outcomes), bytes=done_bytes))
+        summary.timings["parse_cpu"] = self._parse_s
+        summary.timings["total"] = summary.seconds
+        summary.cancelled = cancelled()
+        emit(IndexEvent("done", files_done=state["done"], files_total=len(files),
+                        chunks=state["chunks"], bytes=state["bytes"], bytes_total=work_bytes))
         return summary
 
-    def _record(self, o: FileOutcome) -> None:
-        if o.status in ("skipped", "failed", "queued"):
-            try:
-                self.store.mark_source(o.path, o.kind or "other", o.status, o.reason)
-            except Exception:
-                log.exception("could not record the status of %s", o.path)
+    def _remove_missing(self, roots: list[Path], files: list[Found], ignored: set[str],
+                        summary: IndexSummary) -> None:
+        """Forget sources under the roots whose files are gone (or are now ignored)."""
+        present = {str(f.path) for f in files}
+        gone: list[tuple[int, str, str]] = []
+        for root in roots:
+            if not os.path.isdir(root):
+                continue
+            for uri, k in status_mod.known_states(self.store, [str(root)]).items():
+                if uri in present:
+                    continue
+                if uri in ignored:
+                    gone.append((k.id, uri, "now ignored"))
+                elif not os.path.lexists(uri):
+                    gone.append((k.id, uri, "file no longer exists"))
+        if gone:
+            self.store.forget_ids([g[0] for g in gone])
+            for _, uri, why in gone:
+                summary.outcomes.append(FileOutcome(uri, None, "removed", why))
 
-    def _store_batch(self, batch: list[_Prepared]) -> int:
+    def _store_batch(self, batch: list[Prepared], summary: IndexSummary) -> int:
         """Embed what needs embedding for a batch of drafts, then store each draft."""
         if not batch:
             return 0
         idx = None
         vectors: dict[str, np.ndarray] = {}
         if self._embedder is not None:
-            emb = self._embedder()
+            t0 = time.perf_counter()
+            emb = self._embedder()  # loads the model on first use
+            summary.timings["embedder_load"] = summary.timings.get("embedder_load", 0.0) + time.perf_counter() - t0
             idx = self.store.ensure_active_index(emb.model_id, emb.dim)
             texts: dict[str, str] = {}
             for p in batch:
@@ -310,19 +385,34 @@ class Indexer:
             reuse = self.store.reusable_vectors(idx, texts)
             todo = [(h, t) for h, t in texts.items() if h not in reuse]
             if todo and emb.model_id == idx.model_id:
+                t0 = time.perf_counter()
                 mat = emb.embed([t for _, t in todo])
+                summary.timings["embed"] = summary.timings.get("embed", 0.0) + time.perf_counter() - t0
                 vectors = {h: v for (h, _), v in zip(todo, mat)}
             elif todo:
                 log.info("active index is for %s; %d chunks wait for 'deskmind reembed'",
                          idx.model_id, len(todo))
-        embedded = len(vectors)
+        t0 = time.perf_counter()
+        link_items = []
         for p in batch:
             try:
-                self.store.put_source(p.draft, idx, vectors)
+                sid = self.store.put_source(p.draft, idx, vectors)
+                link_items.append((sid, p.links))
             except Exception as exc:
                 log.error("could not store %s: %s", p.path, exc)
-                p.outcome.status, p.outcome.reason = "failed", str(exc)
+                p.outcome.status, p.outcome.reason = "failed", f"could not store: {exc}"
                 p.outcome.chunks = 0
                 if "full" in str(exc).lower():
                     raise
-        return embedded
+        links_mod.replace_links(self.store, link_items)
+        summary.timings["store"] = summary.timings.get("store", 0.0) + time.perf_counter() - t0
+        return len(vectors)
+
+
+def _media_fingerprint(fd: int, size: int) -> str:
+    """A cheap identity for big media: size plus the first and last MiB (not the whole file)."""
+    h = hashlib.sha256(str(size).encode())
+    h.update(os.pread(fd, 1 << 20, 0))
+    if size > 2 << 20:
+        h.update(os.pread(fd, 1 << 20, size - (1 << 20)))
+    return "media:" + h.hexdigest()

@@ -50,18 +50,76 @@ Extractor = Callable[[Path, bytes], Extracted]
 @dataclass(frozen=True)
 class FileType:
     kind: str
-    extractor: Extractor
+    extractor: Extractor | None
+    # Media is not read by the indexer: it is queued for (or handed to) the transcriber.
+    media: bool = False
 
 
 _BY_SUFFIX: dict[str, FileType] = {}
+_BY_NAME: dict[str, FileType] = {}
 
 
-def register(suffixes: list[str], kind: str, extractor: Extractor) -> None:
+def register(suffixes: list[str], kind: str, extractor: Extractor | None, *, media: bool = False) -> None:
+    """Register a type by suffix (".md") or, without a leading dot, by whole file name ("readme")."""
     for s in suffixes:
-        _BY_SUFFIX[s.lower()] = FileType(kind, extractor)
+        target = _BY_SUFFIX if s.startswith(".") else _BY_NAME
+        target[s.lower()] = FileType(kind, extractor, media)
 
 
-def file_type(path: Path) -> FileType | None:
+def file_type(path: Path | str) -> FileType | None:
     from deskmind.core.ingest import extractors  # noqa: F401  (registers the built-ins)
 
-    return _BY_SUFFIX.get(path.suffix.lower()) or _BY_SUFFIX.get(path.name.lower())
+    name = path.name if isinstance(path, Path) else str(path).rsplit("/", 1)[-1]
+    low = name.lower()
+    if low.endswith(".gz") and len(low) > 3:
+        return _gzipped(name[:-3])
+    dot = low.rfind(".")
+    if dot > 0:
+        ft = _BY_SUFFIX.get(low[dot:])
+        if ft is not None:
+            return ft
+    ft = _BY_NAME.get(low)
+    if ft is None and dot > 0:
+        ft = _BY_NAME.get(low[:dot])  # README.Debian, changelog.Debian, LICENSE.txt-like names
+    return ft
+
+
+def registered_suffixes() -> dict[str, str]:
+    from deskmind.core.ingest import extractors  # noqa: F401
+
+    return {s: ft.kind for s, ft in sorted(_BY_SUFFIX.items())}
+
+
+MAX_GUNZIPPED = 256 * 1024 * 1024
+_gz_types: dict[str, FileType] = {}
+
+
+def _gzipped(inner_name: str) -> FileType | None:
+    """README.gz, changelog.Debian.gz, notes.md.gz: the inner file's type, read through gzip."""
+    inner = file_type(inner_name)
+    if inner is None or inner.extractor is None or inner.media:
+        return None
+    ft = _gz_types.get(inner_name.lower())
+    if ft is None:
+        inner_extract = inner.extractor
+
+        def extract_gz(path: Path, data: bytes) -> Extracted:
+            import gzip
+            import io
+            import zlib
+
+            try:
+                with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
+                    raw = gz.read(MAX_GUNZIPPED + 1)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise ExtractionError(f"corrupt gzip file: {exc}") from exc
+            if len(raw) > MAX_GUNZIPPED:
+                raise ExtractionError(
+                    f"refused: inflates past {MAX_GUNZIPPED // (1024 * 1024)} MB (a gzip bomb?)")
+            ex = inner_extract(path.with_name(inner_name), raw)
+            ex.extractor = f"gzip+{ex.extractor}"
+            return ex
+
+        ft = FileType(inner.kind, extract_gz)
+        _gz_types[inner_name.lower()] = ft
+    return ft

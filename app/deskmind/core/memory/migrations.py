@@ -133,7 +133,84 @@ def m002_vector_indexes(conn: Any) -> None:
 
 # --- ingestion: links between sources, collections (m01x) ---
 
+
+@migration
+def m010_ingest_links_collections(conn: Any) -> None:
+    # Edges between sources: Markdown links (target = absolute path) and wikilinks
+    # (target = note name, resolved inside the source's collection when read, so a note
+    # created later still catches the links that were waiting for it).
+    conn.execute(
+        """
+        CREATE TABLE source_links (
+            source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL CHECK (kind IN ('link', 'wikilink', 'embed')),
+            target TEXT NOT NULL,
+            text TEXT,
+            locator TEXT NOT NULL DEFAULT '{}'
+        )
+        """
+    )
+    conn.execute("CREATE INDEX source_links_source ON source_links(source_id)")
+    conn.execute("CREATE INDEX source_links_target ON source_links(target)")
+    # A folder indexed as one whole (an Obsidian vault); sources name it in sources.collection.
+    conn.execute(
+        """
+        CREATE TABLE collections (
+            name TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            root TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL
+        )
+        """
+    )
+
+
 # --- runtimes, routing, agents: egress ledger, audit log (m02x) ---
+
+
+@migration
+def m020_egress_ledger(conn: Any) -> None:
+    # One row per request that left the machine zone, written before it was sent.
+    conn.execute(
+        """
+        CREATE TABLE egress_ledger (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            provider TEXT NOT NULL,
+            host TEXT NOT NULL,
+            zone TEXT NOT NULL,
+            model TEXT NOT NULL DEFAULT '',
+            rule TEXT NOT NULL DEFAULT '',
+            bytes_out INTEGER NOT NULL,
+            bytes_in INTEGER,
+            body_sha256 TEXT NOT NULL,
+            item_ids TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL DEFAULT 'sending'
+        )
+        """
+    )
+    conn.execute("CREATE INDEX egress_ledger_at ON egress_ledger(at)")
+
+
+@migration
+def m021_agent_audit(conn: Any) -> None:
+    # Every tool call an agent asked for, allowed or not.
+    conn.execute(
+        """
+        CREATE TABLE agent_audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            agent TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            args_summary TEXT NOT NULL,
+            decision TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            result_bytes INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    conn.execute("CREATE INDEX agent_audit_at ON agent_audit(at)")
+
 
 # --- speech: meetings, recordings (m03x) ---
 

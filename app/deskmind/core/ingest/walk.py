@@ -1,0 +1,96 @@
+"""Walk folders for indexing: ignore rules, vault collections, symlink loops, odd files.
+
+Yields regular files with their stat result; everything passed over is reported with a reason
+(ignored files only counted, they are not worth a status row each).
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from deskmind.core.ingest.ignore import IgnoreRules
+from deskmind.core.ingest.links import VAULT_MARKER
+
+
+@dataclass
+class Found:
+    path: Path
+    st: os.stat_result
+    vault: Path | None
+
+
+@dataclass
+class Passed:
+    """A path not indexed: ``status`` is ignored (count only), skipped or failed."""
+
+    path: str
+    status: str
+    reason: str
+
+
+def describe_special(mode: int) -> str:
+    for test, name in ((stat_mod.S_ISFIFO, "a FIFO (named pipe)"), (stat_mod.S_ISSOCK, "a socket"),
+                       (stat_mod.S_ISCHR, "a character device"), (stat_mod.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def walk(root: Path, extra_ignore: list[str], report: Callable[[Passed], None],
+         vault: Path | None = None) -> Iterator[Found]:
+    """Files under ``root``, depth first in name order; folders reached twice (a symlink loop,
+    or two links to one folder) are walked once."""
+    seen: set[tuple[int, int]] = set()
+    stack: list[tuple[Path, IgnoreRules, Path | None]] = [(root, IgnoreRules(root, list(extra_ignore)), vault)]
+    while stack:
+        d, rules, vault = stack.pop()
+        try:
+            st = os.stat(d)
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                report(Passed(str(d), "skipped", "symlink loop: this folder was already walked"))
+                continue
+            seen.add(key)
+            with os.scandir(d) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except PermissionError:
+            report(Passed(str(d), "failed", "permission denied: cannot list folder"))
+            continue
+        except OSError as exc:
+            report(Passed(str(d), "failed", f"cannot list folder: {exc.strerror or exc}"))
+            continue
+        names = {e.name for e in entries}
+        rules = rules.child(d, names)
+        if VAULT_MARKER in names and os.path.isdir(os.path.join(d, VAULT_MARKER)):
+            vault = d
+        subdirs = []
+        for e in entries:
+            p = Path(e.path)
+            try:
+                if e.is_dir():  # follows symlinks; loops are caught by ``seen``
+                    if rules.dir_ignored(p):
+                        report(Passed(e.path, "ignored", "ignored folder"))
+                    else:
+                        subdirs.append((p, rules, vault))
+                    continue
+                reason = rules.file_reason(p)
+                if reason:
+                    report(Passed(e.path, "ignored", reason))
+                    continue
+                if e.is_file():
+                    yield Found(p, e.stat(), vault)
+                elif e.is_symlink():
+                    if not os.path.exists(e.path):
+                        report(Passed(e.path, "skipped", "broken symbolic link (or a link loop)"))
+                    else:
+                        report(Passed(e.path, "skipped", f"not a regular file: {describe_special(os.stat(e.path).st_mode)}"))
+                else:
+                    report(Passed(e.path, "skipped",
+                                  f"not a regular file: {describe_special(e.stat(follow_symlinks=False).st_mode)}"))
+            except OSError as exc:
+                report(Passed(e.path, "failed", f"cannot stat: {exc.strerror or exc}"))
+        stack.extend(reversed(subdirs))
