@@ -77,11 +77,7 @@ class Core:
     def indexer(self) -> "Any":
         from deskmind.core.ingest.indexer import Indexer
 
-        return Indexer(
-            self.store, self.embedder,
-            max_file_bytes=int(self.settings.ingest.max_file_mb * 1024 * 1024),
-            privacy_for=lambda _p: self.settings.ingest.default_privacy,
-        )
+        return Indexer.for_settings(self.store, self.embedder, self.settings.ingest)
 
     def close(self) -> None:
         with self._lock:

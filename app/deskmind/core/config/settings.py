@@ -31,6 +31,16 @@ class EmbedderSettings:
 class IngestSettings:
     max_file_mb: float = 50.0
     default_privacy: str = "private"
+    # Audio/video is not read by the indexer (only queued for transcription): its own cap.
+    max_media_mb: float = 4096.0
+    # [[ingest.privacy_rules]] path = "~/Documents/public", privacy = "public";
+    # the deepest rule containing a file wins, else default_privacy.
+    privacy_rules: list[dict[str, Any]] = field(default_factory=list)
+    # Extra .gitignore-style patterns applied under every indexed folder.
+    ignore: list[str] = field(default_factory=list)
+    # Folders `deskmind watch` keeps indexed when given no paths.
+    watch: list[str] = field(default_factory=list)
+    watch_debounce_s: float = 2.0
 
 
 @dataclass
