@@ -133,15 +133,25 @@ class OnnxSentenceEmbedder:
                 tmp = opt.with_suffix(f".tmp{os.getpid()}")
                 so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
                 so.optimized_model_filepath = str(tmp)
-                sess = ort.InferenceSession(str(self.model_path), so, providers=providers)
-                os.replace(tmp, opt)
+                try:
+                    sess = ort.InferenceSession(str(self.model_path), so, providers=providers)
+                    os.replace(tmp, opt)
+                except Exception as exc:
+                    # ORT fails this way when the cache folder is full or read-only: drop the
+                    # partial file (it would fill the disk) and run without the cache.
+                    tmp.unlink(missing_ok=True)
+                    raise OSError(f"cannot save the optimised graph in {cache_dir}: {exc}") from exc
                 return sess
             return ort.InferenceSession(str(self.model_path), so, providers=providers)
         except OSError as exc:
             log.warning("cannot cache the optimised embedder (%s); continuing without", exc)
             so = ort.SessionOptions()
             so.intra_op_num_threads = self._threads
-            return ort.InferenceSession(str(self.model_path), so, providers=providers)
+            try:
+                return ort.InferenceSession(str(self.model_path), so, providers=providers)
+            except Exception as exc2:
+                raise ModelUnavailableError(
+                    f"cannot load the embedding model {self.model_path}: {exc2}") from exc2
         except Exception as exc:
             raise ModelUnavailableError(
                 f"cannot load the embedding model {self.model_path}: {exc}"
