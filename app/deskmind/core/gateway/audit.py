@@ -1,0 +1,121 @@
+"""The gateway's audit log: every call a client makes and every memory item it was shown.
+
+Writes are queued on the store's single writer and not waited for, so auditing adds no
+latency to a request; :meth:`GatewayAudit.flush` waits for what is queued (tests, shutdown).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+from deskmind.core.memory.store import MemoryStore
+
+log = logging.getLogger(__name__)
+
+MAX_ARGS_CHARS = 300
+
+
+@dataclass
+class AuditEntry:
+    id: int
+    ts: float
+    client: str
+    surface: str
+    action: str
+    args: str
+    decision: str
+    detail: str | None
+    result_size: int
+    items: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize_args(args: dict[str, Any] | None) -> str:
+    """A short, one-line summary of a call's arguments (long text is cut, not stored whole)."""
+    if not args:
+        return ""
+    parts = []
+    for k, v in args.items():
+        text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+        text = " ".join(str(text).split())
+        parts.append(f"{k}={text[:80]}{'…' if len(text) > 80 else ''}")
+    out = ", ".join(parts)
+    return out[:MAX_ARGS_CHARS]
+
+
+class GatewayAudit:
+    """Record and list audit entries. Every method may be called from any thread."""
+
+    def __init__(self, store: MemoryStore, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self._pending: list[Future] = []
+        self._lock = threading.Lock()
+
+    def record(self, client: str, surface: str, action: str, *, args: dict[str, Any] | None = None,
+               decision: str = "allowed", detail: str | None = None, result_size: int = 0,
+               items: Iterable[str] = ()) -> None:
+        """``items`` name what the client was shown: ``chunk:<id>``, ``source:<id>``."""
+        row = (self.clock(), client, surface, action, summarize_args(args), decision,
+               (detail or None) and detail[:500], int(result_size),
+               json.dumps(sorted({str(i) for i in items})))
+        fut = self.store.writer.submit_transaction(lambda conn: conn.execute(
+            "INSERT INTO gateway_audit(ts, client, surface, action, args, decision, detail, "
+            "result_size, items) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row))
+        fut.add_done_callback(self._done)
+        with self._lock:
+            self._pending.append(fut)
+
+    def _done(self, fut: Future) -> None:
+        with self._lock:
+            try:
+                self._pending.remove(fut)
+            except ValueError:
+                pass
+        exc = fut.exception()
+        if exc is not None:
+            # Losing an audit row must be visible: it is what the person relies on.
+            log.error("could not write a gateway audit entry: %s", exc)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            pending = list(self._pending)
+        for fut in pending:
+            try:
+                fut.result(timeout=timeout)
+            except Exception:  # already logged by _done
+                pass
+
+    def entries(self, *, client: str | None = None, limit: int = 200,
+                since: float | None = None) -> list[AuditEntry]:
+        where, args = [], []
+        if client:
+            where.append("client = ?")
+            args.append(client)
+        if since is not None:
+            where.append("ts >= ?")
+            args.append(since)
+        sql = ("SELECT id, ts, client, surface, action, args, decision, detail, result_size, items "
+               "FROM gateway_audit")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        rows = self.store.reader().execute(sql, (*args, int(limit))).fetchall()
+        return [AuditEntry(*r[:9], items=json.loads(r[9] or "[]")) for r in rows]
+
+    def items_read(self, client: str) -> list[str]:
+        """Every item this client was shown, oldest first ("what did it read?")."""
+        seen: dict[str, None] = {}
+        for e in reversed(self.entries(client=client, limit=100_000)):
+            if e.decision == "allowed":
+                for i in e.items:
+                    seen.setdefault(i, None)
+        return list(seen)

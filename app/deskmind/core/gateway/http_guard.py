@@ -1,0 +1,209 @@
+"""The door of the HTTP gateway: one ASGI middleware in front of MCP and the API.
+
+In order, for every HTTP request: refuse peers that are not this machine (unless the person
+enabled remote access), refuse Host headers that are not loopback names (DNS rebinding) and
+Origins that are not allowed (a web page in a browser), require a granted client's bearer
+token, rate-limit per client, and cap the body size while it streams in. Failures are short
+JSON errors that say what to fix without revealing anything about tokens or clients.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from deskmind.core.gateway.clients import Client, ClientRegistry
+
+log = logging.getLogger(__name__)
+
+SCOPE_KEY = "deskmind.client"
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+class TokenBuckets:
+    """Per-client token buckets: ``burst`` requests at once, then ``rate`` per second."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, last time)
+        self._lock = threading.Lock()
+
+    def take(self, name: str, rate: float, burst: int) -> float:
+        """0.0 when the request may go ahead, else the seconds to wait before retrying."""
+        now = self.clock()
+        with self._lock:
+            tokens, last = self._buckets.get(name, (float(burst), now))
+            tokens = min(float(burst), tokens + (now - last) * rate)
+            if tokens >= 1.0:
+                self._buckets[name] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[name] = (tokens, now)
+            return (1.0 - tokens) / rate
+
+
+@dataclass
+class GuardConfig:
+    allow_remote: bool = False
+    # Extra allowed Origins (e.g. "http://localhost:3000" for a local web UI); loopback
+    # origins are always allowed because only this machine can reach a loopback server.
+    allowed_origins: list[str] = field(default_factory=list)
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    public_paths: tuple[str, ...] = ("/health",)
+
+
+class HttpGuard:
+    def __init__(self, app: ASGIApp, clients: ClientRegistry, config: GuardConfig | None = None,
+                 buckets: TokenBuckets | None = None,
+                 on_refused: Callable[[str, str, str], None] | None = None) -> None:
+        self.app = app
+        self.clients = clients
+        self.config = config or GuardConfig()
+        self.buckets = buckets or TokenBuckets()
+        # (client name or "?", path, reason) -> audit; unauthenticated refusals are not
+        # audited per request (an attacker could fill the log), only logged at debug.
+        self.on_refused = on_refused
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        peer = (scope.get("client") or ("", 0))[0]
+        if not self.config.allow_remote and not is_loopback(peer):
+            log.info("refused a request from %s: remote access is off", peer)
+            return await _error(send, 403, "forbidden",
+                                "requests from other machines are refused: remote access is off")
+        headers = Headers(scope=scope)
+        if not self.config.allow_remote and not _host_ok(headers.get("host")):
+            return await _error(send, 421, "misdirected_request",
+                                "the Host header must name this machine (127.0.0.1 or localhost)")
+        origin = headers.get("origin")
+        if origin and not self._origin_ok(origin):
+            return await _error(send, 403, "forbidden",
+                                "this Origin may not use Deskmind: add it to the allowed "
+                                "origins in the gateway settings if you trust it")
+        path = scope.get("path", "")
+        if path in self.config.public_paths:
+            await self.app(scope, receive, send)
+            return
+        client = self.clients.authenticate(_bearer(headers.get("authorization")))
+        if client is None:
+            # One answer for missing, malformed, unknown and revoked tokens.
+            return await _error(send, 401, "authentication_error",
+                                "a valid bearer token is required",
+                                extra_headers=[(b"www-authenticate", b'Bearer realm="deskmind"')])
+        wait = self.buckets.take(client.name, client.scopes.rate, client.scopes.burst)
+        if wait > 0:
+            if self.on_refused:
+                self.on_refused(client.name, path, "rate limited")
+            return await _error(send, 429, "rate_limit_exceeded",
+                                f"too many requests from client '{client.name}': retry later",
+                                extra_headers=[(b"retry-after", str(max(1, math.ceil(wait))).encode())])
+        self.clients.touch(client.name)
+        length = headers.get("content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.config.max_body_bytes
+            except ValueError:
+                return await _error(send, 400, "invalid_request_error", "bad Content-Length header")
+            if too_big:
+                return await _error(send, 413, "request_too_large", self._too_big())
+        scope = dict(scope)
+        scope[SCOPE_KEY] = client
+        started = False
+
+        async def tracking_send(msg: Message) -> None:
+            nonlocal started
+            started = started or msg["type"] == "http.response.start"
+            await send(msg)
+
+        try:
+            await self.app(scope, self._capped(receive, send), tracking_send)
+        except BodyTooLarge as exc:
+            if not started:
+                await _error(send, 413, "request_too_large", str(exc))
+
+    def _too_big(self) -> str:
+        return f"the request body is larger than {self.config.max_body_bytes // 1024} KiB"
+
+    def _capped(self, receive: Receive, send: Send) -> Receive:
+        """A receive() that stops a chunked body once it passes the cap."""
+        seen = 0
+        limit = self.config.max_body_bytes
+
+        async def capped() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(self._too_big())
+            return msg
+
+        return capped
+
+    def _origin_ok(self, origin: str) -> bool:
+        if origin in self.config.allowed_origins:
+            return True
+        if origin == "null":
+            return False
+        try:
+            scheme, rest = origin.split("://", 1)
+        except ValueError:
+            return False
+        host = rest.rsplit(":", 1)[0] if not rest.startswith("[") else rest.split("]")[0] + "]"
+        return scheme in ("http", "https") and host.strip("[]") in ("127.0.0.1", "localhost", "::1")
+
+
+class BodyTooLarge(Exception):
+    """Raised from receive() when a streamed body passes the cap (answered with 413)."""
+
+
+def _host_ok(host: str | None) -> bool:
+    if not host:
+        return False
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+    return name in LOOPBACK_HOSTS or is_loopback(name.strip("[]"))
+
+
+def _bearer(value: str | None) -> str | None:
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def _error(send: Send, status: int, code: str, message: str,
+                 extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"error": {"message": message, "type": code, "code": code}}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            *(extra_headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def client_of(scope: Scope) -> Client | None:
+    c = scope.get(SCOPE_KEY)
+    return c if isinstance(c, Client) else None
