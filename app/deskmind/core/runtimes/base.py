@@ -14,7 +14,7 @@ from deskmind.core.errors import DeskmindError
 
 log = logging.getLogger(__name__)
 
-ZONES = ("machine", "home", "cloud")
+from deskmind.core.routing.zones import ZONES  # noqa: E402,F401  (re-exported)
 
 
 # -- faults: each a specific, actionable error ------------------------------------------

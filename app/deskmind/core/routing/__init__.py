@@ -1,0 +1,1 @@
+"""Routing rules, trust zones and the egress ledger."""

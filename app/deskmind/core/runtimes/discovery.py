@@ -1,0 +1,92 @@
+"""Find model servers already running on this machine, on their usual loopback ports.
+
+Only loopback addresses are probed, so discovery never sends a byte off the machine. The
+list can be replaced with ``DESKMIND_DISCOVER`` (``name=kind@host:port,...``) for servers on
+unusual ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import httpx
+
+from deskmind.core.routing.zones import derive_zone
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    kind: str  # ollama | openai
+    url: str
+    label: str = ""
+
+
+USUAL_TARGETS: tuple[Target, ...] = (
+    Target("ollama", "ollama", "http://127.0.0.1:11434", "Ollama"),
+    Target("lmstudio", "openai", "http://127.0.0.1:1234", "LM Studio"),
+    Target("llamacpp-server", "openai", "http://127.0.0.1:8080", "llama.cpp server / MLX / LocalAI"),
+    Target("vllm", "openai", "http://127.0.0.1:8000", "vLLM"),
+    Target("sglang", "openai", "http://127.0.0.1:30000", "SGLang"),
+    Target("jan", "openai", "http://127.0.0.1:1337", "Jan"),
+    Target("mlx", "openai", "http://127.0.0.1:10240", "MLX (mlx-omni-server)"),
+)
+
+
+def targets_from_env(environ: dict[str, str] | None = None) -> tuple[Target, ...]:
+    env = os.environ if environ is None else environ
+    spec = env.get("DESKMIND_DISCOVER")
+    if spec is None:
+        return USUAL_TARGETS
+    out = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, rest = part.partition("=")
+        kind, _, hostport = rest.partition("@")
+        if not (name and kind in ("ollama", "openai") and hostport):
+            log.warning("ignoring DESKMIND_DISCOVER entry %r (want name=kind@host:port)", part)
+            continue
+        out.append(Target(name, kind, f"http://{hostport}", name))
+    return tuple(out)
+
+
+@dataclass
+class Found:
+    target: Target
+    models: list[str]
+    loaded: list[str]
+
+
+async def discover(client: httpx.AsyncClient, targets: Sequence[Target],
+                   timeout: float = 0.5) -> list[Found]:
+    """Probe every loopback target at once; return those that answered like a model server."""
+    local = [t for t in targets if derive_zone(t.url, []) == "machine"]
+    results = await asyncio.gather(*(_probe(client, t, timeout) for t in local))
+    return [r for r in results if r is not None]
+
+
+async def _probe(client: httpx.AsyncClient, t: Target, timeout: float) -> Found | None:
+    try:
+        if t.kind == "ollama":
+            r = await client.get(t.url + "/api/tags", timeout=timeout)
+            if r.status_code != 200:
+                return None
+            models = [m["name"] for m in r.json().get("models", [])]
+            loaded: list[str] = []
+            try:
+                ps = await client.get(t.url + "/api/ps", timeout=timeout)
+                loaded = [m["name"] for m in ps.json().get("models", [])]
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            return Found(t, models, loaded)
+        r = await client.get(t.url + "/v1/models", timeout=timeout)
+        if r.status_code != 200:
+            return None
+        return Found(t, [m["id"] for m in r.json().get("data", [])], [])
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+        return None

@@ -1,0 +1,168 @@
+"""The runtimes of one event loop: the shared client, configured and discovered providers.
+
+A :class:`RuntimeHub` belongs to the event loop it is used on (the CLI's ``asyncio.run``,
+later the GUI's qasync loop). It never probes a provider outside the machine zone: whether a
+home or cloud provider is up is learnt by using it, and that use is recorded in the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+import httpx
+
+from deskmind.core.errors import UserInputError
+from deskmind.core.routing.config import ProviderConfig, RoutingConfig
+from deskmind.core.routing.router import Inventory, ProviderState
+from deskmind.core.runtimes import discovery
+from deskmind.core.runtimes.base import Runtime, Timeouts
+from deskmind.core.runtimes.http import EgressRecorder, Endpoint, Transport, make_client
+
+log = logging.getLogger(__name__)
+
+INVENTORY_TTL = 5.0
+
+
+class RuntimeHub:
+    def __init__(self, cfg: RoutingConfig, *, secrets: Any = None, egress: EgressRecorder | None = None,
+                 client: httpx.AsyncClient | None = None, timeouts: Timeouts | None = None,
+                 targets: tuple[discovery.Target, ...] | None = None,
+                 embedded: Callable[[], Any] | None = None) -> None:
+        self.cfg = cfg
+        self.secrets = secrets
+        self.egress = egress
+        self.timeouts = timeouts or Timeouts()
+        self.client = client or make_client(self.timeouts)
+        self._own_client = client is None
+        self.targets = discovery.targets_from_env() if targets is None else targets
+        self.embedded_factory = embedded
+        self._runtimes: dict[str, Runtime] = {}
+        self._providers: dict[str, ProviderConfig] = dict(cfg.providers)
+        self._inventory: Inventory | None = None
+        self._inventory_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self.client.aclose()
+        for rt in self._runtimes.values():
+            close = getattr(rt, "close", None)
+            if close:
+                close()
+
+    async def __aenter__(self) -> "RuntimeHub":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- providers -------------------------------------------------------------------
+
+    def provider(self, name: str) -> ProviderConfig:
+        try:
+            return self._providers[name]
+        except KeyError:
+            raise UserInputError(f"unknown provider '{name}' (known: "
+                                 f"{', '.join(sorted(self._providers)) or 'none'})") from None
+
+    async def runtime(self, name: str) -> Runtime:
+        rt = self._runtimes.get(name)
+        if rt is None:
+            rt = await self._build(self.provider(name))
+            self._runtimes[name] = rt
+        return rt
+
+    async def _build(self, p: ProviderConfig) -> Runtime:
+        if p.kind == "llamacpp":
+            if self.embedded_factory is None:
+                raise UserInputError("the embedded runtime is not installed: "
+                                     "pip install 'deskmind[llama]'")
+            return self.embedded_factory()
+        headers: dict[str, str] = {}
+        if p.key:
+            key = await asyncio.to_thread(self.secrets.get, p.key) if self.secrets else None
+            if not key:
+                raise UserInputError(f"provider '{p.name}' needs an API key: run "
+                                     f"'deskmind secrets set {p.key}'")
+            if p.kind == "anthropic":
+                headers["x-api-key"] = key
+            else:
+                headers["authorization"] = f"Bearer {key}"
+        t = Timeouts(connect=self.timeouts.connect,
+                     first_token=p.first_token_timeout or self.timeouts.first_token,
+                     stall=p.stall_timeout or self.timeouts.stall, request=self.timeouts.request)
+        zone_of = getattr(self.egress, "zone_of", None)
+        if isinstance(zone_of, dict):
+            zone_of[p.name] = p.zone
+        transport = Transport(self.client, Endpoint(p.name, p.url, p.zone, headers), t,
+                              egress=self.egress)
+        from deskmind.core.runtimes.anthropic import AnthropicRuntime
+        from deskmind.core.runtimes.ollama import OllamaRuntime
+        from deskmind.core.runtimes.openai_compat import OpenAICompatRuntime
+
+        cls = {"ollama": OllamaRuntime, "openai": OpenAICompatRuntime, "anthropic": AnthropicRuntime}[p.kind]
+        return cls(p.name, transport)
+
+    # -- what can answer now -----------------------------------------------------------
+
+    async def inventory(self, refresh: bool = False) -> Inventory:
+        async with self._lock:
+            if (not refresh and self._inventory is not None
+                    and time.monotonic() - self._inventory_at < INVENTORY_TTL):
+                return self._inventory
+            inv = Inventory()
+            machine = [p for p in self._providers.values() if p.zone == "machine" and p.kind != "llamacpp"]
+            probes = [discovery.Target(p.name, p.kind, p.url) for p in machine
+                      if p.kind in ("ollama", "openai")]
+            configured_urls = {p.url.rstrip("/") for p in self._providers.values()}
+            if self.cfg.discover:
+                probes += [t for t in self.targets if t.url.rstrip("/") not in configured_urls]
+            found = {f.target.name: f for f in await discovery.discover(self.client, probes)}
+            for p in self._providers.values():
+                if p.zone == "machine" and p.kind in ("ollama", "openai"):
+                    f = found.get(p.name)
+                    inv.providers[p.name] = ProviderState(
+                        p.name, "machine", f is not None, f.models if f else list(p.models),
+                        f.loaded if f else [], kind=p.kind,
+                        note="" if f else f"not running at {p.url}")
+                elif p.kind == "llamacpp":
+                    inv.providers[p.name] = self._embedded_state(p.name)
+                else:
+                    inv.providers[p.name] = await self._remote_state(p)
+            for t in self.targets:
+                f = found.get(t.name)
+                if f is None or t.name in self._providers:
+                    continue
+                self._providers[t.name] = ProviderConfig(name=t.name, kind=t.kind, url=t.url,
+                                                         zone="machine", discovered=True)
+                inv.providers[t.name] = ProviderState(t.name, "machine", True, f.models, f.loaded,
+                                                      kind=t.kind, note=f"discovered ({t.label})")
+            if "embedded" not in self._providers and self.embedded_factory is not None:
+                self._providers["embedded"] = ProviderConfig(name="embedded", kind="llamacpp",
+                                                             url="", zone="machine", discovered=True)
+                inv.providers["embedded"] = self._embedded_state("embedded")
+            elif "embedded" in self._providers and self._providers["embedded"].discovered:
+                inv.providers["embedded"] = self._embedded_state("embedded")
+            self._inventory, self._inventory_at = inv, time.monotonic()
+            return inv
+
+    def _embedded_state(self, name: str) -> ProviderState:
+        if self.embedded_factory is None:
+            return ProviderState(name, "machine", False, kind="llamacpp",
+                                 note="llama-cpp-python is not installed")
+        from deskmind.core.runtimes.llamacpp import DEFAULT_MODEL
+
+        return ProviderState(name, "machine", True, [DEFAULT_MODEL], kind="llamacpp",
+                             note="embedded llama.cpp")
+
+    async def _remote_state(self, p: ProviderConfig) -> ProviderState:
+        if p.key:
+            has = await asyncio.to_thread(self.secrets.get, p.key) if self.secrets else None
+            if not has:
+                return ProviderState(p.name, p.zone, False, list(p.models), kind=p.kind,
+                                     note=f"no API key (deskmind secrets set {p.key})")
+        return ProviderState(p.name, p.zone, True, list(p.models), kind=p.kind,
+                             note="not probed (outside this machine)")
