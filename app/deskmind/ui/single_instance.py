@@ -68,10 +68,11 @@ class InstanceServer(QObject):
         self._server.newConnection.connect(self._accept)
 
     def listen(self) -> bool:
-        """Start listening; False if another live instance already owns the name."""
-        if self._server.listen(self.name):
-            return True
-        # A crashed instance leaves its socket file behind: remove it only if nobody answers.
+        """Start listening; False if another live instance already owns the name.
+
+        QLocalServer would silently take a name over, so first see whether anyone answers; a
+        crashed instance leaves only a socket file behind, which is then removed.
+        """
         if send_message(self.name, {"cmd": "ping"}, timeout_ms=200) is not None:
             return False
         QLocalServer.removeServer(self.name)

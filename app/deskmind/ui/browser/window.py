@@ -66,6 +66,10 @@ class MemoryBrowser(QWidget):
         self.status.setObjectName("browserStatus")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
+        self.receipt = QLabel()
+        self.receipt.setObjectName("browserReceipt")
+        self.receipt.setWordWrap(True)
+        lay.addWidget(self.receipt)
         self._debounce = QTimer(self, singleShot=True, interval=200)
         self._debounce.timeout.connect(self.refresh)
         self.query.textChanged.connect(lambda _t: self._debounce.start())
@@ -138,7 +142,7 @@ class MemoryBrowser(QWidget):
 
     def _deleted(self, receipt: dict[str, Any]) -> None:
         self.last_receipt = receipt
-        self.status.setText(receipt_text(receipt))
+        self.receipt.setText(receipt_text(receipt))
         self.item_view.item = None
         self.item_view.text.clear()
         self.item_view.title.setText("(deleted)")

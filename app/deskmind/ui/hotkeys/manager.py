@@ -75,12 +75,15 @@ class HotkeyManager(QObject):
         self.resume_timer.setInterval(RESUME_CHECK_MS)
         self.resume_timer.timeout.connect(self.check_resume)
         self.rearmed = 0
+        self._stopped = False
         self._serial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deskmind-hotkeys")
 
     # -- arming --------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Arm in a worker (connecting to X or D-Bus takes a moment); statuses follow."""
+        if self._stopped:
+            return
         # One arming at a time, in order: a serial executor of its own.
         self.workers.submit(self._arm, dict(self.bindings), done=self._armed,
                             failed=lambda e: self._armed((False, str(e))), executor=self._serial)
@@ -97,6 +100,9 @@ class HotkeyManager(QObject):
             self.backend = factory(self.bridge.hotkey_pressed.emit, self.bridge.hotkey_released.emit)
         usable = {a: c for a, c in bindings.items() if c and check_bindings(bindings).get(a) is None}
         ok = self.backend.start(usable)
+        if self._stopped:  # the app quit while this was arming
+            self.backend.stop()
+            return False, "stopped"
         if not ok:
             return False, (self.backend.error or "global hotkeys could not start") + "\n" + trigger_instructions(bindings)
         pressed, released = self.backend.probe()
@@ -166,6 +172,7 @@ class HotkeyManager(QObject):
         return False
 
     def stop(self) -> None:
+        self._stopped = True
         self.resume_timer.stop()
         if self.backend is not None:
             self.backend.stop()

@@ -72,7 +72,17 @@ class PynputHotkeys:
     def stop(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
-            listener.stop()  # on X11 returns after the next input event; never join here
+            listener.stop()
+            # On X11 the record thread only notices the stop on the next input event: send it a
+            # harmless Shift tap so it ends now rather than at some later keypress (or when the
+            # display goes away, with an error).
+            try:
+                kb = self._keyboard()
+                ctl = kb.Controller()
+                ctl.press(kb.Key.shift)
+                ctl.release(kb.Key.shift)
+            except Exception:
+                pass
         with self._lock:
             self._down.clear()
             self._active.clear()

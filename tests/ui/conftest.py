@@ -1,0 +1,69 @@
+"""Qt test set-up: widgets offscreen (``--onscreen`` shows them), asyncio on the Qt loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+qasync = pytest.importorskip("qasync")
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--onscreen", action="store_true", help="show GUI test windows on the display")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--onscreen", default=False):
+        os.environ["QT_QPA_PLATFORM"] = "xcb"
+
+
+@pytest.fixture(scope="session")
+def qloop(qapp):
+    """One qasync loop for the session; coroutines run while qtbot spins Qt events.
+
+    Never stopped in teardown: stopping it quits the QApplication and later waits return at once.
+    """
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    return loop
+
+
+@pytest.fixture
+def desktop(core, qtbot, qloop):
+    """The real composition root on a fresh home: no tray host, hotkeys not armed."""
+    from deskmind.ui.app import DesktopApp
+
+    app = DesktopApp(core, tray_available=False, instance_name=f"deskmind-test-{uuid.uuid4().hex[:8]}")
+    assert app.start(hotkeys=False)
+    qtbot.waitUntil(lambda: app.palette is not None, timeout=5000)
+    yield app
+    app.shutdown()
+    for w in list(app._windows.values()) + [app.palette, app.tray.fallback]:
+        if w is not None:
+            w.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+def remember_note(core, text: str, title: str = "note", kind: str = "note", parent_id=None,
+                  privacy: str = "private", locators=None) -> int:
+    """Store a Deskmind-made source with real vectors (the way notes and meetings are saved)."""
+    from deskmind.core.memory.models import NewChunk, SourceDraft
+
+    paras = [p for p in text.split("\n\n") if p.strip()]
+    chunks = [NewChunk(p, (locators or [{}] * len(paras))[i]) for i, p in enumerate(paras)]
+    draft = SourceDraft(uri=f"deskmind://{kind}/{uuid.uuid4()}", kind=kind, title=title, text=text,
+                        privacy=privacy, parent_id=parent_id, chunks=chunks)
+    return core.remember(draft)
