@@ -11,6 +11,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SIZES = (16, 22, 32, 48, 64)
+APP_SIZES = (16, 32, 64, 128, 256, 512)
 
 # A rounded dark tile with a white "d" (Deskmind) and a coloured state badge.
 BASE = """<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64" viewBox="0 0 64 64">
@@ -51,6 +52,17 @@ def main() -> int:
             renderer.render(p)
             p.end()
             img.save(str(HERE / f"tray-{state}-{size}.png"))
+    # The application icon (Briefcase and the desktop file): the idle tile at the usual sizes.
+    renderer = QSvgRenderer(QByteArray(BASE.format(badge="").encode()))
+    for size in APP_SIZES:
+        img = QImage(size, size, QImage.Format.Format_ARGB32)
+        img.fill(Qt.GlobalColor.transparent)
+        p = QPainter(img)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        renderer.render(p)
+        p.end()
+        img.save(str(HERE / f"deskmind-{size}.png"))
+    (HERE / "deskmind.svg").write_text(BASE.format(badge=""), encoding="utf-8")
     del app
     return 0
 

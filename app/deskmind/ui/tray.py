@@ -24,7 +24,13 @@ STATE_TEXT = {
 
 
 def icons_dir() -> Path:
-    return Path(str(resources.files("deskmind.resources") / "icons"))
+    # Installed as a wheel the icons are deskmind.resources; in a Briefcase bundle, "resources".
+    for package in ("deskmind.resources", "resources"):
+        try:
+            return Path(str(resources.files(package) / "icons"))
+        except ModuleNotFoundError:
+            continue
+    return Path(__file__).resolve().parents[3] / "resources" / "icons"
 
 
 def state_icon(state: str) -> QIcon:
