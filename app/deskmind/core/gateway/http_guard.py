@@ -131,37 +131,44 @@ class HttpGuard:
                 return await _error(send, 413, "request_too_large", self._too_big())
         scope = dict(scope)
         scope[SCOPE_KEY] = client
-        started = False
+        await self._call_capped(scope, receive, send)
 
-        async def tracking_send(msg: Message) -> None:
+    async def _call_capped(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app with a receive() that stops a streamed (chunked) body at the cap: the
+        413 goes out at once and the app sees a disconnect; what it sends after is dropped."""
+        seen = 0
+        started = overflowed = False
+        limit = self.config.max_body_bytes
+
+        async def guarded_send(msg: Message) -> None:
             nonlocal started
+            if overflowed:
+                return
             started = started or msg["type"] == "http.response.start"
             await send(msg)
 
-        try:
-            await self.app(scope, self._capped(receive, send), tracking_send)
-        except BodyTooLarge as exc:
-            if not started:
-                await _error(send, 413, "request_too_large", str(exc))
-
-    def _too_big(self) -> str:
-        return f"the request body is larger than {self.config.max_body_bytes // 1024} KiB"
-
-    def _capped(self, receive: Receive, send: Send) -> Receive:
-        """A receive() that stops a chunked body once it passes the cap."""
-        seen = 0
-        limit = self.config.max_body_bytes
-
-        async def capped() -> Message:
-            nonlocal seen
+        async def capped_receive() -> Message:
+            nonlocal seen, overflowed
+            if overflowed:
+                return {"type": "http.disconnect"}
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > limit:
-                    raise BodyTooLarge(self._too_big())
+                    if not started:
+                        await _error(send, 413, "request_too_large", self._too_big())
+                    overflowed = True
+                    return {"type": "http.disconnect"}
             return msg
 
-        return capped
+        try:
+            await self.app(scope, capped_receive, guarded_send)
+        except Exception:
+            if not overflowed:
+                raise
+
+    def _too_big(self) -> str:
+        return f"the request body is larger than {self.config.max_body_bytes // 1024} KiB"
 
     def _origin_ok(self, origin: str) -> bool:
         if origin in self.config.allowed_origins:
@@ -174,10 +181,6 @@ class HttpGuard:
             return False
         host = rest.rsplit(":", 1)[0] if not rest.startswith("[") else rest.split("]")[0] + "]"
         return scheme in ("http", "https") and host.strip("[]") in ("127.0.0.1", "localhost", "::1")
-
-
-class BodyTooLarge(Exception):
-    """Raised from receive() when a streamed body passes the cap (answered with 413)."""
 
 
 def _host_ok(host: str | None) -> bool:

@@ -1,0 +1,41 @@
+"""``deskmind mcp --client NAME``: the stdio server, launched by the official MCP client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from mcp import Client, StdioServerParameters
+
+from tests.core.gateway.conftest import grant
+from tests.core.gateway.mcp_util import data, error_text
+
+
+def _params(home: Path, name: str) -> StdioServerParameters:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")}
+    env["DESKMIND_HOME"] = str(home)
+    return StdioServerParameters(command=sys.executable, args=["-m", "deskmind", "mcp", "--client", name],
+                                 env=env)
+
+
+def test_stdio_unknown_client_gets_nothing_until_granted(gateway, deskmind_home):
+    async def call(name: str):
+        async with Client(_params(deskmind_home, name), read_timeout_seconds=60) as c:
+            names = [t.name for t in (await c.list_tools()).tools]
+            return names, await c.call_tool("search_memory", {"query": "tomatoes"})
+
+    names, refused = asyncio.run(call("claude-desktop"))
+    assert "search_memory" in names
+    assert "deskmind clients grant claude-desktop" in error_text(refused)
+    pending = gateway.clients.get("claude-desktop")
+    assert pending is not None and pending.status == "pending" and not pending.granted
+
+    grant(gateway, "claude-desktop", read="public")
+    _, ok = asyncio.run(call("claude-desktop"))
+    results = data(ok)["results"]
+    assert results and {r["privacy"] for r in results} == {"public"}
+    entries = gateway.audit.entries(client="claude-desktop")
+    assert {e.surface for e in entries} == {"mcp-stdio"}
+    assert [e.decision for e in reversed(entries)] == ["denied", "allowed"]
