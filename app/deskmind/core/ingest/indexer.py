@@ -172,7 +172,13 @@ class Indexer:
             return fail("skipped", "empty file (zero bytes)")
         try:
             if ft.media:
-                segments = self.transcriber(path)  # type: ignore[misc]
+                try:
+                    segments = list(self.transcriber(path))  # type: ignore[misc]
+                except (ExtractionError, MemoryError):
+                    raise
+                except Exception as exc:  # decoders raise their own types on bad media
+                    log.warning("could not transcribe %s: %s", path, exc)
+                    raise ExtractionError(f"could not transcribe: {type(exc).__name__}: {exc}") from exc
                 ex: Extracted = transcribe.transcript_to_extracted(path, segments, "speech")
             else:
                 ex = ft.extractor(path, data)
@@ -392,6 +398,7 @@ class Indexer:
             elif todo:
                 log.info("active index is for %s; %d chunks wait for 'deskmind reembed'",
                          idx.model_id, len(todo))
+        embedded = len(vectors)  # put_source adds carried-over vectors to the dict
         t0 = time.perf_counter()
         link_items = []
         for p in batch:
@@ -406,7 +413,7 @@ class Indexer:
                     raise
         links_mod.replace_links(self.store, link_items)
         summary.timings["store"] = summary.timings.get("store", 0.0) + time.perf_counter() - t0
-        return len(vectors)
+        return embedded
 
 
 def _media_fingerprint(fd: int, size: int) -> str:

@@ -6,6 +6,7 @@ Yields regular files with their stat result; everything passed over is reported 
 
 from __future__ import annotations
 
+import errno
 import os
 import stat as stat_mod
 from dataclasses import dataclass
@@ -92,5 +93,8 @@ def walk(root: Path, extra_ignore: list[str], report: Callable[[Passed], None],
                     report(Passed(e.path, "skipped",
                                   f"not a regular file: {describe_special(e.stat(follow_symlinks=False).st_mode)}"))
             except OSError as exc:
-                report(Passed(e.path, "failed", f"cannot stat: {exc.strerror or exc}"))
+                if exc.errno == errno.ELOOP:
+                    report(Passed(e.path, "skipped", "symlink loop: the link leads back to itself"))
+                else:
+                    report(Passed(e.path, "failed", f"cannot stat: {exc.strerror or exc}"))
         stack.extend(reversed(subdirs))

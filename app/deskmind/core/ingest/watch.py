@@ -18,7 +18,7 @@ from typing import Callable, Iterable
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from deskmind.core.ingest.ignore import IGNORED_DIRS, ignored_by_path
+from deskmind.core.ingest.ignore import IGNORED_DIRS, default_reason, ignored_by_path
 from deskmind.core.ingest.outcomes import FileOutcome, IndexSummary
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,9 @@ class FolderWatcher:
         self.runs = 0
 
     def touch(self, path: str) -> None:
-        if any(part in IGNORED_DIRS for part in Path(path).parts):
-            return  # .git churn and the like never trigger a run
+        parts = Path(path).parts
+        if any(part in IGNORED_DIRS for part in parts) or (parts and default_reason(parts[-1])):
+            return  # .git churn, editor swap files, databases never trigger a run
         with self._lock:
             now = time.monotonic()
             if not self._dirty:
@@ -119,7 +120,6 @@ class FolderWatcher:
 
     def flush(self, paths: Iterable[str]) -> IndexSummary:
         """Index the given changed paths now: existing files are indexed, vanished ones forgotten."""
-        self.runs += 1
         present: list[Path] = []
         gone: list[str] = []
         for s in sorted(set(paths)):
@@ -134,6 +134,9 @@ class FolderWatcher:
                     present.append(p)
             else:
                 gone.append(s)
+        if not present and not gone:
+            return IndexSummary()
+        self.runs += 1
         summary = self.indexer.index(present, remove_missing=True) if present else IndexSummary()
         store = self.indexer.store
         for s in gone:
