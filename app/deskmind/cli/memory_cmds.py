@@ -64,7 +64,9 @@ def _date(value: str | None, flag: str) -> float | None:
 def cmd_index(args: argparse.Namespace) -> int:
     with Core() as core:
         show = not args.no_progress and not args.json and sys.stderr.isatty()
-        progress = Progress(enabled=show)
+        from deskmind.cli.ingest_cmds import IngestProgress
+
+        progress = IngestProgress(enabled=show)
         summary = core.indexer().index(args.paths, on_event=progress.update)
         progress.close()
         d = summary.to_dict()
@@ -72,7 +74,8 @@ def cmd_index(args: argparse.Namespace) -> int:
             print_json(d)
         else:
             print(f"indexed {d['indexed']}, unchanged {d['unchanged']}, skipped {d['skipped']}, "
-                  f"failed {d['failed']}, removed {d['removed']}: {d['chunks']} chunks "
+                  f"failed {d['failed']}, removed {d['removed']}, queued {d.get('queued', 0)}, "
+                  f"ignored {d.get('ignored', 0)}: {d['chunks']} chunks "
                   f"({d['embedded_chunks']} embedded) in {d['seconds']:.1f} s")
             for kind, counts in sorted(d["by_kind"].items()):
                 print(f"  {kind:10} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
