@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from deskmind import __version__
 from deskmind.core.errors import DeskmindError
@@ -16,10 +16,17 @@ log = logging.getLogger("deskmind")
 Command = Callable[[argparse.Namespace], int]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage mistakes reported as one line like every other error."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from deskmind.cli import doctor, memory_cmds
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="deskmind",
         description="Deskmind: your own computer as your AI. With no command, starts the tray app.",
     )

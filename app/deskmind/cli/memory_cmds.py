@@ -79,10 +79,13 @@ def cmd_index(args: argparse.Namespace) -> int:
                   f"({d['embedded_chunks']} embedded) in {d['seconds']:.1f} s")
             for kind, counts in sorted(d["by_kind"].items()):
                 print(f"  {kind:10} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+            # Problems are diagnostics: stderr, one line each, so scripts can tell them apart.
             for prob in d["problems"][:50]:
-                print(f"  {prob['status']}: {prob['path']}: {prob['reason']}")
+                what = "could not index" if prob["status"] == "failed" else "skipped"
+                print(f"deskmind: {what} {prob['path']}: {prob['reason']}", file=sys.stderr)
             if len(d["problems"]) > 50:
-                print(f"  ... and {len(d['problems']) - 50} more ('deskmind sources --status failed')")
+                print(f"deskmind: ... and {len(d['problems']) - 50} more problems "
+                      "('deskmind sources --status failed')", file=sys.stderr)
         return 1 if d["failed"] and not (d["indexed"] or d["unchanged"]) else 0
 
 
@@ -100,8 +103,11 @@ def cmd_search(args: argparse.Namespace) -> int:
                 if not found:
                     raise UserInputError(f"no source matches '{ref}'")
                 ids.extend(found)
+        since, until = _date(args.since, "--since"), _date(args.until, "--until")
+        if since is not None and until is not None and since >= until:
+            raise UserInputError(f"--since {args.since} is not before --until {args.until}")
         filters = SearchFilters(kinds=args.kind, source_ids=ids, privacy=args.privacy,
-                                since=_date(args.since, "--since"), until=_date(args.until, "--until"))
+                                since=since, until=until)
         result = core.searcher().search(args.query, limit=args.limit, filters=filters, mode=args.mode)
         if args.json:
             print_json([h.to_dict() for h in result.hits])
@@ -139,9 +145,14 @@ def _clock(seconds: float) -> str:
 
 def cmd_forget(args: argparse.Namespace) -> int:
     with Core() as core:
-        receipts = []
-        for ref in args.refs:
-            receipts.append(core.store.forget(ref).to_dict())
+        # Resolve every reference first: one unknown reference forgets nothing at all.
+        resolved = [(ref, core.store.resolve(ref)) for ref in args.refs]
+        unknown = [ref for ref, ids in resolved if not ids]
+        if unknown:
+            raise UserInputError(
+                "nothing in memory matches " + ", ".join(f"'{r}'" for r in unknown)
+                + " (nothing was forgotten; 'deskmind sources' lists what memory holds)")
+        receipts = [core.store.forget_ids(ids).to_dict() for _ref, ids in resolved]
         if args.json:
             print_json(receipts if len(receipts) > 1 else receipts[0])
             return 0

@@ -1,0 +1,255 @@
+"""The memory commands as other parts and scripts use them: the real ``deskmind`` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from deskmind.core.app import Core
+from deskmind.core.memory import db
+from deskmind.core.memory.store import text_hash
+
+from tests.cli.conftest import run_deskmind, spawn_deskmind
+from tests.core.memory.helpers import note, rows, scalar
+
+FILES = {
+    "garden/tomatoes.md": "# Tomatoes\n\nThe tomato seedlings went into the greenhouse in May.\n",
+    "garden/bees.md": "# Bees\n\nThe second hive swarmed; the queen settled in the apple tree.\n",
+    "work/budget.txt": "Quarterly budget: travel costs rose after the Lisbon conference.\n",
+    "work/invoice.txt": "Invoice XQ7734 from the plumbing contractor is due in March.\n",
+    "music.txt": "Practise the Chopin nocturne slowly, left hand alone first.\n",
+}
+
+
+def make_tree(root: Path) -> Path:
+    for rel, text in FILES.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    return root
+
+
+def index_json(*paths: Path) -> dict:
+    proc = run_deskmind("index", *map(str, paths), "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def search_json(query: str, *extra: str) -> list[dict]:
+    proc = run_deskmind("search", query, "--json", *extra)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def open_db(home: Path):
+    return db.connect(home / "data" / "memory.db")
+
+
+def test_reindexing_unchanged_files_does_no_embedding_work(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "docs")
+    first = index_json(tree)
+    assert first["indexed"] == 5 and first["embedded_chunks"] == first["chunks"] == 5
+    again = index_json(tree)
+    assert (again["indexed"], again["unchanged"], again["embedded_chunks"]) == (0, 5, 0), again
+    # One edited file: only its chunk is embedded.
+    (tree / "music.txt").write_text("Practise the Bach prelude slowly, right hand first.\n")
+    edited = index_json(tree)
+    assert (edited["indexed"], edited["unchanged"], edited["embedded_chunks"]) == (1, 4, 1), edited
+
+
+def test_search_json_contract(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "docs")
+    index_json(tree)
+    hits = search_json("when is the plumber's bill due", "--limit", "3")
+    assert isinstance(hits, list) and 1 <= len(hits) <= 3
+    for h in hits:
+        assert {"chunk_id", "source", "title", "locator", "score", "text"} <= h.keys()
+        assert isinstance(h["chunk_id"], int)
+        assert isinstance(h["source"], str) and Path(h["source"]).is_file()
+        assert isinstance(h["title"], str) and h["title"]
+        assert isinstance(h["locator"], dict)
+        assert isinstance(h["score"], float) and h["score"] > 0
+        assert isinstance(h["text"], str) and h["text"]
+    assert hits[0]["source"] == str(tree / "work" / "invoice.txt")
+    assert hits[0]["locator"] == {"line_start": 1, "line_end": 1}
+    # Filters through the command line (kind and source together), and the plain output.
+    scoped = search_json("garden costs", "--kind", "markdown", "--source", str(tree / "garden"),
+                         "--limit", "10")
+    assert sorted(Path(h["source"]).name for h in scoped) == ["bees.md", "tomatoes.md"]
+    md = next(h for h in scoped if h["source"].endswith("tomatoes.md"))
+    assert md["locator"]["heading"] == ["Tomatoes"] and md["locator"]["line_start"] == 1
+    plain = run_deskmind("search", "Chopin nocturne", "--limit", "1", "--until", "2999-01-01")
+    assert plain.returncode == 0 and "music.txt" in plain.stdout and "chunk" in plain.stdout
+
+
+def test_forget_by_id_path_and_folder(tmp_path: Path, deskmind_home: Path, embedder) -> None:
+    tree = make_tree(tmp_path / "docs")
+    index_json(tree)
+    with Core() as core:  # a note derived from the invoice file
+        core._embedders[embedder.model_id] = embedder
+        (inv,) = core.store.resolve(str(tree / "work" / "invoice.txt"))
+        core.remember(note("Reminder derived from the plumbing invoice XQ7734.",
+                           uri="deskmind://note/reminder", parent_id=inv))
+    conn = open_db(deskmind_home)
+    chunk_of = dict(rows(conn, "SELECT s.uri, c.id FROM chunks c JOIN sources s ON s.id = c.source_id"))
+    conn.close()
+
+    # By id: the file and its derived note go; the receipt says so.
+    proc = run_deskmind("forget", str(inv), "--json")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert sorted(s["uri"] for s in r["sources"]) == sorted([str(tree / "work" / "invoice.txt"),
+                                                             "deskmind://note/reminder"])
+    assert (r["derived_sources"], r["documents"], r["chunks"], r["fts_rows"], r["vectors"]) == (1, 2, 2, 2, 2)
+
+    # By path, with a human receipt.
+    proc = run_deskmind("forget", str(tree / "music.txt"))
+    assert proc.returncode == 0, proc.stderr
+    assert "forgot source" in proc.stdout and "1 chunks" in proc.stdout and "1 vectors" in proc.stdout
+
+    # By folder.
+    r = json.loads(run_deskmind("forget", str(tree / "garden"), "--json").stdout)
+    assert sorted(Path(s["uri"]).name for s in r["sources"]) == ["bees.md", "tomatoes.md"]
+
+    gone = ["work/invoice.txt", "music.txt", "garden/tomatoes.md", "garden/bees.md"]
+    gone_chunks = [chunk_of[str(tree / g)] for g in gone] + [chunk_of["deskmind://note/reminder"]]
+    conn = open_db(deskmind_home)
+    try:
+        assert [r[0] for r in rows(conn, "SELECT uri FROM sources")] == [str(tree / "work" / "budget.txt")]
+        assert scalar(conn, "SELECT count(*) FROM documents") == 1
+        assert scalar(conn, "SELECT count(*) FROM chunks") == 1
+        idx_id = scalar(conn, "SELECT id FROM vector_indexes WHERE status = 'active'")
+        j = json.dumps(gone_chunks)
+        for table, col in ((f"vectors_{idx_id}", "chunk_id"), (f"vecbits_{idx_id}", "rowid"),
+                           ("chunks_fts_docsize", "id")):
+            assert scalar(conn, f"SELECT count(*) FROM {table} WHERE {col} IN "
+                                "(SELECT value FROM json_each(?))", j) == 0, table
+        assert scalar(conn, f"SELECT count(*) FROM vectors_{idx_id}") == 1
+    finally:
+        conn.close()
+    hits = search_json("plumbing invoice XQ7734 tomato greenhouse hive queen Chopin nocturne", "--limit", "20")
+    assert [h["source"] for h in hits] == [str(tree / "work" / "budget.txt")]
+    with Core() as core:  # and by each side of the search on its own
+        core._embedders[embedder.model_id] = embedder
+        for q in ("plumbing invoice XQ7734", "tomato greenhouse", "hive queen", "Chopin nocturne"):
+            for mode in ("fts", "vector"):
+                found = core.searcher().search(q, limit=20, mode=mode).hits
+                assert all(h.source.endswith("budget.txt") for h in found), (q, mode, found)
+
+
+def test_stats_and_doctor(tmp_path: Path, deskmind_home: Path) -> None:
+    index_json(make_tree(tmp_path / "docs"))
+    proc = run_deskmind("stats", "--json")
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(proc.stdout)
+    assert s["sources"] == 5 and s["chunks"] == 5
+    assert s["sources_by_kind"] == {"markdown": 2, "text": 3}
+    assert s["sources_by_status"] == {"indexed": 5}
+    assert s["vector_index"]["vectors"] == 5 and s["vector_index"]["dim"] == 384
+    assert s["vector_index"]["model_id"] == "minilm-l6-v2"
+    assert s["db_path"] == str(deskmind_home / "data" / "memory.db") and s["db_bytes"] > 0
+    assert s["building_indexes"] == [] and s["migrations"][0].startswith("m001_")
+
+    proc = run_deskmind("doctor")
+    lines = proc.stdout.splitlines()
+    for check in ("sqlite extensions", "embedding model", "memory database", "vector index"):
+        assert any(ln.startswith("ok ") and f" {check}: " in ln for ln in lines), proc.stdout
+    assert "sqlite-vec" in proc.stdout and "FTS5" in proc.stdout and "sha256 verified" in proc.stdout
+    # Exit 0 exactly when every check passed (other capabilities add checks, such as a
+    # microphone, that a headless machine may fail).
+    fails = [ln for ln in lines if ln.startswith("FAIL")]
+    assert proc.returncode == (1 if fails else 0), proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+    # A damaged database: the doctor says so in one line, and exits non-zero.
+    dbfile = deskmind_home / "data" / "memory.db"
+    for suffix in ("-wal", "-shm"):
+        Path(str(dbfile) + suffix).unlink(missing_ok=True)
+    dbfile.write_bytes(b"this is not a database at all\n" * 200)
+    proc = run_deskmind("doctor")
+    assert proc.returncode != 0 and "Traceback" not in proc.stdout + proc.stderr
+    bad = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAIL")]
+    assert any(" memory database: " in ln and "not a Deskmind memory database" in ln for ln in bad), bad
+
+
+def test_a_killed_reembed_resumes(tmp_path: Path, deskmind_home: Path, embedder) -> None:
+    texts = [f"Log line {i}: sensor {i % 9} read {i * 3} units at dawn." for i in range(140)]
+    texts.append("The orchestra tuned to the oboe's A before the overture.")
+    with Core() as core:
+        idx = core.store.ensure_active_index(embedder.model_id, embedder.dim)
+        vecs = dict(zip(map(text_hash, texts), embedder.embed(texts)))
+        for i, t in enumerate(texts):
+            core.store.put_source(note(t, uri=f"deskmind://note/{i}"), idx, vecs)
+        total = scalar(core.store.reader(), "SELECT count(*) FROM chunks")
+    model = "onnx:minilm-second"  # the same ONNX model under another id: a real second index
+    proc = spawn_deskmind("reembed", "--model", model, "--json")
+    conn = open_db(deskmind_home)
+    done = 0
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            b = conn.execute("SELECT id, watermark FROM vector_indexes WHERE status = 'building'").fetchone()
+            if b and b[1] > 0:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        proc.wait(30)
+        assert proc.returncode == -signal.SIGKILL, "the rebuild should still have been running"
+        assert rows(conn, "PRAGMA integrity_check") == [("ok",)]
+        building = scalar(conn, "SELECT id FROM vector_indexes WHERE status = 'building'")
+        done = scalar(conn, f"SELECT count(*) FROM vectors_{building}")
+        assert 0 < done < total
+    finally:
+        conn.close()
+        if proc.poll() is None:
+            proc.kill()
+    # Meanwhile search still works on the old index.
+    assert search_json("oboe tuning", "--limit", "1")[0]["source"] == "deskmind://note/140"
+    stats = json.loads(run_deskmind("stats", "--json").stdout)
+    assert [b["model_id"] for b in stats["building_indexes"]] == [model]
+    assert stats["vector_index"]["model_id"] == "minilm-l6-v2"
+
+    proc = run_deskmind("reembed", "--model", model, "--json")
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    assert res["model_id"] == model and res["index_id"] == building
+    assert res["embedded"] == total - done and res["replaced_model"] == "minilm-l6-v2"
+    stats = json.loads(run_deskmind("stats", "--json").stdout)
+    assert stats["building_indexes"] == [] and stats["vector_index"]["vectors"] == total
+    assert search_json("oboe tuning", "--limit", "1", "--mode", "vector")[0]["source"] == "deskmind://note/140"
+
+
+def test_backup_while_another_process_writes(tmp_path: Path, deskmind_home: Path) -> None:
+    with Core() as core:
+        stop = threading.Event()
+        n = [0]
+
+        def busy() -> None:
+            while not stop.is_set():
+                core.store.put_source(note([f"busy {n[0]} a", f"busy {n[0]} b"], uri=f"deskmind://note/busy-{n[0]}"))
+                n[0] += 1
+
+        t = threading.Thread(target=busy)
+        t.start()
+        try:
+            while n[0] < 10:
+                time.sleep(0.01)
+            proc = run_deskmind("backup", str(tmp_path / "copy.db"))
+        finally:
+            stop.set()
+            t.join()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("backup written: ") and str(tmp_path / "copy.db") in proc.stdout
+    conn = db.connect(tmp_path / "copy.db", readonly=True)
+    try:
+        assert rows(conn, "PRAGMA integrity_check") == [("ok",)]
+        assert scalar(conn, "PRAGMA journal_mode") == "delete"  # a self-contained single file
+        per = rows(conn, "SELECT (SELECT count(*) FROM chunks c WHERE c.source_id = s.id) FROM sources s")
+        assert len(per) >= 10 and all(r[0] == 2 for r in per)
+        assert scalar(conn, "SELECT count(*) FROM chunks") == scalar(conn, "SELECT count(*) FROM chunks_fts_docsize")
+    finally:
+        conn.close()
