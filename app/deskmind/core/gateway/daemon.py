@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import signal
 import threading
 import time
 from pathlib import Path
@@ -94,6 +95,11 @@ class Daemon:
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._loop.add_signal_handler(sig, self.request_stop)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread, or a platform without loop signal handlers
         tasks: list[asyncio.Task] = []
         if self.http is not None:
             tasks.append(asyncio.create_task(self.http.serve(), name="http"))
@@ -107,7 +113,6 @@ class Daemon:
                 await asyncio.sleep(0.02)
         self.started.set()
         try:
-            # uvicorn handles SIGINT/SIGTERM itself and returns from serve(): that ends us too.
             done, _ = await asyncio.wait([stopper, *tasks[:1]] if self.http else [stopper],
                                          return_when=asyncio.FIRST_COMPLETED)
             for t in done:

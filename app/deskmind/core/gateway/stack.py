@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import anyio
 import uvicorn
@@ -125,6 +125,15 @@ async def _health(_request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon (or the tray app) owns signals and
+    stops the server itself, so SIGTERM ends ``deskmind serve`` cleanly with status 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 class HttpServer:
     """uvicorn on the gateway's address. ``serve()`` in a loop, or ``start()`` on a thread."""
 
@@ -136,7 +145,7 @@ class HttpServer:
             # A ceiling on open connections so a flood cannot exhaust the process.
             limit_concurrency=256, timeout_keep_alive=5, lifespan="on",
         )
-        self.server = uvicorn.Server(self.config)
+        self.server = _Uvicorn(self.config)
         self._thread: threading.Thread | None = None
 
     @property
