@@ -206,9 +206,14 @@ class DesktopApp(QObject):
         self.indexing.index(paths)
 
     def open_citation(self, c: Citation) -> None:
+        self.open_source_id(c.source_id, c.locator, c.chunk_id)
+
+    def open_source_id(self, source_id: int | None, locator: dict | None = None,
+                       chunk_id: int | None = None) -> None:
+        """Show a memory item (cited passage, saved note, meeting) in the browser, at its place."""
         browser = self.show_window("browser")
-        if c.source_id is not None:
-            browser.open_source(c.source_id, c.locator, c.chunk_id)
+        if source_id is not None:
+            browser.open_source(source_id, locator, chunk_id)
 
     # -- lazily built windows ------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Builds the talk and meeting controllers when the speech engine is installed."""
+"""Builds the talk and meeting controllers over the core's speech service, when installed."""
 
 from __future__ import annotations
 
@@ -8,11 +8,32 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def build_speech_controllers(app: Any) -> tuple[Any, Any]:
-    """(talk controller, meeting controller); None for each part that is unavailable."""
+def make_speech(core: Any, complete: Any = None) -> Any:
+    """The core's Speech service, or None when the speech engine is not installed."""
     try:
-        import deskmind.core.speech.recorder  # noqa: F401
+        from deskmind.core.speech import Speech
     except ImportError as exc:
         log.info("speech unavailable: %s", exc)
+        return None
+    return Speech(core, complete=complete)
+
+
+def build_speech_controllers(app: Any) -> tuple[Any, Any]:
+    """(talk controller, meeting controller), or (None, None) without a speech service."""
+    if app.speech is None:
+        app.speech = make_speech(app.core, getattr(app, "complete", None))
+    if app.speech is None:
         return None, None
-    return None, None
+    from deskmind.ui.hud import TalkHud
+    from deskmind.ui.meeting import MeetingController
+    from deskmind.ui.talk import TalkController
+
+    speech = app.speech
+    app.hud = TalkHud()
+    app.hud.note_clicked.connect(lambda note: app.open_source_id(getattr(note, "source_id", None)))
+    talk = TalkController(lambda **hooks: speech.voice_note_recorder(**hooks), app.bridge, app.workers,
+                          app.hud, set_tray=lambda s: app.tray.set_state(s), parent=app)
+    meeting = MeetingController(lambda **hooks: speech.meeting_recorder(**hooks), speech, app.bridge,
+                                app.workers, app.tray, lambda: app.core.store, parent=app)
+    meeting.check_interrupted()
+    return talk, meeting

@@ -1,0 +1,192 @@
+"""Meeting controls: tray start/stop with elapsed time, live transcript, minutes, recovery."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QMessageBox
+
+from deskmind.ui.bridge import CoreBridge
+from deskmind.ui.tasks import Workers
+from deskmind.ui.tray import TrayController
+
+log = logging.getLogger(__name__)
+
+
+def minutes_markdown(result: Any, store: Any) -> str | None:
+    """The saved minutes' text (worker thread), or None when no model wrote minutes."""
+    mid = getattr(result, "minutes_id", None)
+    if not mid:
+        return None
+    row = store.reader().execute("SELECT text FROM documents WHERE source_id = ?", (mid,)).fetchone()
+    return row[0] if row else None
+
+
+class MeetingController(QObject):
+    state_changed = Signal(str)        # idle | starting | recording | saving
+    saved = Signal(object)             # MeetingResult
+
+    def __init__(self, make_recorder: Callable[..., Any], speech: Any, bridge: CoreBridge,
+                 workers: Workers, tray: TrayController, store: Callable[[], Any],
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.speech, self.bridge, self.workers, self.tray = speech, bridge, workers, tray
+        self._make = make_recorder
+        self._store = store
+        self.recorder: Any = None
+        self.state = "idle"
+        self.started_at = 0.0
+        self.segments: list[Any] = []
+        self.transcript: Any = None
+        self.minutes: Any = None
+        self.recovery_box: QMessageBox | None = None
+        self._tick = QTimer(self, interval=1000)
+        self._tick.timeout.connect(self._update_elapsed)
+        bridge.segment_transcribed.connect(self._segment)
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("starting", "recording")
+
+    def _set(self, state: str) -> None:
+        self.state = state
+        self.state_changed.emit(state)
+
+    def toggle(self) -> None:
+        if self.state == "idle":
+            self.start()
+        elif self.state == "recording":
+            self.stop()
+
+    def start(self, title: str | None = None) -> None:
+        self._set("starting")
+        self.segments = []
+        if self.transcript is not None:
+            self.transcript.clear()
+        self.recorder = self._make(on_segment=self.bridge.on_segment,
+                                   on_error=lambda e: self.bridge.speech_failed.emit(str(e)))
+        self.workers.submit(self.recorder.start, title, done=self._started, failed=self._start_failed,
+                            executor=self.workers.pool)
+
+    def _started(self, meeting_id: str) -> None:
+        self._set("recording")
+        self.started_at = time.monotonic()
+        self.tray.set_state("meeting")
+        self._update_elapsed()
+        self._tick.start()
+
+    def _start_failed(self, exc: BaseException) -> None:
+        self._set("idle")
+        self.recorder = None
+        self.tray.notify("Meeting not started", str(exc), attention=True)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started_at if self.state == "recording" else 0.0
+
+    def _update_elapsed(self) -> None:
+        self.tray.set_meeting(self.elapsed())
+
+    def _segment(self, seg: Any) -> None:
+        self.segments.append(seg)
+        if self.transcript is not None:
+            self.transcript.add_segment(seg)
+
+    def stop(self) -> None:
+        if self.state != "recording":
+            return
+        self._set("saving")
+        self._tick.stop()
+        self.tray.set_meeting(None)
+        self.tray.act_meeting.setText("Saving meeting…")
+        self.tray.act_meeting.setEnabled(False)
+        self.tray.set_state("indexing", "saving the meeting")
+        rec = self.recorder
+
+        def finish() -> tuple[Any, str | None]:
+            result = rec.stop()
+            return result, minutes_markdown(result, self._store())
+
+        self.workers.submit(finish, done=self._saved, failed=self._save_failed, executor=self.workers.pool)
+
+    def _saved(self, res: tuple[Any, str | None]) -> None:
+        result, minutes = res
+        self._set("idle")
+        self.recorder = None
+        self.tray.act_meeting.setEnabled(True)
+        self.tray.set_meeting(None)
+        self.tray.set_state("idle")
+        n = len(getattr(result, "segments", []) or [])
+        self.tray.notify("Meeting saved", f"{n} transcript segments, {getattr(result, 'duration', 0):.0f} s"
+                         + ("" if minutes else "; minutes need a connected model"))
+        if minutes:
+            self.show_minutes(minutes, getattr(result, "source_id", None))
+        self.saved.emit(result)
+
+    def _save_failed(self, exc: BaseException) -> None:
+        self._set("idle")
+        self.recorder = None
+        self.tray.act_meeting.setEnabled(True)
+        self.tray.set_meeting(None)
+        self.tray.notify("Meeting not saved", f"{exc} — 'deskmind meeting recover' can retry", attention=True)
+
+    # -- windows ---------------------------------------------------------------------------
+
+    def show_transcript(self) -> Any:
+        if self.transcript is None:
+            from deskmind.ui.transcript_window import TranscriptWindow
+
+            self.transcript = TranscriptWindow()
+            for seg in self.segments:
+                self.transcript.add_segment(seg)
+        self.transcript.show()
+        self.transcript.raise_()
+        return self.transcript
+
+    def show_minutes(self, markdown: str, meeting_id: int | None) -> Any:
+        if self.minutes is None:
+            from deskmind.ui.minutes_window import MinutesWindow
+
+            self.minutes = MinutesWindow()
+        self.minutes.show_minutes(markdown, meeting_id)
+        return self.minutes
+
+    # -- recovery ----------------------------------------------------------------------------
+
+    def check_interrupted(self) -> None:
+        """At start: offer to save meetings whose recording was cut off (non-modal prompt)."""
+        self.workers.submit(self.speech.interrupted_meetings, done=self._offer_recovery,
+                            failed=lambda e: log.warning("cannot look for interrupted meetings: %s", e))
+
+    def _offer_recovery(self, folders: list[Any]) -> None:
+        if not folders:
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "Interrupted meeting",
+                          f"{len(folders)} meeting recording(s) stopped before being saved "
+                          "(Deskmind or the computer stopped). Transcribe and save them now?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        box.setObjectName("recoveryPrompt")
+        box.buttonClicked.connect(lambda b: box.standardButton(b) == QMessageBox.StandardButton.Yes
+                                  and self.recover(folders))
+        box.open()  # never exec(): no nested loop under qasync
+        self.recovery_box = box
+
+    def recover(self, folders: list[Any]) -> None:
+        self.tray.set_state("indexing", "recovering a meeting")
+
+        def work() -> list[Any]:
+            return [self.speech.recover(f) for f in folders]
+
+        def done(results: list[Any]) -> None:
+            self.tray.set_state("idle")
+            self.tray.notify("Meeting recovered", f"{len(results)} meeting(s) saved to memory")
+
+        self.workers.submit(work, done=done, failed=lambda e: self.tray.notify(
+            "Recovery failed", str(e), attention=True))
+
+    def shutdown(self) -> None:
+        """Quitting mid-meeting: the segment files on disk stay, and the next start offers to
+        recover them (the same path as a crash), rather than blocking quit on transcription."""
+        self._tick.stop()

@@ -1,0 +1,127 @@
+"""Push-to-talk: the talk hotkey drives a VoiceNoteRecorder; the HUD shows where it is.
+
+The recorder's start() opens the microphone and stop() transcribes and saves (blocking): both
+run on the speech executor, never on the GUI thread. Key autorepeat on X11 can deliver
+release+press pairs while a key is held, so a release only stops after a short quiet spell.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from deskmind.ui.bridge import CoreBridge
+from deskmind.ui.hud import TalkHud
+from deskmind.ui.tasks import Workers
+
+log = logging.getLogger(__name__)
+
+RELEASE_DEBOUNCE_MS = 80
+
+
+def meter_level(rms: float) -> float:
+    """RMS of float samples to 0..1 on a -60..0 dBFS scale (speech sits around the middle)."""
+    if rms <= 0:
+        return 0.0
+    return max(0.0, min(1.0, (20 * math.log10(rms) + 60) / 60))
+
+
+class TalkController(QObject):
+    state_changed = Signal(str)          # idle | starting | recording | transcribing
+    note_saved = Signal(object)
+
+    def __init__(self, make_recorder: Callable[..., Any], bridge: CoreBridge, workers: Workers,
+                 hud: TalkHud, set_tray: Callable[[str], None] | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.bridge, self.workers, self.hud = bridge, workers, hud
+        self._make = make_recorder
+        self._set_tray = set_tray or (lambda _s: None)
+        self.recorder: Any = None
+        self.state = "idle"
+        self.mode = "toggle"
+        self._stop_when_started = False
+        self._release = QTimer(self, singleShot=True, interval=RELEASE_DEBOUNCE_MS)
+        self._release.timeout.connect(self.stop)
+        bridge.level_changed.connect(lambda rms: hud.set_level(meter_level(rms)))
+        bridge.speech_failed.connect(self._failed_while_recording)
+
+    def _set(self, state: str) -> None:
+        self.state = state
+        self.state_changed.emit(state)
+
+    # -- hotkey --------------------------------------------------------------------------
+
+    def pressed(self, hold: bool) -> None:
+        if self._release.isActive():      # autorepeat: the key never really went up
+            self._release.stop()
+            return
+        if self.state == "idle":
+            self.start("hold" if hold else "toggle")
+        elif not hold and self.state in ("recording", "starting"):
+            self.stop()
+
+    def released(self, hold: bool) -> None:
+        if hold and self.state in ("recording", "starting"):
+            self._release.start()
+
+    def toggle(self) -> None:
+        """From `deskmind trigger talk` or the tray: press once to start, again to stop."""
+        if self.state == "idle":
+            self.start("toggle")
+        elif self.state in ("recording", "starting"):
+            self.stop()
+
+    # -- recording -------------------------------------------------------------------------
+
+    def start(self, mode: str) -> None:
+        self.mode = mode
+        self._stop_when_started = False
+        self._set("starting")
+        self.hud.recording(mode)
+        self._set_tray("recording")
+        if self.recorder is None:
+            self.recorder = self._make(on_level=self.bridge.on_level,
+                                       on_error=lambda e: self.bridge.speech_failed.emit(str(e)))
+        self.workers.submit(self.recorder.start, done=self._started, failed=self._start_failed,
+                            executor=self.workers.speech)
+
+    def _started(self, _r: Any = None) -> None:
+        self._set("recording")
+        if self._stop_when_started:
+            self.stop()
+
+    def _start_failed(self, exc: BaseException) -> None:
+        self._set("idle")
+        self._set_tray("idle")
+        self.hud.toast(f"Cannot record: {exc}")
+
+    def stop(self) -> None:
+        if self.state == "starting":
+            self._stop_when_started = True
+            return
+        if self.state != "recording":
+            return
+        self._set("transcribing")
+        self.hud.transcribing()
+        self._set_tray("idle")
+        self.workers.submit(self.recorder.stop, done=self._saved, failed=self._save_failed,
+                            executor=self.workers.speech)
+
+    def _saved(self, note: Any) -> None:
+        self._set("idle")
+        text = " ".join((getattr(note, "text", "") or "").split())
+        self.hud.toast(f"Saved note: {text[:70]}{'…' if len(text) > 70 else ''}", note)
+        self.note_saved.emit(note)
+
+    def _save_failed(self, exc: BaseException) -> None:
+        self._set("idle")
+        self.hud.toast(str(exc))
+
+    def _failed_while_recording(self, message: str) -> None:
+        if self.state == "recording":
+            self.hud.toast(f"Recording stopped: {message}")
+            self.stop()
