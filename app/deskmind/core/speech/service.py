@@ -37,7 +37,7 @@ class Speech:
                  engine: TranscriptionEngine | None = None,
                  system_source: Callable[[], str | None] | None = default_monitor_source) -> None:
         self.core = core
-        self.settings: SpeechSettings = engine.settings if engine else speech_settings(core.settings)
+        self.settings: SpeechSettings = speech_settings(core.settings)
         self.complete = complete
         self._sd = sd
         self._factory = model_factory

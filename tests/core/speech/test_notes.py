@@ -1,0 +1,161 @@
+"""Voice notes: from files and from a real (virtual) microphone, into memory and out again."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deskmind.core.errors import DeskmindError
+from deskmind.core.speech.capture import MicrophoneError
+from deskmind.core.speech.notes import NoSpeechError, VoiceNoteRecorder
+from tests.core.speech.conftest import words
+from tests.fakes.audio import MIC_SINK, reinit_sounddevice, speech_wav, start_pulse
+
+NOTE = "Buy new running shoes and book the dentist for Thursday."
+
+
+def _chunks(core, source_id):
+    conn = core.store.reader()
+    return [(t, __import__("json").loads(loc)) for t, loc in conn.execute(
+        "SELECT text, locator FROM chunks WHERE source_id = ? ORDER BY id", (source_id,))]
+
+
+def test_note_from_file_lands_in_memory_with_times_and_audio(core, speech, speech_dir):
+    wav = speech_wav(speech_dir, NOTE)
+    note = speech.note_from_file(wav)
+    src = core.store.get_source(note.source_id)
+    assert src.kind == "note" and src.uri.startswith("deskmind://note/")
+    assert {"running", "shoes", "thursday"} <= words(note.text)
+    audio = Path(src.metadata["audio_files"][0])
+    assert audio.exists() and core.paths.audio_dir in audio.parents
+    chunks = _chunks(core, note.source_id)
+    assert chunks and all({"start", "end"} <= set(loc) for _, loc in chunks)
+    assert chunks[0][1]["start"] < 0.5 and chunks[-1][1]["end"] <= note.transcript.duration + 0.01
+    hits = core.searcher().search("dentist appointment", limit=3).hits
+    assert hits and hits[0].source_id == note.source_id and "start" in hits[0].locator
+
+    receipt = speech.forget(note.source_id)
+    assert str(audio) in receipt.files_removed and not audio.exists()
+    assert wav.exists()  # the person's own file is never touched
+    assert core.store.get_source(note.source_id) is None
+
+
+def test_note_cleanup_through_the_injected_completer(core, whisper_engine, speech_dir):
+    from deskmind.core.speech import Speech
+
+    calls = []
+
+    def complete(task: str, prompt: str, privacy: str) -> str:
+        calls.append((task, privacy))
+        said = prompt.rsplit("\n\n", 1)[1]
+        return "Shopping: " + said.strip().rstrip(".") + "."
+
+    s = Speech(core, engine=whisper_engine, complete=complete)
+    note = s.note_from_file(speech_wav(speech_dir, NOTE))
+    assert calls == [("clean_note", "private")]
+    assert note.cleaned and note.text.startswith("Shopping: ")
+    src = core.store.get_source(note.source_id)
+    assert src.metadata["cleaned"] and "shoes" in words(src.metadata["transcript"])
+    cleaned = [loc for _, loc in _chunks(core, note.source_id) if loc.get("cleaned")]
+    assert cleaned == [{"start": 0.0, "end": round(note.transcript.duration, 2), "cleaned": True}]
+
+    def broken(task: str, prompt: str, privacy: str) -> str:
+        raise DeskmindError("no local model is running")
+
+    note2 = Speech(core, engine=whisper_engine, complete=broken).note_from_file(speech_wav(speech_dir, NOTE))
+    assert not note2.cleaned and "cleanup failed" in note2.warnings[0]
+
+
+def test_silent_file_saves_nothing(core, speech, tmp_path):
+    import soundfile as sf
+
+    p = tmp_path / "silence.wav"
+    sf.write(p, np.zeros(16000 * 2, np.float32), 16000)
+    with pytest.raises(NoSpeechError, match="no speech"):
+        speech.note_from_file(p)
+    assert core.store.list_sources() == []
+    assert not list((core.paths.audio_dir / "notes").glob("*"))
+
+
+def _record(rec: VoiceNoteRecorder, play, seconds_after: float = 0.6):
+    rec.start()
+    assert rec._capture.wait_first_block(5), "the virtual microphone delivered nothing"
+    play()
+    time.sleep(seconds_after)
+    return rec.stop()
+
+
+def test_push_to_talk_from_the_virtual_microphone(core, speech, sd, pulse, speech_dir):
+    wav = speech_wav(speech_dir, NOTE)
+    speech._sd = sd
+    levels = []
+    rec = speech.voice_note_recorder(on_level=levels.append)
+    note = _record(rec, lambda: pulse.play(wav, MIC_SINK))
+    assert {"running", "shoes", "thursday"} <= words(note.text), note.text
+    assert max(levels) > 0.05
+    src = core.store.get_source(note.source_id)
+    audio = Path(src.metadata["audio_files"][0])
+    assert audio.exists() and audio.stat().st_size > 16000 * 2 * 2
+    assert note.timings["total"] > 0 and "transcribe" in note.timings
+    # One recorder, many notes: the same object records again.
+    again = _record(rec, lambda: pulse.play(speech_wav(speech_dir, "Call the plumber tomorrow."), MIC_SINK))
+    assert "plumber" in words(again.text)
+
+
+def test_zero_length_recording_is_a_clear_error(speech, sd):
+    speech._sd = sd
+    rec = speech.voice_note_recorder()
+    rec.start()
+    rec._capture._running.clear()  # stop before any block was consumed: nothing was recorded
+    rec._capture._queue.put(None)
+    with pytest.raises(NoSpeechError, match="nothing was recorded|no speech"):
+        rec.stop()
+
+
+def test_missing_microphone_is_a_clear_error(speech, sd):
+    speech._sd = sd
+    speech.settings.input_device = "no-such-microphone"
+    with pytest.raises(MicrophoneError, match="no-such-microphone.*not found.*inputs here"):
+        speech.voice_note_recorder().start()
+
+
+def test_no_sound_server_means_no_microphone(speech, tmp_path, monkeypatch):
+    monkeypatch.setenv("PULSE_SERVER", f"unix:{tmp_path}/nobody-here")
+    sd = reinit_sounddevice()
+    try:
+        speech._sd = sd
+        speech.settings.input_device = "pulse"
+        with pytest.raises(MicrophoneError):
+            speech.voice_note_recorder().start()
+    finally:
+        monkeypatch.undo()
+        reinit_sounddevice()
+
+
+def test_microphone_that_disappears_mid_note_keeps_what_was_said(core, speech, speech_dir, monkeypatch):
+    server = start_pulse("dm-pulse-vanish-")
+    monkeypatch.setenv("PULSE_SERVER", server.env["PULSE_SERVER"])
+    try:
+        speech._sd = reinit_sounddevice()
+        errors: list[DeskmindError] = []
+        failed = threading.Event()
+        rec = speech.voice_note_recorder(on_error=lambda e: (errors.append(e), failed.set()))
+        rec.start()
+        assert rec._capture.wait_first_block(5)
+        server.play(speech_wav(speech_dir, NOTE), MIC_SINK)
+        time.sleep(0.6)  # what was played has reached the recorder
+        server.kill()
+        assert failed.wait(15), "the vanished microphone was not noticed"
+        assert isinstance(errors[0], MicrophoneError) and "stopped delivering audio" in str(errors[0])
+        note = rec.stop()
+        assert {"running", "shoes"} <= words(note.text), note.text
+        assert any("stopped delivering audio" in w for w in note.warnings)
+    finally:
+        server.kill()
+        monkeypatch.undo()
+        reinit_sounddevice()
