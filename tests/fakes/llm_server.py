@@ -71,7 +71,7 @@ class FakeLLMServer:
     def __init__(self, *, reply: Reply | None = None, script: Callable[[dict], Reply] | None = None,
                  models: list[str] | None = None, context_length: int = 8192,
                  faults: Faults | None = None, require_key: str | None = None,
-                 embed_dim: int = 8, host: str = "127.0.0.1") -> None:
+                 embed_dim: int = 8, host: str = "127.0.0.1", port: int = 0) -> None:
         self.reply = reply or Reply()
         self.script = script
         self.models = models or ["fake-model:1b"]
@@ -82,7 +82,7 @@ class FakeLLMServer:
         self.received: list[Received] = []
         self._failed = 0
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((host, 0), _make_handler(self))
+        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 

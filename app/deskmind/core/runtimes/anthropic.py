@@ -98,7 +98,6 @@ class AnthropicRuntime:
                 usage.completion_tokens = (data.get("usage") or {}).get("output_tokens")
             elif ev == "message_stop":
                 finished = True
-                break
         if not finished:
             raise StreamTruncatedError(f"{self.name} ended its answer without message_stop",
                                        provider=self.name)

@@ -108,9 +108,9 @@ class Transport:
         for attempt in (0, 1):
             entry = await self._record(model, body, ctx)
             try:
-                resp = await asyncio.wait_for(self.client.request(
-                    method, self.url(path), content=body or None, headers=self._headers(bool(body))),
-                    timeout or self.timeouts.request)
+                async with asyncio.timeout(timeout or self.timeouts.request):
+                    resp = await self.client.request(
+                        method, self.url(path), content=body or None, headers=self._headers(bool(body)))
             except BaseException as exc:
                 await self._finish(entry, 0, type(exc).__name__)
                 raise self._translate(exc, first=True) from None
@@ -143,8 +143,10 @@ class Transport:
                 req = self.client.build_request("POST", self.url(path), content=body,
                                                 headers=self._headers(True))
                 try:
-                    resp = await asyncio.wait_for(self.client.send(req, stream=True),
-                                                  self.timeouts.first_token)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                    # cancellation that races with a result, and Ctrl-C must always win.
+                    async with asyncio.timeout(self.timeouts.first_token):
+                        resp = await self.client.send(req, stream=True)
                 except BaseException as exc:
                     status = type(exc).__name__
                     raise self._translate(exc, first=True) from None
@@ -161,14 +163,19 @@ class Transport:
                     wait = (self.timeouts.first_token - (time.monotonic() - t0)) if first \
                         else self.timeouts.stall
                     try:
-                        item = await asyncio.wait_for(items.__anext__(), max(wait, 0.001))
+                        async with asyncio.timeout(max(wait, 0.001)):
+                            item = await items.__anext__()
                     except StopAsyncIteration:
                         break
                     except BaseException as exc:
                         status = type(exc).__name__
                         raise self._translate(exc, first=first) from None
                     first = False
-                    yield item
+                    try:
+                        yield item
+                    except GeneratorExit:
+                        status = "closed early"
+                        raise
                 status = "ok"
                 return
             finally:

@@ -145,7 +145,6 @@ class OllamaRuntime:
                 done = True
                 yield StreamEvent("done", finish_reason=data.get("done_reason"), usage=Usage(
                     data.get("prompt_eval_count"), data.get("eval_count")))
-                break
         if not done:
             raise StreamTruncatedError(f"{self.name} ended its answer without saying it was done",
                                        provider=self.name)

@@ -72,9 +72,9 @@ class OpenAICompatRuntime:
         saw_done = False
         async for data in self.t.stream("/v1/chat/completions", self.build_payload(req),
                                         model=req.model, ctx=req.egress, parse=_sse_json):
-            if data is None:  # [DONE]
+            if data is None:  # [DONE]: the stream ends right after
                 saw_done = True
-                break
+                continue
             if data.get("error"):
                 err = data["error"]
                 msg = err.get("message") if isinstance(err, dict) else str(err)

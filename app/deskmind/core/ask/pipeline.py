@@ -1,0 +1,254 @@
+"""The quick-ask pipeline: retrieve, route, build the prompt, stream, save the exchange.
+
+Async-first: :meth:`AskPipeline.stream` is an async generator of :class:`AskEvent` that the
+GUI (qasync) consumes directly; cancelling the consuming task stops the model's stream at once
+and saves nothing. :func:`ask_sync` wraps it for the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable
+
+from deskmind.core.agents.audit import AuditLog
+from deskmind.core.agents.permissions import (
+    ApprovalRequest, Approver, Scopes, agent_config, ask_approval,
+)
+from deskmind.core.agents.tools import ToolBox
+from deskmind.core.ask.prompt import Citation, build_messages, conversation_text
+from deskmind.core.memory.models import PRIVACY_LEVELS, Hit, NewChunk, SourceDraft
+from deskmind.core.routing.config import RoutingConfig, privacy_rank
+from deskmind.core.routing.router import (
+    Candidate, ItemRef, RouteDecision, RouteRequest, RoutingError, route_request, strictest,
+)
+from deskmind.core.runtimes.base import (
+    ChatRequest, EgressContext, Message, RuntimeFault, ToolCall,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_TOOL_ROUNDS = 4
+
+
+@dataclass
+class AskOptions:
+    use_memory: bool = True
+    model: str | None = None  # explicit override: provider:model or a model name
+    prompt_privacy: str | None = None  # default: the rules file's prompt_privacy
+    task: str = "ask"
+    agent: str = "quick-ask"
+    limit: int = 6
+    tools: bool = False
+    save: bool = True
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+@dataclass
+class AskEvent:
+    kind: str  # retrieved | route | token | tool | fallback | done
+    text: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    result: "AskResult | None" = None
+
+
+@dataclass
+class AskResult:
+    question: str
+    answer: str
+    citations: list[Citation]
+    route: dict[str, Any]
+    timings: dict[str, float]
+    privacy: str
+    withheld: list[int] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    saved_source_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "answer": self.answer,
+                "citations": [c.to_dict() for c in self.citations], "route": self.route,
+                "timings": {k: round(v, 2) for k, v in self.timings.items()},
+                "privacy": self.privacy, "withheld_items": self.withheld,
+                "tool_calls": self.tool_calls, "saved_source_id": self.saved_source_id}
+
+
+class AskPipeline:
+    """One question at a time per call; safe to reuse on one event loop."""
+
+    def __init__(self, *, cfg: RoutingConfig, hub: Any, searcher: Any = None, store: Any = None,
+                 remember: Callable[[SourceDraft], int] | None = None,
+                 audit: AuditLog | None = None, approver: Approver | None = None) -> None:
+        self.cfg = cfg
+        self.hub = hub
+        self.searcher = searcher
+        self.store = store
+        self.remember = remember
+        self.audit = audit
+        self.approver = approver
+
+    # -- steps -----------------------------------------------------------------------
+
+    def retrieve(self, question: str, opts: AskOptions) -> list[Hit]:
+        scopes = Scopes(agent_config(self.cfg, opts.agent))
+        ceiling = scopes.cfg.memory_ceiling
+        if not opts.use_memory or ceiling is None or self.searcher is None:
+            return []
+        from deskmind.core.memory.search import SearchFilters
+
+        allowed = [t for t in PRIVACY_LEVELS if privacy_rank(t) <= privacy_rank(ceiling)]
+        return self.searcher.search(question, opts.limit, SearchFilters(privacy=allowed)).hits
+
+    async def plan(self, question: str, hits: list[Hit], opts: AskOptions) -> RouteDecision:
+        inv = await self.hub.inventory()
+        req = RouteRequest(prompt=question, task=opts.task, prompt_privacy=opts.prompt_privacy,
+                           items=[ItemRef(h.chunk_id, h.privacy, len(h.text)) for h in hits],
+                           override=opts.model, answer_tokens=opts.max_tokens or 1024)
+        decision = route_request(self.cfg, inv, req)
+        agent = agent_config(self.cfg, opts.agent)
+        if not agent.cloud:
+            kept = [c for c in decision.candidates if c.zone != "cloud"]
+            decision.skipped += [f"{c.ref}: agent {opts.agent} may not reach the cloud zone"
+                                 for c in decision.candidates if c.zone == "cloud"]
+            decision.candidates = kept
+        return decision
+
+    # -- the whole thing -------------------------------------------------------------
+
+    async def stream(self, question: str, opts: AskOptions | None = None) -> AsyncIterator[AskEvent]:
+        opts = opts or AskOptions()
+        if not question.strip():
+            from deskmind.core.errors import UserInputError
+
+            raise UserInputError("the question is empty")
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        hits = await asyncio.to_thread(self.retrieve, question, opts)
+        timings["retrieve_ms"] = (time.perf_counter() - t0) * 1000
+        yield AskEvent("retrieved", data={"hits": len(hits)})
+
+        t = time.perf_counter()
+        decision = await self.plan(question, hits, opts)
+        timings["route_ms"] = (time.perf_counter() - t) * 1000
+        if not decision.candidates:
+            raise RoutingError(_no_candidate_message(decision))
+
+        prompt_priv = opts.prompt_privacy or self.cfg.prompt_privacy
+        errors: list[str] = []
+        for cand in decision.candidates:
+            if cand.zone == "cloud" and not await ask_approval(self.approver, ApprovalRequest(
+                    opts.agent, "cloud", f"send this request to {cand.ref} ({cand.zone})",
+                    {"provider": cand.provider, "model": cand.model})):
+                errors.append(f"{cand.ref}: sending to the cloud was not approved")
+                continue
+            t = time.perf_counter()
+            used = [h for h in hits if h.chunk_id not in set(cand.withheld)]
+            messages, cites = build_messages(question, used)
+            timings["prompt_ms"] = (time.perf_counter() - t) * 1000
+            route = {"provider": cand.provider, "model": cand.model, "zone": cand.zone,
+                     "rule": decision.rule, "reason": decision.reason if cand is decision.candidates[0]
+                     else f"{decision.reason}; fell back to {cand.ref} after: {'; '.join(errors)}",
+                     "class": decision.klass}
+            yield AskEvent("route", data=route)
+            answer: list[str] = []
+            calls_log: list[dict[str, Any]] = []
+            privs = [prompt_priv] + [h.privacy for h in used]
+            t_send = time.perf_counter()
+            try:
+                async for kind, payload in self._converse(cand, decision, messages, used, opts, privs, calls_log):
+                    if kind == "token":
+                        if not answer:
+                            timings["first_token_ms"] = (time.perf_counter() - t0) * 1000
+                            timings["runtime_first_token_ms"] = (time.perf_counter() - t_send) * 1000
+                        answer.append(payload)
+                        yield AskEvent("token", text=payload)
+                    else:
+                        yield AskEvent("tool", data=payload)
+            except RuntimeFault as exc:
+                if answer or not exc.retryable:
+                    raise
+                errors.append(f"{cand.ref}: {exc}")
+                log.info("falling back after %s", exc)
+                yield AskEvent("fallback", text=str(exc), data={"from": cand.ref})
+                continue
+            text = "".join(answer)
+            timings["total_ms"] = (time.perf_counter() - t0) * 1000
+            result = AskResult(question, text, cites, route, timings, strictest(privs),
+                               withheld=list(cand.withheld), tool_calls=calls_log)
+            if opts.save and self.remember is not None and text.strip():
+                result.saved_source_id = await asyncio.to_thread(self._save, result)
+            yield AskEvent("done", text=text, result=result)
+            return
+        raise RoutingError("no model could answer: " + " | ".join(errors))
+
+    async def _converse(self, cand: Candidate, decision: RouteDecision, messages: list[Message],
+                        used: list[Hit], opts: AskOptions, privs: list[str],
+                        calls_log: list[dict[str, Any]]) -> AsyncIterator[tuple[str, Any]]:
+        rt = await self.hub.runtime(cand.provider)
+        toolbox = None
+        if opts.tools and self.audit is not None:
+            toolbox = ToolBox(Scopes(agent_config(self.cfg, opts.agent)), self.audit,
+                              zone_ceiling=self.cfg.ceilings[cand.zone], searcher=self.searcher,
+                              store=self.store, remember=self.remember, approver=self.approver)
+        item_ids = [h.chunk_id for h in used]
+        for _round in range(MAX_TOOL_ROUNDS + 1):
+            offer = toolbox.offered() if toolbox and _round < MAX_TOOL_ROUNDS else []
+            req = ChatRequest(model=cand.model, messages=messages, tools=offer,
+                              max_tokens=opts.max_tokens, temperature=opts.temperature,
+                              egress=EgressContext(rule=decision.rule, item_ids=list(item_ids)))
+            calls: list[ToolCall] = []
+            text: list[str] = []
+            async for ev in rt.chat(req):
+                if ev.kind == "token":
+                    text.append(ev.text)
+                    yield "token", ev.text
+                elif ev.kind == "tool_calls":
+                    calls.extend(ev.tool_calls)
+            if not calls or toolbox is None:
+                return
+            messages = messages + [Message("assistant", "".join(text), tool_calls=calls)]
+            for call in calls:
+                res = await toolbox.call(call)
+                calls_log.append({"tool": call.name, "arguments": call.arguments,
+                                  "decision": res.decision})
+                yield "tool", calls_log[-1]
+                item_ids += list(res.item_ids)
+                privs.append(res.privacy)
+                messages.append(Message("tool", res.content, tool_call_id=call.id, name=call.name))
+
+    def _save(self, r: AskResult) -> int:
+        text = conversation_text(r.question, r.answer, r.citations)
+        draft = SourceDraft(uri=f"deskmind://conversation/{uuid.uuid4()}", kind="conversation",
+                            title=r.question[:80], privacy=r.privacy, text=text, extractor="ask",
+                            chunks=[NewChunk(text, {"turn": 1})],
+                            metadata={"route": r.route, "citations": [c.to_dict() for c in r.citations]})
+        return self.remember(draft)
+
+    async def run(self, question: str, opts: AskOptions | None = None,
+                  on_event: Callable[[AskEvent], None] | None = None) -> AskResult:
+        async for ev in self.stream(question, opts):
+            if on_event:
+                on_event(ev)
+            if ev.kind == "done":
+                assert ev.result is not None
+                return ev.result
+        raise AssertionError("the ask stream ended without a result")
+
+
+def _no_candidate_message(d: RouteDecision) -> str:
+    why = "; ".join(d.skipped[:6]) or "no model is configured or running"
+    return (f"no model may answer this ({d.reason}): {why}. Start a local runtime such as "
+            "Ollama (ollama serve), install the embedded one (pip install 'deskmind[llama]'), "
+            "or adjust routing.toml")
+
+
+def build_pipeline(core: Any, hub: Any, *, approver: Approver | None = None,
+                   cfg: RoutingConfig | None = None) -> AskPipeline:
+    from deskmind.core.routing.config import load_routing
+
+    cfg = cfg or load_routing(core.paths.config_dir)
+    return AskPipeline(cfg=cfg, hub=hub, searcher=core.searcher(), store=core.store,
+                       remember=core.remember, audit=AuditLog(core.store), approver=approver)
