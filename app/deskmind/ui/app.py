@@ -7,6 +7,7 @@ than the palette are built on first use.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any, Callable
@@ -36,6 +37,7 @@ class DesktopApp(QObject):
                  hotkey_backend: Any = "auto", tray_available: bool | None = None,
                  instance_name: str | None = None, speech: Any = None,
                  permissions: Callable[[str], bool] | None = None,
+                 hub_kw: dict[str, Any] | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.t0 = time.perf_counter()
@@ -52,8 +54,11 @@ class DesktopApp(QObject):
                                      self.desktop.hotkeys.talk_mode, backend_factory=hotkey_backend,
                                      parent=self)
         self.memory_answerer = MemoryAnswerer(core.searcher, self.workers)
+        self.pipeline_answerer: Any = None
+        if answerer is None:
+            answerer = self.pipeline_answerer = self._make_pipeline_answerer(hub_kw or {})
         self._answerer = answerer
-        self.permissions = permissions or (lambda scope: False)
+        self.permissions = permissions or self._agent_may
         self.previous_window = PreviousWindow()
         self.speech = speech
         self.palette: Any = None
@@ -92,6 +97,11 @@ class DesktopApp(QObject):
         self.hotkeys.stop()
         if self.meeting is not None:
             self.meeting.shutdown()
+        if self.pipeline_answerer is not None and self.pipeline_answerer.hub is not None:
+            try:
+                asyncio.get_event_loop().create_task(self.pipeline_answerer.aclose())
+            except RuntimeError:
+                pass
         self.instance.close()
         self.tray.hide()
         self.workers.shutdown()
@@ -118,6 +128,26 @@ class DesktopApp(QObject):
         b.error_raised.connect(lambda msg: self.tray.notify("Deskmind", msg, attention=True))
         self.indexing.busy_changed.connect(self._indexing_busy)
         self.indexing.failed.connect(lambda msg: self.tray.notify("Indexing failed", msg, attention=True))
+
+    def _make_pipeline_answerer(self, hub_kw: dict[str, Any]) -> Any:
+        try:
+            import deskmind.core.ask.pipeline  # noqa: F401
+        except ImportError as exc:
+            log.info("the ask pipeline is not installed (%s): answering from memory", exc)
+            return None
+        from deskmind.ui.ask_wiring import GuiApprover, PipelineAnswerer
+
+        return PipelineAnswerer(self.core, self.workers, approver=GuiApprover(), **hub_kw)
+
+    def _agent_may(self, scope: str) -> bool:
+        return self.pipeline_answerer is not None and self.pipeline_answerer.may(scope)
+
+    def settings_changed(self) -> None:
+        """Rules, runtimes or agents were edited: the next question uses them (no restart)."""
+        if self.pipeline_answerer is not None:
+            self.pipeline_answerer.reload()
+        if self.palette is not None:
+            self.palette._update_buttons()
 
     def _indexing_busy(self, busy: bool) -> None:
         if busy:
@@ -206,7 +236,12 @@ class DesktopApp(QObject):
         self.indexing.index(paths)
 
     def open_citation(self, c: Citation) -> None:
-        self.open_source_id(c.source_id, c.locator, c.chunk_id)
+        if c.source_id is not None:
+            self.open_source_id(c.source_id, c.locator, c.chunk_id)
+            return
+        # The pipeline cites by uri and chunk: find the source id off the GUI thread.
+        self.workers.submit(lambda: (self.core.store.resolve(c.source) or [None])[0],
+                            done=lambda sid: self.open_source_id(sid, c.locator, c.chunk_id))
 
     def open_source_id(self, source_id: int | None, locator: dict | None = None,
                        chunk_id: int | None = None) -> None:

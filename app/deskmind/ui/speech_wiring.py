@@ -21,7 +21,8 @@ def make_speech(core: Any, complete: Any = None) -> Any:
 def build_speech_controllers(app: Any) -> tuple[Any, Any]:
     """(talk controller, meeting controller), or (None, None) without a speech service."""
     if app.speech is None:
-        app.speech = make_speech(app.core, getattr(app, "complete", None))
+        # Minutes and note clean-up go through the router when the core offers completion.
+        app.speech = make_speech(app.core, getattr(app.core, "complete", None))
     if app.speech is None:
         return None, None
     from deskmind.ui.hud import TalkHud

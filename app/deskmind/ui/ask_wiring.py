@@ -1,0 +1,140 @@
+"""The palette's answers from the core's quick-ask pipeline, and approvals asked in the GUI.
+
+The pipeline's async stream runs on the GUI thread's asyncio loop (qasync): its HTTP client
+is asynchronous, and its blocking steps (retrieval, saving) already run in threads. One runtime
+hub (one HTTP client) lives as long as the app; a settings change rebuilds it for the next
+question, so rules and runtimes apply live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, AsyncIterator
+
+from PySide6.QtWidgets import QMessageBox
+
+from deskmind.ui.answers import AskEvent, Citation, RouteInfo, Turn
+from deskmind.ui.bridge import on_gui_thread
+from deskmind.ui.tasks import Workers
+
+log = logging.getLogger(__name__)
+
+APPROVAL_TIMEOUT_S = 120.0
+MAX_TURNS_CARRIED = 3
+TURN_CHARS = 600
+
+
+def follow_up_question(question: str, history: list[Turn]) -> str:
+    """The pipeline answers one question; a follow-up carries the last turns along with it."""
+    if not history:
+        return question
+    lines = ["Earlier in this conversation:"]
+    for q, a in history[-MAX_TURNS_CARRIED:]:
+        lines.append(f"Q: {q}\nA: {a[:TURN_CHARS]}")
+    lines.append(f"Follow-up question: {question}")
+    return "\n\n".join(lines)
+
+
+class GuiApprover:
+    """Asks the person with a non-modal box; no answer in time (or asked off the GUI thread)
+    means no."""
+
+    def __init__(self, timeout_s: float = APPROVAL_TIMEOUT_S) -> None:
+        self.timeout_s = timeout_s
+        self.box: QMessageBox | None = None
+
+    def __call__(self, req: Any) -> Any:
+        if not on_gui_thread():
+            log.warning("approval asked off the GUI thread: denied (%s)", req.summary)
+            return False
+        return self._ask(req)
+
+    async def _ask(self, req: Any) -> bool:
+        fut: asyncio.Future[bool] = asyncio.get_event_loop().create_future()
+        box = QMessageBox(QMessageBox.Icon.Question, "Deskmind: allow this?",
+                          f"The {req.agent} agent wants to {req.summary}.",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        box.setObjectName("approvalBox")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.buttonClicked.connect(lambda b: fut.done() or fut.set_result(
+            box.standardButton(b) == QMessageBox.StandardButton.Yes))
+        box.finished.connect(lambda _r: fut.done() or fut.set_result(False))
+        self.box = box
+        box.open()
+        try:
+            return await asyncio.wait_for(fut, self.timeout_s)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            box.close()
+
+
+class PipelineAnswerer:
+    """Adapts :class:`deskmind.core.ask.pipeline.AskPipeline` to the palette's event stream."""
+
+    def __init__(self, core: Any, workers: Workers, *, approver: Any = None, **hub_kw: Any) -> None:
+        self.core = core
+        self.workers = workers
+        self.approver = approver
+        self.hub_kw = hub_kw
+        self.cfg: Any = None
+        self.hub: Any = None
+        self.pipeline: Any = None
+        self._stale = True
+
+    def reload(self) -> None:
+        """Rules or runtimes changed: the next question uses the new ones."""
+        self._stale = True
+
+    async def _ensure(self) -> Any:
+        if self.pipeline is None or self._stale:
+            from deskmind.core.ask.pipeline import build_pipeline
+            from deskmind.core.ask.session import make_hub
+            from deskmind.core.routing.config import load_routing
+
+            cfg = await self.workers.run(load_routing, self.core.paths.config_dir)
+            old, self.hub = self.hub, None
+            if old is not None:
+                await old.aclose()
+            self.hub = await self.workers.run(lambda: make_hub(self.core, cfg, **self.hub_kw))
+            self.cfg = cfg
+            self.pipeline = build_pipeline(self.core, self.hub, approver=self.approver, cfg=cfg)
+            self._stale = False
+        return self.pipeline
+
+    def may(self, scope: str) -> bool:
+        """Whether the quick-ask agent holds a scope (paste, cloud...), from the rules file."""
+        from deskmind.core.agents.permissions import agent_config
+
+        return bool(getattr(agent_config(self.cfg, "quick-ask"), scope, False))
+
+    async def stream(self, question: str, history: list[Turn]) -> AsyncIterator[AskEvent]:
+        from deskmind.core.ask.pipeline import AskOptions
+
+        pipeline = await self._ensure()
+        async for ev in pipeline.stream(follow_up_question(question, history), AskOptions()):
+            if ev.kind == "token":
+                yield AskEvent("token", text=ev.text)
+            elif ev.kind == "route":
+                d = ev.data
+                yield AskEvent("route", route=RouteInfo(zone=d.get("zone", ""), model=d.get("model", ""),
+                                                        provider=d.get("provider", ""), rule=d.get("rule", ""),
+                                                        reason=d.get("reason", "")))
+            elif ev.kind == "retrieved":
+                yield AskEvent("notice", text=f"Read {ev.data.get('hits', 0)} passages from memory…")
+            elif ev.kind == "fallback":
+                yield AskEvent("notice", text=f"Trying the next model: {ev.text}")
+            elif ev.kind == "tool":
+                yield AskEvent("notice", text=f"Tool {ev.data.get('tool')}: {ev.data.get('decision')}")
+            elif ev.kind == "done" and ev.result is not None:
+                yield AskEvent("citations", citations=[
+                    Citation(n=c.n, source=c.source, title=c.title, kind="", locator=dict(c.locator or {}),
+                             chunk_id=c.chunk_id) for c in ev.result.citations])
+                yield AskEvent("done", data={"saved_source_id": ev.result.saved_source_id,
+                                             "timings": ev.result.timings})
+
+    async def aclose(self) -> None:
+        if self.hub is not None:
+            await self.hub.aclose()
+            self.hub = None
