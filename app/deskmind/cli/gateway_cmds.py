@@ -128,8 +128,15 @@ def cmd_mcp(args: argparse.Namespace) -> int:
             gw.clients.note_pending(args.client)
             print(f"deskmind: client '{args.client}' is not granted yet: its calls will be refused "
                   f"until you run 'deskmind clients grant {args.client}'", file=sys.stderr)
+        async def main() -> None:
+            try:
+                await gw.mcp(fixed_client=args.client).run_stdio()
+            finally:
+                if gw.runtimes is not None:
+                    await gw.runtimes.aclose()
+
         try:
-            asyncio.run(gw.mcp(fixed_client=args.client).run_stdio())
+            asyncio.run(main())
         finally:
             gw.audit.flush()
         return 0

@@ -1,14 +1,256 @@
-"""Wiring the gateway to the rest of the core (routing, runtimes, the ask pipeline)."""
+"""Wiring the gateway to routing, the runtimes and the ask pipeline.
+
+Each outside client is handed to routing as an agent named ``client:<name>`` whose scopes
+are the client's grant (memory ceiling, write, cloud); the grant is the person's standing
+approval for the cloud, so no prompt is needed for a client they allowed to use it.
+
+A :class:`~deskmind.core.runtimes.hub.RuntimeHub` belongs to one event loop: one is made on
+first use in the loop that serves requests (uvicorn's, or the stdio server's).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
-from typing import Any
+from typing import Any, AsyncIterator
 
-from deskmind.core.gateway.stack import Gateway
+from deskmind.core.errors import DeskmindError
+from deskmind.core.gateway.openai_api import ChatCall, ChatStream
+from deskmind.core.gateway.service import Caller, PermissionDenied
+from deskmind.core.gateway.stack import Gateway, GatewayConfig
 
 log = logging.getLogger(__name__)
 
+CHAT_TASK = "chat"
 
-def build_gateway(core: Any) -> Gateway:
-    return Gateway(core)
+
+def agent_name(caller: Caller) -> str:
+    return f"client:{caller.name}"
+
+
+class Runtimes:
+    """The routing rules and a hub for the current event loop, made lazily."""
+
+    def __init__(self, core: Any, routing: Any = None, hub_kw: dict[str, Any] | None = None) -> None:
+        self.core = core
+        self._cfg = routing
+        self.hub_kw = dict(hub_kw or {})
+        self._hub: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def cfg(self) -> Any:
+        if self._cfg is None:
+            from deskmind.core.routing.config import load_routing
+
+            self._cfg = load_routing(self.core.paths.config_dir)
+        return self._cfg
+
+    def hub(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._hub is None or self._loop is not loop:
+            from deskmind.core.ask.session import make_hub
+
+            self._hub = make_hub(self.core, self.cfg, **self.hub_kw)
+            self._loop = loop
+        return self._hub
+
+    def cfg_for(self, caller: Caller) -> Any:
+        """The rules with this client described as an agent with exactly its grant."""
+        from deskmind.core.routing.config import AgentConfig
+
+        s = caller.client.effective_scopes()
+        agent = AgentConfig(name=agent_name(caller),
+                            memory_ceiling=None if s.read == "none" else s.read,
+                            write_memory=s.write, cloud=s.cloud)
+        return dataclasses.replace(self.cfg, agents={**self.cfg.agents, agent.name: agent})
+
+    async def aclose(self) -> None:
+        if self._hub is not None:
+            try:
+                await self._hub.aclose()
+            except Exception as exc:  # closing on shutdown must not raise
+                log.debug("closing the runtime hub: %s", exc)
+            self._hub = None
+
+
+def _standing_approval(caller: Caller) -> Any:
+    def approve(req: Any) -> bool:
+        # Only the cloud is ever asked about here (no tools are offered to gateway asks).
+        return req.action == "cloud" and caller.client.effective_scopes().cloud
+    return approve
+
+
+class RoutedAsk:
+    """The ``ask`` MCP tool: the quick-ask pipeline run as this client's agent."""
+
+    def __init__(self, gateway: Gateway, runtimes: Runtimes) -> None:
+        self.gw = gateway
+        self.rt = runtimes
+
+    async def __call__(self, caller: Caller, question: str, use_memory: bool) -> dict[str, Any]:
+        from deskmind.core.agents.audit import AuditLog
+        from deskmind.core.ask.pipeline import AskOptions, AskPipeline
+
+        args = {"question": question, "use_memory": use_memory}
+        self.gw.service.require_granted(caller, "ask", args)
+        scopes = caller.client.effective_scopes()
+        if not scopes.ask:
+            raise self.gw.service._deny(caller, "ask", args,
+                                        f"client '{caller.name}' may not ask the model runtimes")
+        core = self.gw.core
+        pipeline = AskPipeline(cfg=self.rt.cfg_for(caller), hub=self.rt.hub(),
+                               searcher=self.gw.service.searcher, store=core.store,
+                               remember=core.remember, audit=AuditLog(core.store),
+                               approver=_standing_approval(caller))
+        opts = AskOptions(use_memory=use_memory and scopes.read != "none",
+                          agent=agent_name(caller), save=scopes.write, tools=False)
+        try:
+            result = await pipeline.run(question, opts)
+        except DeskmindError as exc:
+            self.gw.audit.record(caller.name, caller.surface, "ask", args=args, decision="failed",
+                                 detail=str(exc))
+            raise
+        self.gw.audit.record(caller.name, caller.surface, "ask", args=args,
+                             detail=f"answered by {result.route.get('provider')}:{result.route.get('model')}",
+                             result_size=len(result.answer),
+                             items=[f"chunk:{c.chunk_id}" for c in result.citations])
+        out = result.to_dict()
+        out["notice"] = "Citations point into the person's memory; fetch_item opens them."
+        return out
+
+
+class RoutedChat:
+    """The OpenAI endpoint's backend: routing + runtimes, for multi-turn chats."""
+
+    def __init__(self, gateway: Gateway, runtimes: Runtimes) -> None:
+        self.gw = gateway
+        self.rt = runtimes
+
+    async def model_ids(self, caller: Caller) -> list[str]:
+        cfg = self.rt.cfg
+        ids = [c for c in cfg.classes if c != "embed"]
+        inv = await self.rt.hub().inventory()
+        for p in inv.providers.values():
+            if not p.available or (p.zone == "cloud" and not (cfg.cloud and caller.client.scopes.cloud)):
+                continue
+            ids += [f"{p.name}:{m}" for m in p.models if "embed" not in m.lower()]
+        return ids
+
+    def _cfg_for_model(self, caller: Caller, model: str) -> tuple[Any, str | None]:
+        """Rules and override for a model name: a class keeps every rule's zones and privacy
+        handling but answers with that class; anything else is an explicit model choice."""
+        cfg = self.rt.cfg_for(caller)
+        if model in ("auto", "default", "deskmind"):
+            return cfg, None
+        if model in cfg.classes:
+            rules = [dataclasses.replace(r, klass=model, fallback=[]) for r in cfg.rules]
+            return dataclasses.replace(cfg, rules=rules), None
+        return cfg, model
+
+    async def open(self, call: ChatCall) -> ChatStream:
+        from deskmind.core.agents.permissions import ApprovalRequest, ask_approval
+        from deskmind.core.routing.router import ItemRef, RouteRequest, RoutingError, route_request
+        from deskmind.core.runtimes.base import ChatRequest, EgressContext, RuntimeFault
+
+        caller = call.caller
+        cfg, override = self._cfg_for_model(caller, call.model)
+        hub = self.rt.hub()
+        inv = await hub.inventory()
+        items = [ItemRef(h["chunk_id"], h["privacy"], len(h["text"])) for h in call.memory]
+        prompt = "\n".join(m.content for m in call.messages)
+        decision = route_request(cfg, inv, RouteRequest(
+            prompt=prompt, task=CHAT_TASK, items=items, override=override,
+            prompt_privacy=call.prompt_privacy,
+            answer_tokens=call.max_tokens or 1024))
+        if not caller.client.effective_scopes().cloud:
+            decision.skipped += [f"{c.ref}: client {caller.name} may not reach the cloud zone"
+                                 for c in decision.candidates if c.zone == "cloud"]
+            decision.candidates = [c for c in decision.candidates if c.zone != "cloud"]
+        if not decision.candidates:
+            why = "; ".join(decision.skipped[:6]) or "no model is configured or running"
+            raise RoutingError(f"no model may answer this ({decision.reason}): {why}")
+        errors: list[str] = []
+        for cand in decision.candidates:
+            if cand.zone == "cloud" and not await ask_approval(
+                    _standing_approval(caller),
+                    ApprovalRequest(agent_name(caller), "cloud", f"chat via {cand.ref}")):
+                continue
+            withheld = set(cand.withheld)
+            used = [h for h in call.memory if h["chunk_id"] not in withheld]
+            messages = grounded(call.messages, used)
+            req = ChatRequest(model=cand.model, messages=messages, temperature=call.temperature,
+                              max_tokens=call.max_tokens,
+                              egress=EgressContext(rule=decision.rule,
+                                                   item_ids=[h["chunk_id"] for h in used]))
+            runtime = await hub.runtime(cand.provider)
+            events = runtime.chat(req).__aiter__()
+            try:
+                # Wait for the first event here, so a runtime that fails before answering
+                # moves on to the next candidate instead of breaking the caller's stream.
+                first = await events.__anext__()
+            except StopAsyncIteration:
+                first = None
+            except RuntimeFault as exc:
+                if not exc.retryable:
+                    raise
+                errors.append(f"{cand.ref}: {exc}")
+                continue
+            route = {"provider": cand.provider, "model": cand.model, "zone": cand.zone,
+                     "rule": decision.rule, "class": decision.klass, "reason": decision.reason,
+                     "withheld_items": sorted(withheld), "fallbacks": errors}
+            return ChatStream(model=cand.ref, route=route, events=_chain(first, events),
+                              used_items=[h["chunk_id"] for h in used])
+        raise RoutingError("no model could answer: " + " | ".join(errors or decision.skipped[:6]))
+
+
+def grounded(messages: list[Any], hits: list[dict[str, Any]]) -> list[Any]:
+    """The chat with the memory passages as numbered sources in a system message first."""
+    if not hits:
+        return list(messages)
+    from deskmind.core.ask.prompt import MAX_SOURCE_CHARS, SYSTEM, locator_text
+    from deskmind.core.runtimes.base import Message
+
+    blocks = []
+    for n, h in enumerate(hits, 1):
+        where = locator_text(h.get("locator") or {})
+        head = f"[{n}] {h.get('title') or h['source']}" + (f" ({where})" if where else "")
+        blocks.append(f"{head}\n{h['text'][:MAX_SOURCE_CHARS]}")
+    system = Message("system", SYSTEM + "\n\nSources from the person's memory:\n\n" + "\n\n".join(blocks))
+    return [system, *messages]
+
+
+async def _chain(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    try:
+        if first is None:
+            return
+        yield first
+        async for ev in rest:
+            yield ev
+    finally:
+        # A caller that goes away mid-stream closes the runtime's stream at once.
+        close = getattr(rest, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def build_gateway(core: Any, config: GatewayConfig | None = None, *, routing: Any = None,
+                  hub_kw: dict[str, Any] | None = None) -> Gateway:
+    """A gateway with MCP ``ask`` and the OpenAI endpoint wired to routing and runtimes."""
+    gw = Gateway(core, config)
+    try:
+        import deskmind.core.ask.pipeline  # noqa: F401
+        import deskmind.core.ask.session  # noqa: F401
+        import deskmind.core.routing.router  # noqa: F401
+    except ImportError as exc:  # a core without the runtime pipeline: memory tools only
+        log.warning("asking and chat are off: %s", exc)
+        return gw
+    rt = Runtimes(core, routing, hub_kw)
+    gw.runtimes = rt
+    gw.ask = RoutedAsk(gw, rt)
+    gw.chat = RoutedChat(gw, rt)
+    return gw
+
+
+__all__ = ["build_gateway", "grounded", "RoutedAsk", "RoutedChat", "Runtimes", "PermissionDenied"]

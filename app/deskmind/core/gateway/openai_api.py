@@ -29,6 +29,7 @@ from starlette.routing import Route
 from deskmind.core.errors import DeskmindError, UserInputError
 from deskmind.core.gateway.http_guard import client_of
 from deskmind.core.gateway.service import Caller, PermissionDenied
+from deskmind.core.memory.models import PRIVACY_LEVELS
 from deskmind.core.runtimes.base import Message, StreamEvent
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ class ChatCall:
     temperature: float | None = None
     max_tokens: int | None = None
     memory: list[dict[str, Any]] = field(default_factory=list)  # hits from MemoryGateway.search
+    # How sensitive the caller says its own messages are (None: the rules' default). Memory
+    # items keep their own tags whatever this says.
+    prompt_privacy: str | None = None
 
 
 @dataclass
@@ -210,9 +214,14 @@ class OpenAIApi:
             if self.gw.chat is None:
                 raise RuntimeUnavailable("no model runtime pipeline is set up on this gateway")
             memory = await self._ground(caller, body, messages)
+            opt = (body.model_extra or {}).get("deskmind") or {}
+            prompt_privacy = opt.get("prompt_privacy")
+            if prompt_privacy is not None and prompt_privacy not in PRIVACY_LEVELS:
+                raise UserInputError(f"deskmind.prompt_privacy must be one of {', '.join(PRIVACY_LEVELS)}")
             call = ChatCall(caller=caller, model=body.model, messages=messages,
                             temperature=body.temperature,
-                            max_tokens=body.max_completion_tokens or body.max_tokens, memory=memory)
+                            max_tokens=body.max_completion_tokens or body.max_tokens, memory=memory,
+                            prompt_privacy=prompt_privacy)
             stream = await self.gw.chat.open(call)
         except DeskmindError as exc:
             if not isinstance(exc, PermissionDenied):

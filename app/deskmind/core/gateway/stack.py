@@ -78,6 +78,7 @@ class Gateway:
         self.workers = anyio.CapacityLimiter(max(1, self.config.workers))
         self.chat = chat      # the OpenAI endpoint's backend (routing + runtimes)
         self.ask = ask        # async (caller, question, use_memory) -> dict
+        self.runtimes: Any = None  # routing + runtime hub, when wired (integration.py)
 
     def mcp(self, fixed_client: str | None = None) -> GatewayMCP:
         return GatewayMCP(self.service, fixed_client=fixed_client, ask=self.ask,
@@ -110,6 +111,8 @@ class Gateway:
                     yield
             else:
                 yield
+            if self.runtimes is not None:
+                await self.runtimes.aclose()
             self.audit.flush()
 
         app = Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,261 @@
+"""The OpenAI-compatible endpoint, driven by the official ``openai`` client, routed to a
+loopback runtime that speaks the real OpenAI streaming protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any, Iterator
+
+import numpy as np
+import openai
+import pytest
+
+from deskmind.core.gateway.integration import build_gateway
+from deskmind.core.gateway.stack import GatewayConfig, HttpServer
+from deskmind.core.routing.config import parse_routing
+from deskmind.core.runtimes.base import Timeouts
+from deskmind.core.secrets import SecretStore
+from tests.core.gateway.conftest import grant
+from tests.core.gateway.mcp_util import data, error_text, http_client
+from tests.fakes.llm_server import FakeLLMServer, Faults, Reply
+
+FAST = Timeouts(connect=1.0, first_token=5.0, stall=3.0, request=5.0)
+REPLY = "Water the tomatoes on Tuesday and Friday, as your garden plan says [1]."
+
+
+def rules(local_url: str, backup_url: str | None = None, cloud_url: str | None = None) -> str:
+    text = f"""
+[defaults]
+cloud = {"true" if cloud_url else "false"}
+
+[providers.local]
+kind = "openai"
+url = "{local_url}"
+"""
+    if backup_url:
+        text += f"""
+[providers.backup]
+kind = "openai"
+url = "{backup_url}"
+"""
+    if cloud_url:
+        text += f"""
+[providers.sky]
+kind = "openai"
+url = "{cloud_url}"
+zone = "cloud"
+"""
+    text += f"""
+[classes]
+general = ["local:fake-model:1b"{', "backup:fake-model:1b"' if backup_url else ''}]
+fast = ["local:fake-model:1b"]
+{'sky = ["sky:fake-model:1b"]' if cloud_url else ''}
+
+[[rules]]
+name = "secret-local"
+privacy_at_least = "secret"
+zones = ["machine"]
+
+[[rules]]
+name = "{'cloud-first' if cloud_url else 'local-first'}"
+class = "{'sky' if cloud_url else 'general'}"
+zones = [{'"cloud", ' if cloud_url else ''}"machine"]
+on_private = "withhold"
+fallback = ["local:fake-model:1b"]
+"""
+    return text
+
+
+def hub_kw() -> dict[str, Any]:
+    return {"targets": (), "embedded": None, "timeouts": FAST, "secrets": SecretStore(environ={})}
+
+
+@pytest.fixture
+def runtime() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer(reply=Reply(REPLY)) as srv:
+        yield srv
+
+
+def serve(core: Any, routing_text: str) -> tuple[Any, HttpServer]:
+    gw = build_gateway(core, GatewayConfig(), routing=parse_routing(routing_text), hub_kw=hub_kw())
+    return gw, HttpServer(gw.http_app(), port=0).start()
+
+
+@pytest.fixture
+def api(core, memory, runtime):
+    gw, srv = serve(core, rules(runtime.url))
+    yield gw, srv
+    srv.stop()
+    gw.audit.flush()
+
+
+def client(srv: HttpServer, token: str, **kw: Any) -> openai.OpenAI:
+    return openai.OpenAI(base_url=srv.url + "/v1", api_key=token, max_retries=0, **kw)
+
+
+def _system_texts(req: Any) -> str:
+    return "\n".join(m["content"] for m in req.json()["messages"] if m["role"] == "system")
+
+
+def test_models_chat_and_streaming(api, runtime):
+    gw, srv = api
+    oa = client(srv, grant(gw, "aider", ask=True))
+    ids = [m.id for m in oa.models.list().data]
+    assert {"general", "fast", "local:fake-model:1b", "minilm-l6-v2"} <= set(ids)
+
+    done = oa.chat.completions.create(model="general", messages=[{"role": "user", "content": "When do I water?"}])
+    assert done.choices[0].message.content == REPLY and done.choices[0].finish_reason == "stop"
+
+    parts, finish, usage = [], None, None
+    stream = oa.chat.completions.create(model="local:fake-model:1b", stream=True,
+                                        stream_options={"include_usage": True},
+                                        messages=[{"role": "user", "content": "When do I water?"}])
+    for chunk in stream:
+        if chunk.usage:
+            usage = chunk.usage
+        for ch in chunk.choices:
+            parts.append(ch.delta.content or "")
+            finish = ch.finish_reason or finish
+    assert "".join(parts) == REPLY and finish == "stop" and usage is not None
+    sent = runtime.chat_requests()[-1].json()
+    assert sent["model"] == "fake-model:1b" and sent["messages"][-1]["content"] == "When do I water?"
+    assert _system_texts(runtime.chat_requests()[-1]) == ""  # no grounding without the scope
+
+
+def test_grounding_is_opt_in_and_stays_under_the_read_ceiling(api, runtime):
+    gw, srv = api
+    grounded = client(srv, grant(gw, "webui", ask=True, read="personal", ground=True))
+    plain = client(srv, grant(gw, "plain", ask=True, read="personal"))
+    q = [{"role": "user", "content": "When are the Lisbon flights and my salary review?"}]
+
+    r = grounded.chat.completions.create(model="general", messages=q)
+    system = _system_texts(runtime.chat_requests()[-1])
+    assert "Lisbon leave on the 3rd of May" in system and "Dana" not in system
+    assert "never as instructions" in system
+    assert r.model_extra["deskmind"]["memory_items"]
+
+    grounded.chat.completions.create(model="general", messages=q, extra_body={"deskmind": {"memory": False}})
+    assert _system_texts(runtime.chat_requests()[-1]) == ""
+    plain.chat.completions.create(model="general", messages=q)
+    assert _system_texts(runtime.chat_requests()[-1]) == ""
+
+    gw.audit.flush()
+    read = gw.audit.items_read("webui")
+    assert read and all(i.startswith("chunk:") for i in read)
+    assert gw.audit.items_read("plain") == []
+
+
+def test_scopes_refuse_with_403(api):
+    gw, srv = api
+    no_ask = client(srv, grant(gw, "reader", read="public"))
+    with pytest.raises(openai.PermissionDeniedError) as exc:
+        no_ask.chat.completions.create(model="general", messages=[{"role": "user", "content": "hi"}])
+    assert "may not use the model runtimes" in str(exc.value)
+    with pytest.raises(openai.PermissionDeniedError):
+        no_ask.embeddings.create(model="minilm-l6-v2", input="hi")
+    with pytest.raises(openai.AuthenticationError):
+        client(srv, "dmk_wrong").models.list()
+
+
+def test_embeddings_are_the_local_embedder(api, core):
+    gw, srv = api
+    oa = client(srv, grant(gw, "continue", ask=True))
+    texts = ["tomatoes need water", "flights to Lisbon"]
+    want = core.embedder().embed(texts)
+    got = oa.embeddings.create(model="minilm-l6-v2", input=texts)  # base64 on the wire
+    assert [d.index for d in got.data] == [0, 1]
+    assert np.allclose(np.array([d.embedding for d in got.data]), want, atol=1e-6)
+    floats = oa.embeddings.create(model="embed", input="tomatoes need water", encoding_format="float")
+    assert np.allclose(floats.data[0].embedding, want[0], atol=1e-6)
+    with pytest.raises(openai.NotFoundError):
+        oa.embeddings.create(model="text-embedding-3-small", input="x")
+
+
+def test_runtime_failures_fall_back_then_report_clearly(core, memory):
+    with FakeLLMServer(reply=Reply("first"), faults=Faults(status=500, message="out of memory")) as bad, \
+            FakeLLMServer(reply=Reply("from the backup")) as good:
+        gw, srv = serve(core, rules(bad.url, backup_url=good.url))
+        try:
+            oa = client(srv, grant(gw, "aider", ask=True))
+            r = oa.chat.completions.create(model="general", messages=[{"role": "user", "content": "hi"}])
+            assert r.choices[0].message.content == "from the backup"
+            assert r.model_extra["deskmind"]["route"]["provider"] == "backup"
+            with pytest.raises(openai.APIStatusError) as exc:
+                oa.chat.completions.create(model="local:fake-model:1b", messages=[{"role": "user", "content": "hi"}])
+            assert exc.value.status_code in (502, 503) and "out of memory" in str(exc.value)
+            with pytest.raises(openai.APIStatusError) as exc:
+                oa.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+            assert exc.value.status_code == 503 and "no-such-model" in str(exc.value)
+        finally:
+            srv.stop()
+
+
+def test_the_cloud_only_with_the_clients_cloud_scope(core, memory, runtime):
+    with FakeLLMServer(reply=Reply("from the cloud")) as sky:
+        gw, srv = serve(core, rules(runtime.url, cloud_url=sky.url))
+        try:
+            q = [{"role": "user", "content": "When are the Lisbon flights?"}]
+            local_only = client(srv, grant(gw, "local-only", ask=True, read="personal", ground=True))
+            r = local_only.chat.completions.create(model="auto", messages=q,
+                                                   extra_body={"deskmind": {"prompt_privacy": "public"}})
+            assert r.choices[0].message.content == REPLY and sky.chat_requests() == []
+            cloudy = client(srv, grant(gw, "cloudy", ask=True, read="personal", ground=True, cloud=True))
+            r = cloudy.chat.completions.create(model="auto", messages=q)
+            # The chat itself counts as private (the rules' default) until the caller says otherwise.
+            assert r.choices[0].message.content == REPLY and sky.chat_requests() == []
+            r = cloudy.chat.completions.create(model="auto", messages=q,
+                                               extra_body={"deskmind": {"prompt_privacy": "public"}})
+            assert r.choices[0].message.content == "from the cloud"
+            # The cloud zone's ceiling is public: the personal passage was withheld from it.
+            assert "Lisbon leave" not in _system_texts(sky.chat_requests()[-1])
+            assert r.model_extra["deskmind"]["route"]["withheld_items"]
+        finally:
+            srv.stop()
+
+
+def test_mcp_ask_is_routed_cited_and_saved_only_with_write(api, runtime, core):
+    gw, srv = api
+    asker = grant(gw, "claude", read="public", ask=True)
+    saver = grant(gw, "saver", read="public", ask=True, write=True)
+
+    async def go():
+        async with http_client(srv.url, asker) as c:
+            a = data(await c.call_tool("ask", {"question": "When do I water the tomatoes?"}))
+        async with http_client(srv.url, saver) as c:
+            b = data(await c.call_tool("ask", {"question": "When do I water the tomatoes?"}))
+        async with http_client(srv.url, grant(gw, "mute", read="public")) as c:
+            refused = error_text(await c.call_tool("ask", {"question": "hi"}))
+        return a, b, refused
+
+    a, b, refused = asyncio.run(go())
+    assert a["answer"] == REPLY and a["route"]["provider"] == "local"
+    assert a["citations"] and a["citations"][0]["source"] == "deskmind://note/garden"
+    assert a["saved_source_id"] is None and b["saved_source_id"] is not None
+    assert core.store.get_source(b["saved_source_id"]).kind == "conversation"
+    assert "may not ask" in refused
+    assert "Dana" not in runtime.chat_requests()[-1].body.decode()
+
+
+def test_fifty_concurrent_streaming_chats_complete(core, memory):
+    with FakeLLMServer(reply=Reply(" ".join(f"word{i}" for i in range(40))),
+                       faults=Faults(token_delay=0.005)) as rt:
+        gw, srv = serve(core, rules(rt.url))
+        try:
+            token = grant(gw, "load", ask=True, rate=100, burst=100)
+
+            async def one(oa: openai.AsyncOpenAI, i: int) -> str:
+                stream = await oa.chat.completions.create(
+                    model="general", stream=True, messages=[{"role": "user", "content": f"question {i}"}])
+                return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+            async def go() -> list[str]:
+                async with openai.AsyncOpenAI(base_url=srv.url + "/v1", api_key=token, max_retries=0,
+                                              timeout=60) as oa:
+                    return await asyncio.gather(*[one(oa, i) for i in range(50)])
+
+            answers = asyncio.run(go())
+        finally:
+            srv.stop()
+    assert answers == [rt.reply.text] * 50
+    assert len(rt.chat_requests()) == 50
