@@ -88,17 +88,30 @@ def _render(item: Item) -> str:
 
 
 def chunk_transcript(segments: list[Segment], max_chars: int) -> list[str]:
-    """Transcript lines grouped into chunks of at most ``max_chars``; long lines are split."""
+    """Transcript lines grouped into chunks of at most ``max_chars``. A turn longer than a
+    chunk is split between words, each piece keeping its time and speaker."""
     chunks: list[str] = []
     cur: list[str] = []
     size = 0
-    for line in transcript_lines(segments):
+    for seg, line in zip(segments, transcript_lines(segments)):
         pieces = [line]
         if len(line) > max_chars:
-            head = line[: line.index("]") + 1]
-            body = line[len(head):]
+            head = line[: len(line) - len(seg.text)].rstrip()
             room = max_chars - len(head) - 1
-            pieces = [f"{head} {body[i:i + room].strip()}" for i in range(0, len(body), room)]
+            pieces, words = [], []
+            for w in seg.text.split():
+                while len(w) > room:  # a "word" longer than a chunk (no spaces at all)
+                    if words:
+                        pieces.append(f"{head} {' '.join(words)}")
+                        words = []
+                    pieces.append(f"{head} {w[:room]}")
+                    w = w[room:]
+                if words and len(" ".join(words + [w])) > room:
+                    pieces.append(f"{head} {' '.join(words)}")
+                    words = []
+                words.append(w)
+            if words:
+                pieces.append(f"{head} {' '.join(words)}")
         for piece in pieces:
             if cur and size + len(piece) + 1 > max_chars:
                 chunks.append("\n".join(cur))
