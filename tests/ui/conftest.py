@@ -31,7 +31,11 @@ def qloop(qapp):
 
     Never stopped in teardown: stopping it quits the QApplication and later waits return at once.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     loop = qasync.QEventLoop(qapp, already_running=True)
+    # Plain threads for asyncio.to_thread: qasync's QThread executor warns at interpreter exit.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=4, thread_name_prefix="deskmind-async"))
     asyncio.set_event_loop(loop)
     return loop
 

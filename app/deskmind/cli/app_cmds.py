@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+from concurrent.futures import ThreadPoolExecutor
 import sys
 
 from deskmind.core.errors import DeskmindError
@@ -66,6 +67,8 @@ def run_app(args: argparse.Namespace) -> int:
         print("deskmind: already running; opened its palette", file=sys.stderr)
         return 0
     loop = qasync.QEventLoop(qapp)
+    # Plain threads for asyncio.to_thread (retrieval, saving): no QThread left at exit.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=4, thread_name_prefix="deskmind-async"))
     asyncio.set_event_loop(loop)
     core = Core()
     desktop = DesktopApp(core, instance_name=name)

@@ -142,6 +142,44 @@ class DesktopApp(QObject):
     def _agent_may(self, scope: str) -> bool:
         return self.pipeline_answerer is not None and self.pipeline_answerer.may(scope)
 
+    async def inventory(self, refresh: bool = False) -> Any:
+        """What can answer now (settings' runtimes test, routing explanation); GUI loop."""
+        pipeline = await self.pipeline_answerer._ensure()
+        return await pipeline.hub.inventory(refresh=refresh)
+
+    def secret_store(self) -> Any:
+        from deskmind.core.secrets import SecretStore
+
+        return SecretStore()
+
+    def apply_speech(self, values: dict[str, Any]) -> str:
+        """Save [speech] and apply it: vocabulary and microphone at once, a new model when idle."""
+        from deskmind.core.speech.settings import parse_speech_settings
+        from deskmind.ui.settings.speech_page import save_speech_table
+
+        data = save_speech_table(self.core.paths.settings_path, values)
+        new = parse_speech_settings(data)
+        cur = self.speech.settings
+        busy = (self.talk is not None and self.talk.state != "idle") or (
+            self.meeting is not None and self.meeting.state != "idle")
+        model_changed = (new.model, new.model_path) != (cur.model, cur.model_path)
+        if model_changed and busy:
+            return "Saved; the new model is used after the current recording"
+        if model_changed:
+            from deskmind.ui.speech_wiring import make_speech
+
+            old = self.speech
+            self.speech = make_speech(self.core, getattr(self.core, "complete", None))
+            self.speech.settings = new
+            self.talk.recorder = None     # the next note builds its recorder on the new service
+            self.workers.submit(old.close)
+            return f"Saved; Whisper model {new.model} loads on the next recording"
+        for f in ("vocabulary", "input_device", "language", "beam_size"):
+            setattr(cur, f, getattr(new, f))   # the engine reads these per transcription
+        if self.talk is not None:
+            self.talk.recorder = None
+        return "Saved and applied"
+
     def settings_changed(self) -> None:
         """Rules, runtimes or agents were edited: the next question uses them (no restart)."""
         if self.pipeline_answerer is not None:

@@ -29,11 +29,11 @@ class MeetingController(QObject):
     state_changed = Signal(str)        # idle | starting | recording | saving
     saved = Signal(object)             # MeetingResult
 
-    def __init__(self, make_recorder: Callable[..., Any], speech: Any, bridge: CoreBridge,
+    def __init__(self, make_recorder: Callable[..., Any], speech: Callable[[], Any], bridge: CoreBridge,
                  workers: Workers, tray: TrayController, store: Callable[[], Any],
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.speech, self.bridge, self.workers, self.tray = speech, bridge, workers, tray
+        self._speech, self.bridge, self.workers, self.tray = speech, bridge, workers, tray
         self._make = make_recorder
         self._store = store
         self.recorder: Any = None
@@ -157,7 +157,7 @@ class MeetingController(QObject):
 
     def check_interrupted(self) -> None:
         """At start: offer to save meetings whose recording was cut off (non-modal prompt)."""
-        self.workers.submit(self.speech.interrupted_meetings, done=self._offer_recovery,
+        self.workers.submit(lambda: self._speech().interrupted_meetings(), done=self._offer_recovery,
                             failed=lambda e: log.warning("cannot look for interrupted meetings: %s", e))
 
     def _offer_recovery(self, folders: list[Any]) -> None:
@@ -177,7 +177,7 @@ class MeetingController(QObject):
         self.tray.set_state("indexing", "recovering a meeting")
 
         def work() -> list[Any]:
-            return [self.speech.recover(f) for f in folders]
+            return [self._speech().recover(f) for f in folders]
 
         def done(results: list[Any]) -> None:
             self.tray.set_state("idle")

@@ -29,12 +29,12 @@ def build_speech_controllers(app: Any) -> tuple[Any, Any]:
     from deskmind.ui.meeting import MeetingController
     from deskmind.ui.talk import TalkController
 
-    speech = app.speech
     app.hud = TalkHud()
     app.hud.note_clicked.connect(lambda note: app.open_source_id(getattr(note, "source_id", None)))
-    talk = TalkController(lambda **hooks: speech.voice_note_recorder(**hooks), app.bridge, app.workers,
+    # Through app.speech, not a captured object: a model change in settings replaces the service.
+    talk = TalkController(lambda **hooks: app.speech.voice_note_recorder(**hooks), app.bridge, app.workers,
                           app.hud, set_tray=lambda s: app.tray.set_state(s), parent=app)
-    meeting = MeetingController(lambda **hooks: speech.meeting_recorder(**hooks), speech, app.bridge,
+    meeting = MeetingController(lambda **hooks: app.speech.meeting_recorder(**hooks), lambda: app.speech, app.bridge,
                                 app.workers, app.tray, lambda: app.core.store, parent=app)
     meeting.check_interrupted()
     return talk, meeting

@@ -11,6 +11,24 @@ from deskmind.ui.settings.window import SettingsWindow
 
 def build_settings(app: Any) -> SettingsWindow:
     w = SettingsWindow()
+    if app.pipeline_answerer is not None:
+        from deskmind.ui.settings.agents_page import AgentsPage
+        from deskmind.ui.settings.models_page import ModelsPage
+        from deskmind.ui.settings.privacy_page import PrivacyPage
+        from deskmind.ui.settings.routing_file import RoutingFile
+        from deskmind.ui.settings.routing_page import RoutingPage
+        from deskmind.ui.settings.runtimes_page import RuntimesPage
+
+        rf = RoutingFile(app.core.paths.config_dir)
+        w.add_page("Runtimes", RuntimesPage(rf, app.inventory, app.workers, app.settings_changed, app.secret_store))
+        w.add_page("Models", ModelsPage(rf, app.settings_changed))
+        w.add_page("Routing", RoutingPage(rf, app.inventory, app.settings_changed))
+        w.add_page("Agents", AgentsPage(rf, app.settings_changed))
+        w.add_page("Privacy", PrivacyPage(rf, app.core, app.workers, app.settings_changed))
     w.add_page("Hotkeys", HotkeysPage(app.hotkeys, app.apply_hotkeys))
+    if app.speech is not None:
+        from deskmind.ui.settings.speech_page import SpeechPage
+
+        w.add_page("Speech", SpeechPage(app.core, lambda: app.speech, app.workers, app.apply_speech))
     w.add_page("Storage", StoragePage(app.core, app.workers))
     return w

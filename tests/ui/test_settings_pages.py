@@ -1,0 +1,115 @@
+"""Settings pages over the real routing file, runtime hub and keyring-free secret store."""
+
+from __future__ import annotations
+
+import tomllib
+import uuid
+
+import pytest
+
+pytest.importorskip("deskmind.core.ask.pipeline")
+
+from deskmind.core.runtimes.base import Timeouts  # noqa: E402
+from deskmind.core.secrets import SecretStore  # noqa: E402
+from tests.fakes.llm_server import FakeLLMServer  # noqa: E402
+
+FAST = Timeouts(connect=1.0, first_token=5.0, stall=3.0, request=10.0)
+
+
+@pytest.fixture
+def app(core, qtbot, qloop):
+    from deskmind.ui.app import DesktopApp
+
+    a = DesktopApp(core, tray_available=False, instance_name=f"deskmind-test-{uuid.uuid4().hex[:8]}",
+                   hub_kw={"targets": (), "embedded": None, "timeouts": FAST,
+                           "secrets": SecretStore(environ={})})
+    assert a.start(hotkeys=False)
+    qtbot.waitUntil(lambda: a.palette is not None, timeout=5000)
+    yield a
+    a.shutdown()
+    for w in list(a._windows.values()) + [a.palette, a.tray.fallback, a.hud]:
+        if w is not None:
+            w.close()
+
+
+def routing(app) -> dict:
+    return tomllib.loads((app.core.paths.config_dir / "routing.toml").read_text())
+
+
+def test_runtimes_add_and_test_and_models(qtbot, app):
+    w = app.show_window("settings")
+    assert list(w.pages) == ["Runtimes", "Models", "Routing", "Agents", "Privacy", "Hotkeys",
+                             "Speech", "Storage"]
+    page = w.pages["Runtimes"]
+    with FakeLLMServer(models=["llama3.2:3b"]) as srv:
+        page.name.setText("box")
+        page.kind.setCurrentText("ollama")
+        page.url.setText(srv.url)
+        assert page.add()
+        assert routing(app)["providers"]["box"]["url"] == srv.url
+        assert "# Deskmind routing rules" in (app.core.paths.config_dir / "routing.toml").read_text()  # comments kept
+        page.test_btn.click()
+        qtbot.waitUntil(lambda: "answering" in page.status.text(), timeout=10000)
+        rows = {page.table.item(r, 0).text(): page.table.item(r, 3).text() for r in range(page.table.rowCount())}
+        assert rows["box"].startswith("✔") and "llama3.2:3b" in page.table.item(0, 4).text()
+    page.name.setText("")
+    assert not page.add() and "name and a URL" in page.status.text()
+    models = w.pages["Models"]
+    models.edits["general"].setText("box:llama3.2:3b, auto")
+    assert models.save("general")
+    assert routing(app)["classes"]["general"] == ["box:llama3.2:3b", "auto"]
+
+
+def test_routing_editor_validates_and_explains(qtbot, app, qloop):
+    w = app.show_window("settings")
+    page = w.pages["Routing"]
+    good = page.editor.toPlainText()
+    page.editor.setPlainText(good + "\n[[rules]]\nname = \"bad\"\nzones = [\"moon\"]\n")
+    qtbot.waitUntil(lambda: "✘" in page.verdict.text(), timeout=3000)
+    assert "moon" in page.verdict.text() and "routing.toml:" in page.verdict.text()
+    assert not page.save_btn.isEnabled()
+    page.editor.setPlainText(good)
+    qtbot.waitUntil(lambda: "valid" in page.verdict.text(), timeout=3000)
+    assert page.save()
+    page.prompt.setText("what is my bank pin")
+    page.privacy.setCurrentText("secret")
+    page.test_btn.click()
+    qtbot.waitUntil(lambda: "Rule:" in page.explanation.text(), timeout=10000)
+    assert "secret-stays-on-machine" in page.explanation.text()
+
+
+def test_agents_matrix_grants_paste_live(qtbot, app, qloop):
+    w = app.show_window("settings")
+    page = w.pages["Agents"]
+    box = page.cell("quick-ask", "paste")
+    assert box is not None and not box.isChecked()
+    box.setChecked(True)
+    assert routing(app)["agents"]["quick-ask"]["paste"] is True
+    app.pipeline_answerer.cfg = None
+    import asyncio
+
+    fut = asyncio.ensure_future(app.pipeline_answerer._ensure())
+    qtbot.waitUntil(fut.done, timeout=10000)
+    assert app.pipeline_answerer.may("paste")
+
+
+def test_privacy_ceiling_and_ledger(qtbot, app):
+    w = app.show_window("settings")
+    page = w.pages["Privacy"]
+    page.ceilings["home"].setCurrentText("personal")
+    assert routing(app)["zones"]["ceiling"]["home"] == "personal"
+    w.show_page("Privacy")
+    qtbot.waitUntil(lambda: "Nothing has left" in page.status.text(), timeout=5000)
+    assert page.ledger.rowCount() == 0
+
+
+def test_speech_page_saves_and_applies_vocabulary(qtbot, app):
+    if app.speech is None:
+        pytest.skip("speech engine not installed")
+    w = app.show_window("settings")
+    page = w.pages["Speech"]
+    page.vocab.setText("Deskmind, Kubernetes")
+    assert page.save(), page.status.text()
+    assert app.speech.settings.vocabulary == ["Deskmind", "Kubernetes"]
+    data = tomllib.loads(app.core.paths.settings_path.read_text())
+    assert data["speech"]["vocabulary"] == ["Deskmind", "Kubernetes"]
