@@ -2,8 +2,8 @@
 
 Segments are written as they arrive; the open one is flushed and fsynced every
 ``flush_interval_s`` (the stdlib ``wave`` writer rewrites the header after every block, so a
-segment is a valid WAV up to its last flush), and closed every ``meeting_segment_s`` at a quiet
-moment when one comes. A crash or kill loses at most the last flush interval. The manifest is
+segment is a valid WAV up to its last flush), and closed after ``meeting_segment_s`` at the next pause
+(at twice that length without one). A crash or kill loses at most the last flush interval. The manifest is
 replaced atomically (write, fsync, rename, fsync the folder).
 """
 
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "meeting.json"
 QUIET_RMS = 0.01
+QUIET_RUN_S = 0.3
 
 
 class DiskFullError(StorageError):
@@ -174,6 +175,7 @@ class SegmentWriter:
         self._wav: wave.Wave_write | None = None
         self._seg: SegmentInfo | None = None
         self._last_flush = 0.0
+        self._quiet_s = 0.0
 
     @property
     def seconds(self) -> float:
@@ -212,10 +214,13 @@ class SegmentWriter:
                     f"the disk holding {self.folder.path} is full ({exc.strerror}): recording "
                     f"stopped at {self.seconds:.0f} s; everything written until then is kept") from exc
             raise DiskFullError(f"cannot write meeting audio in {self.folder.path}: {exc}") from exc
-        if self._seg.duration >= self.segment_s:
-            quiet = float(np.sqrt(np.mean(block * block))) < QUIET_RMS if block.size else True
-            if quiet or self._seg.duration >= 1.5 * self.segment_s:
-                self.close()
+        quiet = float(np.sqrt(np.mean(block * block))) < QUIET_RMS if block.size else True
+        self._quiet_s = self._quiet_s + block.shape[0] / self.rate if quiet else 0.0
+        # Cut in a pause between sentences (gaps between words are shorter), so Whisper
+        # rarely sees half a word; if nobody pauses, cut anyway at twice the length.
+        if self._seg.duration >= self.segment_s and (
+                self._quiet_s >= QUIET_RUN_S or self._seg.duration >= 2 * self.segment_s):
+            self.close()
 
     def _abandon(self) -> None:
         """After a write error: keep the file as it is (its header matches what got written)."""

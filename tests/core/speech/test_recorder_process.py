@@ -1,0 +1,111 @@
+"""The detached recorder behind `deskmind meeting start|stop|status|recover`, killed or not."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from deskmind.core.speech import Speech
+from deskmind.core.speech.segments import MeetingFolder
+from tests.core.speech.conftest import words
+from tests.fakes.audio import MIC_SINK, speech_wav
+
+FIRST = "The first topic is the new office in Berlin."
+SECOND = "The second topic is the holiday schedule for December."
+
+
+def _cli(home: Path, pulse, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DESKMIND_HOME": str(home), "PULSE_SERVER": pulse.env["PULSE_SERVER"]}
+    return subprocess.run([sys.executable, "-m", "deskmind", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _settings(home: Path) -> None:
+    p = home / "config" / "settings.toml"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("[speech]\nmeeting_segment_s = 3.0\nflush_interval_s = 0.5\nsystem_audio = false\n")
+
+
+def _state(home: Path) -> dict:
+    return json.loads((home / "data" / "meeting-recorder.json").read_text())
+
+
+def _wait(cond, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_sigkill_mid_meeting_then_recover(deskmind_home, core, whisper_engine, pulse, speech_dir):
+    _settings(deskmind_home)
+    r = _cli(deskmind_home, pulse, "meeting", "start", "--title", "Offsite")
+    assert r.returncode == 0, r.stderr
+    assert "recording meeting" in r.stdout
+    st = _state(deskmind_home)
+    pid, folder = st["pid"], Path(st["folder"])
+
+    time.sleep(0.5)
+    pulse.play(speech_wav(speech_dir, FIRST), MIC_SINK)
+    manifest = lambda: json.loads((folder / "meeting.json").read_text())  # noqa: E731
+    _wait(lambda: any(s["closed"] for s in manifest()["segments"]), 20, "a closed segment")
+    status = _cli(deskmind_home, pulse, "meeting", "status", "--json")
+    assert json.loads(status.stdout)["recording"] is True
+    player = pulse.play(speech_wav(speech_dir, SECOND), MIC_SINK, wait=False)
+    time.sleep(2.2)  # the recorder is mid-sentence, past a flush or two
+    os.kill(pid, signal.SIGKILL)
+    player.wait(30)
+    _wait(lambda: not Path(f"/proc/{pid}").exists() or
+          Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", 10, "the kill")
+    before = manifest()
+    open_segs = [s for s in before["segments"] if not s["closed"]]
+    assert before["status"] == "recording" and open_segs
+
+    status = json.loads(_cli(deskmind_home, pulse, "meeting", "status", "--json").stdout)
+    assert status["recording"] is False and status["interrupted"] == [folder.name]
+
+    listed = json.loads(_cli(deskmind_home, pulse, "meeting", "recover", "--list", "--json").stdout)
+    assert [m["id"] for m in listed] == [folder.name] and listed[0]["title"] == "Offsite"
+
+    speech = Speech(core, engine=whisper_engine)
+    found = speech.interrupted_meetings()
+    assert [f.id for f in found] == [folder.name]
+    result = speech.recover(found[0])
+    text = " ".join(s.text for s in result.segments)
+    assert {"first", "topic", "office"} <= words(text), text
+    # The segment still open at the kill is kept up to its last flush.
+    assert "second" in words(text), text
+    open_file = str(folder / open_segs[-1]["file"])
+    assert open_file in result.audio_files and Path(open_file).stat().st_size > 44 + 16000
+    assert max(s.end for s in result.segments) > open_segs[-1]["start"]
+    assert result.recovered and any("recovered" in w for w in result.warnings)
+    assert all(Path(f).exists() for f in result.audio_files) and len(result.audio_files) >= 2
+    src = core.store.get_source(result.source_id)
+    assert src.kind == "meeting" and src.title == "Offsite"
+    assert MeetingFolder.open(folder).data["status"] == "saved"
+    assert speech.interrupted_meetings() == []
+
+
+def test_start_stop_across_invocations(deskmind_home, pulse, speech_dir):
+    _settings(deskmind_home)
+    r = _cli(deskmind_home, pulse, "meeting", "start")
+    assert r.returncode == 0, r.stderr
+    again = _cli(deskmind_home, pulse, "meeting", "start")
+    assert again.returncode == 2 and "already being recorded" in again.stderr
+    time.sleep(0.5)
+    pulse.play(speech_wav(speech_dir, FIRST), MIC_SINK)
+    stop = _cli(deskmind_home, pulse, "meeting", "stop", "--json", timeout=180)
+    assert stop.returncode == 0, stop.stderr
+    res = json.loads(stop.stdout)
+    assert res["source_id"] and res["transcript_segments"] >= 1
+    assert any("no language model" in w for w in res["warnings"])
+    found = _cli(deskmind_home, pulse, "search", "office Berlin", "--kind", "meeting", "--json")
+    assert json.loads(found.stdout)[0]["source_id"] == res["source_id"]
+    none = _cli(deskmind_home, pulse, "meeting", "stop")
+    assert none.returncode == 2 and "no meeting is being recorded" in none.stderr
