@@ -1,0 +1,342 @@
+"""ask, models, route --explain, egress, audit, secrets."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+from deskmind.cli.render import print_json
+from deskmind.core.app import Core
+from deskmind.core.errors import UserInputError
+from deskmind.core.memory.models import PRIVACY_LEVELS
+from deskmind.core.secrets import install_redaction
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ask", help="ask a question, answered from your memory by a model you allow")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print the answer, citations, route and timings as JSON")
+    p.add_argument("--model", help="use this model (provider:model or a model name), within the privacy rules")
+    p.add_argument("--no-memory", action="store_true", help="do not search memory for this question")
+    p.add_argument("--privacy", choices=PRIVACY_LEVELS, help="how sensitive the question is (default from routing.toml)")
+    p.add_argument("--task", default="ask", help="task name the routing rules see (default: ask)")
+    p.add_argument("--tools", action="store_true", help="let the model call the agent's tools")
+    p.add_argument("--no-save", action="store_true", help="do not save the exchange to memory")
+    p.add_argument("--limit", type=int, default=6, help="memory passages to include (default 6)")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("models", help="model runtimes found on this machine and configured ones")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("route", help="show how a request would be routed")
+    p.add_argument("--explain", required=True, metavar="PROMPT")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--model")
+    p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--privacy", choices=PRIVACY_LEVELS)
+    p.add_argument("--task", default="ask")
+    p.set_defaults(func=cmd_route)
+
+    p = sub.add_parser("egress", help="every request that left this machine")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=200)
+    p.set_defaults(func=cmd_egress)
+
+    p = sub.add_parser("audit", help="every tool call an agent made, allowed or not")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--agent")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("secrets", help="API keys in the OS keyring")
+    ss = p.add_subparsers(dest="secrets_cmd", metavar="ACTION", required=True)
+    s = ss.add_parser("set", help="store a key (read from stdin, or asked for without echo)")
+    s.add_argument("provider")
+    s.set_defaults(func=cmd_secrets_set)
+    s = ss.add_parser("delete", help="remove a stored key")
+    s.add_argument("provider")
+    s.set_defaults(func=cmd_secrets_delete)
+    s = ss.add_parser("status", help="which keyring backend is in use")
+    s.set_defaults(func=cmd_secrets_status)
+
+
+# -- approval on the terminal ----------------------------------------------------------
+
+
+def cli_approver(req: Any) -> Any:
+    """Ask on the terminal; with no terminal to ask on, the answer is no."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        sys.stderr.write(f"deskmind: denied (nobody to ask): {req.agent} wanted to {req.summary}\n")
+        return False
+
+    async def ask() -> bool:
+        def prompt() -> bool:
+            sys.stderr.write(f"\nAllow {req.agent} to {req.summary}? [y/N] ")
+            sys.stderr.flush()
+            return sys.stdin.readline().strip().lower() in ("y", "yes")
+        return await asyncio.to_thread(prompt)
+
+    return ask()
+
+
+# -- ask -------------------------------------------------------------------------------
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    install_redaction()
+    from deskmind.core.ask.pipeline import AskOptions
+    from deskmind.core.ask.session import ask_sync
+
+    opts = AskOptions(use_memory=not args.no_memory, model=args.model, prompt_privacy=args.privacy,
+                      task=args.task, tools=args.tools, save=not args.no_save, limit=args.limit)
+    streamed = False
+
+    def on_event(ev: Any) -> None:
+        nonlocal streamed
+        if args.json:
+            return
+        if ev.kind == "token":
+            sys.stdout.write(ev.text)
+            sys.stdout.flush()
+            streamed = True
+        elif ev.kind == "fallback":
+            sys.stderr.write(f"deskmind: {ev.text}; trying the next model\n")
+        elif ev.kind == "tool":
+            sys.stderr.write(f"deskmind: tool {ev.data['tool']} {ev.data['decision']}\n")
+
+    with Core() as core:
+        res = ask_sync(core, args.question, opts, on_event=on_event, approver=cli_approver)
+    if args.json:
+        print_json(res.to_dict())
+        return 0
+    if streamed:
+        sys.stdout.write("\n")
+    if res.citations:
+        print("\nSources:")
+        for c in res.citations:
+            loc = ", ".join(f"{k} {v}" for k, v in c.locator.items() if not isinstance(v, (list, dict)))
+            print(f"  [{c.n}] {c.title or c.source}" + (f" ({loc})" if loc else "") + f"  {c.source}")
+    r = res.route
+    sys.stderr.write(f"-- {r['provider']}:{r['model']} ({r['zone']}), rule {r['rule']}, "
+                     f"first token {res.timings.get('first_token_ms', 0):.0f} ms\n")
+    return 0
+
+
+# -- models ----------------------------------------------------------------------------
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    install_redaction()
+    from deskmind.core.ask.session import make_hub
+    from deskmind.core.routing.config import load_routing
+
+    with Core() as core:
+        cfg = load_routing(core.paths.config_dir)
+
+        async def main() -> Any:
+            hub = make_hub(core, cfg)
+            try:
+                return await hub.inventory(refresh=True)
+            finally:
+                await hub.aclose()
+
+        inv = asyncio.run(main())
+    rows = [{"provider": p.name, "kind": p.kind, "zone": p.zone, "available": p.available,
+             "models": p.models, "loaded": p.loaded, "note": p.note} for p in inv.providers.values()]
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print("no model runtime found on this machine and none configured.\n"
+              "Start one (e.g. 'ollama serve'), install the embedded one "
+              "(pip install 'deskmind[llama]'), or declare providers in routing.toml")
+        return 0
+    for r in rows:
+        state = "up" if r["available"] else "down"
+        print(f"{r['provider']:16} {r['kind']:9} {r['zone']:7} {state:4}  {r['note']}")
+        for m in r["models"]:
+            print(f"    {m}{'  (loaded)' if m in r['loaded'] else ''}")
+    return 0
+
+
+# -- route --explain -------------------------------------------------------------------
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    from deskmind.core.ask.pipeline import AskOptions
+    from deskmind.core.ask.prompt import build_messages
+    from deskmind.core.ask.session import ask_session
+
+    opts = AskOptions(use_memory=not args.no_memory, model=args.model, prompt_privacy=args.privacy,
+                      task=args.task, save=False)
+    with Core() as core:
+        async def main() -> Any:
+            async with ask_session(core) as p:
+                hits = await asyncio.to_thread(p.retrieve, args.explain, opts)
+                return hits, await p.plan(args.explain, hits, opts), p.cfg.source
+
+        hits, d, source = asyncio.run(main())
+    out = d.to_dict()
+    out["rules_file"] = source
+    out["retrieved"] = [{"chunk_id": h.chunk_id, "source": h.source, "privacy": h.privacy} for h in hits]
+    if d.candidates:
+        c = d.candidates[0]
+        used = [h for h in hits if h.chunk_id not in set(c.withheld)]
+        msgs, _ = build_messages(args.explain, used)
+        body = json.dumps([{"role": m.role, "content": m.content} for m in msgs], ensure_ascii=False)
+        out["would_send"] = {"provider": c.provider, "model": c.model, "zone": c.zone,
+                             "item_ids": [h.chunk_id for h in used], "withheld_item_ids": c.withheld,
+                             "bytes": len(body.encode()), "leaves_machine": c.zone != "machine",
+                             "messages": json.loads(body)}
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"rules:   {source}")
+    print(f"rule:    {d.rule} (class {d.klass}); material is {d.privacy}, ~{d.context_tokens} tokens")
+    print(f"why:     {d.reason}")
+    for i, c in enumerate(d.candidates, 1):
+        extra = f", withholds items {c.withheld}" if c.withheld else ""
+        print(f"  {i}. {c.ref} [{c.zone}] ({c.origin}{extra})")
+    for s in d.skipped:
+        print(f"  skipped {s}")
+    if "would_send" in out:
+        w = out["would_send"]
+        where = "LEAVES this machine" if w["leaves_machine"] else "stays on this machine"
+        print(f"would send {w['bytes']} bytes to {w['provider']}:{w['model']} ({where}), "
+              f"with memory items {w['item_ids'] or 'none'}")
+        for h in hits:
+            mark = "withheld" if h.chunk_id in w["withheld_item_ids"] else "sent"
+            print(f"  item {h.chunk_id} [{h.privacy}] {mark}: {h.source}")
+    else:
+        print("nothing would be sent: no candidate may take this request")
+    return 0
+
+
+# -- egress and audit ------------------------------------------------------------------
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cmd_egress(args: argparse.Namespace) -> int:
+    from deskmind.core.routing.ledger import EgressLedger
+
+    with Core() as core:
+        entries = EgressLedger(core.store).entries(limit=args.limit)
+    if args.json:
+        print_json([e.to_dict() for e in entries])
+        return 0
+    if not entries:
+        print("no request has left this machine")
+        return 0
+    for e in entries:
+        print(f"{_when(e.at)}  {e.provider}@{e.host} ({e.zone}) {e.model or '-'} rule {e.rule or '-'}: "
+              f"{e.bytes_out} B out, {e.bytes_in if e.bytes_in is not None else '?'} B in, "
+              f"{e.status}, items {e.item_ids or '[]'}, sha256 {e.body_sha256[:16]}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from deskmind.core.agents.audit import AuditLog
+
+    with Core() as core:
+        entries = AuditLog(core.store).entries(limit=args.limit, agent=args.agent)
+    if args.json:
+        print_json([e.to_dict() for e in entries])
+        return 0
+    if not entries:
+        print("no agent has called a tool")
+        return 0
+    for e in entries:
+        why = f" ({e.reason})" if e.reason else ""
+        print(f"{_when(e.at)}  {e.agent} {e.tool} {e.decision}{why}: {e.args_summary} -> {e.result_bytes} B")
+    return 0
+
+
+# -- secrets ---------------------------------------------------------------------------
+
+
+def cmd_secrets_set(args: argparse.Namespace) -> int:
+    from deskmind.core.secrets import SecretStore
+
+    store = SecretStore()
+    if sys.stdin.isatty():
+        value = getpass.getpass(f"API key for {args.provider} (not shown): ")
+    else:
+        value = sys.stdin.readline()
+    if not value.strip():
+        raise UserInputError("no key given: nothing stored")
+    store.set(args.provider, value)
+    print(f"stored the key for {args.provider} in {store.describe_backend()}")
+    return 0
+
+
+def cmd_secrets_delete(args: argparse.Namespace) -> int:
+    from deskmind.core.secrets import SecretStore
+
+    if SecretStore().delete(args.provider):
+        print(f"deleted the key for {args.provider}")
+    else:
+        print(f"no key was stored for {args.provider}")
+    return 0
+
+
+def cmd_secrets_status(args: argparse.Namespace) -> int:
+    from deskmind.core.secrets import NO_BACKEND_HELP, SecretStore
+
+    backend = SecretStore().describe_backend()
+    if backend == "none":
+        print("keyring: " + NO_BACKEND_HELP.format(env="PROVIDER"))
+        return 1
+    print(f"keyring: {backend}")
+    return 0
+
+
+# -- doctor ----------------------------------------------------------------------------
+
+
+def DOCTOR_CHECKS(core: Core) -> list[tuple[str, Any]]:
+    def rules() -> str:
+        from deskmind.core.routing.config import load_routing
+
+        cfg = load_routing(core.paths.config_dir)
+        cloud = "on" if cfg.cloud else "off"
+        return f"{cfg.source}: {len(cfg.rules)} rules, {len(cfg.providers)} providers, cloud {cloud}"
+
+    def runtimes() -> str:
+        from deskmind.core.ask.session import make_hub
+        from deskmind.core.routing.config import load_routing
+
+        async def main() -> Any:
+            hub = make_hub(core, load_routing(core.paths.config_dir))
+            try:
+                return await hub.inventory(refresh=True)
+            finally:
+                await hub.aclose()
+
+        t = time.perf_counter()
+        inv = asyncio.run(main())
+        up = [f"{p.name} ({len(p.models)} models)" for p in inv.providers.values()
+              if p.available and p.zone == "machine"]
+        if not up:
+            from deskmind.core.errors import DeskmindError
+
+            raise DeskmindError("no model runtime on this machine: start Ollama or another server, "
+                                "or pip install 'deskmind[llama]'")
+        return ", ".join(up) + f" in {(time.perf_counter() - t) * 1000:.0f} ms"
+
+    def keyring_backend() -> str:
+        from deskmind.core.secrets import SecretStore
+
+        b = SecretStore().describe_backend()
+        return "no backend: API keys cannot be stored (see 'deskmind secrets status')" if b == "none" else b
+
+    return [("routing rules", rules), ("model runtimes", runtimes), ("keyring", keyring_backend)]

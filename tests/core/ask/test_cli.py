@@ -1,0 +1,123 @@
+"""The command line: first run with no configuration, JSON shape, Ctrl-C, route --explain,
+egress/audit listings, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from deskmind.cli.main import main
+from deskmind.core.memory.store import MemoryStore
+from tests.core.ask.conftest import add_note
+from tests.fakes.llm_server import FakeLLMServer, Faults, Reply
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.skipif(not port_free(11434), reason="port 11434 is taken (a real Ollama?)")
+def test_first_run_answers_from_local_ollama_with_zero_egress(core, capsys, deskmind_home):
+    """No config at all: Ollama on its usual port answers; nothing leaves the machine."""
+    add_note(core, "The boiler was serviced on 3 March 2025 by Heatwell.", "personal", "Boiler")
+    core.close()
+    assert not (deskmind_home / "config" / "routing.toml").exists()
+    with FakeLLMServer(port=11434, models=["llama3.2:3b"], reply=Reply("In March [1].")) as srv:
+        code, out, _ = run_cli(capsys, "ask", "when was the boiler serviced?", "--json")
+        body = srv.chat_requests()[0].json()
+    assert code == 0
+    res = json.loads(out)
+    assert res["answer"] == "In March [1]."
+    assert res["route"]["provider"] == "ollama" and res["route"]["model"] == "llama3.2:3b"
+    assert res["route"]["zone"] == "machine" and res["route"]["rule"] == "local-first"
+    assert res["route"]["reason"]
+    assert res["citations"][0]["source"].startswith("deskmind://note/")
+    assert {"chunk_id", "source", "locator"} <= set(res["citations"][0])
+    assert {"retrieve_ms", "route_ms", "prompt_ms", "first_token_ms", "total_ms"} <= set(res["timings"])
+    assert "Heatwell" in body["messages"][-1]["content"] and body["options"]["num_ctx"] >= 4096
+    code, out, _ = run_cli(capsys, "egress", "--json")
+    assert json.loads(out) == []
+    # the exchange is in memory as a conversation, as private as its strictest input
+    with MemoryStore(deskmind_home / "data" / "memory.db") as store:
+        convs = [s for s in store.list_sources() if s.kind == "conversation"]
+        assert len(convs) == 1 and convs[0].privacy == "private"
+        n = store.reader().execute("SELECT count(*) FROM egress_ledger").fetchone()[0]
+        assert n == 0
+
+
+def test_nothing_running_gives_an_actionable_error(core, capsys, monkeypatch):
+    monkeypatch.setenv("DESKMIND_DISCOVER", "")
+    core.close()
+    code, _, err = run_cli(capsys, "ask", "hello", "--no-memory")
+    assert code == 7 and "no model may answer" in err and "ollama serve" in err
+
+
+def test_route_explain_shows_rule_and_what_would_be_sent(core, capsys, monkeypatch):
+    add_note(core, "Secret recipe: add cardamom.", "secret", "Recipe")
+    add_note(core, "Recipe notes: bake at 180 degrees.", "personal", "Baking")
+    core.close()
+    with FakeLLMServer(models=["m:1b"]) as srv:
+        monkeypatch.setenv("DESKMIND_DISCOVER", f"box=ollama@127.0.0.1:{srv.port}")
+        code, out, _ = run_cli(capsys, "route", "--explain", "recipe baking", "--json")
+        code2, out2, _ = run_cli(capsys, "route", "--explain", "recipe baking")
+        assert srv.chat_requests() == []  # explaining sends nothing
+    d = json.loads(out)
+    assert code == 0 and d["rule"] == "local-first" and d["candidates"][0]["provider"] == "box"
+    assert d["would_send"]["leaves_machine"] is False
+    assert "cardamom" not in json.dumps(d["would_send"])  # above quick-ask's memory ceiling
+    assert "180 degrees" in json.dumps(d["would_send"]["messages"])
+    assert "rule:    local-first" in out2 and "stays on this machine" in out2
+
+
+def test_ctrl_c_cancels_cleanly_and_saves_nothing(deskmind_home, tmp_path):
+    reply = Reply(" ".join(f"w{i}" for i in range(400)))
+    with FakeLLMServer(reply=reply, faults=Faults(token_delay=0.05)) as srv:
+        env = {**os.environ, "DESKMIND_DISCOVER": f"box=ollama@127.0.0.1:{srv.port}",
+               "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "deskmind", "ask", "tell me", "--no-memory"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        first = proc.stdout.read(2)  # wait for streamed tokens
+        assert first == b"w0"[:len(first)] and first
+        proc.send_signal(signal.SIGINT)
+        t = time.monotonic()
+        code = proc.wait(timeout=10)
+        stopped_in = time.monotonic() - t
+        err = proc.stderr.read().decode()
+    assert code == 130 and "cancelled" in err and "Traceback" not in err
+    assert stopped_in < 3
+    with MemoryStore(deskmind_home / "data" / "memory.db") as store:
+        assert [s for s in store.list_sources() if s.kind == "conversation"] == []
+
+
+def test_egress_and_audit_listings_empty(capsys):
+    assert run_cli(capsys, "egress")[1].strip() == "no request has left this machine"
+    assert run_cli(capsys, "audit")[1].strip() == "no agent has called a tool"
+    assert json.loads(run_cli(capsys, "audit", "--json")[1]) == []
+
+
+def test_secrets_set_without_keyring_says_so_and_never_echoes_the_key(capsys, monkeypatch):
+    import io
+
+    key = "sk-never-show-this-1234567890"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(key + "\n"))
+    code, out, err = run_cli(capsys, "secrets", "set", "openai")
+    assert code == 6 and "no OS keyring" in err and "DESKMIND_OPENAI_API_KEY" in err
+    assert key not in out + err
