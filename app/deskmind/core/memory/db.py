@@ -49,14 +49,45 @@ def _load_vec(conn: Any) -> None:
         conn.enable_load_extension(False)
 
 
+# Below this much free space, an I/O error from SQLite is taken to mean a full disk
+# (SQLite reports "disk I/O error", not "full", when it cannot grow its -shm file).
+LOW_SPACE_BYTES = 1 << 20
+
+
+def folder_problem(path: Path) -> str | None:
+    """Why the folder holding ``path`` cannot take writes (read-only, full, permissions), or None."""
+    folder = Path(path)
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    if hasattr(os, "statvfs"):
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            return None
+        if st.f_flag & os.ST_RDONLY:
+            return (f"{folder} is on a read-only filesystem: make it writable or choose another "
+                    "data folder (DESKMIND_HOME)")
+        if st.f_bavail * st.f_frsize < LOW_SPACE_BYTES:
+            return f"the disk holding {folder} is full: free some space and try again"
+    if not os.access(folder, os.W_OK):
+        return f"{folder} is not writable: check its permissions or choose another data folder"
+    return None
+
+
 def describe_os_error(exc: BaseException, path: Path) -> str:
     """One line that says what is wrong with a path, for the errors people see."""
     code = getattr(exc, "errno", None)
-    if code == errno.ENOSPC or "full" in str(exc).lower():
+    low = str(exc).lower()
+    if code == errno.ENOSPC or "full" in low:
         return f"the disk holding {path} is full: free some space and try again"
-    if code in (errno.EACCES, errno.EPERM, errno.EROFS) or "readonly" in str(exc).lower() \
-            or "read-only" in str(exc).lower():
-        return f"{path} is not writable: check its permissions or choose another data folder"
+    denied = code in (errno.EACCES, errno.EPERM, errno.EROFS) or "readonly" in low \
+        or "read-only" in low
+    if denied or "unable to open" in low or "i/o error" in low:
+        why = folder_problem(Path(path))
+        if why:
+            return why
+        if denied:
+            return f"{path} is not writable: check its permissions or choose another data folder"
     return f"{path}: {exc}"
 
 
@@ -87,7 +118,8 @@ def connect(path: Path | str, *, readonly: bool = False) -> Any:
             uri=readonly,
         )
     except sqlean.OperationalError as exc:
-        raise StorageError(f"cannot open the memory database {path}: {exc}") from exc
+        why = folder_problem(Path(target)) if target != ":memory:" else None
+        raise StorageError(why or f"cannot open the memory database {path}: {exc}") from exc
     try:
         _load_vec(conn)
         _apply_pragmas(conn, path, readonly)
@@ -119,7 +151,7 @@ def _apply_pragmas(conn: Any, path: Path | str, readonly: bool) -> None:
                 "Move it aside or set DESKMIND_HOME to another folder; "
                 "'deskmind doctor' checks a database"
             ) from exc
-        if "readonly" in msg or "read-only" in msg or "unable to open" in msg:
+        if "readonly" in msg or "read-only" in msg or "unable to open" in msg or "I/O error" in msg:
             raise StorageError(describe_os_error(exc, Path(str(path)))) from exc
         raise StorageError(f"cannot use the memory database {path}: {msg}") from exc
 

@@ -25,6 +25,13 @@ T = TypeVar("T")
 def translate_db_error(exc: BaseException, path: Path | str) -> StorageError:
     msg = str(exc)
     low = msg.lower()
+    if "i/o error" in low or "unable to open" in low:
+        # SQLite says "disk I/O error" when it cannot grow its files: say why, when we can.
+        why = db.folder_problem(Path(str(path)))
+        if why and "is full" in why:
+            low = "full"
+        elif why:
+            return StorageError(f"the memory database {path} refused a write: {why}")
     if "full" in low:
         return StorageError(
             f"the disk holding {path} is full: nothing was changed by this step; "
