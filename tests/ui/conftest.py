@@ -21,6 +21,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: drives the real app process under Xvfb with a tray host")
     if config.getoption("--onscreen", default=False):
         os.environ["QT_QPA_PLATFORM"] = "xcb"
 

@@ -67,6 +67,7 @@ class DesktopApp(QObject):
         self.meeting: Any = None
         self._windows: dict[str, Any] = {}
         self.tray_ready_ms: float | None = None
+        self.tray_ready_at: float | None = None
         self._wire()
 
     # -- start / stop --------------------------------------------------------------------------
@@ -77,6 +78,7 @@ class DesktopApp(QObject):
             return False
         self.tray.show()
         self.tray_ready_ms = (time.perf_counter() - self.t0) * 1000
+        self.tray_ready_at = time.time()
         log.info("tray ready in %.0f ms", self.tray_ready_ms)
         # After the loop is running: the palette (so the hotkey only shows it), the hotkeys,
         # the speech controllers and the interrupted-meeting check.
@@ -198,6 +200,10 @@ class DesktopApp(QObject):
         if msg.get("cmd") == "activate":
             self.show_palette()
             return {"ok": True}
+        if msg.get("cmd") == "status":
+            from deskmind.ui.status import snapshot
+
+            return snapshot(self)
         self.bridge.trigger_requested.emit(msg["action"])
         return {"ok": True}
 

@@ -40,6 +40,11 @@ def locator_text(loc: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _md_escape(text: str) -> str:
+    """A typed question shown as text, not Markdown (a '#' or '*' in it stays as typed)."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!<>|" else ch for ch in text)
+
+
 class Palette(QWidget):
     citation_opened = Signal(object)       # Citation
     files_dropped = Signal(list)           # [path]
@@ -66,6 +71,8 @@ class Palette(QWidget):
         self.answer = ""
         self.task: asyncio.Task | None = None
         self.shown_at = 0.0
+        self.painted_at = 0.0
+        self._await_paint = False
         self._dirty = False
         self._question = ""
         self._earlier: list[Turn] = []
@@ -136,9 +143,17 @@ class Palette(QWidget):
 
     # -- showing ---------------------------------------------------------------------------
 
+    def paintEvent(self, event: Any) -> None:
+        super().paintEvent(event)
+        if self._await_paint:
+            # Wall clock, so a benchmark in another process can compare with its key press.
+            self.painted_at = time.time()
+            self._await_paint = False
+
     def show_palette(self) -> None:
         """Show on the screen under the cursor with focus in the input. GUI thread."""
         self.shown_at = time.perf_counter()
+        self._await_paint = not self.isVisible()
         screen = QGuiApplication.screenAt(QCursor.pos()) or QGuiApplication.primaryScreen()
         geo = screen.availableGeometry()
         self.move(QPoint(geo.x() + (geo.width() - self.width()) // 2, geo.y() + geo.height() // 5))
@@ -281,8 +296,8 @@ class Palette(QWidget):
         if not self._dirty:
             return
         self._dirty = False
-        conv = "".join(f"> {q}\n\n{a}\n\n---\n\n" for q, a in self._earlier)
-        self.view.setMarkdown(conv + f"> {self._question}\n\n" + self.answer)
+        conv = "".join(f"**{_md_escape(q)}**\n\n{a}\n\n---\n\n" for q, a in self._earlier)
+        self.view.setMarkdown(conv + f"**{_md_escape(self._question)}**\n\n" + self.answer)
         sb = self.view.verticalScrollBar()
         sb.setValue(sb.maximum())
 

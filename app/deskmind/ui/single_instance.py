@@ -108,7 +108,7 @@ class InstanceServer(QObject):
             return {"ok": True}
         if cmd == "trigger" and msg.get("action") not in TRIGGERS:
             return {"ok": False, "error": f"unknown trigger '{msg.get('action')}'; use {', '.join(TRIGGERS)}"}
-        if cmd not in ("trigger", "activate"):
+        if cmd not in ("trigger", "activate", "status"):
             return {"ok": False, "error": f"unknown command '{cmd}'"}
         self.message_received.emit(msg)
         return self._handler(msg) if self._handler else {"ok": True}

@@ -108,10 +108,16 @@ class ItemView(QWidget):
         doc = self.text.document()
         cursor = None
         if target is not None:
-            probe = target[2].strip()[:80]
-            found = doc.find(probe)
-            if not found.isNull():
-                cursor = found
+            # Select the whole passage: from its first line to its last (find() works per line).
+            lines = [ln.strip() for ln in target[2].splitlines() if ln.strip()]
+            if lines:
+                first = doc.find(lines[0][:120])
+                if not first.isNull():
+                    last = doc.find(lines[-1][:120], first.selectionStart()) if len(lines) > 1 else first
+                    cursor = QTextCursor(doc)
+                    cursor.setPosition(first.selectionStart())
+                    end = last.selectionEnd() if not last.isNull() else first.selectionEnd()
+                    cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
         if cursor is None and locator and "line_start" in locator:
             block = doc.findBlockByLineNumber(max(0, int(locator["line_start"]) - 1))
             cursor = QTextCursor(block)

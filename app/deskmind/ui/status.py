@@ -1,0 +1,70 @@
+"""A snapshot of the running app for `{"cmd": "status"}` on the local socket.
+
+Used by end-to-end tests and benchmarks driving the real app from outside (under Xvfb) and by
+anyone wanting to know what a running Deskmind is doing. Screen positions are global.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QPoint, QRect
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import QApplication, QWidget
+
+
+def _rect(r: QRect) -> list[int]:
+    return [r.x(), r.y(), r.width(), r.height()]
+
+
+def _window(w: QWidget | None) -> dict[str, Any]:
+    if w is None:
+        return {"built": False, "visible": False}
+    return {"built": True, "visible": w.isVisible(), "active": w.isActiveWindow(),
+            "geometry": _rect(w.frameGeometry())}
+
+
+def snapshot(app: Any) -> dict[str, Any]:
+    t = app.tray
+    out: dict[str, Any] = {"ok": True, "tray_ready_at": app.tray_ready_at, "tray_ready_ms": app.tray_ready_ms,
+                           "state": t.state, "tray": None, "fallback": _window(t.fallback)}
+    if t.tray is not None:
+        out["tray"] = {"visible": t.tray.isVisible(), "geometry": _rect(t.tray.geometry()),
+                       "tooltip": t.tray.toolTip()}
+    m = t.menu
+    out["menu"] = {"visible": m.isVisible(), "actions": {
+        a.text(): _rect(QRect(m.mapToGlobal(m.actionGeometry(a).topLeft()), m.actionGeometry(a).size()))
+        for a in m.actions() if not a.isSeparator() and a.isVisible()}}
+    p = app.palette
+    pal = _window(p)
+    if p is not None:
+        focus = QApplication.focusWidget()
+        pal.update({"input_focus": focus is p.input, "answer": p.answer, "streaming": p.streaming,
+                    "status": p.status.text(), "citations": [c.title for c in p.citations],
+                    "route": p.route_label.text(), "painted_at": p.painted_at, "history": list(p.history)})
+        if p.citations:
+            fm = QFontMetrics(p.cites_label.font())
+            m_ = p.cites_label.contentsMargins()
+            x = m_.left() + fm.horizontalAdvance("Sources: ") + fm.horizontalAdvance("[1]") // 2 + 2
+            y = p.cites_label.height() // 2
+            g = p.cites_label.mapToGlobal(QPoint(x, y))
+            pal["cite1"] = [g.x(), g.y()]
+    out["palette"] = pal
+    out["windows"] = {name: _window(w) for name, w in app._windows.items()}
+    settings = app._windows.get("settings")
+    if settings is not None:
+        nav = settings.nav
+        out["settings_nav"] = {nav.item(i).text(): [nav.mapToGlobal(nav.visualItemRect(nav.item(i)).center()).x(),
+                                                    nav.mapToGlobal(nav.visualItemRect(nav.item(i)).center()).y()]
+                               for i in range(nav.count())}
+    browser = app._windows.get("browser")
+    if browser is not None and browser.item_view.item is not None:
+        out["browser_item"] = browser.item_view.item["source"].title
+    if app.meeting is not None:
+        out["meeting"] = {"state": app.meeting.state, "segments": len(app.meeting.segments),
+                          "elapsed": app.meeting.elapsed(), "menu_text": t.act_meeting.text()}
+    if app.talk is not None:
+        out["talk"] = {"state": app.talk.state}
+    out["hotkeys"] = [{"action": s.action, "armed": s.armed, "mode": s.mode, "detail": s.detail}
+                      for s in app.hotkeys.statuses]
+    return out
