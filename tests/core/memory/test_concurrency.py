@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -163,3 +164,65 @@ def test_a_second_process_store_waits_instead_of_failing(core, tmp_path: Path) -
         assert sid and scalar(other.reader(), "SELECT count(*) FROM sources") == 3
     finally:
         other.close()
+
+
+def test_searches_never_fail_while_indexes_are_swapped(core) -> None:
+    """A search racing a re-embed's swap (which drops the old tables) must still answer."""
+    from deskmind.core.memory.reembed import reembed
+
+    emb = core.embedder()
+    for i in range(10):
+        core.remember(note(f"River gauge {i} reported a steady level."))
+    qv = emb.embed_query("river level")
+    searcher = core.searcher()
+    stop = threading.Event()
+    errors: list[str] = []
+    done = [0]
+
+    def search_loop(mode: str) -> None:
+        while not stop.is_set():
+            try:
+                hits = searcher.search("river level", limit=3, mode=mode, query_vector=qv).hits
+                assert len(hits) == 3
+                done[0] += 1
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=search_loop, args=(m,)) for m in ("vector", "hybrid")]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(12):
+            reembed(core.store, emb)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == [] and done[0] > 12
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to count open files")
+def test_threads_that_end_do_not_leak_database_connections(core) -> None:
+    store = core.store
+    dbfile = str(core.paths.db_path)
+
+    def open_db_files() -> int:
+        n = 0
+        for fd in Path("/proc/self/fd").iterdir():
+            try:
+                n += os.readlink(fd).startswith(dbfile)
+            except OSError:
+                pass
+        return n
+
+    store.reader()
+    before = open_db_files()
+    for _ in range(20):
+        t = threading.Thread(target=lambda: store.reader().execute("SELECT count(*) FROM sources").fetchone())
+        t.start()
+        t.join()
+    store.reader()  # a new reader on this thread is not needed: the last one ended
+    t = threading.Thread(target=store.reader)
+    t.start()
+    t.join()
+    assert open_db_files() <= before + 3  # at most the last ended thread's connection

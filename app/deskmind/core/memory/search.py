@@ -116,10 +116,23 @@ class HybridSearcher:
         self, query: str, limit: int = 10, filters: SearchFilters | None = None,
         mode: str = "hybrid", query_vector: np.ndarray | None = None,
     ) -> SearchResult:
+        conn = self.store.reader()
+        # One read snapshot for the whole search: the active index, its tables, the FTS rows and
+        # the chunks all as of one moment, so a re-embed swapping indexes (and dropping the old
+        # tables) or a forget running meanwhile cannot pull a table out from under this search.
+        own = not conn.in_transaction
+        if own:
+            conn.execute("BEGIN")
+        try:
+            return self._search(conn, query, limit, filters or SearchFilters(), mode, query_vector)
+        finally:
+            if own and conn.in_transaction:
+                conn.execute("COMMIT")
+
+    def _search(self, conn: Any, query: str, limit: int, filters: SearchFilters, mode: str,
+                query_vector: np.ndarray | None) -> SearchResult:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
-        filters = filters or SearchFilters()
-        conn = self.store.reader()
         depth = max(limit * 3, 30)
         fts_ids: list[int] = []
         vec_ids: list[int] = []

@@ -45,7 +45,7 @@ class MemoryStore:
             self.writer.close()
             raise
         self._local = threading.local()
-        self._readers: list[Any] = []
+        self._readers: list[tuple[threading.Thread, Any]] = []
         self._readers_lock = threading.Lock()
         self.vector_searcher = vectors.VectorSearcher()
 
@@ -58,16 +58,22 @@ class MemoryStore:
             conn = db.connect(self.path)
             self._local.conn = conn
             with self._readers_lock:
-                self._readers.append(conn)
+                # Threads come and go (executors, one-off workers): close the connections of
+                # those that ended, or every short-lived thread would leak one.
+                alive = []
+                for thread, old in self._readers:
+                    if thread.is_alive():
+                        alive.append((thread, old))
+                    else:
+                        _close_quietly(old)
+                alive.append((threading.current_thread(), conn))
+                self._readers = alive
         return conn
 
     def close(self) -> None:
         with self._readers_lock:
-            for conn in self._readers:
-                try:
-                    conn.close()
-                except db.DatabaseError:
-                    pass
+            for _thread, conn in self._readers:
+                _close_quietly(conn)
             self._readers.clear()
         self.writer.close()
 
@@ -416,6 +422,13 @@ class MemoryStore:
                 raise StorageError(db.describe_os_error(exc, dest)) from exc
             raise translate_db_error(exc, dest) from exc
         return dest
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except db.DatabaseError:
+        pass
 
 
 def _carry_old_vectors(conn: Any, idx: vectors.VectorIndex, old: dict[str, int]) -> dict[str, np.ndarray]:
