@@ -120,8 +120,9 @@ class SecretStore:
             return env
         if not self._backend_ok():
             return None
+        name = _check_name(provider)
         try:
-            value = self.keyring.get_password(SERVICE, _check_name(provider))
+            value = self.keyring.get_password(SERVICE, name)
         except Exception as exc:  # keyring errors vary by backend; the message has no key in it
             raise DeskmindError(f"the keyring could not be read ({type(exc).__name__}): "
                                 "unlock it and try again") from None
@@ -134,19 +135,21 @@ class SecretStore:
         if not value:
             raise UserInputError("an empty key was given: nothing stored")
         remember_secret(value)
+        name = _check_name(provider)
         if not self._backend_ok():
             raise self._no_backend(provider)
         try:
-            self.keyring.set_password(SERVICE, _check_name(provider), value)
+            self.keyring.set_password(SERVICE, name, value)
         except Exception as exc:
             raise DeskmindError(f"the keyring refused the key ({type(exc).__name__}): "
                                 "unlock it and try again") from None
 
     def delete(self, provider: str) -> bool:
+        name = _check_name(provider)
         if not self._backend_ok():
             raise self._no_backend(provider)
         try:
-            self.keyring.delete_password(SERVICE, _check_name(provider))
+            self.keyring.delete_password(SERVICE, name)
             return True
         except Exception:  # PasswordDeleteError: nothing stored under that name
             return False

@@ -138,6 +138,7 @@ class AskPipeline:
 
         prompt_priv = opts.prompt_privacy or self.cfg.prompt_privacy
         errors: list[str] = []
+        faults: list[RuntimeFault] = []
         for cand in decision.candidates:
             if cand.zone == "cloud" and not await ask_approval(self.approver, ApprovalRequest(
                     opts.agent, "cloud", f"send this request to {cand.ref} ({cand.zone})",
@@ -171,6 +172,7 @@ class AskPipeline:
                 if answer or not exc.retryable:
                     raise
                 errors.append(f"{cand.ref}: {exc}")
+                faults.append(exc)
                 log.info("falling back after %s", exc)
                 yield AskEvent("fallback", text=str(exc), data={"from": cand.ref})
                 continue
@@ -182,6 +184,8 @@ class AskPipeline:
                 result.saved_source_id = await asyncio.to_thread(self._save, result)
             yield AskEvent("done", text=text, result=result)
             return
+        if len(faults) == 1 and len(errors) == 1:
+            raise faults[0]  # the one specific fault says more than a summary
         raise RoutingError("no model could answer: " + " | ".join(errors))
 
     async def _converse(self, cand: Candidate, decision: RouteDecision, messages: list[Message],

@@ -1,0 +1,99 @@
+"""Discovery on loopback ports, the hub's inventory, runtime embedders, egress fail-closed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from deskmind.core.embed.base import EmbedderSpec, create_embedder
+from deskmind.core.errors import DeskmindError, UserInputError
+from deskmind.core.routing.config import parse_routing
+from deskmind.core.runtimes import discovery
+from deskmind.core.runtimes.base import ChatRequest, Message
+from deskmind.core.runtimes.embeddings import RuntimeEmbedder
+from deskmind.core.runtimes.hub import RuntimeHub
+from tests.core.runtimes.conftest import transport
+from tests.fakes.llm_server import FakeLLMServer
+
+
+def test_discovery_finds_ollama_and_openai_servers_and_reports_them():
+    with FakeLLMServer(models=["llama3.2:3b", "nomic-embed-text"]) as a, FakeLLMServer(models=["qwen"]) as b, \
+            FakeLLMServer() as gone:
+        dead = gone.url
+    with FakeLLMServer(models=["llama3.2:3b", "nomic-embed-text"]) as a, FakeLLMServer(models=["qwen"]) as b:
+        targets = (discovery.Target("ollama", "ollama", a.url, "Ollama"),
+                   discovery.Target("lmstudio", "openai", b.url, "LM Studio"),
+                   discovery.Target("jan", "openai", dead, "Jan"),
+                   discovery.Target("far", "openai", "http://10.255.255.1:1234", "not loopback"))
+
+        async def main():
+            async with RuntimeHub(parse_routing(""), targets=targets) as hub:
+                return await hub.inventory()
+
+        inv = asyncio.run(main())
+        assert list(inv.providers) == ["ollama", "lmstudio"]
+        assert inv.providers["ollama"].models == ["llama3.2:3b", "nomic-embed-text"]
+        assert inv.providers["ollama"].loaded == ["llama3.2:3b"]
+        assert inv.providers["lmstudio"].note == "discovered (LM Studio)"
+        assert inv.machine_auto("general") == [("ollama", "llama3.2:3b"), ("lmstudio", "qwen")]
+        # probes are loopback only: the non-loopback target got no request at all
+        assert all(r.path in ("/api/tags", "/api/ps", "/v1/models") for r in a.received + b.received)
+
+
+def test_env_override_of_discovery_targets():
+    t = discovery.targets_from_env({"DESKMIND_DISCOVER": "box=ollama@127.0.0.1:5555, bad, x=openai@localhost:9"})
+    assert [(x.name, x.kind, x.url) for x in t] == [("box", "ollama", "http://127.0.0.1:5555"),
+                                                   ("x", "openai", "http://localhost:9")]
+    assert discovery.targets_from_env({}) == discovery.USUAL_TARGETS
+
+
+def test_request_outside_machine_without_ledger_is_refused(run):
+    with FakeLLMServer() as srv:
+        rt_t = transport(srv.url, zone="home")
+
+        async def go():
+            from deskmind.core.runtimes.ollama import OllamaRuntime
+            async for _ in OllamaRuntime("far", rt_t).chat(
+                    ChatRequest("fake-model:1b", [Message("user", "hi")], num_ctx=4096)):
+                pass
+
+        with pytest.raises(DeskmindError, match="without an egress ledger"):
+            run(go())
+        assert srv.received == []
+
+
+def test_runtime_embedders_plug_into_the_spine():
+    import deskmind.core.runtimes  # noqa: F401  (registers the prefixes)
+
+    with FakeLLMServer(models=["nomic-embed-text"], embed_dim=16) as srv:
+        emb = create_embedder(EmbedderSpec("ollama:nomic-embed-text", {"url": srv.url}))
+        assert isinstance(emb, RuntimeEmbedder) and emb.dim == 16
+        m = emb.embed(["alpha", "beta", "alpha"])
+        assert m.shape == (3, 16) and np.allclose(np.linalg.norm(m, axis=1), 1, atol=1e-5)
+        assert np.allclose(m[0], m[2]) and not np.allclose(m[0], m[1])
+        o = create_embedder(EmbedderSpec("openai-compat:nomic-embed-text", {"url": srv.url}))
+        assert np.allclose(o.embed_query("alpha"), m[0], atol=1e-6)
+    with pytest.raises(UserInputError, match="only go to this machine"):
+        RuntimeEmbedder("ollama:x", "https://embed.example.com")
+
+
+def test_runtime_embedder_indexes_memory_in_its_own_index(core):
+    import deskmind.core.runtimes  # noqa: F401
+    from deskmind.core.memory.models import NewChunk, SourceDraft
+
+    with FakeLLMServer(models=["nomic-embed-text"], embed_dim=16) as srv:
+        emb = RuntimeEmbedder("ollama:nomic-embed-text", srv.url)
+        idx = core.store.ensure_active_index(emb.model_id, emb.dim)
+        text = "the cat sat on the mat"
+        from deskmind.core.memory.store import text_hash
+
+        core.store.put_source(SourceDraft(uri="deskmind://note/x", kind="note", text=text,
+                                          chunks=[NewChunk(text)]), idx,
+                              {text_hash(text): emb.embed([text])[0]})
+        assert core.store.active_index().model_id == "ollama:nomic-embed-text"
+        from deskmind.core.memory.search import HybridSearcher
+
+        hits = HybridSearcher(core.store, lambda _m: emb).search("cat", mode="vector").hits
+        assert hits and hits[0].text == text
