@@ -78,3 +78,24 @@ def test_a_folder_where_the_database_should_be_is_refused(tmp_path: Path) -> Non
     path.mkdir()
     with pytest.raises(StorageError, match="is a folder"):
         MemoryStore(path)
+
+
+def test_closing_twice_is_harmless_and_writes_after_close_are_refused(tmp_path: Path) -> None:
+    store = MemoryStore(tmp_path / "m.db")
+    store.close()
+    store.close()
+    with pytest.raises(StorageError, match="is closed"):
+        store.ensure_active_index("model", 4)
+
+
+def test_a_refused_database_leaves_no_writer_thread_behind(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    path.write_bytes(b"SQLite format 3\x00" + bytes(4080))
+    def writers() -> int:
+        return sum(t.name.startswith("deskmind-db-writer") for t in threading.enumerate())
+
+    before = writers()
+    for _ in range(3):
+        with pytest.raises(StorageError):
+            MemoryStore(path)
+    assert writers() == before

@@ -61,8 +61,14 @@ class Writer:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deskmind-db-writer")
         self._thread_ident: int | None = None
         self._conn: Any = None
+        self._closed = False
         # Open the connection on the writer thread itself; surface open errors here.
-        self._executor.submit(self._open).result()
+        try:
+            self._executor.submit(self._open).result()
+        except BaseException:
+            self._closed = True
+            self._executor.shutdown(wait=True)  # no idle writer thread left behind
+            raise
 
     def _open(self) -> None:
         self._thread_ident = threading.get_ident()
@@ -74,6 +80,8 @@ class Writer:
 
     def submit(self, fn: Callable[[Any], T]) -> "Future[T]":
         """Queue ``fn(conn)`` (autocommit connection) and return its future."""
+        if self._closed:
+            raise StorageError(f"the memory database {self.path} is closed")
         return self._executor.submit(self._run, fn)
 
     def call(self, fn: Callable[[Any], T]) -> T:
@@ -119,6 +127,11 @@ class Writer:
         return result
 
     def close(self) -> None:
+        """Finish queued writes and close the connection. Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+
         def _close(conn: Any) -> None:
             if conn is not None:
                 try:
