@@ -54,6 +54,7 @@ MISTAKES = {
     "--limit abc": (["search", "x", "--limit", "abc"], ["deskmind search", "invalid int value: 'abc'"]),
     "no query": (["search"], ["deskmind search", "required: query"]),
     "unknown --source": (["search", "x", "--source", "/no/such/place"], ["no source matches '/no/such/place'"]),
+    "bad --privacy": (["search", "x", "--privacy", "secrte"], ["--privacy 'secrte' is not a privacy tag", "secret"]),
     "bad --mode": (["search", "x", "--mode", "psychic"], ["invalid choice: 'psychic'"]),
     "forget unknown id": (["forget", "987654"], ["nothing in memory matches '987654'"]),
     "forget unknown path": (["forget", "/no/such/file.txt"], ["nothing in memory matches '/no/such/file.txt'"]),

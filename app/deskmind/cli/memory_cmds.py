@@ -94,6 +94,11 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     if args.limit < 1:
         raise UserInputError("--limit must be at least 1")
+    from deskmind.core.memory.models import PRIVACY_LEVELS
+
+    for tag in args.privacy or ():
+        if tag not in PRIVACY_LEVELS:
+            raise UserInputError(f"--privacy '{tag}' is not a privacy tag (one of: {', '.join(PRIVACY_LEVELS)})")
     with Core() as core:
         ids: list[int] | None = None
         if args.source:
