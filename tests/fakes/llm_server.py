@@ -134,6 +134,12 @@ def _make_handler(srv: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:  # quiet
             pass
 
+        def setup(self) -> None:
+            super().setup()
+            # Real servers (Go's net/http for Ollama, uvicorn, llama.cpp) disable Nagle; without
+            # this, each small streamed chunk can wait ~40 ms for a delayed ACK.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         # -- plumbing -------------------------------------------------------------------
 
         def _body(self) -> bytes:

@@ -1,0 +1,191 @@
+"""Quick-ask overhead against the raw runtime, on the same loopback server.
+
+Prints:
+  1. runtime layer: time to first token through Deskmind's Ollama client vs a bare httpx
+     stream of the same request body (no model latency: pure client overhead);
+  2. whole pipeline: time to first token of ``ask`` (retrieve + route + prompt + stream) vs the
+     raw request, with the fake server holding its first byte for a model-like prefill delay;
+  3. retrieval + routing + prompt build at N chunks (target <= 15 ms), from a warm pipeline.
+
+Usage: python bench/ask.py [--chunks 10000] [--runs 30] [--prefill-ms 250]
+Memory is filled with synthetic text and random unit vectors (embedding 10k chunks for real
+would take minutes and does not change search timings); the query is embedded for real.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+
+WORDS = ("invoice garden boiler meeting budget tax holiday kitchen project deadline report "
+         "server backup recipe doctor school train flight insurance contract salary bank "
+         "printer laptop car repair plan notes family music book film paint roof window").split()
+
+
+def fill_memory(core, n_chunks: int, per_source: int = 20) -> None:
+    from deskmind.core.memory.models import NewChunk, SourceDraft
+    from deskmind.core.memory.store import text_hash
+
+    emb = core.embedder()
+    idx = core.store.ensure_active_index(emb.model_id, emb.dim)
+    rng = random.Random(7)
+    nrng = np.random.default_rng(7)
+    # A Zipf-shaped vocabulary like real prose: a few frequent words, a long tail of rare ones.
+    syll = ["ka", "lo", "mi", "ne", "tu", "ra", "se", "vo", "di", "pa", "gu", "re", "xo", "fi"]
+    vocab = list(WORDS) + ["".join(rng.choice(syll) for _ in range(rng.randint(2, 4)))
+                           for _ in range(20000)]
+    weights = [1.0 / (r + 1) ** 1.05 for r in range(len(vocab))]
+    rng.shuffle(vocab)
+    privs = ["public", "personal", "private", "secret"]
+    for s in range(n_chunks // per_source):
+        chunks = [NewChunk(" ".join(rng.choices(vocab, weights, k=120)) + f" item{s}-{c}",
+                           {"line": c * 3 + 1}) for c in range(per_source)]
+        vecs = nrng.standard_normal((per_source, emb.dim)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        core.store.put_source(SourceDraft(uri=f"deskmind://note/bench-{s}", kind="note",
+                                          title=f"Note {s}", privacy=privs[s % 4],
+                                          text="\n".join(c.text for c in chunks), chunks=chunks),
+                              idx, {text_hash(c.text): v for c, v in zip(chunks, vecs)})
+
+
+async def raw_ttft(client: httpx.AsyncClient, url: str, body: bytes) -> float:
+    t = time.perf_counter()
+    async with client.stream("POST", url + "/api/chat", content=body,
+                             headers={"content-type": "application/json"}) as r:
+        ttft = None
+        async for line in r.aiter_lines():
+            if ttft is None and line and json.loads(line).get("message", {}).get("content"):
+                ttft = time.perf_counter() - t
+    return ttft * 1000
+
+
+async def ours_runtime_ttft(rt, req) -> float:
+    t = time.perf_counter()
+    ttft = None
+    async for ev in rt.chat(req):
+        if ev.kind == "token" and ttft is None:
+            ttft = time.perf_counter() - t
+    return ttft * 1000
+
+
+async def ours_ask_ttft(pipeline, question: str, opts) -> tuple[float, dict]:
+    t = time.perf_counter()
+    ttft = None
+    timings: dict = {}
+    async for ev in pipeline.stream(question, opts):
+        if ev.kind == "token" and ttft is None:
+            ttft = time.perf_counter() - t
+        if ev.kind == "done":
+            timings = ev.result.timings
+    return ttft * 1000, timings
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def p95(xs: list[float]) -> float:
+    return sorted(xs)[max(0, int(len(xs) * 0.95) - 1)]
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    from deskmind.core.app import Core
+    from deskmind.core.ask.pipeline import AskOptions
+    from deskmind.core.ask.prompt import build_messages
+    from deskmind.core.ask.session import ask_session
+    from deskmind.core.routing.config import parse_routing
+    from deskmind.core.routing.router import ItemRef, RouteRequest, route_request
+    from deskmind.core.runtimes.base import ChatRequest, Timeouts
+    from deskmind.core.secrets import SecretStore
+    from tests.fakes.llm_server import FakeLLMServer, Faults, Reply
+
+    home = tempfile.mkdtemp(prefix="deskmind-bench-")
+    os.environ["DESKMIND_HOME"] = home
+    core = Core()
+    t = time.perf_counter()
+    fill_memory(core, args.chunks)
+    print(f"memory: {args.chunks} chunks filled in {time.perf_counter() - t:.1f} s ({home})")
+    question = "when is the boiler repair and the insurance contract deadline?"
+    reply = Reply("The answer streams back token by token " * 4)
+    timeouts = Timeouts(connect=2, first_token=30, stall=30, request=10)
+
+    for label, prefill in (("no model latency", 0.0), (f"{args.prefill_ms:.0f} ms prefill", args.prefill_ms / 1000)):
+        with FakeLLMServer(models=["bench:1b"], reply=reply, faults=Faults(slow_first_byte=prefill)) as srv:
+            cfg = parse_routing(f'[providers.local]\nkind = "ollama"\nurl = "{srv.url}"\n'
+                                '[classes]\ngeneral = ["local:bench:1b"]\n'
+                                '[[rules]]\nname = "local"\nzones = ["machine"]\n')
+            async with ask_session(core, cfg=cfg, targets=(), embedded=None, timeouts=timeouts,
+                                   secrets=SecretStore(environ={})) as p:
+                opts = AskOptions(save=False, prompt_privacy="private")
+                hits = p.retrieve(question, opts)
+                msgs, _ = build_messages(question, hits)
+                rt = await p.hub.runtime("local")
+                req = ChatRequest("bench:1b", msgs)
+                body = json.dumps(rt.build_payload(req, 4096 * 2), ensure_ascii=False).encode()
+                raw_client = httpx.AsyncClient(timeout=None, trust_env=False)
+                for _ in range(3):  # warm both paths (connections, model details, inventory)
+                    await raw_ttft(raw_client, srv.url, body)
+                    await ours_runtime_ttft(rt, req)
+                    await ours_ask_ttft(p, question, opts)
+                raw, ours_rt, ours_ask = [], [], []
+                for _ in range(args.runs):
+                    raw.append(await raw_ttft(raw_client, srv.url, body))
+                    ours_rt.append(await ours_runtime_ttft(rt, req))
+                    ours_ask.append((await ours_ask_ttft(p, question, opts))[0])
+                await raw_client.aclose()
+                print(f"\n[{label}] time to first token, median of {args.runs} (p95)")
+                print(f"  raw httpx stream             {med(raw):8.2f} ms ({p95(raw):.2f})")
+                print(f"  Deskmind runtime client      {med(ours_rt):8.2f} ms ({p95(ours_rt):.2f})"
+                      f"   ratio {med(ours_rt) / med(raw):.3f}x")
+                print(f"  Deskmind ask (whole pipeline){med(ours_ask):8.2f} ms ({p95(ours_ask):.2f})"
+                      f"   ratio {med(ours_ask) / med(raw):.3f}x   (+{med(ours_ask) - med(raw):.1f} ms)")
+
+                if prefill == 0.0:
+                    inv = await p.hub.inventory()
+                    pre = []
+                    parts: dict[str, list[float]] = {"retrieve": [], "route": [], "prompt": []}
+                    for i in range(args.runs):
+                        q = f"{question} {WORDS[i % len(WORDS)]}"
+                        t0 = time.perf_counter()
+                        hs = p.retrieve(q, opts)
+                        t1 = time.perf_counter()
+                        d = route_request(cfg, inv, RouteRequest(q, prompt_privacy="private",
+                                                                 items=[ItemRef(h.chunk_id, h.privacy, len(h.text)) for h in hs]))
+                        t2 = time.perf_counter()
+                        build_messages(q, [h for h in hs if h.chunk_id not in set(d.candidates[0].withheld)])
+                        t3 = time.perf_counter()
+                        pre.append((t3 - t0) * 1000)
+                        parts["retrieve"].append((t1 - t0) * 1000)
+                        parts["route"].append((t2 - t1) * 1000)
+                        parts["prompt"].append((t3 - t2) * 1000)
+                    print(f"\nretrieval + routing + prompt build at {args.chunks} chunks: "
+                          f"median {med(pre):.2f} ms, p95 {p95(pre):.2f} ms (target <= 15 ms)")
+                    print("  " + ", ".join(f"{k} {med(v):.2f} ms" for k, v in parts.items()))
+    core.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--chunks", type=int, default=10_000)
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--prefill-ms", type=float, default=250.0)
+    args = ap.parse_args()
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
