@@ -13,6 +13,7 @@ from typing import Any
 from deskmind.core.config.paths import Paths
 from deskmind.core.config.settings import Settings, load_settings
 from deskmind.core.embed.base import Embedder, EmbedderSpec, create_embedder
+from deskmind.core.errors import DeskmindError
 from deskmind.core.memory.models import SourceDraft
 from deskmind.core.memory.store import MemoryStore
 
@@ -59,12 +60,22 @@ class Core:
         embedding its chunks with the active index's model. Returns the source id. Blocking."""
         from deskmind.core.memory.store import text_hash
 
-        emb = self.embedder()
-        idx = self.store.ensure_active_index(emb.model_id, emb.dim)
+        default = self.embedder()
+        idx = self.store.ensure_active_index(default.model_id, default.dim)
+        emb: Embedder | None = default
+        if idx.model_id != default.model_id:
+            # After 'deskmind reembed --model X' the active index is X's: embed with X too,
+            # or the note could never be found by meaning.
+            try:
+                emb = self.embedder(idx.model_id)
+            except DeskmindError as exc:
+                log.warning("storing without vectors: %s", exc)
+                emb = None
         vecs: dict = {}
-        if idx.model_id == emb.model_id and draft.chunks:
+        if emb is not None and draft.chunks:
             texts = {text_hash(c.text): c.text for c in draft.chunks}
-            todo = [h for h in texts if h not in self.store.reusable_vectors(idx, texts)]
+            have = self.store.reusable_vectors(idx, texts)
+            todo = [h for h in texts if h not in have]
             if todo:
                 vecs = dict(zip(todo, emb.embed([texts[h] for h in todo])))
         return self.store.put_source(draft, idx, vecs)

@@ -130,3 +130,43 @@ def test_an_abandoned_build_for_another_model_is_replaced(core, alt_model, small
     assert res.embedded == stats["chunks"] == stats["vector_index"]["vectors"]
     tables = {r[0] for r in rows(core.store.reader(), "SELECT name FROM sqlite_master WHERE type='table'")}
     assert sorted(t for t in tables if t.startswith("vectors_")) == [f"vectors_{res.index_id}"]
+
+
+def test_notes_after_a_model_switch_are_embedded_with_the_new_model(core, alt_model) -> None:
+    _fill(core, 5)
+    reembed(core.store, core.embedder(ALT))
+    alt = alt_model[-1]
+    before = alt.texts
+    sid = core.remember(note("A fresh note about quince jelly, written after the switch."))
+    assert alt.texts == before + 1
+    idx = core.store.active_index()
+    conn = core.store.reader()
+    assert scalar(conn, f"SELECT count(*) FROM {idx.float_table} v JOIN chunks c ON c.id = v.chunk_id "
+                        "WHERE c.source_id = ?", sid) == 1
+    assert core.searcher().search("quince preserve", limit=1, mode="vector").hits[0].source_id == sid
+
+
+def test_a_write_prepared_against_a_swapped_out_index_still_lands(core, embedder, alt_model) -> None:
+    from deskmind.core.memory.store import text_hash
+
+    _fill(core, 5)
+    stale = core.store.active_index()
+    text = "Prepared before the swap: the bell tower clock runs four minutes fast."
+    vecs = {text_hash(text): embedder.embed([text])[0]}
+    # Same model, new index (a rebuild): the prepared vector fits and is kept.
+    reembed(core.store, core.embedder())
+    assert core.store.reusable_vectors(stale, vecs) == set()  # the old tables are gone
+    sid = core.store.put_source(note(text), stale, dict(vecs))
+    idx = core.store.active_index()
+    conn = core.store.reader()
+    in_index = (f"SELECT count(*) FROM {{t}} v JOIN chunks c ON c.id = v.chunk_id WHERE c.source_id = ?")
+    assert idx.id != stale.id and scalar(conn, in_index.format(t=idx.float_table), sid) == 1
+    # Another model now (a switch): a vector of the old model must not enter the new index.
+    reembed(core.store, core.embedder(ALT))
+    text2 = "Prepared before the switch: the weather vane points north-east."
+    sid2 = core.store.put_source(note(text2), idx, {text_hash(text2): embedder.embed([text2])[0]})
+    alt_idx = core.store.active_index()
+    assert alt_idx.model_id == ALT
+    assert scalar(conn, in_index.format(t=alt_idx.float_table), sid2) == 0
+    assert core.store.get_source(sid2).chunk_count == 1
+    assert core.store.integrity_check() == []

@@ -106,11 +106,16 @@ class MemoryStore:
         hs = sorted(set(hashes))
         if not hs:
             return set()
-        rows = self.reader().execute(
-            f"SELECT DISTINCT c.text_hash FROM chunks c JOIN {idx.float_table} v "
-            "ON v.chunk_id = c.id WHERE c.text_hash IN (SELECT value FROM json_each(?))",
-            (json.dumps(hs),),
-        ).fetchall()
+        try:
+            rows = self.reader().execute(
+                f"SELECT DISTINCT c.text_hash FROM chunks c JOIN {idx.float_table} v "
+                "ON v.chunk_id = c.id WHERE c.text_hash IN (SELECT value FROM json_each(?))",
+                (json.dumps(hs),),
+            ).fetchall()
+        except db.OperationalError:
+            if vectors.get_index(self.reader(), idx.id) is None:
+                return set()  # a re-embed swapped that index out just now: nothing to reuse
+            raise
         return {r[0] for r in rows}
 
     def put_source(
@@ -127,6 +132,15 @@ class MemoryStore:
         new_vectors = new_vectors or {}
 
         def _put(conn: Any) -> int:
+            nonlocal idx, new_vectors
+            if idx is not None and vectors.get_index(conn, idx.id) is None:
+                # A re-embed swapped ``idx`` out since the caller looked it up. Vectors made by
+                # the same model still fit the new active index; others would not.
+                active = vectors.active_index(conn)
+                fits = active is not None and (active.model_id, active.dim) == (idx.model_id, idx.dim)
+                if not fits:
+                    new_vectors = {}
+                idx = active
             now = time.time()
             row = conn.execute("SELECT id FROM sources WHERE uri = ?", (draft.uri,)).fetchone()
             meta = json.dumps(draft.metadata, ensure_ascii=False, default=str)
