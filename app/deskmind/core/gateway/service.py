@@ -100,10 +100,7 @@ class MemoryGateway:
         if not query or not query.strip():
             raise UserInputError("query is empty")
         limit = max(1, min(int(limit), MAX_LIMIT))
-        filters = SearchFilters(kinds=kinds or None, privacy=levels, since=since)
-        result = self.searcher.search(query, limit=limit, filters=filters)
-        # The filter already applied the ceiling; check again so no future code path skips it.
-        hits = [h for h in result.hits if h.privacy in levels]
+        hits = self._search_within(query, limit, levels, kinds, since)
         out = [{
             "item": f"chunk:{h.chunk_id}", "chunk_id": h.chunk_id, "source_id": h.source_id,
             "source": h.source, "title": h.title, "kind": h.kind, "locator": h.locator,
@@ -113,6 +110,23 @@ class MemoryGateway:
                           result_size=len(out),
                           items=[f"chunk:{h.chunk_id}" for h in hits])
         return {"notice": DATA_NOTICE, "results": out}
+
+    def _search_within(self, query: str, limit: int, levels: list[str],
+                       kinds: list[str] | None, since: float | None) -> list[Any]:
+        """Hits the ceiling allows, best first. An unfiltered search is served from the
+        in-memory vector cache while a privacy filter scores every allowed chunk from SQLite,
+        so search wider without the filter and drop what is above the ceiling; only when
+        that leaves too few, search again with the filter."""
+        base = SearchFilters(kinds=kinds or None, since=since)
+        if len(levels) == len(PRIVACY_LEVELS):
+            return self.searcher.search(query, limit=limit, filters=base).hits
+        wide = self.searcher.search(query, limit=limit * 3, filters=base).hits
+        hits = [h for h in wide if h.privacy in levels][:limit]
+        if len(hits) < limit and len(wide) == limit * 3:
+            strict = SearchFilters(kinds=kinds or None, privacy=levels, since=since)
+            hits = self.searcher.search(query, limit=limit, filters=strict).hits
+        # Whatever path ran, nothing above the ceiling leaves this method.
+        return [h for h in hits if h.privacy in levels]
 
     def fetch(self, caller: Caller, item: str, offset: int = 0,
               max_chars: int = MAX_FETCH_CHARS) -> dict[str, Any]:
