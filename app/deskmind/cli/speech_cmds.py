@@ -22,8 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_note)
 
-    p = sub.add_parser("transcribe", help="transcribe an audio file locally (nothing is stored)")
-    p.add_argument("file", metavar="FILE")
+    p = sub.add_parser("transcribe", help="transcribe an audio file locally (nothing is stored), "
+                       "or with --queued the indexed audio/video waiting for transcription")
+    p.add_argument("file", metavar="FILE", nargs="?")
+    p.add_argument("--queued", action="store_true",
+                   help="transcribe and store the media files indexing queued")
     p.add_argument("--json", action="store_true", help="JSON: text, segments [{start, end, text}]")
     p.set_defaults(func=cmd_transcribe)
 
@@ -110,6 +113,10 @@ def cmd_note(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
+    if args.queued:
+        return _transcribe_queued(args)
+    if not args.file:
+        raise UserInputError("give an audio FILE to transcribe (or --queued)")
     with Core() as core:
         speech = _speech(core, cleanup=False)
         try:
@@ -125,6 +132,27 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                 print(f"[{_clock(s.start)}] {s.text}")
         if not result.segments:
             print("no speech found", file=sys.stderr)
+        return 0
+
+
+def _transcribe_queued(args: argparse.Namespace) -> int:
+    from deskmind.core.ingest.transcribe import transcribe_queued
+    from deskmind.core.speech.ingest_hook import install_media_transcriber
+
+    with Core() as core:
+        speech = _speech(core, cleanup=False)
+        try:
+            install_media_transcriber(speech.engine, replace=True)
+            summary = transcribe_queued(core.indexer())
+        finally:
+            speech.close()
+        d = summary.to_dict() if summary is not None else {"indexed": 0, "failed": 0, "problems": []}
+        if args.json:
+            print_json(d)
+        else:
+            print(f"transcribed {d['indexed']} queued file(s), {d['failed']} failed")
+            for prob in d.get("problems", [])[:50]:
+                print(f"  {prob['status']}: {prob['path']}: {prob['reason']}")
         return 0
 
 

@@ -13,7 +13,7 @@ import pytest
 from deskmind.core.errors import DeskmindError
 from deskmind.core.speech.capture import MicrophoneError
 from deskmind.core.speech.notes import NoSpeechError, VoiceNoteRecorder
-from tests.core.speech.conftest import words
+from tests.core.speech.conftest import heard, words
 from tests.fakes.audio import MIC_SINK, reinit_sounddevice, speech_wav, start_pulse
 
 NOTE = "Buy new running shoes and book the dentist for Thursday."
@@ -96,15 +96,16 @@ def test_push_to_talk_from_the_virtual_microphone(core, speech, sd, pulse, speec
     levels = []
     rec = speech.voice_note_recorder(on_level=levels.append)
     note = _record(rec, lambda: pulse.play(wav, MIC_SINK))
-    assert {"running", "shoes", "thursday"} <= words(note.text), note.text
+    assert heard(note.text, {"buy", "new", "running", "shoes", "book", "thursday"}, 4), note.text
     assert max(levels) > 0.05
     src = core.store.get_source(note.source_id)
     audio = Path(src.metadata["audio_files"][0])
     assert audio.exists() and audio.stat().st_size > 16000 * 2 * 2
     assert note.timings["total"] > 0 and "transcribe" in note.timings
     # One recorder, many notes: the same object records again.
-    again = _record(rec, lambda: pulse.play(speech_wav(speech_dir, "Call the plumber tomorrow."), MIC_SINK))
-    assert "plumber" in words(again.text)
+    again = _record(rec, lambda: pulse.play(
+        speech_wav(speech_dir, "Water the tomatoes in the garden this evening."), MIC_SINK))
+    assert heard(again.text, {"water", "tomatoes", "garden", "evening"}, 3), again.text
 
 
 def test_zero_length_recording_is_a_clear_error(speech, sd):
@@ -153,7 +154,7 @@ def test_microphone_that_disappears_mid_note_keeps_what_was_said(core, speech, s
         assert failed.wait(15), "the vanished microphone was not noticed"
         assert isinstance(errors[0], MicrophoneError) and "stopped delivering audio" in str(errors[0])
         note = rec.stop()
-        assert {"running", "shoes"} <= words(note.text), note.text
+        assert heard(note.text, {"buy", "new", "running", "shoes", "book"}, 3), note.text
         assert any("stopped delivering audio" in w for w in note.warnings)
     finally:
         server.kill()

@@ -145,6 +145,10 @@ class TranscriptionEngine:
                 log.info("speech model ready in %.1f s", time.perf_counter() - t)
             return self._model
 
+    def preload(self) -> "Future[Any]":
+        """Load the model on the worker thread now (a recording has started), not at stop."""
+        return self._executor.submit(self.model)
+
     def submit(self, audio: np.ndarray, *, on_segment: SegmentHook | None = None,
                cancel: threading.Event | None = None, channel: str | None = None,
                offset: float = 0.0) -> "Future[Transcript]":

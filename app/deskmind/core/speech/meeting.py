@@ -91,6 +91,7 @@ class MeetingRecorder:
             title=title or time.strftime("Meeting %Y-%m-%d %H:%M"), segment_s=s.meeting_segment_s)
         self.folder = folder
         self._t0 = self._clock()
+        self.engine.preload()  # live transcription should not wait for the model later
         channels: list[tuple[str, str | int | None, str | None]] = [("me", s.input_device, None)]
         if s.system_audio:
             src = s.system_source or (self._system_source() if self._system_source else None)

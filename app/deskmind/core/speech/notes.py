@@ -57,13 +57,21 @@ class NoteSaver:
     """Turns a transcript into a stored note: cleanup (optional) and core.remember."""
 
     def __init__(self, engine: TranscriptionEngine, remember: Remember, audio_dir: Path, *,
-                 complete: Complete | None = None, clean_up: bool = True, privacy: str = "private") -> None:
+                 complete: Complete | None = None, clean_up: bool = True, privacy: str = "private",
+                 warm_up: Callable[[], Any] | None = None) -> None:
         self.engine = engine
+        self._warm_up = warm_up
         self.remember = remember
         self.audio_dir = audio_dir
         self.complete = complete
         self.clean_up = clean_up
         self.privacy = privacy
+
+    def preload(self) -> None:
+        """Get Whisper and the embedder ready while the person is still talking."""
+        self.engine.preload()
+        if self._warm_up is not None:
+            threading.Thread(target=self._warm_up, name="note-warm-up", daemon=True).start()
 
     def note_path(self, note_id: str) -> Path:
         return self.audio_dir / "notes" / f"{note_id}.wav"
@@ -153,6 +161,7 @@ class VoiceNoteRecorder:
             cap.start()
             self._capture = cap
             self._started_wall = time.time()
+        self.saver.preload()
 
     def cancel(self) -> None:
         with self._lock:

@@ -69,7 +69,15 @@ class Speech:
 
     def note_saver(self) -> NoteSaver:
         return NoteSaver(self.engine, self.core.remember, self.audio_dir, complete=self.complete,
-                         clean_up=self.settings.clean_up_notes, privacy=self.settings.note_privacy)
+                         clean_up=self.settings.clean_up_notes, privacy=self.settings.note_privacy,
+                         warm_up=self._warm_up_memory)
+
+    def _warm_up_memory(self) -> None:
+        try:
+            self.core.embedder()
+            self.core.store  # noqa: B018  (opens the database)
+        except DeskmindError as exc:  # the save will report it
+            log.debug("warm-up: %s", exc)
 
     def voice_note_recorder(self, **hooks: Any) -> VoiceNoteRecorder:
         return VoiceNoteRecorder(self.note_saver(), self.sd, device=self.settings.input_device, **hooks)
