@@ -233,3 +233,23 @@ def cmd_clients_audit(args: argparse.Namespace) -> int:
             why = f"  ({e.detail})" if e.detail else ""
             print(f"{when} {e.client:16} {e.surface:9} {e.action:14} {e.decision:7} {e.args}{why}{items}")
         return 0
+
+
+def DOCTOR_CHECKS(core: Core) -> list[tuple[str, Any]]:  # noqa: N802  (name fixed by doctor)
+    def clients() -> str:
+        from deskmind.core.gateway.clients import ClientRegistry
+
+        all_ = ClientRegistry(core.store).list()
+        granted = [c for c in all_ if c.granted]
+        pending = [c.name for c in all_ if c.status == "pending"]
+        extra = f"; waiting for a grant: {', '.join(pending)}" if pending else ""
+        return f"{len(granted)} granted client(s){extra}"
+
+    def gateway_config() -> str:
+        from deskmind.core.gateway.stack import GatewayConfig
+
+        cfg = GatewayConfig.from_settings(core.settings)
+        where = "this machine only" if not cfg.allow_remote else "other machines allowed"
+        return f"{cfg.host}:{cfg.port}, {where}"
+
+    return [("gateway settings", gateway_config), ("gateway clients", clients)]
