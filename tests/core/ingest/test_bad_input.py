@@ -168,15 +168,18 @@ def test_symlink_loop_fifo_and_unusual_names(tmp_path: Path, store: MemoryStore,
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "loop").symlink_to(tmp_path)            # sub/loop -> .. -> sub/loop ...
     (tmp_path / "self").symlink_to(tmp_path / "self")           # a link to itself
+    (tmp_path / "zz-alias").symlink_to(tmp_path / "spaced out")    # a second way into a folder
     os.mkfifo(tmp_path / "pipe.txt")                            # would block a naive reader
     odd = tmp_path / "spaced out" / "naïve ☃ notes\nsecond line.md"
     odd.parent.mkdir()
     odd.write_text("# Snowman\nunusual names are fine\n")
     good = _good(tmp_path)
     s = indexer.index([tmp_path])
-    assert _reason(s, tmp_path / "sub" / "loop") == ("skipped", "symlink loop: this folder was already walked")
+    assert _reason(s, tmp_path / "sub" / "loop") == ("skipped", "symlink loop: the link leads back into a folder above it")
     assert _reason(s, tmp_path / "self") == ("skipped", "symlink loop: the link leads back to itself")
     assert _reason(s, tmp_path / "pipe.txt") == ("skipped", "not a regular file: a FIFO (named pipe)")
+    assert _reason(s, tmp_path / "zz-alias") == (
+        "skipped", f"same folder as {tmp_path / 'spaced out'} (a symbolic link): indexed once")
     assert source_row(store, odd)["status"] == "indexed"
     assert chunks_of(store, odd)[0][1]["heading"] == ["Snowman"]
     assert source_row(store, good)["status"] == "indexed"

@@ -65,6 +65,23 @@ def _split_words(text: str) -> Iterable[tuple[int, str]]:
         yield group[0][0], text[group[0][0]:group[-1][1]]
 
 
+class _LineCounter:
+    """Newlines before an offset, counted incrementally: chunks come in order, and counting
+    from the start each time made a 5 MB changelog cost minutes (quadratic)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.count = 0
+
+    def newlines_before(self, offset: int) -> int:
+        if offset < self.pos:
+            self.pos, self.count = 0, 0
+        self.count += self.text.count("\n", self.pos, offset)
+        self.pos = offset
+        return self.count
+
+
 def chunk_sections(sections: list[Section], presplit: bool = False) -> list[NewChunk]:
     chunks: list[NewChunk] = []
     for sec in sections:
@@ -79,6 +96,7 @@ def chunk_sections(sections: list[Section], presplit: bool = False) -> list[NewC
             continue
         buf: list[tuple[int, str]] = []
         words = 0
+        lines = _LineCounter(sec.text)
 
         def flush() -> None:
             if not buf:
@@ -90,8 +108,8 @@ def chunk_sections(sections: list[Section], presplit: bool = False) -> list[NewC
             if sec.line_start is not None:
                 s = start + len(seg) - len(seg.lstrip())
                 e = start + len(seg.rstrip())
-                loc["line_start"] = sec.line_start + sec.text.count("\n", 0, s)
-                loc["line_end"] = sec.line_start + sec.text.count("\n", 0, e)
+                loc["line_start"] = sec.line_start + lines.newlines_before(s)
+                loc["line_end"] = sec.line_start + lines.newlines_before(e)
             chunks.append(NewChunk(text=text, locator=loc))
 
         for off, piece in _pieces(sec.text):

@@ -45,17 +45,22 @@ def walk(root: Path, extra_ignore: list[str], report: Callable[[Passed], None],
          vault: Path | None = None) -> Iterator[Found]:
     """Files under ``root``, depth first in name order; folders reached twice (a symlink loop,
     or two links to one folder) are walked once."""
-    seen: set[tuple[int, int]] = set()
-    stack: list[tuple[Path, IgnoreRules, Path | None]] = [(root, IgnoreRules(root, list(extra_ignore)), vault)]
+    seen: dict[tuple[int, int], Path] = {}
+    Item = tuple[Path, IgnoreRules, "Path | None", frozenset]
+    stack: list[Item] = [(root, IgnoreRules(root, list(extra_ignore)), vault, frozenset())]
     while stack:
-        d, rules, vault = stack.pop()
+        d, rules, vault, ancestors = stack.pop()
         try:
             st = os.stat(d)
             key = (st.st_dev, st.st_ino)
-            if key in seen:
-                report(Passed(str(d), "skipped", "symlink loop: this folder was already walked"))
+            if key in ancestors:
+                report(Passed(str(d), "skipped", "symlink loop: the link leads back into a folder above it"))
                 continue
-            seen.add(key)
+            if key in seen:
+                report(Passed(str(d), "skipped", f"same folder as {seen[key]} (a symbolic link): indexed once"))
+                continue
+            seen[key] = d
+            ancestors = ancestors | {key}
             with os.scandir(d) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except PermissionError:
@@ -76,7 +81,7 @@ def walk(root: Path, extra_ignore: list[str], report: Callable[[Passed], None],
                     if rules.dir_ignored(p):
                         report(Passed(e.path, "ignored", "ignored folder"))
                     else:
-                        subdirs.append((p, rules, vault))
+                        subdirs.append((p, rules, vault, ancestors))
                     continue
                 reason = rules.file_reason(p)
                 if reason:
