@@ -130,3 +130,20 @@ def test_revoking_applies_to_open_sessions(gateway, http_server):
     first, err = asyncio.run(go())
     assert first["results"]
     assert err is not None
+
+
+def test_calls_also_reach_the_agents_audit_log(gateway, http_server):
+    from deskmind.core.agents.audit import AuditLog
+
+    token = grant(gateway, "cursor", read="public")
+
+    async def go():
+        async with http_client(http_server.url, token) as c:
+            await c.call_tool("search_memory", {"query": "tomatoes"})
+            await c.call_tool("capture_note", {"text": "nope"})
+
+    asyncio.run(go())
+    gateway.audit.flush()
+    rows = AuditLog(gateway.core.store).entries(agent="client:cursor")
+    assert [(r.tool, r.decision) for r in rows] == [("search_memory", "allowed"), ("capture_note", "denied")]
+    assert "shown chunk:" in rows[0].reason and "may not write" in rows[1].reason

@@ -19,6 +19,7 @@ from deskmind.core.memory.store import MemoryStore
 log = logging.getLogger(__name__)
 
 MAX_ARGS_CHARS = 300
+_AGENT_DECISION = {"allowed": "allowed", "denied": "denied", "failed": "error"}
 
 
 @dataclass
@@ -54,9 +55,18 @@ def summarize_args(args: dict[str, Any] | None) -> str:
 class GatewayAudit:
     """Record and list audit entries. Every method may be called from any thread."""
 
-    def __init__(self, store: MemoryStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: MemoryStore, clock: Callable[[], float] = time.time,
+                 mirror: Any = "auto") -> None:
         self.store = store
         self.clock = clock
+        if mirror == "auto":
+            try:
+                from deskmind.core.agents.audit import AuditLog
+
+                mirror = AuditLog(store)
+            except ImportError:
+                mirror = None
+        self._mirror = mirror
         self._pending: list[Future] = []
         self._lock = threading.Lock()
 
@@ -64,12 +74,24 @@ class GatewayAudit:
                decision: str = "allowed", detail: str | None = None, result_size: int = 0,
                items: Iterable[str] = ()) -> None:
         """``items`` name what the client was shown: ``chunk:<id>``, ``source:<id>``."""
+        shown = sorted({str(i) for i in items})
         row = (self.clock(), client, surface, action, summarize_args(args), decision,
-               (detail or None) and detail[:500], int(result_size),
-               json.dumps(sorted({str(i) for i in items})))
-        fut = self.store.writer.submit_transaction(lambda conn: conn.execute(
-            "INSERT INTO gateway_audit(ts, client, surface, action, args, decision, detail, "
-            "result_size, items) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row))
+               (detail or None) and detail[:500], int(result_size), json.dumps(shown))
+        mirror = self._mirror
+
+        def write(conn: Any) -> None:
+            conn.execute(
+                "INSERT INTO gateway_audit(ts, client, surface, action, args, decision, detail, "
+                "result_size, items) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            if mirror is not None:
+                # The agents' log too, in the same transaction: `deskmind audit` lists every
+                # agent, outside clients included (as client:<name>).
+                reason = "; ".join(x for x in (detail or "", f"{surface}, shown {', '.join(shown)}"
+                                               if shown else surface) if x)
+                mirror.add(f"client:{client}", action, dict(args or {}),
+                           _AGENT_DECISION.get(decision, decision), reason, int(result_size))
+
+        fut = self.store.writer.submit_transaction(write)
         fut.add_done_callback(self._done)
         with self._lock:
             self._pending.append(fut)
