@@ -48,8 +48,9 @@ class GatewayMCP:
 
     def __init__(self, service: MemoryGateway, *, fixed_client: str | None = None,
                  ask: Callable[[Caller, str, bool], Awaitable[dict[str, Any]]] | None = None,
-                 workers: anyio.CapacityLimiter | None = None) -> None:
+                 workers: anyio.CapacityLimiter | None = None, buckets: Any = None) -> None:
         self.service = service
+        self.buckets = buckets
         self.fixed_client = fixed_client
         self.ask_fn = ask
         # The gateway's own threads for blocking work: a flood of calls waits here instead
@@ -80,8 +81,21 @@ class GatewayMCP:
         fresh = self.service.clients.get(client.name) or Client(client.name, "revoked")
         return Caller(fresh, "mcp-http")
 
+    def _limit(self, caller: Caller) -> None:
+        """stdio has no HTTP door: apply the client's rate limit here (HTTP callers were
+        already counted by the guard)."""
+        if caller.surface != "mcp-stdio" or self.buckets is None:
+            return
+        sc = caller.client.scopes
+        wait = self.buckets.take(caller.name, sc.rate, sc.burst)
+        if wait > 0:
+            self.service.audit.record(caller.name, caller.surface, "rate limit", decision="denied",
+                                      detail="rate limited")
+            raise ToolError(f"too many requests from client '{caller.name}': retry in {wait:.1f} s")
+
     async def _run(self, ctx: Context | None, fn: Callable[..., Any], *args: Any) -> Any:
         caller = self.caller(ctx)
+        self._limit(caller)
         try:
             return await anyio.to_thread.run_sync(lambda: fn(caller, *args), limiter=self.workers)
         except DeskmindError as exc:
@@ -136,6 +150,7 @@ class GatewayMCP:
             conversation. It runs on a local model unless the person allowed this client
             to use a cloud model and a routing rule sends it there."""
             caller = self.caller(ctx)
+            self._limit(caller)
             if self.ask_fn is None:
                 raise ToolError("asking is not available: no model runtime pipeline is set up")
             try:

@@ -82,7 +82,7 @@ class Gateway:
 
     def mcp(self, fixed_client: str | None = None) -> GatewayMCP:
         return GatewayMCP(self.service, fixed_client=fixed_client, ask=self.ask,
-                          workers=self.workers)
+                          workers=self.workers, buckets=self.buckets)
 
     def http_app(self, *, mcp: bool = True, api: bool = True) -> Any:
         """The guarded ASGI app: ``/mcp`` (Streamable HTTP) and/or ``/v1`` (OpenAI API)."""
