@@ -157,7 +157,10 @@ def cmd_forget(args: argparse.Namespace) -> int:
             raise UserInputError(
                 "nothing in memory matches " + ", ".join(f"'{r}'" for r in unknown)
                 + " (nothing was forgotten; 'deskmind sources' lists what memory holds)")
-        receipts = [core.store.forget_ids(ids).to_dict() for _ref, ids in resolved]
+        from deskmind.core.speech.storage import made_files_remover  # audio Deskmind recorded
+
+        remove = made_files_remover(core.paths.audio_dir)
+        receipts = [core.store.forget_ids(ids, remove_files=remove).to_dict() for _ref, ids in resolved]
         if args.json:
             print_json(receipts if len(receipts) > 1 else receipts[0])
             return 0

@@ -44,3 +44,14 @@ def test_note_record_until_enter(deskmind_home, pulse, speech_dir):
     assert note["timings_ms"]["total"] < 3000, note["timings_ms"]
     assert note["timings_ms"]["total"] > 0 and os.path.exists(note["audio"])
     assert all({"start", "end", "text"} <= set(s) for s in note["segments"])
+
+
+def test_forget_from_the_cli_deletes_the_recorded_audio(speech_dir, capsys):
+    wav = speech_wav(speech_dir, "Remember to buy milk and call Alice on Friday.")
+    assert main(["note", "--file", str(wav), "--json"]) == 0
+    note = json.loads(capsys.readouterr().out)
+    assert os.path.exists(note["audio"])
+    assert main(["forget", str(note["source_id"]), "--json"]) == 0
+    receipt = json.loads(capsys.readouterr().out)
+    assert receipt["files_removed"] == [note["audio"]] and not os.path.exists(note["audio"])
+    assert os.path.exists(wav)

@@ -160,3 +160,11 @@ def test_microphone_that_disappears_mid_note_keeps_what_was_said(core, speech, s
         server.kill()
         monkeypatch.undo()
         reinit_sounddevice()
+
+
+def test_forgetting_one_note_leaves_the_other_notes_audio(core, speech, speech_dir):
+    a = speech.note_from_file(speech_wav(speech_dir, NOTE))
+    b = speech.note_from_file(speech_wav(speech_dir, "Water the tomatoes in the garden this evening."))
+    receipt = speech.forget(a.source_id)
+    assert receipt.files_removed == [str(a.audio_path)]
+    assert not a.audio_path.exists() and b.audio_path.exists()

@@ -131,12 +131,11 @@ def made_files_remover(audio_dir: Path) -> Callable[[Source], list[str]]:
                 pass
             except OSError as exc:
                 log.warning("could not delete %s: %s", p, exc)
-            if p.parent != root and root in p.parent.parents:
-                folders.add(p.parent)
+        # A meeting's own folder (manifest, segment transcripts) goes too; never a shared one.
         folder = (src.metadata or {}).get("audio_folder")
         if folder:
             fp = Path(folder).resolve()
-            if root in fp.parents:
+            if root in fp.parents and fp.parent != root and fp.name != "notes":
                 folders.add(fp)
         for f in folders:
             if f.exists():
