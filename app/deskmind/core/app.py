@@ -55,22 +55,36 @@ class Core:
                 self._embedders[mid] = emb
             return emb
 
+    def _embedder_for_index(self, model_id: str) -> Embedder | None:
+        """The embedder that made an index's vectors; None if it cannot be built here.
+
+        After 'deskmind reembed --model X' the active index is X's: new notes and files must be
+        embedded with X too, or they could never be found by meaning.
+        """
+        if model_id == self.settings.embedder.model_id:
+            return self.embedder()
+        try:
+            return self.embedder(model_id)
+        except DeskmindError as exc:
+            log.warning("storing without vectors: %s", exc)
+            return None
+
+    def active_embedder(self) -> Embedder:
+        """The embedder for new content: the active index's model, else the configured one."""
+        idx = self.store.active_index()
+        emb = self._embedder_for_index(idx.model_id) if idx is not None else None
+        return emb or self.embedder()
+
     def remember(self, draft: "SourceDraft") -> int:
         """Store a source made by Deskmind itself (note, transcript, minutes, conversation),
         embedding its chunks with the active index's model. Returns the source id. Blocking."""
         from deskmind.core.memory.store import text_hash
 
-        default = self.embedder()
-        idx = self.store.ensure_active_index(default.model_id, default.dim)
-        emb: Embedder | None = default
-        if idx.model_id != default.model_id:
-            # After 'deskmind reembed --model X' the active index is X's: embed with X too,
-            # or the note could never be found by meaning.
-            try:
-                emb = self.embedder(idx.model_id)
-            except DeskmindError as exc:
-                log.warning("storing without vectors: %s", exc)
-                emb = None
+        idx = self.store.active_index()
+        if idx is None:
+            default = self.embedder()
+            idx = self.store.ensure_active_index(default.model_id, default.dim)
+        emb = self._embedder_for_index(idx.model_id)
         vecs: dict = {}
         if emb is not None and draft.chunks:
             texts = {text_hash(c.text): c.text for c in draft.chunks}
@@ -88,7 +102,7 @@ class Core:
     def indexer(self) -> "Any":
         from deskmind.core.ingest.indexer import Indexer
 
-        return Indexer.for_settings(self.store, self.embedder, self.settings.ingest)
+        return Indexer.for_settings(self.store, self.active_embedder, self.settings.ingest)
 
     def close(self) -> None:
         with self._lock:

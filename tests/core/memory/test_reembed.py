@@ -170,3 +170,17 @@ def test_a_write_prepared_against_a_swapped_out_index_still_lands(core, embedder
     assert scalar(conn, in_index.format(t=alt_idx.float_table), sid2) == 0
     assert core.store.get_source(sid2).chunk_count == 1
     assert core.store.integrity_check() == []
+
+
+def test_files_indexed_after_a_model_switch_are_embedded_with_the_new_model(core, alt_model, tmp_path) -> None:
+    _fill(core, 5)
+    reembed(core.store, core.embedder(ALT))
+    alt = alt_model[-1]
+    f = tmp_path / "after.txt"
+    f.write_text("Indexed after the switch: the canal lock gates were repainted green.\n")
+    before = alt.texts
+    summary = core.indexer().index([f])
+    assert summary.count("indexed") == 1 and summary.embedded_chunks == 1 and alt.texts == before + 1
+    stats = core.store.stats()
+    assert stats["vector_index"]["model_id"] == ALT
+    assert stats["vector_index"]["vectors"] == stats["chunks"]
