@@ -11,6 +11,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+import deskmind.core.runtimes  # noqa: F401  (registers ollama:/openai-compat: embedders for reembed)
 from deskmind.cli.render import print_json
 from deskmind.core.app import Core
 from deskmind.core.errors import UserInputError
