@@ -107,3 +107,4 @@ def test_the_real_process_prints_one_line(stored: dict) -> None:
     assert_one_line_error(run_deskmind("search", "x", "--since", "01.02.2024"), "--since wants a date", code=2)
     assert_one_line_error(run_deskmind("forget", "424242"), "nothing in memory matches", code=2)
     assert_one_line_error(run_deskmind("search", "x", "--limit", "zero"), "invalid int value", code=2)
+    assert_one_line_error(run_deskmind("index", "/no/such/folder"), "no such file or folder", code=2)
