@@ -99,3 +99,19 @@ def test_a_refused_database_leaves_no_writer_thread_behind(tmp_path: Path) -> No
         with pytest.raises(StorageError):
             MemoryStore(path)
     assert writers() == before
+
+
+def test_another_programs_sqlite_database_is_not_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    conn = db.connect(path)
+    conn.execute("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT)")
+    conn.execute("INSERT INTO moz_places(url) VALUES ('https://example.org')")
+    conn.close()
+    with pytest.raises(StorageError, match="not a Deskmind memory database.*moz_places"):
+        MemoryStore(path)
+    conn = db.connect(path)
+    try:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert names == {"moz_places"}
+    finally:
+        conn.close()

@@ -266,12 +266,20 @@ def migrate(conn: Any) -> list[str]:
 
     Must be called on the writer connection (it writes).
     """
+    from deskmind.core.errors import StorageError
+
+    tables = {r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+    if tables and "migrations" not in tables:
+        # Some other program's SQLite database: adding Deskmind's tables to it would be wrong.
+        raise StorageError(
+            "this file is a SQLite database but not a Deskmind memory database "
+            f"(it has tables {', '.join(sorted(tables)[:5])}); nothing was changed. "
+            "Move it aside or set DESKMIND_HOME to another folder")
     done = set(applied(conn))
     known = [name for name, _ in MIGRATIONS]
     unknown = done - set(known)
     if unknown:
-        from deskmind.core.errors import StorageError
-
         raise StorageError(
             "this memory database was written by a newer Deskmind "
             f"(it has migrations {sorted(unknown)}): upgrade Deskmind to open it"
