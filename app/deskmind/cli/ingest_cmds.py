@@ -209,7 +209,11 @@ def DOCTOR_CHECKS(core: Core) -> list:  # noqa: N802  (name fixed by the doctor 
 
         from deskmind.core.ingest.extractors.code import _parser
 
-        js = _parser("javascript")
-        return f"pypdf {pypdf.__version__}, selectolax, python-docx, tree-sitter {'ok' if js else 'missing'}"
+        if _parser("javascript") is None:
+            from deskmind.core.errors import DeskmindError
+
+            raise DeskmindError("tree-sitter grammars are missing: code in languages other than "
+                                "Python is cut by blank lines (pip install tree-sitter-language-pack==0.13.0)")
+        return f"pypdf {pypdf.__version__}, selectolax, python-docx, tree-sitter grammars"
 
     return [("ingestion parsers", parsers)]

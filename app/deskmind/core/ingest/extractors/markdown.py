@@ -46,11 +46,21 @@ def split_by_headings(text: str, tokens: list | None = None, first_line: int = 1
             sections.append(Section(text=pre, locator={}, line_start=first_line))
     elif not heads:
         return title, [Section(text=text, locator={}, line_start=first_line)]
+    carry: tuple[str, int] | None = None  # a heading with no body of its own
     for n, (line, level, head) in enumerate(heads):
         path = [p for p in path if p[0] < level] + [(level, head)]
         body = "\n".join(lines[line: bounds[n + 1]])
+        start = first_line + line
+        if carry is not None:
+            body, start = carry[0] + "\n" + body, carry[1]
+            carry = None
+        own_body = "\n".join(lines[line + 1: bounds[n + 1]]).strip()
+        if n + 1 < len(heads) and heads[n + 1][1] > level and not own_body:
+            # "# Title" straight followed by "## Part": one chunk, not a chunk of one line.
+            carry = (body, start)
+            continue
         sections.append(Section(text=body, locator={"heading": [p[1] for p in path]},
-                                line_start=first_line + line))
+                                line_start=start))
     return title, sections
 
 
