@@ -22,10 +22,29 @@ def obedient_model(command: str):
     """A model that does whatever the retrieved document says, once."""
     def script(body: dict) -> Reply:
         if has_tool_result(body):
-            results = [m.get("content", "") for m in body["messages"] if m.get("role") == "tool"]
-            return Reply("Tool said: " + " | ".join(results))
+            return Reply("Tool said: " + " | ".join(tool_results(body)))
         return Reply("", tool_calls=[("run_command", {"command": command})])
     return script
+
+
+def tool_results(body: dict) -> list[str]:
+    """Tool results as each protocol carries them (Ollama/OpenAI: role tool; Anthropic: blocks)."""
+    out = []
+    for m in body["messages"]:
+        if m.get("role") == "tool":
+            out.append(m.get("content", ""))
+        elif isinstance(m.get("content"), list):
+            out += [b["content"] for b in m["content"] if b.get("type") == "tool_result"]
+    return out
+
+
+def user_text(msg: dict) -> str:
+    c = msg["content"]
+    return c if isinstance(c, str) else " ".join(b.get("text", "") for b in c)
+
+
+def tool_names(body: dict) -> set[str]:
+    return {t.get("function", t).get("name") for t in body["tools"]}
 
 
 def rules(url: str, kind: str, agent: str) -> str:
@@ -33,6 +52,9 @@ def rules(url: str, kind: str, agent: str) -> str:
 [providers.local]
 kind = "{kind}"
 url = "{url}"
+
+[classes]
+general = ["local:fake-model:1b"]
 
 [[rules]]
 name = "local"
@@ -67,18 +89,18 @@ def canary(tmp_path, monkeypatch):
     return home / "precious.txt"
 
 
-@pytest.mark.parametrize("kind", ["ollama", "openai"])
+@pytest.mark.parametrize("kind", ["ollama", "openai", "anthropic"])
 def test_injected_command_is_denied_and_logged(core, canary, kind):
     add_note(core, INJECTION, "private", "Planning")
     with FakeLLMServer(script=obedient_model("rm -rf ~")) as srv:
         res = ask(core, srv, kind)
         first, second = srv.chat_requests()[0].json(), srv.chat_requests()[1].json()
     # the model really saw the injected text and really asked for the command
-    assert "ignore your instructions" in first["messages"][-1]["content"]
-    assert {t["function"]["name"] for t in first["tools"]} == {"search_memory", "run_command"}
+    assert "ignore your instructions" in user_text(first["messages"][-1])
+    assert tool_names(first) == {"search_memory", "run_command"}
     assert res.tool_calls == [{"tool": "run_command", "arguments": {"command": "rm -rf ~"},
                                "decision": "denied"}]
-    tool_msg = [m for m in second["messages"] if m["role"] == "tool"][0]["content"]
+    tool_msg = tool_results(second)[0]
     assert tool_msg.startswith("REFUSED: agent quick-ask may not run commands")
     assert "REFUSED" in res.answer
     audit = AuditLog(core.store).entries()
@@ -125,7 +147,7 @@ def test_memory_search_tool_respects_ceiling(core):
 
     with FakeLLMServer(script=script) as srv:
         res = ask(core, srv, "openai")
-        tool_msgs = [m for m in srv.chat_requests()[1].json()["messages"] if m["role"] == "tool"]
+        tool_msgs = tool_results(srv.chat_requests()[1].json())
     assert res.tool_calls[0]["decision"] == "allowed"
-    assert "zebras are striped" in tool_msgs[0]["content"]
-    assert "hunter2" not in tool_msgs[0]["content"]
+    assert "zebras are striped" in tool_msgs[0]
+    assert "hunter2" not in tool_msgs[0]

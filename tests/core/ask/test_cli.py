@@ -130,3 +130,14 @@ def test_secrets_set_without_keyring_says_so_and_never_echoes_the_key(capsys, mo
     code, out, err = run_cli(capsys, "secrets", "set", "openai")
     assert code == 6 and "no OS keyring" in err and "DESKMIND_OPENAI_API_KEY" in err
     assert key not in out + err
+
+
+def test_models_lists_discovered_runtimes(capsys, monkeypatch):
+    with FakeLLMServer(models=["llama3.2:3b", "nomic-embed-text"]) as a, FakeLLMServer(models=["qwen"]) as b:
+        monkeypatch.setenv("DESKMIND_DISCOVER", f"ollama=ollama@127.0.0.1:{a.port},lms=openai@127.0.0.1:{b.port}")
+        code, out, _ = run_cli(capsys, "models", "--json")
+        rows = {r["provider"]: r for r in json.loads(out) if r["kind"] != "llamacpp"}
+        assert code == 0 and rows["ollama"]["models"] == ["llama3.2:3b", "nomic-embed-text"]
+        assert rows["ollama"]["loaded"] == ["llama3.2:3b"] and rows["lms"]["zone"] == "machine"
+        code, out, _ = run_cli(capsys, "models")
+        assert "llama3.2:3b  (loaded)" in out and "lms" in out

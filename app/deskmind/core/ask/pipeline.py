@@ -135,11 +135,18 @@ class AskPipeline:
             raise UserInputError("the question is empty")
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        hits = await asyncio.to_thread(self.retrieve, question, opts)
+        # What is running is learnt (loopback probes, cached briefly) while memory is searched.
+        warm = asyncio.ensure_future(self.hub.inventory())
+        try:
+            hits = await asyncio.to_thread(self.retrieve, question, opts)
+        except BaseException:
+            warm.cancel()
+            raise
         timings["retrieve_ms"] = (time.perf_counter() - t0) * 1000
         yield AskEvent("retrieved", data={"hits": len(hits)})
 
         t = time.perf_counter()
+        await warm
         decision = await self.plan(question, hits, opts)
         timings["route_ms"] = (time.perf_counter() - t) * 1000
         if not decision.candidates:
