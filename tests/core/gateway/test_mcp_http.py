@@ -144,6 +144,19 @@ def test_calls_also_reach_the_agents_audit_log(gateway, http_server):
 
     asyncio.run(go())
     gateway.audit.flush()
-    rows = AuditLog(gateway.core.store).entries(agent="client:cursor")
+    rows = [r for r in AuditLog(gateway.core.store).entries(agent="client:cursor") if r.tool != "connect"]
     assert [(r.tool, r.decision) for r in rows] == [("search_memory", "allowed"), ("capture_note", "denied")]
     assert "shown chunk:" in rows[0].reason and "may not write" in rows[1].reason
+
+
+def test_connections_are_audited_with_the_programs_name(gateway, http_server):
+    token = grant(gateway, "cursor", read="public")
+
+    async def go():
+        async with http_client(http_server.url, token) as c:
+            await c.list_tools()
+
+    asyncio.run(go())
+    gateway.audit.flush()
+    connects = [e for e in gateway.audit.entries(client="cursor") if e.action == "connect"]
+    assert len(connects) == 1 and connects[0].decision == "allowed" and connects[0].args.startswith("program=")

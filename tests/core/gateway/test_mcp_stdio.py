@@ -38,4 +38,6 @@ def test_stdio_unknown_client_gets_nothing_until_granted(gateway, deskmind_home)
     assert results and {r["privacy"] for r in results} == {"public"}
     entries = gateway.audit.entries(client="claude-desktop")
     assert {e.surface for e in entries} == {"mcp-stdio"}
-    assert [e.decision for e in reversed(entries)] == ["denied", "allowed"]
+    assert [(e.action, e.decision) for e in reversed(entries)] == [
+        ("connect", "denied"), ("search_memory", "denied"),
+        ("connect", "allowed"), ("search_memory", "allowed")]

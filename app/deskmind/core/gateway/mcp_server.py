@@ -73,6 +73,11 @@ class GatewayMCP:
                 request = ctx.request_context.request
             except ValueError:
                 request = None
+        return self._caller_from_request(request)
+
+    def _caller_from_request(self, request: Any) -> Caller:
+        if self.fixed_client is not None:
+            return self.caller(None)
         client = getattr(request, "scope", {}).get(SCOPE_KEY) if request is not None else None
         if not isinstance(client, Client):
             # Unreachable behind the guard; refuse rather than guess if it ever happens.
@@ -160,7 +165,26 @@ class GatewayMCP:
 
         for kind in ("note", "meeting"):
             self._add_resource(mcp, kind)
+        mcp.middleware.append(self._audit_connect)
         return mcp
+
+    async def _audit_connect(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Record each connection (the legacy ``initialize`` handshake or the newer
+        ``server/discover`` probe), with the program's own name for itself when it gives one."""
+        if ctx.method in ("initialize", "server/discover"):
+            params = ctx.params or {}
+            info = params.get("clientInfo") or (params.get("_meta") or {}).get(
+                "io.modelcontextprotocol/clientInfo") or {}
+            try:
+                caller = self._caller_from_request(getattr(ctx, "request", None))
+                self.service.audit.record(
+                    caller.name, caller.surface, "connect",
+                    args={"program": f"{info.get('name', '?')} {info.get('version', '')}".strip()},
+                    decision="allowed" if caller.client.granted else "denied",
+                    detail=None if caller.client.granted else "not granted")
+            except ToolError:
+                pass
+        return await call_next(ctx)
 
     def _add_resource(self, mcp: MCPServer, kind: str) -> None:
         @mcp.resource(f"deskmind://{kind}/{{item_id}}", name=f"{kind}",
