@@ -400,18 +400,15 @@ class Indexer:
                          idx.model_id, len(todo))
         embedded = len(vectors)  # put_source adds carried-over vectors to the dict
         t0 = time.perf_counter()
-        link_items = []
         for p in batch:
             try:
-                sid = self.store.put_source(p.draft, idx, vectors)
-                link_items.append((sid, p.links))
+                links_mod.put_source_with_links(self.store, p.draft, idx, vectors, p.links)
             except Exception as exc:
                 log.error("could not store %s: %s", p.path, exc)
                 p.outcome.status, p.outcome.reason = "failed", f"could not store: {exc}"
                 p.outcome.chunks = 0
                 if "full" in str(exc).lower():
                     raise
-        links_mod.replace_links(self.store, link_items)
         summary.timings["store"] = summary.timings.get("store", 0.0) + time.perf_counter() - t0
         return embedded
 

@@ -12,9 +12,10 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from deskmind.core.ingest.types import Link
+from deskmind.core.memory.models import SourceDraft
 from deskmind.core.memory.store import MemoryStore
 
 VAULT_MARKER = ".obsidian"
@@ -70,26 +71,29 @@ def collections(store: MemoryStore) -> list[dict[str, Any]]:
     return [{"name": r[0], "kind": r[1], "root": r[2], "sources": r[3]} for r in rows]
 
 
-def replace_links(store: MemoryStore, items: Iterable[tuple[int, list[Link]]]) -> None:
-    """Set the outgoing links of several sources in one transaction."""
-    items = list(items)
-    if not items:
-        return
+def _write_links(conn: Any, sid: int, links: list[Link]) -> None:
+    conn.execute("DELETE FROM source_links WHERE source_id = ?", (sid,))
+    seen = set()
+    for ln in links:
+        key = (ln.kind, ln.target)
+        if key not in seen:
+            seen.add(key)
+            conn.execute(
+                "INSERT INTO source_links(source_id, kind, target, text) VALUES (?, ?, ?, ?)",
+                (sid, ln.kind, ln.target, ln.text))
 
-    def _put(conn: Any) -> None:
-        for sid, links in items:
-            conn.execute("DELETE FROM source_links WHERE source_id = ?", (sid,))
-            seen = set()
-            for ln in links:
-                key = (ln.kind, ln.target)
-                if key in seen:
-                    continue
-                seen.add(key)
-                conn.execute(
-                    "INSERT INTO source_links(source_id, kind, target, text) VALUES (?, ?, ?, ?)",
-                    (sid, ln.kind, ln.target, ln.text))
 
-    store.writer.transaction(_put)
+def put_source_with_links(store: MemoryStore, draft: SourceDraft, idx: Any,
+                          vectors: dict[str, Any], links: list[Link]) -> int:
+    """``store.put_source`` and the source's outgoing links in one transaction: a kill
+    in between cannot leave new chunks with old links (the file would look unchanged after)."""
+
+    def _put(conn: Any) -> int:
+        sid = store.put_source(draft, idx, vectors)  # nested: joins this transaction
+        _write_links(conn, sid, links)
+        return sid
+
+    return store.writer.transaction(_put)
 
 
 _RESOLVE = """
