@@ -124,22 +124,26 @@ def api_error(status: int, message: str, kind: str = "invalid_request_error",
 
 
 def _fault_response(exc: DeskmindError) -> JSONResponse:
+    from deskmind.core.routing.router import RoutingError
+    from deskmind.core.runtimes.base import (
+        FirstTokenTimeout, ModelNotFoundError, RateLimitedError, StallTimeout,
+    )
+
     if isinstance(exc, PermissionDenied):
         return api_error(403, str(exc), "permission_error")
     if isinstance(exc, UserInputError):
         return api_error(400, str(exc))
-    status = getattr(exc, "status", None)
-    name = type(exc).__name__
-    if name == "ModelNotFoundError":
+    if isinstance(exc, ModelNotFoundError):
         return api_error(404, str(exc), "invalid_request_error", "model_not_found")
-    if name == "RoutingError":
-        return api_error(503, str(exc), "service_unavailable", "no_route")
-    if status == 429:
-        ra = getattr(exc, "retry_after", None)
+    if isinstance(exc, RateLimitedError):
+        ra = exc.retry_after
         return api_error(429, str(exc), "rate_limit_exceeded",
-                         headers={"retry-after": str(int(ra))} if ra else None)
-    if name in ("FirstTokenTimeout", "StallTimeout"):
+                         headers={"retry-after": str(max(1, int(ra)))} if ra else None)
+    if isinstance(exc, (FirstTokenTimeout, StallTimeout)):
         return api_error(504, str(exc), "timeout")
+    if isinstance(exc, (RuntimeUnavailable, RoutingError)):
+        # No model may answer (none running, or the rules allow none for this request).
+        return api_error(503, str(exc), "service_unavailable", "no_route")
     return api_error(502, str(exc), "upstream_error")
 
 
