@@ -115,3 +115,37 @@ def test_server_error_echoing_the_key_is_redacted(run):
             run(go())
     assert key not in str(ei.value) and "Incorrect API key" in str(ei.value)
     assert ei.value.retryable is False
+
+
+@pytest.mark.skipif(not all(__import__("shutil").which(b) for b in
+                            ("dbus-run-session", "gnome-keyring-daemon", "secret-tool")),
+                    reason="needs dbus-run-session, gnome-keyring-daemon and secret-tool")
+def test_cli_stores_key_in_a_real_secret_service(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    key = "sk-realkeyring-0123456789abc"
+    home = tmp_path / "dm"
+    deskmind = [sys.executable, "-m", "deskmind"]
+    script = (
+        "set -e\n"
+        "printf %s testpass | gnome-keyring-daemon --unlock --components=secrets >/dev/null\n"
+        f"printf '{key}\\n' | {' '.join(deskmind)} secrets set openai\n"
+        "secret-tool lookup service deskmind username openai; echo\n"
+        f"{' '.join(deskmind)} secrets delete openai\n"
+        "secret-tool lookup service deskmind username openai || echo gone\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "PYTHON_KEYRING_BACKEND")}
+    env.update(DESKMIND_HOME=str(home), HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "xdg"))
+    out = subprocess.run(["dbus-run-session", "--", "sh", "-c", script], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "stored the key for openai in keyring.backends.SecretService.Keyring"
+    assert lines[1] == key  # it really is in the Secret Service
+    assert lines[2] == "deleted the key for openai" and lines[-1] == "gone"
+    # and nowhere under Deskmind's own folders
+    for p in home.rglob("*") if home.exists() else []:
+        if p.is_file():
+            assert key.encode() not in p.read_bytes()

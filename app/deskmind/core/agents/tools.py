@@ -81,7 +81,7 @@ class ToolBox:
         args = call.arguments if isinstance(call.arguments, dict) else {}
         fn = getattr(self, f"_tool_{call.name}", None)
         if fn is None or call.name not in self.scopes.cfg.tools:
-            return self._deny(call, args, f"the tool '{call.name}' is not available to agent "
+            return await self._deny(call, args, f"the tool '{call.name}' is not available to agent "
                               f"{self.scopes.name}")
         try:
             return await fn(call, args)
@@ -95,8 +95,8 @@ class ToolBox:
 
     # -- outcomes --------------------------------------------------------------------
 
-    def _deny(self, call: ToolCall, args: dict, reason: str, decision: str = "denied") -> ToolResult:
-        self.audit.add(self.scopes.name, call.name, args, decision, reason)
+    async def _deny(self, call: ToolCall, args: dict, reason: str, decision: str = "denied") -> ToolResult:
+        await asyncio.to_thread(self.audit.add, self.scopes.name, call.name, args, decision, reason)
         return ToolResult(call, f"REFUSED: {reason}. Do not retry; answer without it.", decision)
 
     async def _ok(self, call: ToolCall, args: dict, content: str, decision: str = "allowed",
@@ -113,7 +113,7 @@ class ToolBox:
     async def _tool_search_memory(self, call: ToolCall, args: dict) -> ToolResult:
         ceiling = self.scopes.memory_ceiling(self.zone_ceiling)
         if ceiling is None or self.searcher is None:
-            return self._deny(call, args, f"agent {self.scopes.name} may not read memory")
+            return await self._deny(call, args, f"agent {self.scopes.name} may not read memory")
         from deskmind.core.memory.search import SearchFilters
 
         allowed = [t for t in PRIVACY_LEVELS if privacy_rank(t) <= privacy_rank(ceiling)]
@@ -129,7 +129,7 @@ class ToolBox:
     async def _tool_list_sources(self, call: ToolCall, args: dict) -> ToolResult:
         ceiling = self.scopes.memory_ceiling(self.zone_ceiling)
         if ceiling is None or self.store is None:
-            return self._deny(call, args, f"agent {self.scopes.name} may not read memory")
+            return await self._deny(call, args, f"agent {self.scopes.name} may not read memory")
         limit = max(1, min(int(args.get("limit") or 20), 100))
         srcs = await asyncio.to_thread(self.store.list_sources)
         seen = [s for s in srcs if privacy_rank(s.privacy) <= privacy_rank(ceiling)][:limit]
@@ -139,20 +139,20 @@ class ToolBox:
     async def _tool_read_file(self, call: ToolCall, args: dict) -> ToolResult:
         path = str(args.get("path", ""))
         if not self.scopes.may_read_path(path):
-            return self._deny(call, args, f"agent {self.scopes.name} may not read {path or 'that path'}")
+            return await self._deny(call, args, f"agent {self.scopes.name} may not read {path or 'that path'}")
         # A file's sensitivity is unknown: treat it as the default tag.
         if privacy_rank("private") > privacy_rank(self.zone_ceiling):
-            return self._deny(call, args, "file contents may not go to a model in this zone")
+            return await self._deny(call, args, "file contents may not go to a model in this zone")
         p = Path(path).expanduser()
         data = await asyncio.to_thread(lambda: p.read_bytes()[:MAX_FILE_BYTES])
         return await self._ok(call, args, data.decode("utf-8", "replace"), privacy="private")
 
     async def _tool_save_note(self, call: ToolCall, args: dict) -> ToolResult:
         if not self.scopes.cfg.write_memory or self.remember is None:
-            return self._deny(call, args, f"agent {self.scopes.name} may not write to memory")
+            return await self._deny(call, args, f"agent {self.scopes.name} may not write to memory")
         title, text = str(args.get("title", "note"))[:200], str(args.get("text", ""))
         if not await self._approved("write", f"save a note '{title}' to memory", {"title": title}):
-            return self._deny(call, args, "the person did not approve saving this note", "refused")
+            return await self._deny(call, args, "the person did not approve saving this note", "refused")
         draft = SourceDraft(uri=f"deskmind://note/{uuid.uuid4()}", kind="note", title=title,
                             text=text, extractor="agent", chunks=[NewChunk(text)],
                             metadata={"agent": self.scopes.name})
@@ -162,13 +162,13 @@ class ToolBox:
     async def _tool_run_command(self, call: ToolCall, args: dict) -> ToolResult:
         command = str(args.get("command", ""))
         if not self.scopes.cfg.shell:
-            return self._deny(call, args, f"agent {self.scopes.name} may not run commands")
+            return await self._deny(call, args, f"agent {self.scopes.name} may not run commands")
         if not await self._approved("shell", f"run: {command}", {"command": command}):
-            return self._deny(call, args, "the person did not approve running this command", "refused")
+            return await self._deny(call, args, "the person did not approve running this command", "refused")
         try:
             argv = shlex.split(command)
         except ValueError as exc:
-            return self._deny(call, args, f"unparsable command: {exc}", "error")
+            return await self._deny(call, args, f"unparsable command: {exc}", "error")
         proc = await asyncio.to_thread(self.run_process, argv)
         out = (proc.stdout or "")[-MAX_OUTPUT:] + (proc.stderr or "")[-MAX_OUTPUT // 4:]
         return await self._ok(call, args, f"exit {proc.returncode}\n{out}", decision="approved")
