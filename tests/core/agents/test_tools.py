@@ -1,0 +1,68 @@
+"""Each tool's scope checks, straight against the ToolBox (real store, real audit table)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from deskmind.core.agents.audit import AuditLog
+from deskmind.core.agents.permissions import Scopes, agent_config
+from deskmind.core.agents.tools import ToolBox
+from deskmind.core.routing.config import AgentConfig
+from deskmind.core.runtimes.base import ToolCall
+from tests.core.ask.conftest import add_note
+
+
+def box(core, cfg: AgentConfig, zone_ceiling="secret", approver=None) -> ToolBox:
+    return ToolBox(Scopes(cfg), AuditLog(core.store), zone_ceiling=zone_ceiling,
+                   searcher=core.searcher(), store=core.store, remember=core.remember,
+                   approver=approver)
+
+
+def call(tb: ToolBox, name: str, **args):
+    return asyncio.run(tb.call(ToolCall("c1", name, args)))
+
+
+def test_read_file_only_under_granted_folders(core, tmp_path):
+    ok_dir = tmp_path / "shared"
+    ok_dir.mkdir()
+    (ok_dir / "a.txt").write_text("shared text")
+    (tmp_path / "private.txt").write_text("not for you")
+    os.symlink(tmp_path / "private.txt", ok_dir / "sneaky.txt")
+    tb = box(core, AgentConfig("reader", read_paths=[str(ok_dir)], tools=["read_file"]))
+    assert call(tb, "read_file", path=str(ok_dir / "a.txt")).content == "shared text"
+    for bad in (str(tmp_path / "private.txt"), str(ok_dir / ".." / "private.txt"), str(ok_dir / "sneaky.txt")):
+        r = call(tb, "read_file", path=bad)
+        assert r.decision == "denied" and "not for you" not in r.content
+    # a file's sensitivity is unknown (private): never handed to a cloud-zone model
+    assert call(box(core, tb.scopes.cfg, zone_ceiling="public"), "read_file",
+                path=str(ok_dir / "a.txt")).decision == "denied"
+    assert [e.decision for e in AuditLog(core.store).entries()] == ["allowed", "denied", "denied", "denied", "denied"]
+
+
+def test_save_note_needs_scope_and_approval(core):
+    cfg = AgentConfig("writer", write_memory=True, tools=["save_note"])
+    assert call(box(core, cfg), "save_note", title="t", text="x").decision == "refused"
+    r = call(box(core, cfg, approver=lambda req: req.action == "write"), "save_note",
+             title="Groceries", text="milk, eggs")
+    assert r.decision == "approved"
+    notes = [s for s in core.store.list_sources() if s.kind == "note"]
+    assert [n.title for n in notes] == ["Groceries"] and notes[0].privacy == "private"
+    no_write = AgentConfig("summarizer", write_memory=False, tools=["save_note"])
+    assert call(box(core, no_write, approver=lambda r: True), "save_note", title="t", text="x").decision == "denied"
+
+
+def test_tools_not_granted_and_unknown_tools_are_refused(core):
+    tb = box(core, agent_config(None, "note-cleaner"))
+    r = call(tb, "search_memory", query="anything")
+    assert r.decision == "denied" and r.content.startswith("REFUSED")
+    assert call(tb, "format_disk").decision == "denied"
+    assert call(box(core, agent_config(None, "nobody-defined")), "list_sources").decision == "denied"
+
+
+def test_list_sources_respects_ceiling(core):
+    add_note(core, "public thing", "public", "Public note")
+    add_note(core, "secret thing", "secret", "Secret note")
+    tb = box(core, agent_config(None, "quick-ask"))  # ceiling private
+    out = call(tb, "list_sources").content
+    assert "Public note" in out and "Secret note" not in out
