@@ -108,10 +108,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             await task
 
         asyncio.run(main())
-        if daemon.http is not None and not daemon.http.server.started:
-            raise UserInputError(
-                f"could not listen on {daemon.http.config.host}:{daemon.http.config.port}: is "
-                "another program using it? choose another with --port")
         return 0
 
 

@@ -149,3 +149,15 @@ def test_backups_follow_the_schedule_and_keep_the_newest(core, tmp_path):
 
     with MemoryStore(made[-1]) as copy:
         assert copy.integrity_check() == []
+
+
+def test_a_busy_port_is_one_clear_line(deskmind_home):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "deskmind", "serve", "--port", str(port), "--no-watch",
+                            "--no-backup"], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "DESKMIND_HOME": str(deskmind_home)})
+    assert r.returncode == 2
+    assert f"could not listen on 127.0.0.1:{port}" in r.stderr and "Traceback" not in r.stderr

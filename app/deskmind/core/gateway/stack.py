@@ -164,7 +164,14 @@ class HttpServer:
         return f"http://{self.config.host}:{self.port}"
 
     async def serve(self) -> None:
-        await self.server.serve()
+        try:
+            await self.server.serve()
+        except SystemExit:
+            # uvicorn exits the process when it cannot bind; say what to do instead.
+            raise UserInputError(
+                f"the gateway could not listen on {self.config.host}:{self.config.port}: another "
+                "program (or another Deskmind) is using it; choose a port with --port or "
+                "[gateway] port in settings.toml") from None
 
     def start(self, timeout: float = 15.0) -> "HttpServer":
         """Run on a daemon thread with its own event loop; returns once it accepts."""
