@@ -277,3 +277,39 @@ def test_sigkill_during_indexing_then_rerun(tmp_path: Path, deskmind_home: Path)
         assert s["sources_by_status"] == {"indexed": 240}
         assert s["vector_index"]["vectors"] == s["chunks"] == len(got)
         assert store.integrity_check() == []
+
+
+def test_a_database_damaged_inside(tmp_path: Path, deskmind_home: Path) -> None:
+    """Damage found only when a query reaches it: still one line, never a traceback."""
+    from deskmind.core.app import Core
+    from tests.core.memory.helpers import note
+
+    with Core() as core:
+        for i in range(40):
+            core.store.put_source(note([f"Tide table {i}: high water at {i % 12}:{i % 60:02d}."] * 3,
+                                       uri=f"deskmind://note/tide-{i}"))
+    dbfile = db_of(deskmind_home)
+    conn = db.connect(dbfile)
+    roots = dict(rows(conn, "SELECT name, rootpage FROM sqlite_master WHERE name IN ('chunks', 'chunks_fts_data')"))
+    page = scalar(conn, "PRAGMA page_size")
+    conn.close()
+    with open(dbfile, "r+b") as fh:  # the header and the schema stay intact
+        for root in roots.values():
+            fh.seek((root - 1) * page)
+            fh.write(os.urandom(page))
+    new = tmp_path / "new.txt"
+    new.write_text("A new file to store in the damaged database.\n")
+    for args in (("search", "tide table", "--mode", "fts"), ("forget", "deskmind://note/tide-3")):
+        proc = run_deskmind(*args)
+        line = assert_one_line_error(proc, code=3)
+        assert "malformed" in line and "deskmind doctor" in line, line
+    # The indexer reports the file it could not store (and goes on with others).
+    proc = run_deskmind("index", str(new))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    mine = [ln for ln in proc.stderr.splitlines() if ln.startswith("deskmind: ")]
+    assert len(mine) == 1 and mine[0].startswith(f"deskmind: could not index {new}: ")
+    assert "is damaged (database disk image is malformed)" in mine[0]
+    proc = run_deskmind("doctor", "--json")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    checks = {c["check"]: c for c in json.loads(proc.stdout)}
+    assert checks["memory database"]["ok"] is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -81,6 +82,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into something that stopped reading (| head): not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        reason = _environment_failure(exc)
+        if reason is None or args.verbose:
+            raise  # a bug: the traceback is what helps
+        print(f"deskmind: {reason}", file=sys.stderr)
+        return 3
+
+
+_DB_TROUBLE = ("malformed", "not a database", "corrupt", "disk", "full", "i/o", "readonly",
+               "read-only", "unable to open", "locked")
+
+
+def _environment_failure(exc: BaseException) -> str | None:
+    """One line for a failure of the machine or of the database file met where no code turned
+    it into a DeskmindError (a damaged database found mid-query, a disk gone read-only)."""
+    sqlite = sys.modules.get("sqlean")
+    if sqlite is not None and isinstance(exc, sqlite.DatabaseError):
+        if any(word in str(exc).lower() for word in _DB_TROUBLE):
+            return (f"the memory database failed: {exc} ('deskmind doctor' checks it; "
+                    "-v shows details)")
+        return None
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EIO,
+                                                  getattr(errno, "EDQUOT", -1)):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror} (-v shows details)"
+    return None
 
 
 if __name__ == "__main__":

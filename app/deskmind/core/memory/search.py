@@ -124,10 +124,17 @@ class HybridSearcher:
         if own:
             conn.execute("BEGIN")
         try:
-            return self._search(conn, query, limit, filters or SearchFilters(), mode, query_vector)
-        finally:
+            result = self._search(conn, query, limit, filters or SearchFilters(), mode, query_vector)
+        except BaseException:
             if own and conn.in_transaction:
-                conn.execute("COMMIT")
+                try:
+                    conn.execute("ROLLBACK")
+                except Exception:  # keep the original error, not the clean-up's
+                    log.debug("rollback after a failed search failed", exc_info=True)
+            raise
+        if own and conn.in_transaction:
+            conn.execute("COMMIT")
+        return result
 
     def _search(self, conn: Any, query: str, limit: int, filters: SearchFilters, mode: str,
                 query_vector: np.ndarray | None) -> SearchResult:

@@ -41,6 +41,11 @@ def translate_db_error(exc: BaseException, path: Path | str) -> StorageError:
         return StorageError(
             f"the memory database {path} is read-only here: check the permissions of its folder"
         )
+    if "malformed" in low or "not a database" in low or "corrupt" in low:
+        return StorageError(
+            f"the memory database {path} is damaged ({msg}): 'deskmind doctor' checks it; "
+            "restore a backup or move it aside"
+        )
     if "locked" in low or "busy" in low:
         return StorageError(
             f"the memory database {path} stayed locked by another process: try again"
@@ -100,7 +105,9 @@ class Writer:
     def _run(self, fn: Callable[[Any], T]) -> T:
         try:
             return fn(self._conn)
-        except db.OperationalError as exc:
+        except (db.IntegrityError, db.sqlite.ProgrammingError, db.sqlite.InterfaceError):
+            raise  # a mistake in the calling code, not a problem of the database
+        except db.DatabaseError as exc:
             raise translate_db_error(exc, self.path) from exc
 
     def _in_transaction(self, conn: Any, fn: Callable[[Any], T]) -> T:
