@@ -80,7 +80,8 @@ class RuntimeHub:
             if self.embedded_factory is None:
                 raise UserInputError("the embedded runtime is not installed: "
                                      "pip install 'deskmind[llama]'")
-            return self.embedded_factory()
+            # Loading the model takes seconds: never on the event loop (the GUI's thread).
+            return await asyncio.to_thread(self.embedded_factory)
         headers: dict[str, str] = {}
         if p.key:
             key = await asyncio.to_thread(self.secrets.get, p.key) if self.secrets else None

@@ -131,8 +131,15 @@ class LlamaCppRuntime:
                                  "pip install 'deskmind[llama]'") from None
         self.name = name
         self.model_name = model_name
-        self.llm = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=threads,
-                         verbose=False, embedding=False)
+        try:  # llama.cpp's C code logs to stderr even when asked not to
+            from llama_cpp._utils import suppress_stdout_stderr
+        except ImportError:
+            import contextlib
+
+            suppress_stdout_stderr = lambda **_kw: contextlib.nullcontext()  # noqa: E731
+        with suppress_stdout_stderr(disable=False):
+            self.llm = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=threads,
+                             verbose=False, embedding=False)
         meta = self.llm.metadata
         source = meta.get("tokenizer.chat_template")
         names = " ".join(str(meta.get(k, "")) for k in ("general.name", "general.finetune",
@@ -199,10 +206,11 @@ class LlamaCppRuntime:
         def work() -> None:
             try:
                 with self._lock:
+                    # Small models loop without a repeat penalty and ramble when hot.
                     it = self.llm.create_completion(
-                        prompt=tokens, max_tokens=req.max_tokens or 512, stream=True,
-                        temperature=0.7 if req.temperature is None else req.temperature,
-                        stop=self.stops)
+                        prompt=tokens, max_tokens=req.max_tokens or 256, stream=True,
+                        temperature=0.2 if req.temperature is None else req.temperature,
+                        top_k=40, top_p=0.9, repeat_penalty=1.15, stop=self.stops)
                     for part in it:
                         if stop.is_set():
                             break
