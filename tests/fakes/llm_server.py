@@ -370,3 +370,30 @@ def has_tool_result(body: dict) -> bool:
         if isinstance(c, list) and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in c):
             return True
     return False
+
+
+def main() -> None:
+    """``python -m tests.fakes.llm_server --port 11434`` runs one in the foreground (manual and
+    GUI testing); it prints its URL and serves until Ctrl-C."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--model", action="append", help="model name (repeatable)")
+    ap.add_argument("--reply", default=Reply().text)
+    ap.add_argument("--token-delay", type=float, default=0.03)
+    ap.add_argument("--first-byte-delay", type=float, default=0.0)
+    args = ap.parse_args()
+    srv = FakeLLMServer(reply=Reply(args.reply), models=args.model, port=args.port,
+                        faults=Faults(token_delay=args.token_delay, slow_first_byte=args.first_byte_delay))
+    print(srv.url, flush=True)
+    try:
+        srv._httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv._httpd.server_close()
+
+
+if __name__ == "__main__":
+    main()
