@@ -82,10 +82,15 @@ def test_list_recent_and_resources(gateway, http_server, memory):
             notes = data(await c.call_tool("list_recent", {"kind": "note"}))
             meetings = data(await c.call_tool("list_recent", {"kind": "meeting"}))
             templates = (await c.list_resource_templates()).resource_templates
+            listed = (await c.list_resources()).resources
             res = await c.read_resource("deskmind://meeting/standup")
-            return notes, meetings, templates, res
+            return notes, meetings, templates, listed, res
 
-    notes, meetings, templates, res = asyncio.run(go())
+    notes, meetings, templates, listed, res = asyncio.run(go())
+    # The list is this client's: notes and meetings within its ceiling (personal).
+    assert {r.uri for r in listed} == {"deskmind://note/garden", "deskmind://note/trip",
+                                       "deskmind://meeting/standup"}
+    assert {r.title for r in listed} >= {"Monday standup", "Garden plan"}
     assert {i["uri"] for i in notes["items"]} == {"deskmind://note/garden", "deskmind://note/trip"}
     assert [i["title"] for i in meetings["items"]] == ["Monday standup"]
     assert {t.uri_template for t in templates} == {"deskmind://note/{item_id}", "deskmind://meeting/{item_id}"}

@@ -24,20 +24,22 @@ def test_stdio_unknown_client_gets_nothing_until_granted(gateway, deskmind_home)
     async def call(name: str):
         async with Client(_params(deskmind_home, name), read_timeout_seconds=60) as c:
             names = [t.name for t in (await c.list_tools()).tools]
-            return names, await c.call_tool("search_memory", {"query": "tomatoes"})
+            listed = [r.uri for r in (await c.list_resources()).resources]
+            return names, listed, await c.call_tool("search_memory", {"query": "tomatoes"})
 
-    names, refused = asyncio.run(call("claude-desktop"))
-    assert "search_memory" in names
+    names, listed, refused = asyncio.run(call("claude-desktop"))
+    assert "search_memory" in names and listed == []
     assert "deskmind clients grant claude-desktop" in error_text(refused)
     pending = gateway.clients.get("claude-desktop")
     assert pending is not None and pending.status == "pending" and not pending.granted
 
     grant(gateway, "claude-desktop", read="public")
-    _, ok = asyncio.run(call("claude-desktop"))
+    _, listed, ok = asyncio.run(call("claude-desktop"))
+    assert listed == ["deskmind://note/garden"]  # its only public note
     results = data(ok)["results"]
     assert results and {r["privacy"] for r in results} == {"public"}
     entries = gateway.audit.entries(client="claude-desktop")
     assert {e.surface for e in entries} == {"mcp-stdio"}
     assert [(e.action, e.decision) for e in reversed(entries)] == [
-        ("connect", "denied"), ("search_memory", "denied"),
-        ("connect", "allowed"), ("search_memory", "allowed")]
+        ("connect", "denied"), ("list_recent", "denied"), ("search_memory", "denied"),
+        ("connect", "allowed"), ("list_recent", "allowed"), ("search_memory", "allowed")]

@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
-from mcp_types import ToolAnnotations
+from mcp_types import ListResourcesResult, Resource, ToolAnnotations
 
 from deskmind import __version__
 from deskmind.core.errors import DeskmindError
@@ -24,7 +24,8 @@ from deskmind.core.gateway.service import Caller, MemoryGateway
 
 log = logging.getLogger(__name__)
 
-SCOPE_KEY = "deskmind.client"  # where the HTTP guard leaves the authenticated Client
+SCOPE_KEY = "deskmind.client"
+RESOURCE_LIST_SIZE = 50  # where the HTTP guard leaves the authenticated Client
 
 INSTRUCTIONS = (
     "Deskmind is the person's local memory (notes, meetings, documents). Search it with "
@@ -166,7 +167,25 @@ class GatewayMCP:
         for kind in ("note", "meeting"):
             self._add_resource(mcp, kind)
         mcp.middleware.append(self._audit_connect)
+        mcp.middleware.append(self._list_resources)
         return mcp
+
+    async def _list_resources(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        """resources/list is per client: its recent notes and meetings, within its ceiling."""
+        if ctx.method != "resources/list":
+            return await call_next(ctx)
+        try:
+            caller = self._caller_from_request(getattr(ctx, "request", None))
+            found = await anyio.to_thread.run_sync(
+                lambda: self.service.recent(caller, "note+meeting", RESOURCE_LIST_SIZE),
+                limiter=self.workers)
+        except (DeskmindError, ToolError):
+            return ListResourcesResult(resources=[])  # nothing visible: an empty list
+        return ListResourcesResult(resources=[
+            Resource(uri=i["uri"], name=i["uri"].rsplit("/", 1)[-1], title=i["title"],
+                     description=f"{i['kind']}, updated {i['updated_at']}, {i['privacy']}",
+                     mime_type="application/json")
+            for i in found["items"] if i["uri"].startswith(("deskmind://note/", "deskmind://meeting/"))])
 
     async def _audit_connect(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
         """Record each connection (the legacy ``initialize`` handshake or the newer

@@ -202,17 +202,20 @@ class MemoryGateway:
         return prov
 
     def recent(self, caller: Caller, kind: str = "note", limit: int = 10) -> dict[str, Any]:
+        """Recently updated sources of one kind (note, meeting, conversation, or any; several
+        may be joined with '+', e.g. 'note+meeting')."""
         args = {"kind": kind, "limit": limit}
         levels = self.require_read(caller, "list_recent", args)
-        if kind not in ("note", "meeting", "conversation", "any"):
+        kinds = [k.strip() for k in kind.split("+")]
+        if not all(k in ("note", "meeting", "conversation", "any") for k in kinds):
             raise UserInputError("kind must be note, meeting, conversation or any")
         limit = max(1, min(int(limit), MAX_LIMIT))
         conn = self.core.store.reader()
         where = "privacy IN (SELECT value FROM json_each(?)) AND status = 'indexed'"
         params: list[Any] = [json.dumps(levels)]
-        if kind != "any":
-            where += " AND kind = ?"
-            params.append(kind)
+        if "any" not in kinds:
+            where += " AND kind IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(kinds))
         rows = conn.execute(
             "SELECT s.id, s.uri, s.kind, s.title, s.privacy, s.updated_at, "
             "substr(d.text, 1, 200) FROM sources s LEFT JOIN documents d ON d.source_id = s.id "
