@@ -301,6 +301,7 @@ class Indexer:
             nonlocal pending, pending_chunks
             summary.embedded_chunks += self._store_batch(pending, summary)
             pending, pending_chunks = [], 0
+            flush_records()  # statuses show up in `deskmind sources` while a long run goes on
 
         cancelled = lambda: cancel is not None and cancel.is_set()  # noqa: E731
         in_flight: deque[tuple[Found, Future[Prepared]]] = deque()
