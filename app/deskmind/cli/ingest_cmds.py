@@ -7,7 +7,6 @@ import sys
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from deskmind.cli.render import Progress, print_json

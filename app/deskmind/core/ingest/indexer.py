@@ -154,7 +154,7 @@ class Indexer:
             if not stat_mod.S_ISREG(st.st_mode):
                 return fail("skipped", f"not a regular file: {describe_special(st.st_mode)}")
             if ft.media:
-                digest = _media_fingerprint(fd, st.st_size)
+                digest = transcribe.media_fingerprint(fd, st.st_size)
                 data = b""
             else:
                 with os.fdopen(os.dup(fd), "rb") as fh:
@@ -413,11 +413,3 @@ class Indexer:
         summary.timings["store"] = summary.timings.get("store", 0.0) + time.perf_counter() - t0
         return embedded
 
-
-def _media_fingerprint(fd: int, size: int) -> str:
-    """A cheap identity for big media: size plus the first and last MiB (not the whole file)."""
-    h = hashlib.sha256(str(size).encode())
-    h.update(os.pread(fd, 1 << 20, 0))
-    if size > 2 << 20:
-        h.update(os.pread(fd, 1 << 20, size - (1 << 20)))
-    return "media:" + h.hexdigest()

@@ -8,7 +8,6 @@ vault), so a note created after the link was written still receives it.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +132,3 @@ def backlinks(store: MemoryStore, source_id: int) -> list[Edge]:
         (uri, coll, stem, name)).fetchall()
     return [Edge(r[0], r[1], r[2], r[3], source_id) for r in rows]
 
-
-def edges_json(edges: list[Edge]) -> str:
-    return json.dumps([e.__dict__ for e in edges], ensure_ascii=False)

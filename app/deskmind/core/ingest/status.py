@@ -7,7 +7,6 @@ queued) are written many to a transaction.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -106,12 +105,3 @@ def touch(store: MemoryStore, items: list[tuple[int, int, float]]) -> None:
             "UPDATE sources SET size = ?, mtime = ?, error = NULL, updated_at = ? WHERE id = ?",
             [(s, m, time.time(), i) for i, s, m in items]))
 
-
-def status_counts(store: MemoryStore) -> dict[str, int]:
-    return {k: n for k, n in store.reader().execute(
-        "SELECT status, count(*) FROM sources GROUP BY status")}
-
-
-def metadata_of(store: MemoryStore, source_id: int) -> dict[str, Any]:
-    row = store.reader().execute("SELECT metadata FROM sources WHERE id = ?", (source_id,)).fetchone()
-    return json.loads(row[0]) if row and row[0] else {}

@@ -13,6 +13,8 @@ transcriber the files simply stay queued, and ``deskmind sources`` says so.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +97,15 @@ def transcribe_queued(indexer: Any, on_event: Callable[[Any], None] | None = Non
     """Transcribe and store every queued media file that still exists; returns an IndexSummary."""
     paths = [s.uri for s in transcription_queue(indexer.store) if Path(s.uri).exists()]
     return indexer.index(paths, on_event=on_event, remove_missing=False) if paths else None
+
+
+def media_fingerprint(fd: int, size: int) -> str:
+    """A cheap identity for big media: size plus the first and last MiB (not the whole file)."""
+    h = hashlib.sha256(str(size).encode())
+    h.update(os.pread(fd, 1 << 20, 0))
+    if size > 2 << 20:
+        h.update(os.pread(fd, 1 << 20, size - (1 << 20)))
+    return "media:" + h.hexdigest()
 
 
 register(AUDIO_SUFFIXES, "audio", None, media=True)
