@@ -123,9 +123,12 @@ def test_saved_conversation_is_as_private_as_its_strictest_input(core):
             async with session(core, cfg) as p:
                 r1 = await p.run("garden tomatoes budget", AskOptions(prompt_privacy="public"))
                 r2 = await p.run("what is 2+2", AskOptions(prompt_privacy="public", use_memory=False))
-                return r1, r2
+                again = await p.run("garden tomatoes budget", AskOptions(save=False))
+                return r1, r2, again
 
-        r1, r2 = asyncio.run(main())
+        r1, r2, again = asyncio.run(main())
+    # an earlier answer is never cited as a source for a later one
+    assert again.citations and all(not c.source.startswith("deskmind://conversation/") for c in again.citations)
     src = {s.id: s for s in core.store.list_sources()}
     assert src[r1.saved_source_id].privacy == "private" and src[r1.saved_source_id].kind == "conversation"
     assert src[r2.saved_source_id].privacy == "public"

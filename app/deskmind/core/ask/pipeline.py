@@ -32,6 +32,7 @@ from deskmind.core.runtimes.base import (
 log = logging.getLogger(__name__)
 
 MAX_TOOL_ROUNDS = 4
+EXCLUDED_KINDS = frozenset({"conversation"})
 
 
 @dataclass
@@ -100,16 +101,20 @@ class AskPipeline:
         from deskmind.core.memory.search import SearchFilters
 
         allowed = [t for t in PRIVACY_LEVELS if privacy_rank(t) <= privacy_rank(ceiling)]
-        if len(allowed) == len(PRIVACY_LEVELS):
-            return self.searcher.search(question, opts.limit).hits
+
+        def usable(h: Hit) -> bool:
+            # Earlier answers are not evidence: citing them would let a model quote itself.
+            return h.privacy in allowed and h.kind not in EXCLUDED_KINDS
+
         # A privacy filter makes the vector search score every allowed chunk; over-fetching
         # without it and dropping what is above the ceiling is much faster (the order among the
         # survivors is the same up to rank-fusion ties). Too few survivors: the filtered search.
         wide = self.searcher.search(question, opts.limit * 3).hits
-        kept = [h for h in wide if h.privacy in allowed]
-        if len(kept) >= opts.limit or len(kept) == len(wide):
+        kept = [h for h in wide if usable(h)]
+        if len(kept) >= opts.limit or len(wide) < opts.limit * 3:
             return kept[:opts.limit]
-        return self.searcher.search(question, opts.limit, SearchFilters(privacy=allowed)).hits
+        hits = self.searcher.search(question, opts.limit * 3, SearchFilters(privacy=allowed)).hits
+        return [h for h in hits if usable(h)][:opts.limit]
 
     async def plan(self, question: str, hits: list[Hit], opts: AskOptions) -> RouteDecision:
         inv = await self.hub.inventory()
