@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 import sys
+import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -78,11 +79,21 @@ def cli_approver(req: Any) -> Any:
         return False
 
     async def ask() -> bool:
-        def prompt() -> bool:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bool] = loop.create_future()
+
+        def prompt() -> None:
             sys.stderr.write(f"\nAllow {req.agent} to {req.summary}? [y/N] ")
             sys.stderr.flush()
-            return sys.stdin.readline().strip().lower() in ("y", "yes")
-        return await asyncio.to_thread(prompt)
+            yes = sys.stdin.readline().strip().lower() in ("y", "yes")
+            try:
+                loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result(yes))
+            except RuntimeError:  # Ctrl-C closed the loop meanwhile
+                pass
+
+        # A daemon thread, not the loop's executor: Ctrl-C at the prompt must not wait for Enter.
+        threading.Thread(target=prompt, daemon=True, name="approval-prompt").start()
+        return await answer
 
     return ask()
 
