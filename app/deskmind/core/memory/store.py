@@ -391,7 +391,11 @@ class MemoryStore:
     def integrity_check(self) -> list[str]:
         """``PRAGMA integrity_check`` plus an FTS5 consistency check; [] when healthy."""
         conn = self.reader()
-        problems = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall() if r[0] != "ok"]
+        try:
+            problems = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()
+                        if r[0] != "ok"]
+        except db.DatabaseError as exc:  # damage bad enough that the check itself stops
+            problems = [f"database: {exc}"]
         try:
             conn.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)")
         except db.DatabaseError as exc:
