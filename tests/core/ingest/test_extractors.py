@@ -154,3 +154,12 @@ def test_gzipped_docs_and_known_names(tmp_path: Path, store: MemoryStore, indexe
     s = indexer.index([tmp_path])
     assert s.count("indexed") == 2
     assert "frobnicator" in chunks_of(store, tmp_path / "changelog.Debian.gz")[0][0]
+
+
+def test_minified_one_line_code_is_still_cut(tmp_path: Path, store: MemoryStore, indexer: Indexer) -> None:
+    f = tmp_path / "bundle.min.js"
+    f.write_text("var a=1;" + " ".join(f"function f{n}(x){{return x+{n}}}" for n in range(3000)))
+    indexer.index([f])
+    chunks = chunks_of(store, f)
+    assert len(chunks) > 10 and max(len(c[0]) for c in chunks) < 8000
+    assert all(c[1]["line_start"] == 1 for c in chunks)

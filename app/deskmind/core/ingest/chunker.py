@@ -15,6 +15,7 @@ from deskmind.core.memory.models import NewChunk
 
 MAX_WORDS = 180
 MIN_WORDS = 40
+MAX_PRESPLIT_CHARS = 8000
 
 _PARA = re.compile(r"\n[ \t]*\n+")
 _SENT = re.compile(r"(?<=[.!?])\s+")
@@ -87,7 +88,9 @@ def chunk_sections(sections: list[Section], presplit: bool = False) -> list[NewC
     for sec in sections:
         if not sec.text.strip():
             continue
-        if presplit:
+        # Presplit sections are chunk-sized by design; a pathological one (minified code on one
+        # line, a transcript turn with no pauses) is still cut by words below.
+        if presplit and len(sec.text) <= MAX_PRESPLIT_CHARS:
             loc = dict(sec.locator)
             if sec.line_start is not None and "line_start" not in loc:
                 loc["line_start"] = sec.line_start
