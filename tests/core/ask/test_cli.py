@@ -141,3 +141,52 @@ def test_models_lists_discovered_runtimes(capsys, monkeypatch):
         assert rows["ollama"]["loaded"] == ["llama3.2:3b"] and rows["lms"]["zone"] == "machine"
         code, out, _ = run_cli(capsys, "models")
         assert "llama3.2:3b  (loaded)" in out and "lms" in out
+
+
+@pytest.mark.parametrize("answer", ["y", "n"])
+def test_cli_asks_on_the_terminal_before_running_a_command(deskmind_home, answer):
+    import pty
+    import select
+
+    from tests.fakes.llm_server import has_tool_result
+
+    def script(body):
+        if has_tool_result(body):
+            res = [m["content"] for m in body["messages"] if m.get("role") == "tool"]
+            return Reply("RESULT " + res[0].replace("\n", " "))
+        return Reply("", tool_calls=[("run_command", {"command": "echo tool-ran"})])
+
+    with FakeLLMServer(script=script) as srv:
+        cfg = deskmind_home / "config"
+        cfg.mkdir(parents=True, exist_ok=True)
+        (cfg / "routing.toml").write_text(f"""
+[providers.local]
+kind = "ollama"
+url = "{srv.url}"
+[[rules]]
+name = "local"
+zones = ["machine"]
+[agents.quick-ask]
+memory_ceiling = "none"
+tools = ["run_command"]
+shell = true
+""")
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([sys.executable, "-m", "deskmind", "ask", "run it", "--tools", "--no-save"],
+                                stdin=slave, stdout=subprocess.PIPE, stderr=slave,
+                                env={**os.environ, "DESKMIND_DISCOVER": ""})
+        os.close(slave)
+        seen = b""
+        deadline = time.monotonic() + 30
+        while b"[y/N]" not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.5)[0]:
+                seen += os.read(master, 4096)
+        assert b"Allow quick-ask to run: echo tool-ran? [y/N]" in seen
+        os.write(master, answer.encode() + b"\n")
+        out = proc.communicate(timeout=30)[0].decode()
+        os.close(master)
+    assert proc.returncode == 0
+    if answer == "y":
+        assert "RESULT exit 0 tool-ran" in out
+    else:
+        assert "RESULT REFUSED: the person did not approve running this command" in out
