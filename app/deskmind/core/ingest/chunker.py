@@ -108,7 +108,7 @@ def chunk_sections(sections: list[Section], presplit: bool = False) -> list[NewC
             seg = sec.text[start:buf[-1][0] + len(buf[-1][1])]
             text = seg.strip()
             loc = dict(sec.locator)
-            if sec.line_start is not None:
+            if sec.line_start is not None and "line_start" not in sec.locator:
                 s = start + len(seg) - len(seg.lstrip())
                 e = start + len(seg.rstrip())
                 loc["line_start"] = sec.line_start + lines.newlines_before(s)

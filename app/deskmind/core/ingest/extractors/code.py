@@ -177,6 +177,12 @@ def _sections(lines: list[str], symbols: list[Symbol], start: int, end: int,
               parent: str | None) -> list[Section]:
     out: list[Section] = []
     cur = start
+    starts: dict[int, int] = {}
+    for sym in symbols:
+        starts[sym.start] = starts.get(sym.start, 0) + 1
+    if any(n > 1 for n in starts.values()):
+        # Several symbols on one line (minified code): no name would be true for the line.
+        symbols = [s for s in symbols if starts[s.start] == 1]
     for sym in sorted(symbols, key=lambda x: x.start):
         if sym.start < cur or sym.start > end:
             continue
