@@ -91,6 +91,11 @@ def test_two_gigabyte_file_is_skipped_without_reading(tmp_path: Path, store: Mem
     # Re-scan: the skip is remembered, the file is not looked at again.
     s2 = indexer.index([tmp_path])
     assert _reason(s2, huge)[0] == "unchanged"
+    # A raised cap reconsiders files skipped for their size.
+    big = tmp_path / "big.txt"
+    big.write_text("many words here " * 150_000)  # 2.4 MB
+    assert _reason(Indexer(store, None, max_file_bytes=1024 ** 2).index([big]), big)[0] == "skipped"
+    assert _reason(Indexer(store, None, max_file_bytes=4 * 1024 ** 2).index([big]), big)[0] == "indexed"
 
 
 def test_zip_bomb_disguised_as_docx_is_refused_before_parsing(tmp_path: Path, store: MemoryStore, indexer: Indexer) -> None:

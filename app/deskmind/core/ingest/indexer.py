@@ -99,10 +99,17 @@ class Indexer:
         uri = str(f.path)
         ft = file_type(f.path)
         kind = ft.kind if ft else None
+        limit = (self.max_media_bytes if ft.media else self.max_file_bytes) if ft else 0
         same = known is not None and known.size == f.st.st_size and known.mtime == f.st.st_mtime
         if same:
-            unchanged = known.status in ("indexed", "skipped", "failed") or (
-                known.status == "queued" and self.transcriber is None)
+            why = known.error or ""
+            # A skip stands while its reason does: a raised size cap or a newly supported type
+            # gets the file read even though it did not change.
+            stale_skip = known.status == "skipped" and (
+                (why.startswith("too large") and f.st.st_size <= limit)
+                or (why.startswith("unsupported") and ft is not None))
+            unchanged = (known.status in ("indexed", "failed") or (known.status == "skipped" and not stale_skip)
+                         or (known.status == "queued" and self.transcriber is None))
             if unchanged:
                 privacy = self.privacy_for(f.path)
                 if known.status == "indexed" and (known.privacy != privacy or known.collection != collection):
@@ -110,7 +117,6 @@ class Indexer:
                 return FileOutcome(uri, kind, "unchanged")
         if ft is None:
             return FileOutcome(uri, None, "skipped", f"unsupported file type ({f.path.suffix or 'no extension'})")
-        limit = self.max_media_bytes if ft.media else self.max_file_bytes
         if f.st.st_size > limit:
             return FileOutcome(uri, kind, "skipped",
                                f"too large: {f.st.st_size / 1e6:.1f} MB, over the {limit / 1e6:.0f} MB limit "
