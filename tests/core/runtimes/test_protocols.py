@@ -172,3 +172,30 @@ def test_model_not_found(run):
         with pytest.raises(RuntimeHTTPError, match="'nope' not found") as ei:
             run(collect(make("openai", srv.url), req(model="nope")))
         assert ei.value.status == 404
+
+
+def test_connect_timeout_is_specific(run):
+    import socket
+
+    # A listener that never accepts, its backlog already full: further SYNs go unanswered.
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    port = lsock.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            fillers.append(s)
+        time.sleep(0.1)
+        fast = Timeouts(connect=0.3, first_token=5, stall=5, request=5)
+        t = time.monotonic()
+        with pytest.raises(RuntimeConnectError, match="did not answer in time"):
+            run(collect(make("ollama", f"http://127.0.0.1:{port}", timeouts=fast), req(num_ctx=4096)))
+        assert time.monotonic() - t < 2
+    finally:
+        for s in fillers:
+            s.close()
+        lsock.close()
