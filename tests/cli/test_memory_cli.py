@@ -11,7 +11,8 @@ from pathlib import Path
 
 from deskmind.core.app import Core
 from deskmind.core.memory import db
-from deskmind.core.memory.store import text_hash
+from deskmind.core.memory.search import HybridSearcher
+from deskmind.core.memory.store import MemoryStore, text_hash
 
 from tests.cli.conftest import run_deskmind, spawn_deskmind
 from tests.core.memory.helpers import note, rows, scalar
@@ -39,6 +40,13 @@ def index_json(*paths: Path) -> dict:
     return json.loads(proc.stdout)
 
 
+def index_here(embedder, *paths: Path) -> None:
+    """Set-up indexing in this process (with the session's embedder): cheaper than a command."""
+    with Core() as core:
+        core._embedders[embedder.model_id] = embedder
+        assert core.indexer().index(paths).count("failed") == 0
+
+
 def search_json(query: str, *extra: str) -> list[dict]:
     proc = run_deskmind("search", query, "--json", *extra)
     assert proc.returncode == 0, proc.stderr
@@ -61,9 +69,9 @@ def test_reindexing_unchanged_files_does_no_embedding_work(tmp_path: Path) -> No
     assert (edited["indexed"], edited["unchanged"], edited["embedded_chunks"]) == (1, 4, 1), edited
 
 
-def test_search_json_contract(tmp_path: Path) -> None:
+def test_search_json_contract(tmp_path: Path, embedder) -> None:
     tree = make_tree(tmp_path / "docs")
-    index_json(tree)
+    index_here(embedder, tree)
     hits = search_json("when is the plumber's bill due", "--limit", "3")
     assert isinstance(hits, list) and 1 <= len(hits) <= 3
     for h in hits:
@@ -88,7 +96,7 @@ def test_search_json_contract(tmp_path: Path) -> None:
 
 def test_forget_by_id_path_and_folder(tmp_path: Path, deskmind_home: Path, embedder) -> None:
     tree = make_tree(tmp_path / "docs")
-    index_json(tree)
+    index_here(embedder, tree)
     with Core() as core:  # a note derived from the invoice file
         core._embedders[embedder.model_id] = embedder
         (inv,) = core.store.resolve(str(tree / "work" / "invoice.txt"))
@@ -141,8 +149,8 @@ def test_forget_by_id_path_and_folder(tmp_path: Path, deskmind_home: Path, embed
                 assert all(h.source.endswith("budget.txt") for h in found), (q, mode, found)
 
 
-def test_stats_and_doctor(tmp_path: Path, deskmind_home: Path) -> None:
-    index_json(make_tree(tmp_path / "docs"))
+def test_stats_and_doctor(tmp_path: Path, deskmind_home: Path, embedder) -> None:
+    index_here(embedder, make_tree(tmp_path / "docs"))
     proc = run_deskmind("stats", "--json")
     assert proc.returncode == 0, proc.stderr
     s = json.loads(proc.stdout)
@@ -177,6 +185,7 @@ def test_stats_and_doctor(tmp_path: Path, deskmind_home: Path) -> None:
 
 
 def test_a_killed_reembed_resumes(tmp_path: Path, deskmind_home: Path, embedder) -> None:
+    dbfile = deskmind_home / "data" / "memory.db"
     texts = [f"Log line {i}: sensor {i % 9} read {i * 3} units at dawn." for i in range(140)]
     texts.append("The orchestra tuned to the oboe's A before the overture.")
     with Core() as core:
@@ -209,7 +218,8 @@ def test_a_killed_reembed_resumes(tmp_path: Path, deskmind_home: Path, embedder)
             proc.kill()
     # Meanwhile search still works on the old index.
     assert search_json("oboe tuning", "--limit", "1")[0]["source"] == "deskmind://note/140"
-    stats = json.loads(run_deskmind("stats", "--json").stdout)
+    with MemoryStore(dbfile) as store:
+        stats = store.stats()
     assert [b["model_id"] for b in stats["building_indexes"]] == [model]
     assert stats["vector_index"]["model_id"] == "minilm-l6-v2"
 
@@ -218,9 +228,13 @@ def test_a_killed_reembed_resumes(tmp_path: Path, deskmind_home: Path, embedder)
     res = json.loads(proc.stdout)
     assert res["model_id"] == model and res["index_id"] == building
     assert res["embedded"] == total - done and res["replaced_model"] == "minilm-l6-v2"
-    stats = json.loads(run_deskmind("stats", "--json").stdout)
-    assert stats["building_indexes"] == [] and stats["vector_index"]["vectors"] == total
-    assert search_json("oboe tuning", "--limit", "1", "--mode", "vector")[0]["source"] == "deskmind://note/140"
+    with MemoryStore(dbfile) as store:
+        stats = store.stats()
+        assert stats["building_indexes"] == [] and stats["vector_index"]["vectors"] == total
+        assert stats["vector_index"]["model_id"] == model
+        # The new index answers with the model under its new id (here: the same ONNX file).
+        hits = HybridSearcher(store, lambda _mid: embedder).search("oboe tuning", limit=1, mode="vector").hits
+        assert hits[0].source == "deskmind://note/140"
 
 
 def test_backup_while_another_process_writes(tmp_path: Path, deskmind_home: Path) -> None:
