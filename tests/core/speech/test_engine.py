@@ -164,3 +164,25 @@ def test_zero_length_and_silent_audio_give_empty_transcripts(whisper_engine, tmp
     assert whisper_engine.transcribe(audio).segments == []
     silent = whisper_engine.transcribe(np.zeros(16000 * 3, np.float32))
     assert silent.segments == [] and silent.text == ""
+
+
+def test_short_clip_cut_short_by_the_trimmed_window_is_noticed_and_redone(whisper_engine, speech_dir, caplog):
+    """With the encoder window trimmed, tiny.en (here, reproducibly) stops this clip after
+    "book": the engine notices and decodes it again with the full 30 s window. (What the full
+    decode hears is left to the model: int8 decoding near its fallback thresholds varies.)"""
+    import logging
+
+    from deskmind.core.speech.engine import looks_cut_short
+
+    assert whisper_engine.model().min_window_frames == 1500  # the default 15 s window
+    clip, _ = load_audio(speech_wav(speech_dir, "Buy new running shoes and book the dentist for Thursday afternoon."))
+    audio = np.concatenate([np.zeros(16000, np.float32), clip, np.zeros(8000, np.float32)])
+    # The two shapes of an early stop, and a complete decode, on this real audio:
+    assert looks_cut_short([(5.6, "Bye new running shoes and book")], audio)
+    assert looks_cut_short([(2.7, "Bye new running shoes and book")], audio)
+    assert not looks_cut_short([(2.7, "Bye new running shoes and book"),
+                                (5.1, "the dentist for Thursday afternoon.")], audio)
+    with caplog.at_level(logging.INFO, logger="deskmind.core.speech.engine"):
+        result = whisper_engine.transcribe(audio)
+    assert "redoing with the full window" in caplog.text
+    assert {"running", "shoes"} <= words(result.text)

@@ -66,14 +66,17 @@ def _whisper_class() -> type:
 
         faster-whisper pads every window's features to 30 s with exact zeros; encoding that
         padding is most of the cost of a 5 s clip. CTranslate2 accepts shorter inputs, so the
-        padding is cut to ``min_window_frames`` (10 s by default: shorter windows made tiny.en
-        mishear noticeably more in measurements here).
+        padding is cut to ``min_window_frames`` (15 s by default: with 10 s, tiny.en misheard
+        noticeably more in measurements here, and sometimes stopped early; see
+        :meth:`TranscriptionEngine.transcribe` for the retry that catches an early stop).
         """
 
         min_window_frames = 3000
+        _local = threading.local()  # per thread: a retry may ask for the full window
 
         def encode(self, features: np.ndarray) -> Any:
-            if features.ndim == 2 and self.min_window_frames < features.shape[-1]:
+            full = getattr(self._local, "full_window", False)
+            if features.ndim == 2 and not full and self.min_window_frames < features.shape[-1]:
                 used = np.flatnonzero(np.any(features != 0.0, axis=0))
                 n = int(used[-1]) + 1 if used.size else 2
                 n = min(features.shape[-1], max(self.min_window_frames, n + 2 * FRAMES_PER_SECOND))
@@ -181,11 +184,28 @@ class TranscriptionEngine:
         pad = max(0, int(s.leading_pad_s * SAMPLE_RATE))
         padded = np.concatenate([np.zeros(pad, np.float32), audio]) if pad else audio
         model = self.model()
-        gen, info = model.transcribe(
-            padded, language=s.language, beam_size=s.beam_size, vad_filter=s.vad,
-            initial_prompt=s.initial_prompt(), hotwords=s.hotwords(),
-            condition_on_previous_text=False,
-        )
+        trimmed = getattr(model, "min_window_frames", 3000) < 3000 and padded.size < 30 * SAMPLE_RATE
+        if trimmed:
+            # A short clip is decoded whole before anything is streamed, so an early stop
+            # (the decoder ending while speech goes on) can be caught and redone in full.
+            first = self._decode(model, padded, cancel)
+            if looks_cut_short([(x.end - pad / SAMPLE_RATE, x.text) for x in first], audio):
+                log.info("short-clip decode looks cut short (%r): redoing with the full window",
+                         " ".join(x.text for x in first)[-80:])
+                model._local.full_window = True
+                try:
+                    first = self._decode(model, padded, cancel)
+                finally:
+                    model._local.full_window = False
+            segments_iter: Any = iter(first)
+            info = None
+        else:
+            segments_iter, info = model.transcribe(
+                padded, language=s.language, beam_size=s.beam_size, vad_filter=s.vad,
+                initial_prompt=s.initial_prompt(), hotwords=s.hotwords(),
+                condition_on_previous_text=False,
+            )
+        gen = segments_iter
         out: list[Segment] = []
         cancelled = False
         try:
@@ -206,8 +226,48 @@ class TranscriptionEngine:
             if close is not None:
                 close()
         return Transcript(text=" ".join(x.text for x in out), segments=out, duration=duration,
-                          language=getattr(info, "language", s.language), cancelled=cancelled,
+                          language=getattr(info, "language", None) or s.language, cancelled=cancelled,
                           seconds=time.perf_counter() - t0)
+
+    def _decode(self, model: Any, audio: np.ndarray, cancel: threading.Event | None) -> list[Any]:
+        s = self.settings
+        gen, _info = model.transcribe(
+            audio, language=s.language, beam_size=s.beam_size, vad_filter=s.vad,
+            initial_prompt=s.initial_prompt(), hotwords=s.hotwords(),
+            condition_on_previous_text=False,
+        )
+        out = []
+        for seg in gen:
+            out.append(seg)
+            if cancel is not None and cancel.is_set():
+                break
+        return out
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def looks_cut_short(segments: list[tuple[float, str]], audio: np.ndarray) -> bool:
+    """Did a decode stop while speech went on? ``segments`` are (end seconds, text).
+
+    Early stops showed up either as a last segment ending well before the speech, or as one
+    segment spanning it all with too few words: speech here runs near 3 words per voiced
+    second, the cut-short decodes left ~1.6. A false alarm only costs one full-window decode.
+    """
+    end, voiced = _speech_extent(audio)
+    last_end = segments[-1][0] if segments else 0.0
+    n_words = sum(len(t.split()) for _, t in segments)
+    return last_end < end - 1.0 or (voiced >= 2.0 and n_words < 2.0 * voiced)
+
+
+def _speech_extent(audio: np.ndarray, frame: int = SAMPLE_RATE // 10) -> tuple[float, float]:
+    """(where the last loud 100 ms frame ends, seconds of loud frames): frames above a tenth of
+    the loudest one. Cheap; used only to notice a decode that stopped early."""
+    n = audio.size // frame
+    if n == 0:
+        return 0.0, 0.0
+    rms = np.sqrt(np.mean(audio[: n * frame].reshape(n, frame) ** 2, axis=1))
+    loud = np.flatnonzero(rms > max(0.1 * float(rms.max()), 1e-4))
+    if not loud.size:
+        return 0.0, 0.0
+    return float((loud[-1] + 1) * frame / SAMPLE_RATE), float(loud.size * frame / SAMPLE_RATE)

@@ -36,7 +36,7 @@ class SpeechSettings:
     leading_pad_s: float = 0.4
     # Whisper always encodes a 30 s window. For shorter clips the encoder sees only this many
     # seconds (at least; more when the clip is longer). 0 or >= 30 keeps the full window.
-    short_clip_window_s: float = 10.0
+    short_clip_window_s: float = 15.0
     input_device: str | None = None        # microphone: name fragment or index; None = default
     system_audio: bool = True               # meetings: also record what the computer plays
     system_source: str | None = None        # a PulseAudio/PipeWire source; None = default sink's monitor

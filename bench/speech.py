@@ -1,0 +1,177 @@
+"""Speech figures on this machine, with the real tiny.en model and real capture.
+
+Prints:
+  1. voice notes: stop-to-saved latency (stop the microphone, resample, write the WAV,
+     transcribe, embed, store) for ~2, ~5 and ~15 s utterances captured through sounddevice
+     from a PulseAudio virtual microphone; with the encoder window trimmed for short clips
+     (the default) and with Whisper's full 30 s window, for comparison. Target: <= 0.7 s at 5 s.
+  2. meetings: real-time factor of transcribing a 5 minute meeting cut into segments the way
+     the recorder cuts them (per channel; a two-sided meeting doubles the work);
+  3. a real 45 s two-channel meeting through the recorder: how long stop() takes (only the
+     tail is left to transcribe);
+  4. peak memory (max RSS) of the process.
+
+Speech is synthesised with espeak-ng. Needs pulseaudio, pactl/paplay/pacat, espeak-ng, sox.
+Usage: python bench/speech.py [--runs 3] [--threads 2] [--skip-meeting]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.audio import MIC_SINK, SPEAKER_SINK, reinit_sounddevice, speech_wav, start_pulse  # noqa: E402
+
+SENTENCES = [
+    "The budget review starts on Monday morning.", "Please send the travel forms to the office.",
+    "We are hiring two engineers this spring.", "The security audit found three small problems.",
+    "Lunch will be served in the garden today.", "The printer on the second floor is broken again.",
+    "Our next release ships at the end of March.", "Remember to water the plants before you leave.",
+    "The client asked for a demo next Thursday.", "We decided to move the servers to the new rack.",
+    "Maria will write the report by Friday.", "Who is responsible for the marketing plan?",
+    "The train was late because of the snow.", "Our team finished the migration last night.",
+]
+NOTES = {2: "Call the plumber tomorrow.",
+         5: "Buy new running shoes and book the dentist for Thursday afternoon.",
+         15: ("Remember to send the quarterly report to the finance team, then book a meeting "
+              "room for the design review next week, and ask Maria whether the new laptops "
+              "have arrived at the office yet.")}
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_notes(core, speech_mod, sd, pulse, work: Path, runs: int, window: float) -> None:
+    from deskmind.core.speech import Speech, TranscriptionEngine
+
+    speech = Speech(core, sd=sd)
+    speech.settings.short_clip_window_s = window
+    speech._engine = TranscriptionEngine(speech.settings)
+    speech.engine.model()
+    rec = speech.voice_note_recorder()
+    label = f"encoder window {'trimmed to >= %.0f s' % window if 0 < window < 30 else 'full 30 s'}"
+    print(f"\nvoice notes, stop to saved ({label}), {runs} runs each:")
+    for target, text in NOTES.items():
+        wav = speech_wav(work, text)
+        totals, parts, heard = [], [], ""
+        for _ in range(runs + 1):  # the first run warms the embedder and database
+            rec.start()
+            rec._capture.wait_first_block(5)
+            pulse.play(wav, MIC_SINK)
+            time.sleep(0.15)
+            note = rec.stop()
+            totals.append(note.timings["total"])
+            parts.append(note.timings)
+            heard = note.text
+        totals = totals[1:]
+        med = statistics.median(totals)
+        t = parts[-1]
+        print(f"  ~{target:>2} s note ({note.transcript.duration:4.1f} s recorded): median {med:.3f} s, "
+              f"min {min(totals):.3f}, max {max(totals):.3f}  [transcribe {t['transcribe']:.3f}, "
+              f"save {t['save']:.3f}, wav {t['write_audio']:.3f}, capture stop {t['capture_stop']:.3f}]")
+        print(f"      heard: {heard}")
+    speech.engine.close()
+
+
+def bench_rtf(whisper_engine, work: Path, segment_s: float = 15.0) -> None:
+    import numpy as np
+
+    from deskmind.core.speech.audio import load_audio
+
+    clips = [load_audio(speech_wav(work, s))[0] for s in SENTENCES]
+    gap = np.zeros(int(16000 * 1.2), np.float32)
+    parts, total = [], 0
+    i = 0
+    while total < 16000 * 300:
+        c = np.concatenate([clips[i % len(clips)], gap])
+        parts.append(c)
+        total += c.size
+        i += 1
+    audio = np.concatenate(parts)[: 16000 * 300]
+    n = int(segment_s * 16000)
+    t = time.perf_counter()
+    words = 0
+    for k in range(0, audio.size, n):
+        r = whisper_engine.transcribe(audio[k:k + n], offset=k / 16000)
+        words += len(r.text.split())
+    took = time.perf_counter() - t
+    print(f"\nmeeting transcription, 5 min of speech in {segment_s:.0f} s segments: {took:.1f} s "
+          f"-> real-time factor {took / 300:.3f} per channel ({2 * took / 300:.3f} with both "
+          f"channels talking all the time); {words} words")
+
+
+def bench_meeting(core, sd, pulse, work: Path, seconds: float = 45.0) -> None:
+    from deskmind.core.speech import Speech
+
+    speech = Speech(core, sd=sd)
+    speech.settings.meeting_segment_s = 15.0
+    rec = speech.meeting_recorder()
+    rec.start(title="bench")
+    for c in rec._captures.values():
+        c.wait_first_block(5)
+    t0 = time.monotonic()
+    i = 0
+    while time.monotonic() - t0 < seconds:
+        sink = MIC_SINK if i % 2 == 0 else SPEAKER_SINK
+        pulse.play(speech_wav(work, SENTENCES[i % len(SENTENCES)]), sink)
+        i += 1
+    st = rec.status()
+    t = time.perf_counter()
+    result = rec.stop()
+    took = time.perf_counter() - t
+    print(f"\nreal {seconds:.0f} s two-channel meeting: {st['segments']} segments, {st['transcribed']} "
+          f"transcribed live before stop; stop() to saved {took:.2f} s; "
+          f"{len(result.segments)} transcript segments")
+    speech.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-meeting", action="store_true")
+    args = ap.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="dm-bench-speech-"))
+    os.environ["DESKMIND_HOME"] = str(home)
+    cfg = home / "config" / "settings.toml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text(f"[speech]\nthreads = {args.threads}\n")
+    work = home / "speech"
+    work.mkdir()
+    pulse = start_pulse()
+    os.environ["PULSE_SERVER"] = pulse.env["PULSE_SERVER"]
+    sd = reinit_sounddevice()
+    print(f"cpu cores {os.cpu_count()}, whisper threads {args.threads}, load average "
+          f"{os.getloadavg()[0]:.1f} (other work on this machine skews figures up)")
+    from deskmind.core.app import Core
+    from deskmind.core.speech import TranscriptionEngine, speech_settings
+
+    try:
+        with Core() as core:
+            t = time.perf_counter()
+            eng = TranscriptionEngine(speech_settings(core.settings))
+            eng.model()
+            print(f"tiny.en load {time.perf_counter() - t:.2f} s; RSS {rss_mb():.0f} MB")
+            bench_notes(core, None, sd, pulse, work, args.runs, 10.0)
+            bench_notes(core, None, sd, pulse, work, args.runs, 30.0)
+            bench_rtf(eng, work)
+            if not args.skip_meeting:
+                bench_meeting(core, sd, pulse, work)
+            eng.close()
+    finally:
+        pulse.stop()
+    print(f"\npeak memory (max RSS of this process, model + embedder + capture): {rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
