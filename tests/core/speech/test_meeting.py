@@ -98,6 +98,29 @@ def test_without_a_language_model_only_the_transcript_is_saved(core, whisper_eng
     assert [s.kind for s in core.store.list_sources()] == ["meeting"]
 
 
+def test_system_audio_from_a_named_loopback_device(core, whisper_engine, sd, pulse):
+    """macOS/Windows style: "others" is an input device (here ALSA's pulse device)."""
+    speech = _speech(core, whisper_engine, sd, system_source=lambda: None)
+    speech.settings.system_device = "pulse"
+    rec = speech.meeting_recorder()
+    rec.start()
+    try:
+        assert set(rec._captures) == {"me", "others"}
+        assert rec._captures["others"].device_name == "pulse"
+        assert rec._captures["others"].wait_first_block(5)
+    finally:
+        rec.stop()
+
+
+def test_no_system_audio_source_is_said_not_hidden(core, whisper_engine, sd, pulse):
+    speech = _speech(core, whisper_engine, sd, system_source=lambda: None)
+    rec = speech.meeting_recorder()
+    rec.start()
+    assert set(rec._captures) == {"me"}
+    result = rec.stop()
+    assert any("system audio is not recorded" in w for w in result.warnings)
+
+
 def _mount_tmpfs(where: Path, size: str) -> None:
     where.mkdir(parents=True, exist_ok=True)
     try:

@@ -93,13 +93,16 @@ class MeetingRecorder:
         self._t0 = self._clock()
         self.engine.preload()  # live transcription should not wait for the model later
         channels: list[tuple[str, str | int | None, str | None]] = [("me", s.input_device, None)]
-        if s.system_audio:
+        if s.system_audio and s.system_device:
+            channels.append(("others", s.system_device, None))
+        elif s.system_audio:
             src = s.system_source or (self._system_source() if self._system_source else None)
             if src:
                 channels.append(("others", None, src))
             else:
                 folder.warn("system audio is not recorded here (no PulseAudio/PipeWire monitor "
-                            "source found): only the microphone is")
+                            "source found; elsewhere set [speech] system_device to a loopback "
+                            "input): only the microphone is")
         try:
             for name, device, pulse_source in channels:
                 cap = AudioCapture(self._sd, on_block=self._block_hook(name),

@@ -40,6 +40,9 @@ class SpeechSettings:
     input_device: str | None = None        # microphone: name fragment or index; None = default
     system_audio: bool = True               # meetings: also record what the computer plays
     system_source: str | None = None        # a PulseAudio/PipeWire source; None = default sink's monitor
+    # Elsewhere (macOS, Windows) system audio needs a loopback input device: name it here
+    # (e.g. "BlackHole 2ch", "Stereo Mix", "CABLE Output"). Takes precedence over system_source.
+    system_device: str | None = None
     meeting_segment_s: float = 15.0         # segment files are closed (and transcribed) this often
     flush_interval_s: float = 1.0           # open segment files are flushed and fsynced this often
     minutes_chunk_chars: int = 6000         # transcript chunk size for map-reduce minutes
