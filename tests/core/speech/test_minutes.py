@@ -62,3 +62,31 @@ def test_unreadable_model_answers_are_kept_as_text():
     assert m.chunks == 1 and m.summary == "Sorry, I cannot do JSON today."
     assert parse_minutes('{"summary": "x", "action_items": [{"text": "a", "owner": "null", "at": "1:02:03"}]}'
                          ).action_items[0].at == [3723.0]
+
+
+def test_recovery_of_a_folder_with_an_unlisted_segment_and_a_failing_model(core, whisper_engine, speech_dir):
+    """A recorder killed between creating a segment file and listing it; then the model
+    behind minutes fails. The meeting is still saved, with both files and a clear warning."""
+    import shutil
+
+    from deskmind.core.speech import Speech
+    from deskmind.core.speech.segments import MeetingFolder, SegmentInfo
+    from tests.core.speech.conftest import words
+    from tests.fakes.audio import speech_wav
+
+    def broken(task, prompt, privacy):
+        raise RuntimeError("model crashed")
+
+    speech = Speech(core, engine=whisper_engine, complete=broken)
+    folder = MeetingFolder.create(speech.meetings_dir, "m-1", title="Standup", pid=999999999)
+    shutil.copy(speech_wav(speech_dir, "The budget review starts on Monday morning."), folder.path / "me-0001.wav")
+    folder.put_segment(SegmentInfo("me", 1, "me-0001.wav", 0.0, 16000))
+    shutil.copy(speech_wav(speech_dir, "Please send the travel forms to the office."), folder.path / "others-0001.wav")
+    found = speech.interrupted_meetings()
+    assert [f.id for f in found] == ["m-1"]
+    result = speech.recover(found[0])
+    assert {"budget", "monday"} <= words(" ".join(s.text for s in result.segments if s.channel == "me"))
+    assert {"travel", "office"} <= words(" ".join(s.text for s in result.segments if s.channel == "others"))
+    assert len(result.audio_files) == 2 and result.minutes_id is None
+    assert any("minutes could not be written (RuntimeError: model crashed)" in w for w in result.warnings)
+    assert core.store.get_source(result.source_id).kind == "meeting"

@@ -193,8 +193,8 @@ class MeetingRecorder:
         for fut in pending:
             try:
                 fut.result()
-            except DeskmindError as exc:
-                folder.warn(str(exc))
+            except Exception as exc:  # that segment is transcribed again when the meeting is saved
+                log.warning("live transcription of a segment failed: %s", exc)
         result = finish_meeting(folder, self.engine, self.remember, complete=self.complete,
                                 settings=self.settings, on_segment=self.on_segment)
         self.folder = None

@@ -133,8 +133,10 @@ def finish_meeting(folder: MeetingFolder, engine: TranscriptionEngine,
                                    max_chars=settings.minutes_chunk_chars)
             minutes_id = remember(minutes_draft(folder.id, source_id, draft.title or "Meeting",
                                                 minutes, settings.meeting_privacy))
-        except DeskmindError as exc:
-            warnings.append(f"minutes could not be written ({exc}); the transcript is saved")
+        except Exception as exc:  # the model or router failing must not lose the meeting
+            log.warning("minutes failed", exc_info=True)
+            reason = str(exc) if isinstance(exc, DeskmindError) else f"{type(exc).__name__}: {exc}"
+            warnings.append(f"minutes could not be written ({reason}); the transcript is saved")
     folder.update(status="saved", source_id=source_id, minutes_id=minutes_id,
                   saved_at=time.time(), warnings=warnings)
     return MeetingResult(folder.id, source_id, minutes_id, all_segments, duration, audio_files,
