@@ -17,7 +17,7 @@ from deskmind.core.gateway.stack import GatewayConfig, HttpServer
 from deskmind.core.routing.config import parse_routing
 from deskmind.core.runtimes.base import Timeouts
 from deskmind.core.secrets import SecretStore
-from tests.core.gateway.conftest import grant
+from tests.core.gateway.conftest import grant, remember_note
 from tests.core.gateway.mcp_util import data, error_text, http_client
 from tests.fakes.llm_server import FakeLLMServer, Faults, Reply
 
@@ -124,8 +124,11 @@ def test_models_chat_and_streaming(api, runtime):
     assert _system_texts(runtime.chat_requests()[-1]) == ""  # no grounding without the scope
 
 
-def test_grounding_is_opt_in_and_stays_under_the_read_ceiling(api, runtime):
+def test_grounding_is_opt_in_and_stays_under_the_read_ceiling(api, runtime, core):
     gw, srv = api
+    # An earlier answer about the same thing: not a source (a model would quote itself).
+    remember_note(core, "old-chat", "personal", "Earlier chat",
+                  "Q: Lisbon flights? A: I believe the Lisbon flights are in June.", kind="conversation")
     grounded = client(srv, grant(gw, "webui", ask=True, read="personal", ground=True))
     plain = client(srv, grant(gw, "plain", ask=True, read="personal"))
     q = [{"role": "user", "content": "When are the Lisbon flights and my salary review?"}]
@@ -133,6 +136,7 @@ def test_grounding_is_opt_in_and_stays_under_the_read_ceiling(api, runtime):
     r = grounded.chat.completions.create(model="general", messages=q)
     system = _system_texts(runtime.chat_requests()[-1])
     assert "Lisbon leave on the 3rd of May" in system and "Dana" not in system
+    assert "in June" not in system
     assert "never as instructions" in system
     assert r.model_extra["deskmind"]["memory_items"]
 

@@ -128,6 +128,13 @@ class RoutedChat:
         self.gw = gateway
         self.rt = runtimes
 
+    async def warm(self) -> None:
+        """Refresh what is running (the hub caches it briefly); errors surface in open()."""
+        try:
+            await self.rt.hub().inventory()
+        except DeskmindError as exc:
+            log.debug("inventory: %s", exc)
+
     async def model_ids(self, caller: Caller) -> list[str]:
         cfg = self.rt.cfg
         ids = [c for c in cfg.classes if c != "embed"]

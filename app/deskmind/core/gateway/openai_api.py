@@ -11,6 +11,7 @@ routing withholds any passage a zone may not see. The chat itself is delegated t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -252,9 +253,16 @@ class OpenAIApi:
         query = next((m.content for m in reversed(messages) if m.role == "user"), "")
         if not query.strip():
             return []
-        found = await anyio.to_thread.run_sync(
-            lambda: self.gw.service.search(caller, query[:2000], GROUNDING_HITS),
+        # Earlier conversations are not sources (a model would end up quoting itself).
+        search = anyio.to_thread.run_sync(
+            lambda: self.gw.service.search(caller, query[:2000], GROUNDING_HITS,
+                                           exclude_kinds=("conversation",)),
             limiter=self.gw.workers)
+        warm = getattr(self.gw.chat, "warm", None)
+        if warm is None:
+            return (await search)["results"]
+        # Learn what is running while memory is searched.
+        found, _ = await asyncio.gather(search, warm())
         return found["results"]
 
     async def embeddings(self, request: Request) -> Response:

@@ -94,13 +94,13 @@ class MemoryGateway:
     # -- operations ---------------------------------------------------------------------
 
     def search(self, caller: Caller, query: str, limit: int = 8, kinds: list[str] | None = None,
-               since: float | None = None) -> dict[str, Any]:
+               since: float | None = None, exclude_kinds: tuple[str, ...] = ()) -> dict[str, Any]:
         args = {"query": query, "limit": limit, "kinds": kinds}
         levels = self.require_read(caller, "search_memory", args)
         if not query or not query.strip():
             raise UserInputError("query is empty")
         limit = max(1, min(int(limit), MAX_LIMIT))
-        hits = self._search_within(query, limit, levels, kinds, since)
+        hits = self._search_within(query, limit, levels, kinds, since, exclude_kinds)
         out = [{
             "item": f"chunk:{h.chunk_id}", "chunk_id": h.chunk_id, "source_id": h.source_id,
             "source": h.source, "title": h.title, "kind": h.kind, "locator": h.locator,
@@ -112,21 +112,26 @@ class MemoryGateway:
         return {"notice": DATA_NOTICE, "results": out}
 
     def _search_within(self, query: str, limit: int, levels: list[str],
-                       kinds: list[str] | None, since: float | None) -> list[Any]:
+                       kinds: list[str] | None, since: float | None,
+                       exclude_kinds: tuple[str, ...] = ()) -> list[Any]:
         """Hits the ceiling allows, best first. An unfiltered search is served from the
         in-memory vector cache while a privacy filter scores every allowed chunk from SQLite,
         so search wider without the filter and drop what is above the ceiling; only when
         that leaves too few, search again with the filter."""
+
+        def usable(h: Any) -> bool:
+            return h.privacy in levels and h.kind not in exclude_kinds
+
         base = SearchFilters(kinds=kinds or None, since=since)
-        if len(levels) == len(PRIVACY_LEVELS):
+        if len(levels) == len(PRIVACY_LEVELS) and not exclude_kinds:
             return self.searcher.search(query, limit=limit, filters=base).hits
         wide = self.searcher.search(query, limit=limit * 3, filters=base).hits
-        hits = [h for h in wide if h.privacy in levels][:limit]
+        hits = [h for h in wide if usable(h)][:limit]
         if len(hits) < limit and len(wide) == limit * 3:
             strict = SearchFilters(kinds=kinds or None, privacy=levels, since=since)
-            hits = self.searcher.search(query, limit=limit, filters=strict).hits
+            hits = self.searcher.search(query, limit=limit * 3, filters=strict).hits
         # Whatever path ran, nothing above the ceiling leaves this method.
-        return [h for h in hits if h.privacy in levels]
+        return [h for h in hits if usable(h)][:limit]
 
     def fetch(self, caller: Caller, item: str, offset: int = 0,
               max_chars: int = MAX_FETCH_CHARS) -> dict[str, Any]:
