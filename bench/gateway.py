@@ -294,8 +294,8 @@ def main() -> int:
     ap.add_argument("--real-vectors", action="store_true",
                     help="embed the 10k real chunks (cached in bench/out/) instead of random unit "
                          "vectors; search costs the same either way, which chunks match differs")
-    ap.add_argument("--runtime-first-token-ms", type=float, default=150.0,
-                    help="the loopback runtime's own time to first token (prompt processing)")
+    ap.add_argument("--runtime-first-token-ms", type=float, default=250.0,
+                    help="the loopback runtime's own time to first token: a model-like prefill delay (as bench/ask.py)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     n = 2000 if args.quick else args.chunks
