@@ -113,9 +113,12 @@ async def main_async(args: argparse.Namespace) -> None:
     from deskmind.core.secrets import SecretStore
     from tests.fakes.llm_server import FakeLLMServer, Faults, Reply
 
-    home = tempfile.mkdtemp(prefix="deskmind-bench-")
+    tmp = tempfile.TemporaryDirectory(prefix="deskmind-bench-")
+    home = tmp.name
     os.environ["DESKMIND_HOME"] = home
     core = Core()
+    if args.embed_threads:
+        core.settings.embedder.threads = args.embed_threads
     t = time.perf_counter()
     fill_memory(core, args.chunks)
     print(f"memory: {args.chunks} chunks filled in {time.perf_counter() - t:.1f} s ({home})")
@@ -181,7 +184,15 @@ async def main_async(args: argparse.Namespace) -> None:
                     # core; CPU time (all threads of this process) is the cost itself.
                     print(f"  CPU time: median {med(cpu):.2f} ms; load average "
                           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+                    brk: dict[str, list[float]] = {}
+                    for i in range(args.runs):
+                        r = p.searcher.search(f"{question} {WORDS[i % len(WORDS)]}", opts.limit * 3)
+                        for k, v in r.timings_ms.items():
+                            brk.setdefault(k, []).append(v)
+                    print("  search breakdown (median): " + ", ".join(
+                        f"{k} {med(v):.2f} ms" for k, v in brk.items()))
     core.close()
+    tmp.cleanup()
 
 
 def main() -> None:
@@ -189,6 +200,8 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--prefill-ms", type=float, default=250.0)
+    ap.add_argument("--embed-threads", type=int, default=0,
+                    help="ONNX threads for the embedder (default: the configured setting)")
     args = ap.parse_args()
     asyncio.run(main_async(args))
 
