@@ -190,7 +190,8 @@ class AskPipeline:
                     else:
                         yield AskEvent("tool", data=payload)
             except RuntimeFault as exc:
-                if answer or not exc.retryable:
+                # Never replay with another model once words were streamed or a tool acted.
+                if answer or calls_log or not exc.retryable:
                     raise
                 errors.append(f"{cand.ref}: {exc}")
                 faults.append(exc)
