@@ -12,7 +12,7 @@ Prints:
   4. peak memory (max RSS) of the process.
 
 Speech is synthesised with espeak-ng. Needs pulseaudio, pactl/paplay/pacat, espeak-ng, sox.
-Usage: python bench/speech.py [--runs 3] [--threads 2] [--skip-meeting]
+Usage: python bench/speech.py [--runs 2] [--threads 2] [--skip-meeting]
 """
 
 from __future__ import annotations
@@ -40,47 +40,62 @@ SENTENCES = [
     "Maria will write the report by Friday.", "Who is responsible for the marketing plan?",
     "The train was late because of the snow.", "Our team finished the migration last night.",
 ]
-NOTES = {2: "Call the plumber tomorrow.",
-         5: "Buy new running shoes and book the dentist for Thursday afternoon.",
-         15: ("Remember to send the quarterly report to the finance team, then book a meeting "
-              "room for the design review next week, and ask Maria whether the new laptops "
-              "have arrived at the office yet.")}
+NOTES = {
+    2: ["Call the plumber tomorrow.", "Water the plants tonight.", "Book a table for four."],
+    5: ["Buy new running shoes and book the dentist for Thursday afternoon.",
+        "Ask Maria to send the signed contract to the lawyers before lunch.",
+        "The train to Boston leaves at seven, so pack the bags tonight."],
+    15: [("Remember to send the quarterly report to the finance team, then book a meeting "
+          "room for the design review next week, and ask Maria whether the new laptops "
+          "have arrived at the office yet."),
+         ("For the garden party on Saturday we still need forty chairs, six tables, enough "
+          "lemonade for the children, and somebody who can pick up the cake from the bakery "
+          "on Main Street before noon."),
+         ("The server migration went well last night, but the backup job failed twice, so "
+          "please check the disk space on the storage cluster and restart the job before "
+          "the morning shift begins.")],
+}
 
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_notes(core, speech_mod, sd, pulse, work: Path, runs: int, window: float) -> None:
-    from deskmind.core.speech import Speech, TranscriptionEngine
+def bench_notes(core, eng, sd, pulse, work: Path, runs: int, full_window: bool) -> None:
+    from deskmind.core.speech import Speech
 
-    speech = Speech(core, sd=sd)
-    speech.settings.short_clip_window_s = window
-    speech._engine = TranscriptionEngine(speech.settings)
-    speech.engine.model()
+    speech = Speech(core, sd=sd, engine=eng)
+    model = eng.model()
+    trimmed_frames = model.min_window_frames
+    if full_window:
+        model.min_window_frames = 3000
     rec = speech.voice_note_recorder()
-    label = f"encoder window {'trimmed to >= %.0f s' % window if 0 < window < 30 else 'full 30 s'}"
-    print(f"\nvoice notes, stop to saved ({label}), {runs} runs each:")
-    for target, text in NOTES.items():
-        wav = speech_wav(work, text)
-        totals, parts, heard = [], [], ""
-        for _ in range(runs + 1):  # the first run warms the embedder and database
-            rec.start()
-            rec._capture.wait_first_block(5)
-            pulse.play(wav, MIC_SINK)
-            time.sleep(0.15)
-            note = rec.stop()
-            totals.append(note.timings["total"])
-            parts.append(note.timings)
-            heard = note.text
-        totals = totals[1:]
+    label = ("full 30 s encoder window" if full_window else
+             f"encoder window trimmed to {trimmed_frames / 100:.0f} s (default)")
+    print(f"\nvoice notes, stop to saved ({label}); {len(NOTES[2])} sentences x {runs} runs each:")
+    for target, texts in NOTES.items():
+        totals, transcribe_s, save_s = [], [], []
+        heard = []
+        for text in texts:
+            wav = speech_wav(work, text)
+            for _ in range(runs):
+                rec.start()
+                rec._capture.wait_first_block(5)
+                pulse.play(wav, MIC_SINK)
+                time.sleep(0.15)
+                note = rec.stop()
+                totals.append(note.timings["total"])
+                transcribe_s.append(note.timings["transcribe"])
+                save_s.append(note.timings["save"])
+            heard.append(note.text)
         med = statistics.median(totals)
-        t = parts[-1]
-        print(f"  ~{target:>2} s note ({note.transcript.duration:4.1f} s recorded): median {med:.3f} s, "
-              f"min {min(totals):.3f}, max {max(totals):.3f}  [transcribe {t['transcribe']:.3f}, "
-              f"save {t['save']:.3f}, wav {t['write_audio']:.3f}, capture stop {t['capture_stop']:.3f}]")
-        print(f"      heard: {heard}")
-    speech.engine.close()
+        print(f"  ~{target:>2} s notes: stop to saved median {med:.3f} s, min {min(totals):.3f}, "
+              f"max {max(totals):.3f}  (transcribe median {statistics.median(transcribe_s):.3f}, "
+              f"embed+store median {statistics.median(save_s):.3f})")
+        for h in heard:
+            print(f"      heard: {h}")
+    model.min_window_frames = trimmed_frames
+    speech.close()
 
 
 def bench_rtf(whisper_engine, work: Path, segment_s: float = 15.0) -> None:
@@ -110,10 +125,10 @@ def bench_rtf(whisper_engine, work: Path, segment_s: float = 15.0) -> None:
           f"channels talking all the time); {words} words")
 
 
-def bench_meeting(core, sd, pulse, work: Path, seconds: float = 45.0) -> None:
+def bench_meeting(core, eng, sd, pulse, work: Path, seconds: float = 45.0) -> None:
     from deskmind.core.speech import Speech
 
-    speech = Speech(core, sd=sd)
+    speech = Speech(core, sd=sd, engine=eng)
     speech.settings.meeting_segment_s = 15.0
     rec = speech.meeting_recorder()
     rec.start(title="bench")
@@ -137,7 +152,7 @@ def bench_meeting(core, sd, pulse, work: Path, seconds: float = 45.0) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-meeting", action="store_true")
     args = ap.parse_args()
@@ -154,7 +169,7 @@ def main() -> None:
     print(f"cpu cores {os.cpu_count()}, whisper threads {args.threads}, load average "
           f"{os.getloadavg()[0]:.1f} (other work on this machine skews figures up)")
     from deskmind.core.app import Core
-    from deskmind.core.speech import TranscriptionEngine, speech_settings
+    from deskmind.core.speech import Speech, TranscriptionEngine, speech_settings
 
     try:
         with Core() as core:
@@ -162,15 +177,19 @@ def main() -> None:
             eng = TranscriptionEngine(speech_settings(core.settings))
             eng.model()
             print(f"tiny.en load {time.perf_counter() - t:.2f} s; RSS {rss_mb():.0f} MB")
-            bench_notes(core, None, sd, pulse, work, args.runs, 10.0)
-            bench_notes(core, None, sd, pulse, work, args.runs, 30.0)
+            # Warm the embedder and database (the desktop app has them loaded already).
+            warm = Speech(core, sd=sd, engine=eng)
+            warm.note_from_file(speech_wav(work, NOTES[2][0]))
+            bench_notes(core, eng, sd, pulse, work, args.runs, full_window=False)
+            bench_notes(core, eng, sd, pulse, work, args.runs, full_window=True)
             bench_rtf(eng, work)
             if not args.skip_meeting:
-                bench_meeting(core, sd, pulse, work)
+                bench_meeting(core, eng, sd, pulse, work)
             eng.close()
     finally:
         pulse.stop()
-    print(f"\npeak memory (max RSS of this process, model + embedder + capture): {rss_mb():.0f} MB")
+    print(f"\npeak memory: max RSS of this process {rss_mb():.0f} MB (one tiny.en model, the "
+          "embedder, SQLite, capture buffers, and this script's 5 min of test audio)")
 
 
 if __name__ == "__main__":

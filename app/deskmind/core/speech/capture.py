@@ -51,7 +51,7 @@ def resolve_input_device(sd: Any, device: str | int | None) -> tuple[int | str |
         device = int(device)
     try:
         info = sd.query_devices(device, "input")
-    except (ValueError, Exception) as exc:
+    except Exception as exc:  # ValueError (no match) or PortAudioError
         wanted = "the default microphone" if device is None else f"microphone '{device}'"
         raise MicrophoneError(f"{wanted} was not found ({exc}); inputs here: {', '.join(names)}; "
                               "set [speech] input_device to one of them") from exc

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deskmind.core.errors import DeskmindError, UserInputError
-from deskmind.core.speech.capture import AudioCapture
+from deskmind.core.speech.capture import AudioCapture, MicrophoneError
 from deskmind.core.speech.engine import Segment, TranscriptionEngine
 from deskmind.core.speech.segments import MeetingFolder, SegmentInfo, SegmentWriter
 from deskmind.core.speech.settings import SpeechSettings
@@ -106,7 +106,7 @@ class MeetingRecorder:
         try:
             for name, device, pulse_source in channels:
                 cap = AudioCapture(self._sd, on_block=self._block_hook(name),
-                                   on_error=self._capture_failed, device=device,
+                                   on_error=self._failure_hook(name), device=device,
                                    pulse_source=pulse_source,
                                    name="microphone" if name == "me" else "system audio")
                 try:
@@ -149,6 +149,16 @@ class MeetingRecorder:
                                       self.on_segment)
         with self._lock:
             self._pending.append(fut)
+
+    def _failure_hook(self, channel: str) -> Callable[[DeskmindError], None]:
+        def failed(exc: DeskmindError) -> None:
+            if channel == "others" and isinstance(exc, MicrophoneError):
+                # Losing the computer's sound is no reason to stop recording the person.
+                if self.folder is not None:
+                    self.folder.warn(f"system audio stopped; the microphone is still recorded: {exc}")
+                return
+            self._capture_failed(exc)
+        return failed
 
     def _capture_failed(self, exc: DeskmindError) -> None:
         with self._lock:

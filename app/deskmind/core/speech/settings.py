@@ -81,6 +81,9 @@ def parse_speech_settings(data: dict[str, Any]) -> SpeechSettings:
     if unknown:
         log.warning("[speech]: unknown settings ignored: %s", ", ".join(unknown))
     s = SpeechSettings(**{k: v for k, v in data.items() if k in known})
+    for name in ("model_path", "input_device", "system_source", "system_device", "language"):
+        if getattr(s, name) == "":  # an empty value in the file means "not set"
+            setattr(s, name, None)
     if isinstance(s.vocabulary, str):
         s.vocabulary = [w for w in s.vocabulary.split(",")]
     if not isinstance(s.vocabulary, list):
