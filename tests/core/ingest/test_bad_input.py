@@ -86,7 +86,7 @@ def test_two_gigabyte_file_is_skipped_without_reading(tmp_path: Path, store: Mem
     s = indexer.index([tmp_path])
     assert time.perf_counter() - t0 < 5  # reading 2 GB of zeros would take far longer
     st, why = _reason(s, huge)
-    assert st == "skipped" and why.startswith("too large: 2147.5 MB, over the 52 MB limit")
+    assert st == "skipped" and why.startswith("too large: 2048 MB, over the 50 MB limit (settings: [ingest] max_file_mb)")
     assert source_row(store, good)["status"] == "indexed"
     # Re-scan: the skip is remembered, the file is not looked at again.
     s2 = indexer.index([tmp_path])

@@ -163,3 +163,13 @@ def test_minified_one_line_code_is_still_cut(tmp_path: Path, store: MemoryStore,
     chunks = chunks_of(store, f)
     assert len(chunks) > 10 and max(len(c[0]) for c in chunks) < 8000
     assert all(c[1]["line_start"] == 1 for c in chunks)
+
+
+def test_files_without_extension_are_sniffed(tmp_path: Path, store: MemoryStore, indexer: Indexer) -> None:
+    (tmp_path / "groceries").write_text("eggs, flour, saffron\n")
+    (tmp_path / "a.out").write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)))
+    (tmp_path / "tool").write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)))
+    s = indexer.index([tmp_path])
+    assert "saffron" in chunks_of(store, tmp_path / "groceries")[0][0]
+    tool = s.outcome(tmp_path / "tool")
+    assert tool.status == "skipped" and tool.reason.startswith("unsupported file type (no extension, and not text")

@@ -49,9 +49,16 @@ BINARY_SUFFIXES = frozenset({
 })
 
 
+# Bookkeeping files of tools, not anyone's material.
+TOOL_FILES = frozenset({".gitignore", ".deskmindignore", ".gitattributes", ".gitmodules",
+                        ".ds_store", "thumbs.db", "desktop.ini", ".directory"})
+
+
 def default_reason(name: str) -> str | None:
     """Why a file is ignored by the defaults, or None."""
     low = name.lower()
+    if low in TOOL_FILES:
+        return "tool bookkeeping file"
     if low in SECRET_NAMES or low.startswith(".env.") or low.startswith("id_rsa"):
         return "secret (credentials or key file)"
     dot = low.rfind(".")

@@ -33,7 +33,7 @@ from deskmind.core.ingest.chunker import chunk_sections
 from deskmind.core.ingest.ignore import default_reason
 from deskmind.core.ingest.outcomes import FileOutcome, IndexEvent, IndexSummary, Prepared
 from deskmind.core.ingest.privacy import PrivacyRules
-from deskmind.core.ingest.types import ExtractionError, Extracted, file_type
+from deskmind.core.ingest.types import ExtractionError, Extracted, Unsupported, file_type
 from deskmind.core.ingest.walk import Found, Passed, describe_special, walk
 from deskmind.core.memory.models import DEFAULT_PRIVACY, SourceDraft
 from deskmind.core.memory.store import MemoryStore, text_hash
@@ -119,7 +119,7 @@ class Indexer:
             return FileOutcome(uri, None, "skipped", f"unsupported file type ({f.path.suffix or 'no extension'})")
         if f.st.st_size > limit:
             return FileOutcome(uri, kind, "skipped",
-                               f"too large: {f.st.st_size / 1e6:.1f} MB, over the {limit / 1e6:.0f} MB limit "
+                               f"too large: {_mb(f.st.st_size)} MB, over the {_mb(limit)} MB limit "
                                "(settings: [ingest] max_file_mb)")
         if ft.media and self.transcriber is None:
             return FileOutcome(uri, kind, "queued", transcribe.NO_TRANSCRIBER)
@@ -188,6 +188,8 @@ class Indexer:
                 ex: Extracted = transcribe.transcript_to_extracted(path, segments, "speech")
             else:
                 ex = ft.extractor(path, data)
+        except Unsupported as exc:
+            return fail("skipped", str(exc))
         except ExtractionError as exc:
             return fail("failed", str(exc))
         except MemoryError:
@@ -419,3 +421,8 @@ class Indexer:
         summary.timings["store"] = summary.timings.get("store", 0.0) + time.perf_counter() - t0
         return embedded
 
+
+def _mb(n: int) -> str:
+    """Megabytes (MiB, as the setting counts them) for people: 2048, 50, 0.25."""
+    v = n / (1024 * 1024)
+    return f"{v:.0f}" if v >= 10 else f"{v:.2g}" if v < 1 else f"{v:.1f}"

@@ -80,7 +80,10 @@ def file_type(path: Path | str) -> FileType | None:
             return ft
     ft = _BY_NAME.get(low)
     if ft is None and dot > 0:
-        ft = _BY_NAME.get(low[:dot])  # README.Debian, changelog.Debian, LICENSE.txt-like names
+        # README.Debian, changelog.Debian.amd64, LICENSE.md-like names
+        ft = _BY_NAME.get(low[:dot]) or _BY_NAME.get(low.split(".", 1)[0])
+    if ft is None and dot <= 0:
+        ft = _BY_NAME.get("")  # no extension at all: sniffed (see extractors.text)
     return ft
 
 

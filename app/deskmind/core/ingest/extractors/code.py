@@ -35,7 +35,8 @@ TREE_SITTER_LANGS = {
 }
 # Code-like files chunked by blank-line blocks.
 PLAIN_CODE = [".json", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf", ".sql", ".css",
-              ".scss", ".xml", ".r", ".pl", ".el", ".vim", ".ps1", ".bat", ".cmake", ".gradle"]
+              ".scss", ".xml", ".r", ".pl", ".pm", ".el", ".vim", ".ps1", ".bat", ".cmake", ".gradle",
+              ".awk", ".tcl", ".mk"]
 
 _SYMBOL_TYPES = {
     "function_declaration", "function_definition", "method_definition", "method_declaration",

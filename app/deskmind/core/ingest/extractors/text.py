@@ -5,10 +5,10 @@ from __future__ import annotations
 import codecs
 from pathlib import Path
 
-from deskmind.core.ingest.types import ExtractionError, Extracted, Section, register
+from deskmind.core.ingest.types import ExtractionError, Extracted, Section, Unsupported, register
 
 TEXT_SUFFIXES = [".txt", ".text", ".log", ".rst", ".csv", ".tsv", ".org", ".adoc", ".out",
-                 ".nfo", ".me", ".1st", ".tex", ".srt", ".vtt"]
+                 ".nfo", ".me", ".1st", ".tex", ".texi", ".srt", ".vtt"]
 # Files known by name rather than suffix (READMEs, licences, Debian's doc files).
 TEXT_NAMES = ["readme", "license", "licence", "copying", "copyright", "authors", "contributors",
               "changelog", "changes", "news", "history", "todo", "install", "thanks", "notice",
@@ -101,3 +101,15 @@ def extract_text(path: Path, data: bytes) -> Extracted:
 
 
 register(TEXT_SUFFIXES + TEXT_NAMES, "text", extract_text)
+
+
+def extract_unknown(path: Path, data: bytes) -> Extracted:
+    """A file with no extension (notes, "profile", "POSIX-MANPAGES"): text if it reads as
+    text, otherwise skipped as an unsupported type rather than reported as a failure."""
+    try:
+        return extract_text(path, data)
+    except ExtractionError as exc:
+        raise Unsupported(f"unsupported file type (no extension, and not text: {exc})") from exc
+
+
+register([""], "text", extract_unknown)
