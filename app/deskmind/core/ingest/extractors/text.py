@@ -94,7 +94,8 @@ def extract_text(path: Path, data: bytes) -> Extracted:
     text = decode(data, path).replace("\r\n", "\n").replace("\r", "\n")
     if not _looks_like_text(text):
         raise ExtractionError("binary content (control bytes), not text")
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    # The first line with some words in it (not a rule of asterisks or a blank banner).
+    first = next((ln.strip() for ln in text.splitlines()[:50] if sum(c.isalpha() for c in ln) >= 3), "")
     title = path.stem if not first or len(first) > 120 else first
     return Extracted(title=title, text=text, sections=[Section(text=text, line_start=1)],
                      extractor="text")
