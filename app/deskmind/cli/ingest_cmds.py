@@ -152,6 +152,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         stop = threading.Event()
         try:
             stop.wait(args.duration)
+        except KeyboardInterrupt:  # Ctrl+C is how watching normally ends
+            print("stopped watching", flush=True)
         finally:
             watcher.stop()
         return 0
