@@ -121,6 +121,18 @@ def test_no_system_audio_source_is_said_not_hidden(core, whisper_engine, sd, pul
     assert any("system audio is not recorded" in w for w in result.warnings)
 
 
+def test_a_system_source_that_does_not_exist_is_reported_and_the_mic_still_records(
+        core, whisper_engine, sd, pulse):
+    speech = _speech(core, whisper_engine, sd)
+    speech.settings.system_source = "no-such-sink.monitor"
+    rec = speech.meeting_recorder()
+    rec.start()
+    assert set(rec._captures) == {"me"}
+    result = rec.stop()
+    assert any("system audio is not recorded" in w and "no-such-sink.monitor" in w
+               and "system_source" in w for w in result.warnings), result.warnings
+
+
 def _mount_tmpfs(where: Path, size: str) -> None:
     where.mkdir(parents=True, exist_ok=True)
     try:

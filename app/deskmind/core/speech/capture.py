@@ -129,9 +129,11 @@ class AudioCapture:
                 else:
                     os.environ["PULSE_SOURCE"] = saved
             if stream is None:
+                hint = ("check [speech] system_source ('pactl list short sources' lists them)"
+                        if self.pulse_source else "is another program using it? Pick another "
+                        "with [speech] input_device")
                 raise MicrophoneError(
-                    f"the {self.name} '{self.device_name}' could not be opened ({last}); is another "
-                    "program using it? Pick another with [speech] input_device") from last
+                    f"the {self.name} '{self.device_name}' could not be opened ({last}); {hint}") from last
             try:
                 stream.start()
             except Exception as exc:
