@@ -94,8 +94,11 @@ def test_sigkill_mid_meeting_then_recover(deskmind_home, core, whisper_engine, p
 
 def test_start_stop_across_invocations(deskmind_home, pulse, speech_dir):
     _settings(deskmind_home)
+    # A meeting left behind by a recorder that died: the next start offers to recover it.
+    MeetingFolder.create(deskmind_home / "data" / "audio" / "meetings", "left-behind", pid=999999999)
     r = _cli(deskmind_home, pulse, "meeting", "start")
     assert r.returncode == 0, r.stderr
+    assert "1 earlier meeting(s) were interrupted" in r.stderr and "meeting recover" in r.stderr
     again = _cli(deskmind_home, pulse, "meeting", "start")
     assert again.returncode == 2 and "already being recorded" in again.stderr
     time.sleep(0.5)
