@@ -32,13 +32,20 @@ def qloop(qapp):
 
     Never stopped in teardown: stopping it quits the QApplication and later waits return at once.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from deskmind.ui.tasks import background_executor
 
     loop = qasync.QEventLoop(qapp, already_running=True)
-    # Plain threads for asyncio.to_thread: qasync's QThread executor warns at interpreter exit.
-    loop.set_default_executor(ThreadPoolExecutor(max_workers=4, thread_name_prefix="deskmind-async"))
+    # As the app does: plain low-priority threads for asyncio.to_thread (qasync's QThread
+    # executor also warns at interpreter exit).
+    loop.set_default_executor(background_executor(4, "deskmind-async"))
     asyncio.set_event_loop(loop)
     return loop
+
+
+def no_runtime_hub() -> dict:
+    from deskmind.core.secrets import SecretStore
+
+    return {"targets": (), "embedded": None, "secrets": SecretStore(environ={})}
 
 
 @pytest.fixture
@@ -46,7 +53,9 @@ def desktop(core, qtbot, qloop):
     """The real composition root on a fresh home: no tray host, hotkeys not armed."""
     from deskmind.ui.app import DesktopApp
 
-    app = DesktopApp(core, tray_available=False, instance_name=f"deskmind-test-{uuid.uuid4().hex[:8]}")
+    # No runtime: no usual-port discovery, no embedded model (answers come from memory).
+    app = DesktopApp(core, tray_available=False, instance_name=f"deskmind-test-{uuid.uuid4().hex[:8]}",
+                     hub_kw=no_runtime_hub())
     assert app.start(hotkeys=False)
     qtbot.waitUntil(lambda: app.palette is not None, timeout=5000)
     yield app
@@ -72,3 +81,13 @@ def remember_note(core, text: str, title: str = "note", kind: str = "note", pare
     draft = SourceDraft(uri=f"deskmind://{kind}/{uuid.uuid4()}", kind=kind, title=title, text=text,
                         privacy=privacy, parent_id=parent_id, chunks=chunks)
     return core.remember(draft)
+
+
+@pytest.fixture(scope="session")
+def whisper_engine():
+    """One real Whisper tiny.en engine for the session."""
+    speech = pytest.importorskip("deskmind.core.speech")
+    engine = speech.TranscriptionEngine(speech.SpeechSettings())
+    engine.model()
+    yield engine
+    engine.close()

@@ -24,7 +24,7 @@ def app(core, qtbot, qloop):
                    hub_kw={"targets": (), "embedded": None, "timeouts": FAST,
                            "secrets": SecretStore(environ={})})
     assert a.start(hotkeys=False)
-    qtbot.waitUntil(lambda: a.palette is not None, timeout=5000)
+    qtbot.waitUntil(lambda: a.palette is not None and a.talk is not None, timeout=15000)
     yield a
     a.shutdown()
     for w in list(a._windows.values()) + [a.palette, a.tray.fallback, a.hud]:
@@ -104,9 +104,8 @@ def test_privacy_ceiling_and_ledger(qtbot, app):
 
 
 def test_speech_page_saves_and_applies_vocabulary(qtbot, app):
-    if app.speech is None:
-        pytest.skip("speech engine not installed")
     w = app.show_window("settings")
+    qtbot.waitUntil(lambda: "Speech" in w.pages, timeout=10000)
     page = w.pages["Speech"]
     page.vocab.setText("Deskmind, Kubernetes")
     assert page.save(), page.status.text()

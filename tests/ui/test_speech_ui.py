@@ -10,15 +10,6 @@ import pytest
 from tests.fakes.audio import pulse, sd, speech_dir  # noqa: F401  (fixtures)
 
 
-@pytest.fixture(scope="session")
-def whisper_engine():
-    speech = pytest.importorskip("deskmind.core.speech")
-    engine = speech.TranscriptionEngine(speech.SpeechSettings())
-    engine.model()
-    yield engine
-    engine.close()
-
-
 @pytest.fixture
 def speech_app(core, qtbot, qloop, sd, whisper_engine):
     from deskmind.core.speech import Speech

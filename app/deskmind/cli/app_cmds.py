@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import logging
 import signal
-from concurrent.futures import ThreadPoolExecutor
 import sys
 
 from deskmind.core.errors import DeskmindError
@@ -56,6 +55,7 @@ def run_app(args: argparse.Namespace) -> int:
     from deskmind.core.app import Core
     from deskmind.ui.app import DesktopApp
     from deskmind.ui.single_instance import send_message
+    from deskmind.ui.tasks import background_executor
 
     from PySide6.QtCore import QTimer
 
@@ -68,7 +68,7 @@ def run_app(args: argparse.Namespace) -> int:
         return 0
     loop = qasync.QEventLoop(qapp)
     # Plain threads for asyncio.to_thread (retrieval, saving): no QThread left at exit.
-    loop.set_default_executor(ThreadPoolExecutor(max_workers=4, thread_name_prefix="deskmind-async"))
+    loop.set_default_executor(background_executor(4, "deskmind-async"))
     asyncio.set_event_loop(loop)
     core = Core()
     desktop = DesktopApp(core, instance_name=name)

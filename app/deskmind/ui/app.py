@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from typing import Any, Callable
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 class DesktopApp(QObject):
     ready = Signal()
+    speech_ready = Signal()
 
     def __init__(self, core: Core, *, answerer: Answerer | None = None,
                  hotkey_backend: Any = "auto", tray_available: bool | None = None,
@@ -49,7 +51,7 @@ class DesktopApp(QObject):
         self.instance = InstanceServer(instance_name or server_name(core.paths.data_dir),
                                        handler=self.handle_message, parent=self)
         self.tray = TrayController(tray_available, parent=self)
-        self.indexing = IndexingService(core.indexer, self.bridge, self.workers, parent=self)
+        self.indexing = IndexingService(core.paths, self.bridge, parent=self)
         self.hotkeys = HotkeyManager(self.bridge, self.workers, self.desktop.hotkeys.bindings,
                                      self.desktop.hotkeys.talk_mode, backend_factory=hotkey_backend,
                                      parent=self)
@@ -68,6 +70,7 @@ class DesktopApp(QObject):
         self._windows: dict[str, Any] = {}
         self.tray_ready_ms: float | None = None
         self.tray_ready_at: float | None = None
+        self.warmed: Any = None
         self._wire()
 
     # -- start / stop --------------------------------------------------------------------------
@@ -76,6 +79,9 @@ class DesktopApp(QObject):
         """False when another instance already runs (this one then sends it 'activate')."""
         if not self.instance.listen():
             return False
+        # Hand the GIL round more often (default 5 ms): worker threads doing Python work then
+        # delay the GUI thread's timers and input less.
+        sys.setswitchinterval(0.002)
         self.tray.show()
         self.tray_ready_ms = (time.perf_counter() - self.t0) * 1000
         self.tray_ready_at = time.time()
@@ -87,6 +93,7 @@ class DesktopApp(QObject):
 
     def _finish_start(self, hotkeys: bool) -> None:
         self.build_palette()
+        self.warmed = self.workers.warm_up()
         if hotkeys:
             self.hotkeys.start()
         self._build_speech()
@@ -95,13 +102,22 @@ class DesktopApp(QObject):
     def shutdown(self) -> None:
         if self.palette is not None:
             self.palette.cancel()
-        self.indexing.cancel()
+        self.indexing.shutdown()
         self.hotkeys.stop()
         if self.meeting is not None:
             self.meeting.shutdown()
         if self.pipeline_answerer is not None and self.pipeline_answerer.hub is not None:
+            # Close the runtimes only after the cancelled answer has unwound: an in-process
+            # model must not be freed under a generation that is still running.
+            task = self.palette.task if self.palette is not None else None
+
+            async def close_hub() -> None:
+                if task is not None and not task.done():
+                    await asyncio.wait([task], timeout=5)
+                await self.pipeline_answerer.aclose()
+
             try:
-                asyncio.get_event_loop().create_task(self.pipeline_answerer.aclose())
+                asyncio.get_event_loop().create_task(close_hub())
             except RuntimeError:
                 pass
         self.instance.close()
@@ -132,10 +148,11 @@ class DesktopApp(QObject):
         self.indexing.failed.connect(lambda msg: self.tray.notify("Indexing failed", msg, attention=True))
 
     def _make_pipeline_answerer(self, hub_kw: dict[str, Any]) -> Any:
-        try:
-            import deskmind.core.ask.pipeline  # noqa: F401
-        except ImportError as exc:
-            log.info("the ask pipeline is not installed (%s): answering from memory", exc)
+        import importlib.util
+
+        # Only whether it is installed: importing it is left to the warm-up, off the GUI thread.
+        if importlib.util.find_spec("deskmind.core.ask") is None:
+            log.info("the ask pipeline is not installed: answering from memory")
             return None
         from deskmind.ui.ask_wiring import GuiApprover, PipelineAnswerer
 
@@ -336,9 +353,20 @@ class DesktopApp(QObject):
     # -- speech ----------------------------------------------------------------------------------
 
     def _build_speech(self) -> None:
-        from deskmind.ui.speech_wiring import build_speech_controllers
+        """Import and build the speech service in a worker (a ~0.4 s import), then the controls."""
+        from deskmind.ui.speech_wiring import build_speech_controllers, make_speech
 
-        self.talk, self.meeting = build_speech_controllers(self)
+        def made(speech: Any) -> None:
+            if speech is not None:
+                self.speech = speech
+            self.talk, self.meeting = build_speech_controllers(self)
+            self.speech_ready.emit()
+
+        if self.speech is not None:
+            made(self.speech)
+        else:
+            self.workers.submit(make_speech, self.core, getattr(self.core, "complete", None), done=made,
+                                failed=lambda e: log.warning("speech unavailable: %s", e))
 
     def _speech_missing(self) -> None:
         self.tray.notify("Deskmind", "Voice notes and meetings need the speech engine "

@@ -9,7 +9,9 @@ log = logging.getLogger(__name__)
 
 
 def make_speech(core: Any, complete: Any = None) -> Any:
-    """The core's Speech service, or None when the speech engine is not installed."""
+    """The core's Speech service, or None when the speech engine is not installed. Imports the
+    engine's modules: call from a worker. ``complete`` (minutes, note clean-up) is the core's
+    routed completion when it offers one."""
     try:
         from deskmind.core.speech import Speech
     except ImportError as exc:
@@ -20,9 +22,6 @@ def make_speech(core: Any, complete: Any = None) -> Any:
 
 def build_speech_controllers(app: Any) -> tuple[Any, Any]:
     """(talk controller, meeting controller), or (None, None) without a speech service."""
-    if app.speech is None:
-        # Minutes and note clean-up go through the router when the core offers completion.
-        app.speech = make_speech(app.core, getattr(app.core, "complete", None))
     if app.speech is None:
         return None, None
     from deskmind.ui.hud import TalkHud

@@ -26,9 +26,15 @@ def build_settings(app: Any) -> SettingsWindow:
         w.add_page("Agents", AgentsPage(rf, app.settings_changed))
         w.add_page("Privacy", PrivacyPage(rf, app.core, app.workers, app.settings_changed))
     w.add_page("Hotkeys", HotkeysPage(app.hotkeys, app.apply_hotkeys))
-    if app.speech is not None:
+    w.add_page("Storage", StoragePage(app.core, app.workers))
+
+    def add_speech() -> None:
         from deskmind.ui.settings.speech_page import SpeechPage
 
-        w.add_page("Speech", SpeechPage(app.core, lambda: app.speech, app.workers, app.apply_speech))
-    w.add_page("Storage", StoragePage(app.core, app.workers))
+        if app.speech is not None and "Speech" not in w.pages:
+            w.add_page("Speech", SpeechPage(app.core, lambda: app.speech, app.workers, app.apply_speech),
+                       before="Storage")
+
+    add_speech()
+    app.speech_ready.connect(add_speech)   # the speech service is built in the background
     return w

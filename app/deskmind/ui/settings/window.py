@@ -27,10 +27,12 @@ class SettingsWindow(QWidget):
         self.pages: dict[str, QWidget] = {}
         self.resize(820, 520)
 
-    def add_page(self, title: str, page: QWidget) -> None:
-        self.pages[title] = page
-        self.nav.addItem(title)
-        self.stack.addWidget(page)
+    def add_page(self, title: str, page: QWidget, before: str | None = None) -> None:
+        titles = list(self.pages)
+        at = titles.index(before) if before in titles else len(titles)
+        self.pages = dict([*list(self.pages.items())[:at], (title, page), *list(self.pages.items())[at:]])
+        self.nav.insertItem(at, title)
+        self.stack.insertWidget(at, page)
         if self.nav.count() == 1:
             self.nav.setCurrentRow(0)
 
