@@ -12,7 +12,7 @@ from pathlib import Path
 
 from deskmind.core.speech import Speech
 from deskmind.core.speech.segments import MeetingFolder
-from tests.core.speech.conftest import heard, words
+from tests.core.speech.conftest import heard
 from tests.fakes.audio import MIC_SINK, speech_wav
 
 FIRST = "The first topic is the new office in Berlin."

@@ -15,7 +15,7 @@ import numpy as np
 
 from deskmind.core.errors import DeskmindError, UserInputError
 from deskmind.core.memory.models import SourceDraft
-from deskmind.core.speech.audio import SAMPLE_RATE, load_audio, resample, write_wav
+from deskmind.core.speech.audio import load_audio, resample, write_wav
 from deskmind.core.speech.capture import AudioCapture
 from deskmind.core.speech.engine import Segment, Transcript, TranscriptionEngine
 from deskmind.core.speech.storage import note_draft

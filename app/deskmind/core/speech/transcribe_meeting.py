@@ -10,7 +10,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from deskmind.core.errors import DeskmindError
