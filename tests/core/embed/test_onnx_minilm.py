@@ -1,0 +1,90 @@
+"""The real default embedder: shapes, normalisation, batching invariance, the graph cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deskmind.core.embed import onnx_minilm
+from deskmind.core.embed.base import EmbedderSpec, create_embedder
+from deskmind.core.errors import UserInputError
+
+TEXTS = [
+    "The cat sat on the mat.",
+    "Quarterly tax returns are due at the end of the month.",
+    "Knead the sourdough, let it rise overnight, then bake it in a hot oven.",
+    "x",
+    "Meeting notes: we agreed to ship the release on Friday after the security review, "
+    "and Maria will write the announcement.",
+]
+
+
+def test_vectors_are_unit_length_float32_and_in_input_order(embedder) -> None:
+    mat = embedder.embed(TEXTS)
+    assert mat.shape == (len(TEXTS), 384) and mat.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(mat, axis=1), 1.0, atol=1e-5)
+    one_by_one = np.stack([embedder.embed([t])[0] for t in TEXTS])
+    np.testing.assert_allclose(mat, one_by_one, atol=2e-5)
+    assert embedder.embed([]).shape == (0, 384)
+
+
+def test_batches_of_mixed_lengths_give_the_same_vectors(embedder) -> None:
+    # More texts than one batch, lengths out of order: sorting and padding must not leak.
+    texts = [" ".join(["word"] * (1 + (i * 37) % 90)) + f" item {i}" for i in range(onnx_minilm.BATCH * 2 + 3)]
+    together = embedder.embed(texts)
+    for i in (0, 5, onnx_minilm.BATCH, len(texts) - 1):
+        np.testing.assert_allclose(together[i], embedder.embed([texts[i]])[0], atol=2e-5)
+
+
+def test_query_vector_equals_the_document_vector_of_the_same_text(embedder) -> None:
+    for t in TEXTS:
+        np.testing.assert_allclose(embedder.embed_query(t), embedder.embed([t])[0], atol=2e-5)
+
+
+def test_similar_meaning_scores_higher(embedder) -> None:
+    q = embedder.embed_query("a kitten resting on a rug")
+    cat, tax, bread = embedder.embed(TEXTS[:3])
+    assert q @ cat > q @ bread and q @ cat > q @ tax
+    q2 = embedder.embed_query("how do I bake bread")
+    assert q2 @ bread > q2 @ cat and q2 @ bread > q2 @ tax
+
+
+def test_long_texts_are_cut_at_256_tokens(embedder) -> None:
+    words = [f"w{i}" for i in range(2000)]  # several tokens a word: far past 256
+    long = embedder.embed([" ".join(words)])[0]
+    shorter = embedder.embed([" ".join(words[:600])])[0]
+    np.testing.assert_allclose(long, shorter, atol=1e-6)
+
+
+def test_optimised_graph_is_cached_and_reused(tmp_path: Path, embedder) -> None:
+    cache = tmp_path / "models"
+    first = create_embedder(EmbedderSpec(options={"cache_dir": str(cache)}))
+    files = list(cache.glob("embedder-*.onnx"))
+    assert len(files) == 1 and files[0].stat().st_size > 1_000_000
+    mtime = files[0].stat().st_mtime_ns
+    second = create_embedder(EmbedderSpec(options={"cache_dir": str(cache)}))
+    assert files[0].stat().st_mtime_ns == mtime  # loaded, not rebuilt
+    np.testing.assert_allclose(second.embed(TEXTS), first.embed(TEXTS), atol=1e-6)
+    np.testing.assert_allclose(second.embed(TEXTS), embedder.embed(TEXTS), atol=1e-5)
+
+
+def test_damaged_graph_cache_is_rebuilt(tmp_path: Path, embedder) -> None:
+    cache = tmp_path / "models"
+    create_embedder(EmbedderSpec(options={"cache_dir": str(cache)}))
+    (path,) = cache.glob("embedder-*.onnx")
+    path.write_bytes(b"not an onnx graph")
+    again = create_embedder(EmbedderSpec(options={"cache_dir": str(cache)}))
+    assert path.stat().st_size > 1_000_000
+    np.testing.assert_allclose(again.embed(TEXTS[:2]), embedder.embed(TEXTS[:2]), atol=1e-5)
+
+
+def test_pool_threads_do_not_spin(embedder) -> None:
+    opts = embedder._session.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_unknown_model_is_a_clear_error() -> None:
+    with pytest.raises(UserInputError, match="unknown embedding model 'nope'"):
+        create_embedder("nope")
