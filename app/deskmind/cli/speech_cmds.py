@@ -187,6 +187,8 @@ def cmd_meeting_stop(args: argparse.Namespace) -> int:
         st = stop_recorder(core.paths.data_dir, on_wait=waiting)
     if st.get("status") == "failed":
         raise DeskmindError(st.get("error") or "the meeting could not be saved")
+    if st.get("stopped_by") == "error":
+        print(f"the recording had already stopped by itself: {st.get('stop_reason')}", file=sys.stderr)
     res = st.get("result") or {}
     if args.json:
         print_json(res)
@@ -227,6 +229,10 @@ def cmd_meeting_status(args: argparse.Namespace) -> int:
                        segments=len(segs), transcribed=sum(1 for s in segs if s.transcribed),
                        warnings=folder.data.get("warnings", []))
         out["interrupted"] = [f.id for f in find_interrupted(core.paths.audio_dir / "meetings")]
+        last = state.read() or {}
+        if not live and last.get("stopped_by") == "error":
+            out["last_stopped_by_itself"] = {"reason": last.get("stop_reason"),
+                                             "source_id": (last.get("result") or {}).get("source_id")}
     if args.json:
         print_json(out)
         return 0
@@ -239,6 +245,11 @@ def cmd_meeting_status(args: argparse.Namespace) -> int:
             print(f"warning: {w}")
     else:
         print("no meeting is being recorded")
+        last = state.read() or {}
+        if last.get("stopped_by") == "error" and not last.get("acknowledged"):
+            res = last.get("result") or {}
+            print(f"the last meeting stopped by itself ({last.get('stop_reason')}) and was saved "
+                  f"as source {res.get('source_id')}")
     if out["interrupted"]:
         print(f"{len(out['interrupted'])} interrupted meeting(s) to recover: 'deskmind meeting recover'")
     return 0

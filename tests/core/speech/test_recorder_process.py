@@ -112,3 +112,31 @@ def test_start_stop_across_invocations(deskmind_home, pulse, speech_dir):
     assert json.loads(found.stdout)[0]["source_id"] == res["source_id"]
     none = _cli(deskmind_home, pulse, "meeting", "stop")
     assert none.returncode == 2 and "no meeting is being recorded" in none.stderr
+
+
+def test_recorder_that_loses_its_microphone_saves_and_says_so(deskmind_home, speech_dir):
+    from tests.fakes.audio import start_pulse
+
+    _settings(deskmind_home)
+    own = start_pulse("dm-pulse-lost-")  # this sound server goes away mid-meeting
+    try:
+        r = _cli(deskmind_home, own, "meeting", "start")
+        assert r.returncode == 0, r.stderr
+        time.sleep(0.5)
+        own.play(speech_wav(speech_dir, FIRST), MIC_SINK)
+        time.sleep(0.5)
+        own.kill()
+        _wait(lambda: _state(deskmind_home).get("status") == "saved", 60, "the recorder to save by itself")
+        st = _state(deskmind_home)
+        assert st["stopped_by"] == "error" and "stopped delivering audio" in st["stop_reason"]
+        status = json.loads(_cli(deskmind_home, own, "meeting", "status", "--json").stdout)
+        assert status["recording"] is False
+        assert status["last_stopped_by_itself"]["source_id"] == st["result"]["source_id"]
+        stop = _cli(deskmind_home, own, "meeting", "stop")
+        assert stop.returncode == 0 and "stopped by itself" in stop.stderr
+        assert f"source {st['result']['source_id']}" in stop.stdout
+        assert _cli(deskmind_home, own, "meeting", "stop").returncode == 2  # told once
+        found = _cli(deskmind_home, own, "search", "office Berlin", "--kind", "meeting", "--json")
+        assert json.loads(found.stdout)[0]["source_id"] == st["result"]["source_id"]
+    finally:
+        own.kill()

@@ -102,6 +102,10 @@ def stop_recorder(data_dir: Path, *, timeout: float = 600.0,
     state = RecorderState(data_dir)
     live = state.live()
     if not live:
+        last = state.read() or {}
+        if last.get("stopped_by") == "error" and not last.get("acknowledged"):
+            state.write(acknowledged=True)
+            return last  # it stopped by itself (disk full, microphone gone) and saved
         raise UserInputError("no meeting is being recorded")
     pid = int(live["pid"])
     os.kill(pid, signal.CTRL_BREAK_EVENT if sys.platform == "win32" else signal.SIGTERM)
@@ -136,7 +140,8 @@ def run_recorder(speech: Any, data_dir: Path, *, title: str | None, token: str) 
         signal.signal(sig, on_signal)
     state.write(pid=os.getpid(), token=token, status="starting", started_at=time.time(),
                 meeting_id=None, folder=None, error=None, result=None)
-    rec = speech.meeting_recorder(on_error=lambda exc: stop.set())
+    why: list[str] = []
+    rec = speech.meeting_recorder(on_error=lambda exc: (why.append(str(exc)), stop.set()))
     try:
         meeting_id = rec.start(title)
     except DeskmindError as exc:
@@ -156,5 +161,7 @@ def run_recorder(speech: Any, data_dir: Path, *, title: str | None, token: str) 
     d = result.to_dict()
     d.pop("segments")
     d["transcript_segments"] = len(result.segments)
-    state.write(status="saved", result=d)
+    # stopped_by "error": nobody asked; `meeting stop`/`status` tell the person what happened.
+    state.write(status="saved", result=d, stopped_by="error" if why else "request",
+                stop_reason=why[0] if why else None, acknowledged=not why)
     return 0
