@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -187,7 +188,8 @@ def main() -> None:
                 bench_meeting(core, eng, sd, pulse, work)
             eng.close()
     finally:
-        pulse.stop()
+        pulse.close()
+        shutil.rmtree(home, ignore_errors=True)
     print(f"\npeak memory: max RSS of this process {rss_mb():.0f} MB (one tiny.en model, the "
           "embedder, SQLite, capture buffers, and this script's 5 min of test audio)")
 

@@ -107,6 +107,11 @@ class PulseServer:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
 
+    def close(self) -> None:
+        """Kill the daemon and remove its temp folder."""
+        self.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
     stop = kill
 
 
@@ -145,13 +150,12 @@ def pulse() -> Iterator[PulseServer]:
     try:
         yield server
     finally:
-        server.stop()
+        server.close()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        shutil.rmtree(server.root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -156,7 +156,7 @@ def test_microphone_that_disappears_mid_note_keeps_what_was_said(core, speech, s
         assert heard(note.text, {"buy", "new", "running", "shoes", "book"}, 3), note.text
         assert any("stopped delivering audio" in w for w in note.warnings)
     finally:
-        server.kill()
+        server.close()
         monkeypatch.undo()
         reinit_sounddevice()
 

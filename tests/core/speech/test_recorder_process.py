@@ -139,4 +139,4 @@ def test_recorder_that_loses_its_microphone_saves_and_says_so(deskmind_home, spe
         found = _cli(deskmind_home, own, "search", "office Berlin", "--kind", "meeting", "--json")
         assert json.loads(found.stdout)[0]["source_id"] == st["result"]["source_id"]
     finally:
-        own.kill()
+        own.close()
