@@ -167,3 +167,31 @@ def test_forgetting_one_note_leaves_the_other_notes_audio(core, speech, speech_d
     receipt = speech.forget(a.source_id)
     assert receipt.files_removed == [str(a.audio_path)]
     assert not a.audio_path.exists() and b.audio_path.exists()
+
+
+class _No16kDevices:
+    """The real sounddevice module, except that every device refuses 16 kHz (as many USB
+    microphones do when no sound server converts for them)."""
+
+    def __init__(self, sd) -> None:
+        self._sd = sd
+
+    def __getattr__(self, name):
+        return getattr(self._sd, name)
+
+    def InputStream(self, *, samplerate, **kw):  # noqa: N802  (sounddevice's name)
+        if int(samplerate) == 16000:
+            raise self._sd.PortAudioError("Invalid sample rate [PaErrorCode -9997]")
+        return self._sd.InputStream(samplerate=samplerate, **kw)
+
+
+def test_a_device_without_16k_records_at_its_own_rate_and_is_resampled(core, speech, sd, pulse, speech_dir):
+    import soundfile as sf
+
+    speech._sd = _No16kDevices(sd)
+    rec = speech.voice_note_recorder()
+    note = _record(rec, lambda: pulse.play(speech_wav(speech_dir, NOTE), MIC_SINK))
+    info = sf.info(str(note.audio_path))
+    assert info.samplerate == int(sd.query_devices(kind="input")["default_samplerate"]) != 16000
+    assert heard(note.text, {"buy", "new", "running", "shoes", "book", "thursday"}, 4), note.text
+    assert abs(note.transcript.duration - info.duration) < 0.05
