@@ -195,3 +195,19 @@ def test_a_device_without_16k_records_at_its_own_rate_and_is_resampled(core, spe
     assert info.samplerate == int(sd.query_devices(kind="input")["default_samplerate"]) != 16000
     assert heard(note.text, {"buy", "new", "running", "shoes", "book", "thursday"}, 4), note.text
     assert abs(note.transcript.duration - info.duration) < 0.05
+
+
+class _BusyDevices(_No16kDevices):
+    """Every device is held by another program (PortAudio's "Device unavailable")."""
+
+    def InputStream(self, **kw):  # noqa: N802
+        raise self._sd.PortAudioError("Error opening InputStream: Device unavailable [PaErrorCode -9985]")
+
+
+def test_a_busy_microphone_is_a_clear_error(core, speech, sd):
+    speech._sd = _BusyDevices(sd)
+    with pytest.raises(MicrophoneError, match="could not be opened .*Device unavailable.*another program"):
+        speech.voice_note_recorder().start()
+    with pytest.raises(MicrophoneError, match="Device unavailable"):
+        speech.meeting_recorder().start()
+    assert not any(speech.meetings_dir.glob("*")) if speech.meetings_dir.exists() else True
