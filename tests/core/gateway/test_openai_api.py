@@ -78,8 +78,9 @@ def runtime() -> Iterator[FakeLLMServer]:
         yield srv
 
 
-def serve(core: Any, routing_text: str) -> tuple[Any, HttpServer]:
-    gw = build_gateway(core, GatewayConfig(), routing=parse_routing(routing_text), hub_kw=hub_kw())
+def serve(core: Any, routing_text: str, timeouts: Timeouts = FAST) -> tuple[Any, HttpServer]:
+    gw = build_gateway(core, GatewayConfig(), routing=parse_routing(routing_text),
+                       hub_kw={**hub_kw(), "timeouts": timeouts})
     return gw, HttpServer(gw.http_app(), port=0).start()
 
 
@@ -245,7 +246,10 @@ def test_mcp_ask_is_routed_cited_and_saved_only_with_write(api, runtime, core):
 def test_fifty_concurrent_streaming_chats_complete(core, memory):
     with FakeLLMServer(reply=Reply(" ".join(f"word{i}" for i in range(40))),
                        faults=Faults(token_delay=0.005)) as rt:
-        gw, srv = serve(core, rules(rt.url))
+        # The fake's listen backlog is small: 50 connections at once can wait for a SYN retry
+        # (1 s), which is the fake's limit, not the gateway's; allow for it.
+        gw, srv = serve(core, rules(rt.url), Timeouts(connect=10.0, first_token=30.0, stall=10.0,
+                                                      request=10.0))
         try:
             token = grant(gw, "load", ask=True, rate=100, burst=100)
 

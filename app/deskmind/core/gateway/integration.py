@@ -164,17 +164,24 @@ class RoutedChat:
         caller = call.caller
         cfg, override = self._cfg_for_model(caller, call.model)
         hub = self.rt.hub()
-        inv = await hub.inventory()
         items = [ItemRef(h["chunk_id"], h["privacy"], len(h["text"])) for h in call.memory]
         prompt = "\n".join(m.content for m in call.messages)
-        decision = route_request(cfg, inv, RouteRequest(
-            prompt=prompt, task=CHAT_TASK, items=items, override=override,
-            prompt_privacy=call.prompt_privacy,
-            answer_tokens=call.max_tokens or 1024))
-        if not caller.client.effective_scopes().cloud:
-            decision.skipped += [f"{c.ref}: client {caller.name} may not reach the cloud zone"
-                                 for c in decision.candidates if c.zone == "cloud"]
-            decision.candidates = [c for c in decision.candidates if c.zone != "cloud"]
+
+        def plan(inv: Any) -> Any:
+            d = route_request(cfg, inv, RouteRequest(
+                prompt=prompt, task=CHAT_TASK, items=items, override=override,
+                prompt_privacy=call.prompt_privacy, answer_tokens=call.max_tokens or 1024))
+            if not caller.client.effective_scopes().cloud:
+                d.skipped += [f"{c.ref}: client {caller.name} may not reach the cloud zone"
+                              for c in d.candidates if c.zone == "cloud"]
+                d.candidates = [c for c in d.candidates if c.zone != "cloud"]
+            return d
+
+        decision = plan(await hub.inventory())
+        if not decision.candidates and any("not running" in s for s in decision.skipped):
+            # The inventory is cached for a few seconds and its probes are short: a runtime
+            # that was busy when last probed deserves one fresh look before we give up.
+            decision = plan(await hub.inventory(refresh=True))
         if not decision.candidates:
             why = "; ".join(decision.skipped[:6]) or "no model is configured or running"
             raise RoutingError(f"no model may answer this ({decision.reason}): {why}")
