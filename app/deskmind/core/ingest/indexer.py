@@ -277,7 +277,7 @@ class Indexer:
         tags: list[tuple[int, str, str | None]] = []
         touches: list[tuple[int, int, float]] = []
         work_bytes = sum(f.st.st_size for f in files)
-        state = {"done": 0, "bytes": 0, "chunks": 0, "t_work": None}
+        state = {"done": 0, "bytes": 0, "chunks": 0}
         pending: list[Prepared] = []
         pending_chunks = 0
 
