@@ -211,3 +211,18 @@ def test_a_busy_microphone_is_a_clear_error(core, speech, sd):
     with pytest.raises(MicrophoneError, match="Device unavailable"):
         speech.meeting_recorder().start()
     assert not any(speech.meetings_dir.glob("*")) if speech.meetings_dir.exists() else True
+
+
+def test_when_transcription_fails_the_recording_is_kept_and_its_place_said(core, sd, pulse, speech_dir):
+    from deskmind.core.errors import ModelUnavailableError
+    from deskmind.core.speech import Speech, SpeechSettings, TranscriptionEngine
+
+    broken = TranscriptionEngine(SpeechSettings(model_path=str(speech_dir / "no-model-here")))
+    speech = Speech(core, sd=sd, engine=broken)
+    rec = speech.voice_note_recorder()
+    with pytest.raises(ModelUnavailableError, match="the recording is kept at (.+\\.wav)") as info:
+        _record(rec, lambda: pulse.play(speech_wav(speech_dir, NOTE), MIC_SINK), 0.2)
+    kept = Path(str(info.value).rsplit("kept at ", 1)[1].rstrip(")"))
+    assert kept.exists() and kept.stat().st_size > 16000 * 2
+    assert core.store.list_sources() == []
+    broken.close()

@@ -91,8 +91,10 @@ class NoteSaver:
             try:
                 cleaned = self.complete(CLEAN_TASK, CLEAN_PROMPT.format(text=transcript.text),
                                         self.privacy).strip() or None
-            except DeskmindError as exc:
-                warnings.append(f"note kept as transcribed: cleanup failed ({exc})")
+            except Exception as exc:  # the cleaner failing must not lose the note
+                log.warning("note cleanup failed", exc_info=True)
+                reason = str(exc) if isinstance(exc, DeskmindError) else f"{type(exc).__name__}: {exc}"
+                warnings.append(f"note kept as transcribed: cleanup failed ({reason})")
             timings["cleanup"] = time.perf_counter() - t
         t = time.perf_counter()
         draft = note_draft(note_id, transcript, audio_path, privacy=self.privacy, cleaned=cleaned,
@@ -191,10 +193,21 @@ class VoiceNoteRecorder:
         path = write_wav(self.saver.note_path(note_id), raw, cap.rate)
         timings["write_audio"] = time.perf_counter() - t
         t = time.perf_counter()
-        transcript = self.saver.engine.submit(audio, on_segment=self.on_segment).result()
-        timings["transcribe"] = time.perf_counter() - t
-        note = self.saver.save(note_id, transcript, path, recorded_at=self._started_wall,
-                               timings=timings)
+        try:
+            transcript = self.saver.engine.submit(audio, on_segment=self.on_segment).result()
+            timings["transcribe"] = time.perf_counter() - t
+            note = self.saver.save(note_id, transcript, path, recorded_at=self._started_wall,
+                                   timings=timings)
+        except NoSpeechError:
+            raise
+        except DeskmindError as exc:
+            # The recording is the only copy of what was said: keep it and say where.
+            msg = f"{exc} (the recording is kept at {path})"
+            try:
+                kept = type(exc)(msg)
+            except TypeError:  # a subclass with its own constructor
+                kept = DeskmindError(msg)
+            raise kept from exc
         note.warnings[:0] = warnings
         note.timings["total"] = time.perf_counter() - t0
         return note
