@@ -95,3 +95,10 @@ def test_watch_command_runs_for_a_while(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["watch", str(tmp_path), "--for", "0.2", "--debounce", "0.1"]) == 0
     out = capsys.readouterr().out
     assert f"watching {tmp_path}" in out and "indexed 1" in out and "empty file" in out
+
+
+def test_doctor_check_for_parsers(core) -> None:
+    from deskmind.cli.ingest_cmds import DOCTOR_CHECKS
+
+    [(name, check)] = DOCTOR_CHECKS(core)
+    assert name == "ingestion parsers" and "tree-sitter grammars" in check()
