@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from deskmind.core.embed.base import Embedder
-from deskmind.core.memory import vectors
+from deskmind.core.memory import fts_budget, vectors
 from deskmind.core.memory.models import Hit
 from deskmind.core.memory.store import MemoryStore
 
@@ -170,9 +170,12 @@ class HybridSearcher:
         if match is None:
             return []
         if filters.is_empty():
+            # Rank only as many matches as a budget allows (common words dropped first).
+            expr, low = fts_budget.plan(conn, match)
             rows = conn.execute(
-                "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
-                (match, depth),
+                "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid >= ? "
+                "ORDER BY rank LIMIT ?",
+                (expr, low or 0, depth),
             ).fetchall()
         else:
             where, args = filters.sql("s")
