@@ -147,6 +147,9 @@ def test_grounding_is_opt_in_and_stays_under_the_read_ceiling(api, runtime, core
     assert _system_texts(runtime.chat_requests()[-1]) == ""
 
     gw.audit.flush()
+    chats = [e for e in gw.audit.entries(client="webui") if e.action == "chat"]
+    assert len(chats) == 2 and all(e.result_size == len(REPLY) for e in chats)
+    assert chats[-1].items and chats[-1].detail == "routed to local:fake-model:1b"
     read = gw.audit.items_read("webui")
     assert read and all(i.startswith("chunk:") for i in read)
     assert gw.audit.items_read("plain") == []

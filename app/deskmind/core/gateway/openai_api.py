@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import logging
 import time
@@ -233,9 +234,7 @@ class OpenAIApi:
                 self.gw.audit.record(caller.name, "api", "chat", args=args, decision="failed",
                                      detail=str(exc))
             return _fault_response(exc)
-        self.gw.audit.record(caller.name, "api", "chat", args=args,
-                             detail=f"routed to {stream.model}",
-                             items=[f"chunk:{i}" for i in stream.used_items])
+        stream = self._audited(caller, args, stream)
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if body.stream:
             include_usage = bool((body.stream_options or {}).get("include_usage"))
@@ -244,6 +243,31 @@ class OpenAIApi:
                                      headers={"cache-control": "no-cache",
                                               "x-deskmind-route": stream.model})
         return await _collect(cid, body.model, stream)
+
+    def _audited(self, caller: Caller, args: dict[str, Any], stream: ChatStream) -> ChatStream:
+        """The stream, recorded in the audit log once it ends (so the entry has the answer's
+        size and how it ended, and nothing is written before the first token)."""
+        audit = self.gw.audit
+        inner = stream.events
+
+        async def events() -> AsyncIterator[StreamEvent]:
+            chars, decision, why = 0, "allowed", f"routed to {stream.model}"
+            try:
+                async for ev in inner:
+                    if ev.kind == "token":
+                        chars += len(ev.text)
+                    yield ev
+            except DeskmindError as exc:
+                decision, why = "failed", f"{why}; failed mid-answer: {exc}"
+                raise
+            except (asyncio.CancelledError, GeneratorExit):
+                why += "; the caller went away before the end"
+                raise
+            finally:
+                audit.record(caller.name, "api", "chat", args=args, decision=decision, detail=why,
+                             result_size=chars, items=[f"chunk:{i}" for i in stream.used_items])
+
+        return dataclasses.replace(stream, events=events())
 
     async def _ground(self, caller: Caller, body: ChatBody, messages: list[Message]) -> list[dict[str, Any]]:
         scopes = caller.client.effective_scopes()
