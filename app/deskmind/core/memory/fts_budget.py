@@ -3,10 +3,11 @@
 ``ORDER BY rank`` scores every row that matches any OR-ed word (~1.7 us a row here), so one
 word that appears in half the chunks costs ~8 ms at 10k chunks, 85 ms at 100k and close to a
 second at 1M, while finding the matches alone is ~10x cheaper. Such a word also adds almost
-nothing to BM25 (its IDF is near zero). So the words of a question are ranked rarest first, and
-words are added while the total number of matches stays within :data:`BUDGET`. When even the
-rarest word matches more, only the newest chunks that contain it are ranked (a window of
-rowids sized to hold about :data:`BUDGET` of its matches).
+nothing to BM25 (its IDF is near zero). So the words of a question are taken rarest first while
+the total number of their matches stays within :data:`BUDGET`; only chunks holding one of those
+are ranked, by BM25 over all the words (``kept AND (all words)``). When even the rarest word
+matches more, only the newest chunks that contain it are ranked (a window of rowids sized to
+hold about :data:`BUDGET` of its matches). At 100k synthetic chunks: FTS p50 50 ms -> 4 ms.
 
 Document frequencies come from an ``fts5vocab`` table over ``chunks_fts`` after the words are
 stemmed with the same tokenizer (a one-row FTS5 table in the connection's temp schema), and are
@@ -114,7 +115,13 @@ def plan(conn: Any, match: str, budget: int = BUDGET) -> tuple[str, int | None]:
             break
         keep.append(i)
         total += df[i]
-    expr = " OR ".join('"' + words[i].replace('"', '""') + '"' for i in sorted(keep))
+    quote = lambda i: '"' + words[i].replace('"', '""') + '"'  # noqa: E731
+    expr = " OR ".join(quote(i) for i in sorted(keep))
+    if len(keep) < len(words):
+        # Match only chunks with a kept word, but let BM25 still reward the dropped (common)
+        # words where they occur: ``kept AND (every word)``. Seeking through a long doclist
+        # for an AND is cheap next to ranking it.
+        expr = f"({expr}) AND ({' OR '.join(quote(i) for i in range(len(words)))})"
     if total <= budget or size == 0:
         return expr, None
     # Even the rarest word is everywhere: rank the newest chunks holding ~budget of its matches.
