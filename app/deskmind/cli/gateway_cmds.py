@@ -96,6 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 f"in {core.paths.settings_path} first")
         daemon = Daemon(core, gw, mcp_http=mcp_http, api=api, watch=not args.no_watch,
                         backups=not args.no_backup, port=args.port, host=args.host)
+        gw.warm_up()
 
         async def main() -> None:
             task = asyncio.create_task(daemon.run())
@@ -124,6 +125,8 @@ def cmd_mcp(args: argparse.Namespace) -> int:
             gw.clients.note_pending(args.client)
             print(f"deskmind: client '{args.client}' is not granted yet: its calls will be refused "
                   f"until you run 'deskmind clients grant {args.client}'", file=sys.stderr)
+        gw.warm_up()
+
         async def main() -> None:
             try:
                 await gw.mcp(fixed_client=args.client).run_stdio()

@@ -80,6 +80,19 @@ class Gateway:
         self.ask = ask        # async (caller, question, use_memory) -> dict
         self.runtimes: Any = None  # routing + runtime hub, when wired (integration.py)
 
+    def warm_up(self) -> threading.Thread:
+        """Load the embedder on a background thread, so a client's first search does not
+        wait for the model (a second or two) while the server already answers."""
+        def load() -> None:
+            try:
+                self.core.embedder()
+            except Exception as exc:  # reported again, clearly, by the first search
+                log.warning("could not load the embedder ahead of time: %s", exc)
+
+        t = threading.Thread(target=load, name="deskmind-gateway-warm-up", daemon=True)
+        t.start()
+        return t
+
     def mcp(self, fixed_client: str | None = None) -> GatewayMCP:
         return GatewayMCP(self.service, fixed_client=fixed_client, ask=self.ask,
                           workers=self.workers, buckets=self.buckets)
