@@ -1,8 +1,8 @@
 """Shared pieces of the benchmarks: a real text corpus, its cached embeddings, timing helpers.
 
 The real corpus is the Python standard library's docstrings (read with ``ast``, nothing is
-imported) plus the plain-text files under /usr/share/doc, cut into chunks with Deskmind's own
-chunker. Its embeddings are cached under bench/out/ so that reruns start at once.
+imported) plus the plain-text files under /usr/share/doc, cut into chunks of up to 80 words.
+Its embeddings are cached under bench/out/ so that reruns start at once.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from deskmind.core.ingest.chunker import chunk_sections
-from deskmind.core.ingest.types import Section
 
 OUT = Path(__file__).resolve().parent / "out"
 MIN_WORDS = 8  # "Return self." is not a chunk anyone searches for
+# Shorter than the indexer's ~180-word chunks so that embedding 24k of them stays affordable
+# on two shared cores; the vectors are still the real model's vectors of real text.
+CORPUS_MAX_WORDS = 80
 
 
 def _stdlib_docstrings() -> Iterator[tuple[str, str]]:
@@ -68,26 +69,48 @@ def _share_doc_texts() -> Iterator[tuple[str, str]]:
         yield str(path), text[:200_000]
 
 
-def real_chunks(limit: int | None = None) -> list[str]:
+def _windows(text: str, max_words: int) -> Iterator[str]:
+    """Paragraphs merged up to ``max_words`` words; longer paragraphs cut at word boundaries."""
+    buf: list[str] = []
+    for para in re.split(r"\n\s*\n", text):
+        words = para.split()
+        while len(words) > max_words:
+            if buf:
+                yield " ".join(buf)
+                buf = []
+            yield " ".join(words[:max_words])
+            words = words[max_words:]
+        if len(buf) + len(words) > max_words:
+            yield " ".join(buf)
+            buf = []
+        buf.extend(words)
+    if buf:
+        yield " ".join(buf)
+
+
+def real_chunks(limit: int | None = None, max_words: int = CORPUS_MAX_WORDS) -> list[str]:
     """Chunks of real English text: stdlib docstrings first, then /usr/share/doc."""
     out: list[str] = []
     seen: set[str] = set()
     for source in (_stdlib_docstrings(), _share_doc_texts()):
         for _, text in source:
-            for ch in chunk_sections([Section(text=text, locator={})]):
-                if len(ch.text.split()) < MIN_WORDS or ch.text in seen:
+            for ch in _windows(text, max_words):
+                if len(ch.split()) < MIN_WORDS or ch in seen:
                     continue
-                seen.add(ch.text)
-                out.append(ch.text)
+                seen.add(ch)
+                out.append(ch)
                 if limit and len(out) >= limit:
                     return out
     return out
 
 
-def embedded_corpus(embedder: object, limit: int, log: Callable[[str], None] = print) -> tuple[list[str], np.ndarray]:
-    """The first ``limit`` real chunks and their vectors, cached in bench/out/."""
+def embedded_corpus(embedder: object, limit: int, log: Callable[[str], None] = print,
+                    parts: int | None = None) -> tuple[list[str], np.ndarray]:
+    """The first ``limit`` real chunks and their vectors, cached in bench/out/ (resumable).
+
+    With ``parts``, stop after that many blocks of 1024 chunks (a quick run reuses them)."""
     model = getattr(embedder, "model_id", "model")
-    stem = OUT / f"corpus-{limit}-{re.sub(r'[^A-Za-z0-9_.-]', '_', model)}"
+    stem = OUT / f"corpus-{limit}-w{CORPUS_MAX_WORDS}-{re.sub(r'[^A-Za-z0-9_.-]', '_', model)}"
     vec_file, text_file = stem.with_suffix(".npy"), stem.with_suffix(".json")
     if vec_file.is_file() and text_file.is_file():
         texts = json.loads(text_file.read_text())
@@ -95,20 +118,33 @@ def embedded_corpus(embedder: object, limit: int, log: Callable[[str], None] = p
         if len(texts) == len(mat):
             return texts, mat
     OUT.mkdir(parents=True, exist_ok=True)
-    texts = real_chunks(limit)
+    if text_file.is_file():
+        texts = json.loads(text_file.read_text())
+    else:
+        texts = real_chunks(limit)
+        text_file.write_text(json.dumps(texts))
     log(f"embedding {len(texts)} real chunks once (cached in {vec_file.name}) ...")
     t0 = time.perf_counter()
-    parts = []
+    parts_: list[np.ndarray] = []
     step = 1024
     for i in range(0, len(texts), step):
-        parts.append(embedder.embed(texts[i:i + step]))
+        if parts is not None and i // step >= parts:
+            texts = texts[:i]
+            return texts, np.concatenate(parts_).astype(np.float32)
+        part = Path(f"{stem}.part{i // step:04d}.npy")
+        if part.is_file():
+            parts_.append(np.load(part))
+            continue
+        parts_.append(embedder.embed(texts[i:i + step]))
+        np.save(part, parts_[-1])
         done = min(i + step, len(texts))
-        log(f"  {done}/{len(texts)} chunks, {done / (time.perf_counter() - t0):.0f}/s")
-    mat = np.concatenate(parts).astype(np.float32)
+        log(f"  {done}/{len(texts)} chunks, {time.perf_counter() - t0:.0f} s")
+    mat = np.concatenate(parts_).astype(np.float32)
     tmp = stem.with_suffix(".tmp.npy")
     np.save(tmp, mat)
-    text_file.write_text(json.dumps(texts))
     os.replace(tmp, vec_file)
+    for i in range(0, len(texts), step):
+        Path(f"{stem}.part{i // step:04d}.npy").unlink(missing_ok=True)
     return texts, mat
 
 

@@ -36,12 +36,13 @@ class LayoutUnknown(Exception):
 
 
 def _grow(arr: np.ndarray, need: int, axis: int = 0) -> np.ndarray:
-    """``arr`` with room for ``need`` entries along ``axis`` (doubling, never shrinking)."""
+    """``arr`` with room for ``need`` entries along ``axis``: exactly ``need`` on a first load,
+    then by a quarter at a time (bounded slack, few copies), never shrinking."""
     have = arr.shape[axis]
     if need <= have:
         return arr
     shape = list(arr.shape)
-    shape[axis] = max(need, have * 2, 1024)
+    shape[axis] = need if have == 0 else max(need, have + have // 4)
     out = np.zeros(shape, dtype=arr.dtype)
     sl = [slice(None)] * arr.ndim
     sl[axis] = slice(0, have)
@@ -202,7 +203,11 @@ class BitCache:
             cid for cid, validity in self.storage.validity(conn)
             if cid >= self._last_block or cid not in self._blocks or self._blocks[cid][2] != validity
         ]
-        for cid, validity, ids, bits in self.storage.blocks(conn, reread):
+        got = self.storage.blocks(conn, reread)
+        need = self.n + sum(len(ids) for cid, _, ids, _ in got if cid not in self._blocks)
+        self._ids = _grow(self._ids, need)
+        self._bits = _grow(self._bits, need, axis=1)
+        for cid, validity, ids, bits in got:
             known = self._blocks.get(cid)
             if known is not None and known[1] != len(ids):
                 raise LayoutUnknown(f"{self.storage.table}: block {cid} changed size")
