@@ -287,3 +287,12 @@ def test_concurrent_searches_and_writes_agree_with_the_database(store: MemorySto
     q = unit(c.rng, 1)[0]
     hits = searcher.search(store.reader(), c.idx, q, 10_000)
     assert {h for h, _ in hits} == set(c.vec)
+
+
+def test_warm_loads_the_copy_before_the_first_search(store: MemoryStore) -> None:
+    c = Corpus(store)
+    c.add(50)
+    searcher = vectors.VectorSearcher(exact_limit=100)
+    assert searcher.cache_info()["vectors"] == 0
+    searcher.warm(store.reader(), c.idx)
+    assert searcher.cache_info()["vectors"] == 50

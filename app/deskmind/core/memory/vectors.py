@@ -263,6 +263,13 @@ class VectorSearcher:
         self._seen[id(conn)] = (conn, dv, cache)
         return cache
 
+    def warm(self, conn: Any, idx: VectorIndex) -> None:
+        """Load the in-memory copy now (it is otherwise loaded by the first search, which then
+        pays for reading the vectors, from disk when they are not in the OS cache). Blocking:
+        call from a worker thread at start-up."""
+        with self._lock:
+            self._current(conn, idx)
+
     def search(
         self, conn: Any, idx: VectorIndex, query: np.ndarray, k: int,
         allowed: Sequence[int] | None = None,
