@@ -186,3 +186,17 @@ def test_short_clip_cut_short_by_the_trimmed_window_is_noticed_and_redone(whispe
         result = whisper_engine.transcribe(audio)
     assert "redoing with the full window" in caplog.text
     assert {"running", "shoes"} <= words(result.text)
+
+
+def test_compressed_audio_goes_through_ffmpeg(whisper_engine, speech_dir, tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs ffmpeg to make an m4a file (apt install ffmpeg)")
+    m4a = tmp_path / "memo.m4a"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(speech_wav(speech_dir, SENTENCE)),
+                    "-c:a", "aac", "-b:a", "64k", str(m4a)], check=True)
+    audio, duration = load_audio(m4a)  # libsndfile cannot read AAC: PyAV decodes it
+    assert 2.0 < duration < 6.0
+    assert {"milk", "friday"} <= words(whisper_engine.transcribe(audio).text)
