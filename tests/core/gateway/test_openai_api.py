@@ -4,6 +4,7 @@ loopback runtime that speaks the real OpenAI streaming protocol."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from typing import Any, Iterator
@@ -292,3 +293,39 @@ def test_fifty_concurrent_streaming_chats_complete(core, memory):
     print(f"GUI-thread tick lateness during 50 streams: p50 {lateness[len(lateness) // 2] * 1000:.1f} ms, "
           f"max {lateness[-1] * 1000:.1f} ms")
     assert lateness[len(lateness) // 2] < 0.05  # a 10 ms tick is typically on time, not starved
+
+
+def test_the_callers_own_tools_pass_through(core, memory):
+    weather = {"type": "function", "function": {
+        "name": "get_weather", "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+    with FakeLLMServer(reply=Reply("", tool_calls=[("get_weather", {"city": "Lisbon"})])) as rt:
+        gw, srv = serve(core, rules(rt.url))
+        try:
+            oa = client(srv, grant(gw, "agent", ask=True))
+            q = [{"role": "user", "content": "Weather in Lisbon?"}]
+            done = oa.chat.completions.create(model="general", messages=q, tools=[weather])
+            call = done.choices[0].message.tool_calls[0]
+            assert done.choices[0].finish_reason == "tool_calls"
+            assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Lisbon"}
+            sent = rt.chat_requests()[-1].json()
+            assert sent["tools"][0]["function"]["name"] == "get_weather"
+
+            streamed, finish = {}, None
+            for chunk in oa.chat.completions.create(model="general", messages=q, tools=[weather], stream=True):
+                for ch in chunk.choices:
+                    for tc in ch.delta.tool_calls or []:
+                        streamed.setdefault(tc.index, "")
+                        streamed[tc.index] += tc.function.arguments or ""
+                    finish = ch.finish_reason or finish
+            assert finish == "tool_calls" and json.loads(streamed[0]) == {"city": "Lisbon"}
+
+            # The caller ran it and sends the result back: the conversation reaches the model.
+            follow = q + [{"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+                          {"role": "tool", "tool_call_id": call.id, "content": "sunny, 24 C"}]
+            oa.chat.completions.create(model="general", messages=follow, tools=[weather])
+            msgs = rt.chat_requests()[-1].json()["messages"]
+            assert msgs[-1] == {"role": "tool", "content": "sunny, 24 C", "tool_call_id": call.id}
+            assert msgs[-2]["tool_calls"][0]["function"]["name"] == "get_weather"
+        finally:
+            srv.stop()

@@ -195,7 +195,7 @@ class RoutedChat:
             used = [h for h in call.memory if h["chunk_id"] not in withheld]
             messages = grounded(call.messages, used)
             req = ChatRequest(model=cand.model, messages=messages, temperature=call.temperature,
-                              max_tokens=call.max_tokens,
+                              max_tokens=call.max_tokens, tools=list(call.tools),
                               egress=EgressContext(rule=decision.rule,
                                                    item_ids=[h["chunk_id"] for h in used]))
             runtime = await hub.runtime(cand.provider)

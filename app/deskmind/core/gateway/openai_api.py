@@ -32,7 +32,7 @@ from deskmind.core.errors import DeskmindError, UserInputError
 from deskmind.core.gateway.http_guard import client_of
 from deskmind.core.gateway.service import Caller, PermissionDenied
 from deskmind.core.memory.models import PRIVACY_LEVELS
-from deskmind.core.runtimes.base import Message, StreamEvent
+from deskmind.core.runtimes.base import Message, StreamEvent, Tool, ToolCall
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class ChatCall:
     temperature: float | None = None
     max_tokens: int | None = None
     memory: list[dict[str, Any]] = field(default_factory=list)  # hits from MemoryGateway.search
+    tools: list[Tool] = field(default_factory=list)  # the caller's functions (it runs them)
     # How sensitive the caller says its own messages are (None: the rules' default). Memory
     # items keep their own tags whatever this says.
     prompt_privacy: str | None = None
@@ -83,11 +84,46 @@ class _Part(BaseModel):
     text: str | None = None
 
 
+class _Fn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    arguments: str | None = None  # in an assistant message's tool call
+
+
+class _ToolSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str = "function"
+    function: _Fn
+
+
+class _ToolCall(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str = ""
+    type: str = "function"
+    function: _Fn
+
+
 class _Msg(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: str
     content: str | list[_Part] | None = None
     name: str | None = None
+    tool_calls: list[_ToolCall] | None = None
+    tool_call_id: str | None = None
+
+    def to_message(self) -> Message:
+        calls = []
+        for i, tc in enumerate(self.tool_calls or []):
+            try:
+                args = json.loads(tc.function.arguments or "{}")
+            except ValueError:
+                raise UserInputError(f"tool call {tc.id or i}: arguments are not JSON") from None
+            calls.append(ToolCall(id=tc.id or f"call_{i}", name=tc.function.name,
+                                  arguments=args if isinstance(args, dict) else {"value": args}))
+        return Message(role=self.role, content=self.text(), tool_calls=calls,
+                       tool_call_id=self.tool_call_id, name=self.name)
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -107,6 +143,9 @@ class ChatBody(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     n: int | None = Field(default=None, ge=1, le=1)
     stream_options: dict[str, Any] | None = None
+    # The caller's own functions: passed to the model, and the model's calls handed back to
+    # the caller to run. Deskmind runs none of them.
+    tools: list[_ToolSpec] | None = Field(default=None, max_length=128)
 
 
 class EmbedBody(BaseModel):
@@ -216,7 +255,9 @@ class OpenAIApi:
         args = {"model": body.model, "messages": len(body.messages), "stream": body.stream}
         try:
             self._require_ask(caller, "chat", args)
-            messages = [Message(role=m.role, content=m.text(), name=m.name) for m in body.messages]
+            messages = [m.to_message() for m in body.messages]
+            tools = [Tool(t.function.name, t.function.description, t.function.parameters)
+                     for t in body.tools or [] if t.type == "function"]
             if self.gw.chat is None:
                 raise RuntimeUnavailable("no model runtime pipeline is set up on this gateway")
             memory = await self._ground(caller, body, messages)
@@ -227,7 +268,7 @@ class OpenAIApi:
             call = ChatCall(caller=caller, model=body.model, messages=messages,
                             temperature=body.temperature,
                             max_tokens=body.max_completion_tokens or body.max_tokens, memory=memory,
-                            prompt_privacy=prompt_privacy)
+                            prompt_privacy=prompt_privacy, tools=tools)
             stream = await self.gw.chat.open(call)
         except DeskmindError as exc:
             if not isinstance(exc, PermissionDenied):
@@ -346,9 +387,13 @@ async def _sse(cid: str, model: str, stream: ChatStream, include_usage: bool) ->
         async for ev in stream.events:
             if ev.kind == "token" and ev.text:
                 yield frame(_chunk(cid, model, created, {"content": ev.text}))
+            elif ev.kind == "tool_calls":
+                yield frame(_chunk(cid, model, created, {"tool_calls": [
+                    {"index": i, **_wire_call(c)} for i, c in enumerate(ev.tool_calls)]}))
+                finish = "tool_calls"
             elif ev.kind == "done":
                 usage = ev.usage
-                finish = ev.finish_reason or "stop"
+                finish = finish if finish == "tool_calls" else (ev.finish_reason or "stop")
     except DeskmindError as exc:
         # Headers are gone already: the error travels in the stream, as OpenAI's does.
         log.warning("stream failed: %s", exc)
@@ -365,24 +410,35 @@ async def _sse(cid: str, model: str, stream: ChatStream, include_usage: bool) ->
 
 async def _collect(cid: str, model: str, stream: ChatStream) -> JSONResponse:
     parts: list[str] = []
+    calls: list[dict[str, Any]] = []
     usage = None
     finish = "stop"
     try:
         async for ev in stream.events:
             if ev.kind == "token":
                 parts.append(ev.text)
+            elif ev.kind == "tool_calls":
+                calls += [_wire_call(c) for c in ev.tool_calls]
             elif ev.kind == "done":
                 usage = ev.usage
                 finish = ev.finish_reason or "stop"
     except DeskmindError as exc:
         return _fault_response(exc)
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(parts)}
+    if calls:
+        message["tool_calls"] = calls
+        finish = "tool_calls"
     return JSONResponse({
         "id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(parts)},
-                     "finish_reason": finish}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": _usage(usage), "deskmind": {"route": stream.route,
                                              "memory_items": stream.used_items},
     })
+
+
+def _wire_call(c: ToolCall) -> dict[str, Any]:
+    return {"id": c.id, "type": "function",
+            "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
 
 
 def _usage(u: Any) -> dict[str, int]:
