@@ -296,3 +296,19 @@ def test_warm_loads_the_copy_before_the_first_search(store: MemoryStore) -> None
     assert searcher.cache_info()["vectors"] == 0
     searcher.warm(store.reader(), c.idx)
     assert searcher.cache_info()["vectors"] == 50
+
+
+def test_asymmetric_rescore_matches_a_plain_computation(store: MemoryStore) -> None:
+    c = Corpus(store)
+    c.add(900)
+    conn = store.reader()
+    cache = BitCache(c.idx, Vec0Storage(conn, c.idx.bits_table, DIM // 8))
+    cache.refresh(conn)
+    live = np.flatnonzero(cache.ids != 0)
+    for row, slot in zip(cache.rows(live[:50]), live[:50]):
+        assert row.tobytes() == vectors.pack_bits(c.vec[int(cache.ids[slot])]).tobytes()
+    q = unit(c.rng, 1)[0]
+    got = set(cache.ids[cache.rescore(q, live, 40)].tolist())
+    signs = {cid: np.where(v > 0, 1.0, -1.0) @ q for cid, v in c.vec.items()}
+    best = sorted(signs, key=lambda cid: -signs[cid])[:40]
+    assert got == set(best)

@@ -31,6 +31,10 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+# Row v: the 8 bits of byte value v, least significant first (vec_quantize_binary's order).
+_BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little").astype(np.float32)
+
+
 class LayoutUnknown(Exception):
     """The vec0 table's storage is not the sqlite-vec 0.1.x layout this module reads."""
 
@@ -239,6 +243,28 @@ class BitCache:
             np.add(dist, np.bitwise_count(buf), out=dist)
         dist[self.dead] = np.iinfo(np.uint16).max
         return dist
+
+    def rows(self, slots: np.ndarray) -> np.ndarray:
+        """The packed bits of these slots, one row of bytes each (vec_quantize_binary order)."""
+        words = np.ascontiguousarray(self._bits[:, slots].T)
+        return words.view(np.uint8)[:, : self.nbytes_vec]
+
+    def rescore(self, q: np.ndarray, slots: np.ndarray, c: int) -> np.ndarray:
+        """The ``c`` of ``slots`` whose sign bits best agree with the float query.
+
+        Asymmetric: the query keeps its floats, each chunk is its signs (+1/-1), so the score
+        is ``2 * sum(q[i] for set bits) - sum(q)``; ranking needs only the first term, which a
+        256-entry table per byte turns into 48 look-ups a chunk for 384 dimensions. Much closer
+        to the cosine than the Hamming distance, at a few microseconds per thousand chunks.
+        """
+        if len(slots) <= c:
+            return slots
+        dim8 = self.nbytes_vec * 8
+        qq = np.zeros(dim8, dtype=np.float32)
+        qq[: min(len(q), dim8)] = q[:dim8]
+        table = np.einsum("jb,vb->jv", qq.reshape(-1, 8), _BYTE_BITS)  # (bytes, 256)
+        score = table[np.arange(self.nbytes_vec), self.rows(slots)].sum(axis=1)
+        return slots[np.argpartition(-score, c - 1)[:c]]
 
     def nearest_slots(self, qbits: np.ndarray, c: int) -> np.ndarray:
         """Slots of (at least) the ``c`` live chunks nearest in Hamming distance; ties kept."""

@@ -199,9 +199,14 @@ class VectorSearcher:
     another connection has committed since this connection last looked.
     """
 
-    def __init__(self, exact_limit: int = 20_000, candidates: int = 400) -> None:
+    def __init__(self, exact_limit: int = 20_000, candidates: int = 400,
+                 prefilter_share: float = 0.01, rerank: bool = True) -> None:
         self.exact_limit = exact_limit
         self.candidates = candidates
+        # Hamming keeps this share of the index (at least 4 x candidates) for the asymmetric
+        # re-ranking, which picks the ``candidates`` whose floats are then read and scored.
+        self.prefilter_share = prefilter_share
+        self.rerank = rerank
         self._cache_obj: FloatCache | BitCache | None = None
         self._storage: Vec0Storage | None = None
         self._seen: dict[int, tuple[Any, int, object]] = {}  # id(conn) -> (conn, data_version, cache)
@@ -289,7 +294,12 @@ class VectorSearcher:
             if cache.live == 0:
                 return []
             c = max(self.candidates, k * 4)
-            cand = cache.ids[cache.nearest_slots(pack_bits(q), c)]
+            if self.rerank:
+                wide = max(4 * c, int(cache.live * self.prefilter_share))
+                slots = cache.rescore(q, cache.nearest_slots(pack_bits(q), wide), c)
+            else:
+                slots = cache.nearest_slots(pack_bits(q), c)
+            cand = cache.ids[slots]
         ids, mat = fetch_floats(conn, idx, cand.tolist())
         return _top(ids, dot(mat, q), k)
 
