@@ -238,9 +238,10 @@ class BitCache:
         n = self.n
         dist = np.zeros(n, dtype=np.uint16)
         buf = np.empty(n, dtype=np.uint64)
+        cnt = np.empty(n, dtype=np.uint8)
         for w in range(self.words):
             np.bitwise_xor(self._bits[w, :n], q[w], out=buf)
-            np.add(dist, np.bitwise_count(buf), out=dist)
+            np.add(dist, np.bitwise_count(buf, out=cnt), out=dist)
         dist[self.dead] = np.iinfo(np.uint16).max
         return dist
 
