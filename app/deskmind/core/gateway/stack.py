@@ -81,13 +81,18 @@ class Gateway:
         self.runtimes: Any = None  # routing + runtime hub, when wired (integration.py)
 
     def warm_up(self) -> threading.Thread:
-        """Load the embedder on a background thread, so a client's first search does not
-        wait for the model (a second or two) while the server already answers."""
+        """Load the embedder and the in-memory vector copy on a background thread, so a
+        client's first search does not wait for them while the server already answers."""
         def load() -> None:
             try:
                 self.core.embedder()
+                store = self.core.store
+                idx = store.active_index()
+                warm = getattr(store.vector_searcher, "warm", None)
+                if idx is not None and warm is not None:
+                    warm(store.reader(), idx)
             except Exception as exc:  # reported again, clearly, by the first search
-                log.warning("could not load the embedder ahead of time: %s", exc)
+                log.warning("could not load the search models ahead of time: %s", exc)
 
         t = threading.Thread(target=load, name="deskmind-gateway-warm-up", daemon=True)
         t.start()
