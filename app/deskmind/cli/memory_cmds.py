@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-transcribe", action="store_true",
+                   help="leave audio and video queued instead of transcribing them now")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="hybrid search of memory")
@@ -67,7 +69,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         from deskmind.cli.ingest_cmds import IngestProgress
 
         progress = IngestProgress(enabled=show)
-        summary = core.indexer().index(args.paths, on_event=progress.update)
+        indexer = core.indexer(transcribe_media=not args.no_transcribe)
+        summary = indexer.index(args.paths, on_event=progress.update)
         progress.close()
         d = summary.to_dict()
         if args.json:

@@ -26,6 +26,7 @@ class Core:
         self.settings = settings or load_settings(self.paths.settings_path)
         self._store: MemoryStore | None = None
         self._embedders: dict[str, Embedder] = {}
+        self._media_transcriber: Any = None
         self._lock = threading.RLock()
 
     @property
@@ -94,15 +95,52 @@ class Core:
                 vecs = dict(zip(todo, emb.embed([texts[h] for h in todo])))
         return self.store.put_source(draft, idx, vecs)
 
+    # Which agent acts for each task that runs without a person typing (see routing.toml).
+    TASK_AGENTS = {"clean-note": "note-cleaner", "meeting-minutes": "meeting-minutes"}
+
+    def complete(self, task: str, prompt: str, privacy: str = "private") -> str:
+        """Routed text completion with no retrieval and nothing saved: note clean-up, minutes.
+
+        The routing rules decide where it runs (local by default) and the egress ledger records
+        anything that leaves the machine. Blocking: call it from a worker thread.
+        """
+        from deskmind.core.ask.pipeline import AskOptions
+        from deskmind.core.ask.session import ask_sync
+
+        opts = AskOptions(task=task, agent=self.TASK_AGENTS.get(task, "quick-ask"),
+                          use_memory=False, save=False, prompt_privacy=privacy)
+        return ask_sync(self, prompt, opts).answer
+
     def searcher(self) -> "Any":
         from deskmind.core.memory.search import HybridSearcher
 
         return HybridSearcher(self.store, self.embedder)
 
-    def indexer(self) -> "Any":
+    def indexer(self, transcribe_media: bool = True) -> "Any":
+        """An indexer from the settings. With ``transcribe_media``, audio and video files are
+        transcribed by the local speech engine (loaded on the first such file); without it, or
+        when speech is not installed, they are stored as queued."""
         from deskmind.core.ingest.indexer import Indexer
 
-        return Indexer.for_settings(self.store, self.active_embedder, self.settings.ingest)
+        transcriber = self.media_transcriber() if transcribe_media else None
+        return Indexer.for_settings(self.store, self.active_embedder, self.settings.ingest,
+                                    transcriber=transcriber)
+
+    def media_transcriber(self) -> "Any":
+        """Speech as ingestion's transcriber, built once; None when speech is not installed."""
+        with self._lock:
+            if self._media_transcriber is None:
+                try:
+                    from deskmind.core.speech.engine import TranscriptionEngine
+                    from deskmind.core.speech.ingest_hook import LazyMediaTranscriber
+                    from deskmind.core.speech.settings import speech_settings
+                except ImportError as exc:
+                    log.info("media files stay queued: speech is not available (%s)", exc)
+                    return None
+                settings = self.settings
+                self._media_transcriber = LazyMediaTranscriber(
+                    lambda: TranscriptionEngine(speech_settings(settings)))
+            return self._media_transcriber
 
     def close(self) -> None:
         with self._lock:

@@ -37,7 +37,7 @@ def test_index_sources_search_links(mixed: Path, capsys: pytest.CaptureFixture[s
 
 
 def _index_sources_search_links(mixed: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["index", str(mixed), "--json"]) == 0
+    assert main(["index", str(mixed), "--json", "--no-transcribe"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["by_kind"]["markdown"]["indexed"] == 2 and d["by_kind"]["pdf"]["indexed"] == 1
     assert d["by_kind"]["audio"] == {"queued": 1}
@@ -45,7 +45,7 @@ def _index_sources_search_links(mixed: Path, capsys: pytest.CaptureFixture[str])
     assert d["ignored"] >= 1  # .obsidian/
     assert d["timings"]["embed"] > 0
 
-    assert main(["index", str(mixed)]) == 0
+    assert main(["index", str(mixed), "--no-transcribe"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("indexed 0, unchanged 7")
     assert "  pdf" in out and "unchanged 1" in out

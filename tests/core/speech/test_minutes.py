@@ -33,7 +33,7 @@ def test_long_meeting_is_chunked_and_merged_without_losing_items():
     reduces = [p for t, p, _ in writer.prompts if "Partial minutes:" in p]
     assert len(maps) == len(chunks) == m.chunks
     assert reduces and m.model_calls == len(maps) + len(reduces)
-    assert all(t == "meeting_minutes" and priv == "private" for t, _, priv in writer.prompts)
+    assert all(t == "meeting-minutes" and priv == "private" for t, _, priv in writer.prompts)
     # Every transcript line went to the model exactly once.
     sent = "\n".join(p.split("Transcript:\n", 1)[1] for p in maps)
     assert all(f"topic {i} " in sent for i in range(200) if i % 10 not in (3, 6, 8))

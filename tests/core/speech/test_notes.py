@@ -56,7 +56,7 @@ def test_note_cleanup_through_the_injected_completer(core, whisper_engine, speec
 
     s = Speech(core, engine=whisper_engine, complete=complete)
     note = s.note_from_file(speech_wav(speech_dir, NOTE))
-    assert calls == [("clean_note", "private")]
+    assert calls == [("clean-note", "private")]
     assert note.cleaned and note.text.startswith("Shopping: ")
     src = core.store.get_source(note.source_id)
     assert src.metadata["cleaned"] and "shoes" in words(src.metadata["transcript"])

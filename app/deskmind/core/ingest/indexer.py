@@ -75,10 +75,10 @@ class Indexer:
 
     @classmethod
     def for_settings(cls, store: MemoryStore, embedder: Callable[[], Embedder] | None,
-                     settings: Any) -> "Indexer":
+                     settings: Any, transcriber: Any = _USE_REGISTRY) -> "Indexer":
         """An indexer configured by ``settings.ingest`` (an IngestSettings)."""
         return cls(
-            store, embedder,
+            store, embedder, transcriber=transcriber,
             max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
             max_media_bytes=int(settings.max_media_mb * 1024 * 1024),
             privacy_for=PrivacyRules.from_settings(settings.privacy_rules, settings.default_privacy),

@@ -19,7 +19,7 @@ from deskmind.core.speech.storage import clock, parse_clock, transcript_lines
 
 log = logging.getLogger(__name__)
 
-TASK = "meeting_minutes"
+TASK = "meeting-minutes"
 Complete = Callable[[str, str, str], str]  # (task, prompt, privacy) -> answer
 
 SCHEMA = ('{"summary": "...", "decisions": [{"text": "...", "at": ["m:ss"]}], '

@@ -22,7 +22,7 @@ from deskmind.core.speech.storage import note_draft
 
 log = logging.getLogger(__name__)
 
-CLEAN_TASK = "clean_note"
+CLEAN_TASK = "clean-note"
 CLEAN_PROMPT = (
     "Clean up this dictated note: fix punctuation and obvious mistranscriptions, remove filler "
     "words and false starts, keep the meaning and the speaker's words. Answer with the note only.\n\n"

@@ -1,0 +1,40 @@
+"""Speech through the rest of the stack: routed note clean-up, meeting minutes, dropped audio."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from deskmind.cli.main import main
+from tests.core.speech.conftest import heard
+from tests.fakes.audio import speech_wav
+from tests.fakes.llm_server import FakeLLMServer, Reply, last_user_text
+
+
+def test_note_is_cleaned_by_the_local_runtime_the_rules_pick(speech_dir, monkeypatch, capsys):
+    wav = speech_wav(speech_dir, "Remember to buy milk and call Alice on Friday.")
+    with FakeLLMServer(reply=Reply("Buy milk. Call Alice on Friday.")) as srv:
+        monkeypatch.setenv("DESKMIND_DISCOVER", f"ollama=ollama@127.0.0.1:{srv.port}")
+        assert main(["note", "--file", str(wav), "--json"]) == 0
+        note = json.loads(capsys.readouterr().out)
+        sent = [last_user_text(r.json()) for r in srv.chat_requests()]
+    assert note["cleaned"] is True and note["text"].startswith("Buy milk. Call Alice on Friday.")
+    # The runtime saw the transcript (the clean-up prompt carries it) and nothing left the machine.
+    assert len(sent) == 1 and heard(sent[0], {"milk", "alice", "friday"}, 2), sent
+    assert main(["egress", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_index_transcribes_dropped_audio_with_time_locators(speech_dir, tmp_path, capsys):
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    shutil.copy(speech_wav(speech_dir, "The quarterly budget review moves to Thursday afternoon."),
+                folder / "memo.wav")
+    assert main(["index", str(folder), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["by_kind"]["audio"]["indexed"] == 1, summary
+    assert main(["search", "budget review", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits and hits[0]["source"].endswith("memo.wav")
+    loc = hits[0]["locator"]
+    assert 0 <= loc["start"] < loc["end"]
