@@ -349,6 +349,11 @@ def DOCTOR_CHECKS(core: Core) -> list[tuple[str, Any]]:
         from deskmind.core.secrets import SecretStore
 
         b = SecretStore().describe_backend()
-        return "no backend: API keys cannot be stored (see 'deskmind secrets status')" if b == "none" else b
+        if b == "none":
+            from deskmind.cli.doctor import DoctorWarning
+
+            raise DoctorWarning("no backend: API keys cannot be stored (see 'deskmind secrets status'); "
+                                "local models need none")
+        return b
 
     return [("routing rules", rules), ("model runtimes", runtimes), ("keyring", keyring_backend)]

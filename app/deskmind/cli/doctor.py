@@ -12,6 +12,11 @@ from deskmind.core.app import Core
 from deskmind.core.errors import DeskmindError
 
 
+class DoctorWarning(Exception):
+    """Raised by a check for something worth knowing that does not stop Deskmind working
+    (no microphone on this machine, no keyring backend): shown as "warn", exit code unchanged."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("doctor", help="check extensions, models and the database")
     p.add_argument("--json", action="store_true")
@@ -83,6 +88,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         for name, fn in checks:
             try:
                 results.append({"check": name, "ok": True, "detail": fn()})
+            except DoctorWarning as exc:
+                results.append({"check": name, "ok": True, "warning": True, "detail": str(exc)})
             except DeskmindError as exc:
                 results.append({"check": name, "ok": False, "detail": str(exc)})
             except Exception as exc:  # a check must report, never crash the doctor
@@ -91,5 +98,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print_json(results)
     else:
         for r in results:
-            print(f"{'ok  ' if r['ok'] else 'FAIL'} {r['check']}: {r['detail']}")
+            label = "FAIL" if not r["ok"] else "warn" if r.get("warning") else "ok  "
+            print(f"{label} {r['check']}: {r['detail']}")
     return 0 if all(r["ok"] for r in results) else 1

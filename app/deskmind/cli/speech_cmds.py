@@ -305,7 +305,14 @@ def _check_microphone(core: Core) -> str:
     from deskmind.core.speech.service import import_sounddevice
     from deskmind.core.speech.settings import speech_settings
 
-    _, name = resolve_input_device(import_sounddevice(), speech_settings(core.settings).input_device)
+    from deskmind.cli.doctor import DoctorWarning
+    from deskmind.core.errors import DeskmindError
+
+    try:
+        _, name = resolve_input_device(import_sounddevice(), speech_settings(core.settings).input_device)
+    except DeskmindError as exc:
+        # Files, meetings recovered from disk and search all work without one.
+        raise DoctorWarning(f"{exc} (voice notes and meetings need one; everything else works)") from exc
     return f"input device: {name}"
 
 
