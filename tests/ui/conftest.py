@@ -59,10 +59,19 @@ def desktop(core, qtbot, qloop):
     assert app.start(hotkeys=False)
     qtbot.waitUntil(lambda: app.palette is not None, timeout=5000)
     yield app
+    close_app(app)
+
+
+def close_app(app) -> None:
+    """Shut the app down and close every top-level widget it made: widgets left to the final
+    garbage collection, after the QApplication is gone, can abort the interpreter."""
     app.shutdown()
-    for w in list(app._windows.values()) + [app.palette, app.tray.fallback]:
+    meeting = app.meeting
+    for w in [*app._windows.values(), app.palette, app.hud, app.tray.fallback,
+              getattr(meeting, "transcript", None), getattr(meeting, "minutes", None)]:
         if w is not None:
             w.close()
+            w.deleteLater()
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.ui.conftest import close_app  # noqa: E402
+
 import uuid
 
 import pytest
@@ -50,10 +52,7 @@ def ask_app(core, qtbot, qloop):
     assert app.start(hotkeys=False)
     qtbot.waitUntil(lambda: app.palette is not None, timeout=5000)
     yield app
-    app.shutdown()
-    for w in list(app._windows.values()) + [app.palette, app.tray.fallback, app.hud]:
-        if w is not None:
-            w.close()
+    close_app(app)
 
 
 def test_answer_streams_from_ollama_with_route_citations_and_follow_up(qtbot, ask_app):

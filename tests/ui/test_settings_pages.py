@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.ui.conftest import close_app  # noqa: E402
+
 import tomllib
 import uuid
 
@@ -26,10 +28,7 @@ def app(core, qtbot, qloop):
     assert a.start(hotkeys=False)
     qtbot.waitUntil(lambda: a.palette is not None and a.talk is not None, timeout=15000)
     yield a
-    a.shutdown()
-    for w in list(a._windows.values()) + [a.palette, a.tray.fallback, a.hud]:
-        if w is not None:
-            w.close()
+    close_app(a)
 
 
 def routing(app) -> dict:

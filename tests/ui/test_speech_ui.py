@@ -3,6 +3,8 @@ espeak-ng speech, real Whisper tiny.en."""
 
 from __future__ import annotations
 
+from tests.ui.conftest import close_app  # noqa: E402
+
 import uuid
 
 import pytest
@@ -21,10 +23,7 @@ def speech_app(core, qtbot, qloop, sd, whisper_engine):
     assert app.start(hotkeys=False)
     qtbot.waitUntil(lambda: app.talk is not None and app.meeting is not None, timeout=10000)
     yield app
-    app.shutdown()
-    for w in [app.palette, app.hud, app.tray.fallback, app.meeting.transcript, app.meeting.minutes]:
-        if w is not None:
-            w.close()
+    close_app(app)
 
 
 def test_push_to_talk_hold_saves_a_note(qtbot, speech_app, pulse, speech_dir):
