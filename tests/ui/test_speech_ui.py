@@ -72,3 +72,36 @@ def test_meeting_from_tray_with_live_transcript(qtbot, speech_app, pulse, speech
     assert result.source_id and "friday" in win.text.toPlainText().lower()
     assert tray.state == "idle" and tray.act_meeting.text() == "Start meeting"
     assert "Meeting saved" in tray.fallback.status.text()
+
+
+def test_interrupted_meeting_is_offered_for_recovery_at_start(qtbot, core, qloop, whisper_engine, speech_dir):
+    """A meeting whose recorder died is found at start; Yes in the (non-modal) prompt saves it."""
+    import shutil
+
+    from PySide6.QtWidgets import QMessageBox
+
+    from deskmind.core.speech import Speech
+    from deskmind.core.speech.segments import MeetingFolder, SegmentInfo
+    from deskmind.ui.app import DesktopApp
+    from tests.fakes.audio import speech_wav
+    from tests.ui.conftest import no_runtime_hub
+
+    speech = Speech(core, engine=whisper_engine, system_source=lambda: None)
+    folder = MeetingFolder.create(speech.meetings_dir, "m-cut", title="Cut off", pid=999999999)
+    shutil.copy(speech_wav(speech_dir, "The budget review starts on Monday morning."), folder.path / "me-0001.wav")
+    folder.put_segment(SegmentInfo("me", 1, "me-0001.wav", 0.0, 16000))
+    app = DesktopApp(core, tray_available=False, speech=speech, hub_kw=no_runtime_hub(),
+                     instance_name=f"deskmind-test-{uuid.uuid4().hex[:8]}")
+    try:
+        assert app.start(hotkeys=False)
+        qtbot.waitUntil(lambda: app.meeting is not None and app.meeting.recovery_box is not None, timeout=15000)
+        box = app.meeting.recovery_box
+        assert box.isVisible() and "1 meeting recording(s) stopped" in box.text()
+        box.button(QMessageBox.StandardButton.Yes).click()
+        qtbot.waitUntil(lambda: "Meeting recovered" in app.tray.fallback.status.text(), timeout=60000)
+        assert [s.kind for s in core.store.list_sources(kind="meeting")] == ["meeting"]
+        assert speech.interrupted_meetings() == []
+    finally:
+        from tests.ui.conftest import close_app
+
+        close_app(app)
