@@ -80,9 +80,13 @@ def test_damaged_graph_cache_is_rebuilt(tmp_path: Path, embedder) -> None:
     np.testing.assert_allclose(again.embed(TEXTS[:2]), embedder.embed(TEXTS[:2]), atol=1e-5)
 
 
-def test_pool_threads_do_not_spin(embedder) -> None:
-    opts = embedder._session.get_session_options()
-    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+def test_spinning_is_an_option(tmp_path: Path, embedder) -> None:
+    assert embedder._session.get_session_options().get_session_config_entry(
+        "session.intra_op.allow_spinning") == "1"
+    quiet = create_embedder(EmbedderSpec(options={"cache_dir": str(tmp_path), "spin": False}))
+    assert quiet._session.get_session_options().get_session_config_entry(
+        "session.intra_op.allow_spinning") == "0"
+    np.testing.assert_allclose(quiet.embed(TEXTS), embedder.embed(TEXTS), atol=1e-5)
 
 
 def test_unknown_model_is_a_clear_error() -> None:

@@ -70,6 +70,7 @@ class OnnxSentenceEmbedder:
         model_id: str = DEFAULT_MODEL_ID,
         threads: int | None = None,
         cache_dir: Path | None = None,
+        spin: bool = True,
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -90,6 +91,7 @@ class OnnxSentenceEmbedder:
         self._tok.enable_truncation(max_length=MAX_TOKENS)
         self._tok.no_padding()
         self._threads = threads or min(2, os.cpu_count() or 1)
+        self._spin = spin
         self._session = self._open_session(ort, cache_dir)
         names = {i.name for i in self._session.get_inputs()}
         self._wants_token_types = "token_type_ids" in names
@@ -105,6 +107,7 @@ class OnnxSentenceEmbedder:
             model_id=spec.model_id,
             threads=o.get("threads"),
             cache_dir=Path(o["cache_dir"]) if o.get("cache_dir") else None,
+            spin=bool(o.get("spin", True)),
         )
 
     def _options(self, ort: Any) -> Any:
@@ -112,12 +115,13 @@ class OnnxSentenceEmbedder:
         so.intra_op_num_threads = self._threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        # Without spinning, idle pool threads sleep instead of busy-waiting after each run.
-        # Measured here (2 cores shared with other work): ~25% less CPU per chunk when
-        # ingesting and half the CPU per query, and lower latency, since spinning threads
-        # steal the cores that the parser, the writer and the rest of the desktop need.
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        # Spinning pool threads (ORT's default) answer a single query faster on a quiet machine
+        # (3.3 ms against 4.7 ms here, same CPU); on a machine whose cores are all busy they
+        # cost more (a query took 50 ms against 30 ms at load 10, +25% CPU per ingested chunk).
+        # Deskmind mostly runs on an idle desktop, so it spins unless told not to.
+        spin = "1" if self._spin else "0"
+        so.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        so.add_session_config_entry("session.inter_op.allow_spinning", spin)
         return so
 
     def _open_session(self, ort: Any, cache_dir: Path | None) -> Any:
