@@ -123,9 +123,9 @@ def embedded_corpus(embedder: object, limit: int, log: Callable[[str], None] = p
     else:
         texts = real_chunks(limit)
         text_file.write_text(json.dumps(texts))
-    log(f"embedding {len(texts)} real chunks once (cached in {vec_file.name}) ...")
     t0 = time.perf_counter()
     parts_: list[np.ndarray] = []
+    announced = False
     step = 1024
     for i in range(0, len(texts), step):
         if parts is not None and i // step >= parts:
@@ -135,6 +135,9 @@ def embedded_corpus(embedder: object, limit: int, log: Callable[[str], None] = p
         if part.is_file():
             parts_.append(np.load(part))
             continue
+        if not announced:
+            log(f"embedding {len(texts)} real chunks once (cached in {vec_file.name}) ...")
+            announced = True
         parts_.append(embedder.embed(texts[i:i + step]))
         np.save(part, parts_[-1])
         done = min(i + step, len(texts))
