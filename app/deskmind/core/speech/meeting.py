@@ -43,6 +43,21 @@ def default_monitor_source() -> str | None:
     return f"{out}.monitor" if out else None
 
 
+def pulse_source_missing(name: str) -> bool:
+    """True when the sound server is reachable and has no source called ``name``.
+
+    Opening a source that does not exist through ALSA's pulse plugin can block forever in
+    PortAudio, so a named system source is checked first."""
+    if shutil.which("pactl") is None:
+        return False
+    try:
+        out = subprocess.run(["pactl", "list", "short", "sources"], capture_output=True,
+                             text=True, timeout=5, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return name not in {ln.split("\t")[1] for ln in out.splitlines() if ln.count("\t") >= 1}
+
+
 class MeetingRecorder:
     """start() begins recording into ``meetings_dir/<id>``; stop() finishes and saves it.
 
@@ -96,7 +111,11 @@ class MeetingRecorder:
             channels.append(("others", s.system_device, None))
         elif s.system_audio:
             src = s.system_source or (self._system_source() if self._system_source else None)
-            if src:
+            if src and pulse_source_missing(src):
+                folder.warn(f"system audio is not recorded: the sound server has no source "
+                            f"'{src}' (check [speech] system_source; 'pactl list short sources' "
+                            "lists them): only the microphone is")
+            elif src:
                 channels.append(("others", None, src))
             else:
                 folder.warn("system audio is not recorded here (no PulseAudio/PipeWire monitor "
