@@ -42,7 +42,7 @@ def test_queued_media_is_transcribed_by_the_cli(deskmind_home, speech_dir, tmp_p
         folder = tmp_path / "dropped"
         folder.mkdir()
         shutil.copy(speech_wav(speech_dir, "The boiler service is booked for Wednesday."), folder / "memo.wav")
-        assert main(["index", str(folder), "--json"]) == 0
+        assert main(["index", str(folder), "--json", "--no-transcribe"]) == 0
         assert json.loads(capsys.readouterr().out)["by_kind"]["audio"] == {"queued": 1}
         assert main(["transcribe", "--queued", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["indexed"] == 1

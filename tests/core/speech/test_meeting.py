@@ -155,13 +155,14 @@ def test_disk_that_fills_mid_meeting_stops_cleanly_and_keeps_what_was_written(
         rec = speech.meeting_recorder(on_error=lambda e: (errors.append(e), failed.set()))
         rec.start()
         rec._captures["me"].wait_first_block(5)
-        pulse.play(speech_wav(speech_dir, "Water the tomatoes."), MIC_SINK)
+        pulse.play(speech_wav(speech_dir, "Water the tomatoes in the garden."), MIC_SINK)
         assert failed.wait(30), "the full disk was not noticed"
         assert isinstance(errors[0], DiskFullError) and "full" in str(errors[0])
         result = rec.stop()
         assert result.source_id is not None
         assert any("full" in w for w in result.warnings)
-        assert "tomatoes" in words(" ".join(s.text for s in result.segments))
+        # What was written before the disk filled was transcribed (tiny.en may mangle a word).
+        assert heard(" ".join(s.text for s in result.segments), {"water", "tomatoes", "garden"}, 2)
         kept = [Path(f) for f in result.audio_files]
         assert kept and all(f.exists() and f.stat().st_size > 44 for f in kept)
         src = core.store.get_source(result.source_id)

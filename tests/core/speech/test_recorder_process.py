@@ -13,14 +13,18 @@ from pathlib import Path
 from deskmind.core.speech import Speech
 from deskmind.core.speech.segments import MeetingFolder
 from tests.core.speech.conftest import heard
+from tests.core.speech.minutes_writer import MinutesWriter
+from tests.fakes.llm_server import FakeLLMServer, Reply, last_user_text
 from tests.fakes.audio import MIC_SINK, speech_wav
 
 FIRST = "The first topic is the new office in Berlin."
 SECOND = "The second topic is the holiday schedule for December."
 
 
-def _cli(home: Path, pulse, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DESKMIND_HOME": str(home), "PULSE_SERVER": pulse.env["PULSE_SERVER"]}
+def _cli(home: Path, pulse, *args: str, timeout: float = 120,
+         runtime: str = "") -> subprocess.CompletedProcess:
+    env = {**os.environ, "DESKMIND_HOME": str(home), "PULSE_SERVER": pulse.env["PULSE_SERVER"],
+           "DESKMIND_DISCOVER": runtime}
     return subprocess.run([sys.executable, "-m", "deskmind", *args], env=env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -103,13 +107,22 @@ def test_start_stop_across_invocations(deskmind_home, pulse, speech_dir):
     assert again.returncode == 2 and "already being recorded" in again.stderr
     time.sleep(0.5)
     pulse.play(speech_wav(speech_dir, FIRST), MIC_SINK)
-    stop = _cli(deskmind_home, pulse, "meeting", "stop", "--json", timeout=180)
+    # Minutes come from a local runtime the routing rules find (an Ollama-protocol server on
+    # loopback whose "model" writes minutes JSON from the prompts it is sent).
+    writer = MinutesWriter()
+    with FakeLLMServer(script=lambda body: Reply(writer("meeting-minutes", last_user_text(body),
+                                                        "private"))) as srv:
+        stop = _cli(deskmind_home, pulse, "meeting", "stop", "--json", timeout=180,
+                    runtime=f"ollama=ollama@127.0.0.1:{srv.port}")
     assert stop.returncode == 0, stop.stderr
     res = json.loads(stop.stdout)
     assert res["source_id"] and res["transcript_segments"] >= 1
-    assert any("no language model" in w for w in res["warnings"])
+    assert res["minutes_id"], res["warnings"]
+    assert writer.prompts and "Transcript:" in writer.prompts[0][1]
     found = _cli(deskmind_home, pulse, "search", "office Berlin", "--kind", "meeting", "--json")
     assert json.loads(found.stdout)[0]["source_id"] == res["source_id"]
+    minutes = json.loads(_cli(deskmind_home, pulse, "sources", "--kind", "minutes", "--json").stdout)
+    assert [(m["id"], m["parent_id"]) for m in minutes] == [(res["minutes_id"], res["source_id"])]
     none = _cli(deskmind_home, pulse, "meeting", "stop")
     assert none.returncode == 2 and "no meeting is being recorded" in none.stderr
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,22 @@ def connect(path: Path | str, *, readonly: bool = False) -> Any:
     return conn
 
 
+def _set_wal(conn: Any) -> str:
+    """Switch to WAL, waiting out other openers of a new database.
+
+    Changing the journal mode needs an exclusive lock, and SQLite reports "database is locked"
+    at once (without the busy handler) while another connection holds a shared lock, as when
+    the tray app and a command open a fresh database at the same moment."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlean.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _apply_pragmas(conn: Any, path: Path | str, readonly: bool) -> None:
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -136,7 +153,7 @@ def _apply_pragmas(conn: Any, path: Path | str, readonly: bool) -> None:
         # Reading the header fails here on a file that is not a database.
         conn.execute("PRAGMA schema_version").fetchone()
         if not readonly and str(path) != ":memory:":
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _set_wal(conn)
             if mode.lower() != "wal":
                 log.warning("journal_mode is %s, not WAL, for %s", mode, path)
         conn.execute("PRAGMA synchronous = NORMAL")
