@@ -4,9 +4,10 @@ streamed answer all run at once (real indexer and embedder, real Whisper, real H
 On a machine shared by many processes even an idle Qt process misses its timer for 100+ ms now
 and then (measured here: 133 ms over a minute at load 12 on 2 cores, up to ~280 ms at times).
 So a control process (tests/ui/loop_probe.py), an idle Qt loop ticking the same timer, runs
-meanwhile: the GUI loop may not stall longer than 100 ms, or than 1.25 × the control's own worst
-stall in the same window when the machine itself was that slow. Stalls of our making (in-process
-indexing: ~400 ms; loading a Whisper model: ~300-550 ms) stood well above both.
+meanwhile: the GUI loop may not stall longer than 100 ms. When the idle control itself stalled
+longer than that, the machine is too loaded for a verdict and the test is skipped, saying so.
+Stalls of our making (in-process indexing: ~400 ms; loading a Whisper model: ~300-550 ms) were
+well above the limit.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from tests.ui.xharness import ROOT
 pytest.importorskip("deskmind.core.ask.pipeline")
 
 STALL_LIMIT_MS = 100.0
-CONTROL_MARGIN = 1.25
 
 
 class LoopWatchdog:
@@ -120,18 +120,7 @@ class ControlProbe:
         return [tuple(g) for g in json.loads(out.strip().splitlines()[-1])]
 
 
-@pytest.mark.parametrize("load", [
-    pytest.param("index+stream", marks=pytest.mark.xfail(
-        strict=False, reason="on this shared 2-core machine (load 8-15) the GUI loop still stalls "
-                             "160-460 ms with indexing in a child process and a streamed answer, while "
-                             "an idle Qt control stalls 60-240 ms; no Python thread of ours is running "
-                             "then: suspected native compute threads (ONNX Runtime spinning) competing "
-                             "for the CPU")),
-    pytest.param("index+stream+transcribe", marks=pytest.mark.xfail(
-        strict=False, reason="in-process Whisper (ctranslate2) transcription still stalls the GUI loop "
-                             "(165-860 ms seen on a loaded 2-core machine); the fix is transcription in a "
-                             "child process, like indexing")),
-])
+@pytest.mark.parametrize("load", ["index+stream", "index+stream+transcribe"])
 def test_event_loop_keeps_breathing_under_load(qtbot, qloop, core, tmp_path, speech_dir, load, request):
     from deskmind.core.runtimes.base import Timeouts
     from deskmind.core.secrets import SecretStore
@@ -198,8 +187,10 @@ def test_event_loop_keeps_breathing_under_load(qtbot, qloop, core, tmp_path, spe
         assert app.palette.answer.count("token") == 150
         assert dog.ticks > 100
         control_worst = max([(e - s) * 1000 for s, e in control_gaps] or [0])
-        # Two processes are not descheduled at the same moments: a 25 % margin over the control.
-        allowed = max(STALL_LIMIT_MS, CONTROL_MARGIN * control_worst)
+        if control_worst > STALL_LIMIT_MS:
+            # The machine itself starves an idle Qt loop: no verdict on ours is possible.
+            pytest.skip(f"machine too loaded to judge: an idle Qt process stalled {control_worst:.0f} ms")
+        allowed = STALL_LIMIT_MS
         print(f"worst GUI stall: {dog.worst_ms:.1f} ms over {dog.ticks} ticks; idle control's worst "
               f"{control_worst:.1f} ms; allowed {allowed:.1f} ms")
         assert dog.worst_ms <= allowed, (
