@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from deskmind.core.errors import StorageError
+from deskmind.core.memory.db import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +36,6 @@ class DiskFullError(StorageError):
     """The disk holding meeting audio is full (or failing)."""
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
 
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -55,7 +44,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 @dataclass
