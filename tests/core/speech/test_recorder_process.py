@@ -100,20 +100,21 @@ def test_start_stop_across_invocations(deskmind_home, pulse, speech_dir):
     _settings(deskmind_home)
     # A meeting left behind by a recorder that died: the next start offers to recover it.
     MeetingFolder.create(deskmind_home / "data" / "audio" / "meetings", "left-behind", pid=999999999)
-    r = _cli(deskmind_home, pulse, "meeting", "start")
-    assert r.returncode == 0, r.stderr
-    assert "1 earlier meeting(s) were interrupted" in r.stderr and "meeting recover" in r.stderr
-    again = _cli(deskmind_home, pulse, "meeting", "start")
-    assert again.returncode == 2 and "already being recorded" in again.stderr
-    time.sleep(0.5)
-    pulse.play(speech_wav(speech_dir, FIRST), MIC_SINK)
     # Minutes come from a local runtime the routing rules find (an Ollama-protocol server on
-    # loopback whose "model" writes minutes JSON from the prompts it is sent).
+    # loopback whose "model" writes minutes JSON from the prompts it is sent). The recorder
+    # process that `meeting start` leaves running is the one that writes them.
     writer = MinutesWriter()
     with FakeLLMServer(script=lambda body: Reply(writer("meeting-minutes", last_user_text(body),
                                                         "private"))) as srv:
-        stop = _cli(deskmind_home, pulse, "meeting", "stop", "--json", timeout=180,
-                    runtime=f"ollama=ollama@127.0.0.1:{srv.port}")
+        runtime = f"ollama=ollama@127.0.0.1:{srv.port}"
+        r = _cli(deskmind_home, pulse, "meeting", "start", runtime=runtime)
+        assert r.returncode == 0, r.stderr
+        assert "1 earlier meeting(s) were interrupted" in r.stderr and "meeting recover" in r.stderr
+        again = _cli(deskmind_home, pulse, "meeting", "start")
+        assert again.returncode == 2 and "already being recorded" in again.stderr
+        time.sleep(0.5)
+        pulse.play(speech_wav(speech_dir, FIRST), MIC_SINK)
+        stop = _cli(deskmind_home, pulse, "meeting", "stop", "--json", timeout=180, runtime=runtime)
     assert stop.returncode == 0, stop.stderr
     res = json.loads(stop.stdout)
     assert res["source_id"] and res["transcript_segments"] >= 1
