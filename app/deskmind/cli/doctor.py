@@ -38,7 +38,7 @@ def _check_extension() -> str:
 def _check_embedder(core: Core) -> str:
     emb = core.embedder()
     t = time.perf_counter()
-    v = emb.embed_query("deskmind doctor")
+    emb.embed_query("deskmind doctor")
     ms = (time.perf_counter() - t) * 1000
     path = getattr(emb, "model_path", None)
     detail = ""

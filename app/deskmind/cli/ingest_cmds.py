@@ -44,28 +44,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_collections)
 
 
-class IngestProgress(Progress):
-    """The indexing progress bar: files, megabytes, chunks and time left, on one line."""
-
-    def update(self, ev: Any) -> None:
-        if not self.enabled or ev.kind != "file":
-            return
-        now = time.monotonic()
-        if now - self._last < 0.1 and ev.files_done != ev.files_total:
-            return
-        self._last = now
-        import shutil
-
-        width = max(10, min(30, shutil.get_terminal_size().columns - 75))
-        frac = ev.files_done / ev.files_total if ev.files_total else 1.0
-        bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
-        eta = f" ETA {ev.eta_s:.0f}s" if ev.eta_s is not None and ev.files_done < ev.files_total else ""
-        sys.stderr.write(f"\r[{bar}] {ev.files_done}/{ev.files_total} files, "
-                         f"{ev.bytes / 1e6:.1f}/{ev.bytes_total / 1e6:.1f} MB, {ev.chunks} chunks{eta}   ")
-        sys.stderr.flush()
-        self._shown = True
-
-
 def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "-"
 
@@ -131,7 +109,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 print(f"  {prob['status']}: {prob['path']}: {prob['reason']}", flush=True)
 
         indexer = core.indexer()
-        progress = IngestProgress(enabled=show)
+        progress = Progress(enabled=show)
 
         class _ProgressIndexer:
             """The indexer with the CLI's progress bar on its runs."""

@@ -66,9 +66,7 @@ def _date(value: str | None, flag: str) -> float | None:
 def cmd_index(args: argparse.Namespace) -> int:
     with Core() as core:
         show = not args.no_progress and not args.json and sys.stderr.isatty()
-        from deskmind.cli.ingest_cmds import IngestProgress
-
-        progress = IngestProgress(enabled=show)
+        progress = Progress(enabled=show)
         indexer = core.indexer(transcribe_media=not args.no_transcribe)
         summary = indexer.index(args.paths, on_event=progress.update)
         progress.close()
@@ -222,7 +220,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             return 0
         print(f"database: {s['db_path']} ({s['db_bytes'] / 1e6:.1f} MB)")
         print(f"sources: {s['sources']}  " + ", ".join(f"{k} {v}" for k, v in s["sources_by_kind"].items()))
-        print(f"status: " + ", ".join(f"{k} {v}" for k, v in s["sources_by_status"].items()))
+        print("status: " + ", ".join(f"{k} {v}" for k, v in s["sources_by_status"].items()))
         print(f"chunks: {s['chunks']}")
         v = s["vector_index"]
         print(f"vectors: {v['vectors']} ({v['model_id']}, {v['dim']}-d)" if v else "vectors: none yet")

@@ -14,7 +14,8 @@ def print_json(obj: Any) -> None:
 
 
 class Progress:
-    """Renders indexing events as one self-updating line; silent when disabled."""
+    """The indexing progress bar on stderr: files, megabytes, chunks and time left, on one
+    self-updating line; silent when disabled."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -28,11 +29,12 @@ class Progress:
         if now - self._last < 0.1 and ev.files_done != ev.files_total:
             return
         self._last = now
-        width = max(10, min(30, shutil.get_terminal_size().columns - 60))
+        width = max(10, min(30, shutil.get_terminal_size().columns - 75))
         frac = ev.files_done / ev.files_total if ev.files_total else 1.0
         bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
         eta = f" ETA {ev.eta_s:.0f}s" if ev.eta_s is not None and ev.files_done < ev.files_total else ""
-        sys.stderr.write(f"\r[{bar}] {ev.files_done}/{ev.files_total} files, {ev.chunks} chunks{eta}   ")
+        sys.stderr.write(f"\r[{bar}] {ev.files_done}/{ev.files_total} files, "
+                         f"{ev.bytes / 1e6:.1f}/{ev.bytes_total / 1e6:.1f} MB, {ev.chunks} chunks{eta}   ")
         sys.stderr.flush()
         self._shown = True
 
