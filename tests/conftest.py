@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,29 @@ import pytest
 # Before anything imports Qt or keyring: no real display, no real keyring for unit tests.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+
+EXIT_GRACE_S = 60.0
+_exit_status = {"code": 0}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status["code"] = int(exitstatus)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A thread left blocked in native code keeps the interpreter from exiting (it joins every
+    non-daemon thread, executor workers included), and a run that never ends is worse than one
+    that fails: name the threads, dump their stacks and end the run as failed."""
+    def guard() -> None:
+        time.sleep(EXIT_GRACE_S)
+        alive = [t.name for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()]
+        sys.stderr.write(f"\nthe test run finished but the process had not exited {EXIT_GRACE_S:.0f} s "
+                         f"later; threads still running: {', '.join(alive) or '(none)'}\n")
+        sys.stderr.flush()
+        faulthandler.dump_traceback(all_threads=True)
+        os._exit(_exit_status["code"] or 1)
+
+    threading.Thread(target=guard, daemon=True, name="exit-guard").start()
 
 
 @pytest.fixture(autouse=True)

@@ -90,3 +90,24 @@ def test_wayland_without_portal_explains_trigger_commands(qtbot, monkeypatch):
     assert "deskmind trigger talk" in m.instructions and "Ctrl+Alt+J" in m.instructions
     assert "meeting" not in trigger_instructions({"meeting": ""})
     m.stop()
+
+
+@needs_x
+def test_listener_that_cannot_reach_the_display_fails_fast(monkeypatch):
+    """The X server refuses the listener's connection (as when it is out of client slots): arming
+    reports it within the ready timeout instead of blocking for ever, and stop() returns."""
+    import time
+
+    import pynput.keyboard  # noqa: F401  the X11 backend is chosen at import, with the real display
+    from deskmind.ui.hotkeys.pynput_backend import PynputHotkeys
+
+    monkeypatch.setenv("DISPLAY", ":4093")         # no such display: every new connection fails
+    backend = PynputHotkeys(lambda a: None, lambda a: None)
+    backend.ready_timeout = 5.0
+    t0 = time.monotonic()
+    assert backend.start({"palette": "<ctrl>+<alt>+<space>"}) is False
+    assert time.monotonic() - t0 < 5.0
+    assert "stopped before it was ready" in backend.error
+    assert not backend.running
+    backend.stop()                                  # nothing to stop, and no hang
+    assert backend.probe() == (False, False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Callable
 
 from deskmind.ui.hotkeys.combos import to_pynput
@@ -22,6 +23,7 @@ class PynputHotkeys:
     """Watches the keyboard for the bound combinations; reports press and release per action."""
 
     name = "pynput"
+    ready_timeout = 10.0
 
     def __init__(self, on_press: Callback, on_release: Callback,
                  keyboard_module: Any | None = None) -> None:
@@ -34,6 +36,7 @@ class PynputHotkeys:
         self._active: set[str] = set()
         self._lock = threading.Lock()
         self._probe: tuple[Any, threading.Event, threading.Event] | None = None
+        self._ctl: Any = None
         self.release_seen = False
         self.error: str | None = None
 
@@ -57,9 +60,7 @@ class PynputHotkeys:
                     combos[action] = frozenset(listener.canonical(k) for k in kb.HotKey.parse(to_pynput(combo)))
             self._combos = combos
             listener.start()
-            listener.wait()
-            if not listener.is_alive():
-                raise RuntimeError("the keyboard listener stopped at once")
+            self._wait_ready(listener)
         except Exception as exc:  # ImportError without a display, Xlib errors, macOS permissions
             self.error = f"global hotkeys are unavailable here ({type(exc).__name__}: {exc})"
             log.warning("%s", self.error)
@@ -69,7 +70,39 @@ class PynputHotkeys:
         self.error = None
         return True
 
+    def _wait_ready(self, listener: Any) -> None:
+        """Wait until the listener is ready, or fail if its thread died or never got there.
+
+        pynput's ``wait()`` has no timeout: when the listener thread dies before it is ready (the
+        X server refused the connection, say) it blocks for ever, and so would this arming thread
+        and, at exit, the interpreter that joins it. The wait runs in a daemon thread instead.
+        """
+        ready = threading.Event()
+        threading.Thread(target=lambda: (listener.wait(), ready.set()), daemon=True,
+                         name="deskmind-hotkeys-ready").start()
+        deadline = time.monotonic() + self.ready_timeout
+        while not ready.wait(0.02):
+            if not listener.is_alive():
+                raise RuntimeError("the keyboard listener stopped before it was ready "
+                                   "(could not connect to the display?)")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the keyboard listener was not ready after {self.ready_timeout:.0f} s")
+
+    def _controller(self) -> Any:
+        """One key injector per backend (each pynput Controller holds a display connection)."""
+        if self._ctl is None:
+            self._ctl = self._keyboard().Controller()
+        return self._ctl
+
+    def _tap_shift(self) -> None:
+        kb = self._keyboard()
+        ctl = self._controller()
+        ctl.press(kb.Key.shift)
+        ctl.release(kb.Key.shift)
+
     def stop(self) -> None:
+        # Only listeners that became ready are kept, so stop() cannot block on a dead one
+        # (pynput's stop waits for readiness, for ever).
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.stop()
@@ -77,10 +110,7 @@ class PynputHotkeys:
             # harmless Shift tap so it ends now rather than at some later keypress (or when the
             # display goes away, with an error).
             try:
-                kb = self._keyboard()
-                ctl = kb.Controller()
-                ctl.press(kb.Key.shift)
-                ctl.release(kb.Key.shift)
+                self._tap_shift()
             except Exception:
                 pass
         with self._lock:
@@ -103,9 +133,7 @@ class PynputHotkeys:
         pressed, released = threading.Event(), threading.Event()
         self._probe = (self._listener.canonical(kb.Key.shift), pressed, released)
         try:
-            ctl = kb.Controller()
-            ctl.press(kb.Key.shift)
-            ctl.release(kb.Key.shift)
+            self._tap_shift()
             pressed.wait(timeout)
             released.wait(timeout if pressed.is_set() else 0)
         except Exception as exc:
