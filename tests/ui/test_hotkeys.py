@@ -93,6 +93,7 @@ def test_wayland_without_portal_explains_trigger_commands(qtbot, monkeypatch):
 
 
 @needs_x
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the listener's death
 def test_listener_that_cannot_reach_the_display_fails_fast(monkeypatch):
     """The X server refuses the listener's connection (as when it is out of client slots): arming
     reports it within the ready timeout instead of blocking for ever, and stop() returns."""
