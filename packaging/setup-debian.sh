@@ -2,7 +2,9 @@
 # Set up Deskmind from this source tree on Debian or Ubuntu:
 #   the system libraries Qt and audio need, a virtual environment in .venv, and Deskmind in it.
 # With --test, also the packages the test suite drives (Xvfb, xdotool, a tray host, PulseAudio,
-# espeak-ng, a Secret Service keyring) and the test extras.
+# espeak-ng, a Secret Service keyring), the test extras and the embedded llama.cpp runtime
+# (llama-cpp-python compiles from source once, ~7 min on 2 cores; pip keeps the built wheel in
+# its cache, so later installs take seconds).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,7 @@ runtime_pkgs=(
   libportaudio2 pulseaudio-utils
 )
 test_pkgs=(
+  g++
   xvfb xdotool trayer imagemagick pulseaudio espeak-ng sox
   dbus-daemon gnome-keyring libsecret-tools
 )
@@ -48,7 +51,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "$with_tests" = 1 ]; then
-  .venv/bin/python -m pip install -q -e ".[test]"
+  .venv/bin/python -m pip install -q -e ".[test,llama]"
 else
   .venv/bin/python -m pip install -q .
 fi

