@@ -30,11 +30,12 @@ class TranscriptWindow(QWidget):
         self.segments = 0
 
     def add_segment(self, seg: Any) -> None:
-        start = getattr(seg, "start", None)
-        if start is None and isinstance(seg, dict):
-            start = seg.get("start", 0.0)
-        text = getattr(seg, "text", None) or (seg.get("text", "") if isinstance(seg, dict) else str(seg))
-        who = getattr(seg, "speaker", None) or (seg.get("speaker") if isinstance(seg, dict) else None)
+        """One transcribed turn (a core Segment or its dict); the channel says who spoke:
+        "me" is the microphone, "others" the computer's sound."""
+        if isinstance(seg, dict):
+            start, text, who = seg.get("start", 0.0), seg.get("text", ""), seg.get("channel")
+        else:
+            start, text, who = getattr(seg, "start", 0.0), getattr(seg, "text", str(seg)), getattr(seg, "channel", None)
         self.text.appendPlainText(f"[{clock(start or 0.0)}] " + (f"{who}: " if who else "") + text.strip())
         self.text.moveCursor(QTextCursor.MoveOperation.End)
         self.segments += 1
