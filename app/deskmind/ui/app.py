@@ -334,7 +334,8 @@ class DesktopApp(QObject):
         if name == "browser":
             from deskmind.ui.browser.window import MemoryBrowser
 
-            b = MemoryBrowser(lambda: self.core.store, self.core.searcher, self.workers)
+            b = MemoryBrowser(lambda: self.core.store, self.core.searcher, self.workers,
+                              audio_dir=self.core.paths.audio_dir)
             b.refresh()
             return b
         if name == "settings":

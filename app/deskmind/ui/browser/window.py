@@ -22,18 +22,34 @@ KINDS = ("", "note", "meeting", "minutes", "conversation", "markdown", "text", "
 
 
 def receipt_text(r: dict[str, Any]) -> str:
+    files = r["files_removed"]
     return (f"Removed {len(r['sources'])} source(s) ({r['derived_sources']} derived), "
             f"{r['documents']} documents, {r['chunks']} chunks, {r['fts_rows']} full-text rows and "
-            f"{r['vectors']} vectors." + (f" Deleted files: {', '.join(r['files_removed'])}." if r["files_removed"] else ""))
+            f"{r['vectors']} vectors." + (f" Deleted {len(files)} recording file(s): {', '.join(files)}." if files else ""))
+
+
+def forget_with_recordings(store: Any, source_id: int, audio_dir: Path | None) -> dict[str, Any]:
+    """Forget a source and what derives from it, with the audio Deskmind recorded for it (a voice
+    note's or a meeting's files under ``audio_dir``; never a person's own files). Worker thread."""
+    remove = None
+    if audio_dir is not None:
+        try:
+            from deskmind.core.speech.storage import made_files_remover
+        except ImportError as exc:  # no speech engine installed: there is no recorded audio either
+            log.info("recordings are not removed: %s", exc)
+        else:
+            remove = made_files_remover(audio_dir)
+    return store.forget_ids([source_id], remove_files=remove).to_dict()
 
 
 class MemoryBrowser(QWidget):
     def __init__(self, store: Callable[[], Any], searcher: Callable[[], Any], workers: Workers,
-                 parent: QWidget | None = None) -> None:
+                 audio_dir: Path | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("memoryBrowser")
         self.setWindowTitle("Deskmind — Memory")
         self._store, self._searcher, self.workers = store, searcher, workers
+        self.audio_dir = audio_dir
         self.last_receipt: dict[str, Any] | None = None
         lay = QVBoxLayout(self)
         row = QHBoxLayout()
@@ -128,7 +144,8 @@ class MemoryBrowser(QWidget):
     def confirm_delete(self, source_id: int) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, "Delete from memory",
                           "Delete this item and everything derived from it (chunks, vectors, minutes "
-                          "of a meeting)? Your own files on disk are not touched.",
+                          "of a meeting, the audio Deskmind recorded for a voice note or meeting)? "
+                          "Your own files on disk are not touched.",
                           QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
         box.setObjectName("deleteConfirm")
         box.buttonClicked.connect(lambda b: box.standardButton(b) == QMessageBox.StandardButton.Yes
@@ -137,7 +154,7 @@ class MemoryBrowser(QWidget):
         self._confirm = box
 
     def delete(self, source_id: int) -> None:
-        self.workers.submit(lambda: self._store().forget_ids([source_id]).to_dict(),
+        self.workers.submit(lambda: forget_with_recordings(self._store(), source_id, self.audio_dir),
                             done=self._deleted, failed=lambda e: self.status.setText(f"Delete failed: {e}"))
 
     def _deleted(self, receipt: dict[str, Any]) -> None:
