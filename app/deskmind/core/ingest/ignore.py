@@ -111,14 +111,19 @@ class IgnoreRules:
         return None
 
     def _match(self, path: Path, is_dir: bool) -> bool:
+        # As Git does: ignore files from the root down to the file's folder, the last pattern
+        # that matches deciding, so `!keep.log` in a sub-folder re-includes what a parent's
+        # `*.log` excluded (and a deeper `*.log` excludes what a parent re-included).
+        ignored = False
         for base, spec in self._specs:
             try:
                 rel = path.relative_to(base).as_posix()
             except ValueError:
                 continue
-            if spec.match_file(rel + "/" if is_dir else rel):
-                return True
-        return False
+            verdict = spec.check_file(rel + "/" if is_dir else rel).include
+            if verdict is not None:
+                ignored = verdict
+        return ignored
 
 
 def rules_for(path: Path, stop: Path | None = None, extra: Iterable[str] = ()) -> IgnoreRules:
