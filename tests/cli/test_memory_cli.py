@@ -14,7 +14,7 @@ from deskmind.core.memory import db
 from deskmind.core.memory.search import HybridSearcher
 from deskmind.core.memory.store import MemoryStore, text_hash
 
-from tests.cli.conftest import run_deskmind, spawn_deskmind
+from tests.cli.conftest import assert_one_line_error, run_deskmind, spawn_deskmind
 from tests.core.memory.helpers import note, rows, scalar
 
 FILES = {
@@ -92,6 +92,21 @@ def test_search_json_contract(tmp_path: Path, embedder) -> None:
     assert md["locator"]["heading"] == ["Tomatoes"] and md["locator"]["line_start"] == 1
     plain = run_deskmind("search", "Chopin nocturne", "--limit", "1", "--until", "2999-01-01")
     assert plain.returncode == 0 and "music.txt" in plain.stdout and "chunk" in plain.stdout
+
+
+def test_search_by_collection(tmp_path: Path, embedder) -> None:
+    tree = make_tree(tmp_path / "docs")
+    vault = tmp_path / "Garden Vault"
+    (vault / ".obsidian").mkdir(parents=True)
+    (vault / "compost.md").write_text("# Compost\n\nThe garden compost heap needs turning weekly.\n")
+    (vault / "seeds.md").write_text("# Seeds\n\nTomato seeds saved from the greenhouse crop.\n")
+    index_here(embedder, tree, vault)
+    everywhere = search_json("garden tomato greenhouse", "--limit", "10")
+    assert any(h["source"].startswith(str(tree)) for h in everywhere)
+    scoped = search_json("garden tomato greenhouse", "--limit", "10", "--collection", "Garden Vault")
+    assert sorted(Path(h["source"]).name for h in scoped) == ["compost.md", "seeds.md"]
+    proc = run_deskmind("search", "garden", "--collection", "Gardn Vault")
+    assert_one_line_error(proc, "no collection is named 'Gardn Vault'", "'Garden Vault'")
 
 
 def test_forget_by_id_path_and_folder(tmp_path: Path, deskmind_home: Path, embedder) -> None:

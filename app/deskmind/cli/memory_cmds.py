@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--privacy", action="append", help="only this privacy tag (repeatable)")
     p.add_argument("--since", help="only sources dated on or after YYYY-MM-DD")
     p.add_argument("--until", help="only sources dated before YYYY-MM-DD")
+    p.add_argument("--collection", metavar="NAME",
+                   help="only sources in this collection, an Obsidian vault ('deskmind collections')")
     p.add_argument("--mode", choices=("hybrid", "fts", "vector"), default="hybrid")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
@@ -112,8 +114,16 @@ def cmd_search(args: argparse.Namespace) -> int:
         since, until = _date(args.since, "--since"), _date(args.until, "--until")
         if since is not None and until is not None and since >= until:
             raise UserInputError(f"--since {args.since} is not before --until {args.until}")
+        if args.collection is not None:
+            from deskmind.core.ingest.links import collections
+
+            names = [c["name"] for c in collections(core.store)]
+            if args.collection not in names:
+                known = ", ".join(f"'{n}'" for n in names) if names else "none yet"
+                raise UserInputError(f"no collection is named '{args.collection}' "
+                                     f"(collections: {known}; 'deskmind collections' lists them)")
         filters = SearchFilters(kinds=args.kind, source_ids=ids, privacy=args.privacy,
-                                since=since, until=until)
+                                since=since, until=until, collection=args.collection)
         result = core.searcher().search(args.query, limit=args.limit, filters=filters, mode=args.mode)
         if args.json:
             print_json([h.to_dict() for h in result.hits])
