@@ -50,6 +50,9 @@ _USE_REGISTRY = object()
 
 
 class Indexer:
+    """Indexes files under their real paths (symbolic links resolved); ``privacy_for`` is
+    called with real paths."""
+
     def __init__(
         self,
         store: MemoryStore,
@@ -208,10 +211,13 @@ class Indexer:
             return fail("failed", "file vanished while being read; will retry on next scan")
         if now.st_mtime != st.st_mtime or now.st_size != st.st_size or now.st_ino != st.st_ino:
             return fail("failed", "changed while being read; will retry on next scan")
+        metadata = dict(ex.metadata)
+        if f.via is not None:
+            metadata["reached_via"] = str(f.via)  # the link it was reached through (see _remove_missing)
         draft = SourceDraft(
             uri=uri, kind=kind, title=ex.title, content_hash=digest, size=st.st_size,
             mtime=st.st_mtime, privacy=self.privacy_for(path), collection=collection,
-            metadata=ex.metadata, text=ex.text, extractor=ex.extractor, chunks=chunks,
+            metadata=metadata, text=ex.text, extractor=ex.extractor, chunks=chunks,
         )
         return Prepared(path, FileOutcome(uri, kind, "indexed", chunks=len(chunks)), draft, links=ex.links)
 
@@ -228,31 +234,36 @@ class Indexer:
         self._parse_s = 0.0
         emit = on_event or (lambda _e: None)
         summary = IndexSummary()
-        roots = [Path(os.path.abspath(os.path.expanduser(str(p)))) for p in paths]
-        for r in roots:
+        given = [Path(os.path.abspath(os.path.expanduser(str(p)))) for p in paths]
+        for r in given:
             if not os.path.lexists(r):
                 raise UserInputError(f"no such file or folder: {r}")
+        # Sources are known by their real paths: a file reached through a symbolic link is the
+        # same source, with its real folder's privacy tag, as the file reached directly.
+        roots = [Path(os.path.realpath(r)) for r in given]
         records: list[status_mod.StatusRecord] = []
         ignored: set[str] = set()
         ignored_reasons: Counter[str] = Counter()
+        reported: set[str] = set()
 
         def passed(p: Passed) -> None:
             if p.status == "ignored":
                 ignored.add(p.path)
                 ignored_reasons[p.reason] += 1
                 return
+            reported.add(p.path)
             o = FileOutcome(p.path, None, p.status, p.reason)
             summary.outcomes.append(o)
             records.append(status_mod.StatusRecord(p.path, "other", p.status, p.reason,
-                                                   privacy=self.privacy_for(Path(p.path))))
+                                                   privacy=self.privacy_for(Path(os.path.realpath(p.path)))))
 
-        files: list[Found] = []
-        for root in roots:
+        found: list[Found] = []
+        for spelled, root in zip(given, roots):
             if os.path.isdir(root):
-                files.extend(walk(root, self.ignore, passed, links_mod.vault_root(root)))
+                found.extend(walk(root, self.ignore, passed, links_mod.vault_root(root)))
                 continue
             # A file named explicitly is read unless it is a secret or a binary by name.
-            reason = default_reason(root.name)
+            reason = default_reason(spelled.name) or default_reason(root.name)
             if reason:
                 passed(Passed(str(root), "skipped", f"ignored: {reason}"))
                 continue
@@ -264,11 +275,15 @@ class Indexer:
             if not stat_mod.S_ISREG(st.st_mode):
                 passed(Passed(str(root), "skipped", f"not a regular file: {describe_special(st.st_mode)}"))
                 continue
-            files.append(Found(root, st, links_mod.vault_root(root)))
+            found.append(Found(root, st, links_mod.vault_root(root), None if spelled == root else spelled))
+        files = _one_per_real_path(found, passed)
         summary.timings["scan"] = time.perf_counter() - t0
         emit(IndexEvent("scan", files_total=len(files)))
 
         known = status_mod.known_states(self.store, [str(r) for r in roots])
+        # Files outside every root, reached through a link inside one.
+        outside = [str(f.path) for f in files if f.via is not None and str(f.path) not in known]
+        known.update(status_mod.known_by_uri(self.store, outside))
         vaults: dict[Path, str] = {}
         for f in files:
             if f.vault is not None and f.vault not in vaults:
@@ -351,7 +366,9 @@ class Indexer:
         status_mod.update_tags(self.store, tags)
         status_mod.touch(self.store, touches)
         if remove_missing and not cancelled():
-            self._remove_missing(roots, files, ignored, summary)
+            # The folders as named too: sources stored under a linked name before are let go.
+            folders = list(dict.fromkeys(roots + given))
+            self._remove_missing(folders, files, ignored, reported, summary)
         summary.ignored = sum(ignored_reasons.values())
         summary.ignored_reasons = dict(ignored_reasons)
         summary.seconds = time.perf_counter() - t0
@@ -363,20 +380,30 @@ class Indexer:
         return summary
 
     def _remove_missing(self, roots: list[Path], files: list[Found], ignored: set[str],
-                        summary: IndexSummary) -> None:
-        """Forget sources under the roots whose files are gone (or are now ignored)."""
+                        reported: set[str], summary: IndexSummary) -> None:
+        """Forget sources under the roots whose files are gone (or are now ignored), and those
+        reached through a link under a root that no longer leads to them."""
         present = {str(f.path) for f in files}
         gone: list[tuple[int, str, str]] = []
         for root in roots:
             if not os.path.isdir(root):
                 continue
             for uri, k in status_mod.known_states(self.store, [str(root)]).items():
-                if uri in present:
+                if uri in present or uri == str(root) or (uri in reported and uri not in ignored):
                     continue
-                if uri in ignored:
-                    gone.append((k.id, uri, "now ignored"))
-                elif not os.path.lexists(uri):
+                if not os.path.lexists(uri):
                     gone.append((k.id, uri, "file no longer exists"))
+                elif os.path.realpath(uri) != uri:
+                    # Stored under a path through a link (as versions before real paths did):
+                    # the file is a source under its real path.
+                    gone.append((k.id, uri, "a path through a symbolic link; the file is kept under its real path"))
+                elif uri in ignored:
+                    gone.append((k.id, uri, "now ignored"))
+            for sid, uri in status_mod.reached_via(self.store, str(root)):
+                if uri not in present:
+                    why = "file no longer exists" if not os.path.exists(uri) else \
+                        f"no longer reached through a link under {root}"
+                    gone.append((sid, uri, why))
         if gone:
             self.store.forget_ids([g[0] for g in gone])
             for _, uri, why in gone:
@@ -420,6 +447,19 @@ class Indexer:
                     raise
         summary.timings["store"] = summary.timings.get("store", 0.0) + time.perf_counter() - t0
         return embedded
+
+
+def _one_per_real_path(found: list[Found], passed: Callable[[Passed], None]) -> list[Found]:
+    """The files to index, one per real path: a second way to the same file (a symbolic link,
+    or roots that overlap) is counted as ignored, not indexed again."""
+    first: dict[Path, Found] = {}
+    for f in found:
+        seen = first.get(f.path)
+        if seen is None:
+            first[f.path] = f
+        elif f.via is not None and f.via != (seen.via or seen.path):
+            passed(Passed(str(f.via), "ignored", "same file as another path (a symbolic link)"))
+    return list(first.values())
 
 
 def _mb(n: int) -> str:

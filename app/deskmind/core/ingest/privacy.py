@@ -14,7 +14,9 @@ Rules live in settings.toml::
     privacy = "personal"
 
 A file takes the tag of the deepest rule whose folder contains it (so a sub-folder can
-tighten or loosen what its parent says), else ``default_privacy``. Routing uses the tag to
+tighten or loosen what its parent says), else ``default_privacy``. Folders and files are
+compared by their real paths (symbolic links resolved), so a file reached through a link keeps
+the tag of the folder it really lives in. Routing uses the tag to
 keep private material away from cloud models.
 """
 
@@ -55,11 +57,13 @@ class PrivacyRules:
             if level not in PRIVACY_LEVELS:
                 raise UserInputError(
                     f"{where}: privacy = '{level}' is not one of {', '.join(PRIVACY_LEVELS)}")
-            path = os.path.abspath(os.path.expanduser(str(item["path"]))).rstrip("/") or "/"
+            path = os.path.realpath(os.path.expanduser(str(item["path"]))).rstrip("/") or "/"
             rules.append(PrivacyRule(path, level))
         return cls(rules, default)
 
     def __call__(self, path: Path | str) -> str:
+        """The tag for a file given by its real path (the indexer resolves links once per
+        file; resolving again here would cost a system call per folder on every re-scan)."""
         p = str(path)
         for r in self.rules:
             if p == r.path or p.startswith(r.path + "/") or r.path == "/":

@@ -7,6 +7,7 @@ queued) are written many to a transaction.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -42,6 +43,27 @@ def known_states(store: MemoryStore, roots: Iterable[str]) -> dict[str, Known]:
         for r in rows:
             out[r[0]] = Known(*r[1:])
     return out
+
+
+def known_by_uri(store: MemoryStore, uris: list[str]) -> dict[str, Known]:
+    """Known states of these exact uris (files reached through links from outside the roots)."""
+    if not uris:
+        return {}
+    rows = store.reader().execute(
+        "SELECT uri, id, size, mtime, content_hash, status, privacy, collection, error "
+        "FROM sources WHERE uri IN (SELECT value FROM json_each(?))", (json.dumps(uris),))
+    return {r[0]: Known(*r[1:]) for r in rows}
+
+
+def reached_via(store: MemoryStore, root: str) -> list[tuple[int, str]]:
+    """``(id, uri)`` of sources outside ``root`` that were indexed through a link under it."""
+    base = root.rstrip("/") or "/"
+    prefix = base + "/" if base != "/" else "/"
+    rows = store.reader().execute(
+        "SELECT id, uri, json_extract(metadata, '$.reached_via') FROM sources "
+        "WHERE instr(metadata, '\"reached_via\"') > 0")  # cheap filter before parsing JSON
+    return [(sid, uri) for sid, uri, via in rows
+            if isinstance(via, str) and via.startswith(prefix) and not uri.startswith(prefix)]
 
 
 @dataclass

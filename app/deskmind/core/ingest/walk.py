@@ -1,7 +1,9 @@
 """Walk folders for indexing: ignore rules, vault collections, symlink loops, odd files.
 
-Yields regular files with their stat result; everything passed over is reported with a reason
-(ignored files only counted, they are not worth a status row each).
+Yields regular files with their stat result and their real path (no symbolic link in it: the
+identity of a source, and what privacy rules are matched against); everything passed over is
+reported with a reason, under the path as reached (ignored files only counted, they are not
+worth a status row each).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from deskmind.core.ingest.links import VAULT_MARKER
 
 @dataclass
 class Found:
-    path: Path
+    path: Path  # real: symbolic links resolved
     st: os.stat_result
     vault: Path | None
+    via: Path | None = None  # the path as reached, when a symbolic link led there
 
 
 @dataclass
@@ -44,12 +47,17 @@ def describe_special(mode: int) -> str:
 def walk(root: Path, extra_ignore: list[str], report: Callable[[Passed], None],
          vault: Path | None = None) -> Iterator[Found]:
     """Files under ``root``, depth first in name order; folders reached twice (a symlink loop,
-    or two links to one folder) are walked once."""
+    or two links to one folder) are walked once.
+
+    Ignore files apply to paths as reached (as Git reads them); real paths cost a ``realpath``
+    only where scandir says an entry is a symbolic link, since below a real folder an entry
+    that is no link is real too."""
     seen: dict[tuple[int, int], Path] = {}
-    Item = tuple[Path, IgnoreRules, "Path | None", frozenset]
-    stack: list[Item] = [(root, IgnoreRules(root, list(extra_ignore)), vault, frozenset())]
+    Item = tuple[Path, Path, IgnoreRules, "Path | None", frozenset]
+    real_root = Path(os.path.realpath(root))
+    stack: list[Item] = [(root, real_root, IgnoreRules(root, list(extra_ignore)), vault, frozenset())]
     while stack:
-        d, rules, vault, ancestors = stack.pop()
+        d, real_d, rules, vault, ancestors = stack.pop()
         try:
             st = os.stat(d)
             key = (st.st_dev, st.st_ino)
@@ -57,7 +65,9 @@ def walk(root: Path, extra_ignore: list[str], report: Callable[[Passed], None],
                 report(Passed(str(d), "skipped", "symlink loop: the link leads back into a folder above it"))
                 continue
             if key in seen:
-                report(Passed(str(d), "skipped", f"same folder as {seen[key]} (a symbolic link): indexed once"))
+                # Name the link, not the real folder, whichever of the two came first.
+                link, other = (seen[key], d) if d == real_d and seen[key] != real_d else (d, seen[key])
+                report(Passed(str(link), "skipped", f"same folder as {other} (a symbolic link): indexed once"))
                 continue
             seen[key] = d
             ancestors = ancestors | {key}
@@ -72,7 +82,7 @@ def walk(root: Path, extra_ignore: list[str], report: Callable[[Passed], None],
         names = {e.name for e in entries}
         rules = rules.child(d, names)
         if VAULT_MARKER in names and os.path.isdir(os.path.join(d, VAULT_MARKER)):
-            vault = d
+            vault = real_d
         subdirs = []
         for e in entries:
             p = Path(e.path)
@@ -81,14 +91,16 @@ def walk(root: Path, extra_ignore: list[str], report: Callable[[Passed], None],
                     if rules.dir_ignored(p):
                         report(Passed(e.path, "ignored", "ignored folder"))
                     else:
-                        subdirs.append((p, rules, vault, ancestors))
+                        real = Path(os.path.realpath(p)) if e.is_symlink() else real_d / e.name
+                        subdirs.append((p, real, rules, vault, ancestors))
                     continue
                 reason = rules.file_reason(p)
                 if reason:
                     report(Passed(e.path, "ignored", reason))
                     continue
                 if e.is_file():
-                    yield Found(p, e.stat(), vault)
+                    real = Path(os.path.realpath(p)) if e.is_symlink() else real_d / e.name
+                    yield Found(real, e.stat(), vault, None if real == p else p)
                 elif e.is_symlink():
                     if not os.path.exists(e.path):
                         report(Passed(e.path, "skipped", "broken symbolic link (or a link loop)"))

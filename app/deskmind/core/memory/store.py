@@ -294,16 +294,18 @@ class MemoryStore:
             return [row[0]]
         if "://" not in ref:
             path = str(Path(ref).expanduser().absolute())
-            row = conn.execute("SELECT id FROM sources WHERE uri = ?", (path,)).fetchone()
-            if row:
-                return [row[0]]
-            prefix = path.rstrip("/") + "/"
-            rows = conn.execute(
-                "SELECT id FROM sources WHERE substr(uri, 1, ?) = ? ORDER BY id",
-                (len(prefix), prefix),
-            ).fetchall()
-            if rows:
-                return [r[0] for r in rows]
+            # Files are stored under their real paths: a path through a link finds them too.
+            for p in dict.fromkeys((path, os.path.realpath(path))):
+                row = conn.execute("SELECT id FROM sources WHERE uri = ?", (p,)).fetchone()
+                if row:
+                    return [row[0]]
+                prefix = p.rstrip("/") + "/"
+                rows = conn.execute(
+                    "SELECT id FROM sources WHERE substr(uri, 1, ?) = ? ORDER BY id",
+                    (len(prefix), prefix),
+                ).fetchall()
+                if rows:
+                    return [r[0] for r in rows]
         return []
 
     # -- forgetting --------------------------------------------------------------------
