@@ -44,6 +44,34 @@ def test_times_are_relative_to_the_audio_and_silence_is_skipped(whisper_engine, 
     assert "milk" in words(result.text)
 
 
+
+@pytest.mark.parametrize("pause_s", [20.0, 40.0])
+def test_vad_skips_a_long_pause_and_dates_the_speech_after_it(whisper_engine, speech_dir, pause_s):
+    """Two sentences with a long pause between them, faint noise throughout (as from a real
+    microphone). With VAD, Whisper hears only the speech: nothing is transcribed in the pause
+    and the second sentence carries the time it was said. Without VAD, tiny.en stretched the
+    first segment across a 20 s pause, and dated speech after a 40 s pause to the end of its
+    first 30 s window."""
+    first, _ = load_audio(speech_wav(speech_dir, "The budget review starts on Monday morning."))
+    second, _ = load_audio(speech_wav(speech_dir, "Please send the travel forms to the office."))
+    noise = np.random.default_rng(7)
+
+    def quiet(seconds: float) -> np.ndarray:
+        return (noise.standard_normal(int(seconds * 16000)) * 0.003).astype(np.float32)
+
+    audio = np.concatenate([quiet(0.5), first, quiet(pause_s), second, quiet(0.5)])
+    first_ends = 0.5 + first.size / 16000
+    second_starts = first_ends + pause_s
+    result = whisper_engine.transcribe(audio)
+    segs = result.segments
+    before = [s for s in segs if s.end <= first_ends + 1.0]
+    after = [s for s in segs if s.start >= second_starts - 1.0]
+    assert before + after == segs, [(s.start, s.end, s.text) for s in segs]  # none in the pause
+    assert len(words(" ".join(s.text for s in before)) & {"budget", "review", "monday", "morning"}) >= 2
+    assert len(words(" ".join(s.text for s in after)) & {"send", "travel", "forms", "office"}) >= 3
+    assert after and abs(after[0].start - second_starts) < 1.0, (after[0].start, second_starts)
+    assert segs[-1].end <= result.duration
+
 SENTENCES = [
     "The budget review starts on Monday morning.",
     "Please send the travel forms to the office.",

@@ -183,41 +183,46 @@ class TranscriptionEngine:
                               seconds=time.perf_counter() - t0)
         pad = max(0, int(s.leading_pad_s * SAMPLE_RATE))
         padded = np.concatenate([np.zeros(pad, np.float32), audio]) if pad else audio
+        heard = HeardSpeech.find(padded) if s.vad else HeardSpeech(padded)
+        if heard.audio.size == 0:  # the VAD found no speech: nothing to decode
+            return Transcript(text="", duration=duration, language=s.language,
+                              seconds=time.perf_counter() - t0)
         model = self.model()
-        trimmed = getattr(model, "min_window_frames", 3000) < 3000 and padded.size < 30 * SAMPLE_RATE
+        trimmed = (getattr(model, "min_window_frames", 3000) < 3000
+                   and heard.audio.size < 30 * SAMPLE_RATE)
         if trimmed:
             # A short clip is decoded whole before anything is streamed, so an early stop
             # (the decoder ending while speech goes on) can be caught and redone in full.
-            first = self._decode(model, padded, cancel)
-            if looks_cut_short([(x.end - pad / SAMPLE_RATE, x.text) for x in first], audio):
+            first = self._decode(model, heard, cancel)
+            if looks_cut_short([(x.end, x.text) for x in first], heard.audio):
                 log.info("short-clip decode looks cut short (%r): redoing with the full window",
                          " ".join(x.text for x in first)[-80:])
                 model._local.full_window = True
                 try:
-                    first = self._decode(model, padded, cancel)
+                    first = self._decode(model, heard, cancel)
                 finally:
                     model._local.full_window = False
             segments_iter: Any = iter(first)
             info = None
         else:
-            segments_iter, info = model.transcribe(
-                padded, language=s.language, beam_size=s.beam_size, vad_filter=s.vad,
-                initial_prompt=s.initial_prompt(), hotwords=s.hotwords(),
-                condition_on_previous_text=False,
-            )
+            segments_iter, info = self._start_decode(model, heard)
         gen = segments_iter
         out: list[Segment] = []
         cancelled = False
         try:
             for raw in gen:
-                text = raw.text.strip()
-                if text:
-                    start = max(0.0, raw.start - pad / SAMPLE_RATE)
-                    end = min(duration, max(start, raw.end - pad / SAMPLE_RATE))
+                for raw_start, raw_end, raw_text in heard.restore(raw):
+                    text = raw_text.strip()
+                    if not text:
+                        continue
+                    start = max(0.0, raw_start - pad / SAMPLE_RATE)
+                    end = min(duration, max(start, raw_end - pad / SAMPLE_RATE))
                     seg = Segment(round(start + offset, 2), round(end + offset, 2), text, channel)
                     out.append(seg)
                     if on_segment is not None:
                         on_segment(seg)
+                    if cancel is not None and cancel.is_set():
+                        break
                 if cancel is not None and cancel.is_set():
                     cancelled = True
                     break
@@ -229,13 +234,18 @@ class TranscriptionEngine:
                           language=getattr(info, "language", None) or s.language, cancelled=cancelled,
                           seconds=time.perf_counter() - t0)
 
-    def _decode(self, model: Any, audio: np.ndarray, cancel: threading.Event | None) -> list[Any]:
+    def _start_decode(self, model: Any, heard: "HeardSpeech") -> tuple[Any, Any]:
         s = self.settings
-        gen, _info = model.transcribe(
-            audio, language=s.language, beam_size=s.beam_size, vad_filter=s.vad,
-            initial_prompt=s.initial_prompt(), hotwords=s.hotwords(),
-            condition_on_previous_text=False,
+        # The VAD already ran (HeardSpeech); word times are asked for only when speech from
+        # several stretches was joined, to map each word back and split segments there.
+        return model.transcribe(
+            heard.audio, language=s.language, beam_size=s.beam_size, vad_filter=False,
+            word_timestamps=heard.joined, initial_prompt=s.initial_prompt(),
+            hotwords=s.hotwords(), condition_on_previous_text=False,
         )
+
+    def _decode(self, model: Any, heard: "HeardSpeech", cancel: threading.Event | None) -> list[Any]:
+        gen, _info = self._start_decode(model, heard)
         out = []
         for seg in gen:
             out.append(seg)
@@ -245,6 +255,70 @@ class TranscriptionEngine:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class HeardSpeech:
+    """What Whisper is given: the whole clip, or only the stretches of speech Silero VAD found,
+    joined; and the way from a decoded segment's times back to the clip's.
+
+    faster-whisper's own ``vad_filter`` maps a segment back through the stretch its start
+    falls in. Whisper tends to start a segment in the padding at the end of the stretch before
+    the words, so after a long pause the segment was dated to before the pause (a sentence said
+    at 0:23 showed up at 0:03), and one segment could run across the removed silence. Here,
+    when stretches were joined, each word goes back through the stretch its middle lies in, and
+    a segment is split where its words come from different stretches.
+    """
+
+    def __init__(self, audio: np.ndarray, chunks: list[dict[str, int]] | None = None) -> None:
+        self.chunks = chunks
+        self._map: Any = None
+        if chunks is None:
+            self.audio = audio
+        elif not chunks:
+            self.audio = np.zeros(0, np.float32)
+        else:
+            from faster_whisper.vad import SpeechTimestampsMap
+
+            self.audio = np.concatenate([audio[c["start"]:c["end"]] for c in chunks])
+            self._map = SpeechTimestampsMap(chunks, SAMPLE_RATE)
+
+    @classmethod
+    def find(cls, audio: np.ndarray) -> "HeardSpeech":
+        """Run the VAD (faster-whisper's defaults, as its ``vad_filter`` would)."""
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        return cls(audio, get_speech_timestamps(audio, VadOptions(), sampling_rate=SAMPLE_RATE))
+
+    @property
+    def joined(self) -> bool:
+        return self.chunks is not None and len(self.chunks) > 1
+
+    def restore(self, raw: Any) -> list[tuple[float, float, str]]:
+        """(start, end, text) in the clip's seconds for one decoded faster-whisper segment."""
+        m = self._map
+        if m is None:
+            return [(raw.start, raw.end, raw.text)]
+        words = getattr(raw, "words", None) or []
+        if not words:
+            return [(float(m.get_original_time(raw.start)),
+                     float(m.get_original_time(raw.end, is_end=True)), raw.text)]
+        pieces: list[tuple[float, float, str]] = []
+        group: list[Any] = []
+        where = -1
+        for w in words:
+            i = m.get_chunk_index((w.start + w.end) / 2)
+            if group and i != where:
+                pieces.append(self._piece(group, where))
+                group = []
+            group.append(w)
+            where = i
+        pieces.append(self._piece(group, where))
+        return pieces
+
+    def _piece(self, words: list[Any], chunk: int) -> tuple[float, float, str]:
+        m = self._map
+        return (float(m.get_original_time(words[0].start, chunk)),
+                float(m.get_original_time(words[-1].end, chunk)), "".join(w.word for w in words))
 
 
 def looks_cut_short(segments: list[tuple[float, str]], audio: np.ndarray) -> bool:
