@@ -13,6 +13,8 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 qasync = pytest.importorskip("qasync")
 
+from tests.fakes.audio import pulse, sd, speech_dir  # noqa: E402,F401  (fixtures)
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -90,6 +92,21 @@ def remember_note(core, text: str, title: str = "note", kind: str = "note", pare
     draft = SourceDraft(uri=f"deskmind://{kind}/{uuid.uuid4()}", kind=kind, title=title, text=text,
                         privacy=privacy, parent_id=parent_id, chunks=chunks)
     return core.remember(draft)
+
+
+@pytest.fixture
+def speech_app(core, qtbot, qloop, sd, whisper_engine):
+    """The app over the real speech core: the test's PulseAudio microphone, Whisper tiny.en."""
+    from deskmind.core.speech import Speech
+    from deskmind.ui.app import DesktopApp
+
+    speech = Speech(core, sd=sd, engine=whisper_engine, system_source=lambda: None)
+    app = DesktopApp(core, tray_available=False, speech=speech, hub_kw=no_runtime_hub(),
+                     instance_name=f"deskmind-test-{uuid.uuid4().hex[:8]}")
+    assert app.start(hotkeys=False)
+    qtbot.waitUntil(lambda: app.talk is not None and app.meeting is not None, timeout=10000)
+    yield app
+    close_app(app)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QMessageBox
 
-from tests.fakes.audio import speech_dir, speech_wav  # noqa: F401  (fixture)
+from tests.fakes.audio import speech_wav
 
 
 def open_in_browser(qtbot, app, source_id, locator=None, chunk_id=None):

@@ -3,27 +3,7 @@ espeak-ng speech, real Whisper tiny.en."""
 
 from __future__ import annotations
 
-from tests.ui.conftest import close_app  # noqa: E402
-
 import uuid
-
-import pytest
-
-from tests.fakes.audio import pulse, sd, speech_dir  # noqa: F401  (fixtures)
-
-
-@pytest.fixture
-def speech_app(core, qtbot, qloop, sd, whisper_engine):
-    from deskmind.core.speech import Speech
-    from deskmind.ui.app import DesktopApp
-
-    speech = Speech(core, sd=sd, engine=whisper_engine, system_source=lambda: None)
-    app = DesktopApp(core, tray_available=False, speech=speech,
-                     instance_name=f"deskmind-test-{uuid.uuid4().hex[:8]}")
-    assert app.start(hotkeys=False)
-    qtbot.waitUntil(lambda: app.talk is not None and app.meeting is not None, timeout=10000)
-    yield app
-    close_app(app)
 
 
 def test_push_to_talk_hold_saves_a_note(qtbot, speech_app, pulse, speech_dir):

@@ -104,6 +104,8 @@ class DesktopApp(QObject):
             self.palette.cancel()
         self.indexing.shutdown()
         self.hotkeys.stop()
+        if self.talk is not None:
+            self.talk.shutdown()
         if self.meeting is not None:
             self.meeting.shutdown()
         if self.pipeline_answerer is not None and self.pipeline_answerer.hub is not None:

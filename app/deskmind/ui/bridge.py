@@ -36,7 +36,8 @@ class CoreBridge(QObject):
     note_saved = Signal(object)             # the saved note (id, title, text)
     meeting_saved = Signal(object)
     minutes_ready = Signal(object)
-    speech_failed = Signal(str)
+    note_failed = Signal(str)               # a voice note's recording stopped by itself
+    meeting_failed = Signal(str)            # a meeting's recording stopped by itself (disk full, mic gone)
     # anything
     error_raised = Signal(str)
     _call = Signal(object)
@@ -65,6 +66,12 @@ class CoreBridge(QObject):
 
     def on_segment(self, segment: Any) -> None:
         self.segment_transcribed.emit(segment)
+
+    def on_note_error(self, error: BaseException) -> None:
+        self.note_failed.emit(str(error))
+
+    def on_meeting_error(self, error: BaseException) -> None:
+        self.meeting_failed.emit(str(error))
 
 
 def on_gui_thread() -> bool:

@@ -1,4 +1,9 @@
-"""Meeting controls: tray start/stop with elapsed time, live transcript, minutes, recovery."""
+"""Meeting controls: tray start/stop with elapsed time, live transcript, minutes, recovery.
+
+A meeting whose recording stops by itself (disk full, microphone gone) arrives as
+``bridge.meeting_failed``, apart from voice notes' failures: the person is told, what was
+recorded is saved, and the tray goes back to what is still running.
+"""
 
 from __future__ import annotations
 
@@ -31,11 +36,16 @@ class MeetingController(QObject):
 
     def __init__(self, make_recorder: Callable[..., Any], speech: Callable[[], Any], bridge: CoreBridge,
                  workers: Workers, tray: TrayController, store: Callable[[], Any],
+                 resting_state: Callable[[], str] = lambda: "idle",
+                 open_source: Callable[[int], None] | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._speech, self.bridge, self.workers, self.tray = speech, bridge, workers, tray
         self._make = make_recorder
         self._store = store
+        self._resting = resting_state
+        self._open_source = open_source
+        self.failure: str | None = None     # why the recording stopped by itself, if it did
         self.recorder: Any = None
         self.state = "idle"
         self.started_at = 0.0
@@ -46,6 +56,7 @@ class MeetingController(QObject):
         self._tick = QTimer(self, interval=1000)
         self._tick.timeout.connect(self._update_elapsed)
         bridge.segment_transcribed.connect(self._segment)
+        bridge.meeting_failed.connect(self._stopped_by_itself)
 
     @property
     def running(self) -> bool:
@@ -63,11 +74,12 @@ class MeetingController(QObject):
 
     def start(self, title: str | None = None) -> None:
         self._set("starting")
+        self.failure = None
         self.segments = []
         if self.transcript is not None:
             self.transcript.clear()
         self.recorder = self._make(on_segment=self.bridge.on_segment,
-                                   on_error=lambda e: self.bridge.speech_failed.emit(str(e)))
+                                   on_error=self.bridge.on_meeting_error)
         self.workers.submit(self.recorder.start, title, done=self._started, failed=self._start_failed,
                             executor=self.workers.pool)
 
@@ -77,11 +89,25 @@ class MeetingController(QObject):
         self.tray.set_state("meeting")
         self._update_elapsed()
         self._tick.start()
+        if self.failure is not None:      # it stopped before it was reported as started
+            self._stopped_by_itself(self.failure)
 
     def _start_failed(self, exc: BaseException) -> None:
         self._set("idle")
         self.recorder = None
         self.tray.notify("Meeting not started", str(exc), attention=True)
+
+    def _stopped_by_itself(self, message: str) -> None:
+        """The recorder reported that recording had to stop (GUI thread): save what it has."""
+        if self.state == "starting":
+            self.failure = message
+            return
+        if self.state != "recording":
+            return
+        self.failure = message
+        log.warning("meeting recording stopped: %s", message)
+        self.tray.notify("Meeting recording stopped", f"{message}. Saving what was recorded…", attention=True)
+        self.stop()
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started_at if self.state == "recording" else 0.0
@@ -117,10 +143,14 @@ class MeetingController(QObject):
         self.recorder = None
         self.tray.act_meeting.setEnabled(True)
         self.tray.set_meeting(None)
-        self.tray.set_state("idle")
+        self.tray.set_state(self._resting())
         n = len(getattr(result, "segments", []) or [])
-        self.tray.notify("Meeting saved", f"{n} transcript segments, {getattr(result, 'duration', 0):.0f} s"
-                         + ("" if minutes else "; minutes need a connected model"))
+        saved = (f"{n} transcript segments, {getattr(result, 'duration', 0):.0f} s"
+                 + ("" if minutes else "; minutes need a connected model"))
+        if self.failure:
+            self.tray.notify("Meeting stopped early and saved", f"{self.failure}. Saved what was recorded: {saved}")
+        else:
+            self.tray.notify("Meeting saved", saved)
         if minutes:
             self.show_minutes(minutes, getattr(result, "source_id", None))
         self.saved.emit(result)
@@ -150,6 +180,8 @@ class MeetingController(QObject):
             from deskmind.ui.minutes_window import MinutesWindow
 
             self.minutes = MinutesWindow()
+            if self._open_source is not None:
+                self.minutes.open_meeting.connect(self._open_source)
         self.minutes.show_minutes(markdown, meeting_id)
         return self.minutes
 

@@ -20,6 +20,18 @@ def make_speech(core: Any, complete: Any = None) -> Any:
     return Speech(core, complete=complete)
 
 
+def resting_state(app: Any) -> str:
+    """The tray's state when one recording ends: the other one if it still runs, else idle."""
+    talk, meeting = app.talk, app.meeting
+    if talk is not None and talk.state in ("starting", "recording"):
+        return "recording"
+    if meeting is not None and meeting.state == "recording":
+        return "meeting"
+    if meeting is not None and meeting.state == "saving":
+        return "indexing"
+    return "idle"
+
+
 def build_speech_controllers(app: Any) -> tuple[Any, Any]:
     """(talk controller, meeting controller), or (None, None) without a speech service."""
     if app.speech is None:
@@ -32,8 +44,11 @@ def build_speech_controllers(app: Any) -> tuple[Any, Any]:
     app.hud.note_clicked.connect(lambda note: app.open_source_id(getattr(note, "source_id", None)))
     # Through app.speech, not a captured object: a model change in settings replaces the service.
     talk = TalkController(lambda **hooks: app.speech.voice_note_recorder(**hooks), app.bridge, app.workers,
-                          app.hud, set_tray=lambda s: app.tray.set_state(s), parent=app)
+                          app.hud, set_tray=lambda s: app.tray.set_state(resting_state(app) if s == "idle" else s),
+                          parent=app)
     meeting = MeetingController(lambda **hooks: app.speech.meeting_recorder(**hooks), lambda: app.speech, app.bridge,
-                                app.workers, app.tray, lambda: app.core.store, parent=app)
+                                app.workers, app.tray, lambda: app.core.store,
+                                resting_state=lambda: resting_state(app), open_source=app.open_source_id,
+                                parent=app)
     meeting.check_interrupted()
     return talk, meeting

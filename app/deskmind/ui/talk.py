@@ -47,7 +47,7 @@ class TalkController(QObject):
         self._release = QTimer(self, singleShot=True, interval=RELEASE_DEBOUNCE_MS)
         self._release.timeout.connect(self.stop)
         bridge.level_changed.connect(lambda rms: hud.set_level(meter_level(rms)))
-        bridge.speech_failed.connect(self._failed_while_recording)
+        bridge.note_failed.connect(self._failed_while_recording)
 
     def _set(self, state: str) -> None:
         self.state = state
@@ -85,7 +85,7 @@ class TalkController(QObject):
         self._set_tray("recording")
         if self.recorder is None:
             self.recorder = self._make(on_level=self.bridge.on_level,
-                                       on_error=lambda e: self.bridge.speech_failed.emit(str(e)))
+                                       on_error=self.bridge.on_note_error)
         self.workers.submit(self.recorder.start, done=self._started, failed=self._start_failed,
                             executor=self.workers.speech)
 
@@ -120,6 +120,14 @@ class TalkController(QObject):
     def _save_failed(self, exc: BaseException) -> None:
         self._set("idle")
         self.hud.toast(str(exc))
+
+    def shutdown(self) -> None:
+        """Quitting (GUI thread): close a microphone left open by a voice note in progress.
+        Stopping the stream takes a few milliseconds; what was said is not saved."""
+        self._release.stop()
+        rec = self.recorder
+        if rec is not None and getattr(rec, "recording", False):
+            rec.cancel()
 
     def _failed_while_recording(self, message: str) -> None:
         if self.state == "recording":

@@ -56,6 +56,7 @@ class TrayController(QObject):
     transcript_requested = Signal()
     pause_toggled = Signal(bool)
     quit_requested = Signal()
+    notified = Signal(str, str)          # (title, message) of every notification shown
 
     def __init__(self, tray_available: bool | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -136,6 +137,7 @@ class TrayController(QObject):
     def notify(self, title: str, message: str, attention: bool = False) -> None:
         if attention:
             self.set_state("attention", message)
+        self.notified.emit(title, message)
         if self.tray is not None and QSystemTrayIcon.supportsMessages():
             self.tray.showMessage(title, message, self._icons["attention" if attention else "idle"], 6000)
         elif self.fallback is not None:
