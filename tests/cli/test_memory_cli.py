@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from deskmind.core.app import Core
+from deskmind.core.embed.base import DEFAULT_MODEL_ID, FP32_MODEL_ID
 from deskmind.core.memory import db
 from deskmind.core.memory.search import HybridSearcher
 from deskmind.core.memory.store import MemoryStore, text_hash
@@ -173,7 +174,7 @@ def test_stats_and_doctor(tmp_path: Path, deskmind_home: Path, embedder) -> None
     assert s["sources_by_kind"] == {"markdown": 2, "text": 3}
     assert s["sources_by_status"] == {"indexed": 5}
     assert s["vector_index"]["vectors"] == 5 and s["vector_index"]["dim"] == 384
-    assert s["vector_index"]["model_id"] == "minilm-l6-v2"
+    assert s["vector_index"]["model_id"] == DEFAULT_MODEL_ID
     assert s["db_path"] == str(deskmind_home / "data" / "memory.db") and s["db_bytes"] > 0
     assert s["building_indexes"] == [] and s["migrations"][0].startswith("m001_")
 
@@ -209,7 +210,7 @@ def test_a_killed_reembed_resumes(tmp_path: Path, deskmind_home: Path, embedder)
         for i, t in enumerate(texts):
             core.store.put_source(note(t, uri=f"deskmind://note/{i}"), idx, vecs)
         total = scalar(core.store.reader(), "SELECT count(*) FROM chunks")
-    model = "onnx:minilm-second"  # the same ONNX model under another id: a real second index
+    model = FP32_MODEL_ID  # the same weights computing in fp32: a real second index
     proc = spawn_deskmind("reembed", "--model", model, "--json")
     conn = open_db(deskmind_home)
     done = 0
@@ -236,13 +237,13 @@ def test_a_killed_reembed_resumes(tmp_path: Path, deskmind_home: Path, embedder)
     with MemoryStore(dbfile) as store:
         stats = store.stats()
     assert [b["model_id"] for b in stats["building_indexes"]] == [model]
-    assert stats["vector_index"]["model_id"] == "minilm-l6-v2"
+    assert stats["vector_index"]["model_id"] == DEFAULT_MODEL_ID
 
     proc = run_deskmind("reembed", "--model", model, "--json")
     assert proc.returncode == 0, proc.stderr
     res = json.loads(proc.stdout)
     assert res["model_id"] == model and res["index_id"] == building
-    assert res["embedded"] == total - done and res["replaced_model"] == "minilm-l6-v2"
+    assert res["embedded"] == total - done and res["replaced_model"] == DEFAULT_MODEL_ID
     with MemoryStore(dbfile) as store:
         stats = store.stats()
         assert stats["building_indexes"] == [] and stats["vector_index"]["vectors"] == total
@@ -282,3 +283,25 @@ def test_backup_while_another_process_writes(tmp_path: Path, deskmind_home: Path
         assert scalar(conn, "SELECT count(*) FROM chunks") == scalar(conn, "SELECT count(*) FROM chunks_fts_docsize")
     finally:
         conn.close()
+
+
+def test_an_index_of_another_model_keeps_working_and_doctor_advises_reembed(
+        tmp_path: Path, deskmind_home: Path) -> None:
+    """A memory whose vectors an older default (fp32) made: search embeds queries with that
+    model, new notes get its vectors too, and doctor warns (not fails) with the way forward."""
+    from deskmind.core.embed.base import EmbedderSpec, create_embedder
+
+    fp32 = create_embedder(EmbedderSpec(FP32_MODEL_ID, {"cache_dir": str(tmp_path / "models")}))
+    with Core() as core:
+        idx = core.store.ensure_active_index(fp32.model_id, fp32.dim)
+        text = "The orchestra tuned to the oboe's A before the overture."
+        core.store.put_source(note(text, uri="deskmind://note/oboe"), idx,
+                              {text_hash(text): fp32.embed([text])[0]})
+        assert core.active_embedder().model_id == FP32_MODEL_ID
+        later = core.remember(note("Tune the violin before the concert.", uri="deskmind://note/violin"))
+        assert later and core.store.active_index().model_id == FP32_MODEL_ID
+    hits = json.loads(run_deskmind("search", "musicians preparing instruments", "--json").stdout)
+    assert {h["source"] for h in hits[:2]} == {"deskmind://note/oboe", "deskmind://note/violin"}
+    proc = run_deskmind("doctor")
+    line = next(ln for ln in proc.stdout.splitlines() if " vector index: " in ln)
+    assert line.startswith("warn") and "deskmind reembed" in line and FP32_MODEL_ID in line

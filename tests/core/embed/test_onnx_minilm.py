@@ -92,3 +92,52 @@ def test_spinning_is_an_option(tmp_path: Path, embedder) -> None:
 def test_unknown_model_is_a_clear_error() -> None:
     with pytest.raises(UserInputError, match="unknown embedding model 'nope'"):
         create_embedder("nope")
+
+
+# Pairs of paraphrases: each text's nearest other text is its pair.
+REAL_TEXTS = [
+    "The cat sat on the mat while the dog slept by the fire.",
+    "A kitten rested on the rug and the puppy dozed near the fireplace.",
+    "Quarterly tax returns are due at the end of the month; late filing costs a penalty.",
+    "File your taxes for the quarter before the month ends or pay a fine.",
+    "The train to Lisbon leaves at nine from platform four.",
+    "Our rail departure for Lisbon is at 9 o'clock, platform 4.",
+    "Water the tomatoes every evening in July and August.",
+    "In summer, give the tomato plants water each night.",
+]
+
+
+def test_default_model_computes_in_int8_and_agrees_with_fp32(embedder, tmp_path) -> None:
+    from deskmind.core.config.settings import Settings
+    from deskmind.core.embed.base import DEFAULT_MODEL_ID, FP32_MODEL_ID
+
+    assert Settings().embedder.model_id == DEFAULT_MODEL_ID == embedder.model_id
+    assert embedder.compute == "int8" and embedder.model_path != embedder.source_path
+    fp32 = create_embedder(EmbedderSpec(FP32_MODEL_ID, {"cache_dir": str(tmp_path)}))
+    assert fp32.compute == "fp32" and fp32.model_path == embedder.source_path
+    a, b = embedder.embed(REAL_TEXTS), fp32.embed(REAL_TEXTS)
+    assert not np.allclose(a, b, atol=1e-3)                  # really a different computation
+    assert float(np.min(np.sum(a * b, axis=1))) > 0.97        # ... of nearly the same vectors
+    pairs = [i ^ 1 for i in range(len(REAL_TEXTS))]          # 0<->1, 2<->3, ...
+    for vecs in (a, b):
+        sim = vecs @ vecs.T
+        np.fill_diagonal(sim, -1)
+        assert list(sim.argmax(axis=1)) == pairs
+
+
+def test_int8_model_is_derived_once_and_reused(tmp_path) -> None:
+    from deskmind.core.embed.base import DEFAULT_MODEL_ID
+
+    first = create_embedder(EmbedderSpec(DEFAULT_MODEL_ID, {"cache_dir": str(tmp_path)}))
+    derived = sorted(tmp_path.glob("int8-*.onnx"))
+    assert [p.name for p in derived] == [first.model_path.name]
+    stamp = derived[0].stat().st_mtime_ns
+    second = create_embedder(EmbedderSpec(DEFAULT_MODEL_ID, {"cache_dir": str(tmp_path)}))
+    assert second.model_path == first.model_path and derived[0].stat().st_mtime_ns == stamp
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]   # no half-made leftovers
+    np.testing.assert_array_equal(first.embed(REAL_TEXTS[:3]), second.embed(REAL_TEXTS[:3]))
+
+
+def test_an_onnx_model_id_without_its_file_is_refused() -> None:
+    with pytest.raises(UserInputError, match="needs its ONNX file"):
+        create_embedder(EmbedderSpec("onnx:bge-small-en", {}))

@@ -105,7 +105,7 @@ def test_models_chat_and_streaming(api, runtime):
     gw, srv = api
     oa = client(srv, grant(gw, "aider", ask=True))
     ids = [m.id for m in oa.models.list().data]
-    assert {"general", "fast", "local:fake-model:1b", "minilm-l6-v2"} <= set(ids)
+    assert {"general", "fast", "local:fake-model:1b", "minilm-l6-v2-int8"} <= set(ids)
 
     done = oa.chat.completions.create(model="general", messages=[{"role": "user", "content": "When do I water?"}])
     assert done.choices[0].message.content == REPLY and done.choices[0].finish_reason == "stop"
@@ -163,7 +163,7 @@ def test_scopes_refuse_with_403(api):
         no_ask.chat.completions.create(model="general", messages=[{"role": "user", "content": "hi"}])
     assert "may not use the model runtimes" in str(exc.value)
     with pytest.raises(openai.PermissionDeniedError):
-        no_ask.embeddings.create(model="minilm-l6-v2", input="hi")
+        no_ask.embeddings.create(model="minilm-l6-v2-int8", input="hi")
     with pytest.raises(openai.AuthenticationError):
         client(srv, "dmk_wrong").models.list()
 
@@ -173,7 +173,7 @@ def test_embeddings_are_the_local_embedder(api, core):
     oa = client(srv, grant(gw, "continue", ask=True))
     texts = ["tomatoes need water", "flights to Lisbon"]
     want = core.embedder().embed(texts)
-    got = oa.embeddings.create(model="minilm-l6-v2", input=texts)  # base64 on the wire
+    got = oa.embeddings.create(model="minilm-l6-v2-int8", input=texts)  # base64 on the wire
     assert [d.index for d in got.data] == [0, 1]
     assert np.allclose(np.array([d.embedding for d in got.data]), want, atol=1e-6)
     floats = oa.embeddings.create(model="embed", input="tomatoes need water", encoding_format="float")

@@ -21,7 +21,7 @@ SCHEMA_VERSION = 1
 
 @dataclass
 class EmbedderSettings:
-    model_id: str = "minilm-l6-v2"
+    model_id: str = "minilm-l6-v2-int8"
     model_path: str | None = None
     tokenizer_path: str | None = None
     threads: int | None = None

@@ -85,7 +85,7 @@ class Gateway:
         client's first search does not wait for them while the server already answers."""
         def load() -> None:
             try:
-                self.core.embedder()
+                self.core.active_embedder()
                 store = self.core.store
                 idx = store.active_index()
                 warm = getattr(store.vector_searcher, "warm", None)

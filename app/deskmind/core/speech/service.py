@@ -74,7 +74,7 @@ class Speech:
 
     def _warm_up_memory(self) -> None:
         try:
-            self.core.embedder()
+            self.core.active_embedder()
             self.core.store  # noqa: B018  (opens the database)
         except DeskmindError as exc:  # the save will report it
             log.debug("warm-up: %s", exc)
