@@ -85,3 +85,63 @@ def test_interrupted_meeting_is_offered_for_recovery_at_start(qtbot, core, qloop
         from tests.ui.conftest import close_app
 
         close_app(app)
+
+
+def test_recorders_are_built_and_sounddevice_reached_off_the_gui_thread(qtbot, core, qloop, sd, pulse,
+                                                                         whisper_engine, speech_dir):
+    """Building a recorder reaches sounddevice (its first import starts PortAudio): the first
+    push-to-talk and the first meeting do that in a worker, and report back on the GUI thread."""
+    import threading
+
+    from deskmind.core.speech import Speech
+    from deskmind.ui.app import DesktopApp
+    from deskmind.ui.bridge import on_gui_thread
+    from tests.fakes.audio import speech_wav
+    from tests.ui.conftest import close_app, no_runtime_hub
+
+    class WatchedSpeech(Speech):
+        """The real speech service, noting on which thread recorders and sounddevice are asked for."""
+
+        def __init__(self, *a, **kw) -> None:
+            super().__init__(*a, **kw)
+            self.threads: list[tuple[str, threading.Thread]] = []
+
+        @property
+        def sd(self):
+            self.threads.append(("sounddevice", threading.current_thread()))
+            return super().sd
+
+        def voice_note_recorder(self, **hooks):
+            self.threads.append(("note", threading.current_thread()))
+            return super().voice_note_recorder(**hooks)
+
+        def meeting_recorder(self, **hooks):
+            self.threads.append(("meeting", threading.current_thread()))
+            return super().meeting_recorder(**hooks)
+
+    speech = WatchedSpeech(core, sd=sd, engine=whisper_engine, system_source=lambda: None)
+    app = DesktopApp(core, tray_available=False, speech=speech, hub_kw=no_runtime_hub(),
+                     instance_name=f"deskmind-test-{uuid.uuid4().hex[:8]}")
+    try:
+        assert app.start(hotkeys=False)
+        qtbot.waitUntil(lambda: app.talk is not None and app.meeting is not None, timeout=10000)
+        states: list[tuple[str, bool]] = []
+        app.talk.state_changed.connect(lambda s: states.append((s, on_gui_thread())))
+        app.meeting.state_changed.connect(lambda s: states.append((s, on_gui_thread())))
+        app.talk.toggle()
+        qtbot.waitUntil(lambda: app.talk.state == "recording", timeout=15000)
+        app.meeting.toggle()
+        qtbot.waitUntil(lambda: app.meeting.state == "recording", timeout=15000)
+        assert {what for what, _t in speech.threads} == {"note", "meeting", "sounddevice"}
+        gui = threading.main_thread()
+        assert all(t is not gui for _what, t in speech.threads), speech.threads
+        assert app.talk.recorder is not None and app.meeting.recorder is not None
+        pulse.play(speech_wav(speech_dir, "Remember to call the plumber on Monday morning."))
+        app.talk.toggle()
+        qtbot.waitUntil(lambda: app.talk.state == "idle", timeout=60000)
+        with qtbot.waitSignal(app.meeting.saved, timeout=60000):
+            app.meeting.toggle()
+        assert all(gui_thread for _s, gui_thread in states), states
+        assert [s for s, _g in states if s in ("starting", "recording")] == ["starting", "recording"] * 2
+    finally:
+        close_app(app)

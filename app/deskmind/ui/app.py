@@ -192,13 +192,13 @@ class DesktopApp(QObject):
             old = self.speech
             self.speech = make_speech(self.core, getattr(self.core, "complete", None))
             self.speech.settings = new
-            self.talk.recorder = None     # the next note builds its recorder on the new service
+            self.talk.settings_changed()  # the next note builds its recorder on the new service
             self.workers.submit(old.close)
             return f"Saved; Whisper model {new.model} loads on the next recording"
         for f in ("vocabulary", "input_device", "language", "beam_size"):
             setattr(cur, f, getattr(new, f))   # the engine reads these per transcription
         if self.talk is not None:
-            self.talk.recorder = None
+            self.talk.settings_changed()
         return "Saved and applied"
 
     def settings_changed(self) -> None:

@@ -78,12 +78,17 @@ class MeetingController(QObject):
         self.segments = []
         if self.transcript is not None:
             self.transcript.clear()
-        self.recorder = self._make(on_segment=self.bridge.on_segment,
-                                   on_error=self.bridge.on_meeting_error)
-        self.workers.submit(self.recorder.start, title, done=self._started, failed=self._start_failed,
+        self.workers.submit(self._open, title, done=self._started, failed=self._start_failed,
                             executor=self.workers.pool)
 
-    def _started(self, meeting_id: str) -> None:
+    def _open(self, title: str | None) -> tuple[Any, str]:
+        """Worker: build the recorder (the first one imports sounddevice, which starts
+        PortAudio) and start recording."""
+        rec = self._make(on_segment=self.bridge.on_segment, on_error=self.bridge.on_meeting_error)
+        return rec, rec.start(title)
+
+    def _started(self, opened: tuple[Any, str]) -> None:
+        self.recorder, _meeting_id = opened
         self._set("recording")
         self.started_at = time.monotonic()
         self.tray.set_state("meeting")

@@ -1,7 +1,8 @@
 """Push-to-talk: the talk hotkey drives a VoiceNoteRecorder; the HUD shows where it is.
 
-The recorder's start() opens the microphone and stop() transcribes and saves (blocking): both
-run on the speech executor, never on the GUI thread. Key autorepeat on X11 can deliver
+Building the first recorder imports sounddevice (PortAudio starts and lists devices), start()
+opens the microphone and stop() transcribes and saves: all of it runs on the speech executor,
+never on the GUI thread; results come back through the bridge. Key autorepeat on X11 can deliver
 release+press pairs while a key is held, so a release only stops after a short quiet spell.
 """
 
@@ -40,7 +41,9 @@ class TalkController(QObject):
         self.bridge, self.workers, self.hud = bridge, workers, hud
         self._make = make_recorder
         self._set_tray = set_tray or (lambda _s: None)
-        self.recorder: Any = None
+        self.recorder: Any = None        # reused by the next note; None builds a new one
+        self._active: Any = None         # the recorder of the note in progress
+        self._settings_version = 0
         self.state = "idle"
         self.mode = "toggle"
         self._stop_when_started = False
@@ -83,13 +86,21 @@ class TalkController(QObject):
         self._set("starting")
         self.hud.recording(mode)
         self._set_tray("recording")
-        if self.recorder is None:
-            self.recorder = self._make(on_level=self.bridge.on_level,
-                                       on_error=self.bridge.on_note_error)
-        self.workers.submit(self.recorder.start, done=self._started, failed=self._start_failed,
-                            executor=self.workers.speech)
+        version = self._settings_version
+        self.workers.submit(self._open, self.recorder, done=lambda rec: self._started(rec, version),
+                            failed=self._start_failed, executor=self.workers.speech)
 
-    def _started(self, _r: Any = None) -> None:
+    def _open(self, recorder: Any) -> Any:
+        """Speech worker: build the recorder when there is none yet, open the microphone."""
+        rec = recorder if recorder is not None else self._make(on_level=self.bridge.on_level,
+                                                               on_error=self.bridge.on_note_error)
+        rec.start()
+        return rec
+
+    def _started(self, recorder: Any, version: int) -> None:
+        self._active = recorder
+        if version == self._settings_version:    # else settings changed meanwhile: build anew next time
+            self.recorder = recorder
         self._set("recording")
         if self._stop_when_started:
             self.stop()
@@ -108,7 +119,8 @@ class TalkController(QObject):
         self._set("transcribing")
         self.hud.transcribing()
         self._set_tray("idle")
-        self.workers.submit(self.recorder.stop, done=self._saved, failed=self._save_failed,
+        rec, self._active = self._active, None
+        self.workers.submit(rec.stop, done=self._saved, failed=self._save_failed,
                             executor=self.workers.speech)
 
     def _saved(self, note: Any) -> None:
@@ -125,9 +137,15 @@ class TalkController(QObject):
         """Quitting (GUI thread): close a microphone left open by a voice note in progress.
         Stopping the stream takes a few milliseconds; what was said is not saved."""
         self._release.stop()
-        rec = self.recorder
-        if rec is not None and getattr(rec, "recording", False):
+        rec, self._active = self._active, None
+        if rec is not None:
             rec.cancel()
+
+    def settings_changed(self) -> None:
+        """Speech settings changed (GUI thread): the next note builds a recorder that uses them;
+        a note in progress finishes with the one it has."""
+        self.recorder = None
+        self._settings_version += 1
 
     def _failed_while_recording(self, message: str) -> None:
         if self.state == "recording":

@@ -78,6 +78,9 @@ class Workers:
         "deskmind.ui.hud", "deskmind.ui.talk", "deskmind.ui.meeting", "deskmind.ui.transcript_window",
         "deskmind.ui.minutes_window", "deskmind.ui.dropzone", "deskmind.ui.browser.window",
         "deskmind.ui.settings.build", "deskmind.ui.status",
+        # PortAudio starts (and lists the devices) when sounddevice is first imported, ~0.1-0.2 s:
+        # here, not when the first push-to-talk opens the microphone.
+        "sounddevice",
         # The speech engine's native libraries: initialising them holds the GIL for a few
         # hundred ms, so it happens once, right after start, not during the first voice note.
         "faster_whisper", "ctranslate2",
@@ -95,7 +98,7 @@ class Workers:
             for m in modules:
                 try:
                     importlib.import_module(m)
-                except ImportError:
+                except (ImportError, OSError):  # OSError: a native library (PortAudio) is missing
                     pass
 
         for ex in (self.pool, self.secrets, self.speech):
