@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.ui.conftest import close_app  # noqa: E402
 
+import os
 import tomllib
 import uuid
 
@@ -77,19 +78,30 @@ def test_routing_editor_validates_and_explains(qtbot, app, qloop):
     assert "secret-stays-on-machine" in page.explanation.text()
 
 
-def test_agents_matrix_grants_paste_live(qtbot, app, qloop):
+def test_agents_matrix_grants_paste_live(qtbot, app, qloop, monkeypatch):
+    from deskmind.ui.paste import PreviousWindow
+
+    # Pasting needs X11 and xdotool; whether the agent may paste is what changes here.
+    monkeypatch.setenv("DISPLAY", os.environ.get("DISPLAY") or ":0")
+    monkeypatch.setenv("XDG_SESSION_TYPE", "x11")
+    app.previous_window = PreviousWindow(xdotool="xdotool")
+    p = app.palette
+    p.input.setText("anything about keys?")
+    p.submit()
+    qtbot.waitUntil(lambda: p.task is not None and p.task.done() and bool(p.answer), timeout=20000)
+    assert not p.paste_btn.isEnabled() and "may not paste" in p.paste_btn.toolTip()
     w = app.show_window("settings")
     page = w.pages["Agents"]
     box = page.cell("quick-ask", "paste")
     assert box is not None and not box.isChecked()
     box.setChecked(True)
     assert routing(app)["agents"]["quick-ask"]["paste"] is True
-    app.pipeline_answerer.cfg = None
-    import asyncio
-
-    fut = asyncio.ensure_future(app.pipeline_answerer._ensure())
-    qtbot.waitUntil(fut.done, timeout=10000)
-    assert app.pipeline_answerer.may("paste")
+    # No new question and no restart: the Paste button follows the matrix.
+    qtbot.waitUntil(p.paste_btn.isEnabled, timeout=5000)
+    assert p.paste_btn.toolTip() == "" and app.pipeline_answerer.may("paste")
+    box.setChecked(False)
+    qtbot.waitUntil(lambda: not p.paste_btn.isEnabled(), timeout=5000)
+    assert not app.pipeline_answerer.may("paste")
 
 
 def test_privacy_ceiling_and_ledger(qtbot, app):

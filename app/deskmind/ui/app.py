@@ -202,9 +202,12 @@ class DesktopApp(QObject):
         return "Saved and applied"
 
     def settings_changed(self) -> None:
-        """Rules, runtimes or agents were edited: the next question uses them (no restart)."""
+        """Rules, runtimes or agents were edited: permissions apply at once (the Paste button
+        follows), the next question uses the new rules and runtimes (no restart)."""
         if self.pipeline_answerer is not None:
-            self.pipeline_answerer.reload()
+            self.pipeline_answerer.reload(applied=self._permissions_changed)
+
+    def _permissions_changed(self) -> None:
         if self.palette is not None:
             self.palette._update_buttons()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from PySide6.QtWidgets import QMessageBox
 
@@ -82,29 +82,51 @@ class PipelineAnswerer:
         self.hub: Any = None
         self.pipeline: Any = None
         self._stale = True
+        self._version = 0       # of the rules file as last changed in settings
 
-    def reload(self) -> None:
-        """Rules or runtimes changed: the next question uses the new ones."""
+    def _load_rules(self) -> Any:
+        """Worker thread: the rules file as it is now."""
+        from deskmind.core.routing.config import load_routing
+
+        return load_routing(self.core.paths.config_dir)
+
+    def reload(self, applied: Callable[[], None] | None = None) -> None:
+        """Rules or runtimes changed (GUI thread). Permissions apply as soon as the file is read
+        again (then ``applied()`` runs, on the GUI thread); the next question gets a new hub."""
         self._stale = True
+        self._version += 1
+        version = self._version
+
+        def loaded(cfg: Any) -> None:
+            if version != self._version:    # a later change is being read: that one counts
+                return
+            self.cfg = cfg
+            if applied is not None:
+                applied()
+
+        self.workers.submit(self._load_rules, done=loaded,
+                            failed=lambda e: log.warning("the changed rules could not be read: %s", e))
 
     async def _ensure(self) -> Any:
         if self.pipeline is None or self._stale:
             from deskmind.core.ask.pipeline import build_pipeline
             from deskmind.core.ask.session import make_hub
-            from deskmind.core.routing.config import load_routing
 
-            cfg = await self.workers.run(load_routing, self.core.paths.config_dir)
+            version = self._version
+            cfg = await self.workers.run(self._load_rules)
             old, self.hub = self.hub, None
             if old is not None:
                 await old.aclose()
             self.hub = await self.workers.run(lambda: make_hub(self.core, cfg, **self.hub_kw))
-            self.cfg = cfg
             self.pipeline = build_pipeline(self.core, self.hub, approver=self.approver, cfg=cfg)
-            self._stale = False
+            if version == self._version:    # else the rules changed meanwhile: the next question rebuilds
+                self.cfg = cfg
+                self._stale = False
         return self.pipeline
 
     def may(self, scope: str) -> bool:
-        """Whether the quick-ask agent holds a scope (paste, cloud...), from the rules file."""
+        """Whether the quick-ask agent holds a scope (paste, cloud...), from the rules file as
+        last read: at the last question or the last settings change."""
         from deskmind.core.agents.permissions import agent_config
 
         return bool(getattr(agent_config(self.cfg, "quick-ask"), scope, False))
