@@ -155,18 +155,20 @@ def test_file_deleted_before_read_and_changed_while_read(tmp_path: Path, store: 
         ingest_types._BY_SUFFIX.pop(".racy", None)
 
 
-def test_a_failed_reread_keeps_what_was_stored(tmp_path: Path, store: MemoryStore, indexer: Indexer) -> None:
+def test_a_file_rewritten_as_a_corrupt_pdf_no_longer_answers_with_its_old_text(
+        tmp_path: Path, store: MemoryStore, indexer: Indexer) -> None:
+    """The file was read and says something else now: the old text is stale, not kept.
+    (Reads that fail keep what was stored: tests/core/ingest/test_stale_content.py.)"""
     f = tmp_path / "notes.pdf"
     f.write_bytes(make_pdf(["Important otter facts to keep."]))
     indexer.index([f])
-    before = chunks_of(store, f)
-    assert "otter" in before[0][0]
+    assert "otter" in chunks_of(store, f)[0][0]
     f.write_bytes(b"%PDF-1.7\n garbage that replaced the file")
     s = indexer.index([f])
     assert _reason(s, f)[0] == "failed"
     row = source_row(store, f)
-    assert row["status"] == "indexed" and row["error"].startswith("failed: corrupt or truncated PDF")
-    assert chunks_of(store, f) == before
+    assert row["status"] == "failed" and row["error"].startswith("corrupt or truncated PDF")
+    assert chunks_of(store, f) == []
 
 
 def test_symlink_loop_fifo_and_unusual_names(tmp_path: Path, store: MemoryStore, indexer: Indexer) -> None:

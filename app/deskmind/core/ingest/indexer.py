@@ -4,6 +4,8 @@ Per file: stat; unchanged size and mtime -> nothing is read. Otherwise read and 
 unchanged hash -> only the new mtime is recorded. Otherwise extract, chunk, embed (batched across
 files, reusing vectors of text already embedded) and replace the source's chunks in one
 transaction: a kill at any moment leaves the old or the new state of each file, never a mix.
+New content that yields nothing to index (empty, binary, undecodable) removes the old chunks;
+a failed read (permission denied, the file vanished or changed while read) keeps them.
 
 Threads: ``index`` runs on the calling thread (a worker, never the GUI thread), which embeds
 and stores; reading and parsing run on a small pool beside it. Progress goes to ``on_event``.
@@ -177,8 +179,17 @@ class Indexer:
             return fail("skipped", "grew past the size limit while being read")
         if known and known.content_hash == digest and known.status == "indexed":
             return Prepared(path, FileOutcome(uri, kind, "unchanged"), touch=(known.id, st.st_size, st.st_mtime))
+        # From here on an indexed source's content has changed. Where the new content itself
+        # yields nothing to index, what was stored no longer says what the file says.
+        changed = known is not None and known.status == "indexed"
+
+        def nothing(status: str, reason: str) -> Prepared:
+            prep = fail(status, reason)
+            prep.replaced = digest if changed else None
+            return prep
+
         if not ft.media and not data:
-            return fail("skipped", "empty file (zero bytes)")
+            return nothing("skipped", "empty file (zero bytes)")
         try:
             if ft.media:
                 try:
@@ -192,9 +203,11 @@ class Indexer:
             else:
                 ex = ft.extractor(path, data)
         except Unsupported as exc:
-            return fail("skipped", str(exc))
+            return nothing("skipped", str(exc))
         except ExtractionError as exc:
-            return fail("failed", str(exc))
+            # A transcriber may fail for reasons of its own (a missing model): media keeps its
+            # transcript then. A text extractor's error is about the bytes it was given.
+            return fail("failed", str(exc)) if ft.media else nothing("failed", str(exc))
         except MemoryError:
             return fail("failed", "too complex to parse in memory")
         except RecursionError:
@@ -204,7 +217,7 @@ class Indexer:
             return fail("failed", f"could not parse: {type(exc).__name__}: {exc}")
         chunks = chunk_sections(ex.sections, presplit=ex.presplit)
         if not chunks:
-            return fail("skipped", "no text found in file" if not ft.media else "no speech found")
+            return nothing("skipped", "no text found in file" if not ft.media else "no speech found")
         try:
             now = os.stat(path)
         except OSError:
@@ -306,12 +319,13 @@ class Indexer:
                             chunks=state["chunks"], bytes=state["bytes"], bytes_total=work_bytes,
                             eta_s=eta, path=o.path, status=o.status, reason=o.reason))
 
-        def settle(f: Found, o: FileOutcome) -> None:
+        def settle(f: Found, o: FileOutcome, replaced: str | None = None, stale: bool = False) -> None:
             summary.outcomes.append(o)
             if o.status in ("skipped", "failed", "queued"):
                 records.append(status_mod.StatusRecord(
                     o.path, o.kind or "other", o.status, o.reason, f.st.st_size, f.st.st_mtime,
-                    self.privacy_for(f.path), vaults.get(f.vault) if f.vault else None))
+                    self.privacy_for(f.path), vaults.get(f.vault) if f.vault else None,
+                    drop_content=stale or replaced is not None, content_hash=replaced))
                 if len(records) >= 500:
                     flush_records()
             progress(f, o)
@@ -344,7 +358,7 @@ class Indexer:
                         if pending_chunks >= EMBED_BATCH_CHUNKS:
                             flush()
                     else:
-                        settle(f, prep.outcome)
+                        settle(f, prep.outcome, prep.replaced)
 
             for f in files:
                 if cancelled():
@@ -353,7 +367,10 @@ class Indexer:
                 k = known.get(str(f.path))
                 quick = self._triage(f, k, coll, tags)
                 if quick is not None:
-                    settle(f, quick)
+                    # An indexed file that grew past the size cap: its stored content is stale.
+                    grew = (quick.status == "skipped" and (quick.reason or "").startswith("too large")
+                            and k is not None and k.status == "indexed" and k.size != f.st.st_size)
+                    settle(f, quick, stale=grew)
                     continue
                 in_flight.append((f, pool.submit(self._prepare, f, k, coll)))
                 drain(IN_FLIGHT)

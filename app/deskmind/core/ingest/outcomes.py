@@ -44,6 +44,9 @@ class Prepared:
     draft: SourceDraft | None = None
     links: list[Link] = field(default_factory=list)
     touch: tuple[int, int, float] | None = None
+    # The file's content changed and the new content yields nothing to index: what was stored
+    # for it is stale and goes. Holds the new content hash.
+    replaced: str | None = None
 
 
 @dataclass

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from deskmind.core.memory.store import MemoryStore
+from deskmind.core.memory.store import MemoryStore, drop_content
 
 # Reasons that may not hold on the next scan: such files are retried even when unchanged.
 TRANSIENT = ("vanished", "changed while", "permission denied", "read error")
@@ -76,6 +76,9 @@ class StatusRecord:
     mtime: float | None = None
     privacy: str = "private"
     collection: str | None = None
+    # The file was read and its new content yields nothing to index: stored content goes.
+    drop_content: bool = False
+    content_hash: str | None = None
 
 
 def is_transient(reason: str | None) -> bool:
@@ -84,7 +87,9 @@ def is_transient(reason: str | None) -> bool:
 
 def record_statuses(store: MemoryStore, records: list[StatusRecord]) -> None:
     """Write statuses in one transaction. A source indexed before keeps its chunks and only
-    notes the problem in ``error``: nothing already stored is lost because of a bad read."""
+    notes the problem in ``error`` (nothing already stored is lost because of a bad read),
+    unless the record says its new content yields nothing (``drop_content``): then its chunks,
+    vectors, full-text rows, text and links go and the source keeps only its status."""
     if not records:
         return
 
@@ -100,6 +105,13 @@ def record_statuses(store: MemoryStore, records: list[StatusRecord]) -> None:
                     "metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?)",
                     (r.uri, r.kind, r.status, r.reason, r.size, mtime, r.privacy, r.collection,
                      now, now))
+            elif row[1] == "indexed" and r.status in ("failed", "skipped") and r.drop_content:
+                drop_content(conn, row[0])
+                conn.execute(
+                    "UPDATE sources SET status = ?, error = ?, size = ?, mtime = ?, content_hash = ?, "
+                    "privacy = ?, collection = ?, updated_at = ? WHERE id = ?",
+                    (r.status, r.reason, r.size, mtime, r.content_hash, r.privacy, r.collection,
+                     now, row[0]))
             elif row[1] == "indexed" and r.status in ("failed", "skipped"):
                 conn.execute("UPDATE sources SET error = ?, updated_at = ? WHERE id = ?",
                              (f"{r.status}: {r.reason}", now, row[0]))

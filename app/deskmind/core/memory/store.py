@@ -444,6 +444,15 @@ class MemoryStore:
         return dest
 
 
+def drop_content(conn: Any, source_id: int) -> None:
+    """Remove what a source's content made: chunks (and through triggers their full-text rows
+    and vectors), its extracted text and its outgoing links. The source row stays. Call inside
+    a write transaction."""
+    conn.execute("DELETE FROM chunks WHERE source_id = ?", (source_id,))
+    conn.execute("DELETE FROM documents WHERE source_id = ?", (source_id,))
+    conn.execute("DELETE FROM source_links WHERE source_id = ?", (source_id,))
+
+
 def _close_quietly(conn: Any) -> None:
     try:
         conn.close()
