@@ -154,3 +154,23 @@ def test_permission_denied_keeps_what_was_stored(tmp_path: Path, store: MemorySt
     assert outcomes[str(f)] == ("failed", "permission denied")
     assert chunks_of(store, f) == before and OLD in before[0][0]
     assert source_row(store, f)["status"] == "indexed"
+
+
+def test_a_file_grown_past_the_size_cap_loses_its_old_text(tmp_path: Path, store: MemoryStore) -> None:
+    from deskmind.core.ingest.indexer import Indexer
+
+    f = tmp_path / "log.txt"
+    f.write_text(OLD)
+    idx = Indexer(store, None, max_file_bytes=200)
+    idx.index([tmp_path])
+    assert OLD in chunks_of(store, f)[0][0]
+    f.write_text(OLD * 10)
+    s = idx.index([tmp_path])
+    assert s.outcome(f).status == "skipped" and s.outcome(f).reason.startswith("too large")
+    assert chunks_of(store, f) == [] and source_row(store, f)["status"] == "skipped"
+    # A lowered cap alone (the file unchanged) is no reason to drop anything.
+    g = tmp_path / "kept.txt"
+    g.write_text(OLD)
+    Indexer(store, None).index([g])
+    assert Indexer(store, None, max_file_bytes=10).index([g]).outcome(g).status == "unchanged"
+    assert OLD in chunks_of(store, g)[0][0]
