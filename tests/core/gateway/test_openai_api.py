@@ -26,10 +26,12 @@ FAST = Timeouts(connect=1.0, first_token=5.0, stall=3.0, request=5.0)
 REPLY = "Water the tomatoes on Tuesday and Friday, as your garden plan says [1]."
 
 
-def rules(local_url: str, backup_url: str | None = None, cloud_url: str | None = None) -> str:
+def rules(local_url: str, backup_url: str | None = None, cloud_url: str | None = None,
+          prompt_privacy: str = "private") -> str:
     text = f"""
 [defaults]
 cloud = {"true" if cloud_url else "false"}
+prompt_privacy = "{prompt_privacy}"
 
 [providers.local]
 kind = "openai"
@@ -203,25 +205,122 @@ def test_runtime_failures_fall_back_then_report_clearly(core, memory):
 
 def test_the_cloud_only_with_the_clients_cloud_scope(core, memory, runtime):
     with FakeLLMServer(reply=Reply("from the cloud")) as sky:
-        gw, srv = serve(core, rules(runtime.url, cloud_url=sky.url))
+        # These rules count a chat's own messages as public; memory passages keep their tags.
+        gw, srv = serve(core, rules(runtime.url, cloud_url=sky.url, prompt_privacy="public"))
         try:
             q = [{"role": "user", "content": "When are the Lisbon flights?"}]
             local_only = client(srv, grant(gw, "local-only", ask=True, read="personal", ground=True))
-            r = local_only.chat.completions.create(model="auto", messages=q,
-                                                   extra_body={"deskmind": {"prompt_privacy": "public"}})
+            r = local_only.chat.completions.create(model="auto", messages=q)
             assert r.choices[0].message.content == REPLY and sky.chat_requests() == []
             cloudy = client(srv, grant(gw, "cloudy", ask=True, read="personal", ground=True, cloud=True))
-            r = cloudy.chat.completions.create(model="auto", messages=q)
-            # The chat itself counts as private (the rules' default) until the caller says otherwise.
-            assert r.choices[0].message.content == REPLY and sky.chat_requests() == []
+            # A caller may mark its chat as more sensitive than the rules say: it stays here.
             r = cloudy.chat.completions.create(model="auto", messages=q,
-                                               extra_body={"deskmind": {"prompt_privacy": "public"}})
+                                               extra_body={"deskmind": {"prompt_privacy": "private"}})
+            assert r.choices[0].message.content == REPLY and sky.chat_requests() == []
+            r = cloudy.chat.completions.create(model="auto", messages=q)
             assert r.choices[0].message.content == "from the cloud"
             # The cloud zone's ceiling is public: the personal passage was withheld from it.
             assert "Lisbon leave" not in _system_texts(sky.chat_requests()[-1])
             assert r.model_extra["deskmind"]["route"]["withheld_items"]
         finally:
             srv.stop()
+
+
+GUARDED = """
+[defaults]
+cloud = true
+prompt_privacy = "{default}"
+
+[providers.local]
+kind = "openai"
+url = "{local}"
+
+[providers.sky]
+kind = "openai"
+url = "{sky}"
+zone = "cloud"
+models = ["gpt-fake"]
+
+[classes]
+general = ["local:fake-model:1b"]
+sky = ["sky:gpt-fake"]
+
+{first_rule}
+[[rules]]
+name = "private-stays-here"
+privacy_at_least = "private"
+zones = ["machine"]
+
+[[rules]]
+name = "public-may-go-out"
+class = "sky"
+zones = ["cloud", "machine"]
+fallback = ["local:fake-model:1b"]
+"""
+
+
+def test_a_client_cannot_get_past_the_rules_by_naming_a_model_or_lowering_privacy(core, memory, runtime):
+    from deskmind.core.routing.ledger import EgressLedger
+
+    with FakeLLMServer(models=["gpt-fake"], reply=Reply("from the cloud")) as sky:
+        gw, srv = serve(core, GUARDED.format(default="private", local=runtime.url, sky=sky.url,
+                                             first_rule=""))
+        try:
+            q = [{"role": "user", "content": "What is my salary?"}]
+            cloudy = client(srv, grant(gw, "cloudy", ask=True, read="private", ground=True, cloud=True))
+            for model in ("sky:gpt-fake", "gpt-fake"):  # provider:model, or a name only sky lists
+                with pytest.raises(openai.PermissionDeniedError) as exc:
+                    cloudy.chat.completions.create(model=model, messages=q)
+                msg = exc.value.body["message"]
+                assert "cloud zone, which rule 'private-stays-here' does not allow" in msg
+                assert "it allows: machine" in msg
+            # Saying its messages are public does not lower the rules' verdict either.
+            for model in ("general", "sky:gpt-fake"):
+                with pytest.raises(openai.PermissionDeniedError) as exc:
+                    cloudy.chat.completions.create(model=model, messages=q, stream=True,
+                                                   extra_body={"deskmind": {"prompt_privacy": "public"}})
+                assert "may only raise it" in exc.value.body["message"]
+            # Within the rule's zones a named model is fine.
+            r = cloudy.chat.completions.create(model="local:fake-model:1b", messages=q)
+            assert r.choices[0].message.content == REPLY
+        finally:
+            srv.stop()
+        assert sky.received == []
+        assert EgressLedger(core.store).count() == 0
+
+        # Public material, but a rule keeps every chat on this machine: the cloud model named
+        # by a client with the cloud scope is still refused (the cloud's ceiling would allow it).
+        keep_chats = '[[rules]]\nname = "chats-stay-here"\ntask = ["chat"]\nzones = ["machine"]\n'
+        gw, srv = serve(core, GUARDED.format(default="public", local=runtime.url, sky=sky.url,
+                                             first_rule=keep_chats))
+        try:
+            cloudy = client(srv, grant(gw, "cloudy", ask=True, cloud=True))
+            with pytest.raises(openai.PermissionDeniedError) as exc:
+                cloudy.chat.completions.create(model="sky:gpt-fake", messages=[{"role": "user", "content": "hi"}])
+            assert "which rule 'chats-stay-here' does not allow" in exc.value.body["message"]
+        finally:
+            srv.stop()
+        assert sky.received == [] and EgressLedger(core.store).count() == 0
+
+        # Rules that let public chats out: a client without the cloud scope naming the cloud
+        # model is refused; one with it gets there.
+        gw, srv = serve(core, GUARDED.format(default="public", local=runtime.url, sky=sky.url,
+                                             first_rule=""))
+        try:
+            q = [{"role": "user", "content": "Say hello"}]
+            local_only = client(srv, grant(gw, "local-only", ask=True))
+            with pytest.raises(openai.PermissionDeniedError) as exc:
+                local_only.chat.completions.create(model="sky:gpt-fake", messages=q)
+            assert "client local-only may not reach (rule 'public-may-go-out')" in exc.value.body["message"]
+            assert sky.received == []
+            cloudy = client(srv, grant(gw, "cloudy", ask=True, cloud=True))
+            r = cloudy.chat.completions.create(model="sky:gpt-fake", messages=q)
+            assert r.choices[0].message.content == "from the cloud" and len(sky.chat_requests()) == 1
+        finally:
+            srv.stop()
+    gw.audit.flush()
+    denied = [e for e in gw.audit.entries(limit=100) if e.action == "chat" and e.decision == "denied"]
+    assert {e.client for e in denied} >= {"cloudy", "local-only"}
 
 
 def test_mcp_ask_is_routed_cited_and_saved_only_with_write(api, runtime, core):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from deskmind.core.routing.config import parse_routing
+import pytest
+
 from deskmind.core.routing.router import (
-    Inventory, ItemRef, ProviderState, RouteRequest, route_request,
+    Inventory, ItemRef, ProviderState, RouteRefused, RouteRequest, keep_off_cloud, route_request,
 )
 
 RULES = """\
@@ -111,6 +113,43 @@ def test_private_prompt_never_reaches_cloud_even_by_override():
     assert d.candidates == [] and "ceiling" in d.skipped[0]
     d = route_request(cfg, inv(), RouteRequest("q", override="sky:gpt-x", prompt_privacy="public"))
     assert [c.ref for c in d.candidates] == ["sky:gpt-x"] and d.candidates[0].origin == "explicit choice"
+
+
+def test_an_outside_callers_model_choice_stays_within_the_rules_zones():
+    cfg = parse_routing(RULES)
+    # A person's own choice replaces the rule's zones (the "default" rule allows no cloud)...
+    d = route_request(cfg, inv(), RouteRequest("q", override="sky:gpt-x", prompt_privacy="public"))
+    assert d.rule == "default" and [c.ref for c in d.candidates] == ["sky:gpt-x"]
+    # ... a client's choice does not: it is refused, naming the rule and its zones.
+    with pytest.raises(RouteRefused, match=r"sky:gpt-x runs in the cloud zone, which rule 'default' "
+                                           r"does not allow .*\(it allows: machine, home\)"):
+        route_request(cfg, inv(), RouteRequest("q", override="sky:gpt-x", prompt_privacy="public",
+                                                override_within_rule=True))
+    # Inside the rule's zones the choice is kept, with the rule named in the reason.
+    d = route_request(cfg, inv(), RouteRequest("q", override="gpu:qwen:32b", override_within_rule=True))
+    assert [c.ref for c in d.candidates] == ["gpu:qwen:32b"] and "within rule default" in d.reason
+    # A model nobody lists is not a refusal: it just has no candidate.
+    d = route_request(cfg, inv(), RouteRequest("q", override="nope", override_within_rule=True))
+    assert d.candidates == [] and "no available provider lists" in d.skipped[0]
+    # The cloud switch is a refusal too.
+    off = parse_routing(RULES.replace("cloud = true", "cloud = false"))
+    with pytest.raises(RouteRefused, match="switched off"):
+        route_request(off, inv(), RouteRequest("q", task="summarize", prompt_privacy="public",
+                                                override="sky:gpt-x", override_within_rule=True))
+
+
+def test_a_caller_without_the_cloud_scope_loses_cloud_candidates():
+    cfg = parse_routing(RULES)
+    items = [ItemRef(1, "public", 60000)]  # long: the "long-context" rule (home, cloud)
+    d = route_request(cfg, inv(), RouteRequest("q", prompt_privacy="public", items=items))
+    assert d.rule == "long-context" and "sky:gpt-x" in [c.ref for c in d.candidates]
+    keep_off_cloud(d, "client x")
+    assert [c.ref for c in d.candidates] == ["gpu:qwen:32b"]
+    assert any("client x may not reach the cloud zone" in s for s in d.skipped)
+    d = route_request(cfg, inv(), RouteRequest("q", task="summarize", prompt_privacy="public",
+                                               override="sky:gpt-x", override_within_rule=True))
+    with pytest.raises(RouteRefused, match="which client x may not reach \\(rule 'public-cloud'\\)"):
+        keep_off_cloud(d, "client x", "sky:gpt-x")
 
 
 def test_cloud_switch_off_beats_every_rule():

@@ -23,7 +23,8 @@ from deskmind.core.ask.prompt import Citation, build_messages, conversation_text
 from deskmind.core.memory.models import PRIVACY_LEVELS, Hit, NewChunk, SourceDraft
 from deskmind.core.routing.config import RoutingConfig, privacy_rank
 from deskmind.core.routing.router import (
-    Candidate, ItemRef, RouteDecision, RouteRequest, RoutingError, route_request, strictest,
+    Candidate, ItemRef, RouteDecision, RouteRequest, RoutingError, keep_off_cloud, route_request,
+    strictest,
 )
 from deskmind.core.runtimes.base import (
     ChatRequest, EgressContext, Message, RuntimeFault, ToolCall,
@@ -39,6 +40,8 @@ EXCLUDED_KINDS = frozenset({"conversation"})
 class AskOptions:
     use_memory: bool = True
     model: str | None = None  # explicit override: provider:model or a model name
+    # An outside client's model choice: kept only where the matched rule's zones allow it.
+    model_within_rule: bool = False
     prompt_privacy: str | None = None  # default: the rules file's prompt_privacy
     task: str = "ask"
     agent: str = "quick-ask"
@@ -120,14 +123,13 @@ class AskPipeline:
         inv = await self.hub.inventory()
         req = RouteRequest(prompt=question, task=opts.task, prompt_privacy=opts.prompt_privacy,
                            items=[ItemRef(h.chunk_id, h.privacy, len(h.text)) for h in hits],
-                           override=opts.model, answer_tokens=opts.max_tokens or 1024)
+                           override=opts.model, override_within_rule=opts.model_within_rule,
+                           answer_tokens=opts.max_tokens or 1024)
         decision = route_request(self.cfg, inv, req)
         agent = agent_config(self.cfg, opts.agent)
         if not agent.cloud:
-            kept = [c for c in decision.candidates if c.zone != "cloud"]
-            decision.skipped += [f"{c.ref}: agent {opts.agent} may not reach the cloud zone"
-                                 for c in decision.candidates if c.zone == "cloud"]
-            decision.candidates = kept
+            keep_off_cloud(decision, f"agent {opts.agent}",
+                           opts.model if opts.model_within_rule else None)
         return decision
 
     # -- the whole thing -------------------------------------------------------------

@@ -105,7 +105,8 @@ class RoutedAsk:
                                remember=core.remember, audit=AuditLog(core.store),
                                approver=_standing_approval(caller))
         opts = AskOptions(use_memory=use_memory and scopes.read != "none",
-                          agent=agent_name(caller), save=scopes.write, tools=False)
+                          agent=agent_name(caller), save=scopes.write, tools=False,
+                          model_within_rule=True)
         try:
             result = await pipeline.run(question, opts)
         except DeskmindError as exc:
@@ -147,7 +148,8 @@ class RoutedChat:
 
     def _cfg_for_model(self, caller: Caller, model: str) -> tuple[Any, str | None]:
         """Rules and override for a model name: a class keeps every rule's zones and privacy
-        handling but answers with that class; anything else is an explicit model choice."""
+        handling but answers with that class; anything else is an explicit model choice, which
+        routing keeps inside the matched rule's zones."""
         cfg = self.rt.cfg_for(caller)
         if model in ("auto", "default", "deskmind"):
             return cfg, None
@@ -158,11 +160,21 @@ class RoutedChat:
 
     async def open(self, call: ChatCall) -> ChatStream:
         from deskmind.core.agents.permissions import ApprovalRequest, ask_approval
-        from deskmind.core.routing.router import ItemRef, RouteRequest, RoutingError, route_request
+        from deskmind.core.routing.config import privacy_rank
+        from deskmind.core.routing.router import (
+            ItemRef, RouteRequest, RoutingError, keep_off_cloud, route_request,
+        )
         from deskmind.core.runtimes.base import ChatRequest, EgressContext, RuntimeFault
 
         caller = call.caller
         cfg, override = self._cfg_for_model(caller, call.model)
+        if call.prompt_privacy and privacy_rank(call.prompt_privacy) < privacy_rank(cfg.prompt_privacy):
+            # The rules decide how sensitive a chat is; a client may only ask for more care.
+            raise self.gw.service._deny(
+                caller, "chat", {"model": call.model, "prompt_privacy": call.prompt_privacy},
+                f"deskmind.prompt_privacy '{call.prompt_privacy}' would make this chat less "
+                f"private than the routing rules' prompt_privacy ('{cfg.prompt_privacy}'): a "
+                "client may only raise it")
         hub = self.rt.hub()
         items = [ItemRef(h["chunk_id"], h["privacy"], len(h["text"])) for h in call.memory]
         prompt = "\n".join(m.content for m in call.messages)
@@ -170,11 +182,10 @@ class RoutedChat:
         def plan(inv: Any) -> Any:
             d = route_request(cfg, inv, RouteRequest(
                 prompt=prompt, task=CHAT_TASK, items=items, override=override,
-                prompt_privacy=call.prompt_privacy, answer_tokens=call.max_tokens or 1024))
+                override_within_rule=True, prompt_privacy=call.prompt_privacy,
+                answer_tokens=call.max_tokens or 1024))
             if not caller.client.effective_scopes().cloud:
-                d.skipped += [f"{c.ref}: client {caller.name} may not reach the cloud zone"
-                              for c in d.candidates if c.zone == "cloud"]
-                d.candidates = [c for c in d.candidates if c.zone != "cloud"]
+                keep_off_cloud(d, f"client {caller.name}", override)
             return d
 
         decision = plan(await hub.inventory())

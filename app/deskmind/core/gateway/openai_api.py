@@ -143,8 +143,11 @@ class OpenAIApi:
                             prompt_privacy=prompt_privacy, tools=tools)
             stream = await self.gw.chat.open(call)
         except DeskmindError as exc:
-            if not isinstance(exc, PermissionDenied):
-                self.gw.audit.record(caller.name, "api", "chat", args=args, decision="failed",
+            if not isinstance(exc, PermissionDenied):  # a denial was recorded where it was made
+                from deskmind.core.routing.router import RouteRefused
+
+                self.gw.audit.record(caller.name, "api", "chat", args=args,
+                                     decision="denied" if isinstance(exc, RouteRefused) else "failed",
                                      detail=str(exc))
             return fault_response(exc)
         stream = self._audited(caller, args, stream)

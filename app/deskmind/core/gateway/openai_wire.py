@@ -109,12 +109,13 @@ def api_error(status: int, message: str, kind: str = "invalid_request_error",
 
 
 def fault_response(exc: DeskmindError) -> JSONResponse:
-    from deskmind.core.routing.router import RoutingError
+    from deskmind.core.routing.router import RouteRefused, RoutingError
     from deskmind.core.runtimes.base import (
         FirstTokenTimeout, ModelNotFoundError, RateLimitedError, StallTimeout,
     )
 
-    if isinstance(exc, PermissionDenied):
+    if isinstance(exc, (PermissionDenied, RouteRefused)):
+        # RouteRefused: the rules forbid the model asked for (not a runtime being down).
         return api_error(403, str(exc), "permission_error")
     if isinstance(exc, UserInputError):
         return api_error(400, str(exc))

@@ -23,6 +23,11 @@ class RoutingError(DeskmindError):
     exit_code = 7
 
 
+class RouteRefused(RoutingError):
+    """A named model may not take this request under the rules (its zone, the cloud switch, or
+    the caller's scopes): a refusal, not a runtime being down."""
+
+
 @dataclass
 class ItemRef:
     """A memory item considered for the prompt: its chunk id, privacy tag and size."""
@@ -67,6 +72,9 @@ class RouteRequest:
     prompt_privacy: str | None = None
     items: Sequence[ItemRef] = ()
     override: str | None = None
+    # An outside caller's model choice stays inside the matched rule's zones; a person's own
+    # choice (deskmind ask --model) replaces the rule's candidates and zones.
+    override_within_rule: bool = False
     answer_tokens: int = 1024
 
 
@@ -145,8 +153,12 @@ def route_request(cfg: RoutingConfig, inv: Inventory, req: RouteRequest) -> Rout
 
     if req.override:
         raw = _override_candidates(req.override, inv, skipped)
-        allowed_zones = ["machine", "home", "cloud"]
-        head = f"override {req.override}"
+        if req.override_within_rule:
+            allowed_zones = rule.zones
+            head = f"override {req.override} within rule {rule.name}: {why}"
+        else:
+            allowed_zones = ["machine", "home", "cloud"]
+            head = f"override {req.override}"
     else:
         raw = _expand(cfg, inv, cfg.classes.get(rule.klass, ["auto"]), rule.klass, f"class {rule.klass}", set())
         for fb in rule.fallback:
@@ -158,6 +170,7 @@ def route_request(cfg: RoutingConfig, inv: Inventory, req: RouteRequest) -> Rout
         head = f"rule {rule.name}: {why}"
 
     out: list[Candidate] = []
+    refused: list[str] = []  # override candidates the rules forbid (as opposed to unavailable)
     seen: set[tuple[str, str]] = set()
     for prov, model, origin in raw:
         if (prov, model) in seen:
@@ -170,9 +183,13 @@ def route_request(cfg: RoutingConfig, inv: Inventory, req: RouteRequest) -> Rout
         zone = st.zone
         if zone not in allowed_zones:
             skipped.append(f"{prov}:{model}: {zone} zone not allowed by rule {rule.name}")
+            refused.append(f"{prov}:{model} runs in the {zone} zone, which rule '{rule.name}' "
+                           f"does not allow for this request (it allows: {', '.join(rule.zones)})")
             continue
         if zone == "cloud" and not cfg.cloud:
             skipped.append(f"{prov}:{model}: cloud is switched off ([defaults] cloud = false)")
+            refused.append(f"{prov}:{model} is in the cloud zone and the cloud is switched off "
+                           "([defaults] cloud = false)")
             continue
         if not st.available:
             skipped.append(f"{prov}:{model}: {st.note or 'not available'}")
@@ -194,6 +211,10 @@ def route_request(cfg: RoutingConfig, inv: Inventory, req: RouteRequest) -> Rout
             skipped.append(f"{prov}:{model}: needs ~{ctx} tokens, model window is {window}")
             continue
         out.append(Candidate(prov, model, zone, origin, withheld=over))
+    if req.override and req.override_within_rule and not out and refused:
+        raise RouteRefused(f"model '{req.override}' may not answer this request: "
+                           + "; ".join(refused)
+                           + f". Ask for a class such as '{rule.klass}' to let the rules choose")
     if out:
         c = out[0]
         reason = f"{head}; {c.ref} ({c.zone}, {c.origin})"
@@ -203,6 +224,21 @@ def route_request(cfg: RoutingConfig, inv: Inventory, req: RouteRequest) -> Rout
         reason = f"{head}; no candidate can take it"
     return RouteDecision(rule=rule.name, klass=rule.klass, reason=reason, privacy=privacy,
                          context_tokens=ctx, candidates=out, skipped=skipped)
+
+
+def keep_off_cloud(d: RouteDecision, who: str, refuse_override: str | None = None) -> None:
+    """Drop the cloud candidates of a caller without the cloud scope (``who`` names it in the
+    reasons). With ``refuse_override``, an outside caller's model choice that only the cloud
+    could take is refused outright instead of ending as "no candidate"."""
+    cloud = [c for c in d.candidates if c.zone == "cloud"]
+    if not cloud:
+        return
+    d.skipped += [f"{c.ref}: {who} may not reach the cloud zone" for c in cloud]
+    d.candidates = [c for c in d.candidates if c.zone != "cloud"]
+    if refuse_override and not d.candidates:
+        raise RouteRefused(f"model '{refuse_override}' runs in the cloud zone, which {who} may "
+                           f"not reach (rule '{d.rule}'); ask for a class such as '{d.klass}' "
+                           "to let the rules choose")
 
 
 def _expand(cfg: RoutingConfig, inv: Inventory, entries: list[str], klass: str, origin: str,
