@@ -1,4 +1,5 @@
-"""One memory item: its text scrolled to the cited place, and its provenance."""
+"""One memory item: its text scrolled to the cited place (a passage, a time in a recording, a
+page or lines), its provenance, and its original file when that is on this computer."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QTextCursor
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QTextBrowser,
                                QVBoxLayout, QWidget)
+
+from deskmind.ui.browser.place import (RECORDED_KINDS, describe, display_text, is_timed,
+                                       original_file, timed_range, where_to_open)
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +37,10 @@ def load_item(store: Any, source_id: int) -> dict[str, Any]:
     derived = [(r[0], r[1], r[2]) for r in conn.execute(
         "SELECT id, kind, coalesce(title, uri) FROM sources WHERE parent_id = ?", (source_id,))]
     parent = store.get_source(src.parent_id) if src.parent_id else None
-    return {"source": src, "text": row[0] if row else "\n\n".join(c[2] for c in chunks),
-            "chunks": chunks, "derived": derived, "parent": parent}
+    text = row[0] if row else "\n\n".join(c[2] for c in chunks)
+    return {"source": src, "text": text, "display": display_text(src.kind, text, src.metadata or {}),
+            "chunks": chunks, "derived": derived, "parent": parent,
+            "original": original_file(src.uri, src.kind, src.metadata or {})}
 
 
 class ItemView(QWidget):
@@ -54,10 +60,15 @@ class ItemView(QWidget):
         self.provenance.setWordWrap(True)
         self.provenance.setTextFormat(Qt.TextFormat.RichText)
         self.provenance.linkActivated.connect(lambda h: self.open_requested.emit(int(h.split(":")[1])))
+        self.where = QLabel()
+        self.where.setObjectName("itemWhere")
+        self.where.setStyleSheet("color: #1e88e5")
+        self.where.hide()
         self.text = QTextBrowser()
         self.text.setObjectName("itemText")
         row = QHBoxLayout()
-        self.open_btn = QPushButton("Open original")
+        self.open_btn = QPushButton("Open original file")
+        self.open_btn.setObjectName("itemOpenOriginal")
         self.open_btn.clicked.connect(self.open_original)
         self.export_btn = QPushButton("Export Markdown…")
         self.export_btn.setObjectName("itemExport")
@@ -70,6 +81,7 @@ class ItemView(QWidget):
         row.addStretch(1)
         lay.addWidget(self.title)
         lay.addWidget(self.provenance)
+        lay.addWidget(self.where)
         lay.addWidget(self.text, 1)
         lay.addLayout(row)
 
@@ -93,15 +105,32 @@ class ItemView(QWidget):
             lines.append("Derived from it: " + ", ".join(
                 f"<a href='src:{i}'>{html.escape(k)}: {html.escape(t)}</a>" for i, k, t in item["derived"]))
         self.provenance.setText("<br>".join(lines))
-        self.text.setPlainText(item["text"])
+        self.text.setPlainText(item.get("display", item["text"]))
         self.export_btn.setEnabled(src.kind in ("note", "meeting", "minutes", "conversation", "voice_note"))
-        self.open_btn.setEnabled("://" not in src.uri or src.uri.startswith("file://"))
         self.go_to(locator, chunk_id)
 
+    def show_deleted(self) -> None:
+        self.item = None
+        self.text.clear()
+        self.title.setText("(deleted)")
+        self.provenance.setText("")
+        self.where.hide()
+        self.open_btn.setEnabled(False)
+
     def go_to(self, locator: dict[str, Any] | None, chunk_id: int | None = None) -> bool:
-        """Scroll to and select the cited passage: the chunk's text, else its line."""
+        """Scroll to and select the cited place, and say where it is: the segment at a time in a
+        recording, else the chunk's text, else its lines."""
         if not self.item:
             return False
+        place = describe(locator)
+        self.where.setText(place)
+        self.where.setVisible(bool(place))
+        self._offer_original(locator)
+        cursor = self._at_time(locator) if is_timed(locator) else None
+        if cursor is not None:
+            self.text.setTextCursor(cursor)
+            self.text.ensureCursorVisible()
+            return True
         target = next((c for c in self.item["chunks"] if c[0] == chunk_id), None)
         if target is None and locator:
             target = next((c for c in self.item["chunks"] if c[1] == locator), None)
@@ -119,19 +148,47 @@ class ItemView(QWidget):
                     end = last.selectionEnd() if not last.isNull() else first.selectionEnd()
                     cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
         if cursor is None and locator and "line_start" in locator:
-            block = doc.findBlockByLineNumber(max(0, int(locator["line_start"]) - 1))
-            cursor = QTextCursor(block)
-            cursor.select(QTextCursor.SelectionType.BlockUnderCursor)
+            first = int(locator["line_start"]) - 1
+            cursor = self._blocks(first, int(locator.get("line_end", first + 1)) - 1)
         if cursor is None:
             return False
         self.text.setTextCursor(cursor)
         self.text.ensureCursorVisible()
         return True
 
+    def _blocks(self, first: int, last: int) -> QTextCursor | None:
+        """A selection of whole lines (text blocks) ``first``..``last``, counted from 0."""
+        doc = self.text.document()
+        a, b = doc.findBlockByNumber(max(0, first)), doc.findBlockByNumber(max(first, last))
+        if not a.isValid():
+            return None
+        if not b.isValid():
+            b = doc.lastBlock()
+        cursor = QTextCursor(a)
+        cursor.setPosition(b.position() + max(0, b.length() - 1), QTextCursor.MoveMode.KeepAnchor)
+        return cursor
+
+    def _at_time(self, locator: dict[str, Any]) -> QTextCursor | None:
+        """The transcript lines spoken at the cited time of a voice note or meeting."""
+        end = locator.get("end")
+        span = timed_range(self.text.toPlainText().split("\n"), float(locator["start"]),
+                           float(end) if end is not None else None)
+        return self._blocks(*span) if span is not None else None
+
+    def _offer_original(self, locator: dict[str, Any] | None) -> None:
+        path = self.item.get("original") if self.item else None
+        recorded = self.item is not None and self.item["source"].kind in RECORDED_KINDS
+        at = "" if recorded else where_to_open(locator)
+        self.open_btn.setText(("Play the recording" if recorded else "Open original file")
+                              + (f" ({at})" if at else ""))
+        self.open_btn.setEnabled(path is not None)
+        self.open_btn.setToolTip(str(path) if path is not None else "The original is not on this computer")
+
     def open_original(self) -> None:
-        if self.item:
-            uri = self.item["source"].uri
-            QDesktopServices.openUrl(QUrl(uri) if "://" in uri else QUrl.fromLocalFile(uri))
+        """The original file in the program the desktop opens it with."""
+        path = self.item.get("original") if self.item else None
+        if path is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
 
     def markdown(self) -> str:
         src = self.item["source"] if self.item else None

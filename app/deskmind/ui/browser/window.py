@@ -160,8 +160,5 @@ class MemoryBrowser(QWidget):
     def _deleted(self, receipt: dict[str, Any]) -> None:
         self.last_receipt = receipt
         self.receipt.setText(receipt_text(receipt))
-        self.item_view.item = None
-        self.item_view.text.clear()
-        self.item_view.title.setText("(deleted)")
-        self.item_view.provenance.setText("")
+        self.item_view.show_deleted()
         self.refresh()
