@@ -17,7 +17,6 @@ from deskmind.cli.render import print_json
 from deskmind.core.app import Core
 from deskmind.core.errors import UserInputError
 from deskmind.core.memory.models import PRIVACY_LEVELS
-from deskmind.core.secrets import install_redaction
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -102,7 +101,6 @@ def cli_approver(req: Any) -> Any:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    install_redaction()
     from deskmind.core.ask.pipeline import AskOptions
     from deskmind.core.ask.session import ask_sync
 
@@ -145,7 +143,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    install_redaction()
     from deskmind.core.ask.session import make_hub
     from deskmind.core.routing.config import load_routing
 

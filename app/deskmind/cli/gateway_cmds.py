@@ -116,8 +116,10 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     from deskmind.core.gateway.clients import check_name
 
     check_name(args.client)
-    # stdout belongs to the protocol: every log line goes to stderr.
-    logging.getLogger().handlers[:] = [logging.StreamHandler(sys.stderr)]
+    from deskmind.core.secrets import configure_logging
+
+    # stdout belongs to the protocol: every log line goes to stderr (scrubbed of keys, as ever).
+    configure_logging(logging.getLogger().level or logging.WARNING, stream=sys.stderr, replace=True)
     with Core() as core:
         gw = _gateway(core)
         client = gw.clients.get(args.client)

@@ -58,10 +58,9 @@ def _optional_command_modules() -> list:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    from deskmind.core.secrets import configure_logging
+
+    configure_logging(logging.DEBUG if args.verbose else logging.WARNING)
     func: Command | None = getattr(args, "func", None)
     if func is None:
         # No command: the tray app, when its module is installed; otherwise the help.

@@ -22,6 +22,7 @@ MASK = "[redacted]"
 # Shapes of keys and auth headers worth scrubbing even when the exact value is unknown.
 _PATTERNS = [
     re.compile(r"sk-(?:ant-)?[A-Za-z0-9_\-]{12,}"),
+    re.compile(r"dmk_[A-Za-z0-9_\-]{20,}"),  # the gateway's own client tokens
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
     re.compile(r"(?i)((?:x-api-key|api[_-]?key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"),
 ]
@@ -72,13 +73,34 @@ class RedactionFilter(logging.Filter):
 
 
 def install_redaction(logger: logging.Logger | None = None) -> RedactionFilter:
-    """Attach one filter to every handler of ``logger`` (default: the root logger)."""
-    logger = logger or logging.getLogger()
+    """Attach one filter to every handler of ``logger``; by default to the root logger's and
+    those of every logger with handlers of its own (uvicorn's do not propagate to the root).
+    Call it again after a library configures its own handlers."""
     flt = RedactionFilter()
-    for h in logger.handlers:
-        if not any(isinstance(f, RedactionFilter) for f in h.filters):
-            h.addFilter(flt)
+    if logger is not None:
+        loggers = [logger]
+    else:
+        loggers = [logging.getLogger()] + [
+            lg for lg in list(logging.Logger.manager.loggerDict.values())
+            if isinstance(lg, logging.Logger) and lg.handlers]
+    for lg in loggers:
+        for h in lg.handlers:
+            if not any(isinstance(f, RedactionFilter) for f in h.filters):
+                h.addFilter(flt)
     return flt
+
+
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: int = logging.WARNING, *, stream: Any = None,
+                      replace: bool = False) -> None:
+    """The process's logging: one stream handler on the root logger (stderr by default), every
+    line scrubbed of keys. ``replace`` drops the handlers already there (``deskmind mcp``,
+    whose stdout belongs to the protocol). The command line, the tray app and its helper
+    processes all set logging up through here."""
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=stream, force=replace)
+    install_redaction()
 
 
 NO_BACKEND_HELP = (

@@ -35,13 +35,14 @@ def main(argv: list[str]) -> int:
     from deskmind.core.app import Core
     from deskmind.core.config.paths import Paths
     from deskmind.core.errors import DeskmindError
+    from deskmind.core.secrets import configure_logging
 
     data, config, cache, *paths = argv
     try:
         os.nice(10)  # the person's foreground work first
     except OSError:
         pass
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    configure_logging(logging.WARNING)
     cancel = threading.Event()
     threading.Thread(target=_watch_stdin, args=(cancel,), daemon=True).start()
     try:

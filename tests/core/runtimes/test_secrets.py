@@ -84,15 +84,16 @@ def test_log_redaction_filter_scrubs_keys_everywhere():
     logger.warning("headers: {'authorization': 'Bearer abcdefghijklmnopqrstuv'}")
     logger.warning("openai key sk-proj-ABCDEFGHIJKLMNOPQRSTUVWX rejected")
     logger.warning('{"x-api-key": "sk-ant-api03-zzzzzzzzzzzzzzzzzzzz"}')
+    logger.warning("client token dmk_yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy was revoked")
     try:
         raise ValueError("bad key my-very-private-token-42")
     except ValueError:
         logger.exception("failed")
     out = buf.getvalue()
     for leaked in ("my-very-private-token-42", "abcdefghijklmnopqrstuv", "ABCDEFGHIJKLMNOPQRSTUVWX",
-                   "zzzzzzzzzzzzzzzzzzzz"):
+                   "zzzzzzzzzzzzzzzzzzzz", "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"):
         assert leaked not in out
-    assert out.count("[redacted]") >= 5 and "ValueError" in out
+    assert out.count("[redacted]") >= 6 and "ValueError" in out
     assert redact("nothing secret here") == "nothing secret here"
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deskmind.core.gateway.stack import Gateway, HttpServer
+from deskmind.core.secrets import install_redaction
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ class Daemon:
         self.http = (HttpServer(gateway.http_app(mcp=mcp_http, api=api),
                                 host=host or cfg.host, port=cfg.port if port is None else port)
                      if (mcp_http or api) else None)
+        # uvicorn has just set up its own log handlers: they scrub keys too.
+        install_redaction()
         self.watch = watch
         self.watcher_factory = watcher_factory
         self.watcher: Any = None
