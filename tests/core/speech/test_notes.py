@@ -107,14 +107,46 @@ def test_push_to_talk_from_the_virtual_microphone(core, speech, sd, pulse, speec
     assert heard(again.text, {"water", "tomatoes", "garden", "evening"}, 3), again.text
 
 
-def test_zero_length_recording_is_a_clear_error(speech, sd):
+def test_a_microphone_that_delivers_nothing_is_a_clear_error_and_leaves_nothing(core, speech, sd, pulse, speech_dir):
+    """The virtual microphone, suspended in the sound server, opens but delivers no frames:
+    stop() ends promptly with a clear error, nothing is saved, no file or thread is left, and
+    the same recorder then records a note as usual."""
+    from tests.fakes.audio import MIC_SOURCE
+
     speech._sd = sd
     rec = speech.voice_note_recorder()
-    rec.start()
-    rec._capture._running.clear()  # stop before any block was consumed: nothing was recorded
-    rec._capture._queue.put(None)
-    with pytest.raises(NoSpeechError, match="nothing was recorded|no speech"):
-        rec.stop()
+    notes_dir = core.paths.audio_dir / "notes"
+    pulse.pactl("suspend-source", MIC_SOURCE, "1")
+    try:
+        rec.start()
+        assert rec.recording
+        assert not rec._capture.wait_first_block(0.5), "the suspended microphone delivered audio"
+        outcome: list[BaseException | object] = []
+        stopper = threading.Thread(target=lambda: outcome.append(_raised(rec.stop)), daemon=True)
+        stopper.start()
+        stopper.join(20)
+        assert not stopper.is_alive(), "stop() did not return for a microphone that delivers nothing"
+    finally:
+        pulse.pactl("suspend-source", MIC_SOURCE, "0")
+    err = outcome[0]
+    assert isinstance(err, NoSpeechError), err
+    assert str(err).startswith("nothing was recorded: the microphone ") and "delivered no audio" in str(err)
+    assert not rec.recording and rec.error is None
+    assert core.store.list_sources() == []
+    assert not notes_dir.exists() or not any(notes_dir.iterdir())
+    assert not [t for t in threading.enumerate() if t.name == "capture-microphone"]
+
+    note = _record(rec, lambda: pulse.play(speech_wav(speech_dir, NOTE), MIC_SINK))
+    assert heard(note.text, {"buy", "new", "running", "shoes", "book", "thursday"}, 4), note.text
+    assert [s.id for s in core.store.list_sources()] == [note.source_id]
+    assert sorted(notes_dir.iterdir()) == [note.audio_path]
+
+
+def _raised(fn) -> BaseException | object:
+    try:
+        return fn()
+    except BaseException as exc:  # noqa: BLE001  (handed to the test thread)
+        return exc
 
 
 def test_missing_microphone_is_a_clear_error(speech, sd):

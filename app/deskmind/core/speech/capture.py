@@ -88,6 +88,7 @@ class AudioCapture:
         self.error: DeskmindError | None = None
         self.frames = 0
         self.first_block_at: float | None = None
+        self.last_block_at: float | None = None
         self.started_at: float | None = None
 
     # -- the PortAudio thread ---------------------------------------------------------
@@ -171,6 +172,7 @@ class AudioCapture:
             if block is None:
                 return
             last_block = self._clock()
+            self.last_block_at = last_block
             if self.first_block_at is None:
                 self.first_block_at = last_block
             mono = block[:, 0] if block.ndim == 2 else block
@@ -197,8 +199,16 @@ class AudioCapture:
         """Stop the device and drain what it already delivered. Safe to call twice."""
         stream, self._stream = self._stream, None
         if stream is not None:
+            # PortAudio's ALSA host never returns from stop() on an input that delivers nothing
+            # (a suspended PulseAudio source, a pipe nobody writes to) and spins a core while it
+            # waits; abort() returns at once, and such an input has nothing left to drain.
+            last = self.last_block_at
+            flowing = last is not None and self._clock() - last < max(1.0, 5 * self._block_s)
             try:
-                stream.stop()
+                if flowing:
+                    stream.stop()
+                else:
+                    stream.abort()
             except Exception as exc:  # a vanished device can fail to stop; it is gone anyway
                 log.debug("stopping %s: %s", self.name, exc)
             try:

@@ -184,8 +184,9 @@ class VoiceNoteRecorder:
         raw = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
         warnings = [str(cap.error)] if cap.error else []
         if raw.size == 0:
-            raise NoSpeechError("nothing was recorded (0.0 s): the microphone delivered no audio"
-                                + (f" ({cap.error})" if cap.error else ""))
+            raise NoSpeechError(f"nothing was recorded: the microphone '{cap.device_name}' delivered "
+                                "no audio (is it muted or suspended in the sound settings?)"
+                                + (f"; {cap.error}" if cap.error else ""))
         timings = {"capture_stop": time.perf_counter() - t0}
         t = time.perf_counter()
         audio = resample(raw, cap.rate)
