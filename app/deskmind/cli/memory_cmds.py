@@ -177,10 +177,13 @@ def cmd_forget(args: argparse.Namespace) -> int:
             return 0
         for r in receipts:
             for s in r["sources"]:
-                print(f"forgot source {s['id']} ({s['kind']}): {s['uri']}")
+                # Derived sources (minutes, conversations) have made-up uris: their titles say more.
+                what = f"{s['kind']}, derived" if s["derived"] else s["kind"]
+                title = f"  \"{s['title']}\"" if s["derived"] and s["title"] else ""
+                print(f"forgot source {s['id']} ({what}): {s['uri']}{title}")
             print(f"removed: {len(r['sources'])} sources ({r['derived_sources']} derived), "
                   f"{r['documents']} documents, {r['chunks']} chunks, {r['fts_rows']} full-text rows, "
-                  f"{r['vectors']} vectors")
+                  f"{r['vectors']} vectors, {r['links']} links")
             for f in r["files_removed"]:
                 print(f"deleted file: {f}")
         return 0

@@ -120,3 +120,49 @@ def test_forget_with_a_filter_on_search(core) -> None:
     assert core.searcher().search("elephant", filters=SearchFilters(privacy=["secret"])).hits
     core.store.forget(str(sid))
     assert core.searcher().search("elephant", filters=SearchFilters(privacy=["secret"])).hits == []
+
+
+def test_the_receipt_counts_what_the_tables_held(core, tmp_path: Path) -> None:
+    """Full-text rows are counted in the full-text index itself (not copied from the chunk
+    count), links from source_links and the derivation records."""
+    (tmp_path / "b.md").write_text("# B\nbee\n")
+    (tmp_path / "c.md").write_text("# C\nsea\n")
+    a = tmp_path / "a.md"
+    a.write_text("# A\nThe ceramic elephant, see [b](b.md) and [c](c.md).\n")
+    core.indexer().index([tmp_path])
+    (aid,) = core.store.resolve(str(a))
+    (bid,) = core.store.resolve(str(tmp_path / "b.md"))
+    summary = core.remember(_derived(note("A summary made from the elephant file and the bee file.",
+                                          uri="deskmind://note/summary"), [aid, bid]))
+    conn = core.store.reader()
+    assert rows(conn, "SELECT parent_id FROM source_derivations WHERE source_id = ? ORDER BY parent_id",
+                summary) == [(aid,), (bid,)]
+    # A full-text index that lost its record of a's chunk (as after damage): the receipt says
+    # what the index held, not what it should have held.
+    ((cid,),) = rows(conn, "SELECT id FROM chunks WHERE source_id = ?", aid)
+    core.store.writer.transaction(lambda c: c.execute(
+        "DELETE FROM chunks_fts_docsize WHERE id = ?", (cid,)))
+    r = core.store.forget(aid)
+    assert sorted(s["uri"] for s in r.sources) == [str(a), "deskmind://note/summary"]
+    assert [s["derived"] for s in r.sources] == [False, True]
+    assert (r.chunks, r.fts_rows, r.vectors, r.derived_sources) == (2, 1, 2, 1)
+    assert r.links == 2 + 2  # a's two links; the summary's two derivation records
+    core.store.writer.transaction(lambda c: c.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')"))
+    assert core.store.integrity_check() == []
+    assert rows(conn, "SELECT count(*) FROM source_derivations") == [(0,)]
+    assert core.store.get_source(bid) is not None  # a parent of what was forgotten stays
+
+
+def test_a_draft_derived_from_a_forgotten_source_is_refused(core) -> None:
+    from deskmind.core.memory.store import SourcesGone
+
+    gone = core.remember(note("soon forgotten"))
+    core.store.forget(gone)
+    with pytest.raises(SourcesGone, match=str(gone)):
+        core.remember(_derived(note("made from it", uri="deskmind://note/late"), [gone]))
+    assert core.store.resolve("deskmind://note/late") == []
+
+
+def _derived(draft, parents: list[int]):
+    draft.derived_from = parents
+    return draft

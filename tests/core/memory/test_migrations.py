@@ -53,7 +53,8 @@ def test_a_new_database_records_every_migration_in_order(tmp_path: Path) -> None
     with MemoryStore(tmp_path / "m.db") as store:
         assert store.stats()["migrations"] == NAMES
         tables = {r[0] for r in rows(store.reader(), "SELECT name FROM sqlite_master")}
-        assert {"sources", "documents", "chunks", "chunks_fts", "vector_indexes", "migrations"} <= tables
+        assert {"sources", "documents", "chunks", "chunks_fts", "vector_indexes", "migrations",
+                "source_derivations"} <= tables
 
 
 @pytest.mark.parametrize("upto", range(1, len(NAMES)))

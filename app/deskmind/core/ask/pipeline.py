@@ -21,6 +21,7 @@ from deskmind.core.agents.permissions import (
 from deskmind.core.agents.tools import ToolBox
 from deskmind.core.ask.prompt import Citation, build_messages, conversation_text
 from deskmind.core.memory.models import PRIVACY_LEVELS, Hit, NewChunk, SourceDraft
+from deskmind.core.memory.store import SourcesGone
 from deskmind.core.routing.config import RoutingConfig, privacy_rank
 from deskmind.core.routing.router import (
     Candidate, ItemRef, RouteDecision, RouteRequest, RoutingError, keep_off_cloud, route_request,
@@ -179,10 +180,12 @@ class AskPipeline:
             yield AskEvent("route", data=route)
             answer: list[str] = []
             calls_log: list[dict[str, Any]] = []
+            tool_items: list[int] = []  # chunk ids tools showed the model
             privs = [prompt_priv] + [h.privacy for h in used]
             t_send = time.perf_counter()
             try:
-                async for kind, payload in self._converse(cand, decision, messages, used, opts, privs, calls_log):
+                async for kind, payload in self._converse(cand, decision, messages, used, opts, privs,
+                                                          calls_log, tool_items):
                     if kind == "token":
                         if not answer:
                             timings["first_token_ms"] = (time.perf_counter() - t0) * 1000
@@ -205,7 +208,7 @@ class AskPipeline:
             result = AskResult(question, text, cites, route, timings, strictest(privs),
                                withheld=list(cand.withheld), tool_calls=calls_log)
             if opts.save and self.remember is not None and text.strip():
-                result.saved_source_id = await asyncio.to_thread(self._save, result)
+                result.saved_source_id = await asyncio.to_thread(self._save, result, tool_items)
             yield AskEvent("done", text=text, result=result)
             return
         if len(faults) == 1 and len(errors) == 1:
@@ -214,7 +217,8 @@ class AskPipeline:
 
     async def _converse(self, cand: Candidate, decision: RouteDecision, messages: list[Message],
                         used: list[Hit], opts: AskOptions, privs: list[str],
-                        calls_log: list[dict[str, Any]]) -> AsyncIterator[tuple[str, Any]]:
+                        calls_log: list[dict[str, Any]],
+                        tool_items: list[int]) -> AsyncIterator[tuple[str, Any]]:
         rt = await self.hub.runtime(cand.provider)
         toolbox = None
         if opts.tools and self.audit is not None:
@@ -244,16 +248,29 @@ class AskPipeline:
                                   "decision": res.decision})
                 yield "tool", calls_log[-1]
                 item_ids += list(res.item_ids)
+                tool_items += list(res.item_ids)
                 privs.append(res.privacy)
                 messages.append(Message("tool", res.content, tool_call_id=call.id, name=call.name))
 
-    def _save(self, r: AskResult) -> int:
+    def _save(self, r: AskResult, tool_items: list[int]) -> int | None:
+        """Store the exchange as a conversation derived from every source it drew on (the cited
+        ones and those a tool showed the model), so forgetting any of them forgets it too."""
         text = conversation_text(r.question, r.answer, r.citations)
+        parents = {c.source_id for c in r.citations if c.source_id is not None}
+        if tool_items and self.store is not None:
+            parents |= self.store.sources_of_chunks(tool_items)
         draft = SourceDraft(uri=f"deskmind://conversation/{uuid.uuid4()}", kind="conversation",
                             title=r.question[:80], privacy=r.privacy, text=text, extractor="ask",
                             chunks=[NewChunk(text, {"turn": 1})],
-                            metadata={"route": r.route, "citations": [c.to_dict() for c in r.citations]})
-        return self.remember(draft)
+                            metadata={"route": r.route, "citations": [c.to_dict() for c in r.citations]},
+                            derived_from=sorted(parents))
+        try:
+            return self.remember(draft)
+        except SourcesGone as exc:
+            # A cited source was forgotten while the answer streamed: keeping the answer would
+            # keep what was forgotten.
+            log.info("conversation not saved: %s", exc)
+            return None
 
     async def run(self, question: str, opts: AskOptions | None = None,
                   on_event: Callable[[AskEvent], None] | None = None) -> AskResult:

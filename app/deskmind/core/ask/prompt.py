@@ -31,10 +31,11 @@ class Citation:
     title: str | None
     locator: dict[str, Any]
     privacy: str
+    source_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "chunk_id": self.chunk_id, "source": self.source, "title": self.title,
-                "locator": self.locator}
+        return {"n": self.n, "chunk_id": self.chunk_id, "source_id": self.source_id,
+                "source": self.source, "title": self.title, "locator": self.locator}
 
 
 def locator_text(loc: dict[str, Any]) -> str:
@@ -49,7 +50,7 @@ def build_messages(question: str, hits: Sequence[Hit]) -> tuple[list[Message], l
         return [Message("system", SYSTEM_NO_SOURCES), Message("user", question)], []
     cites, blocks = [], []
     for n, h in enumerate(hits, 1):
-        cites.append(Citation(n, h.chunk_id, h.source, h.title, h.locator, h.privacy))
+        cites.append(Citation(n, h.chunk_id, h.source, h.title, h.locator, h.privacy, h.source_id))
         where = locator_text(h.locator)
         head = f"[{n}] {h.title or h.source}" + (f" ({where})" if where else "")
         blocks.append(f"{head}\n{h.text[:MAX_SOURCE_CHARS]}")

@@ -131,6 +131,23 @@ def m002_vector_indexes(conn: Any) -> None:
     )
 
 
+@migration
+def m003_source_derivations(conn: Any) -> None:
+    # A source made from several others (a saved conversation from the sources it cited).
+    # ``sources.parent_id`` holds one parent; this holds any number. Forgetting a parent
+    # forgets what was derived from it, as with parent_id.
+    conn.execute(
+        """
+        CREATE TABLE source_derivations (
+            source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+            parent_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+            PRIMARY KEY (source_id, parent_id)
+        ) WITHOUT ROWID
+        """
+    )
+    conn.execute("CREATE INDEX source_derivations_parent ON source_derivations(parent_id)")
+
+
 # --- ingestion: links between sources, collections (m01x) ---
 
 

@@ -33,6 +33,9 @@ class SourceDraft:
     text: str = ""
     extractor: str = "text"
     chunks: list[NewChunk] = field(default_factory=list)
+    # Sources this one was made from besides ``parent_id`` (a conversation: those it cited).
+    # Forgetting any of them forgets this one too.
+    derived_from: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -90,11 +93,14 @@ class Hit:
 
 @dataclass
 class ForgetReceipt:
-    sources: list[dict[str, Any]] = field(default_factory=list)
+    """What a forget removed, each count read from the tables before the rows went."""
+
+    sources: list[dict[str, Any]] = field(default_factory=list)  # id, uri, kind, title, derived
     documents: int = 0
     chunks: int = 0
-    fts_rows: int = 0
+    fts_rows: int = 0  # rows the full-text index held for those chunks
     vectors: int = 0
+    links: int = 0  # outgoing links of those sources and derivation records naming them
     derived_sources: int = 0
     files_removed: list[str] = field(default_factory=list)
 

@@ -30,6 +30,15 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+class SourcesGone(LookupError):
+    """A draft says it was derived from sources that are no longer in memory (forgotten while
+    it was being made): storing it would keep what was forgotten."""
+
+    def __init__(self, ids: list[int]) -> None:
+        super().__init__(f"derived from sources no longer in memory: {', '.join(map(str, ids))}")
+        self.ids = ids
+
+
 class MemoryStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path) if str(path) != ":memory:" else path
@@ -127,12 +136,20 @@ class MemoryStore:
         """Store a source with its text and chunks, replacing what it had, in one transaction.
 
         ``new_vectors`` maps chunk text hashes to vectors for ``idx``; chunks whose text already
-        has a vector in ``idx`` reuse it (no embedding work for unchanged text).
+        has a vector in ``idx`` reuse it (no embedding work for unchanged text). Raises
+        :class:`SourcesGone`, storing nothing, when a source in ``draft.derived_from`` is gone.
         """
         new_vectors = new_vectors or {}
+        parents = sorted({int(p) for p in draft.derived_from})
 
         def _put(conn: Any) -> int:
             nonlocal idx, new_vectors
+            if parents:
+                have = {r[0] for r in conn.execute(
+                    "SELECT id FROM sources WHERE id IN (SELECT value FROM json_each(?))",
+                    (json.dumps(parents),))}
+                if len(have) < len(parents):
+                    raise SourcesGone([p for p in parents if p not in have])
             if idx is not None and vectors.get_index(conn, idx.id) is None:
                 # A re-embed swapped ``idx`` out since the caller looked it up. Vectors made by
                 # the same model still fit the new active index; others would not.
@@ -174,6 +191,11 @@ class MemoryStore:
                 "INSERT OR REPLACE INTO documents(source_id, text, extractor) VALUES (?, ?, ?)",
                 (sid, draft.text, draft.extractor),
             )
+            if row is not None:
+                conn.execute("DELETE FROM source_derivations WHERE source_id = ?", (sid,))
+            conn.executemany(
+                "INSERT INTO source_derivations(source_id, parent_id) VALUES (?, ?)",
+                [(sid, p) for p in parents if p != sid])
             ids: list[int] = []
             hashes: list[str] = []
             for ord_, ch in enumerate(draft.chunks):
@@ -281,6 +303,15 @@ class MemoryStore:
             sql += f" LIMIT {int(limit)}"
         return [Source.from_row(r, r[16]) for r in self.reader().execute(sql, args)]
 
+    def sources_of_chunks(self, chunk_ids: Iterable[int]) -> set[int]:
+        """The sources these chunks (still) belong to."""
+        ids = sorted({int(c) for c in chunk_ids})
+        if not ids:
+            return set()
+        return {r[0] for r in self.reader().execute(
+            "SELECT DISTINCT source_id FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(ids),))}
+
     def resolve(self, ref: str | int) -> list[int]:
         """Source ids for a reference: an id, a uri, a file path, or a folder (everything under it)."""
         conn = self.reader()
@@ -324,29 +355,42 @@ class MemoryStore:
     def forget_ids(self, ids: Sequence[int], *, remove_files: Callable[[Source], list[str]] | None = None) -> ForgetReceipt:
         def _forget(conn: Any) -> ForgetReceipt:
             receipt = ForgetReceipt()
+            # Derived: children by parent_id (minutes of a meeting) and sources made from several
+            # (a conversation from those it cited), to any depth.
             tree = conn.execute(
                 "WITH RECURSIVE t(id, depth) AS (SELECT value, 0 FROM json_each(?) "
-                "UNION SELECT s.id, t.depth + 1 FROM sources s JOIN t ON s.parent_id = t.id) "
+                "UNION SELECT s.id, t.depth + 1 FROM sources s JOIN t ON s.parent_id = t.id "
+                "UNION SELECT d.source_id, t.depth + 1 FROM source_derivations d "
+                "JOIN t ON d.parent_id = t.id) "
                 "SELECT id, min(depth) FROM t GROUP BY id",
                 (json.dumps(list(ids)),),
             ).fetchall()
+            depth = dict(tree)
             all_ids = json.dumps([r[0] for r in tree])
             receipt.derived_sources = sum(1 for r in tree if r[1] > 0)
             for row in conn.execute(
-                f"SELECT {Source.COLUMNS} FROM sources WHERE id IN (SELECT value FROM json_each(?))",
-                (all_ids,),
+                f"SELECT {Source.COLUMNS} FROM sources WHERE id IN (SELECT value FROM json_each(?)) "
+                "ORDER BY id", (all_ids,),
             ).fetchall():
                 src = Source.from_row(row)
                 receipt.sources.append({"id": src.id, "uri": src.uri, "kind": src.kind,
-                                        "title": src.title})
+                                        "title": src.title, "derived": depth[src.id] > 0})
                 if remove_files:
                     receipt.files_removed.extend(remove_files(src))
             in_ids = "(SELECT value FROM json_each(?))"
+            in_chunks = f"(SELECT id FROM chunks WHERE source_id IN {in_ids})"
             receipt.documents = conn.execute(
                 f"SELECT count(*) FROM documents WHERE source_id IN {in_ids}", (all_ids,)).fetchone()[0]
             receipt.chunks = conn.execute(
                 f"SELECT count(*) FROM chunks WHERE source_id IN {in_ids}", (all_ids,)).fetchone()[0]
-            receipt.fts_rows = receipt.chunks
+            # The full-text index's own per-row table: what it holds, not what it should hold.
+            receipt.fts_rows = conn.execute(
+                f"SELECT count(*) FROM chunks_fts_docsize WHERE id IN {in_chunks}", (all_ids,)).fetchone()[0]
+            receipt.links = conn.execute(
+                f"SELECT count(*) FROM source_links WHERE source_id IN {in_ids}", (all_ids,)).fetchone()[0]
+            receipt.links += conn.execute(
+                f"SELECT count(*) FROM source_derivations WHERE source_id IN {in_ids} "
+                f"OR parent_id IN {in_ids}", (all_ids, all_ids)).fetchone()[0]
             for idx in ([vectors.active_index(conn)] + vectors.building_indexes(conn)):
                 if idx is None:
                     continue
