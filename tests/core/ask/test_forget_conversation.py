@@ -133,3 +133,29 @@ def test_an_answer_citing_two_files_goes_with_either(core, tmp_path: Path) -> No
     r = core.store.forget(garden)
     assert res.saved_source_id in [s["id"] for s in r.sources]
     assert core.store.get_source(res.saved_source_id) is None
+
+
+def test_a_file_shown_to_the_model_by_a_tool_counts_as_a_source_of_the_conversation(
+        core, tmp_path: Path) -> None:
+    f = _index(core, tmp_path)
+
+    def searching_model(body: dict) -> Reply:
+        if any(m.get("role") == "tool" for m in body["messages"]):
+            return Reply(ANSWER)
+        return Reply("", tool_calls=[("search_memory", {"query": "spare key boathouse"})])
+
+    with FakeLLMServer(script=searching_model) as srv:
+        cfg = parse_routing(rules(srv.url) + '\n[agents.quick-ask]\nmemory_ceiling = "private"\n'
+                            'tools = ["search_memory"]\n')
+
+        async def run():
+            async with ask_session(core, cfg=cfg, targets=(), embedded=None, timeouts=FAST) as p:
+                # No retrieval up front: only the tool shows the model the file.
+                return await p.run(QUESTION, AskOptions(use_memory=False, tools=True))
+
+        res = asyncio.run(run())
+    assert res.citations == [] and res.tool_calls[0]["tool"] == "search_memory"
+    assert res.saved_source_id is not None
+    r = core.store.forget(str(f))
+    assert res.saved_source_id in [s["id"] for s in r.sources]
+    assert findable(core) == []
