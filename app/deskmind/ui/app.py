@@ -25,6 +25,7 @@ from deskmind.ui.hotkeys.manager import HotkeyManager
 from deskmind.ui.indexing import IndexingService
 from deskmind.ui.paste import PreviousWindow
 from deskmind.ui.single_instance import InstanceServer, server_name
+from deskmind.ui.speech_wiring import resting_state
 from deskmind.ui.tasks import Workers
 from deskmind.ui.tray import TrayController
 
@@ -215,7 +216,7 @@ class DesktopApp(QObject):
         if busy:
             self.tray.set_state("indexing")
         elif self.tray.state == "indexing":
-            self.tray.set_state("meeting" if self.meeting is not None and self.meeting.running else "idle")
+            self.tray.set_state(resting_state(self))
 
     def handle_message(self, msg: dict) -> dict:
         """A later `deskmind` or `deskmind trigger X` (GUI thread, from the local socket)."""

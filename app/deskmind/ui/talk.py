@@ -148,6 +148,7 @@ class TalkController(QObject):
         self._settings_version += 1
 
     def _failed_while_recording(self, message: str) -> None:
-        if self.state == "recording":
+        """The voice note's microphone stopped by itself (GUI thread): keep what was said."""
+        if self.state in ("starting", "recording"):
             self.hud.toast(f"Recording stopped: {message}")
-            self.stop()
+            self.stop()       # while starting: stops as soon as it has started
