@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any, Callable
 
 LINE = re.compile(r"^\[(\d+:\d{2}(?::\d{2})?)\] (?:(me|others): )?(.*)$")
 
 
 class MinutesWriter:
-    def __init__(self) -> None:
+    """``reduce_edit`` changes each merged answer before it is sent (a model that drops an
+    item or cites a wrong time)."""
+
+    def __init__(self, reduce_edit: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.prompts: list[tuple[str, str, str]] = []
+        self.reduce_edit = reduce_edit
 
     def __call__(self, task: str, prompt: str, privacy: str) -> str:
         self.prompts.append((task, prompt, privacy))
@@ -54,4 +59,6 @@ class MinutesWriter:
                 merged[key].extend(part[key])
             n += int(re.search(r"\d+", part["summary"]).group(0)) if re.search(r"\d+", part["summary"]) else 0
         merged["summary"] = f"Discussed {n} points."
+        if self.reduce_edit is not None:
+            self.reduce_edit(merged)
         return json.dumps(merged)

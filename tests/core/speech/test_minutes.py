@@ -90,3 +90,80 @@ def test_recovery_of_a_folder_with_an_unlisted_segment_and_a_failing_model(core,
     assert len(result.audio_files) == 2 and result.minutes_id is None
     assert any("minutes could not be written (RuntimeError: model crashed)" in w for w in result.warnings)
     assert core.store.get_source(result.source_id).kind == "meeting"
+
+
+# A meeting whose lines start between whole seconds, with a pause from 0:23 to 0:31.
+FILLER = ("Some discussion about the parking spaces behind the building, the bicycle racks, the "
+          "visitor badges and how the front desk should hand them out in the mornings, and then "
+          "about the coffee machine on the third floor and who cleans it on which days.")
+MEETING = [
+    Segment(2.4, 8.9, FILLER, "others"),
+    Segment(9.6, 16.2, "We decided to move the office to Berlin in May.", "me"),
+    Segment(16.8, 23.5, "Dana will book the movers by Friday.", "others"),
+    Segment(31.3, 38.0, "Who pays for the new desks?", "me"),
+    Segment(38.6, 45.1, FILLER, "others"),
+    Segment(45.7, 52.4, "Sam will order the desks by Monday.", "me"),
+    Segment(53.0, 59.8, "We decided to keep the old chairs.", "others"),
+    Segment(60.4, 74.0, FILLER, "me"),
+]
+
+
+def _careless_merge(merged: dict) -> None:
+    """What a small model's merge did: Sam's action item gone, the Berlin decision cited in the
+    middle of its line, the question cited in the pause and at a time the meeting never reached."""
+    merged["action_items"] = [a for a in merged["action_items"] if not a["text"].startswith("Sam")]
+    for d in merged["decisions"]:
+        if "Berlin" in d["text"]:
+            d["at"] = ["0:12"]
+    merged["open_questions"][0]["at"] = ["0:27", "59:00"]
+
+
+def test_a_merge_that_drops_an_item_and_miscites_is_checked_against_the_partials_and_transcript(
+        core, monkeypatch, caplog):
+    """Minutes written by a local runtime (an Ollama-protocol server on loopback) through
+    the router; its merge answer loses an item and cites times that start no line."""
+    import logging
+
+    from deskmind.core.speech.transcribe_meeting import minutes_draft
+    from tests.fakes.llm_server import FakeLLMServer, Reply, last_user_text
+
+    writer = MinutesWriter(reduce_edit=_careless_merge)
+    with FakeLLMServer(script=lambda body: Reply(writer("meeting-minutes", last_user_text(body),
+                                                        "private"))) as srv:
+        monkeypatch.setenv("DESKMIND_DISCOVER", f"ollama=ollama@127.0.0.1:{srv.port}")
+        with caplog.at_level(logging.INFO, logger="deskmind.core.speech.minutes"):
+            m = make_minutes(MEETING, core.complete, privacy="private", max_chars=700)
+        sent = [last_user_text(r.json()) for r in srv.chat_requests()]
+    maps = [p for p in sent if "Transcript:\n" in p]
+    assert len(maps) >= 2 and len(sent) == len(maps) + 1 == m.model_calls  # one merge by the model
+    assert "Partial minutes:\n" in sent[-1]
+
+    # The dropped item is back, as the partial minutes had it, in time order.
+    assert [(a.text, a.owner, a.due, a.at) for a in m.action_items] == [
+        ("Dana will book the movers by Friday.", "Dana", "Friday", [16.8]),
+        ("Sam will order the desks by Monday.", "Sam", "Monday", [45.7])]
+    assert [d.text for d in m.decisions] == ["We decided to move the office to Berlin in May.",
+                                             "We decided to keep the old chairs."]
+    assert m.restored_items == 1
+    assert "left out 1 item(s)" in caplog.text and "Sam will order the desks" in caplog.text
+    # Cited times are line starts: 0:12 is within the line that starts at 9.6, 0:27 is in the
+    # pause (the next line starts at 31.3), and 59:00 is outside the transcript.
+    assert m.decisions[0].at == [9.6] and m.open_questions[0].at == [31.3]
+    starts = {s.start for s in MEETING}
+    assert all(set(i.at) <= starts and i.at for i in m.decisions + m.action_items + m.open_questions)
+    assert (m.citations_moved, m.citations_dropped) == (2, 1)
+    assert "Sam will order the desks by Monday. (owner: Sam; due: Monday) [0:45]" in m.to_markdown()
+    meta = minutes_draft("m-1", 1, "Office move", m, "private").metadata["minutes"]
+    assert (meta["restored_items"], meta["citations_moved"], meta["citations_dropped"]) == (1, 2, 1)
+
+
+def test_transcript_times_snap_to_line_starts():
+    from deskmind.core.speech.minutes import TranscriptTimes
+
+    times = TranscriptTimes(MEETING)
+    assert times.snap(9.0) == 9.6          # "[0:09]" is how the line starting at 9.6 is shown
+    assert times.snap(20.0) == 16.8        # said during the line that starts at 16.8
+    assert times.snap(24.0) == 16.8        # in the pause: the nearest line start...
+    assert times.snap(29.0) == 31.3        # ...before or after it
+    assert times.snap(1.0) is None and times.snap(76.0) is None
+    assert TranscriptTimes([]).snap(3.0) is None

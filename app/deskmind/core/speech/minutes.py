@@ -2,8 +2,10 @@
 
 Small local models have small context windows, so the transcript is cut into chunks that fit,
 each chunk is summarised into partial minutes (map), and partials are merged in groups that fit
-until one remains (reduce). Nothing is dropped: a turn longer than a chunk is split, and when the
-model's answer cannot be read, the partials are merged by code instead.
+until one remains (reduce). Nothing is dropped: a turn longer than a chunk is split, when the
+model's answer cannot be read the partials are merged by code instead, and an item a merge left
+out is added back from the partials. Every time the model cites is checked against the
+transcript: moved to the start of the line it falls in, or dropped when it lies outside.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class Minutes:
     chunks: int = 0
     model_calls: int = 0
     unstructured: bool = False  # the model's answer could not be read as minutes; kept as text
+    restored_items: int = 0     # items a model merge left out, added back from the partials
+    citations_moved: int = 0    # cited times that were not a line's start, moved to one
+    citations_dropped: int = 0  # cited times outside the transcript, removed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,6 +182,98 @@ def _as_json(m: Minutes) -> str:
                        "open_questions": items(m.open_questions)}, ensure_ascii=False)
 
 
+class TranscriptTimes:
+    """The start times of the transcript's lines, to check the times a model cites.
+
+    Lines are shown to the model as ``[m:ss]`` (seconds cut, not rounded), so a cited time
+    names the line whose start shows the same; any other time goes to the line being spoken
+    then, or in a pause to the nearest line start. Times outside the transcript are dropped.
+    """
+
+    def __init__(self, segments: list[Segment]) -> None:
+        self._segments = sorted(segments, key=lambda s: s.start)
+        self._by_label: dict[int, float] = {}
+        for seg in self._segments:
+            self._by_label.setdefault(int(seg.start), seg.start)
+        self._first = int(self._segments[0].start) if segments else 0
+        self._last = max((s.end for s in segments), default=0.0)
+
+    def snap(self, t: float) -> float | None:
+        if not self._segments or t < self._first or t > self._last + 1.0:
+            return None
+        if int(t) in self._by_label:
+            return self._by_label[int(t)]
+        speaking = [s.start for s in self._segments if s.start <= t <= s.end]
+        if speaking:
+            return max(speaking)
+        return min((s.start for s in self._segments), key=lambda start: abs(start - t))
+
+    def check(self, m: Minutes) -> tuple[int, int]:
+        """Snap every cited time of ``m`` in place; (times moved, times dropped)."""
+        moved = dropped = 0
+        for item in m.decisions + m.action_items + m.open_questions:
+            kept = []
+            for t in item.at:
+                real = self.snap(t)
+                if real is None:
+                    dropped += 1
+                    continue
+                if int(real) != int(t):  # within the cited second is the same line
+                    moved += 1
+                kept.append(real)
+            item.at = sorted(set(kept))
+        return moved, dropped
+
+
+_STOPWORDS = frozenset("a an and are as at be by for from i in is it of on or our that the this "
+                       "to we will with".split())
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOPWORDS]
+
+
+def _still_there(item: Item, merged: list[Item]) -> bool:
+    """Whether a partial's item survives in a merge. Rewording is allowed: most of its words
+    (half, when the merged item cites the same line); a different number ("plan 6" and
+    "plan 16") is a different item."""
+    want = _content_words(item.text)
+    numbers = {w for w in want if any(c.isdigit() for c in w)}
+    for m in merged:
+        have = _content_words(m.text)
+        if want == have:
+            return True
+        if not want or numbers - set(have):
+            continue
+        need = 0.5 if set(item.at) & set(m.at) else 0.75
+        if len(set(want) & set(have)) / len(set(want)) >= need:
+            return True
+    return False
+
+
+def restore_dropped(merged: Minutes, parts: list[Minutes]) -> list[Item]:
+    """Add back, in time order, every item of ``parts`` that ``merged`` left out; returns them."""
+    restored: list[Item] = []
+    for name in ("decisions", "action_items", "open_questions"):
+        items: list[Item] = getattr(merged, name)
+        for part in parts:
+            for item in getattr(part, name):
+                if _still_there(item, items):
+                    continue
+                _insert_by_time(items, Item(item.text, list(item.at), item.owner, item.due))
+                restored.append(item)
+    return restored
+
+
+def _insert_by_time(items: list[Item], item: Item) -> None:
+    if item.at:
+        for i, other in enumerate(items):
+            if other.at and min(other.at) > min(item.at):
+                items.insert(i, item)
+                return
+    items.append(item)
+
+
 def merge_by_code(parts: list[Minutes]) -> Minutes:
     out = Minutes(summary="\n\n".join(p.summary for p in parts if p.summary))
     for p in parts:
@@ -190,7 +287,8 @@ def make_minutes(segments: list[Segment], complete: Complete, *, privacy: str,
                  max_chars: int = 6000) -> Minutes:
     """Map-reduce minutes. Calls ``complete(TASK, prompt, privacy)``; blocking."""
     chunks = chunk_transcript(segments, max_chars)
-    calls = 0
+    times = TranscriptTimes(segments)
+    calls = moved = dropped = restored = 0
     partials: list[Minutes] = []
     for n, text in enumerate(chunks, 1):
         answer = complete(TASK, MAP_PROMPT.format(part=n, parts=len(chunks), schema=SCHEMA, text=text), privacy)
@@ -199,6 +297,8 @@ def make_minutes(segments: list[Segment], complete: Complete, *, privacy: str,
         if parsed is None:
             log.warning("minutes: part %d/%d answer was not JSON; kept as text", n, len(chunks))
             parsed = Minutes(summary=answer.strip(), unstructured=True)
+        m, d = times.check(parsed)
+        moved, dropped = moved + m, dropped + d
         partials.append(parsed)
     while len(partials) > 1:
         groups: list[list[Minutes]] = []
@@ -224,8 +324,23 @@ def make_minutes(segments: list[Segment], complete: Complete, *, privacy: str,
             answer = complete(TASK, REDUCE_PROMPT.format(schema=SCHEMA, text=text), privacy)
             calls += 1
             parsed = parse_minutes(answer)
-            merged.append(parsed if parsed is not None else merge_by_code(g))
+            if parsed is None:
+                merged.append(merge_by_code(g))
+                continue
+            m, d = times.check(parsed)
+            moved, dropped = moved + m, dropped + d
+            # A small model's merge can leave items out however it is asked: check, add back.
+            back = restore_dropped(parsed, g)
+            if back:
+                restored += len(back)
+                log.warning("minutes: the model's merge left out %d item(s) of the partial minutes; "
+                            "added back: %s", len(back), "; ".join(i.text[:60] for i in back))
+            merged.append(parsed)
         partials = merged
     result = partials[0] if partials else Minutes()
     result.chunks, result.model_calls = len(chunks), calls
+    result.restored_items, result.citations_moved, result.citations_dropped = restored, moved, dropped
+    if moved or dropped:
+        log.info("minutes: %d cited time(s) moved to a line start, %d outside the transcript dropped",
+                 moved, dropped)
     return result
