@@ -8,6 +8,10 @@ on an ephemeral port, in a background thread::
         ...
         srv.received                    # every request: method, path, headers, body bytes
 
+``on_receive(received)`` runs the moment a request has arrived, before it is answered; what it
+returns is kept as ``received.probe`` (e.g. whether the egress ledger already held a row for
+exactly these bytes).
+
 Replies stream token by token with chunked transfer encoding, exactly as the real servers do
 (NDJSON for Ollama's /api/chat, SSE for /v1/chat/completions and /v1/messages). Fault modes:
 ``slow_first_byte``, ``stall_after``/``stall_seconds``, ``disconnect_after``,
@@ -58,6 +62,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    probe: Any = None  # what on_receive returned for this request
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -71,7 +76,8 @@ class FakeLLMServer:
     def __init__(self, *, reply: Reply | None = None, script: Callable[[dict], Reply] | None = None,
                  models: list[str] | None = None, context_length: int = 8192,
                  faults: Faults | None = None, require_key: str | None = None,
-                 embed_dim: int = 8, host: str = "127.0.0.1", port: int = 0) -> None:
+                 embed_dim: int = 8, host: str = "127.0.0.1", port: int = 0,
+                 on_receive: Callable[[Received], Any] | None = None) -> None:
         self.reply = reply or Reply()
         self.script = script
         self.models = models or ["fake-model:1b"]
@@ -79,6 +85,7 @@ class FakeLLMServer:
         self.faults = faults or Faults()
         self.require_key = require_key
         self.embed_dim = embed_dim
+        self.on_receive = on_receive
         self.received: list[Received] = []
         self._failed = 0
         self._lock = threading.Lock()
@@ -188,7 +195,10 @@ def _make_handler(srv: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
 
         def _handle(self, method: str) -> None:
             body = self._body()
-            srv.received.append(Received(method, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            rec = Received(method, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            if srv.on_receive is not None:
+                rec.probe = srv.on_receive(rec)
+            srv.received.append(rec)
             if srv.require_key and not self._authorised():
                 self._send_json(401, {"error": {"message": "Incorrect API key provided",
                                                 "type": "invalid_request_error"}})

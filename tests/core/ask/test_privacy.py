@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sqlite3
+from pathlib import Path
 
 from deskmind.core.ask.pipeline import AskOptions
 from deskmind.core.ask.session import ask_session
@@ -16,6 +18,23 @@ from tests.core.ask.conftest import FAST, add_note
 from tests.fakes.llm_server import FakeLLMServer, Reply
 
 KEY = "sk-cloudtest-0123456789abcdef"
+
+
+def ledger_probe(db: Path):
+    """For the fake server's on_receive: did the ledger already hold a committed ``sending``
+    row for exactly these bytes when they arrived? Read on a connection of its own, so only
+    what was committed counts."""
+    def probe(received) -> bool | None:
+        if not received.body:
+            return None
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            return conn.execute("SELECT count(*) FROM egress_ledger WHERE body_sha256 = ? "
+                                "AND bytes_out = ? AND status = 'sending'",
+                                (received.sha256, len(received.body))).fetchone()[0] == 1
+        finally:
+            conn.close()
+    return probe
 
 
 def rules(cloud_url: str, local_url: str) -> str:
@@ -63,7 +82,8 @@ def test_cloud_zone_gets_only_what_rules_allow_and_ledger_matches(core):
     private_markers = ["91234", "DE44 5001", "7391", "Salary", "Bank", "Safe"]
     asked = []
 
-    with FakeLLMServer(models=["gpt-fake"], require_key=KEY, reply=Reply("From the cloud.")) as sky, \
+    with FakeLLMServer(models=["gpt-fake"], require_key=KEY, reply=Reply("From the cloud."),
+                       on_receive=ledger_probe(core.store.path)) as sky, \
             FakeLLMServer(reply=Reply("From this machine.")) as local:
         cfg = parse_routing(rules(sky.url, local.url))
         secrets = SecretStore(environ={"DESKMIND_SKY_API_KEY": KEY})
@@ -111,6 +131,8 @@ def test_cloud_zone_gets_only_what_rules_allow_and_ledger_matches(core):
     # The secret note is above quick-ask's memory ceiling: no request anywhere carried it.
     assert not any("7391" in r.body.decode() for r in local_reqs + cloud_reqs)
 
+    # Each request was in the ledger, committed and marked 'sending', when it arrived.
+    assert [r.probe for r in cloud_reqs] == [True, True]
     # The ledger: one row per request received by the cloud server, same bytes, same order.
     ledger = EgressLedger(core.store).entries()
     assert [e.body_sha256 for e in ledger] == [hashlib.sha256(r.body).hexdigest() for r in sky.received]

@@ -78,10 +78,11 @@ def _lan_address() -> str | None:
     return None if addr.startswith("127.") else addr
 
 
-def test_a_real_connection_from_a_non_loopback_address_is_refused(gateway):
+def test_a_real_connection_from_a_non_loopback_address_is_refused(gateway, network_guard):
     lan = _lan_address()
     if lan is None:
         pytest.skip("this machine has no non-loopback IPv4 address")
+    network_guard.allow_own(lan)  # this machine's own address: nothing leaves it
     token = grant(gateway, "lan", read="public")
     # Listening on every interface by mistake must still refuse other machines.
     srv = HttpServer(gateway.http_app(mcp=False), host="0.0.0.0", port=0).start()

@@ -18,7 +18,7 @@ from tests.core.runtimes.conftest import transport
 from tests.fakes.llm_server import FakeLLMServer
 
 
-def test_discovery_finds_ollama_and_openai_servers_and_reports_them():
+def test_discovery_finds_ollama_and_openai_servers_and_reports_them(network_guard):
     with FakeLLMServer(models=["llama3.2:3b", "nomic-embed-text"]) as a, FakeLLMServer(models=["qwen"]) as b, \
             FakeLLMServer() as gone:
         dead = gone.url
@@ -38,8 +38,11 @@ def test_discovery_finds_ollama_and_openai_servers_and_reports_them():
         assert inv.providers["ollama"].loaded == ["llama3.2:3b"]
         assert inv.providers["lmstudio"].note == "discovered (LM Studio)"
         assert inv.machine_auto("general") == [("ollama", "llama3.2:3b"), ("lmstudio", "qwen")]
-        # probes are loopback only: the non-loopback target got no request at all
-        assert all(r.path in ("/api/tags", "/api/ps", "/v1/models") for r in a.received + b.received)
+        assert all(r.path in ("/api/tags", "/api/ps", "/v1/models", "/api/show")
+                   for r in a.received + b.received)
+        # probes are loopback only: no connection to the non-loopback target was even tried
+        # (the guard in tests/core/conftest.py records every attempt)
+        assert network_guard.attempts == []
 
 
 def test_env_override_of_discovery_targets():
