@@ -15,8 +15,11 @@ exactly these bytes).
 Replies stream token by token with chunked transfer encoding, exactly as the real servers do
 (NDJSON for Ollama's /api/chat, SSE for /v1/chat/completions and /v1/messages). Fault modes:
 ``slow_first_byte``, ``stall_after``/``stall_seconds``, ``disconnect_after``,
-``malformed_after``, ``status`` (e.g. 500) and ``status=429`` with ``retry_after``;
-``fail_times`` limits a status fault to the first N chat requests.
+``malformed_after``, ``truncate_after`` (after N token frames the stream ends cleanly, with no
+finish frame and no end marker: no Ollama ``done``, no OpenAI ``[DONE]``, no Anthropic
+``message_stop``), ``error_after`` (an error event in the protocol's own shape after N tokens),
+``status`` (e.g. 500) and ``status=429`` with ``retry_after``; ``fail_times`` limits a status
+fault to the first N chat requests.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ class Faults:
     stall_seconds: float = 0.0
     disconnect_after: int | None = None
     malformed_after: int | None = None
+    truncate_after: int | None = None
+    error_after: int | None = None
     status: int | None = None
     retry_after: float | None = None
     fail_times: int | None = None
@@ -264,7 +269,12 @@ def _make_handler(srv: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             self._start_stream("application/x-ndjson" if kind == "ollama" else "text/event-stream")
             sent = 0
             for frame, is_token in frames:
+                if f.truncate_after is not None and sent >= f.truncate_after:
+                    break  # a clean end: the chunked stream is closed properly below
                 if is_token:
+                    if f.error_after is not None and sent == f.error_after:
+                        self._chunk(_error_frame(kind, f.message))
+                        return self._end_stream()
                     if f.disconnect_after is not None and sent >= f.disconnect_after:
                         return self._drop()
                     if f.malformed_after is not None and sent == f.malformed_after:
@@ -348,6 +358,16 @@ def _make_handler(srv: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             return out
 
     return Handler
+
+
+def _error_frame(kind: str, message: str) -> bytes:
+    """An error reported inside a stream that already started, as each server does it."""
+    if kind == "ollama":
+        return json.dumps({"error": message}).encode() + b"\n"
+    if kind == "openai":
+        return b"data: " + json.dumps({"error": {"message": message, "type": "server_error"}}).encode() + b"\n\n"
+    return b"event: error\ndata: " + json.dumps(
+        {"type": "error", "error": {"type": "overloaded_error", "message": message}}).encode() + b"\n\n"
 
 
 def _now() -> str:

@@ -9,6 +9,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from deskmind.core.ask.pipeline import AskOptions
 from deskmind.core.ask.session import ask_session
 from deskmind.core.routing.config import parse_routing
@@ -159,3 +161,60 @@ def test_cloud_needs_approval_and_nobody_means_no(core):
         assert sky.received == [] and res.route["zone"] == "machine"
         assert "not approved" in res.route["reason"]
     assert EgressLedger(core.store).count() == 0
+
+
+LOCAL_ONLY = """
+[defaults]
+cloud = true
+prompt_privacy = "public"
+
+[providers.sky]
+kind = "openai"
+url = "{sky}"
+zone = "cloud"
+models = ["gpt-fake"]
+
+[providers.local]
+kind = "ollama"
+url = "{local}"
+
+[classes]
+general = ["local:fake-model:1b"]
+
+[[rules]]
+name = "local-only"
+zones = ["machine"]
+fallback = ["sky:gpt-fake"]
+
+[agents.quick-ask]
+memory_ceiling = "private"
+cloud = true
+"""
+
+
+def test_a_failing_local_runtime_never_falls_back_to_a_cloud_the_rule_does_not_allow(core):
+    from deskmind.core.runtimes.base import RuntimeHTTPError
+    from tests.fakes.llm_server import Faults
+
+    add_note(core, "The tax filing deadline is the 30th of April.", "public")
+    asked = []
+    with FakeLLMServer(models=["gpt-fake"], reply=Reply("From the cloud.")) as sky, \
+            FakeLLMServer(faults=Faults(status=500, message="model runner crashed")) as local:
+        cfg = parse_routing(LOCAL_ONLY.format(sky=sky.url, local=local.url))
+
+        async def main():
+            async with ask_session(core, cfg=cfg, approver=lambda r: asked.append(r) or True,
+                                   targets=(), embedded=None, timeouts=FAST,
+                                   secrets=SecretStore(environ={})) as p:
+                hits = await asyncio.to_thread(p.retrieve, "tax deadline", AskOptions())
+                decision = await p.plan("tax deadline", hits, AskOptions())
+                with pytest.raises(RuntimeHTTPError, match="model runner crashed"):
+                    await p.run("When is the tax deadline?", AskOptions(save=False))
+                return decision
+
+        decision = asyncio.run(main())
+        assert len(local.chat_requests()) == 1
+        assert sky.received == []
+    assert [c.ref for c in decision.candidates] == ["local:fake-model:1b"]
+    assert "sky:gpt-fake: cloud zone not allowed by rule local-only" in decision.skipped
+    assert asked == [] and EgressLedger(core.store).count() == 0
