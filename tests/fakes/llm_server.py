@@ -82,7 +82,8 @@ class FakeLLMServer:
                  models: list[str] | None = None, context_length: int = 8192,
                  faults: Faults | None = None, require_key: str | None = None,
                  embed_dim: int = 8, host: str = "127.0.0.1", port: int = 0,
-                 on_receive: Callable[[Received], Any] | None = None) -> None:
+                 on_receive: Callable[[Received], Any] | None = None,
+                 v1_context: str | None = None) -> None:
         self.reply = reply or Reply()
         self.script = script
         self.models = models or ["fake-model:1b"]
@@ -91,6 +92,10 @@ class FakeLLMServer:
         self.require_key = require_key
         self.embed_dim = embed_dim
         self.on_receive = on_receive
+        # How /v1/models reports context_length, as servers do: None (not at all, like
+        # OpenAI), "max_context_length" (LM Studio), "max_model_len" (vLLM) or "meta"
+        # (llama.cpp server: meta.n_ctx_train).
+        self.v1_context = v1_context
         self.received: list[Received] = []
         self._failed = 0
         self._lock = threading.Lock()
@@ -238,7 +243,8 @@ def _make_handler(srv: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                     {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vecs)]})
             if p == "/v1/models":
                 return self._send_json(200, {"object": "list", "data": [
-                    {"id": m, "object": "model", "owned_by": "fake", "display_name": m}
+                    {"id": m, "object": "model", "owned_by": "fake", "display_name": m,
+                     **_v1_context(srv.v1_context, srv.context_length)}
                     for m in srv.models]})
             if p in ("/api/chat", "/v1/chat/completions", "/v1/messages"):
                 return self._chat(p, data)
@@ -358,6 +364,14 @@ def _make_handler(srv: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             return out
 
     return Handler
+
+
+def _v1_context(style: str | None, n: int) -> dict[str, Any]:
+    if style is None:
+        return {}
+    if style == "meta":
+        return {"meta": {"vocab_type": 2, "n_vocab": 32000, "n_ctx_train": n, "n_embd": 2048}}
+    return {style: n}
 
 
 def _error_frame(kind: str, message: str) -> bytes:

@@ -100,3 +100,41 @@ def test_runtime_embedder_indexes_memory_in_its_own_index(core):
 
         hits = HybridSearcher(core.store, lambda _m: emb).search("cat", mode="vector").hits
         assert hits and hits[0].text == text
+
+
+@pytest.mark.parametrize("style", ["max_context_length", "max_model_len", "meta"])
+def test_inventory_learns_context_windows_and_routing_uses_them(style):
+    from deskmind.core.routing.router import RouteRequest, route_request
+
+    with FakeLLMServer(models=["small:1b", "nomic-embed-text"], context_length=2048) as ollama, \
+            FakeLLMServer(models=["big"], context_length=32768, v1_context=style) as lms, \
+            FakeLLMServer(models=["quiet"]) as plain:
+        targets = (discovery.Target("ollama", "ollama", ollama.url, "Ollama"),
+                   discovery.Target("lmstudio", "openai", lms.url, "LM Studio"),
+                   discovery.Target("jan", "openai", plain.url, "Jan"))
+        cfg = parse_routing("")
+
+        async def main():
+            async with RuntimeHub(cfg, targets=targets) as hub:
+                first = await hub.inventory()
+                again = await hub.inventory(refresh=True)
+                rt = await hub.runtime("ollama")
+                window = await rt.context_length("small:1b")
+                return first, again, window
+
+        inv, again, window = asyncio.run(main())
+        shows = [r.json()["model"] for r in ollama.received if r.path == "/api/show"]
+    assert inv.providers["ollama"].context == {"small:1b": 2048}
+    assert inv.providers["lmstudio"].context == {"big": 32768}
+    assert inv.providers["jan"].context == {}  # reports none: unknown, never guessed
+    assert again.providers["ollama"].context == {"small:1b": 2048}
+    # Asked once per chat model for the life of the hub, not per inventory; not for embedders,
+    # and the runtime reuses the answer for its num_ctx.
+    assert shows == ["small:1b"] and window == 2048
+
+    # ~10k tokens: too much for the 2048-token window, fine for the 32k one.
+    d = route_request(cfg, inv, RouteRequest("x" * 30000))
+    assert d.candidates[0].ref == "lmstudio:big"
+    assert "ollama:small:1b: needs ~11024 tokens, model window is 2048" in d.skipped
+    small = route_request(cfg, inv, RouteRequest("hello"))
+    assert small.candidates[0].ref == "ollama:small:1b"

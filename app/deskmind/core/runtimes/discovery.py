@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import httpx
@@ -60,6 +60,25 @@ class Found:
     target: Target
     models: list[str]
     loaded: list[str]
+    context: dict[str, int] = field(default_factory=dict)  # model -> window, where reported
+
+
+def reported_context(entry: dict) -> int | None:
+    """The context window an OpenAI-compatible server reports for one ``/v1/models`` entry:
+    ``context_length`` (OpenRouter-style), ``max_context_length`` (LM Studio),
+    ``max_model_len`` (vLLM) or llama.cpp server's ``meta`` (``n_ctx``, else the model's
+    trained ``n_ctx_train``). None when it reports none."""
+    for key in ("context_length", "max_context_length", "max_model_len"):
+        v = entry.get(key)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    meta = entry.get("meta")
+    if isinstance(meta, dict):
+        for key in ("n_ctx", "n_ctx_train"):
+            v = meta.get(key)
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+                return v
+    return None
 
 
 async def discover(client: httpx.AsyncClient, targets: Sequence[Target],
@@ -87,6 +106,8 @@ async def _probe(client: httpx.AsyncClient, t: Target, timeout: float) -> Found 
         r = await client.get(t.url + "/v1/models", timeout=timeout)
         if r.status_code != 200:
             return None
-        return Found(t, [m["id"] for m in r.json().get("data", [])], [])
+        entries = r.json().get("data", [])
+        context = {m["id"]: n for m in entries if (n := reported_context(m))}
+        return Found(t, [m["id"] for m in entries], [], context)
     except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -24,6 +24,8 @@ from deskmind.core.runtimes.http import EgressRecorder, Endpoint, Transport, mak
 log = logging.getLogger(__name__)
 
 INVENTORY_TTL = 5.0
+SHOW_TIMEOUT = 1.0   # one /api/show on loopback; a slower answer is asked again next time
+SHOW_AT_ONCE = 4
 
 
 class RuntimeHub:
@@ -44,6 +46,9 @@ class RuntimeHub:
         self._inventory: Inventory | None = None
         self._inventory_at = 0.0
         self._lock = asyncio.Lock()
+        # Context windows learnt from Ollama's /api/show, by (base url, model): asked once per
+        # model for the life of the hub (a model's window does not change while it is served).
+        self._windows: dict[tuple[str, str], int | None] = {}
 
     async def aclose(self) -> None:
         if self._own_client:
@@ -105,7 +110,11 @@ class RuntimeHub:
         from deskmind.core.runtimes.openai_compat import OpenAICompatRuntime
 
         cls = {"ollama": OllamaRuntime, "openai": OpenAICompatRuntime, "anthropic": AnthropicRuntime}[p.kind]
-        return cls(p.name, transport)
+        rt = cls(p.name, transport)
+        if isinstance(rt, OllamaRuntime):
+            url = p.url.rstrip("/")
+            rt.known_windows({m: n for (u, m), n in self._windows.items() if u == url})
+        return rt
 
     # -- what can answer now -----------------------------------------------------------
 
@@ -122,12 +131,13 @@ class RuntimeHub:
             if self.cfg.discover:
                 probes += [t for t in self.targets if t.url.rstrip("/") not in configured_urls]
             found = {f.target.name: f for f in await discovery.discover(self.client, probes)}
+            await self._learn_windows(found.values())
             for p in self._providers.values():
                 if p.zone == "machine" and p.kind in ("ollama", "openai"):
                     f = found.get(p.name)
                     inv.providers[p.name] = ProviderState(
                         p.name, "machine", f is not None, f.models if f else list(p.models),
-                        f.loaded if f else [], kind=p.kind,
+                        f.loaded if f else [], context=self._context(f), kind=p.kind,
                         note="" if f else f"not running at {p.url}")
                 elif p.kind == "llamacpp":
                     inv.providers[p.name] = self._embedded_state(p.name)
@@ -140,7 +150,8 @@ class RuntimeHub:
                 self._providers[t.name] = ProviderConfig(name=t.name, kind=t.kind, url=t.url,
                                                          zone="machine", discovered=True)
                 inv.providers[t.name] = ProviderState(t.name, "machine", True, f.models, f.loaded,
-                                                      kind=t.kind, note=f"discovered ({t.label})")
+                                                      context=self._context(f), kind=t.kind,
+                                                      note=f"discovered ({t.label})")
             if "embedded" not in self._providers and self.embedded_factory is not None:
                 self._providers["embedded"] = ProviderConfig(name="embedded", kind="llamacpp",
                                                              url="", zone="machine", discovered=True)
@@ -149,6 +160,46 @@ class RuntimeHub:
                 inv.providers["embedded"] = self._embedded_state("embedded")
             self._inventory, self._inventory_at = inv, time.monotonic()
             return inv
+
+    async def _learn_windows(self, found: Any) -> None:
+        """Ask each running Ollama for the context window of models not seen before (one
+        /api/show each, a few at a time); OpenAI-compatible servers that report one did so in
+        their model list. Only servers found on loopback are asked."""
+        todo = [(f.target.url.rstrip("/"), m) for f in found if f.target.kind == "ollama"
+                for m in f.models if "embed" not in m.lower()]
+        todo = [k for k in todo if k not in self._windows]
+        if not todo:
+            return
+        from deskmind.core.runtimes.ollama import context_from_show
+
+        gate = asyncio.Semaphore(SHOW_AT_ONCE)
+
+        async def show(url: str, model: str) -> None:
+            async with gate:
+                try:
+                    r = await self.client.post(url + "/api/show", json={"model": model},
+                                               timeout=SHOW_TIMEOUT)
+                except httpx.HTTPError as exc:
+                    log.debug("no context window for %s at %s: %s", model, url, exc)
+                    return  # asked again on the next inventory
+                try:
+                    self._windows[(url, model)] = (context_from_show(r.json())
+                                                   if r.status_code == 200 else None)
+                except ValueError:
+                    self._windows[(url, model)] = None
+
+        await asyncio.gather(*(show(u, m) for u, m in todo))
+
+    def _context(self, f: Any) -> dict[str, int]:
+        if f is None:
+            return {}
+        url = f.target.url.rstrip("/")
+        out = dict(f.context)
+        for m in f.models:
+            n = self._windows.get((url, m))
+            if n:
+                out[m] = n
+        return out
 
     def _embedded_state(self, name: str) -> ProviderState:
         if self.embedded_factory is None:

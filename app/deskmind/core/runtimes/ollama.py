@@ -46,6 +46,13 @@ def num_ctx_for(messages: Sequence[Message], max_tokens: int | None,
     return ctx
 
 
+def context_from_show(data: dict[str, Any]) -> int | None:
+    """The model's own context length from an ``/api/show`` answer (``model_info``)."""
+    info = data.get("model_info") or {}
+    ctx = info.get(f"{info.get('general.architecture', '')}.context_length")
+    return ctx if isinstance(ctx, int) and not isinstance(ctx, bool) and ctx > 0 else None
+
+
 class OllamaRuntime:
     kind = "ollama"
 
@@ -87,12 +94,13 @@ class OllamaRuntime:
                                          f"'ollama pull {model}' or pick another",
                                          provider=self.name) from None
             raise
-        info = data.get("model_info") or {}
-        arch = info.get("general.architecture", "")
-        ctx = info.get(f"{arch}.context_length")
-        return ModelInfo(provider=self.name, name=model, context_length=ctx,
+        return ModelInfo(provider=self.name, name=model, context_length=context_from_show(data),
                          details={**(data.get("details") or {}),
                                   "capabilities": data.get("capabilities", [])})
+
+    def known_windows(self, windows: dict[str, int | None]) -> None:
+        """Context lengths already learnt elsewhere (the hub's inventory): not asked again."""
+        self._ctx_cache.update(windows)
 
     async def context_length(self, model: str) -> int | None:
         if model not in self._ctx_cache:

@@ -17,6 +17,7 @@ from deskmind.core.runtimes.base import (
     ChatRequest, MalformedStreamError, Message, ModelInfo, RuntimeFault, RuntimeHTTPError,
     StreamEvent, StreamTruncatedError, ToolCall, Usage,
 )
+from deskmind.core.runtimes.discovery import reported_context
 from deskmind.core.runtimes.http import Transport
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,7 @@ class OpenAICompatRuntime:
         data = await self.t.get_json("/v1/models")
         out = []
         for m in data.get("data", []):
-            ctx = m.get("context_length") or m.get("max_model_len") or m.get("max_context_length")
-            out.append(ModelInfo(provider=self.name, name=m["id"], context_length=ctx,
+            out.append(ModelInfo(provider=self.name, name=m["id"], context_length=reported_context(m),
                                  details={k: v for k, v in m.items() if k in ("owned_by", "object")}))
         return out
 
