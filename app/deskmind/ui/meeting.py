@@ -109,9 +109,9 @@ class MeetingController(QObject):
             return
         if self.state != "recording":
             return
-        self.failure = message
+        self.failure = message.rstrip(". ")
         log.warning("meeting recording stopped: %s", message)
-        self.tray.notify("Meeting recording stopped", f"{message}. Saving what was recorded…", attention=True)
+        self.tray.notify("Meeting recording stopped", f"{self.failure}. Saving what was recorded…", attention=True)
         self.stop()
 
     def elapsed(self) -> float:
