@@ -33,6 +33,9 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 READ_NONE = "none"
 READ_LEVELS = (READ_NONE,) + PRIVACY_LEVELS
 CACHE_SECONDS = 2.0
+UNKNOWN_TOKEN_SECONDS = 5.0    # an unknown token is not looked up again for this long
+UNKNOWN_TOKEN_MAX = 4096       # remembered unknown tokens (oldest forgotten first)
+MIN_FORCED_RELOAD = 0.25       # seconds between uncached reloads of the clients table
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,10 @@ class ClientRegistry:
         self._by_name: dict[str, Client] = {}
         self._loaded_at = float("-inf")
         self._seen: dict[str, float] = {}
+        # SHA-256 of tokens found in no grant -> when; so a stream of bad tokens cannot make
+        # every request re-read the clients table.
+        self._unknown: dict[str, float] = {}
+        self.reloads = 0  # reads of the clients table (the cost a flood would drive up)
 
     # -- reads (cached) -----------------------------------------------------------------
 
@@ -152,6 +159,7 @@ class ClientRegistry:
                 by_hash[th] = c
         with self._lock:
             self._by_hash, self._by_name, self._loaded_at = by_hash, by_name, now
+            self.reloads += 1
 
     def get(self, name: str) -> Client | None:
         self._refresh()
@@ -161,22 +169,45 @@ class ClientRegistry:
         self._refresh(force=True)
         return sorted(self._by_name.values(), key=lambda c: c.name)
 
-    def authenticate(self, token: str | None) -> Client | None:
-        """The granted client holding this bearer token, or None (unknown, revoked, malformed)."""
+    def authenticate(self, token: str | None, *, look_again: bool = True) -> Client | None:
+        """The granted client holding this bearer token, or None (unknown, revoked, malformed).
+
+        A token missing from the cached table is looked up once more, uncached (it may have
+        been made a moment ago by another process), unless ``look_again`` is false, the same
+        token was unknown a few seconds ago, or the table was re-read a moment ago."""
         if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
         self._refresh()
         h = hash_token(token)
         client = self._by_hash.get(h)
-        if client is None:
-            # A token made a moment ago by another process: look once more, uncached.
-            self._refresh(force=True)
-            client = self._by_hash.get(h)
+        if client is None and look_again and not self._known_unknown(h):
+            # A table read in the last moment is as good as a fresh one.
+            if time.monotonic() - self._loaded_at >= MIN_FORCED_RELOAD:
+                self._refresh(force=True)
+                client = self._by_hash.get(h)
+            if client is None:
+                self._note_unknown(h)
         # A dict lookup keyed by the hash is safe from timing probes: learning how much of a
         # SHA-256 digest matched says nothing about the token that would produce it.
         if client is None or not client.granted:
             return None
         return client
+
+    def _known_unknown(self, h: str) -> bool:
+        with self._lock:
+            at = self._unknown.get(h)
+            if at is None:
+                return False
+            if time.monotonic() - at < UNKNOWN_TOKEN_SECONDS:
+                return True
+            del self._unknown[h]
+            return False
+
+    def _note_unknown(self, h: str) -> None:
+        with self._lock:
+            if len(self._unknown) >= UNKNOWN_TOKEN_MAX:
+                self._unknown.pop(next(iter(self._unknown)))
+            self._unknown[h] = time.monotonic()
 
     # -- writes -------------------------------------------------------------------------
 

@@ -5,6 +5,10 @@ enabled remote access), refuse Host headers that are not loopback names (DNS reb
 Origins that are not allowed (a web page in a browser), require a granted client's bearer
 token, rate-limit per client, and cap the body size while it streams in. Failures are short
 JSON errors that say what to fix without revealing anything about tokens or clients.
+
+A request whose token is not one the guard already knows spends from its peer address's own
+small budget before the token is looked up: a flood of bad tokens gets 429 cheaply and never
+touches the budget of a client presenting a good one.
 """
 
 from __future__ import annotations
@@ -68,6 +72,10 @@ class GuardConfig:
     allowed_origins: list[str] = field(default_factory=list)
     max_body_bytes: int = DEFAULT_MAX_BODY
     public_paths: tuple[str, ...] = ("/health",)
+    # Requests per peer address whose token is not already known (missing, wrong, revoked,
+    # or new): enough for a client retrying a moment after its token was rotated.
+    unauthenticated_rate: float = 5.0
+    unauthenticated_burst: int = 30
 
 
 class HttpGuard:
@@ -78,6 +86,7 @@ class HttpGuard:
         self.clients = clients
         self.config = config or GuardConfig()
         self.buckets = buckets or TokenBuckets()
+        self.peer_buckets = TokenBuckets()  # keyed by peer address, before authentication
         # (client name or "?", path, reason) -> audit; unauthenticated refusals are not
         # audited per request (an attacker could fill the log), only logged at debug.
         self.on_refused = on_refused
@@ -107,7 +116,20 @@ class HttpGuard:
         if path in self.config.public_paths:
             await self.app(scope, receive, send)
             return
-        client = self.clients.authenticate(_bearer(headers.get("authorization")))
+        token = _bearer(headers.get("authorization"))
+        # A token already known costs a dict lookup; anything else spends from the peer's
+        # budget first, so a flood of bad tokens cannot keep re-reading the clients table.
+        client = self.clients.authenticate(token, look_again=False)
+        if client is None:
+            wait = self.peer_buckets.take(peer, self.config.unauthenticated_rate,
+                                          self.config.unauthenticated_burst)
+            if wait > 0:
+                log.debug("too many unauthenticated requests from %s", peer)
+                return await _error(send, 429, "rate_limit_exceeded",
+                                    "too many requests without a valid token: retry later",
+                                    extra_headers=[(b"retry-after",
+                                                    str(max(1, math.ceil(wait))).encode())])
+            client = self.clients.authenticate(token)
         if client is None:
             # One answer for missing, malformed, unknown and revoked tokens.
             return await _error(send, 401, "authentication_error",
