@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import json
+import hashlib
 import sys
 import threading
 import time
@@ -182,6 +182,7 @@ def cmd_route(args: argparse.Namespace) -> int:
     from deskmind.core.ask.pipeline import AskOptions
     from deskmind.core.ask.prompt import build_messages
     from deskmind.core.ask.session import ask_session
+    from deskmind.core.runtimes.base import ChatRequest
 
     opts = AskOptions(use_memory=not args.no_memory, model=args.model, prompt_privacy=args.privacy,
                       task=args.task, save=False)
@@ -189,21 +190,36 @@ def cmd_route(args: argparse.Namespace) -> int:
         async def main() -> Any:
             async with ask_session(core) as p:
                 hits = await asyncio.to_thread(p.retrieve, args.explain, opts)
-                return hits, await p.plan(args.explain, hits, opts), p.cfg.source
+                d = await p.plan(args.explain, hits, opts)
+                body = None
+                if d.candidates:
+                    c = d.candidates[0]
+                    used = [h for h in hits if h.chunk_id not in set(c.withheld)]
+                    msgs, _ = build_messages(args.explain, used)
+                    if p.hub.provider(c.provider).kind != "llamacpp":
+                        # The body the runtime itself would build for this request, unsent.
+                        rt = await p.hub.runtime(c.provider)
+                        body = rt.request_body(ChatRequest(model=c.model, messages=msgs,
+                                                           max_tokens=opts.max_tokens,
+                                                           temperature=opts.temperature))
+                    return hits, d, p.cfg.source, (used, msgs, body)
+                return hits, d, p.cfg.source, None
 
-        hits, d, source = asyncio.run(main())
+        hits, d, source, plan = asyncio.run(main())
     out = d.to_dict()
     out["rules_file"] = source
     out["retrieved"] = [{"chunk_id": h.chunk_id, "source": h.source, "privacy": h.privacy} for h in hits]
-    if d.candidates:
+    if plan is not None:
         c = d.candidates[0]
-        used = [h for h in hits if h.chunk_id not in set(c.withheld)]
-        msgs, _ = build_messages(args.explain, used)
-        body = json.dumps([{"role": m.role, "content": m.content} for m in msgs], ensure_ascii=False)
-        out["would_send"] = {"provider": c.provider, "model": c.model, "zone": c.zone,
-                             "item_ids": [h.chunk_id for h in used], "withheld_item_ids": c.withheld,
-                             "bytes": len(body.encode()), "leaves_machine": c.zone != "machine",
-                             "messages": json.loads(body)}
+        used, msgs, body = plan
+        out["would_send"] = {
+            "provider": c.provider, "model": c.model, "zone": c.zone,
+            "item_ids": [h.chunk_id for h in used], "withheld_item_ids": c.withheld,
+            # None: the in-process runtime, which sends nothing over the network.
+            "bytes": len(body) if body is not None else None,
+            "sha256": hashlib.sha256(body).hexdigest() if body is not None else None,
+            "leaves_machine": c.zone != "machine",
+            "messages": [{"role": m.role, "content": m.content} for m in msgs]}
     if args.json:
         print_json(out)
         return 0
@@ -218,7 +234,9 @@ def cmd_route(args: argparse.Namespace) -> int:
     if "would_send" in out:
         w = out["would_send"]
         where = "LEAVES this machine" if w["leaves_machine"] else "stays on this machine"
-        print(f"would send {w['bytes']} bytes to {w['provider']}:{w['model']} ({where}), "
+        size = (f"{w['bytes']} bytes (sha256 {w['sha256'][:16]})" if w["bytes"] is not None
+                else "the prompt, in this process")
+        print(f"would send {size} to {w['provider']}:{w['model']} ({where}), "
               f"with memory items {w['item_ids'] or 'none'}")
         for h in hits:
             mark = "withheld" if h.chunk_id in w["withheld_item_ids"] else "sent"

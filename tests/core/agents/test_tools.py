@@ -40,6 +40,43 @@ def test_read_file_only_under_granted_folders(core, tmp_path):
     assert [e.decision for e in AuditLog(core.store).entries()] == ["allowed", "denied", "denied", "denied", "denied"]
 
 
+def test_write_file_only_under_write_paths_and_with_approval(core, tmp_path):
+    out = tmp_path / "drafts"
+    out.mkdir()
+    readable = tmp_path / "readable"
+    readable.mkdir()
+    (tmp_path / "outside.txt").write_text("keep me")
+    os.symlink(tmp_path / "outside.txt", out / "sneaky.txt")
+    cfg = AgentConfig("drafter", read_paths=[str(readable)], write_paths=[str(out)],
+                      tools=["write_file", "read_file"])
+    asked = []
+
+    def yes(req):
+        asked.append((req.action, req.details["path"]))
+        return True
+
+    tb = box(core, cfg, approver=yes)
+    assert "write_file" in [t.name for t in tb.offered()]
+    r = call(tb, "write_file", path=str(out / "letter.txt"), text="Dear Sam,")
+    assert r.decision == "approved" and (out / "letter.txt").read_text() == "Dear Sam,"
+    assert asked == [("write", str(out / "letter.txt"))]
+    # Outside write_paths (a folder it may only read, .., a symlink out): refused, untouched.
+    for bad in (readable / "x.txt", out / ".." / "outside.txt", out / "sneaky.txt"):
+        r = call(tb, "write_file", path=str(bad), text="overwritten")
+        assert r.decision == "denied" and "may not write" in r.content
+    assert (tmp_path / "outside.txt").read_text() == "keep me" and not (readable / "x.txt").exists()
+    assert len(asked) == 1  # nobody was asked about a write that was never allowed
+    # Granted folder, but nobody approves: nothing written.
+    r = call(box(core, cfg), "write_file", path=str(out / "later.txt"), text="x")
+    assert r.decision == "refused" and not (out / "later.txt").exists()
+    # No write_paths at all (the default): always refused.
+    none = AgentConfig("reader", tools=["write_file"])
+    assert call(box(core, none, approver=yes), "write_file", path=str(out / "y.txt"), text="x").decision == "denied"
+    decisions = [(e.tool, e.decision) for e in AuditLog(core.store).entries()]
+    assert decisions == [("write_file", "approved")] + [("write_file", "denied")] * 3 + \
+        [("write_file", "refused"), ("write_file", "denied")]
+
+
 def test_save_note_needs_scope_and_approval(core):
     cfg = AgentConfig("writer", write_memory=True, tools=["save_note"])
     assert call(box(core, cfg), "save_note", title="t", text="x").decision == "refused"

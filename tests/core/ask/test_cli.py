@@ -96,6 +96,29 @@ def test_route_explain_shows_rule_and_what_would_be_sent(core, capsys, monkeypat
     assert "rule:    local-first" in out2 and "stays on this machine" in out2
 
 
+@pytest.mark.parametrize("kind", ["ollama", "openai"])
+def test_route_explain_gives_the_exact_size_of_the_body_ask_then_sends(core, capsys, monkeypatch, kind):
+    import hashlib
+
+    add_note(core, "Recipe notes: bake at 180 degrees for 25 minutes.", "personal", "Baking")
+    core.close()
+    with FakeLLMServer(models=["m:1b"], context_length=8192, reply=Reply("At 180 [1].")) as srv:
+        monkeypatch.setenv("DESKMIND_DISCOVER", f"box={kind}@127.0.0.1:{srv.port}")
+        for _ in range(3):
+            # Discovery gives a loopback server half a second: on a loaded machine the fake
+            # can miss it, which is not what this test is about.
+            code, out, _ = run_cli(capsys, "route", "--explain", "how long do I bake?", "--json")
+            if "would_send" in json.loads(out):
+                break
+        assert code == 0 and srv.chat_requests() == []
+        code, _, _ = run_cli(capsys, "ask", "how long do I bake?", "--no-save", "--json")
+        assert code == 0
+        sent = srv.chat_requests()[0].body
+    w = json.loads(out)["would_send"]
+    assert w["bytes"] == len(sent) and w["sha256"] == hashlib.sha256(sent).hexdigest()
+    assert "180 degrees" in json.dumps(w["messages"])
+
+
 def test_ctrl_c_cancels_cleanly_and_saves_nothing(deskmind_home, tmp_path):
     reply = Reply(" ".join(f"w{i}" for i in range(400)))
     with FakeLLMServer(reply=reply, faults=Faults(token_delay=0.05)) as srv:

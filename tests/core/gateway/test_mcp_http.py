@@ -149,7 +149,8 @@ def test_calls_also_reach_the_agents_audit_log(gateway, http_server):
 
     asyncio.run(go())
     gateway.audit.flush()
-    rows = [r for r in AuditLog(gateway.core.store).entries(agent="client:cursor") if r.tool != "connect"]
+    rows = [r for r in AuditLog(gateway.core.store).entries(agent="client:cursor")
+            if r.tool not in ("connect", "list_tools")]
     assert [(r.tool, r.decision) for r in rows] == [("search_memory", "allowed"), ("capture_note", "denied")]
     assert "shown chunk:" in rows[0].reason and "may not write" in rows[1].reason
 
@@ -165,3 +166,5 @@ def test_connections_are_audited_with_the_programs_name(gateway, http_server):
     gateway.audit.flush()
     connects = [e for e in gateway.audit.entries(client="cursor") if e.action == "connect"]
     assert len(connects) == 1 and connects[0].decision == "allowed" and connects[0].args.startswith("program=")
+    listed = [e for e in gateway.audit.entries(client="cursor") if e.action == "list_tools"]
+    assert len(listed) == 1 and listed[0].decision == "allowed" and listed[0].result_size == 5

@@ -41,5 +41,9 @@ def test_stdio_unknown_client_gets_nothing_until_granted(gateway, deskmind_home)
     entries = gateway.audit.entries(client="claude-desktop")
     assert {e.surface for e in entries} == {"mcp-stdio"}
     assert [(e.action, e.decision) for e in reversed(entries)] == [
-        ("connect", "denied"), ("list_recent", "denied"), ("search_memory", "denied"),
-        ("connect", "allowed"), ("list_recent", "allowed"), ("search_memory", "allowed")]
+        ("connect", "denied"), ("list_tools", "denied"), ("list_recent", "denied"),
+        ("search_memory", "denied"),
+        ("connect", "allowed"), ("list_tools", "allowed"), ("list_recent", "allowed"),
+        ("search_memory", "allowed")]
+    listed_tools = [e for e in entries if e.action == "list_tools"]
+    assert all(e.result_size == len(names) for e in listed_tools)

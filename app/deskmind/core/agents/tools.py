@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shlex
 import subprocess
 import uuid
@@ -39,6 +40,11 @@ TOOLS: dict[str, Tool] = {t.name: t for t in (
         "type": "object", "properties": {"limit": {"type": "integer"}}}),
     Tool("read_file", "Read a text file from a folder the person allowed.", {
         "type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}),
+    Tool("write_file", "Write a text file into a folder the person allowed (replaces the file "
+         "if it exists).", {
+             "type": "object", "properties": {"path": {"type": "string"},
+                                              "text": {"type": "string"}},
+             "required": ["path", "text"]}),
     Tool("save_note", "Save a note to the person's memory.", {
         "type": "object", "properties": {"title": {"type": "string"}, "text": {"type": "string"}},
         "required": ["title", "text"]}),
@@ -147,6 +153,24 @@ class ToolBox:
         data = await asyncio.to_thread(lambda: p.read_bytes()[:MAX_FILE_BYTES])
         return await self._ok(call, args, data.decode("utf-8", "replace"), privacy="private")
 
+    async def _tool_write_file(self, call: ToolCall, args: dict) -> ToolResult:
+        path, text = str(args.get("path", "")), str(args.get("text", ""))
+        if not self.scopes.may_write_path(path):
+            return await self._deny(call, args, f"agent {self.scopes.name} may not write to "
+                                    f"{path or 'that path'} (it may write under: "
+                                    f"{', '.join(self.scopes.cfg.write_paths) or 'nothing'})")
+        data = text.encode("utf-8")
+        if len(data) > MAX_FILE_BYTES:
+            return await self._deny(call, args, f"the text is larger than {MAX_FILE_BYTES // 1024} KiB",
+                                    "error")
+        p = Path(path).expanduser()
+        if not p.parent.is_dir():
+            return await self._deny(call, args, f"the folder {p.parent} does not exist", "error")
+        if not await self._approved("write", f"write {len(data)} bytes to {p}", {"path": str(p)}):
+            return await self._deny(call, args, "the person did not approve writing this file", "refused")
+        await asyncio.to_thread(_write_atomically, p, data)
+        return await self._ok(call, args, f"wrote {len(data)} bytes to {p}", decision="approved")
+
     async def _tool_save_note(self, call: ToolCall, args: dict) -> ToolResult:
         if not self.scopes.cfg.write_memory or self.remember is None:
             return await self._deny(call, args, f"agent {self.scopes.name} may not write to memory")
@@ -172,6 +196,17 @@ class ToolBox:
         proc = await asyncio.to_thread(self.run_process, argv)
         out = (proc.stdout or "")[-MAX_OUTPUT:] + (proc.stderr or "")[-MAX_OUTPUT // 4:]
         return await self._ok(call, args, f"exit {proc.returncode}\n{out}", decision="approved")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    # A new file renamed over the old one: a crash never leaves half a file, and a symlink at
+    # the destination is replaced rather than followed out of the allowed folder.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _run_process(argv: list[str]) -> subprocess.CompletedProcess:

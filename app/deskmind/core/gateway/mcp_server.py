@@ -167,8 +167,26 @@ class GatewayMCP:
         for kind in ("note", "meeting"):
             self._add_resource(mcp, kind)
         mcp.middleware.append(self._audit_connect)
+        mcp.middleware.append(self._audit_tool_list)
         mcp.middleware.append(self._list_resources)
         return mcp
+
+    async def _audit_tool_list(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Record each tools/list (what a client learnt it could ask for), like every call."""
+        result = await call_next(ctx)
+        if ctx.method == "tools/list":
+            try:
+                caller = self._caller_from_request(getattr(ctx, "request", None))
+            except ToolError:
+                return result
+            granted = caller.client.granted
+            tools = result.get("tools") if isinstance(result, dict) else getattr(result, "tools", None)
+            self.service.audit.record(
+                caller.name, caller.surface, "list_tools",
+                decision="allowed" if granted else "denied",
+                detail=None if granted else "not granted: every tool call is refused",
+                result_size=len(tools or []))
+        return result
 
     async def _list_resources(self, ctx: Any, call_next: Callable[[Any], Awaitable[Any]]) -> Any:
         """resources/list is per client: its recent notes and meetings, within its ceiling."""

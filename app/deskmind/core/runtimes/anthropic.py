@@ -14,7 +14,7 @@ from deskmind.core.runtimes.base import (
     ChatRequest, MalformedStreamError, Message, ModelInfo, RuntimeFault, RuntimeHTTPError,
     StreamEvent, StreamTruncatedError, ToolCall, Usage,
 )
-from deskmind.core.runtimes.http import Transport
+from deskmind.core.runtimes.http import Transport, encode_body
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,12 @@ class AnthropicRuntime:
     async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
         raise UserInputError("Anthropic offers no embeddings API: choose another embedder")
 
-    def build_payload(self, req: ChatRequest) -> dict[str, Any]:
+    def request_body(self, req: ChatRequest) -> bytes:
+        """The exact body :meth:`chat` would send for ``req`` (nothing is sent)."""
+        return encode_body(self.build_payload(req))
+
+    @staticmethod
+    def build_payload(req: ChatRequest) -> dict[str, Any]:
         system = "\n\n".join(m.content for m in req.messages if m.role == "system")
         msgs: list[dict[str, Any]] = []
         for m in req.messages:

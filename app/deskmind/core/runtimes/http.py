@@ -41,6 +41,11 @@ def make_client(timeouts: Timeouts | None = None) -> httpx.AsyncClient:
     )
 
 
+def encode_body(payload: Any) -> bytes:
+    """The bytes of a JSON request body, exactly as sent (and as hashed by the ledger)."""
+    return json.dumps(payload, ensure_ascii=False).encode("utf-8")
+
+
 class EgressRecorder(Protocol):
     def record(self, *, provider: str, host: str, model: str, rule: str, body: bytes,
                item_ids: Sequence[int]) -> int: ...
@@ -104,7 +109,7 @@ class Transport:
 
     async def _request(self, method: str, path: str, payload: Any, model: str,
                        ctx: EgressContext | None, timeout: float | None) -> Any:
-        body = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        body = b"" if payload is None else encode_body(payload)
         for attempt in (0, 1):
             entry = await self._record(model, body, ctx)
             try:
@@ -133,7 +138,7 @@ class Transport:
                      parse: Callable[[httpx.Response], AsyncIterator[Any]]) -> AsyncIterator[Any]:
         """POST ``payload`` and yield what ``parse(response)`` yields, under the first-token and
         stall timeouts. Faults surface as specific :class:`RuntimeFault` subclasses."""
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        body = encode_body(payload)
         for attempt in (0, 1):
             entry = await self._record(model, body, ctx)
             status = "error"

@@ -18,7 +18,7 @@ from deskmind.core.runtimes.base import (
     ChatRequest, MalformedStreamError, Message, ModelInfo, ModelNotFoundError, RuntimeFault,
     RuntimeHTTPError, StreamEvent, StreamTruncatedError, ToolCall, Usage,
 )
-from deskmind.core.runtimes.http import Transport
+from deskmind.core.runtimes.http import Transport, encode_body
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,15 @@ class OllamaRuntime:
         data = await self.t.post_json("/api/embed", {"model": model, "input": list(texts)}, model=model)
         return data["embeddings"]
 
-    def build_payload(self, req: ChatRequest, num_ctx: int) -> dict[str, Any]:
+    def request_body(self, req: ChatRequest) -> bytes:
+        """The exact body :meth:`chat` would send for ``req``, sending nothing: the context
+        window comes from what is already known (the inventory, an earlier /api/show)."""
+        num_ctx = req.num_ctx or num_ctx_for(req.messages, req.max_tokens,
+                                              self._ctx_cache.get(req.model))
+        return encode_body(self.build_payload(req, num_ctx))
+
+    @staticmethod
+    def build_payload(req: ChatRequest, num_ctx: int) -> dict[str, Any]:
         options: dict[str, Any] = {"num_ctx": num_ctx}
         if req.temperature is not None:
             options["temperature"] = req.temperature

@@ -18,7 +18,7 @@ from deskmind.core.runtimes.base import (
     StreamEvent, StreamTruncatedError, ToolCall, Usage,
 )
 from deskmind.core.runtimes.discovery import reported_context
-from deskmind.core.runtimes.http import Transport
+from deskmind.core.runtimes.http import Transport, encode_body
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,12 @@ class OpenAICompatRuntime:
         rows = sorted(data["data"], key=lambda d: d.get("index", 0))
         return [r["embedding"] for r in rows]
 
-    def build_payload(self, req: ChatRequest) -> dict[str, Any]:
+    def request_body(self, req: ChatRequest) -> bytes:
+        """The exact body :meth:`chat` would send for ``req`` (nothing is sent)."""
+        return encode_body(self.build_payload(req))
+
+    @staticmethod
+    def build_payload(req: ChatRequest) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": req.model, "stream": True,
                                    "messages": [_msg(m) for m in req.messages]}
         if req.temperature is not None:
