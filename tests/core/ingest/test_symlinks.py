@@ -90,6 +90,14 @@ def test_a_file_outside_the_folder_reached_through_a_link(tmp_path: Path, store:
     s = idx.index([root / "notes"])
     assert s.outcome(target).reason == "file no longer exists" and source_row(store, target) is None
     assert _uris(store) == [str(root / "notes" / "todo.md")]
+    # Reached both through the link and directly (both folders indexed): it belongs to its own
+    # folder, so the link going does not take it away.
+    target.write_text("# Codes\nThe alarm code is kept in the drawer.\n")
+    s = idx.index([root / "notes", root / "vaulted"])
+    assert s.outcome(target).status == "indexed" and "reached_via" not in source_row(store, target)["metadata"]
+    link.unlink()
+    idx.index([root / "notes"])
+    assert source_row(store, target)["status"] == "indexed"
 
 
 def test_sources_stored_under_a_link_path_are_let_go(tmp_path: Path, store: MemoryStore) -> None:

@@ -474,7 +474,10 @@ def _one_per_real_path(found: list[Found], passed: Callable[[Passed], None]) -> 
         seen = first.get(f.path)
         if seen is None:
             first[f.path] = f
-        elif f.via is not None and f.via != (seen.via or seen.path):
+            continue
+        if seen.via is not None and f.via is None:
+            first[f.path], f = f, seen  # reached directly too: no link is needed to keep it
+        if f.via is not None and f.via != first[f.path].via:
             passed(Passed(str(f.via), "ignored", "same file as another path (a symbolic link)"))
     return list(first.values())
 
