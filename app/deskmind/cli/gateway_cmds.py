@@ -62,6 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("name")
     c.set_defaults(func=cmd_clients_revoke)
 
+    c = csub.add_parser("remove", help="forget a client entirely (its audit entries stay)")
+    c.add_argument("name")
+    c.set_defaults(func=cmd_clients_remove)
+
     c = csub.add_parser("token", help="issue a new bearer token (the old one stops working)")
     c.add_argument("name")
     c.add_argument("--json", action="store_true")
@@ -199,6 +203,14 @@ def cmd_clients_revoke(args: argparse.Namespace) -> int:
     with Core() as core:
         c = _registry(core).revoke(args.name)
         print(f"revoked {c.name}: it can do nothing now and its token no longer works")
+        return 0
+
+
+def cmd_clients_remove(args: argparse.Namespace) -> int:
+    with Core() as core:
+        _registry(core).remove(args.name)
+        print(f"removed {args.name}: its token no longer works; what it did stays in "
+              "'deskmind clients audit'")
         return 0
 
 

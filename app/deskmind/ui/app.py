@@ -21,6 +21,7 @@ from deskmind.ui.answers import Answerer, Citation, MemoryAnswerer
 from deskmind.ui.bridge import CoreBridge
 from deskmind.ui.desktop_settings import (DesktopSettings, desktop_settings_path,
                                           load_desktop_settings, save_desktop_settings)
+from deskmind.ui.gateway_wiring import TrayGateway
 from deskmind.ui.hotkeys.manager import HotkeyManager
 from deskmind.ui.indexing import IndexingService
 from deskmind.ui.paste import PreviousWindow
@@ -53,6 +54,7 @@ class DesktopApp(QObject):
                                        handler=self.handle_message, parent=self)
         self.tray = TrayController(tray_available, parent=self)
         self.indexing = IndexingService(core.paths, self.bridge, parent=self)
+        self.gateway = TrayGateway(core, self.workers, parent=self, hub_kw=hub_kw)
         self.hotkeys = HotkeyManager(self.bridge, self.workers, self.desktop.hotkeys.bindings,
                                      self.desktop.hotkeys.talk_mode, backend_factory=hotkey_backend,
                                      parent=self)
@@ -98,12 +100,14 @@ class DesktopApp(QObject):
         if hotkeys:
             self.hotkeys.start()
         self._build_speech()
+        self.gateway.start_if_enabled()   # MCP and the API, when switched on (a worker)
         self.ready.emit()
 
     def shutdown(self) -> None:
         if self.palette is not None:
             self.palette.cancel()
         self.indexing.shutdown()
+        self.gateway.shutdown()
         self.hotkeys.stop()
         if self.talk is not None:
             self.talk.shutdown()

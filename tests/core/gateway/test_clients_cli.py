@@ -52,6 +52,13 @@ def test_grant_token_list_revoke(capsys, deskmind_home):
     rc, out, _ = _run(capsys, "clients", "list", "--json")
     assert json.loads(out)[0]["status"] == "revoked"
 
+    rc, out, _ = _run(capsys, "clients", "remove", "open-webui")
+    assert rc == 0 and "removed open-webui" in out
+    rc, out, _ = _run(capsys, "clients", "list", "--json")
+    assert json.loads(out) == []
+    rc, _, err = _run(capsys, "clients", "remove", "open-webui")
+    assert rc == 2 and "no client named" in err
+
 
 def test_mistakes_are_one_clear_line(capsys, deskmind_home):
     rc, _, err = _run(capsys, "clients", "token", "nobody")

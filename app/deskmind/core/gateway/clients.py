@@ -249,6 +249,19 @@ class ClientRegistry:
         self._refresh(force=True)
         return self._by_name[name]
 
+    def remove(self, name: str) -> None:
+        """Forget a client entirely (its token stops working at once). What it did stays in
+        the audit log under its name."""
+        if self._reload_get(name) is None:
+            raise UserInputError(f"no client named '{name}' (see 'deskmind clients list')")
+        self.store.writer.transaction(lambda conn: conn.execute(
+            "DELETE FROM gateway_clients WHERE name=?", (name,)))
+        self._refresh(force=True)
+
+    def reload(self) -> None:
+        """Re-read every grant now (another registry on the same memory changed one)."""
+        self._refresh(force=True)
+
     def note_pending(self, name: str) -> None:
         """Remember that an unknown client tried to connect, so the person can grant it."""
         if not NAME_RE.match(name or "") or self._reload_get(name) is not None:

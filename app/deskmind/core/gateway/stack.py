@@ -48,6 +48,7 @@ class GatewayConfig:
     backup_every_hours: float = 24.0
     backup_keep: int = 7
     backup_dir: str | None = None
+    tray_serves: bool = False     # the tray app serves MCP and the API too (off: lighter tray)
 
     @classmethod
     def from_settings(cls, settings: Any) -> "GatewayConfig":

@@ -25,6 +25,11 @@ def build_settings(app: Any) -> SettingsWindow:
         w.add_page("Routing", RoutingPage(rf, app.inventory, app.settings_changed))
         w.add_page("Agents", AgentsPage(rf, app.settings_changed))
         w.add_page("Privacy", PrivacyPage(rf, app.core, app.workers, app.settings_changed))
+    from deskmind.core.gateway.clients import ClientRegistry
+    from deskmind.ui.settings.gateway_page import GatewayPage
+
+    w.add_page("Gateway", GatewayPage(ClientRegistry(app.core.store), app.gateway, app.workers,
+                                      app.gateway.address()))
     w.add_page("Hotkeys", HotkeysPage(app.hotkeys, app.apply_hotkeys))
     w.add_page("Storage", StoragePage(app.core, app.workers))
 
