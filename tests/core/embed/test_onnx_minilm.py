@@ -141,3 +141,14 @@ def test_int8_model_is_derived_once_and_reused(tmp_path) -> None:
 def test_an_onnx_model_id_without_its_file_is_refused() -> None:
     with pytest.raises(UserInputError, match="needs its ONNX file"):
         create_embedder(EmbedderSpec("onnx:bge-small-en", {}))
+
+
+def test_int8_model_is_made_for_the_run_when_the_cache_cannot_hold_it(tmp_path, embedder) -> None:
+    from deskmind.core.embed.base import DEFAULT_MODEL_ID
+
+    blocked = tmp_path / "cache"
+    blocked.write_bytes(b"a file where the cache folder should be")
+    emb = create_embedder(EmbedderSpec(DEFAULT_MODEL_ID, {"cache_dir": str(blocked)}))
+    assert blocked.is_file() and not str(emb.model_path).startswith(str(blocked))
+    assert emb.model_path.is_file()
+    np.testing.assert_array_equal(emb.embed(REAL_TEXTS[:3]), embedder.embed(REAL_TEXTS[:3]))

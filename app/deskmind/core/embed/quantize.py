@@ -13,11 +13,14 @@ kept in the cache folder under a key of the source file and the onnxruntime vers
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from deskmind.core.errors import ModelUnavailableError
 
@@ -33,47 +36,67 @@ class _DropPreprocessAdvice(logging.Filter):
 
 
 def int8_model(source: Path, cache_dir: Path | None) -> Path:
-    """The int8 copy of ``source`` (an ONNX file), made if it is not cached yet. Blocking."""
+    """The int8 copy of ``source`` (an ONNX file), made if it is not cached yet. Blocking.
+
+    When the cache folder cannot hold it (full, read-only), it is made in a private temporary
+    folder for this process instead, removed at exit: slower starts, same vectors.
+    """
     import onnxruntime as ort
 
     st = source.stat()
     key = hashlib.sha256(
         f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}|{ort.__version__}|dyn-int8-per-channel".encode()
     ).hexdigest()[:16]
-    folder = cache_dir if cache_dir is not None else Path(tempfile.gettempdir()) / "deskmind-models"
-    out = folder / f"int8-{key}.onnx"
-    if out.is_file():
-        return out
+    name = f"int8-{key}.onnx"
+    if cache_dir is not None and (cache_dir / name).is_file():
+        return cache_dir / name
     try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: F401
     except ImportError as exc:  # onnxruntime.quantization imports onnx
         raise ModelUnavailableError(
             f"cannot make the int8 embedding model: {exc} (pip install onnx, or set "
             "[embedder] model_id = \"minilm-l6-v2\" to use the fp32 model)") from exc
     log.info("deriving the int8 embedding model from %s (once)", source)
+    cache_error: Exception | None = None
+    if cache_dir is not None:
+        try:
+            return _derive(ort, source, cache_dir, name)
+        except Exception as exc:
+            cache_error = exc
+            log.warning("cannot keep the int8 embedding model in %s (%s); making it for this "
+                        "run only", cache_dir, exc)
+    scratch = Path(tempfile.mkdtemp(prefix="deskmind-int8-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    try:
+        return _derive(ort, source, scratch, name)
+    except Exception as exc:
+        where = f"in {cache_dir} ({cache_error}) nor " if cache_error else ""
+        raise ModelUnavailableError(
+            f"cannot make the int8 embedding model from {source} {where}in {scratch} ({exc}): "
+            "free some disk space, or set [embedder] model_id = \"minilm-l6-v2\"") from exc
+
+
+def _derive(ort: Any, source: Path, folder: Path, name: str) -> Path:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     advice = _DropPreprocessAdvice()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder, prefix="int8-") as tmp:
-            # Fold the weight casts into plain float initialisers first: the quantiser
-            # recognises MatMuls with constant float weights, not cast-then-scale chains.
-            folded = Path(tmp) / "folded.onnx"
-            so = ort.SessionOptions()
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-            so.optimized_model_filepath = str(folded)
-            so.log_severity_level = 3
-            ort.InferenceSession(str(source), so, providers=["CPUExecutionProvider"])
-            quantized = Path(tmp) / "int8.onnx"
-            root.addFilter(advice)
-            try:
-                quantize_dynamic(folded, quantized, weight_type=QuantType.QInt8, per_channel=True)
-            finally:
-                root.removeFilter(advice)
-            os.replace(quantized, out)  # atomic: another process may be deriving it too
-    except ModelUnavailableError:
-        raise
-    except Exception as exc:
-        raise ModelUnavailableError(
-            f"cannot make the int8 embedding model from {source} in {folder}: {exc}") from exc
+    with tempfile.TemporaryDirectory(dir=folder, prefix="int8-") as tmp:
+        # Fold the weight casts into plain float initialisers first: the quantiser recognises
+        # MatMuls with constant float weights, not cast-then-scale chains.
+        folded = Path(tmp) / "folded.onnx"
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        so.optimized_model_filepath = str(folded)
+        so.log_severity_level = 3
+        ort.InferenceSession(str(source), so, providers=["CPUExecutionProvider"])
+        quantized = Path(tmp) / "int8.onnx"
+        root.addFilter(advice)
+        try:
+            quantize_dynamic(folded, quantized, weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            root.removeFilter(advice)
+        out = folder / name
+        os.replace(quantized, out)  # atomic: another process may be deriving it too
     return out
