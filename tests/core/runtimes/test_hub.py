@@ -106,13 +106,14 @@ def test_runtime_embedder_indexes_memory_in_its_own_index(core):
 def test_inventory_learns_context_windows_and_routing_uses_them(style):
     from deskmind.core.routing.router import RouteRequest, route_request
 
-    with FakeLLMServer(models=["small:1b", "nomic-embed-text"], context_length=2048) as ollama, \
+    with FakeLLMServer(models=["small:1b", "other:7b", "nomic-embed-text", "named:3b"],
+                       context_length=2048) as ollama, \
             FakeLLMServer(models=["big"], context_length=32768, v1_context=style) as lms, \
             FakeLLMServer(models=["quiet"]) as plain:
-        targets = (discovery.Target("ollama", "ollama", ollama.url, "Ollama"),
-                   discovery.Target("lmstudio", "openai", lms.url, "LM Studio"),
+        targets = (discovery.Target("lmstudio", "openai", lms.url, "LM Studio"),
                    discovery.Target("jan", "openai", plain.url, "Jan"))
-        cfg = parse_routing("")
+        cfg = parse_routing(f'[providers.ollama]\nkind = "ollama"\nurl = "{ollama.url}"\n'
+                            '[classes]\ncoder = ["auto", "ollama:named:3b"]\n')
 
         async def main():
             async with RuntimeHub(cfg, targets=targets) as hub:
@@ -124,13 +125,14 @@ def test_inventory_learns_context_windows_and_routing_uses_them(style):
 
         inv, again, window = asyncio.run(main())
         shows = [r.json()["model"] for r in ollama.received if r.path == "/api/show"]
-    assert inv.providers["ollama"].context == {"small:1b": 2048}
+    assert inv.providers["ollama"].context == {"small:1b": 2048, "named:3b": 2048}
     assert inv.providers["lmstudio"].context == {"big": 32768}
     assert inv.providers["jan"].context == {}  # reports none: unknown, never guessed
-    assert again.providers["ollama"].context == {"small:1b": 2048}
-    # Asked once per chat model for the life of the hub, not per inventory; not for embedders,
-    # and the runtime reuses the answer for its num_ctx.
-    assert shows == ["small:1b"] and window == 2048
+    assert again.providers["ollama"].context == inv.providers["ollama"].context
+    # Asked once for the life of the hub, not per inventory, and only for the models routing
+    # may pick (the loaded one for "auto", one a class names): not the others, not embedders.
+    # The runtime reuses the answer for its num_ctx.
+    assert sorted(shows) == ["named:3b", "small:1b"] and window == 2048
 
     # ~10k tokens: too much for the 2048-token window, fine for the 32k one.
     d = route_request(cfg, inv, RouteRequest("x" * 30000))

@@ -162,11 +162,12 @@ class RuntimeHub:
             return inv
 
     async def _learn_windows(self, found: Any) -> None:
-        """Ask each running Ollama for the context window of models not seen before (one
-        /api/show each, a few at a time); OpenAI-compatible servers that report one did so in
-        their model list. Only servers found on loopback are asked."""
+        """Ask each running Ollama for the context window of the models routing may pick
+        (its automatic choice and those the rules name), once each, a few at a time; an
+        OpenAI-compatible server that reports windows did so in its model list. Only servers
+        found on loopback are asked."""
         todo = [(f.target.url.rstrip("/"), m) for f in found if f.target.kind == "ollama"
-                for m in f.models if "embed" not in m.lower()]
+                for m in self._routable(f)]
         todo = [k for k in todo if k not in self._windows]
         if not todo:
             return
@@ -189,6 +190,14 @@ class RuntimeHub:
                     self._windows[(url, model)] = None
 
         await asyncio.gather(*(show(u, m) for u, m in todo))
+
+    def _routable(self, f: Any) -> list[str]:
+        chat = [m for m in f.models if "embed" not in m.lower()]
+        auto = sorted(chat, key=lambda m: m not in f.loaded)[:1]  # as the router's "auto"
+        named = {e.partition(":")[2] for entries in
+                 [*self.cfg.classes.values(), *(r.fallback for r in self.cfg.rules)]
+                 for e in entries if e.partition(":")[0] == f.target.name}
+        return auto + [m for m in chat if m in named and m not in auto]
 
     def _context(self, f: Any) -> dict[str, int]:
         if f is None:
