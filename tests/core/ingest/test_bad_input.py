@@ -155,20 +155,24 @@ def test_file_deleted_before_read_and_changed_while_read(tmp_path: Path, store: 
         ingest_types._BY_SUFFIX.pop(".racy", None)
 
 
-def test_a_file_rewritten_as_a_corrupt_pdf_no_longer_answers_with_its_old_text(
-        tmp_path: Path, store: MemoryStore, indexer: Indexer) -> None:
-    """The file was read and says something else now: the old text is stale, not kept.
-    (Reads that fail keep what was stored: tests/core/ingest/test_stale_content.py.)"""
+def test_a_damaged_rewrite_keeps_the_last_good_text(tmp_path: Path, store: MemoryStore, indexer: Indexer) -> None:
+    """A PDF or DOCX broken or cut off (a copy or download under way?) keeps its last good text
+    and says why it was not re-read; content that is simply not text (binary, empty) does not:
+    tests/core/ingest/test_stale_content.py."""
     f = tmp_path / "notes.pdf"
     f.write_bytes(make_pdf(["Important otter facts to keep."]))
     indexer.index([f])
-    assert "otter" in chunks_of(store, f)[0][0]
-    f.write_bytes(b"%PDF-1.7\n garbage that replaced the file")
+    before = chunks_of(store, f)
+    assert "otter" in before[0][0]
+    f.write_bytes(make_pdf(["Important otter facts to keep."])[:-200])   # cut off
     s = indexer.index([f])
     assert _reason(s, f)[0] == "failed"
     row = source_row(store, f)
-    assert row["status"] == "failed" and row["error"].startswith("corrupt or truncated PDF")
-    assert chunks_of(store, f) == []
+    assert row["status"] == "indexed" and row["error"].startswith("failed: corrupt or truncated PDF")
+    assert chunks_of(store, f) == before
+    f.write_bytes(make_pdf(["Otters hold hands while they sleep."]))         # whole again
+    indexer.index([f])
+    assert "hold hands" in chunks_of(store, f)[0][0] and source_row(store, f)["error"] is None
 
 
 def test_symlink_loop_fifo_and_unusual_names(tmp_path: Path, store: MemoryStore, indexer: Indexer) -> None:

@@ -35,7 +35,7 @@ from deskmind.core.ingest.chunker import chunk_sections
 from deskmind.core.ingest.ignore import default_reason
 from deskmind.core.ingest.outcomes import FileOutcome, IndexEvent, IndexSummary, Prepared
 from deskmind.core.ingest.privacy import PrivacyRules
-from deskmind.core.ingest.types import ExtractionError, Extracted, Unsupported, file_type
+from deskmind.core.ingest.types import DamagedFile, ExtractionError, Extracted, Unsupported, file_type
 from deskmind.core.ingest.walk import Found, Passed, describe_special, walk
 from deskmind.core.memory.models import DEFAULT_PRIVACY, SourceDraft
 from deskmind.core.memory.store import MemoryStore, text_hash
@@ -204,6 +204,9 @@ class Indexer:
                 ex = ft.extractor(path, data)
         except Unsupported as exc:
             return nothing("skipped", str(exc))
+        except DamagedFile as exc:
+            # Broken or cut off (a copy or download under way?): the last good text stays.
+            return fail("failed", str(exc))
         except ExtractionError as exc:
             # A transcriber may fail for reasons of its own (a missing model): media keeps its
             # transcript then. A text extractor's error is about the bytes it was given.

@@ -11,6 +11,12 @@ class ExtractionError(Exception):
     """A file could not be read as its type; the message says why (shown to people)."""
 
 
+class DamagedFile(ExtractionError):
+    """The file is a broken or cut-off instance of its type (a truncated PDF, a zip missing its
+    end): often a copy or download still under way. A file indexed before keeps its last good
+    text until it reads again, unlike content that is simply not text."""
+
+
 class Unsupported(ExtractionError):
     """No extractor handles this file (binary, unknown type)."""
 
@@ -115,7 +121,7 @@ def _gzipped(inner_name: str) -> FileType | None:
                 with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
                     raw = gz.read(MAX_GUNZIPPED + 1)
             except (OSError, EOFError, zlib.error) as exc:
-                raise ExtractionError(f"corrupt gzip file: {exc}") from exc
+                raise DamagedFile(f"corrupt gzip file: {exc}") from exc
             if len(raw) > MAX_GUNZIPPED:
                 raise ExtractionError(
                     f"refused: inflates past {MAX_GUNZIPPED // (1024 * 1024)} MB (a gzip bomb?)")

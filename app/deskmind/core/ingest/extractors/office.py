@@ -12,7 +12,7 @@ import io
 import zipfile
 from pathlib import Path
 
-from deskmind.core.ingest.types import ExtractionError, Extracted, Section, register
+from deskmind.core.ingest.types import DamagedFile, ExtractionError, Extracted, Section, register
 
 MAX_UNCOMPRESSED = 512 * 1024 * 1024
 MAX_RATIO = 200          # real DOCX parts compress 3-20x; zeros compress ~1000x
@@ -26,7 +26,7 @@ def check_zip(data: bytes, what: str = "archive") -> zipfile.ZipFile:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
-        raise ExtractionError(f"not a valid {what} (broken zip container): {exc}") from exc
+        raise DamagedFile(f"not a valid {what} (broken zip container): {exc}") from exc
     if len(infos) > MAX_ENTRIES:
         raise ExtractionError(f"refused: {what} holds {len(infos)} parts (a zip bomb?)")
     total = sum(i.file_size for i in infos)
@@ -54,7 +54,7 @@ def extract_docx(path: Path, data: bytes) -> Extracted:
     except PackageNotFoundError as exc:
         raise ExtractionError(f"not a DOCX: {exc}") from exc
     except Exception as exc:  # lxml syntax errors, missing parts, ...
-        raise ExtractionError(f"corrupt DOCX: {type(exc).__name__}: {exc}") from exc
+        raise DamagedFile(f"corrupt DOCX: {type(exc).__name__}: {exc}") from exc
     sections: list[Section] = []
     path_heads: list[tuple[int, str]] = []
     buf: list[str] = []

@@ -11,7 +11,7 @@ import io
 import logging
 from pathlib import Path
 
-from deskmind.core.ingest.types import ExtractionError, Extracted, Section, register
+from deskmind.core.ingest.types import DamagedFile, ExtractionError, Extracted, Section, register
 
 log = logging.getLogger(__name__)
 # pypdf warns through logging about every repairable defect; the outcome says what matters.
@@ -39,9 +39,9 @@ def extract_pdf(path: Path, data: bytes) -> Extracted:
     except FileNotDecryptedError as exc:
         raise ExtractionError("encrypted PDF: a password is needed to read it") from exc
     except (PdfReadError, PdfStreamError) as exc:
-        raise ExtractionError(f"corrupt or truncated PDF: {exc}") from exc
+        raise DamagedFile(f"corrupt or truncated PDF: {exc}") from exc
     except Exception as exc:  # pypdf raises plain ValueError/KeyError/... on broken structure
-        raise ExtractionError(f"corrupt or truncated PDF: {type(exc).__name__}: {exc}") from exc
+        raise DamagedFile(f"corrupt or truncated PDF: {type(exc).__name__}: {exc}") from exc
     sections: list[Section] = []
     failed_pages: list[int] = []
     for n, page in enumerate(pages, 1):
@@ -56,7 +56,7 @@ def extract_pdf(path: Path, data: bytes) -> Extracted:
             sections.append(Section(text=text, locator={"page": n}))
     if not sections:
         if failed_pages and len(failed_pages) == len(pages):
-            raise ExtractionError(f"corrupt PDF: none of its {len(pages)} pages could be read")
+            raise DamagedFile(f"corrupt PDF: none of its {len(pages)} pages could be read")
         raise ExtractionError(
             f"PDF has no extractable text ({len(pages)} page{'s' if len(pages) != 1 else ''}; "
             "scanned images need OCR)")
