@@ -151,12 +151,13 @@ def embedded_corpus(embedder: object, limit: int, log: Callable[[str], None] = p
     return texts, mat
 
 
-def make_embedder(cache_dir: Path | None = None) -> object:
-    from deskmind.core.embed.base import EmbedderSpec, create_embedder
+def make_embedder(cache_dir: Path | None = None, model_id: str | None = None) -> object:
+    """The default embedder (or ``model_id``), its derived and optimised graphs cached here."""
+    from deskmind.core.embed.base import DEFAULT_MODEL_ID, EmbedderSpec, create_embedder
 
     OUT.mkdir(parents=True, exist_ok=True)
     cache_dir = cache_dir or OUT / "model-cache"
-    return create_embedder(EmbedderSpec(options={"cache_dir": str(cache_dir)}))
+    return create_embedder(EmbedderSpec(model_id or DEFAULT_MODEL_ID, {"cache_dir": str(cache_dir)}))
 
 
 def percentiles(samples_ms: Sequence[float]) -> tuple[float, float]:
