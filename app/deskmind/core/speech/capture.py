@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 # PULSE_SOURCE is read by libpulse when a stream connects; opening streams one at a time
 # under this lock lets one process record two different PulseAudio/PipeWire sources.
 _ENV_LOCK = threading.Lock()
+# Streams this process has open (changed under _ENV_LOCK): PortAudio is restarted only at zero.
+_open_streams = [0]
 
 
 class MicrophoneError(DeskmindError):
@@ -41,20 +43,53 @@ def input_device_names(sd: Any) -> list[str]:
         return []
 
 
-def resolve_input_device(sd: Any, device: str | int | None) -> tuple[int | str | None, str]:
-    """(device for sounddevice, human name); raises MicrophoneError when there is none."""
-    names = input_device_names(sd)
-    if not names:
-        raise MicrophoneError("no microphone found: connect one, or check that the sound "
-                              "server (PulseAudio/PipeWire) is running")
+def refresh_device_list(sd: Any) -> bool:
+    """Have PortAudio list the devices again; True if it did.
+
+    PortAudio lists devices once, when it starts, so a microphone plugged in (or a sound server
+    started) since then is not seen. Restarting PortAudio closes every open stream, so it is
+    done only while this process has none open (a meeting recording, say). sounddevice has no
+    public call for this; its own ``_terminate``/``_initialize`` pair is what it uses itself.
+    """
+    terminate, initialize = getattr(sd, "_terminate", None), getattr(sd, "_initialize", None)
+    if terminate is None or initialize is None:
+        return False
+    with _ENV_LOCK:
+        if _open_streams[0]:
+            return False
+        try:
+            terminate()
+            initialize()
+        except Exception as exc:
+            log.debug("could not refresh the audio device list: %s", exc)
+            return False
+    return True
+
+
+def resolve_input_device(sd: Any, device: str | int | None,
+                         refresh: bool = True) -> tuple[int | str | None, str]:
+    """(device for sounddevice, human name); raises MicrophoneError when there is none.
+
+    When the device is not among those PortAudio listed, the list is refreshed once (see
+    :func:`refresh_device_list`) and looked at again."""
     if isinstance(device, str) and device.strip().isdigit():
         device = int(device)
+    names = input_device_names(sd)
     try:
-        info = sd.query_devices(device, "input")
-    except Exception as exc:  # ValueError (no match) or PortAudioError
-        wanted = "the default microphone" if device is None else f"microphone '{device}'"
-        raise MicrophoneError(f"{wanted} was not found ({exc}); inputs here: {', '.join(names)}; "
-                              "set [speech] input_device to one of them") from exc
+        if not names:
+            raise MicrophoneError("no microphone found: connect one, or check that the sound "
+                                  "server (PulseAudio/PipeWire) is running")
+        try:
+            info = sd.query_devices(device, "input")
+        except Exception as exc:  # ValueError (no match) or PortAudioError
+            wanted = "the default microphone" if device is None else f"microphone '{device}'"
+            raise MicrophoneError(f"{wanted} was not found ({exc}); inputs here: {', '.join(names)}; "
+                                  "set [speech] input_device to one of them") from exc
+    except MicrophoneError:
+        if refresh and refresh_device_list(sd):
+            log.info("audio devices listed again, looking for the microphone once more")
+            return resolve_input_device(sd, device, refresh=False)
+        raise
     return (device if device is not None else info.get("index")), str(info.get("name"))
 
 
@@ -141,6 +176,7 @@ class AudioCapture:
                 stream.close()
                 raise MicrophoneError(f"the {self.name} '{self.device_name}' could not start "
                                       f"recording ({exc}); is another program using it?") from exc
+            _open_streams[0] += 1
         self._stream = stream
         self.started_at = self._clock()
         self._running.set()
@@ -215,6 +251,8 @@ class AudioCapture:
                 stream.close()
             except Exception as exc:
                 log.debug("closing %s: %s", self.name, exc)
+            with _ENV_LOCK:
+                _open_streams[0] -= 1
         self._running.clear()
         self._queue.put(None)
         if self._thread is not None and self._thread is not threading.current_thread():
