@@ -173,3 +173,16 @@ def test_files_without_extension_are_sniffed(tmp_path: Path, store: MemoryStore,
     assert "saffron" in chunks_of(store, tmp_path / "groceries")[0][0]
     tool = s.outcome(tmp_path / "tool")
     assert tool.status == "skipped" and tool.reason.startswith("unsupported file type (no extension, and not text")
+
+
+def test_unknown_extensions_are_sniffed_too(tmp_path: Path, store: MemoryStore, indexer: Indexer) -> None:
+    (tmp_path / "import-tars.perl").write_text("#!/usr/bin/perl\n# Import tarballs into git as commits.\n"
+                                               "my $committer_name = 'T Ar Creator';\n")
+    (tmp_path / "swap.cocci").write_text("@@\ntype T;\nT tmp, a, b;\n@@\n- tmp = a;\n- a = b;\n- b = tmp;\n+ SWAP(a, b);\n")
+    (tmp_path / "blob.xyz").write_bytes(b"\x00\x01binary" + bytes(range(256)))
+    s = indexer.index([tmp_path])
+    assert "tarballs" in chunks_of(store, tmp_path / "import-tars.perl")[0][0]
+    assert "SWAP(a, b)" in chunks_of(store, tmp_path / "swap.cocci")[0][0]
+    assert s.outcome(tmp_path / "import-tars.perl").kind == "text"
+    blob = s.outcome(tmp_path / "blob.xyz")
+    assert blob.status == "skipped" and blob.reason.startswith("unsupported file type (.xyz, and not text")

@@ -88,8 +88,11 @@ def file_type(path: Path | str) -> FileType | None:
     if ft is None and dot > 0:
         # README.Debian, changelog.Debian.amd64, LICENSE.md-like names
         ft = _BY_NAME.get(low[:dot]) or _BY_NAME.get(low.split(".", 1)[0])
-    if ft is None and dot <= 0:
-        ft = _BY_NAME.get("")  # no extension at all: sniffed (see extractors.text)
+    if ft is None:
+        # No extension, or one no extractor claims (.perl, .cocci, .netrc): read as text when
+        # the bytes are text (see extractors.text); known binary suffixes never get here, the
+        # default ignore rules pass them over.
+        ft = _BY_NAME.get("")
     return ft
 
 

@@ -105,12 +105,14 @@ register(TEXT_SUFFIXES + TEXT_NAMES, "text", extract_text)
 
 
 def extract_unknown(path: Path, data: bytes) -> Extracted:
-    """A file with no extension (notes, "profile", "POSIX-MANPAGES"): text if it reads as
-    text, otherwise skipped as an unsupported type rather than reported as a failure."""
+    """A file with no extension (notes, "profile", "POSIX-MANPAGES") or with one no extractor
+    claims (a .perl script, a .netrc): text if it reads as text, otherwise skipped as an
+    unsupported type rather than reported as a failure."""
     try:
         return extract_text(path, data)
     except ExtractionError as exc:
-        raise Unsupported(f"unsupported file type (no extension, and not text: {exc})") from exc
+        what = path.suffix or "no extension"
+        raise Unsupported(f"unsupported file type ({what}, and not text: {exc})") from exc
 
 
 register([""], "text", extract_unknown)
