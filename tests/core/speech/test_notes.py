@@ -70,6 +70,24 @@ def test_note_cleanup_through_the_injected_completer(core, whisper_engine, speec
     assert not note2.cleaned and "cleanup failed" in note2.warnings[0]
 
 
+def test_a_clean_up_that_loses_or_invents_words_is_not_used(core, whisper_engine, speech_dir):
+    """What a model too small for the task does: answer instead of editing, or go on and on."""
+    from deskmind.core.speech import Speech
+
+    for answer, why in (("Sure! Here is a cleaned up note for you.", "of the words said"),
+                        (lambda said: said + " " + "And then some more words nobody said. " * 12,
+                         "characters for")):
+        def complete(task: str, prompt: str, privacy: str, answer=answer) -> str:
+            said = prompt.rsplit("\n\n", 1)[1]
+            return answer(said) if callable(answer) else answer
+
+        note = Speech(core, engine=whisper_engine, complete=complete).note_from_file(speech_wav(speech_dir, NOTE))
+        assert not note.cleaned and note.text == note.transcript.text
+        assert len(note.warnings) == 1 and "the clean-up was not used" in note.warnings[0]
+        assert why in note.warnings[0]
+        assert not [loc for _, loc in _chunks(core, note.source_id) if loc.get("cleaned")]
+
+
 def test_silent_file_saves_nothing(core, speech, tmp_path):
     import soundfile as sf
 

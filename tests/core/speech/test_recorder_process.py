@@ -136,9 +136,12 @@ def test_recorder_that_loses_its_microphone_saves_and_says_so(deskmind_home, spe
     try:
         r = _cli(deskmind_home, own, "meeting", "start")
         assert r.returncode == 0, r.stderr
-        time.sleep(0.5)
+        folder = Path(_state(deskmind_home)["folder"])
+        closed = lambda: sum(s["closed"] for s in json.loads((folder / "meeting.json").read_text())["segments"])  # noqa: E731
+        _wait(lambda: closed() >= 1, 30, "a closed segment (the microphone delivers)")
         own.play(speech_wav(speech_dir, FIRST), MIC_SINK)
-        time.sleep(0.5)
+        played = closed()  # the segment open now holds the end of the speech: wait until it is on disk
+        _wait(lambda: closed() > played, 30, "the speech in a closed segment")
         own.kill()
         _wait(lambda: _state(deskmind_home).get("status") == "saved", 60, "the recorder to save by itself")
         st = _state(deskmind_home)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import threading
 import time
@@ -15,6 +16,7 @@ import numpy as np
 
 from deskmind.core.errors import DeskmindError, UserInputError
 from deskmind.core.memory.models import SourceDraft
+from deskmind.core.memory.search import STOPWORDS
 from deskmind.core.speech.audio import load_audio, resample, write_wav
 from deskmind.core.speech.capture import AudioCapture
 from deskmind.core.speech.engine import Segment, Transcript, TranscriptionEngine
@@ -27,6 +29,29 @@ CLEAN_PROMPT = (
     "Clean up this dictated note: fix punctuation and obvious mistranscriptions, remove filler "
     "words and false starts, keep the meaning and the speaker's words. Answer with the note only.\n\n"
     "{text}")
+
+# A clean-up may drop fillers and fix a misheard word; one that loses more of what was said, or
+# says much more, is not a clean-up (a model too small for the task, or one that answered
+# instead of editing) and is not used: the note stays as transcribed.
+MIN_WORDS_KEPT = 0.6
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9']+", text.lower()) if len(w) > 1 and w not in STOPWORDS}
+
+
+def unfaithful_cleanup(said: str, cleaned: str) -> str | None:
+    """Why a clean-up of ``said`` cannot stand for the note, or None when it can."""
+    words = _content_words(said)
+    if not words:
+        return None
+    kept = len(words & _content_words(cleaned)) / len(words)
+    if kept < MIN_WORDS_KEPT:
+        return f"it kept {kept:.0%} of the words said"
+    if len(cleaned) > 2 * len(said) + 80:
+        return f"it was {len(cleaned)} characters for {len(said)} said"
+    return None
+
 
 Complete = Callable[[str, str, str], str]
 Remember = Callable[[SourceDraft], int]
@@ -95,6 +120,11 @@ class NoteSaver:
                 log.warning("note cleanup failed", exc_info=True)
                 reason = str(exc) if isinstance(exc, DeskmindError) else f"{type(exc).__name__}: {exc}"
                 warnings.append(f"note kept as transcribed: cleanup failed ({reason})")
+            why = unfaithful_cleanup(transcript.text, cleaned) if cleaned else None
+            if why:
+                log.warning("note clean-up not used: %s", why)
+                warnings.append(f"note kept as transcribed: the clean-up was not used ({why})")
+                cleaned = None
             timings["cleanup"] = time.perf_counter() - t
         t = time.perf_counter()
         draft = note_draft(note_id, transcript, audio_path, privacy=self.privacy, cleaned=cleaned,
