@@ -83,11 +83,9 @@ def test_hotkey_palette_streamed_answer_and_citation(world):
     x, app = world["x"], world["app"]
     st = app.status()
     assert all(h["armed"] for h in st["hotkeys"] if h["mode"] != "off"), st["hotkeys"]
-    t0 = time.monotonic()
-    x.xdotool("key", "--delay", "0", "ctrl+alt+space")
+    x.xdotool("key", "--delay", "0", "ctrl+alt+space")   # how fast: bench/palette.py
     st = app.wait_for(lambda s: s["palette"]["visible"] and s["palette"]["input_focus"], timeout=10,
                       what="palette visible with focus")
-    assert time.monotonic() - t0 < 5
     x.xdotool("type", "--delay", "8", "where is the spare key?")
     x.xdotool("key", "Return")
     app.wait_for(lambda s: s["palette"]["streaming"] or s["palette"]["answer"], timeout=20, what="answer starts")
