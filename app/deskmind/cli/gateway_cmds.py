@@ -112,7 +112,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                       "(Ctrl-C stops)", file=sys.stderr, flush=True)
             await task
 
-        asyncio.run(main())
+        try:
+            asyncio.run(main())
+        finally:
+            gw.settle()
         return 0
 
 
@@ -143,6 +146,7 @@ def cmd_mcp(args: argparse.Namespace) -> int:
         try:
             asyncio.run(main())
         finally:
+            gw.settle()
             gw.audit.flush()
         return 0
 

@@ -97,7 +97,18 @@ class Gateway:
 
         t = threading.Thread(target=load, name="deskmind-gateway-warm-up", daemon=True)
         t.start()
+        self._warming = t
         return t
+
+    def settle(self, timeout: float = 120.0) -> None:
+        """Wait for the warm-up before the process ends or the store closes. It runs native
+        loaders (onnxruntime) that crash the interpreter if it finalises under them: a client
+        that starts ``deskmind mcp`` and hangs up at once must not leave a segfault behind."""
+        t = getattr(self, "_warming", None)
+        if t is not None and t.is_alive():
+            t.join(timeout)
+            if t.is_alive():
+                log.warning("the search models were still loading after %.0f s", timeout)
 
     def mcp(self, fixed_client: str | None = None) -> GatewayMCP:
         return GatewayMCP(self.service, fixed_client=fixed_client, ask=self.ask,
