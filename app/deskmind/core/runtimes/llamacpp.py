@@ -223,7 +223,9 @@ class LlamaCppRuntime:
             finally:
                 post(_SENTINEL)
 
-        thread = threading.Thread(target=work, daemon=True, name=f"llama-{uuid.uuid4().hex[:6]}")
+        # Not a daemon: a process ending (Ctrl-C) while it is inside llama.cpp would crash in
+        # finalisation; cancelled, it stops at the next token and the exit waits that long.
+        thread = threading.Thread(target=work, name=f"llama-{uuid.uuid4().hex[:6]}")
         thread.start()
         try:
             while True:

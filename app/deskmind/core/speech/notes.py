@@ -96,7 +96,9 @@ class NoteSaver:
         """Get Whisper and the embedder ready while the person is still talking."""
         self.engine.preload()
         if self._warm_up is not None:
-            threading.Thread(target=self._warm_up, name="note-warm-up", daemon=True).start()
+            # Not a daemon: it runs native loaders (onnxruntime), and an interpreter that
+            # finalises under them crashes (Enter pressed at once, Ctrl-C): exit waits for it.
+            threading.Thread(target=self._warm_up, name="note-warm-up").start()
 
     def note_path(self, note_id: str) -> Path:
         return self.audio_dir / "notes" / f"{note_id}.wav"
