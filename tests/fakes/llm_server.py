@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -77,6 +78,22 @@ class Received:
         return hashlib.sha256(self.body).hexdigest()
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    """A client of a fault-mode server hangs up on purpose (timeouts, cancels, a 401 answered
+    before the body was read), and the handler's next read or write then fails, often after its
+    test has ended: such socket errors are kept on the fake (``hung_up``) instead of printed into
+    whichever test captures stderr at the time. Any other handler error is still printed."""
+
+    hung_up: list[BaseException]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):  # reset, broken pipe, timed out: the socket's, not ours
+            self.hung_up.append(exc)
+        else:
+            super().handle_error(request, client_address)
+
+
 class FakeLLMServer:
     def __init__(self, *, reply: Reply | None = None, script: Callable[[dict], Reply] | None = None,
                  models: list[str] | None = None, context_length: int = 8192,
@@ -99,7 +116,8 @@ class FakeLLMServer:
         self.received: list[Received] = []
         self._failed = 0
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._httpd = _HTTPServer((host, port), _make_handler(self))
+        self._httpd.hung_up = self.hung_up = []
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
