@@ -32,11 +32,18 @@ def test_gemma3_template_folds_system_into_first_turn():
 
 
 @pytest.fixture(scope="module")
-def gemma(tmp_path_factory):
-    from deskmind.core.runtimes.llamacpp import LlamaCppRuntime, default_model_path
+def gguf(tmp_path_factory):
+    """The Gemma 3 270M GGUF, assembled from its PyPI part packages."""
+    from deskmind.core.runtimes.llamacpp import default_model_path
 
-    path = default_model_path(tmp_path_factory.mktemp("gguf"))
-    rt = LlamaCppRuntime(path, n_ctx=2048, threads=2)
+    return default_model_path(tmp_path_factory.mktemp("gguf"))
+
+
+@pytest.fixture(scope="module")
+def gemma(gguf):
+    from deskmind.core.runtimes.llamacpp import LlamaCppRuntime
+
+    rt = LlamaCppRuntime(gguf, n_ctx=2048, threads=2)
     yield rt
     rt.close()
 
@@ -91,3 +98,50 @@ def test_gemma_stream_cancels(gemma):
     assert 0 < len(got) < 300
     assert gemma._lock.acquire(timeout=10)  # the worker thread stopped and let go
     gemma._lock.release()
+
+
+@needs_llama
+def test_a_gguf_file_of_ones_own_answers_ask(gguf, tmp_path, deskmind_home):
+    """[providers.X] kind = "llamacpp", model_path = any GGUF: routed to and run in-process."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    mine = shutil.copy(gguf, tmp_path / "my-model.gguf")
+    (deskmind_home / "config").mkdir(parents=True, exist_ok=True)
+    (deskmind_home / "config" / "routing.toml").write_text(f"""
+[defaults]
+discover = false
+[providers.mine]
+kind = "llamacpp"
+model_path = "{mine}"
+[classes]
+general = ["mine:my-model"]
+[[rules]]
+name = "mine-for-everything"
+class = "general"
+zones = ["machine"]
+""")
+    env = {**os.environ, "DESKMIND_HOME": str(deskmind_home), "DESKMIND_DISCOVER": ""}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "deskmind", *a], env=env,  # noqa: E731
+                                    capture_output=True, text=True, timeout=300)
+    models = run("models", "--json")
+    assert models.returncode == 0, models.stderr
+    mine_state = next(p for p in json.loads(models.stdout) if p["provider"] == "mine")
+    assert mine_state["available"] and mine_state["models"] == ["my-model"]
+    out = run("ask", "What is the capital of France?", "--no-memory", "--no-save", "--json")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["route"]["provider"] == "mine" and res["route"]["model"] == "my-model"
+    assert "Paris" in res["answer"]
+
+
+def test_model_path_is_for_llamacpp_providers_only(tmp_path):
+    from deskmind.core.errors import UserInputError
+    from deskmind.core.routing.config import parse_routing
+
+    text = '[providers.box]\nkind = "ollama"\nurl = "http://127.0.0.1:11434"\nmodel_path = "/m.gguf"\n'
+    with pytest.raises(UserInputError, match=r"routing.toml.*4.*model_path is for llamacpp providers"):
+        parse_routing(text, "routing.toml")

@@ -8,6 +8,7 @@ missing class) the line of the offending key is found by scanning the text.
 
 from __future__ import annotations
 
+import os
 import logging
 import re
 import tomllib
@@ -46,6 +47,8 @@ class ProviderConfig:
     first_token_timeout: float | None = None
     stall_timeout: float | None = None
     discovered: bool = False
+    # llamacpp only: a GGUF file of the person's (default: the bundled Gemma 3 270M).
+    model_path: str | None = None
 
 
 @dataclass
@@ -221,7 +224,8 @@ class _Validator:
     def _provider(self, name: str, p: Any, cfg: RoutingConfig) -> ProviderConfig:
         path = ("providers", name)
         self._type(p, dict, path, "a table")
-        self._known(p, {"kind", "url", "zone", "key", "models", "first_token_timeout", "stall_timeout"}, path)
+        self._known(p, {"kind", "url", "zone", "key", "models", "first_token_timeout", "stall_timeout",
+                          "model_path"}, path)
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
             raise self.fail(path, f"provider name '{name}' may only use letters, digits, . _ -")
         kind = self._type(p.get("kind"), str, path + ("kind",), f"one of {', '.join(KINDS)}")
@@ -242,6 +246,12 @@ class _Validator:
         prov = ProviderConfig(name=name, kind=kind, url=url, zone=zone,
                               key=self._type(p["key"], str, path + ("key",), "a keyring entry name") if "key" in p else None,
                               models=self._str_list(p.get("models", []), path + ("models",)))
+        if "model_path" in p:
+            if kind != "llamacpp":
+                raise self.fail(path + ("model_path",), "model_path is for llamacpp providers (a GGUF "
+                                f"file run in-process); a {kind} server chooses its own model files")
+            mp = self._type(p["model_path"], str, path + ("model_path",), "the path of a GGUF file")
+            prov.model_path = os.path.expanduser(mp)
         for k in ("first_token_timeout", "stall_timeout"):
             if k in p:
                 v = self._type(p[k], (int, float), path + (k,), "a number of seconds")

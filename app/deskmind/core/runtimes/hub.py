@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import httpx
 
-from deskmind.core.errors import UserInputError
+from deskmind.core.errors import ModelUnavailableError, UserInputError
 from deskmind.core.routing.config import ProviderConfig, RoutingConfig
 from deskmind.core.routing.router import Inventory, ProviderState
 from deskmind.core.runtimes import discovery
@@ -82,10 +83,17 @@ class RuntimeHub:
 
     async def _build(self, p: ProviderConfig) -> Runtime:
         if p.kind == "llamacpp":
+            # Loading a model takes seconds: never on the event loop (the GUI's thread).
+            if p.model_path:
+                from deskmind.core.runtimes.llamacpp import LlamaCppRuntime
+
+                gguf = Path(p.model_path)
+                if not gguf.is_file():
+                    raise ModelUnavailableError(f"provider '{p.name}': no model file at {gguf}")
+                return await asyncio.to_thread(LlamaCppRuntime, gguf, name=p.name, model_name=gguf.stem)
             if self.embedded_factory is None:
                 raise UserInputError("the embedded runtime is not installed: "
                                      "pip install 'deskmind[llama]'")
-            # Loading the model takes seconds: never on the event loop (the GUI's thread).
             return await asyncio.to_thread(self.embedded_factory)
         headers: dict[str, str] = {}
         if p.key:
@@ -140,7 +148,7 @@ class RuntimeHub:
                         f.loaded if f else [], context=self._context(f), kind=p.kind,
                         note="" if f else f"not running at {p.url}")
                 elif p.kind == "llamacpp":
-                    inv.providers[p.name] = self._embedded_state(p.name)
+                    inv.providers[p.name] = self._embedded_state(p.name, p.model_path)
                 else:
                     inv.providers[p.name] = await self._remote_state(p)
             for t in self.targets:
@@ -210,7 +218,19 @@ class RuntimeHub:
                 out[m] = n
         return out
 
-    def _embedded_state(self, name: str) -> ProviderState:
+    def _embedded_state(self, name: str, model_path: str | None = None) -> ProviderState:
+        if model_path:  # a GGUF of the person's
+            import importlib.util
+
+            gguf = Path(model_path)
+            if importlib.util.find_spec("llama_cpp") is None:
+                why = "llama-cpp-python is not installed (pip install 'deskmind[llama]')"
+            elif not gguf.is_file():
+                why = f"no model file at {gguf}"
+            else:
+                return ProviderState(name, "machine", True, [gguf.stem], kind="llamacpp",
+                                     note=f"llama.cpp in-process: {gguf}")
+            return ProviderState(name, "machine", False, [gguf.stem], kind="llamacpp", note=why)
         if self.embedded_factory is None:
             return ProviderState(name, "machine", False, kind="llamacpp",
                                  note="llama-cpp-python is not installed")
