@@ -4,7 +4,13 @@ python-docx), and an indexer with or without the real embedder."""
 from __future__ import annotations
 
 import io
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -73,3 +79,33 @@ def source_row(store: MemoryStore, uri: str | Path) -> dict | None:
 
     return {"id": row[0], "status": row[1], "error": row[2], "kind": row[3], "privacy": row[4],
             "collection": row[5], "metadata": json.loads(row[6] or "{}"), "title": row[7]}
+
+
+_INDEX_IN_CHILD = r"""
+import json, sys
+from deskmind.core.ingest.indexer import Indexer
+from deskmind.core.memory.store import MemoryStore
+store = MemoryStore(sys.argv[1])
+s = Indexer(store, None).index([sys.argv[2]])
+print(json.dumps([o.__dict__ for o in s.outcomes]))
+store.close()
+"""
+
+
+def index_without_read_rights(db: Path, tree: Path, restore: Callable[[], None]) -> dict[str, tuple]:
+    """Index ``tree`` into ``db`` in a child process that file modes bind: {path: (status, reason)}.
+
+    Root reads everything, so as root the child runs with a bounding set lacking
+    CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (setpriv); as a normal user it simply runs as that
+    user. ``restore`` puts the modes back, whatever happens."""
+    cmd = [sys.executable, "-c", _INDEX_IN_CHILD, str(db), str(tree)]
+    try:
+        if os.geteuid() == 0:
+            if shutil.which("setpriv") is None:
+                pytest.skip("running as root without setpriv (util-linux): cannot make a read fail honestly")
+            cmd = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] + cmd
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    finally:
+        restore()
+    assert res.returncode == 0, res.stderr
+    return {o["path"]: (o["status"], o["reason"]) for o in json.loads(res.stdout.splitlines()[-1])}

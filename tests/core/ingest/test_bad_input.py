@@ -4,11 +4,8 @@ nothing already stored is lost, and nothing crashes."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import random
-import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -19,7 +16,7 @@ from deskmind.core.ingest import types as ingest_types
 from deskmind.core.ingest.indexer import Indexer
 from deskmind.core.ingest.types import Extracted, Section
 from deskmind.core.memory.store import MemoryStore
-from tests.core.ingest.conftest import chunks_of, make_docx, make_pdf, source_row
+from tests.core.ingest.conftest import chunks_of, index_without_read_rights, make_docx, make_pdf, source_row
 
 
 def _good(tmp_path: Path) -> Path:
@@ -199,17 +196,6 @@ def test_symlink_loop_fifo_and_unusual_names(tmp_path: Path, store: MemoryStore,
     assert _reason(s, tmp_path / "pipe.txt")[0] == "skipped"
 
 
-_INDEX_IN_CHILD = r"""
-import json, sys
-from deskmind.core.ingest.indexer import Indexer
-from deskmind.core.memory.store import MemoryStore
-store = MemoryStore(sys.argv[1])
-s = Indexer(store, None).index([sys.argv[2]])
-print(json.dumps([o.__dict__ for o in s.outcomes]))
-store.close()
-"""
-
-
 def test_permission_denied(tmp_path: Path) -> None:
     """Root reads everything, so as root the indexer runs in a child process whose bounding
     set lacks CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (setpriv): file modes then bind root as
@@ -223,18 +209,9 @@ def test_permission_denied(tmp_path: Path) -> None:
     (tree / "open.txt").write_text("anyone may read this")
     os.chmod(tree / "secret.txt", 0o000)
     os.chmod(tree / "locked", 0o000)
-    cmd = [sys.executable, "-c", _INDEX_IN_CHILD, str(tmp_path / "memory.db"), str(tree)]
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv (util-linux): cannot make a read fail honestly")
-        cmd = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] + cmd
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    finally:
-        os.chmod(tree / "secret.txt", 0o600)
-        os.chmod(tree / "locked", 0o700)
-    assert res.returncode == 0, res.stderr
-    outcomes = {o["path"]: (o["status"], o["reason"]) for o in json.loads(res.stdout.splitlines()[-1])}
+    outcomes = index_without_read_rights(
+        tmp_path / "memory.db", tree,
+        restore=lambda: (os.chmod(tree / "secret.txt", 0o600), os.chmod(tree / "locked", 0o700)))
     assert outcomes[str(tree / "secret.txt")] == ("failed", "permission denied")
     assert outcomes[str(tree / "locked")] == ("failed", "permission denied: cannot list folder")
     assert outcomes[str(tree / "open.txt")][0] == "indexed"

@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import pytest
 from deskmind.core.ingest import types as ingest_types
 from deskmind.core.ingest.types import Extracted, Section
 from deskmind.core.memory.store import MemoryStore
-from tests.core.ingest.conftest import chunks_of, source_row
+from tests.core.ingest.conftest import chunks_of, index_without_read_rights, source_row
 from tests.core.memory.helpers import scalar
 
 OLD = "The lighthouse keeper logged a storm petrel on the north jetty."
@@ -119,17 +116,6 @@ def test_a_file_vanishing_or_changing_while_read_keeps_what_was_stored(
         ingest_types._BY_SUFFIX.pop(".flaky", None)
 
 
-_INDEX_IN_CHILD = r"""
-import json, sys
-from deskmind.core.ingest.indexer import Indexer
-from deskmind.core.memory.store import MemoryStore
-store = MemoryStore(sys.argv[1])
-s = Indexer(store, None).index([sys.argv[2]])
-print(json.dumps([o.__dict__ for o in s.outcomes]))
-store.close()
-"""
-
-
 def test_permission_denied_keeps_what_was_stored(tmp_path: Path, store: MemoryStore, indexer) -> None:
     """As in test_bad_input.test_permission_denied: a child without CAP_DAC_OVERRIDE when root."""
     tree = tmp_path / "tree"
@@ -140,17 +126,7 @@ def test_permission_denied_keeps_what_was_stored(tmp_path: Path, store: MemorySt
     before = chunks_of(store, f)
     f.write_text("")  # changed (emptied), but the re-read will not be allowed
     os.chmod(f, 0o000)
-    cmd = [sys.executable, "-c", _INDEX_IN_CHILD, str(store.path), str(tree)]
-    if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv (util-linux): cannot make a read fail honestly")
-        cmd = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] + cmd
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    finally:
-        os.chmod(f, 0o600)
-    assert res.returncode == 0, res.stderr
-    outcomes = {o["path"]: (o["status"], o["reason"]) for o in json.loads(res.stdout.splitlines()[-1])}
+    outcomes = index_without_read_rights(store.path, tree, restore=lambda: os.chmod(f, 0o600))
     assert outcomes[str(f)] == ("failed", "permission denied")
     assert chunks_of(store, f) == before and OLD in before[0][0]
     assert source_row(store, f)["status"] == "indexed"
