@@ -170,16 +170,20 @@ def bench_open(path: Path, reps: int) -> None:
     row("  whole process, interpreter start included", f"{best['process'] * 1000:6.0f} ms")
 
 
+def embed_rate(emb, texts: list[str]) -> tuple[float, float]:
+    """(chunks/s wall clock, ms of this process's CPU a chunk) for embedding ``texts``."""
+    emb.embed(texts[:8])  # warm up
+    c, t = time.process_time(), time.perf_counter()
+    emb.embed(texts)
+    return len(texts) / (time.perf_counter() - t), (time.process_time() - c) * 1000 / len(texts)
+
+
 def bench_ingest(emb, texts: list[str], files: int, per_file: int) -> None:
     with tempfile.TemporaryDirectory(prefix="deskmind-bench-") as tmp:
         root = Path(tmp) / "docs"
         n = corpus.ingest_files(root, texts, files, per_file)
         chunk_texts = [p for f in sorted(root.iterdir()) for p in f.read_text().split("\n\n") if p.strip()]
-        emb.embed(chunk_texts[:8])  # warm up
-        c, t = time.process_time(), time.perf_counter()
-        emb.embed(chunk_texts)
-        raw = len(chunk_texts) / (time.perf_counter() - t)
-        cpu_raw = (time.process_time() - c) * 1000 / len(chunk_texts)
+        raw, cpu_raw = embed_rate(emb, chunk_texts)
         with MemoryStore(Path(tmp) / "memory.db") as store:
             c = time.process_time()
             summary = Indexer(store, lambda: emb).index([root])
@@ -190,12 +194,7 @@ def bench_ingest(emb, texts: list[str], files: int, per_file: int) -> None:
             ">= 30 /s", rate >= TARGETS["ingest"])
         row("  embedder alone on the same chunks", f"{raw:6.1f} chunks/s (cpu {cpu_raw:.0f} ms/chunk)")
         # The same weights computing in fp32 (the packaged graph as it is), same chunks, same run.
-        fp32 = common.make_embedder(model_id=FP32_MODEL_ID)
-        fp32.embed(chunk_texts[:8])
-        c, t = time.process_time(), time.perf_counter()
-        fp32.embed(chunk_texts)
-        raw32 = len(chunk_texts) / (time.perf_counter() - t)
-        cpu32 = (time.process_time() - c) * 1000 / len(chunk_texts)
+        raw32, cpu32 = embed_rate(common.make_embedder(model_id=FP32_MODEL_ID), chunk_texts)
         row(f"  {FP32_MODEL_ID} (fp32) alone, same chunks",
             f"{raw32:6.1f} chunks/s (cpu {cpu32:.0f} ms/chunk: {cpu32 / cpu_raw:.2f}x the default's)")
 
