@@ -186,3 +186,5 @@ def test_unknown_extensions_are_sniffed_too(tmp_path: Path, store: MemoryStore, 
     assert s.outcome(tmp_path / "import-tars.perl").kind == "text"
     blob = s.outcome(tmp_path / "blob.xyz")
     assert blob.status == "skipped" and blob.reason.startswith("unsupported file type (.xyz, and not text")
+    again = indexer.index([tmp_path])                     # unchanged: not read or sniffed again
+    assert {again.outcome(tmp_path / n).status for n in ("blob.xyz", "swap.cocci")} == {"unchanged"}

@@ -109,10 +109,11 @@ class Indexer:
         if same:
             why = known.error or ""
             # A skip stands while its reason does: a raised size cap or a newly supported type
-            # gets the file read even though it did not change.
+            # gets the file read even though it did not change (bytes sniffed as not text stay
+            # so while they do not change).
             stale_skip = known.status == "skipped" and (
                 (why.startswith("too large") and f.st.st_size <= limit)
-                or (why.startswith("unsupported") and ft is not None))
+                or (why.startswith("unsupported") and ft is not None and "and not text" not in why))
             unchanged = (known.status in ("indexed", "failed") or (known.status == "skipped" and not stale_skip)
                          or (known.status == "queued" and self.transcriber is None))
             if unchanged:

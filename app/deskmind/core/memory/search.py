@@ -44,10 +44,17 @@ STOPWORDS = frozenset(
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
+def content_words(text: str) -> list[str]:
+    """The words of ``text`` that carry its meaning, lower-cased, in order: no stopwords, no
+    single letters (single digits stay: "plan 6" is not "plan 16")."""
+    return [w for w in (w.lower() for w in _WORD.findall(text))
+            if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+
+
 def fts_query(text: str) -> str | None:
     """An FTS5 MATCH expression of the content words of ``text`` OR-ed, or None if none."""
     words = [w.lower() for w in _WORD.findall(text)]
-    content = [w for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    content = content_words(text)
     if not content:
         content = [w for w in words if len(w) > 1][:4]
     seen: list[str] = []

@@ -16,6 +16,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from deskmind.core.memory.search import content_words
 from deskmind.core.speech.engine import Segment
 from deskmind.core.speech.storage import clock, parse_clock, transcript_lines
 
@@ -225,22 +226,14 @@ class TranscriptTimes:
         return moved, dropped
 
 
-_STOPWORDS = frozenset("a an and are as at be by for from i in is it of on or our that the this "
-                       "to we will with".split())
-
-
-def _content_words(text: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOPWORDS]
-
-
 def _still_there(item: Item, merged: list[Item]) -> bool:
     """Whether a partial's item survives in a merge. Rewording is allowed: most of its words
     (half, when the merged item cites the same line); a different number ("plan 6" and
     "plan 16") is a different item."""
-    want = _content_words(item.text)
+    want = content_words(item.text)
     numbers = {w for w in want if any(c.isdigit() for c in w)}
     for m in merged:
-        have = _content_words(m.text)
+        have = content_words(m.text)
         if want == have:
             return True
         if not want or numbers - set(have):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import threading
 import time
@@ -16,7 +15,7 @@ import numpy as np
 
 from deskmind.core.errors import DeskmindError, UserInputError
 from deskmind.core.memory.models import SourceDraft
-from deskmind.core.memory.search import STOPWORDS
+from deskmind.core.memory.search import content_words
 from deskmind.core.speech.audio import load_audio, resample, write_wav
 from deskmind.core.speech.capture import AudioCapture
 from deskmind.core.speech.engine import Segment, Transcript, TranscriptionEngine
@@ -36,16 +35,12 @@ CLEAN_PROMPT = (
 MIN_WORDS_KEPT = 0.6
 
 
-def _content_words(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9']+", text.lower()) if len(w) > 1 and w not in STOPWORDS}
-
-
 def unfaithful_cleanup(said: str, cleaned: str) -> str | None:
     """Why a clean-up of ``said`` cannot stand for the note, or None when it can."""
-    words = _content_words(said)
+    words = set(content_words(said))
     if not words:
         return None
-    kept = len(words & _content_words(cleaned)) / len(words)
+    kept = len(words & set(content_words(cleaned))) / len(words)
     if kept < MIN_WORDS_KEPT:
         return f"it kept {kept:.0%} of the words said"
     if len(cleaned) > 2 * len(said) + 80:
