@@ -77,6 +77,22 @@ def test_write_file_only_under_write_paths_and_with_approval(core, tmp_path):
         [("write_file", "refused"), ("write_file", "denied")]
 
 
+def test_write_file_rechecks_a_folder_swapped_for_a_symlink_while_asked(core, tmp_path):
+    out, outside = tmp_path / "drafts", tmp_path / "outside"
+    (out / "sub").mkdir(parents=True)
+    outside.mkdir()
+    cfg = AgentConfig("drafter", write_paths=[str(out)], tools=["write_file"])
+
+    def swap_then_yes(req):  # while the person is asked, drafts/sub becomes a link out
+        (out / "sub").rmdir()
+        os.symlink(outside, out / "sub")
+        return True
+
+    r = call(box(core, cfg, approver=swap_then_yes), "write_file", path=str(out / "sub" / "x.txt"), text="x")
+    assert r.decision == "denied" and "now leads outside" in r.content
+    assert list(outside.iterdir()) == []
+
+
 def test_save_note_needs_scope_and_approval(core):
     cfg = AgentConfig("writer", write_memory=True, tools=["save_note"])
     assert call(box(core, cfg), "save_note", title="t", text="x").decision == "refused"

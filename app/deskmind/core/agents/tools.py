@@ -168,7 +168,13 @@ class ToolBox:
             return await self._deny(call, args, f"the folder {p.parent} does not exist", "error")
         if not await self._approved("write", f"write {len(data)} bytes to {p}", {"path": str(p)}):
             return await self._deny(call, args, "the person did not approve writing this file", "refused")
-        await asyncio.to_thread(_write_atomically, p, data)
+        # A folder on the way may have become a symlink while the person was asked: resolve it
+        # now, check what it resolves to, and write there (the name itself is replaced, not followed).
+        real = Path(os.path.realpath(p.parent)) / p.name
+        if not self.scopes.may_write_path(str(real)):
+            return await self._deny(call, args, f"{p} now leads outside the folders agent "
+                                    f"{self.scopes.name} may write to ({real})")
+        await asyncio.to_thread(_write_atomically, real, data)
         return await self._ok(call, args, f"wrote {len(data)} bytes to {p}", decision="approved")
 
     async def _tool_save_note(self, call: ToolCall, args: dict) -> ToolResult:
