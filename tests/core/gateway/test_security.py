@@ -276,3 +276,16 @@ def test_a_prompt_injection_document_cannot_widen_a_clients_scopes(gateway, http
     decisions = [(e.action, e.decision) for e in reversed(gateway.audit.entries(client="injected"))]
     assert ("fetch_item", "denied") in decisions and ("capture_note", "denied") in decisions
     assert f"source:{memory['vault']}" not in gateway.audit.items_read("injected")
+
+
+def test_rate_limit_buckets_stay_bounded_and_keep_the_recent_ones():
+    from deskmind.core.gateway.http_guard import TokenBuckets
+
+    now = [0.0]
+    b = TokenBuckets(clock=lambda: now[0], max_keys=100)
+    assert [b.take("busy", 1.0, 2) for _ in range(3)][-1] > 0     # spent its burst
+    for i in range(1000):                                           # a caller changing address
+        b.take(f"addr-{i}", 1.0, 2)
+        if i % 50 == 0:
+            assert b.take("busy", 1.0, 2) > 0                       # still throttled: kept
+    assert len(b._buckets) <= 100

@@ -46,16 +46,21 @@ def is_loopback(host: str | None) -> bool:
 class TokenBuckets:
     """Per-client token buckets: ``burst`` requests at once, then ``rate`` per second."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_keys: int = 4096) -> None:
         self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, last time)
+        # name -> (tokens, last time), least recently used first; at most ``max_keys`` (peer
+        # addresses are keys too, and a caller can change address at will).
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self.max_keys = max_keys
         self._lock = threading.Lock()
 
     def take(self, name: str, rate: float, burst: int) -> float:
         """0.0 when the request may go ahead, else the seconds to wait before retrying."""
         now = self.clock()
         with self._lock:
-            tokens, last = self._buckets.get(name, (float(burst), now))
+            tokens, last = self._buckets.pop(name, (float(burst), now))
+            while len(self._buckets) >= self.max_keys:
+                del self._buckets[next(iter(self._buckets))]
             tokens = min(float(burst), tokens + (now - last) * rate)
             if tokens >= 1.0:
                 self._buckets[name] = (tokens - 1.0, now)

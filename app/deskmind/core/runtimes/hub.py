@@ -25,7 +25,8 @@ from deskmind.core.runtimes.http import EgressRecorder, Endpoint, Transport, mak
 log = logging.getLogger(__name__)
 
 INVENTORY_TTL = 5.0
-SHOW_TIMEOUT = 1.0   # one /api/show on loopback; a slower answer is asked again next time
+SHOW_TIMEOUT = 1.0   # one /api/show on loopback
+SHOW_RETRY_S = 60.0  # a model whose /api/show failed is not asked again for this long
 SHOW_AT_ONCE = 4
 
 
@@ -50,6 +51,7 @@ class RuntimeHub:
         # Context windows learnt from Ollama's /api/show, by (base url, model): asked once per
         # model for the life of the hub (a model's window does not change while it is served).
         self._windows: dict[tuple[str, str], int | None] = {}
+        self._show_failed: dict[tuple[str, str], float] = {}  # monotonic time of the failure
 
     async def aclose(self) -> None:
         if self._own_client:
@@ -176,7 +178,9 @@ class RuntimeHub:
         found on loopback are asked."""
         todo = [(f.target.url.rstrip("/"), m) for f in found if f.target.kind == "ollama"
                 for m in self._routable(f)]
-        todo = [k for k in todo if k not in self._windows]
+        now = time.monotonic()
+        todo = [k for k in todo if k not in self._windows
+                and now - self._show_failed.get(k, -SHOW_RETRY_S) >= SHOW_RETRY_S]
         if not todo:
             return
         from deskmind.core.runtimes.ollama import context_from_show
@@ -189,8 +193,11 @@ class RuntimeHub:
                     r = await self.client.post(url + "/api/show", json={"model": model},
                                                timeout=SHOW_TIMEOUT)
                 except httpx.HTTPError as exc:
+                    # Not asked again on every refresh (each would wait SHOW_TIMEOUT under
+                    # the hub's lock), only after SHOW_RETRY_S.
                     log.debug("no context window for %s at %s: %s", model, url, exc)
-                    return  # asked again on the next inventory
+                    self._show_failed[(url, model)] = time.monotonic()
+                    return
                 try:
                     self._windows[(url, model)] = (context_from_show(r.json())
                                                    if r.status_code == 200 else None)

@@ -11,13 +11,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from deskmind.ui.tray import clock
+
 TIMED_LINE = re.compile(r"^\[(\d+):(\d{2})(?::(\d{2}))?\]")
 RECORDED_KINDS = ("note", "voice_note", "meeting")
-
-
-def clock(seconds: float) -> str:
-    s = int(seconds)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 def line_time(line: str) -> int | None:

@@ -104,7 +104,8 @@ class GatewayPage(QWidget):
     # -- the list ----------------------------------------------------------------------
 
     def refresh(self) -> None:
-        self.workers.submit(self.registry.list, done=self._fill, failed=self._failed)
+        self.workers.submit(self.registry.list, done=self._fill,
+                            failed=lambda exc: self.status.setText(f"Cannot list the clients: {exc}"))
 
     def _fill(self, clients: list[Any]) -> None:
         selected = self.selected()
