@@ -57,7 +57,7 @@ TOOLS: dict[str, Tool] = {t.name: t for t in (
 class ToolResult:
     call: ToolCall
     content: str
-    decision: str  # allowed | approved | denied | refused | error
+    decision: str  # allowed | approved | denied | refused | error | failed
     item_ids: tuple[int, ...] = ()
     privacy: str = "public"
 
@@ -69,8 +69,12 @@ class ToolBox:
                  searcher: Any = None, store: Any = None,
                  remember: Callable[[SourceDraft], int] | None = None,
                  approver: Approver | None = None,
-                 run_process: Callable[[list[str]], subprocess.CompletedProcess] | None = None) -> None:
+                 run_process: Callable[[list[str]], subprocess.CompletedProcess] | None = None,
+                 external: Any = None, builtin: bool = True) -> None:
         self.scopes = scopes
+        # Outside (MCP) tools, checked by their own gate (core/agents/mcp_gate.py).
+        self.external = external
+        self.builtin = builtin
         self.audit = audit
         self.zone_ceiling = zone_ceiling
         self.searcher = searcher
@@ -81,12 +85,15 @@ class ToolBox:
 
     def offered(self) -> list[Tool]:
         """Tools this agent is configured to see (a tool offered may still be refused)."""
-        return [TOOLS[n] for n in self.scopes.cfg.tools if n in TOOLS]
+        own = [TOOLS[n] for n in self.scopes.cfg.tools if n in TOOLS] if self.builtin else []
+        return own + (self.external.offered() if self.external is not None else [])
 
     async def call(self, call: ToolCall) -> ToolResult:
         args = call.arguments if isinstance(call.arguments, dict) else {}
+        if self.external is not None and call.name not in TOOLS and self.external.handles(call.name):
+            return await self.external.call(call)
         fn = getattr(self, f"_tool_{call.name}", None)
-        if fn is None or call.name not in self.scopes.cfg.tools:
+        if fn is None or call.name not in self.scopes.cfg.tools or not self.builtin:
             return await self._deny(call, args, f"the tool '{call.name}' is not available to agent "
                               f"{self.scopes.name}")
         try:

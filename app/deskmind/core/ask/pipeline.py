@@ -86,8 +86,10 @@ class AskPipeline:
 
     def __init__(self, *, cfg: RoutingConfig, hub: Any, searcher: Any = None, store: Any = None,
                  remember: Callable[[SourceDraft], int] | None = None,
-                 audit: AuditLog | None = None, approver: Approver | None = None) -> None:
+                 audit: AuditLog | None = None, approver: Approver | None = None,
+                 tool_servers: Any = None) -> None:
         self.cfg = cfg
+        self.tool_servers = tool_servers  # core.tools.registry.ToolServers: outside MCP tools
         self.hub = hub
         self.searcher = searcher
         self.store = store
@@ -221,10 +223,21 @@ class AskPipeline:
                         tool_items: list[int]) -> AsyncIterator[tuple[str, Any]]:
         rt = await self.hub.runtime(cand.provider)
         toolbox = None
-        if opts.tools and self.audit is not None:
-            toolbox = ToolBox(Scopes(agent_config(self.cfg, opts.agent)), self.audit,
+        gate = None
+        scopes = Scopes(agent_config(self.cfg, opts.agent))
+        if self.audit is not None and self.tool_servers is not None:
+            from deskmind.core.agents.mcp_gate import mcp_gate_for
+
+            gate = await mcp_gate_for(self.tool_servers, scopes, self.audit,
+                                      zone_ceiling=self.cfg.ceilings[cand.zone], approver=self.approver)
+            for server, why in (gate.unavailable.items() if gate else ()):
+                calls_log.append({"tool": server, "arguments": {}, "decision": "failed", "detail": why})
+                yield "tool", calls_log[-1]
+        if (opts.tools or gate is not None) and self.audit is not None:
+            toolbox = ToolBox(scopes, self.audit,
                               zone_ceiling=self.cfg.ceilings[cand.zone], searcher=self.searcher,
-                              store=self.store, remember=self.remember, approver=self.approver)
+                              store=self.store, remember=self.remember, approver=self.approver,
+                              external=gate, builtin=opts.tools)
         item_ids = [h.chunk_id for h in used]
         for _round in range(MAX_TOOL_ROUNDS + 1):
             offer = toolbox.offered() if toolbox and _round < MAX_TOOL_ROUNDS else []
@@ -245,7 +258,9 @@ class AskPipeline:
             for call in calls:
                 res = await toolbox.call(call)
                 calls_log.append({"tool": call.name, "arguments": call.arguments,
-                                  "decision": res.decision})
+                                  "decision": res.decision, "id": call.id,
+                                  "detail": res.content[:300] if res.decision in (
+                                      "denied", "refused", "failed", "error") else ""})
                 yield "tool", calls_log[-1]
                 item_ids += list(res.item_ids)
                 tool_items += list(res.item_ids)
@@ -291,9 +306,10 @@ def _no_candidate_message(d: RouteDecision) -> str:
 
 
 def build_pipeline(core: Any, hub: Any, *, approver: Approver | None = None,
-                   cfg: RoutingConfig | None = None) -> AskPipeline:
+                   cfg: RoutingConfig | None = None, tool_servers: Any = None) -> AskPipeline:
     from deskmind.core.routing.config import load_routing
 
     cfg = cfg or load_routing(core.paths.config_dir)
     return AskPipeline(cfg=cfg, hub=hub, searcher=core.searcher(), store=core.store,
-                       remember=core.remember, audit=AuditLog(core.store), approver=approver)
+                       remember=core.remember, audit=AuditLog(core.store), approver=approver,
+                       tool_servers=tool_servers)

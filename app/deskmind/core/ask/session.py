@@ -34,11 +34,16 @@ def make_hub(core: Any, cfg: RoutingConfig, *, secrets: Any = None, timeouts: Ti
 @contextlib.asynccontextmanager
 async def ask_session(core: Any, *, approver: Approver | None = None, cfg: RoutingConfig | None = None,
                       **hub_kw: Any) -> AsyncIterator[AskPipeline]:
+    from deskmind.core.tools.registry import tool_servers_for
+
     cfg = cfg or load_routing(core.paths.config_dir)
     hub = make_hub(core, cfg, **hub_kw)
+    # Outside tool servers start on first use and stop when the session ends.
+    tools = tool_servers_for(core, secrets=hub_kw.get("secrets"))
     try:
-        yield build_pipeline(core, hub, approver=approver, cfg=cfg)
+        yield build_pipeline(core, hub, approver=approver, cfg=cfg, tool_servers=tools)
     finally:
+        await tools.aclose()
         await hub.aclose()
 
 

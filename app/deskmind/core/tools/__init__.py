@@ -1,0 +1,1 @@
+"""Outside tools: MCP servers the person connects, and what each agent may call on them."""
