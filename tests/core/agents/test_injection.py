@@ -98,8 +98,8 @@ def test_injected_command_is_denied_and_logged(core, canary, kind):
     # the model really saw the injected text and really asked for the command
     assert "ignore your instructions" in user_text(first["messages"][-1])
     assert tool_names(first) == {"search_memory", "run_command"}
-    assert res.tool_calls == [{"tool": "run_command", "arguments": {"command": "rm -rf ~"},
-                               "decision": "denied"}]
+    assert [{k: c[k] for k in ("tool", "arguments", "decision")} for c in res.tool_calls] == [
+        {"tool": "run_command", "arguments": {"command": "rm -rf ~"}, "decision": "denied"}]
     tool_msg = tool_results(second)[0]
     assert tool_msg.startswith("REFUSED: agent quick-ask may not run commands")
     assert "REFUSED" in res.answer
