@@ -45,7 +45,7 @@ class RouteInfo:
 
 @dataclass
 class AskEvent:
-    kind: str                       # route | citations | token | notice | done
+    kind: str                       # route | citations | token | notice | tool | done
     text: str = ""
     route: RouteInfo | None = None
     citations: list[Citation] = field(default_factory=list)

@@ -274,6 +274,9 @@ class DesktopApp(QObject):
             self.palette.citation_opened.connect(self.open_citation)
             self.palette.files_dropped.connect(self._index_from_palette)
             self.palette.paste_requested.connect(self.paste_answer)
+            approver = getattr(self.pipeline_answerer, "approver", None)
+            if approver is not None and hasattr(approver, "inline"):
+                approver.inline = self.palette.approve_inline
         return self.palette
 
     def show_palette(self) -> None:

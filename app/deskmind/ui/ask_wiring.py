@@ -43,11 +43,17 @@ class GuiApprover:
     def __init__(self, timeout_s: float = APPROVAL_TIMEOUT_S) -> None:
         self.timeout_s = timeout_s
         self.box: QMessageBox | None = None
+        # Asks inside the palette while it answers (returns an awaitable, or None when it cannot).
+        self.inline: Callable[[Any], Any] | None = None
 
     def __call__(self, req: Any) -> Any:
         if not on_gui_thread():
             log.warning("approval asked off the GUI thread: denied (%s)", req.summary)
             return False
+        if self.inline is not None:
+            asked = self.inline(req)
+            if asked is not None:
+                return asked
         return self._ask(req)
 
     async def _ask(self, req: Any) -> bool:
@@ -80,6 +86,7 @@ class PipelineAnswerer:
         self.hub_kw = hub_kw
         self.cfg: Any = None
         self.hub: Any = None
+        self.tool_servers: Any = None  # outside MCP servers: kept while tools.toml is unchanged
         self.pipeline: Any = None
         self._stale = True
         self._version = 0       # of the rules file as last changed in settings
@@ -118,11 +125,28 @@ class PipelineAnswerer:
             if old is not None:
                 await old.aclose()
             self.hub = await self.workers.run(lambda: make_hub(self.core, cfg, **self.hub_kw))
-            self.pipeline = build_pipeline(self.core, self.hub, approver=self.approver, cfg=cfg)
+            await self._ensure_tools()
+            self.pipeline = build_pipeline(self.core, self.hub, approver=self.approver, cfg=cfg,
+                                           tool_servers=self.tool_servers)
             if version == self._version:    # else the rules changed meanwhile: the next question rebuilds
                 self.cfg = cfg
                 self._stale = False
         return self.pipeline
+
+    async def _ensure_tools(self) -> None:
+        from deskmind.core.tools.registry import tool_servers_for
+
+        try:
+            fresh = await self.workers.run(lambda: tool_servers_for(self.core, secrets=self.hub_kw.get("secrets")))
+        except Exception as exc:  # a broken tools.toml costs the tools, not the answer
+            log.warning("tool servers not used: %s", exc)
+            fresh = None
+        old = self.tool_servers
+        if old is not None and fresh is not None and old.cfg.to_toml() == fresh.cfg.to_toml():
+            return  # unchanged: running servers stay up
+        self.tool_servers = fresh
+        if old is not None:
+            await old.aclose()
 
     def may(self, scope: str) -> bool:
         """Whether the quick-ask agent holds a scope (paste, cloud...), from the rules file as
@@ -148,7 +172,7 @@ class PipelineAnswerer:
             elif ev.kind == "fallback":
                 yield AskEvent("notice", text=f"Trying the next model: {ev.text}")
             elif ev.kind == "tool":
-                yield AskEvent("notice", text=f"Tool {ev.data.get('tool')}: {ev.data.get('decision')}")
+                yield AskEvent("tool", data=dict(ev.data))
             elif ev.kind == "done" and ev.result is not None:
                 yield AskEvent("citations", citations=[
                     Citation(n=c.n, source=c.source, title=c.title, kind="", locator=dict(c.locator or {}),
@@ -157,6 +181,9 @@ class PipelineAnswerer:
                                              "timings": ev.result.timings})
 
     async def aclose(self) -> None:
+        if self.tool_servers is not None:
+            await self.tool_servers.aclose()
+            self.tool_servers = None
         if self.hub is not None:
             await self.hub.aclose()
             self.hub = None

@@ -104,6 +104,10 @@ class Palette(QWidget):
         self.route_detail.hide()
         lay.addWidget(self.route_label)
         lay.addWidget(self.route_detail)
+        from deskmind.ui.tool_calls import ToolCallsPanel
+
+        self.tools = ToolCallsPanel()
+        lay.addWidget(self.tools)
         self.view = QTextBrowser()
         self.view.setObjectName("paletteAnswer")
         self.view.setOpenLinks(False)
@@ -221,6 +225,7 @@ class Palette(QWidget):
         return self.task
 
     def cancel(self) -> None:
+        self.tools.clear()  # a pending approval is denied, never left hanging
         if self.task is not None and not self.task.done():
             self.task.cancel()
 
@@ -229,6 +234,7 @@ class Palette(QWidget):
         self.route_label.setText("")
         self.route_detail.hide()
         self.cites_label.setText("")
+        self.tools.clear()
         self._question = question
         self._earlier = list(self.conversation)
         self.status.setText("Thinking…")
@@ -288,6 +294,15 @@ class Palette(QWidget):
             self._show_citations()
         elif ev.kind == "notice":
             self.status.setText(ev.text)
+        elif ev.kind == "tool":
+            self.tools.add(ev.data)
+            self.status.setText(f"Tool {ev.data.get('tool', '').replace('__', '/', 1)}: {ev.data.get('decision')}")
+
+    def approve_inline(self, req: Any) -> Any:
+        """An approval asked inside the palette while it is answering (an awaitable), else None."""
+        if not (self.isVisible() and self.streaming):
+            return None
+        return self.tools.ask(req)
 
     def _elapsed(self) -> str:
         return f"{time.perf_counter() - getattr(self, '_t0', time.perf_counter()):.1f} s"
@@ -331,6 +346,7 @@ class Palette(QWidget):
         self.view.clear()
         self.cites_label.setText("")
         self.route_label.setText("")
+        self.tools.clear()
         self.status.setText("New conversation")
         self._update_buttons()
 
