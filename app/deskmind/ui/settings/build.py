@@ -24,6 +24,10 @@ def build_settings(app: Any) -> SettingsWindow:
         w.add_page("Models", ModelsPage(rf, app.settings_changed))
         w.add_page("Routing", RoutingPage(rf, app.inventory, app.settings_changed))
         w.add_page("Agents", AgentsPage(rf, app.settings_changed))
+        from deskmind.ui.settings.tools_page import ToolsPage
+
+        w.add_page("Tools", ToolsPage(app.core.paths.config_dir, app.core.paths.log_dir, app.workers,
+                                      app.settings_changed))
         w.add_page("Privacy", PrivacyPage(rf, app.core, app.workers, app.settings_changed))
     from deskmind.core.gateway.clients import ClientRegistry
     from deskmind.ui.settings.gateway_page import GatewayPage
