@@ -55,4 +55,18 @@ if [ "$with_tests" = 1 ]; then
 else
   .venv/bin/python -m pip install -q .
 fi
+if [ "$with_tests" = 1 ]; then
+  # The filesystem MCP server the tool tests run (tests/core/tools/conftest.py finds it here);
+  # installed once, so no test downloads it.
+  if [ ! -f .test-node/node_modules/@modelcontextprotocol/server-filesystem/dist/index.js ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+      # Debian's own Node (a NodeSource install already brings npm and must not be mixed with it).
+      sudo=""
+      [ "$(id -u)" -ne 0 ] && sudo="sudo"
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    fi
+    mkdir -p .test-node
+    npm install --prefix .test-node --no-audit --no-fund --silent @modelcontextprotocol/server-filesystem@2026.8.31
+  fi
+fi
 echo "Deskmind is installed in $(pwd)/.venv (run .venv/bin/deskmind)"
