@@ -236,6 +236,7 @@ class Palette(QWidget):
         self.cites_label.setText("")
         self.tools.clear()
         self._question = question
+        self._dirty = True  # the question shows at once, even while a tool or an approval waits
         self._earlier = list(self.conversation)
         self.status.setText("Thinking…")
         self._render_timer.start()

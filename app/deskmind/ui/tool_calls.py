@@ -95,8 +95,10 @@ class ToolCallsPanel(QWidget):
         self._pending = fut
         d = req.details or {}
         what = (f"{d.get('server')}/{d.get('tool')} ({d.get('kind')})" if d.get("tool") else req.action)
-        self.question.setText(f"<b>{html.escape(req.agent)}</b> wants to call <b>{html.escape(what)}</b>: "
-                              f"{html.escape(req.summary[:300])}")
+        said = req.summary.split(" with ", 1)[1] if d.get("tool") and " with " in req.summary else req.summary
+        self.question.setText(f"<b>{html.escape(req.agent)}</b> wants to call <b>{html.escape(what)}</b> "
+                              f"with {html.escape(said[:300])}" if d.get("tool") else
+                              f"<b>{html.escape(req.agent)}</b> wants to {html.escape(said[:300])}")
         self.always_btn.setVisible(bool(d.get("can_always")))
         self.approval.show()
         self.show()
