@@ -38,6 +38,8 @@ class Runtimes:
         self.hub_kw = dict(hub_kw or {})
         self._hub: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._tools: Any = None
+        self._tools_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def cfg(self) -> Any:
@@ -56,6 +58,17 @@ class Runtimes:
             self._loop = loop
         return self._hub
 
+    def tool_servers(self) -> Any:
+        """The person's MCP tool servers, for clients granted tools in tools.toml (as agent
+        ``client:NAME``); started on first use, on this loop."""
+        loop = asyncio.get_running_loop()
+        if self._tools is None or self._tools_loop is not loop:
+            from deskmind.core.tools.registry import tool_servers_for
+
+            self._tools = tool_servers_for(self.core, secrets=self.hub_kw.get("secrets"))
+            self._tools_loop = loop
+        return self._tools
+
     def cfg_for(self, caller: Caller) -> Any:
         """The rules with this client described as an agent with exactly its grant."""
         from deskmind.core.routing.config import AgentConfig
@@ -67,6 +80,9 @@ class Runtimes:
         return dataclasses.replace(self.cfg, agents={**self.cfg.agents, agent.name: agent})
 
     async def aclose(self) -> None:
+        tools, self._tools = self._tools, None
+        if tools is not None:
+            await tools.aclose()
         if self._hub is not None:
             try:
                 await self._hub.aclose()
@@ -77,7 +93,8 @@ class Runtimes:
 
 def _standing_approval(caller: Caller) -> Any:
     def approve(req: Any) -> bool:
-        # Only the cloud is ever asked about here (no tools are offered to gateway asks).
+        # Only the cloud is decided here; nobody can approve a tool call from the gateway,
+        # so tools that need an approval are denied (read-only ones a grant allows outright).
         return req.action == "cloud" and caller.client.effective_scopes().cloud
     return approve
 
@@ -103,7 +120,8 @@ class RoutedAsk:
         pipeline = AskPipeline(cfg=self.rt.cfg_for(caller), hub=self.rt.hub(),
                                searcher=self.gw.service.searcher, store=core.store,
                                remember=core.remember, audit=AuditLog(core.store),
-                               approver=_standing_approval(caller))
+                               approver=_standing_approval(caller),
+                               tool_servers=self.rt.tool_servers())
         opts = AskOptions(use_memory=use_memory and scopes.read != "none",
                           agent=agent_name(caller), save=scopes.write, tools=False,
                           model_within_rule=True)

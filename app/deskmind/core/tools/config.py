@@ -41,6 +41,7 @@ TRANSPORTS = ("stdio", "http")
 KINDS = ("read-only", "write", "destructive", "open-world")
 GRANTS = ("allow", "always")
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}")
+AGENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,70}")  # gateway clients are client:NAME
 
 DEFAULT_START_TIMEOUT = 20.0
 DEFAULT_CALL_TIMEOUT = 30.0
@@ -118,7 +119,8 @@ class ToolsConfig:
 
 
 def check_name(name: str, what: str = "server") -> str:
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+    pattern = AGENT_RE if what == "agent" else NAME_RE
+    if not isinstance(name, str) or not pattern.fullmatch(name):
         raise UserInputError(f"'{name}' is not a valid {what} name (letters, digits, . _ -; "
                              "up to 40, starting with a letter or digit)")
     return name
