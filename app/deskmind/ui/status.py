@@ -41,7 +41,11 @@ def snapshot(app: Any) -> dict[str, Any]:
         focus = QApplication.focusWidget()
         pal.update({"input_focus": focus is p.input, "answer": p.answer, "streaming": p.streaming,
                     "status": p.status.text(), "citations": [c.title for c in p.citations],
-                    "route": p.route_label.text(), "painted_at": p.painted_at, "history": list(p.history)})
+                    "route": p.route_label.text(), "painted_at": p.painted_at, "history": list(p.history),
+                    "tools": [[c.get("tool"), c.get("decision")] for c in p.tools.calls],
+                    "approval": p.tools.question.text() if p.tools.approval.isVisible() else None})
+        if p.tools.approval.isVisible():
+            pal["approve_once"] = _rect(QRect(p.tools.allow_btn.mapToGlobal(QPoint(0, 0)), p.tools.allow_btn.size()))
         if p.citations:
             fm = QFontMetrics(p.cites_label.font())
             m_ = p.cites_label.contentsMargins()

@@ -120,9 +120,10 @@ class ToolsConfig:
 
 def check_name(name: str, what: str = "server") -> str:
     pattern = AGENT_RE if what == "agent" else NAME_RE
-    if not isinstance(name, str) or not pattern.fullmatch(name):
-        raise UserInputError(f"'{name}' is not a valid {what} name (letters, digits, . _ -; "
-                             "up to 40, starting with a letter or digit)")
+    # A model sees server__tool: a "__" in a server's name could make two tools one name.
+    if not isinstance(name, str) or not pattern.fullmatch(name) or (what == "server" and "__" in name):
+        raise UserInputError(f"'{name}' is not a valid {what} name (letters, digits, . _ -, no "
+                             "'__'; up to 40, starting with a letter or digit)")
     return name
 
 
