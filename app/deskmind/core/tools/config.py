@@ -132,8 +132,11 @@ def tools_path(config_dir: Path) -> Path:
 
 
 def parse_server(name: str, d: Any, where: str = FILE_NAME) -> ServerSpec:
-    check_name(name)
     at = f"{where} [servers.{name}]"
+    try:
+        check_name(name)
+    except UserInputError as exc:
+        raise UserInputError(f"{at}: {exc}") from None
     if not isinstance(d, dict):
         raise UserInputError(f"{at}: expected a table")
     known = set(ServerSpec.__dataclass_fields__) - {"name"}
