@@ -96,3 +96,19 @@ def test_a_hand_written_bad_file_is_refused(paths: Paths) -> None:
     (paths.config_dir / "models.toml").write_text("[chosen]\nhuge = \"/x.gguf\"\n")
     with pytest.raises(UserInputError, match="unknown model class 'huge'"):
         chosen_model(paths, "general")
+
+
+def test_routing_loads_the_chosen_general_model_unless_told_otherwise(
+        paths: Paths, tmp_path: Path) -> None:
+    from deskmind.core.routing.config import load_routing
+
+    paths.config_dir.mkdir(parents=True)
+    (paths.config_dir / "routing.toml").write_text(
+        '[providers.mine]\nkind = "llamacpp"\n\n'
+        '[providers.pinned]\nkind = "llamacpp"\nmodel_path = "/models/pinned.gguf"\n')
+    assert load_routing(paths.config_dir).providers["mine"].model_path is None
+    model = write_gguf(tmp_path / "m.gguf")
+    set_chosen_model(paths, "general", model)
+    cfg = load_routing(paths.config_dir)
+    assert cfg.providers["mine"].model_path == str(model.resolve())
+    assert cfg.providers["pinned"].model_path == "/models/pinned.gguf"

@@ -23,7 +23,10 @@ def _choices_path(paths: Paths) -> Path:
 
 
 def load_choices(paths: Paths) -> dict[str, Path]:
-    path = _choices_path(paths)
+    return _load_choices_file(_choices_path(paths))
+
+
+def _load_choices_file(path: Path) -> dict[str, Path]:
     if not path.exists():
         return {}
     try:
@@ -48,9 +51,14 @@ def load_choices(paths: Paths) -> dict[str, Path]:
 
 def chosen_model(paths: Paths, cls: str) -> Path | None:
     """The GGUF chosen for ``cls``, or None when none is chosen or the file is gone."""
+    return chosen_model_in(paths.config_dir, cls)
+
+
+def chosen_model_in(config_dir: Path, cls: str) -> Path | None:
+    """:func:`chosen_model` for a config dir alone (the routing loader has no Paths)."""
     if cls not in MODEL_CLASSES:
         raise UserInputError(f"unknown model class {cls!r} (one of {', '.join(MODEL_CLASSES)})")
-    path = load_choices(paths).get(cls)
+    path = _load_choices_file(Path(config_dir) / "models.toml").get(cls)
     return path if path is not None and path.is_file() else None
 
 
