@@ -1,0 +1,35 @@
+"""deskmind models use|list through the real command line."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cli.conftest import assert_one_line_error, run_deskmind
+from tests.core.models.test_choice_and_check import write_gguf
+
+
+def test_use_list_and_clear(tmp_path, deskmind_home):
+    model = write_gguf(tmp_path / "tiny.gguf")
+    r = run_deskmind("models", "use", str(model), "--class", "coder")
+    assert r.returncode == 0, r.stderr
+    assert "coder: tiny test model (llama" in r.stdout
+    listed = json.loads(run_deskmind("models", "list", "--json").stdout)
+    assert listed == {"chosen": {"fast": None, "general": None, "coder": str(model.resolve())}}
+    assert run_deskmind("models", "use", "--clear", "--class", "coder").returncode == 0
+    assert "(none chosen)" in run_deskmind("models", "list").stdout.splitlines()[2]
+
+
+def test_a_file_that_is_not_a_gguf_is_refused_and_nothing_changes(tmp_path, deskmind_home):
+    page = tmp_path / "page.gguf"
+    page.write_bytes(b"<html>login</html>")
+    assert_one_line_error(run_deskmind("models", "use", str(page)), "not a GGUF", code=2)
+    assert_one_line_error(run_deskmind("models", "use", str(tmp_path / "none.gguf")),
+                          "cannot read", code=2)
+    listed = json.loads(run_deskmind("models", "list", "--json").stdout)
+    assert listed["chosen"]["general"] is None
+
+
+def test_models_alone_still_lists_the_runtimes(deskmind_home):
+    r = run_deskmind("models", "--json")
+    assert r.returncode == 0, r.stderr
+    assert isinstance(json.loads(r.stdout), (list, dict))
