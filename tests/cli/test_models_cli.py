@@ -14,7 +14,7 @@ def test_use_list_and_clear(tmp_path, deskmind_home):
     assert r.returncode == 0, r.stderr
     assert "coder: tiny test model (llama" in r.stdout
     listed = json.loads(run_deskmind("models", "list", "--json").stdout)
-    assert listed == {"chosen": {"fast": None, "general": None, "coder": str(model.resolve())}}
+    assert listed["chosen"] == {"fast": None, "general": None, "coder": str(model.resolve())}
     assert run_deskmind("models", "use", "--clear", "--class", "coder").returncode == 0
     assert "(none chosen)" in run_deskmind("models", "list").stdout.splitlines()[2]
 
@@ -33,3 +33,36 @@ def test_models_alone_still_lists_the_runtimes(deskmind_home):
     r = run_deskmind("models", "--json")
     assert r.returncode == 0, r.stderr
     assert isinstance(json.loads(r.stdout), (list, dict))
+
+
+def test_pull_a_local_file_use_it_and_remove_it(tmp_path, deskmind_home):
+    model = write_gguf(tmp_path / "tiny.gguf")
+    r = run_deskmind("models", "pull", str(model), "--use", "fast")
+    assert r.returncode == 0, r.stderr
+    assert "tiny.gguf: tiny test model (llama" in r.stdout and "MB]" not in r.stdout
+    assert "tiny.gguf: [" in r.stderr  # the progress bar
+    listed = json.loads(run_deskmind("models", "list", "--json").stdout)
+    installed = deskmind_home / "data" / "models" / "tiny.gguf"
+    assert listed["library"] == [{"name": "tiny.gguf", "path": str(installed),
+                                  "bytes": model.stat().st_size}]
+    assert listed["chosen"]["fast"] == str(installed.resolve())
+    assert_one_line_error(run_deskmind("models", "pull", str(model)), "already in the library")
+    r = run_deskmind("models", "remove", "tiny.gguf")
+    assert r.returncode == 0 and "fast: no model chosen" in r.stdout
+    assert not installed.exists()
+    assert_one_line_error(run_deskmind("models", "remove", "tiny.gguf"), "not in the library")
+
+
+def test_pull_from_a_url_is_in_the_egress_ledger(tmp_path, deskmind_home):
+    from deskmind.core.memory.store import MemoryStore
+    from deskmind.core.routing.ledger import EgressLedger
+    from tests.core.models.test_download import ModelServer
+
+    srv = ModelServer(write_gguf(tmp_path / "tiny.gguf").read_bytes())
+    try:
+        r = run_deskmind("models", "pull", srv.url())
+    finally:
+        srv.close()
+    assert r.returncode == 0, r.stderr
+    rows = EgressLedger(MemoryStore(deskmind_home / "data" / "memory.db")).entries()
+    assert [(e.host, e.model, e.status) for e in rows] == [("127.0.0.1", "tiny.gguf", "ok")]

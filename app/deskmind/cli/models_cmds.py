@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from deskmind.cli.render import print_json
@@ -22,7 +23,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--clear", action="store_true", help="forget the class's choice")
     u.set_defaults(func=cmd_use)
 
-    ls = ms.add_parser("list", help="the chosen model of each class")
+    pl = ms.add_parser("pull", help="download a GGUF (HTTPS or Hugging Face resolve URL) or copy "
+                       "a local one into the library; an interrupted pull resumes")
+    pl.add_argument("source", help="https://... .gguf URL or a local .gguf file")
+    pl.add_argument("--sha256", help="the file's expected sha256")
+    pl.add_argument("--use", dest="use_cls", choices=MODEL_CLASSES,
+                    help="choose it for this class once it is in")
+    pl.set_defaults(func=cmd_pull)
+
+    rm = ms.add_parser("remove", help="delete a model file from the library")
+    rm.add_argument("name", help="its file name, as models list shows it")
+    rm.set_defaults(func=cmd_remove)
+
+    ls = ms.add_parser("list", help="the library's GGUF files and the chosen model of each class")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
 
@@ -51,14 +64,73 @@ def cmd_use(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_line(name: str):
+    def show(done: int, total: int | None) -> None:
+        if total:
+            bar = "#" * int(30 * done / total)
+            sys.stderr.write(f"\r{name}: [{bar:<30}] {done / 1e6:7.1f}/{total / 1e6:.1f} MB")
+        else:
+            sys.stderr.write(f"\r{name}: {done / 1e6:7.1f} MB")
+        sys.stderr.flush()
+    return show
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from deskmind.core.app import Core
+    from deskmind.core.models import set_chosen_model
+    from deskmind.core.models.download import pull
+    from deskmind.core.routing.ledger import EgressLedger
+
+    core = Core()
+    ledger = EgressLedger(core.store) if "://" in args.source else None
+    name = args.source.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        res = pull(args.source, core.paths.data_dir, sha256=args.sha256, ledger=ledger,
+                   progress=_progress_line(name))
+    finally:
+        sys.stderr.write("\n")
+    print(f"{res.path.name}: {res.info.name or res.path.name} ({res.info.architecture or '?'}, "
+          f"{res.info.size / 1e6:.1f} MB, sha256 {res.sha256}) in {res.path.parent}")
+    if args.use_cls:
+        set_chosen_model(core.paths, args.use_cls, res.path)
+        print(f"{args.use_cls}: {res.path}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from deskmind.core.errors import UserInputError
+    from deskmind.core.models import load_choices, set_chosen_model
+    from deskmind.core.models.download import library_dir
+
+    paths = _paths()
+    lib = library_dir(paths.data_dir)
+    target = lib / args.name
+    if "/" in args.name or not target.is_file():
+        raise UserInputError(f"{args.name} is not in the library ({lib})")
+    for cls, chosen in load_choices(paths).items():
+        if chosen == target.resolve():
+            set_chosen_model(paths, cls, None)
+            print(f"{cls}: no model chosen")
+    target.unlink()
+    print(f"removed {target}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from deskmind.core.models import load_choices
+    from deskmind.core.models.download import library_dir
 
-    choices = load_choices(_paths())
+    paths = _paths()
+    choices = load_choices(paths)
     rows = {cls: (str(choices[cls]) if cls in choices else None) for cls in MODEL_CLASSES}
+    lib = library_dir(paths.data_dir)
+    files = sorted(p for p in lib.glob("*.gguf") if p.is_file()) if lib.is_dir() else []
     if args.json:
-        print_json({"chosen": rows})
+        print_json({"chosen": rows, "library": [
+            {"name": p.name, "path": str(p), "bytes": p.stat().st_size} for p in files]})
         return 0
+    for p in files:
+        print(f"{p.name}  {p.stat().st_size / 1e6:.1f} MB")
     for cls, path in rows.items():
         gone = path is not None and not Path(path).is_file()
         print(f"{cls:8} {path or '(none chosen)'}{'  (file is gone)' if gone else ''}")
