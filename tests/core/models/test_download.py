@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import namedtuple
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,6 +23,7 @@ class ModelServer:
 
     def __init__(self, data: bytes) -> None:
         self.data, self.etag, self.cut_after = data, '"v1"', None
+        self.piece_delay = 0.0  # seconds between 64 KiB pieces: a slow server
         self.requests: list[dict[str, str]] = []
         outer = self
 
@@ -49,7 +51,15 @@ class ModelServer:
                     self.close_connection = True
                     outer.cut_after = None
                     return
-                self.wfile.write(body)
+                if not outer.piece_delay:
+                    self.wfile.write(body)
+                    return
+                for i in range(0, len(body), 1 << 16):
+                    try:
+                        self.wfile.write(body[i:i + (1 << 16)])
+                    except OSError:  # the client went away (a cancel)
+                        return
+                    time.sleep(outer.piece_delay)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
