@@ -66,3 +66,12 @@ def test_pull_from_a_url_is_in_the_egress_ledger(tmp_path, deskmind_home):
     assert r.returncode == 0, r.stderr
     rows = EgressLedger(MemoryStore(deskmind_home / "data" / "memory.db")).entries()
     assert [(e.host, e.model, e.status) for e in rows] == [("127.0.0.1", "tiny.gguf", "ok")]
+
+
+def test_catalogue_marks_what_fits(deskmind_home):
+    import psutil
+
+    out = json.loads(run_deskmind("models", "catalogue", "--json").stdout)
+    assert out["ram_mb"] == psutil.virtual_memory().total // (1 << 20)
+    assert {m["cls"] for m in out["models"]} == {"fast", "general", "coder"}
+    assert all(m["fits"] == (m["ram_mb"] <= out["ram_mb"]) for m in out["models"])

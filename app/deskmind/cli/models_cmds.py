@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     pl = ms.add_parser("pull", help="download a GGUF (HTTPS or Hugging Face resolve URL) or copy "
                        "a local one into the library; an interrupted pull resumes")
-    pl.add_argument("source", help="https://... .gguf URL or a local .gguf file")
+    pl.add_argument("source", help="https://... .gguf URL, a local .gguf file or an id from "
+                    "models catalogue")
     pl.add_argument("--sha256", help="the file's expected sha256")
     pl.add_argument("--use", dest="use_cls", choices=MODEL_CLASSES,
                     help="choose it for this class once it is in")
@@ -34,6 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     rm = ms.add_parser("remove", help="delete a model file from the library")
     rm.add_argument("name", help="its file name, as models list shows it")
     rm.set_defaults(func=cmd_remove)
+
+    c = ms.add_parser("catalogue", help="recommended models per class, marking what fits this "
+                      "machine's memory; pull one by its id")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_catalogue)
 
     ls = ms.add_parser("list", help="the library's GGUF files and the chosen model of each class")
     ls.add_argument("--json", action="store_true")
@@ -81,6 +87,12 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from deskmind.core.models.download import pull
     from deskmind.core.routing.ledger import EgressLedger
 
+    from deskmind.core.models.catalogue import CATALOGUE, entry
+
+    if any(e.id == args.source for e in CATALOGUE):
+        picked = entry(args.source)
+        args.source, args.sha256 = picked.url, args.sha256 or picked.sha256
+        args.use_cls = args.use_cls or picked.cls
     core = Core()
     ledger = EgressLedger(core.store) if "://" in args.source else None
     name = args.source.rstrip("/").rsplit("/", 1)[-1]
@@ -94,6 +106,22 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if args.use_cls:
         set_chosen_model(core.paths, args.use_cls, res.path)
         print(f"{args.use_cls}: {res.path}")
+    return 0
+
+
+def cmd_catalogue(args: argparse.Namespace) -> int:
+    from deskmind.core.models.catalogue import catalogue, machine_ram_mb
+
+    ram = machine_ram_mb()
+    rows = catalogue(ram)
+    if args.json:
+        print_json({"ram_mb": ram, "models": [e.to_dict(fits) for e, fits in rows]})
+        return 0
+    print(f"this machine: {ram / 1024:.1f} GB of memory")
+    for e, fits in rows:
+        print(f"{e.cls:8} {e.id:20} {e.size_mb / 1000:4.1f} GB download, needs "
+              f"{e.ram_mb / 1024:.1f} GB  {'fits' if fits else 'too big for this machine'}")
+    print("pull one with: deskmind models pull ID (it is then used for its class)")
     return 0
 
 
