@@ -270,7 +270,8 @@ class DesktopApp(QObject):
             from deskmind.ui.palette import Palette
 
             self.palette = Palette(self.answerer(), fallback=self.memory_answerer,
-                                   can_paste=self._can_paste, history_size=self.desktop.palette_history)
+                                   can_paste=self._can_paste, history_size=self.desktop.palette_history,
+                                   memory_empty=self.core.store.is_empty)
             self.palette.citation_opened.connect(self.open_citation)
             self.palette.files_dropped.connect(self._index_from_palette)
             self.palette.paste_requested.connect(self.paste_answer)
