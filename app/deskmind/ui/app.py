@@ -74,6 +74,7 @@ class DesktopApp(QObject):
         self.tray_ready_ms: float | None = None
         self.tray_ready_at: float | None = None
         self.warmed: Any = None
+        self.first_run: Any = None  # the welcome window, on the first start only
         self._wire()
 
     # -- start / stop --------------------------------------------------------------------------
@@ -96,6 +97,10 @@ class DesktopApp(QObject):
 
     def _finish_start(self, hotkeys: bool) -> None:
         self.build_palette()
+        from deskmind.ui import first_run
+
+        if first_run.needed(self.desktop):
+            self.first_run = first_run.show_first_run(self, self._first_run_seen)
         self.warmed = self.workers.warm_up()
         if hotkeys:
             self.hotkeys.start()
@@ -300,6 +305,10 @@ class DesktopApp(QObject):
         self.palette.hide()
         self.workers.submit(self.previous_window.paste,
                             failed=lambda e: self.tray.notify("Paste failed", str(e)))
+
+    def _first_run_seen(self) -> None:
+        self.desktop.first_run_seen = True
+        save_desktop_settings(self.desktop, self.settings_path)
 
     def _index_from_palette(self, paths: list[str]) -> None:
         def done(summary: dict) -> None:
