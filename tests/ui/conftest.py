@@ -24,8 +24,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: drives the real app process under Xvfb with a tray host")
+    config.addinivalue_line("markers", "first_run: the test expects the first-start welcome window")
     if config.getoption("--onscreen", default=False):
         os.environ["QT_QPA_PLATFORM"] = "xcb"
+
+
+@pytest.fixture(autouse=True)
+def _no_first_run_window(request, monkeypatch):
+    """The welcome window shows on a first start; only the tests about it should see it."""
+    if request.node.get_closest_marker("first_run") is None:
+        monkeypatch.setattr("deskmind.ui.first_run.needed", lambda desktop: False)
 
 
 @pytest.fixture(scope="session")

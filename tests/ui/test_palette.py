@@ -159,3 +159,17 @@ def test_paste_needs_the_permission(qtbot, qloop):
     with qtbot.waitSignal(allowed.paste_requested, timeout=1000) as sig:
         allowed.paste_btn.click()
     assert sig.args == ["done"]
+
+
+def test_empty_memory_says_what_to_do_until_something_is_remembered(qtbot, desktop):
+    from deskmind.ui.palette import EMPTY_MEMORY_HINT
+
+    p = desktop.palette
+    p.show_palette()
+    qtbot.waitUntil(p.isVisible, timeout=2000)
+    assert p.status.text() == EMPTY_MEMORY_HINT
+    assert "Drop a folder" in p.status.text()
+    p.hide()
+    remember_note(desktop.core, "The boiler service is booked for Thursday.", title="Boiler")
+    p.show_palette()
+    assert p.status.text() == ""

@@ -46,7 +46,8 @@ def _optional_command_modules() -> list:
     import importlib
 
     mods = []
-    for name in ("ingest_cmds", "ask_cmds", "speech_cmds", "gateway_cmds", "app_cmds", "tools_cmds"):
+    for name in ("ingest_cmds", "ask_cmds", "speech_cmds", "gateway_cmds", "app_cmds", "tools_cmds",
+                 "models_cmds"):
         try:
             mods.append(importlib.import_module(f"deskmind.cli.{name}"))
         except ModuleNotFoundError as exc:

@@ -74,6 +74,7 @@ class DesktopApp(QObject):
         self.tray_ready_ms: float | None = None
         self.tray_ready_at: float | None = None
         self.warmed: Any = None
+        self.first_run: Any = None  # the welcome window, on the first start only
         self._wire()
 
     # -- start / stop --------------------------------------------------------------------------
@@ -96,6 +97,10 @@ class DesktopApp(QObject):
 
     def _finish_start(self, hotkeys: bool) -> None:
         self.build_palette()
+        from deskmind.ui import first_run
+
+        if first_run.needed(self.desktop):
+            self.first_run = first_run.show_first_run(self, self._first_run_seen)
         self.warmed = self.workers.warm_up()
         if hotkeys:
             self.hotkeys.start()
@@ -270,7 +275,8 @@ class DesktopApp(QObject):
             from deskmind.ui.palette import Palette
 
             self.palette = Palette(self.answerer(), fallback=self.memory_answerer,
-                                   can_paste=self._can_paste, history_size=self.desktop.palette_history)
+                                   can_paste=self._can_paste, history_size=self.desktop.palette_history,
+                                   memory_empty=self.core.store.is_empty)
             self.palette.citation_opened.connect(self.open_citation)
             self.palette.files_dropped.connect(self._index_from_palette)
             self.palette.paste_requested.connect(self.paste_answer)
@@ -299,6 +305,10 @@ class DesktopApp(QObject):
         self.palette.hide()
         self.workers.submit(self.previous_window.paste,
                             failed=lambda e: self.tray.notify("Paste failed", str(e)))
+
+    def _first_run_seen(self) -> None:
+        self.desktop.first_run_seen = True
+        save_desktop_settings(self.desktop, self.settings_path)
 
     def _index_from_palette(self, paths: list[str]) -> None:
         def done(summary: dict) -> None:

@@ -45,6 +45,7 @@ class DesktopSettings:
     hotkeys: HotkeySettings = field(default_factory=HotkeySettings)
     show_hud: bool = True
     palette_history: int = 50
+    first_run_seen: bool = False  # the welcome window was shown once
 
     def binding(self, action: str) -> str:
         """The key combination for ``action``; empty when the person disabled it."""
@@ -82,6 +83,7 @@ def load_desktop_settings(path: Path) -> DesktopSettings:
         raise UserInputError(f"{path} [hotkeys] talk_mode: use auto, hold or toggle")
     s.show_hud = bool(data.get("show_hud", True))
     s.palette_history = int(data.get("palette_history", 50))
+    s.first_run_seen = bool(data.get("first_run_seen", False))
     return s
 
 

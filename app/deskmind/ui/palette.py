@@ -45,6 +45,10 @@ def _md_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "\\`*_{}[]()#+-.!<>|" else ch for ch in text)
 
 
+EMPTY_MEMORY_HINT = ("Your memory is empty. Drop a folder or files here to index them, or hold "
+                     "the note hotkey and speak a note. Questions still go to the model.")
+
+
 class Palette(QWidget):
     citation_opened = Signal(object)       # Citation
     files_dropped = Signal(list)           # [path]
@@ -53,6 +57,7 @@ class Palette(QWidget):
 
     def __init__(self, answerer: Answerer, fallback: Answerer | None = None,
                  can_paste: Callable[[], bool] = lambda: False, history_size: int = 50,
+                 memory_empty: Callable[[], bool] = lambda: False,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Tool | Qt.WindowType.FramelessWindowHint
                          | Qt.WindowType.WindowStaysOnTopHint)
@@ -62,6 +67,7 @@ class Palette(QWidget):
         self.answerer = answerer
         self.fallback = fallback
         self.can_paste = can_paste
+        self.memory_empty = memory_empty
         self.history: list[str] = []
         self.history_size = history_size
         self._hist_pos = 0
@@ -123,6 +129,7 @@ class Palette(QWidget):
         row = QHBoxLayout()
         self.status = QLabel()
         self.status.setObjectName("paletteStatus")
+        self.status.setWordWrap(True)
         row.addWidget(self.status, 1)
         self.copy_btn = QPushButton("Copy")
         self.copy_btn.setObjectName("paletteCopy")
@@ -166,6 +173,20 @@ class Palette(QWidget):
         self.activateWindow()
         self.input.setFocus(Qt.FocusReason.ActiveWindowFocusReason)
         self.input.selectAll()
+        self._show_empty_state()
+
+    def _show_empty_state(self) -> None:
+        """With nothing in memory yet, say how to fill it instead of showing a blank window."""
+        if self.conversation or self.streaming:
+            return
+        try:
+            empty = self.memory_empty()
+        except Exception:  # a hint must never stop the palette from opening
+            empty = False
+        if empty:
+            self.status.setText(EMPTY_MEMORY_HINT)
+        elif self.status.text() == EMPTY_MEMORY_HINT:
+            self.status.setText("")
 
     def toggle(self) -> None:
         if self.isVisible() and self.isActiveWindow():

@@ -408,6 +408,10 @@ class MemoryStore:
     def stats(self) -> dict[str, Any]:
         return maintenance.stats(self)
 
+    def is_empty(self) -> bool:
+        """True when memory holds no searchable passage yet (a first run)."""
+        return self.reader().execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is None
+
     def integrity_check(self) -> list[str]:
         """``PRAGMA integrity_check`` plus an FTS5 consistency check; [] when healthy."""
         return maintenance.integrity_check(self)

@@ -114,8 +114,23 @@ def load_routing(config_dir: Path | None) -> RoutingConfig:
                 text = path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise UserInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-            return parse_routing(text, str(path))
-    return parse_routing(default_text(), "<built-in routing.toml>")
+            return _with_chosen_model(parse_routing(text, str(path)), config_dir)
+    return _with_chosen_model(parse_routing(default_text(), "<built-in routing.toml>"), config_dir)
+
+
+def _with_chosen_model(cfg: RoutingConfig, config_dir: Path | None) -> RoutingConfig:
+    """Hook for the model library: an embedded llamacpp provider without its own model_path
+    loads the GGUF chosen for the 'general' class (``deskmind models use FILE``)."""
+    if config_dir is None:
+        return cfg
+    from deskmind.core.models.choice import chosen_model_in
+
+    chosen = chosen_model_in(Path(config_dir), "general")
+    if chosen is not None:
+        for prov in cfg.providers.values():
+            if prov.kind == "llamacpp" and not prov.model_path:
+                prov.model_path = str(chosen)
+    return cfg
 
 
 def parse_routing(text: str, file: str = "routing.toml") -> RoutingConfig:

@@ -22,6 +22,11 @@ def build_settings(app: Any) -> SettingsWindow:
         rf = RoutingFile(app.core.paths.config_dir)
         w.add_page("Runtimes", RuntimesPage(rf, app.inventory, app.workers, app.settings_changed, app.secret_store))
         w.add_page("Models", ModelsPage(rf, app.settings_changed))
+        from deskmind.core.routing.ledger import EgressLedger
+        from deskmind.ui.settings.model_files_page import ModelFilesPage
+
+        w.add_page("Model files", ModelFilesPage(app.core.paths, lambda: EgressLedger(app.core.store),
+                                                 app.settings_changed))
         w.add_page("Routing", RoutingPage(rf, app.inventory, app.settings_changed))
         w.add_page("Agents", AgentsPage(rf, app.settings_changed))
         from deskmind.ui.settings.tools_page import ToolsPage
