@@ -94,6 +94,15 @@ def test_backup_over_an_existing_file(stored: dict, tmp_path: Path, capsys: pyte
     assert dest.read_text() == "precious"
 
 
+def test_backup_to_a_missing_folder_is_an_error(stored: dict, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    dest = tmp_path / "no" / "such" / "dir" / "x.db"
+    code, out, err = run_main(["backup", str(dest)], capsys)
+    one_line(code, err, str(dest.parent), "not a folder")
+    assert "backup written" not in out
+    assert not (tmp_path / "no").exists()
+
+
 def test_broken_settings_file(stored: dict, deskmind_home: Path, capsys: pytest.CaptureFixture) -> None:
     cfg = deskmind_home / "config" / "settings.toml"
     cfg.parent.mkdir(parents=True, exist_ok=True)

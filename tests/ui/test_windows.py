@@ -108,3 +108,15 @@ def test_settings_hotkeys_apply_live_and_storage_backup(qtbot, desktop, tmp_path
     storage.backup_to(str(tmp_path / "b.db"))
     qtbot.waitUntil(lambda: "Backup written" in storage.status.text(), timeout=10000)
     assert (tmp_path / "b.db").stat().st_size > 0
+
+
+def test_a_hotkey_clash_names_the_action_being_set_and_the_one_holding_the_keys(qtbot, desktop):
+    from PySide6.QtGui import QKeySequence
+
+    w = desktop.show_window("settings")
+    page = w.pages["Hotkeys"]
+    page.edits["talk"].setKeySequence(QKeySequence("Ctrl+Shift+F9"))
+    assert page.apply()
+    page.edits["palette"].setKeySequence(QKeySequence("Ctrl+Shift+F9"))
+    assert not page.apply(changed="palette")
+    assert page.problem.text() == "Open the palette: Ctrl+Shift+F9 is already bound to Push to talk"

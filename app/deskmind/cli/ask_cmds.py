@@ -64,7 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = ss.add_parser("delete", help="remove a stored key")
     s.add_argument("provider")
     s.set_defaults(func=cmd_secrets_delete)
-    s = ss.add_parser("status", help="which keyring backend is in use")
+    s = ss.add_parser("status", help="which keyring backend is in use; with PROVIDER, whether a "
+                      "key is stored for it (never shown)")
+    s.add_argument("provider", nargs="?")
     s.set_defaults(func=cmd_secrets_status)
 
 
@@ -316,15 +318,34 @@ def cmd_secrets_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env(provider: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9]", "_", provider).upper()
+
+
 def cmd_secrets_status(args: argparse.Namespace) -> int:
     from deskmind.core.secrets import NO_BACKEND_HELP, SecretStore
 
-    backend = SecretStore().describe_backend()
+    store = SecretStore()
+    backend = store.describe_backend()
+    provider = getattr(args, "provider", None)
+    if provider is None:
+        if backend == "none":
+            print("keyring: " + NO_BACKEND_HELP.format(env="PROVIDER"))
+            return 1
+        print(f"keyring: {backend}")
+        return 0
+    where = store.where(provider)
+    if where is not None:
+        print(f"{provider}: a key is stored ({where})")
+        return 0
     if backend == "none":
-        print("keyring: " + NO_BACKEND_HELP.format(env="PROVIDER"))
-        return 1
-    print(f"keyring: {backend}")
-    return 0
+        print(f"{provider}: no key; " + NO_BACKEND_HELP.format(env=_env(provider)))
+    else:
+        print(f"{provider}: no key stored (keyring: {backend}); "
+              f"add one with 'deskmind secrets set {provider}'")
+    return 1
 
 
 # -- doctor ----------------------------------------------------------------------------

@@ -176,6 +176,16 @@ class SecretStore:
         except Exception:  # PasswordDeleteError: nothing stored under that name
             return False
 
+    def where(self, provider: str) -> str | None:
+        """Where a key for ``provider`` comes from ("environment NAME" or "keyring"), or None
+        when there is none. Never returns the key."""
+        env = f"DESKMIND_{_env_name(_check_name(provider))}_API_KEY"
+        if self.environ.get(env):
+            return f"environment {env}"
+        if not self._backend_ok():
+            return None
+        return "keyring" if self.get(provider) else None
+
     def describe_backend(self) -> str:
         if not self._backend_ok():
             return "none"

@@ -216,3 +216,58 @@ shell = true
         assert "RESULT exit 0 tool-ran" in out
     else:
         assert "RESULT REFUSED: the person did not approve running this command" in out
+
+
+class _MemoryKeyring:
+    """A keyring backend held in memory, set through keyring's own API."""
+
+    @staticmethod
+    def make():
+        from keyring.backend import KeyringBackend
+
+        class Backend(KeyringBackend):
+            priority = 1
+            store: dict = {}
+
+            def get_password(self, service, username):
+                return self.store.get((service, username))
+
+            def set_password(self, service, username, password):
+                self.store[(service, username)] = password
+
+            def delete_password(self, service, username):
+                self.store.pop((service, username))
+
+        return Backend()
+
+
+def test_secrets_status_for_a_provider_says_whether_a_key_is_stored_never_the_key(capsys, monkeypatch):
+    import io
+
+    import keyring
+
+    before = keyring.get_keyring()
+    keyring.set_keyring(_MemoryKeyring.make())
+    try:
+        monkeypatch.delenv("DESKMIND_OPENAI_API_KEY", raising=False)
+        code, out, _ = run_cli(capsys, "secrets", "status", "openai")
+        assert code == 1 and "openai: no key stored" in out and "deskmind secrets set openai" in out
+        key = "sk-status-never-shown-0987654321"
+        monkeypatch.setattr(sys, "stdin", io.StringIO(key + "\n"))
+        assert run_cli(capsys, "secrets", "set", "openai")[0] == 0
+        code, out, err = run_cli(capsys, "secrets", "status", "openai")
+        assert code == 0 and out.strip() == "openai: a key is stored (keyring)"
+        assert key not in out + err
+        monkeypatch.setenv("DESKMIND_MISTRAL_API_KEY", "env-key-not-shown")
+        code, out, _ = run_cli(capsys, "secrets", "status", "mistral")
+        assert code == 0 and "environment DESKMIND_MISTRAL_API_KEY" in out and "env-key-not-shown" not in out
+        code, _, err = run_cli(capsys, "secrets", "status", "bad name!")
+        assert code != 0 and "not a provider name" in err
+    finally:
+        keyring.set_keyring(before)
+
+
+def test_secrets_status_for_a_provider_without_keyring_names_the_variable(capsys, monkeypatch):
+    monkeypatch.delenv("DESKMIND_OPENAI_API_KEY", raising=False)
+    code, out, _ = run_cli(capsys, "secrets", "status", "openai")
+    assert code == 1 and out.startswith("openai: no key; no OS keyring") and "DESKMIND_OPENAI_API_KEY" in out

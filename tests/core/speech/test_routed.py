@@ -38,3 +38,31 @@ def test_index_transcribes_dropped_audio_with_time_locators(speech_dir, tmp_path
     assert hits and hits[0]["source"].endswith("memo.wav")
     loc = hits[0]["locator"]
     assert 0 <= loc["start"] < loc["end"]
+
+
+def test_a_failed_note_clean_up_logs_one_line_and_the_traceback_only_with_verbose(
+        speech_dir, deskmind_home):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    wav = speech_wav(speech_dir, "Remember to buy milk and call Alice on Friday.")
+    with socket.socket() as s:  # a port nothing listens on: no runtime can clean up
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "DESKMIND_HOME": str(deskmind_home),
+           "DESKMIND_DISCOVER": f"ollama=ollama@127.0.0.1:{port}"}
+
+    def run(*flags):
+        return subprocess.run([sys.executable, "-m", "deskmind", *flags, "note", "--file", str(wav),
+                               "--json"], env=env, capture_output=True, text=True, timeout=240)
+
+    p = run()
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["cleaned"] is False
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in p.stderr, p.stderr
+    assert len(lines) == 1 and "clean-up failed" in lines[0], p.stderr
+    p = run("-v")
+    assert p.returncode == 0 and "Traceback" in p.stderr

@@ -57,6 +57,7 @@ class BackupScheduler:
         dest = self.folder / f"deskmind-{stamp}.db"
         if dest.exists():
             return None
+        self.folder.mkdir(parents=True, exist_ok=True)
         made = self.store.backup(dest)
         for old in self.backups()[: -self.keep]:
             old.unlink(missing_ok=True)

@@ -72,9 +72,10 @@ def backup(store: "MemoryStore", dest: Path) -> Path:
         dest = dest / f"deskmind-{time.strftime('%Y%m%d-%H%M%S')}.db"
     if dest.exists():
         raise UserInputError(f"{dest} already exists: choose a new file name")
+    if not dest.parent.is_dir():
+        raise UserInputError(f"{dest.parent} is not a folder: create it first or check the path")
     tmp = dest.with_name(dest.name + ".partial")
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
         target = db.connect(tmp)
     except StorageError:
         raise

@@ -114,8 +114,10 @@ class NoteSaver:
                 cleaned = self.complete(CLEAN_TASK, CLEAN_PROMPT.format(text=transcript.text),
                                         self.privacy).strip() or None
             except Exception as exc:  # the cleaner failing must not lose the note
-                log.warning("note cleanup failed", exc_info=True)
                 reason = str(exc) if isinstance(exc, DeskmindError) else f"{type(exc).__name__}: {exc}"
+                first = (reason.splitlines() or [""])[0]
+                log.warning("note kept as transcribed: clean-up failed (%s)", first)
+                log.debug("note clean-up failure in full", exc_info=True)
                 warnings.append(f"note kept as transcribed: cleanup failed ({reason})")
             why = unfaithful_cleanup(transcript.text, cleaned) if cleaned else None
             if why:

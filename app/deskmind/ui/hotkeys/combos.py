@@ -76,11 +76,15 @@ def display(combo: str) -> str:
     return "+".join(names.get(p, p.upper() if len(p) == 1 else p.capitalize()) for p in parts)
 
 
-def check_bindings(bindings: dict[str, str]) -> dict[str, str | None]:
-    """Per action: None when usable, else why not (bad syntax, collision, duplicate)."""
+def check_bindings(bindings: dict[str, str], *, changed: str | None = None,
+                   titles: dict[str, str] | None = None) -> dict[str, str | None]:
+    """Per action: None when usable, else why not (bad syntax, collision, duplicate). A duplicate
+    is blamed on ``changed`` (the action just set) and names the other by its title."""
     problems: dict[str, str | None] = {}
     seen: dict[str, str] = {}
-    for action, combo in bindings.items():
+    order = [a for a in bindings if a != changed] + ([changed] if changed in bindings else [])
+    for action in order:
+        combo = bindings[action]
         if not combo:
             problems[action] = None
             continue
@@ -92,7 +96,7 @@ def check_bindings(bindings: dict[str, str]) -> dict[str, str | None]:
         if norm in COMMON_SHORTCUTS:
             problems[action] = f"{display(combo)} {COMMON_SHORTCUTS[norm]}; choose another"
         elif norm in seen:
-            problems[action] = f"{display(combo)} is already bound to {seen[norm]}"
+            problems[action] = f"{display(combo)} is already bound to {(titles or {}).get(seen[norm], seen[norm])}"
         else:
             problems[action] = None
             seen[norm] = action

@@ -54,11 +54,11 @@ class HotkeysPage(QWidget):
             edit = QKeySequenceEdit(combo_to_sequence(manager.bindings.get(action, "")))
             edit.setObjectName(f"hotkey_{action}")
             edit.setMaximumSequenceLength(1)
-            edit.editingFinished.connect(self.apply)
+            edit.editingFinished.connect(lambda a=action: self.apply(changed=a))
             self.edits[action] = edit
             grid.addWidget(edit, r, 1)
             off = QPushButton("Disable")
-            off.clicked.connect(lambda _c=False, e=edit: (e.clear(), self.apply()))
+            off.clicked.connect(lambda _c=False, e=edit, a=action: (e.clear(), self.apply(changed=a)))
             grid.addWidget(off, r, 2)
             st = QLabel("…")
             st.setObjectName(f"hotkeyStatus_{action}")
@@ -92,9 +92,9 @@ class HotkeysPage(QWidget):
     def bindings(self) -> dict[str, str]:
         return {a: sequence_to_combo(e.keySequence()) for a, e in self.edits.items()}
 
-    def apply(self) -> bool:
+    def apply(self, changed: str | None = None) -> bool:
         b = self.bindings()
-        problems = {a: p for a, p in check_bindings(b).items() if p}
+        problems = {a: p for a, p in check_bindings(b, changed=changed, titles=TITLES).items() if p}
         if problems:
             self.problem.setText("\n".join(f"{TITLES[a]}: {p}" for a, p in problems.items()))
             return False
