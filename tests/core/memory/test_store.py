@@ -152,3 +152,9 @@ def test_a_failed_read_keeps_what_was_indexed(core) -> None:
     assert "permission denied" in src.error
     hits = core.searcher().search("ferry timetable", filters=SearchFilters(source_ids=[sid])).hits
     assert hits and hits[0].source_id == sid
+
+
+def test_document_text_is_the_whole_stored_text_or_none(core) -> None:
+    sid = core.remember(note("the lighthouse keeper's log for March", uri="/tmp/lighthouse.txt", kind="text"))
+    assert core.store.document_text(sid) == "the lighthouse keeper's log for March"
+    assert core.store.document_text(sid + 1000) is None

@@ -253,13 +253,13 @@ class MemoryStore:
 
         return self.writer.transaction(_mark)
 
-    def touch_source(self, source_id: int, size: int, mtime: float) -> None:
-        """Record a new size/mtime for a source whose content hash did not change."""
-        self.writer.transaction(lambda conn: conn.execute(
-            "UPDATE sources SET size=?, mtime=?, updated_at=? WHERE id=?",
-            (size, mtime, time.time(), source_id)))
-
     # -- reading -----------------------------------------------------------------------
+
+    def document_text(self, source_id: int) -> str | None:
+        """The whole stored text of a source, or None when it kept no document text."""
+        row = self.reader().execute(
+            "SELECT text FROM documents WHERE source_id = ?", (source_id,)).fetchone()
+        return row[0] if row else None
 
     def get_source(self, source_id: int) -> Source | None:
         conn = self.reader()
