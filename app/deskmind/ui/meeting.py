@@ -26,8 +26,7 @@ def minutes_markdown(result: Any, store: Any) -> str | None:
     mid = getattr(result, "minutes_id", None)
     if not mid:
         return None
-    row = store.reader().execute("SELECT text FROM documents WHERE source_id = ?", (mid,)).fetchone()
-    return row[0] if row else None
+    return store.document_text(mid)
 
 
 class MeetingController(QObject):

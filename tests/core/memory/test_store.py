@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from deskmind.core.ingest.status import StatusRecord, record_statuses
 from deskmind.core.memory import vectors
 from deskmind.core.memory.models import NewChunk
 from deskmind.core.memory.reembed import reembed
@@ -146,9 +147,15 @@ def test_put_source_replaces_everything_derived_atomically(core) -> None:
 
 def test_a_failed_read_keeps_what_was_indexed(core) -> None:
     sid = core.remember(note("the ferry timetable for the winter months", uri="/tmp/ferry.txt", kind="text"))
-    core.store.mark_source("/tmp/ferry.txt", "text", "failed", "permission denied")
+    record_statuses(core.store, [StatusRecord("/tmp/ferry.txt", "text", "failed", "permission denied")])
     src = core.store.get_source(sid)
     assert src.status == "indexed" and src.chunk_count == 1
     assert "permission denied" in src.error
     hits = core.searcher().search("ferry timetable", filters=SearchFilters(source_ids=[sid])).hits
     assert hits and hits[0].source_id == sid
+
+
+def test_document_text_is_the_whole_stored_text_or_none(core) -> None:
+    sid = core.remember(note("the lighthouse keeper's log for March", uri="/tmp/lighthouse.txt", kind="text"))
+    assert core.store.document_text(sid) == "the lighthouse keeper's log for March"
+    assert core.store.document_text(sid + 1000) is None

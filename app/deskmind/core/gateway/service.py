@@ -171,8 +171,7 @@ class MemoryGateway:
             shown = [f"chunk:{chunk['chunk_id']}"]
             size = len(chunk["text"])
         else:
-            row = conn.execute("SELECT text FROM documents WHERE source_id = ?", (src.id,)).fetchone()
-            text = row[0] if row else ""
+            text = self.core.store.document_text(src.id) or ""
             offset = max(0, int(offset))
             max_chars = max(1, min(int(max_chars), MAX_FETCH_CHARS))
             part = text[offset: offset + max_chars]

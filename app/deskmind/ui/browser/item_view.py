@@ -30,14 +30,14 @@ def load_item(store: Any, source_id: int) -> dict[str, Any]:
     src = store.get_source(source_id)
     if src is None:
         raise LookupError(f"source {source_id} is no longer in memory")
+    stored = store.document_text(source_id)
     conn = store.reader()
-    row = conn.execute("SELECT text FROM documents WHERE source_id = ?", (source_id,)).fetchone()
     chunks = [(r[0], json.loads(r[1] or "{}"), r[2]) for r in conn.execute(
         "SELECT id, locator, text FROM chunks WHERE source_id = ? ORDER BY id", (source_id,))]
     derived = [(r[0], r[1], r[2]) for r in conn.execute(
         "SELECT id, kind, coalesce(title, uri) FROM sources WHERE parent_id = ?", (source_id,))]
     parent = store.get_source(src.parent_id) if src.parent_id else None
-    text = row[0] if row else "\n\n".join(c[2] for c in chunks)
+    text = stored if stored is not None else "\n\n".join(c[2] for c in chunks)
     return {"source": src, "text": text, "display": display_text(src.kind, text, src.metadata or {}),
             "chunks": chunks, "derived": derived, "parent": parent,
             "original": original_file(src.uri, src.kind, src.metadata or {})}
