@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-pytest.importorskip("deskmind.core.ask.pipeline")
+import deskmind.core.ask.pipeline  # noqa: E402,F401
 
 from deskmind.core.runtimes.base import Timeouts  # noqa: E402
 from deskmind.core.secrets import SecretStore  # noqa: E402

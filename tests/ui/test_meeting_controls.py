@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-pytest.importorskip("deskmind.core.speech")
+import deskmind.core.speech  # noqa: E402,F401
 
 from deskmind.core.speech.engine import Segment  # noqa: E402
 from deskmind.ui.transcript_window import TranscriptWindow  # noqa: E402
@@ -134,7 +134,6 @@ def test_the_minutes_window_opens_its_meeting_in_the_memory_browser(qtbot, deskt
 
     from tests.ui.conftest import remember_note
 
-    pytest.importorskip("deskmind.core.speech")
     qtbot.waitUntil(lambda: desktop.meeting is not None, timeout=15000)
     sid = remember_note(desktop.core, "me: we ship the beta on Friday.\n\nothers: I will write the notes.",
                         title="Weekly sync", kind="meeting")
