@@ -142,13 +142,3 @@ def test_put_source_replaces_everything_derived_atomically(core) -> None:
     assert core.searcher().search("pelicans", mode="fts").hits == []
     assert core.searcher().search("cormorants", mode="fts").hits[0].source_id == sid
     assert core.store.integrity_check() == []
-
-
-def test_a_failed_read_keeps_what_was_indexed(core) -> None:
-    sid = core.remember(note("the ferry timetable for the winter months", uri="/tmp/ferry.txt", kind="text"))
-    core.store.mark_source("/tmp/ferry.txt", "text", "failed", "permission denied")
-    src = core.store.get_source(sid)
-    assert src.status == "indexed" and src.chunk_count == 1
-    assert "permission denied" in src.error
-    hits = core.searcher().search("ferry timetable", filters=SearchFilters(source_ids=[sid])).hits
-    assert hits and hits[0].source_id == sid

@@ -213,46 +213,6 @@ class MemoryStore:
 
         return self.writer.transaction(_put)
 
-    def mark_source(
-        self, uri: str, kind: str, status: str, error: str | None = None, *,
-        size: int | None = None, mtime: float | None = None, content_hash: str | None = None,
-        privacy: str | None = None, collection: str | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> int:
-        """Record a source's status (skipped, failed, queued) without touching its chunks.
-
-        A source that was indexed before keeps its chunks when a later read fails: nothing
-        already stored is lost because of a bad read.
-        """
-
-        def _mark(conn: Any) -> int:
-            now = time.time()
-            row = conn.execute("SELECT id, status FROM sources WHERE uri = ?", (uri,)).fetchone()
-            if row is None:
-                cur = conn.execute(
-                    "INSERT INTO sources(uri, kind, status, error, size, mtime, content_hash, "
-                    "privacy, collection, metadata, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, coalesce(?, 'private'), ?, ?, ?, ?)",
-                    (uri, kind, status, error, size, mtime, content_hash, privacy, collection,
-                     json.dumps(metadata or {}), now, now),
-                )
-                return cur.lastrowid
-            sid, old_status = row
-            if old_status == "indexed" and status in ("failed", "skipped"):
-                # Keep the indexed content; remember the problem for `deskmind sources`.
-                conn.execute("UPDATE sources SET error=?, updated_at=? WHERE id=?",
-                             (f"{status}: {error}", now, sid))
-            else:
-                conn.execute(
-                    "UPDATE sources SET kind=?, status=?, error=?, size=coalesce(?, size), "
-                    "mtime=coalesce(?, mtime), content_hash=coalesce(?, content_hash), "
-                    "updated_at=? WHERE id=?",
-                    (kind, status, error, size, mtime, content_hash, now, sid),
-                )
-            return sid
-
-        return self.writer.transaction(_mark)
-
     def touch_source(self, source_id: int, size: int, mtime: float) -> None:
         """Record a new size/mtime for a source whose content hash did not change."""
         self.writer.transaction(lambda conn: conn.execute(
