@@ -17,6 +17,7 @@ from deskmind.core.memory.store import MemoryStore, text_hash
 
 from tests.cli.conftest import assert_one_line_error, run_deskmind, spawn_deskmind
 from tests.core.memory.helpers import note, rows, scalar
+from tests.fakes.llm_server import FakeLLMServer
 
 FILES = {
     "garden/tomatoes.md": "# Tomatoes\n\nThe tomato seedlings went into the greenhouse in May.\n",
@@ -183,11 +184,23 @@ def test_stats_and_doctor(tmp_path: Path, deskmind_home: Path, embedder) -> None
     for check in ("sqlite extensions", "embedding model", "memory database", "vector index"):
         assert any(ln.startswith("ok ") and f" {check}: " in ln for ln in lines), proc.stdout
     assert "sqlite-vec" in proc.stdout and "FTS5" in proc.stdout and "sha256 verified" in proc.stdout
-    # Exit 0 exactly when every check passed (other capabilities add checks, such as a
-    # microphone, that a headless machine may fail).
+    # No model runtime here: that check fails, and only that one, so the exit is 1.
     fails = [ln for ln in lines if ln.startswith("FAIL")]
-    assert proc.returncode == (1 if fails else 0), proc.stdout
+    assert [ln.split(":")[0] for ln in fails] == ["FAIL model runtimes"], proc.stdout
+    assert proc.returncode == 1, proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+    # With a runtime listening, every check passes or only warns (no microphone or keyring on
+    # a headless machine is a warning): the exit is 0.
+    with FakeLLMServer() as server:
+        (deskmind_home / "config").mkdir(parents=True, exist_ok=True)
+        (deskmind_home / "config" / "routing.toml").write_text(
+            f'[providers.here]\nkind = "openai"\nurl = "{server.url}"\n', encoding="utf-8")
+        proc = run_deskmind("doctor")
+    lines = proc.stdout.splitlines()
+    assert any(ln.startswith("ok   model runtimes: here (") for ln in lines), proc.stdout
+    assert all(ln.startswith(("ok ", "warn ")) for ln in lines if ln[:1].isalpha()), proc.stdout
+    assert proc.returncode == 0, proc.stdout
+    (deskmind_home / "config" / "routing.toml").unlink()
 
     # A damaged database: the doctor says so in one line, and exits non-zero.
     dbfile = deskmind_home / "data" / "memory.db"

@@ -120,7 +120,7 @@ def speech_app(core, qtbot, qloop, sd, whisper_engine):
 @pytest.fixture(scope="session")
 def whisper_engine():
     """One real Whisper tiny.en engine for the session."""
-    speech = pytest.importorskip("deskmind.core.speech")
+    from deskmind.core import speech
     engine = speech.TranscriptionEngine(speech.SpeechSettings())
     engine.model()
     yield engine

@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-pytest.importorskip("deskmind.core.gateway.stack")
+import deskmind.core.gateway.stack  # noqa: E402,F401
 
 from deskmind.core.gateway.clients import ClientRegistry, Scopes  # noqa: E402
 from deskmind.core.runtimes.base import Timeouts  # noqa: E402

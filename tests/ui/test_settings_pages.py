@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-pytest.importorskip("deskmind.core.ask.pipeline")
+import deskmind.core.ask.pipeline  # noqa: E402,F401
 
 from deskmind.core.runtimes.base import Timeouts  # noqa: E402
 from deskmind.core.secrets import SecretStore  # noqa: E402
@@ -112,6 +112,22 @@ def test_privacy_ceiling_and_ledger(qtbot, app):
     w.show_page("Privacy")
     qtbot.waitUntil(lambda: "Nothing has left" in page.status.text(), timeout=5000)
     assert page.ledger.rowCount() == 0
+    # Requests that left are listed newest first, with what they carried.
+    from deskmind.core.routing.ledger import EgressLedger
+
+    ledger = EgressLedger(app.core.store, zone_of={"acme": "cloud"})
+    first = ledger.record(provider="acme", host="api.acme.test", model="big-1", rule="r",
+                          body=b"x" * 120, item_ids=[7, 3])
+    ledger.finish(first, bytes_in=55, status="ok")
+    ledger.record(provider="acme", host="api.acme.test", model="big-2", rule="r",
+                  body=b"y" * 40, item_ids=[])
+    page.refresh()
+    qtbot.waitUntil(lambda: page.ledger.rowCount() == 2, timeout=5000)
+    cells = [[page.ledger.item(r, c).text() for c in range(1, 7)] for r in range(2)]
+    assert cells == [["acme", "api.acme.test", "cloud", "big-2", "40/—", "none"],
+                     ["acme", "api.acme.test", "cloud", "big-1", "120/55", "3, 7"]]
+    assert "Nothing has left" not in page.status.text()
+    assert "2 requests" in page.status.text()
 
 
 def test_speech_page_saves_and_applies_vocabulary(qtbot, app):

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import uuid
 
+import pytest
+
 from PySide6.QtWidgets import QPushButton
 
 from deskmind.ui.single_instance import InstanceServer, send_message, server_name
@@ -65,13 +67,28 @@ def test_second_start_and_trigger_reach_the_running_instance(qtbot, deskmind_hom
 
 
 def test_stale_socket_is_taken_over(qtbot):
+    import socket
+
     name = f"deskmind-test-{uuid.uuid4().hex[:8]}"
-    first = InstanceServer(name)
-    assert first.listen()
-    first.close()                                   # like a crash: nobody answers any more
+    probe = InstanceServer(name)
+    assert probe.listen()
+    path = probe._server.fullServerName()
+    probe.close()                                   # a clean close removes the socket file
+    assert not os.path.exists(path)
+    # A crash leaves the socket file behind with nobody listening on it.
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(path)
+    dead.close()
+    assert os.path.exists(path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s, pytest.raises(ConnectionRefusedError):
+        s.connect(path)
     again = InstanceServer(name)
-    assert again.listen()
-    again.close()
+    try:
+        assert again.listen()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(path)                         # the name is served again
+    finally:
+        again.close()
 
 
 def test_trigger_without_running_app_says_what_to_do(deskmind_home):

@@ -30,7 +30,7 @@ from tests.fakes.llm_server import Faults, FakeLLMServer, Reply
 from tests.ui.conftest import close_app
 from tests.ui.xharness import ROOT
 
-pytest.importorskip("deskmind.core.ask.pipeline")
+import deskmind.core.ask.pipeline  # noqa: E402,F401  (an import error fails, never skips)
 
 STALL_LIMIT_MS = 100.0
 

@@ -188,7 +188,10 @@ def cmd_clients_grant(args: argparse.Namespace) -> int:
         if scopes.ground and scopes.read == "none":
             raise UserInputError("--ground adds memory to chats, so it needs --read above none")
         client = reg.grant(args.name, scopes)
-        token = reg.rotate_token(args.name) if args.token else None
+        token = None
+        if args.token:
+            token = reg.rotate_token(args.name)
+            client = reg.get(args.name) or client  # now holding the token
         if args.json:
             d = client.to_dict()
             if token:

@@ -74,6 +74,25 @@ def test_no_fallback_after_tokens_were_streamed(core):
 
 
 def test_every_candidate_failing_names_each_failure(core):
+    with FakeLLMServer(faults=Faults(status=429, retry_after=600)) as a, \
+            FakeLLMServer(faults=Faults(status=500, message="model crashed")) as b:
+        cfg = parse_routing(two_local(a.url, b.url))
+
+        async def main():
+            async with session(core, cfg) as p:
+                return await p.run("hi", AskOptions(use_memory=False, save=False))
+
+        with pytest.raises(RoutingError) as err:
+            asyncio.run(main())
+        assert len(a.chat_requests()) == 1 and len(b.chat_requests()) == 1  # both were tried
+    msg = str(err.value)
+    assert msg.startswith("no model could answer: ")
+    first, second = msg.removeprefix("no model could answer: ").split(" | ")
+    assert first.startswith("a:fake-model:1b: ") and "retry after 600 s" in first
+    assert second.startswith("b:fake-model:1b: ") and "model crashed" in second
+
+
+def test_the_only_candidate_failing_raises_its_own_fault(core):
     with FakeLLMServer(faults=Faults(status=429, retry_after=600)) as a, FakeLLMServer() as b:
         url_b = b.url
     with FakeLLMServer(faults=Faults(status=429, retry_after=600)) as a:
@@ -86,6 +105,7 @@ def test_every_candidate_failing_names_each_failure(core):
 
         with pytest.raises(RateLimitedError, match="retry after 600 s"):
             asyncio.run(main())
+        assert len(a.chat_requests()) == 1
 
 
 def test_cancelling_the_task_stops_streaming_and_saves_nothing(core):

@@ -15,6 +15,11 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
     return rc, out, err
 
 
+def test_a_grant_without_a_token_says_it_has_none(capsys, deskmind_home):
+    rc, out, _ = _run(capsys, "clients", "grant", "stdio-app", "--read", "public", "--json")
+    assert rc == 0 and json.loads(out)["has_token"] is False and "token" not in json.loads(out)
+
+
 def test_grant_token_list_revoke(capsys, deskmind_home):
     rc, out, _ = _run(capsys, "clients", "grant", "open-webui", "--read", "personal", "--ask",
                       "--ground", "--token", "--json")
@@ -22,6 +27,7 @@ def test_grant_token_list_revoke(capsys, deskmind_home):
     granted = json.loads(out)
     token = granted["token"]
     assert token.startswith("dmk_") and granted["scopes"]["read"] == "personal"
+    assert granted["has_token"] is True  # the token issued with the grant is reported
     assert granted["scopes"]["ask"] and granted["scopes"]["ground"] and not granted["scopes"]["write"]
 
     with Core() as core:

@@ -23,19 +23,29 @@ def _params(home: Path, name: str) -> StdioServerParameters:
 def test_stdio_unknown_client_gets_nothing_until_granted(gateway, deskmind_home):
     async def call(name: str):
         async with Client(_params(deskmind_home, name), read_timeout_seconds=60) as c:
-            names = [t.name for t in (await c.list_tools()).tools]
+            tools = (await c.list_tools()).tools
+            described.update({t.name: t.description for t in tools})
+            names = [t.name for t in tools]
             listed = [r.uri for r in (await c.list_resources()).resources]
             return names, listed, await c.call_tool("search_memory", {"query": "tomatoes"})
+
+    described: dict[str, str] = {}
 
     names, listed, refused = asyncio.run(call("claude-desktop"))
     assert "search_memory" in names and listed == []
     assert "deskmind clients grant claude-desktop" in error_text(refused)
     pending = gateway.clients.get("claude-desktop")
     assert pending is not None and pending.status == "pending" and not pending.granted
+    assert pending.last_seen_at is None
+    # Descriptions read as written, without the source's indentation.
+    assert described["search_memory"].startswith("Hybrid (keyword + meaning) search")
+    assert all("\n " not in d for d in described.values()), described
 
     grant(gateway, "claude-desktop", read="public")
     _, listed, ok = asyncio.run(call("claude-desktop"))
     assert listed == ["deskmind://note/garden"]  # its only public note
+    gateway.clients.reload()
+    assert gateway.clients.get("claude-desktop").last_seen_at is not None  # seen over stdio
     results = data(ok)["results"]
     assert results and {r["privacy"] for r in results} == {"public"}
     entries = gateway.audit.entries(client="claude-desktop")

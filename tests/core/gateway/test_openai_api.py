@@ -182,6 +182,17 @@ def test_embeddings_are_the_local_embedder(api, core):
     assert np.allclose(floats.data[0].embedding, want[0], atol=1e-6)
     with pytest.raises(openai.NotFoundError):
         oa.embeddings.create(model="text-embedding-3-small", input="x")
+    # Every embedding model name the gateway guide shows is served.
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[3] / "docs" / "gateway.md").read_text(encoding="utf-8")
+    shown = set(re.findall(r'embeddings\.create\(model="([^"]+)"', guide))
+    shown |= set(re.findall(r"name: Deskmind embeddings\n(?:\s+\w+: .*\n)*?\s+model: (\S+)", guide))
+    assert len(shown) >= 1, "the guide shows no embedding model name"
+    for name in sorted(shown):
+        got = oa.embeddings.create(model=name, input="tomatoes need water", encoding_format="float")
+        assert np.allclose(got.data[0].embedding, want[0], atol=1e-6), name
 
 
 def test_runtime_failures_fall_back_then_report_clearly(core, memory):

@@ -220,24 +220,55 @@ def test_a_flood_of_bad_tokens_gets_429_and_does_not_starve_a_good_client(gatewa
     assert reloads <= elapsed / MIN_FORCED_RELOAD + elapsed / CACHE_SECONDS + 3
 
 
-def test_unknown_tokens_are_remembered_briefly_and_new_ones_found_at_once(gateway, core):
+class _Ticks:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_unknown_tokens_are_remembered_briefly_and_new_ones_found_at_once(core):
     import secrets
 
-    from deskmind.core.gateway.clients import MIN_FORCED_RELOAD, ClientRegistry, Scopes
+    from deskmind.core.gateway.clients import (MIN_FORCED_RELOAD, UNKNOWN_TOKEN_SECONDS,
+                                               ClientRegistry, Scopes)
 
-    reg = gateway.clients
+    ticks = _Ticks()
+    reg = ClientRegistry(core.store, monotonic=ticks)
     bad = "dmk_" + secrets.token_urlsafe(32)
     assert reg.authenticate(bad) is None
     n = reg.reloads
-    time.sleep(MIN_FORCED_RELOAD * 1.2)
+    ticks.now += MIN_FORCED_RELOAD * 1.2
     assert reg.authenticate(bad) is None and reg.reloads == n  # not looked up again
     # A token another process made a moment ago is found on its first use.
     other = ClientRegistry(core.store)
     other.grant("fresh", Scopes(read="public"))
     token = other.rotate_token("fresh")
-    time.sleep(MIN_FORCED_RELOAD * 1.2)
+    ticks.now += MIN_FORCED_RELOAD * 1.2
     found = reg.authenticate(token)
     assert found is not None and found.name == "fresh" and reg.reloads == n + 1
+    # Once the unknown token is forgotten, it is looked up again (once).
+    ticks.now += UNKNOWN_TOKEN_SECONDS
+    assert reg.authenticate(bad) is None and reg.reloads == n + 2
+    assert reg.authenticate(bad) is None and reg.reloads == n + 2
+
+
+def test_the_client_cache_expires_by_its_injected_clock(core):
+    from deskmind.core.gateway.clients import CACHE_SECONDS, ClientRegistry, Scopes
+
+    ticks = _Ticks()
+    reg = ClientRegistry(core.store, monotonic=ticks)
+    assert reg.get("later") is None
+    n = reg.reloads
+    ClientRegistry(core.store).grant("later", Scopes(read="public"))
+    ticks.now += CACHE_SECONDS * 0.9
+    assert reg.get("later") is None and reg.reloads == n  # still the cached table
+    ticks.now += CACHE_SECONDS * 0.2
+    seen = reg.get("later")
+    assert seen is not None and seen.name == "later" and reg.reloads == n + 1
 
 
 INJECTION = (

@@ -124,9 +124,13 @@ def check_name(name: str) -> str:
 class ClientRegistry:
     """Grants, tokens and lookups. Every method may be called from any thread."""
 
-    def __init__(self, store: MemoryStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: MemoryStore, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        """``clock`` stamps what is stored (wall time); ``monotonic`` times the cache, the
+        forced re-reads and the memory of unknown tokens."""
         self.store = store
         self.clock = clock
+        self.monotonic = monotonic
         self._lock = threading.Lock()
         self._by_hash: dict[str, Client] = {}
         self._by_name: dict[str, Client] = {}
@@ -140,7 +144,7 @@ class ClientRegistry:
     # -- reads (cached) -----------------------------------------------------------------
 
     def _refresh(self, force: bool = False) -> None:
-        now = time.monotonic()
+        now = self.monotonic()
         if not force and now - self._loaded_at < CACHE_SECONDS:
             return
         rows = self.store.reader().execute(
@@ -182,7 +186,7 @@ class ClientRegistry:
         client = self._by_hash.get(h)
         if client is None and look_again and not self._known_unknown(h):
             # A table read in the last moment is as good as a fresh one.
-            if time.monotonic() - self._loaded_at >= MIN_FORCED_RELOAD:
+            if self.monotonic() - self._loaded_at >= MIN_FORCED_RELOAD:
                 self._refresh(force=True)
                 client = self._by_hash.get(h)
             if client is None:
@@ -198,7 +202,7 @@ class ClientRegistry:
             at = self._unknown.get(h)
             if at is None:
                 return False
-            if time.monotonic() - at < UNKNOWN_TOKEN_SECONDS:
+            if self.monotonic() - at < UNKNOWN_TOKEN_SECONDS:
                 return True
             del self._unknown[h]
             return False
@@ -207,7 +211,7 @@ class ClientRegistry:
         with self._lock:
             if len(self._unknown) >= UNKNOWN_TOKEN_MAX:
                 self._unknown.pop(next(iter(self._unknown)))
-            self._unknown[h] = time.monotonic()
+            self._unknown[h] = self.monotonic()
 
     # -- writes -------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ checks the caller's scopes in :class:`~deskmind.core.gateway.service.MemoryGatew
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from typing import Any, Awaitable, Callable
@@ -39,6 +40,13 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempot
                             open_world_hint=False)
 
 
+def _tool(mcp: MCPServer, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``mcp.tool`` with the docstring as description, without its source indentation."""
+    def register(fn: Callable[..., Any]) -> Any:
+        return mcp.tool(description=inspect.cleandoc(fn.__doc__ or ""), **kwargs)(fn)
+    return register
+
+
 class GatewayMCP:
     """Builds the MCP server for one surface.
 
@@ -67,6 +75,8 @@ class GatewayMCP:
             if client is None:
                 self.service.clients.note_pending(self.fixed_client)
                 client = Client(self.fixed_client, "pending")
+            elif client.granted:
+                self.service.clients.touch(client.name)  # "last seen", as the HTTP door does
             return Caller(client, "mcp-stdio")
         request = None
         if ctx is not None:
@@ -114,7 +124,7 @@ class GatewayMCP:
                         instructions=INSTRUCTIONS, log_level="WARNING")
         svc = self.service
 
-        @mcp.tool(annotations=READ_ONLY.model_copy(update={"title": "Search memory"}))
+        @_tool(mcp, annotations=READ_ONLY.model_copy(update={"title": "Search memory"}))
         async def search_memory(query: str, limit: int = 8, kinds: list[str] | None = None,
                                 ctx: Context | None = None) -> dict[str, Any]:
             """Hybrid (keyword + meaning) search of the person's memory. Returns the best
@@ -122,21 +132,21 @@ class GatewayMCP:
             kinds narrows to source kinds such as note, meeting, markdown, pdf."""
             return await self._run(ctx, svc.search, query, limit, kinds)
 
-        @mcp.tool(annotations=READ_ONLY.model_copy(update={"title": "Fetch an item"}))
+        @_tool(mcp, annotations=READ_ONLY.model_copy(update={"title": "Fetch an item"}))
         async def fetch_item(item: str, offset: int = 0, ctx: Context | None = None) -> dict[str, Any]:
             """Open one memory item: 'chunk:<id>' (a passage), 'source:<id>' (a whole
             document, paged with offset) or its uri. Includes provenance: where it came
             from, when, its privacy tag and what it was derived from."""
             return await self._run(ctx, svc.fetch, item, offset)
 
-        @mcp.tool(annotations=READ_ONLY.model_copy(update={"title": "Recent notes or meetings"}))
+        @_tool(mcp, annotations=READ_ONLY.model_copy(update={"title": "Recent notes or meetings"}))
         async def list_recent(kind: str = "note", limit: int = 10,
                               ctx: Context | None = None) -> dict[str, Any]:
             """The most recently updated notes, meetings or conversations (kind: note,
             meeting, conversation or any)."""
             return await self._run(ctx, svc.recent, kind, limit)
 
-        @mcp.tool(annotations=ToolAnnotations(
+        @_tool(mcp, annotations=ToolAnnotations(
             title="Capture a note", read_only_hint=False, destructive_hint=False,
             idempotent_hint=False, open_world_hint=False))
         async def capture_note(text: str, title: str | None = None, privacy: str = "private",
@@ -146,7 +156,7 @@ class GatewayMCP:
             secret (never less private than what this client may read)."""
             return await self._run(ctx, svc.capture, text, title, privacy)
 
-        @mcp.tool(annotations=ToolAnnotations(
+        @_tool(mcp, annotations=ToolAnnotations(
             title="Ask", read_only_hint=False, destructive_hint=False, idempotent_hint=False,
             open_world_hint=True))
         async def ask(question: str, use_memory: bool = True,

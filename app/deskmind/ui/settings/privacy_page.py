@@ -107,3 +107,7 @@ class PrivacyPage(QWidget):
                 self.ledger.setItem(r, c, QTableWidgetItem(v))
         if not entries:
             self.status.setText("Nothing has left this machine.")
+        else:
+            n = len(entries)
+            self.status.setText(f"{n} request{'s' if n != 1 else ''} left this machine "
+                                f"(the newest first).")
