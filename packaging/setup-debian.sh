@@ -19,10 +19,11 @@ runtime_pkgs=(
   libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-render0 libxcb-shape0 libxcb-shm0
   libxcb-sync1 libxcb-util1 libxcb-xfixes0 libxcb-xkb1
   libportaudio2 pulseaudio-utils
+  xdotool x11-utils
 )
 test_pkgs=(
   g++
-  xvfb xdotool trayer imagemagick pulseaudio espeak-ng sox
+  xvfb trayer imagemagick pulseaudio espeak-ng sox
   dbus-daemon gnome-keyring libsecret-tools
 )
 
