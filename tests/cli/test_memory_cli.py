@@ -184,10 +184,11 @@ def test_stats_and_doctor(tmp_path: Path, deskmind_home: Path, embedder) -> None
     for check in ("sqlite extensions", "embedding model", "memory database", "vector index"):
         assert any(ln.startswith("ok ") and f" {check}: " in ln for ln in lines), proc.stdout
     assert "sqlite-vec" in proc.stdout and "FTS5" in proc.stdout and "sha256 verified" in proc.stdout
-    # No model runtime here: that check fails, and only that one, so the exit is 1.
-    fails = [ln for ln in lines if ln.startswith("FAIL")]
-    assert [ln.split(":")[0] for ln in fails] == ["FAIL model runtimes"], proc.stdout
-    assert proc.returncode == 1, proc.stdout
+    # No model server runs here: the embedded llama.cpp runtime with the bundled model answers,
+    # so the runtime check passes and nothing fails (no microphone or keyring only warns).
+    assert any(ln.startswith("ok   model runtimes: embedded (") for ln in lines), proc.stdout
+    assert [ln for ln in lines if ln.startswith("FAIL")] == [], proc.stdout
+    assert proc.returncode == 0, proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
     # With a runtime listening, every check passes or only warns (no microphone or keyring on
     # a headless machine is a warning): the exit is 0.
