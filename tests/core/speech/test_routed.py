@@ -53,6 +53,12 @@ def test_a_failed_note_clean_up_logs_one_line_and_the_traceback_only_with_verbos
         port = s.getsockname()[1]
     env = {**os.environ, "DESKMIND_HOME": str(deskmind_home),
            "DESKMIND_DISCOVER": f"ollama=ollama@127.0.0.1:{port}"}
+    # Only that dead server may clean up (the embedded model would otherwise step in).
+    (deskmind_home / "config").mkdir(parents=True, exist_ok=True)
+    (deskmind_home / "config" / "routing.toml").write_text(
+        f'[defaults]\ndiscover = false\n\n[providers.dead]\nkind = "ollama"\n'
+        f'url = "http://127.0.0.1:{port}"\n\n[classes]\ngeneral = ["dead:llama3"]\n'
+        f'fast = ["dead:llama3"]\ncoder = ["dead:llama3"]\n', encoding="utf-8")
 
     def run(*flags):
         return subprocess.run([sys.executable, "-m", "deskmind", *flags, "note", "--file", str(wav),

@@ -87,6 +87,9 @@ class LlamaCppRuntime:
         params.cpuparams.n_threads = n
         params.cpuparams_batch.n_threads = n
         params.n_parallel = 1
+        # llama.cpp logs every load and request to stderr; a person running `deskmind note`
+        # or `ask` must not read that. Its own log comes back with debug logging (-v -v).
+        params.verbosity = 3 if logging.getLogger(__name__).isEnabledFor(logging.DEBUG) else -1
         try:
             self.server = xllamacpp.Server(params)
         except Exception as exc:  # a file that is not a GGUF llama.cpp can load
