@@ -181,7 +181,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_route(args: argparse.Namespace) -> int:
-    from deskmind.core.ask.pipeline import AskOptions
+    from deskmind.core.ask.pipeline import ANSWER_TOKENS, AskOptions
     from deskmind.core.ask.prompt import build_messages
     from deskmind.core.ask.session import ask_session
     from deskmind.core.runtimes.base import ChatRequest
@@ -202,7 +202,7 @@ def cmd_route(args: argparse.Namespace) -> int:
                         # The body the runtime itself would build for this request, unsent.
                         rt = await p.hub.runtime(c.provider)
                         body = rt.request_body(ChatRequest(model=c.model, messages=msgs,
-                                                           max_tokens=opts.max_tokens,
+                                                           max_tokens=opts.max_tokens or ANSWER_TOKENS,
                                                            temperature=opts.temperature))
                     return hits, d, p.cfg.source, (used, msgs, body)
                 return hits, d, p.cfg.source, None

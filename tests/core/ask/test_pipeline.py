@@ -219,3 +219,20 @@ cloud = true
         with pytest.raises(RoutingError, match="above the cloud zone's ceiling"):
             asyncio.run(main())
         assert srv.received == []
+
+
+def test_every_answer_has_a_token_cap_even_when_the_caller_sets_none(core):
+    # Without a cap a small model kept generating for minutes on a simple question.
+    with FakeLLMServer(reply=Reply("capped")) as a, FakeLLMServer(reply=Reply("capped")) as b:
+        cfg = parse_routing(two_local(a.url, b.url))
+
+        async def main(opts):
+            async with session(core, cfg) as p:
+                return await p.run("hi", opts)
+
+        asyncio.run(main(AskOptions(use_memory=False, save=False)))
+        asyncio.run(main(AskOptions(use_memory=False, save=False, max_tokens=40)))
+        default, chosen = (r.json() for r in a.chat_requests())
+    from deskmind.core.ask.pipeline import ANSWER_TOKENS
+    assert default["options"]["num_predict"] == ANSWER_TOKENS
+    assert chosen["options"]["num_predict"] == 40

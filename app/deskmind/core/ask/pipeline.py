@@ -37,6 +37,10 @@ MAX_TOOL_ROUNDS = 4
 EXCLUDED_KINDS = frozenset({"conversation"})
 
 
+# Every answer has a cap: a small model may otherwise generate for minutes. The route budgets
+# the same room in the context window.
+ANSWER_TOKENS = 1024
+
 @dataclass
 class AskOptions:
     use_memory: bool = True
@@ -127,7 +131,7 @@ class AskPipeline:
         req = RouteRequest(prompt=question, task=opts.task, prompt_privacy=opts.prompt_privacy,
                            items=[ItemRef(h.chunk_id, h.privacy, len(h.text)) for h in hits],
                            override=opts.model, override_within_rule=opts.model_within_rule,
-                           answer_tokens=opts.max_tokens or 1024)
+                           answer_tokens=opts.max_tokens or ANSWER_TOKENS)
         decision = route_request(self.cfg, inv, req)
         agent = agent_config(self.cfg, opts.agent)
         if not agent.cloud:
@@ -242,7 +246,7 @@ class AskPipeline:
         for _round in range(MAX_TOOL_ROUNDS + 1):
             offer = toolbox.offered() if toolbox and _round < MAX_TOOL_ROUNDS else []
             req = ChatRequest(model=cand.model, messages=messages, tools=offer,
-                              max_tokens=opts.max_tokens, temperature=opts.temperature,
+                              max_tokens=opts.max_tokens or ANSWER_TOKENS, temperature=opts.temperature,
                               egress=EgressContext(rule=decision.rule, item_ids=list(item_ids)))
             calls: list[ToolCall] = []
             text: list[str] = []
