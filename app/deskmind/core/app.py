@@ -11,7 +11,8 @@ import threading
 from typing import Any
 
 from deskmind.core.config.paths import Paths
-from deskmind.core.config.settings import Settings, load_settings
+from deskmind.core.config.settings import Settings
+from deskmind.core.config.store import SettingsStore
 from deskmind.core.embed.base import Embedder, EmbedderSpec, create_embedder
 from deskmind.core.errors import DeskmindError
 from deskmind.core.memory.models import SourceDraft
@@ -23,11 +24,16 @@ log = logging.getLogger(__name__)
 class Core:
     def __init__(self, paths: Paths | None = None, settings: Settings | None = None) -> None:
         self.paths = paths or Paths.from_env()
-        self.settings = settings or load_settings(self.paths.settings_path)
+        self.settings_store = SettingsStore(self.paths.settings_path, settings)
         self._store: MemoryStore | None = None
         self._embedders: dict[str, Embedder] = {}
         self._media_transcriber: Any = None
         self._lock = threading.RLock()
+
+    @property
+    def settings(self) -> Settings:
+        """The current settings; change them through :attr:`settings_store`."""
+        return self.settings_store.settings
 
     @property
     def store(self) -> MemoryStore:

@@ -20,6 +20,63 @@ def make_speech(core: Any, complete: Any = None) -> Any:
     return Speech(core, complete=complete)
 
 
+class SpeechSettingsFollower:
+    """Applies each change of ``[speech]`` in the settings store to the running speech service:
+    vocabulary, microphone, language and beam size at once; a new Whisper model by replacing the
+    service when nothing records (otherwise on the next change made while idle).
+    ``status`` says what the last change did."""
+
+    def __init__(self, app: Any, settings_store: Any) -> None:
+        self.app = app
+        self.status = ""
+        self.store = settings_store
+        self.unsubscribe = settings_store.subscribe(self._changed)
+
+    def save(self, values: dict[str, Any]) -> str:
+        """Write ``[speech]`` keys (GUI thread; a refused value raises and changes nothing)."""
+        self.status = "Saved; nothing changed"
+        self.store.update("speech", values)
+        return self.status
+
+    def _changed(self, settings: Any, tables: frozenset[str]) -> None:
+        """Any thread: the store calls subscribers on the writer's thread."""
+        if "speech" not in tables:
+            return
+        from deskmind.ui.bridge import on_gui_thread
+
+        if on_gui_thread():
+            self.apply(settings.speech)
+        else:
+            self.app.bridge.run_on_main(self.apply, settings.speech)
+
+    def apply(self, new: Any) -> None:
+        """GUI thread."""
+        app = self.app
+        if app.speech is None:
+            self.status = "Saved; the speech engine is not installed here"
+            return
+        cur = app.speech.settings
+        busy = (app.talk is not None and app.talk.state != "idle") or (
+            app.meeting is not None and app.meeting.state != "idle")
+        if (new.model, new.model_path) != (cur.model, cur.model_path):
+            if busy:
+                self.status = "Saved; the new model is used after the current recording"
+                return
+            old = app.speech
+            app.speech = make_speech(app.core, getattr(app.core, "complete", None))
+            app.speech.settings = new
+            if app.talk is not None:
+                app.talk.settings_changed()  # the next note builds its recorder on the new service
+            app.workers.submit(old.close)
+            self.status = f"Saved; Whisper model {new.model} loads on the next recording"
+            return
+        for f in ("vocabulary", "input_device", "language", "beam_size"):
+            setattr(cur, f, getattr(new, f))   # the engine reads these per transcription
+        if app.talk is not None:
+            app.talk.settings_changed()
+        self.status = "Saved and applied"
+
+
 def resting_state(app: Any) -> str:
     """The tray's state when one recording ends: the other one if it still runs, else idle."""
     talk, meeting = app.talk, app.meeting
