@@ -23,12 +23,13 @@ def make_speech(core: Any, complete: Any = None) -> Any:
 class SpeechSettingsFollower:
     """Applies each change of ``[speech]`` in the settings store to the running speech service:
     vocabulary, microphone, language and beam size at once; a new Whisper model by replacing the
-    service when nothing records (otherwise on the next change made while idle).
+    service when nothing records (otherwise as soon as the recording ends).
     ``status`` says what the last change did."""
 
     def __init__(self, app: Any, settings_store: Any) -> None:
         self.app = app
         self.status = ""
+        self.pending: Any = None        # settings waiting for the current recording to end
         self.store = settings_store
         self.unsubscribe = settings_store.subscribe(self._changed)
 
@@ -49,6 +50,17 @@ class SpeechSettingsFollower:
         else:
             self.app.bridge.run_on_main(self.apply, settings.speech)
 
+    def recording_state_changed(self, _state: str = "") -> None:
+        """GUI thread: a recording ended; a model change that waited for it applies now."""
+        if self.pending is not None and not self._busy():
+            new, self.pending = self.pending, None
+            self.apply(new)
+
+    def _busy(self) -> bool:
+        app = self.app
+        return (app.talk is not None and app.talk.state != "idle") or (
+            app.meeting is not None and app.meeting.state != "idle")
+
     def apply(self, new: Any) -> None:
         """GUI thread."""
         app = self.app
@@ -56,12 +68,12 @@ class SpeechSettingsFollower:
             self.status = "Saved; the speech engine is not installed here"
             return
         cur = app.speech.settings
-        busy = (app.talk is not None and app.talk.state != "idle") or (
-            app.meeting is not None and app.meeting.state != "idle")
         if (new.model, new.model_path) != (cur.model, cur.model_path):
-            if busy:
+            if self._busy():
+                self.pending = new
                 self.status = "Saved; the new model is used after the current recording"
                 return
+            self.pending = None
             old = app.speech
             app.speech = make_speech(app.core, getattr(app.core, "complete", None))
             app.speech.settings = new
@@ -107,5 +119,7 @@ def build_speech_controllers(app: Any) -> tuple[Any, Any]:
                                 app.workers, app.tray, lambda: app.core.store,
                                 resting_state=lambda: resting_state(app), open_source=app.open_source_id,
                                 parent=app)
+    talk.state_changed.connect(app.speech_follower.recording_state_changed)
+    meeting.state_changed.connect(app.speech_follower.recording_state_changed)
     meeting.check_interrupted()
     return talk, meeting
