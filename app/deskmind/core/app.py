@@ -13,7 +13,8 @@ from typing import Any
 from deskmind.core.config.paths import Paths
 from deskmind.core.config.settings import Settings
 from deskmind.core.config.store import SettingsStore
-from deskmind.core.embed.base import Embedder, EmbedderSpec, create_embedder
+from deskmind.core.embed.base import Embedder, EmbedderSpec
+from deskmind.core.embed.factory import create_embedder
 from deskmind.core.errors import DeskmindError
 from deskmind.core.memory.models import SourceDraft
 from deskmind.core.memory.store import MemoryStore
@@ -28,6 +29,7 @@ class Core:
         self._store: MemoryStore | None = None
         self._embedders: dict[str, Embedder] = {}
         self._media_transcriber: Any = None
+        self._file_types: Any = None
         self._lock = threading.RLock()
 
     @property
@@ -130,7 +132,16 @@ class Core:
 
         transcriber = self.media_transcriber() if transcribe_media else None
         return Indexer.for_settings(self.store, self.active_embedder, self.settings.ingest,
-                                    transcriber=transcriber)
+                                    transcriber=transcriber, file_types=self.file_types())
+
+    def file_types(self) -> "Any":
+        """The registry of file types and their extractors, filled with the built-ins once."""
+        with self._lock:
+            if self._file_types is None:
+                from deskmind.core.ingest.extractors import builtin_file_types
+
+                self._file_types = builtin_file_types()
+            return self._file_types
 
     def media_transcriber(self) -> "Any":
         """Speech as ingestion's transcriber, built once; None when speech is not installed."""
@@ -139,13 +150,12 @@ class Core:
                 try:
                     from deskmind.core.speech.engine import TranscriptionEngine
                     from deskmind.core.speech.ingest_hook import LazyMediaTranscriber
-                    from deskmind.core.speech.settings import speech_settings
                 except ImportError as exc:
                     log.info("media files stay queued: speech is not available (%s)", exc)
                     return None
-                settings = self.settings
+                # The settings when the engine loads (the first media file), not when built.
                 self._media_transcriber = LazyMediaTranscriber(
-                    lambda: TranscriptionEngine(speech_settings(settings)))
+                    lambda: TranscriptionEngine(self.settings.speech))
             return self._media_transcriber
 
     def close(self) -> None:

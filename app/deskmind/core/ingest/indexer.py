@@ -35,7 +35,7 @@ from deskmind.core.ingest.chunker import chunk_sections
 from deskmind.core.ingest.ignore import default_reason
 from deskmind.core.ingest.outcomes import FileOutcome, IndexEvent, IndexSummary, Prepared
 from deskmind.core.ingest.privacy import PrivacyRules
-from deskmind.core.ingest.types import DamagedFile, ExtractionError, Extracted, Unsupported, file_type
+from deskmind.core.ingest.types import DamagedFile, ExtractionError, Extracted, FileTypes, Unsupported
 from deskmind.core.ingest.walk import Found, Passed, describe_special, walk
 from deskmind.core.memory.models import DEFAULT_PRIVACY, SourceDraft
 from deskmind.core.memory.store import MemoryStore, text_hash
@@ -66,6 +66,7 @@ class Indexer:
         ignore: Iterable[str] = (),
         transcriber: Any = _USE_REGISTRY,
         workers: int = 2,
+        file_types: FileTypes | None = None,
     ) -> None:
         self.store = store
         self._embedder = embedder
@@ -75,15 +76,21 @@ class Indexer:
         self.ignore = list(ignore)
         self._transcriber = transcriber
         self.workers = workers
+        if file_types is None:
+            from deskmind.core.ingest.extractors import builtin_file_types
+
+            file_types = builtin_file_types()
+        self.file_types = file_types
         self._timing_lock = threading.Lock()
         self._parse_s = 0.0
 
     @classmethod
     def for_settings(cls, store: MemoryStore, embedder: Callable[[], Embedder] | None,
-                     settings: Any, transcriber: Any = _USE_REGISTRY) -> "Indexer":
+                     settings: Any, transcriber: Any = _USE_REGISTRY,
+                     file_types: FileTypes | None = None) -> "Indexer":
         """An indexer configured by ``settings.ingest`` (an IngestSettings)."""
         return cls(
-            store, embedder, transcriber=transcriber,
+            store, embedder, transcriber=transcriber, file_types=file_types,
             max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
             max_media_bytes=int(settings.max_media_mb * 1024 * 1024),
             privacy_for=PrivacyRules.from_settings(settings.privacy_rules, settings.default_privacy),
@@ -102,7 +109,7 @@ class Indexer:
                 tags: list[tuple[int, str, str | None]]) -> FileOutcome | None:
         """An outcome when the file needs no reading, else None."""
         uri = str(f.path)
-        ft = file_type(f.path)
+        ft = self.file_types.lookup(f.path)
         kind = ft.kind if ft else None
         limit = (self.max_media_bytes if ft.media else self.max_file_bytes) if ft else 0
         same = known is not None and known.size == f.st.st_size and known.mtime == f.st.st_mtime
@@ -146,7 +153,7 @@ class Indexer:
 
     def _prepare_inner(self, f: Found, known: status_mod.Known | None, collection: str | None) -> Prepared:
         path, uri = f.path, str(f.path)
-        ft = file_type(path)
+        ft = self.file_types.lookup(path)
         kind = ft.kind
 
         def fail(status: str, reason: str) -> Prepared:
