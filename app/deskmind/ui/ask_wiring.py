@@ -175,8 +175,8 @@ class PipelineAnswerer:
                 yield AskEvent("tool", data=dict(ev.data))
             elif ev.kind == "done" and ev.result is not None:
                 yield AskEvent("citations", citations=[
-                    Citation(n=c.n, source=c.source, title=c.title, kind="", locator=dict(c.locator or {}),
-                             chunk_id=c.chunk_id) for c in ev.result.citations])
+                    Citation(n=c.n, source=c.source, title=c.title, kind=c.kind, locator=dict(c.locator or {}),
+                             chunk_id=c.chunk_id, source_id=c.source_id) for c in ev.result.citations])
                 yield AskEvent("done", data={"saved_source_id": ev.result.saved_source_id,
                                              "timings": ev.result.timings})
 
