@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import tempfile
 import threading
 import tomllib
 from dataclasses import fields
@@ -28,6 +26,7 @@ import tomlkit
 from filelock import FileLock, Timeout
 from tomlkit.exceptions import ParseError
 
+from deskmind.core.config.files import atomic_write_text
 from deskmind.core.config.settings import (Settings, load_settings, parse_settings,
                                            read_settings_text, section_types)
 from deskmind.core.errors import UserInputError
@@ -35,23 +34,6 @@ from deskmind.core.errors import UserInputError
 log = logging.getLogger(__name__)
 
 Subscriber = Callable[[Settings, frozenset[str]], None]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` at once: a unique temporary file in the same folder, fsynced,
-    then renamed over it. Concurrent writers never share a temporary file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 class SettingsStore:
