@@ -83,31 +83,31 @@ def test_two_processes_writing_different_keys_lose_nothing(tmp_path):
     assert _values(path) == (ROUNDS, ROUNDS)
 
 
-def test_a_hand_written_invalid_file_is_refused_with_where_and_what(tmp_path):
+INVALID = [
+    ('[speech]\nbeam_size = "two"\n', "[speech] beam_size must be a whole number, not 'two'"),
+    ('[gateway]\nport = 8765\ntray_serves = "yes"\n', "[gateway] tray_serves must be true or false, not 'yes'"),
+    ('[gateway]\nport = 70000\n', "[gateway] port must be between 0 and 65535, not 70000"),
+    ('[speech]\ndevice = "gpu"\n', "[speech] device must be auto, cpu or cuda, not 'gpu'"),
+    ('[speech]\nvocabulary = ["Deskmind", 3]\n', "[speech] vocabulary must be a list of text, not ['Deskmind', 3]"),
+    ('[embedder]\nthreads = 2.5\n', "[embedder] threads must be a whole number, not 2.5"),
+    ("speech = 3\n", "[speech] must be a table of settings, not 3"),
+    ("schema_version = 9\n", " was written by a newer Deskmind (schema 9); upgrade to use it"),
+]
+
+
+@pytest.mark.parametrize("text, message", INVALID)
+def test_a_hand_written_invalid_file_is_refused_with_where_and_what(tmp_path, text, message):
     path = tmp_path / "settings.toml"
-    path.write_text('[speech]\nbeam_size = "two"\n', encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     with pytest.raises(UserInputError) as err:
         load_settings(path)
-    assert str(err.value) == f"{path} [speech] beam_size must be a whole number, not 'two'"
+    assert str(err.value) == f"{path}{'' if message.startswith(' ') else ' '}{message}"
 
-    path.write_text('[gateway]\nport = 8765\ntray_serves = "yes"\n', encoding="utf-8")
-    with pytest.raises(UserInputError, match=r"\[gateway\] tray_serves must be true or false, not 'yes'"):
-        load_settings(path)
 
-    path.write_text('[speech]\ndevice = "gpu"\n', encoding="utf-8")
-    with pytest.raises(UserInputError, match=r"\[speech\] device must be auto, cpu or cuda, not 'gpu'"):
-        load_settings(path)
-
-    path.write_text("[speech]\nvocabulary = [\"Deskmind\", 3]\n", encoding="utf-8")
-    with pytest.raises(UserInputError, match=r"\[speech\] vocabulary must be a list of text"):
-        load_settings(path)
-
-    path.write_text("speech = 3\n", encoding="utf-8")
-    with pytest.raises(UserInputError, match=r"\[speech\] must be a table of settings, not 3"):
-        load_settings(path)
-
-    path.write_text("[speech\nmodel = 1\n", encoding="utf-8")
-    with pytest.raises(UserInputError, match=r"line 1"):
+def test_a_syntax_error_names_the_line(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text("# mine\n[speech\nmodel = 1\n", encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"\(at line 2, column 8\)"):
         load_settings(path)
 
 
