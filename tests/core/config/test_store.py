@@ -91,6 +91,7 @@ INVALID = [
     ('[speech]\nvocabulary = ["Deskmind", 3]\n', "[speech] vocabulary must be a list of text, not ['Deskmind', 3]"),
     ('[embedder]\nthreads = 2.5\n', "[embedder] threads must be a whole number, not 2.5"),
     ("speech = 3\n", "[speech] must be a table of settings, not 3"),
+    ("[speech]\ninput_device = true\n", "[speech] input_device must be text or a whole number, not True"),
     ("schema_version = 9\n", " was written by a newer Deskmind (schema 9); upgrade to use it"),
 ]
 
@@ -189,3 +190,14 @@ def test_unknown_tables_and_comments_survive_a_change(tmp_path):
     assert "# top" in text and "shiny = 1  # from a newer Deskmind" in text
     data = tomllib.loads(text)
     assert data["speech"] == {"model": "base", "model_path": "/models/base"}
+
+
+def test_values_a_person_writes_by_hand_are_taken_as_meant(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text('[speech]\ninput_device = 2\nsystem_source = ""\nmeeting_segment_s = 5\n'
+                    '[gateway]\nbackup_every_hours = 12\n', encoding="utf-8")
+    s = load_settings(path)
+    assert s.speech.input_device == 2                        # a device index
+    assert s.speech.system_source is None                    # empty means not set
+    assert s.speech.meeting_segment_s == 5.0 and isinstance(s.speech.meeting_segment_s, float)
+    assert s.gateway.backup_every_hours == 12.0 and s.gateway.port == 8765

@@ -32,7 +32,7 @@ def _describe(tp: Any) -> str:
     if origin is dict or tp is dict:
         return "a table"
     return {bool: "true or false", int: "a whole number", float: "a number",
-            str: "a text"}.get(tp, getattr(tp, "__name__", str(tp)))
+            str: "text"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def _fits(value: Any, tp: Any) -> bool:

@@ -36,12 +36,12 @@ class SpeechSettings:
     # Whisper always encodes a 30 s window. For shorter clips the encoder sees only this many
     # seconds (at least; more when the clip is longer). 0 or >= 30 keeps the full window.
     short_clip_window_s: float = 15.0
-    input_device: str | None = None        # microphone: name fragment or index; None = default
+    input_device: str | int | None = None  # microphone: name fragment or index; None = default
     system_audio: bool = True               # meetings: also record what the computer plays
     system_source: str | None = None        # a PulseAudio/PipeWire source; None = default sink's monitor
     # Elsewhere (macOS, Windows) system audio needs a loopback input device: name it here
     # (e.g. "BlackHole 2ch", "Stereo Mix", "CABLE Output"). Takes precedence over system_source.
-    system_device: str | None = None
+    system_device: str | int | None = None
     meeting_segment_s: float = 15.0         # segment files are closed (and transcribed) this often
     flush_interval_s: float = 1.0           # open segment files are flushed and fsynced this often
     minutes_chunk_chars: int = 6000         # transcript chunk size for map-reduce minutes
