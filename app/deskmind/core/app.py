@@ -30,12 +30,26 @@ class Core:
         self._embedders: dict[str, Embedder] = {}
         self._media_transcriber: Any = None
         self._file_types: Any = None
+        self._engines: Any = None
         self._lock = threading.RLock()
 
     @property
     def settings(self) -> Settings:
         """The current settings; change them through :attr:`settings_store`."""
         return self.settings_store.settings
+
+    @property
+    def engines(self) -> "Any":
+        """The process's loaded models (:class:`EnginePool`), shared by every runtime hub:
+        ask, note clean-up, minutes and the gateway load each model once."""
+        with self._lock:
+            if self._engines is None:
+                from deskmind.core.runtimes.engines import EnginePool, engine_settings
+                from deskmind.core.runtimes.llamacpp import load_engine
+
+                self._engines = EnginePool(load_engine,
+                                           keep_alive=engine_settings(self.settings).keep_alive_s)
+            return self._engines
 
     @property
     def store(self) -> MemoryStore:
@@ -160,6 +174,9 @@ class Core:
 
     def close(self) -> None:
         with self._lock:
+            if self._engines is not None:
+                self._engines.close()
+                self._engines = None
             if self._store is not None:
                 self._store.close()
                 self._store = None
