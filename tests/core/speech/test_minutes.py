@@ -142,6 +142,10 @@ def test_a_merge_that_drops_an_item_and_miscites_is_checked_against_the_partials
         with caplog.at_level(logging.INFO, logger="deskmind.core.speech.minutes"):
             m = make_minutes(MEETING, core.complete, privacy="private", max_chars=700)
         sent = [last_user_text(r.json()) for r in srv.chat_requests()]
+        formats = [r.json().get("format") for r in srv.chat_requests()]
+    # Every request carried the minutes' schema in Ollama's own field, so the minutes say so.
+    assert all(f and f["required"] == ["decisions", "action_items", "open_questions", "summary"]
+               for f in formats) and m.structured
     maps = [p for p in sent if "Transcript:\n" in p]
     assert len(maps) >= 2 and len(sent) == len(maps) + 1 == m.model_calls  # one merge by the model
     assert "Partial minutes:\n" in sent[-1]

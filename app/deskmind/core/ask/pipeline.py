@@ -236,7 +236,11 @@ class AskPipeline:
             rt = await self.hub.runtime(cand.provider)
         except DeskmindError:  # the request itself will meet the same fault and fall back
             return False
-        return bool(getattr(rt, "structured_output", False))
+        if not getattr(rt, "structured_output", False):
+            log.info("%s (%s) cannot constrain answers to a JSON schema: the answer is parsed as "
+                     "it comes", cand.ref, getattr(rt, "kind", "?"))
+            return False
+        return True
 
     async def _converse(self, cand: Candidate, decision: RouteDecision, messages: list[Message],
                         used: list[Hit], opts: AskOptions, privs: list[str],
