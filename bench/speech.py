@@ -68,6 +68,15 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def say_note(rec, pulse, wav: Path):
+    """Record ``wav`` played into the virtual microphone; returns the saved note."""
+    rec.start()
+    rec._capture.wait_first_block(5)
+    pulse.play(wav, MIC_SINK)
+    time.sleep(0.15)
+    return rec.stop()
+
+
 def bench_notes(core, eng, sd, pulse, work: Path, runs: int, full_window: bool) -> None:
     from deskmind.core.speech import Speech
 
@@ -86,11 +95,7 @@ def bench_notes(core, eng, sd, pulse, work: Path, runs: int, full_window: bool) 
         for text in texts:
             wav = speech_wav(work, text)
             for _ in range(runs):
-                rec.start()
-                rec._capture.wait_first_block(5)
-                pulse.play(wav, MIC_SINK)
-                time.sleep(0.15)
-                note = rec.stop()
+                note = say_note(rec, pulse, wav)
                 totals.append(note.timings["total"])
                 transcribe_s.append(note.timings["transcribe"])
                 save_s.append(note.timings["save"])
@@ -114,15 +119,10 @@ def bench_cleanup(core, eng, sd, pulse, work: Path, runs: int) -> None:
     for text in NOTES[5]:
         wav = speech_wav(work, text)
         for _ in range(runs):
-            rec.start()
-            rec._capture.wait_first_block(5)
-            pulse.play(wav, MIC_SINK)
-            time.sleep(0.15)
-            t0 = time.perf_counter()
-            note = rec.stop()
+            note = say_note(rec, pulse, wav)
             saved.append(note.timings["total"])
-            out = note.wait_for_cleanup()
-            cleaned.append(time.perf_counter() - t0)
+            out = note.wait_for_cleanup()  # the clean-up started when the note was saved
+            cleaned.append(note.timings["total"] + out.seconds)
             outcomes.append(out.status)
     speech.close()
     print(f"\nvoice notes (~5 s) with clean-up by the default model; {len(saved)} notes:")
