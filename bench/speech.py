@@ -9,10 +9,16 @@ Prints:
      the recorder cuts them (per channel; a two-sided meeting doubles the work);
   3. a real 45 s two-channel meeting through the recorder: how long stop() takes (only the
      tail is left to transcribe);
-  4. peak memory (max RSS) of the process.
+  4. voice notes with clean-up by the default model (SmolLM2 in the embedded llama.cpp, through
+     the router): key-up to saved now (the note is saved as transcribed, the clean-up follows in
+     the background) against key-up to cleaned (what a note cost when it waited for its clean-up
+     before being saved), and what became of each clean-up (used, rejected, or skipped once the
+     model was switched off for clean-up);
+  5. peak memory (max RSS) of the process.
 
 Speech is synthesised with espeak-ng. Needs pulseaudio, pactl/paplay/pacat, espeak-ng, sox.
-Usage: python bench/speech.py [--runs 2] [--threads 2] [--skip-meeting]
+Usage: python bench/speech.py [--runs 2] [--threads 2] [--skip-meeting] [--skip-cleanup]
+       [--cleanup-only]
 """
 
 from __future__ import annotations
@@ -62,6 +68,15 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def say_note(rec, pulse, wav: Path):
+    """Record ``wav`` played into the virtual microphone; returns the saved note."""
+    rec.start()
+    rec._capture.wait_first_block(5)
+    pulse.play(wav, MIC_SINK)
+    time.sleep(0.15)
+    return rec.stop()
+
+
 def bench_notes(core, eng, sd, pulse, work: Path, runs: int, full_window: bool) -> None:
     from deskmind.core.speech import Speech
 
@@ -80,11 +95,7 @@ def bench_notes(core, eng, sd, pulse, work: Path, runs: int, full_window: bool) 
         for text in texts:
             wav = speech_wav(work, text)
             for _ in range(runs):
-                rec.start()
-                rec._capture.wait_first_block(5)
-                pulse.play(wav, MIC_SINK)
-                time.sleep(0.15)
-                note = rec.stop()
+                note = say_note(rec, pulse, wav)
                 totals.append(note.timings["total"])
                 transcribe_s.append(note.timings["transcribe"])
                 save_s.append(note.timings["save"])
@@ -97,6 +108,32 @@ def bench_notes(core, eng, sd, pulse, work: Path, runs: int, full_window: bool) 
             print(f"      heard: {h}")
     model.min_window_frames = trimmed_frames
     speech.close()
+
+
+def bench_cleanup(core, eng, sd, pulse, work: Path, runs: int) -> None:
+    from deskmind.core.speech import Speech
+
+    speech = Speech(core, sd=sd, engine=eng, complete=core.complete)
+    rec = speech.voice_note_recorder()
+    saved, cleaned, outcomes = [], [], []
+    for text in NOTES[5]:
+        wav = speech_wav(work, text)
+        for _ in range(runs):
+            note = say_note(rec, pulse, wav)
+            saved.append(note.timings["total"])
+            out = note.wait_for_cleanup()  # the clean-up started when the note was saved
+            cleaned.append(note.timings["total"] + out.seconds)
+            outcomes.append(out.status)
+    speech.close()
+    print(f"\nvoice notes (~5 s) with clean-up by the default model; {len(saved)} notes:")
+    print(f"  key-up to saved (saved first, now): median {statistics.median(saved):.3f} s, "
+          f"max {max(saved):.3f}")
+    print(f"  key-up to cleaned (when a note waited for its clean-up): median "
+          f"{statistics.median(cleaned):.3f} s, max {max(cleaned):.3f}")
+    print("  clean-ups: " + ", ".join(f"{s} {outcomes.count(s)}" for s in dict.fromkeys(outcomes)))
+    for model, r in speech.cleanup_record.state().items():
+        print(f"  {model}: {r.get('rejected_in_a_row', 0)} rejected in a row, "
+              f"clean-up {'off' if r.get('off') else 'on'} ({r.get('last_reason', '')})")
 
 
 def bench_rtf(whisper_engine, work: Path, segment_s: float = 15.0) -> None:
@@ -156,9 +193,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-meeting", action="store_true")
+    ap.add_argument("--skip-cleanup", action="store_true")
+    ap.add_argument("--cleanup-only", action="store_true", help="only the clean-up figures (4)")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="dm-bench-speech-"))
     os.environ["DESKMIND_HOME"] = str(home)
+    os.environ["DESKMIND_DISCOVER"] = ""  # the default (embedded) model, not a server found here
     cfg = home / "config" / "settings.toml"
     cfg.parent.mkdir(parents=True)
     cfg.write_text(f"[speech]\nthreads = {args.threads}\n")
@@ -181,10 +221,14 @@ def main() -> None:
             # Warm the embedder and database (the desktop app has them loaded already).
             warm = Speech(core, sd=sd, engine=eng)
             warm.note_from_file(speech_wav(work, NOTES[2][0]))
-            bench_notes(core, eng, sd, pulse, work, args.runs, full_window=False)
-            bench_notes(core, eng, sd, pulse, work, args.runs, full_window=True)
-            bench_rtf(eng, work)
-            if not args.skip_meeting:
+            if not args.cleanup_only:
+                bench_notes(core, eng, sd, pulse, work, args.runs, full_window=False)
+                bench_notes(core, eng, sd, pulse, work, args.runs, full_window=True)
+            if not args.skip_cleanup:
+                bench_cleanup(core, eng, sd, pulse, work, args.runs)
+            if not args.cleanup_only:
+                bench_rtf(eng, work)
+            if not args.skip_meeting and not args.cleanup_only:
                 bench_meeting(core, eng, sd, pulse, work)
             eng.close()
     finally:

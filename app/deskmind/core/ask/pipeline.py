@@ -19,6 +19,7 @@ from deskmind.core.agents.permissions import (
     ApprovalRequest, Approver, Scopes, agent_config, ask_approval,
 )
 from deskmind.core.agents.tools import ToolBox
+from deskmind.core.errors import DeskmindError
 from deskmind.core.ask.prompt import Citation, build_messages, conversation_text
 from deskmind.core.memory.models import PRIVACY_LEVELS, Hit, NewChunk, SourceDraft
 from deskmind.core.memory.store import SourcesGone
@@ -55,6 +56,11 @@ class AskOptions:
     save: bool = True
     max_tokens: int | None = None
     temperature: float | None = None
+    # A JSON schema the answer must follow (see ChatRequest.response_schema); the route then
+    # tells whether the chosen runtime enforced it ("structured").
+    response_schema: dict[str, Any] | None = None
+    # Models ("provider:model") not to use for this request, e.g. ones that keep failing a task.
+    avoid_models: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -133,6 +139,8 @@ class AskPipeline:
                            override=opts.model, override_within_rule=opts.model_within_rule,
                            answer_tokens=opts.max_tokens or ANSWER_TOKENS)
         decision = route_request(self.cfg, inv, req)
+        if opts.avoid_models:
+            decision.candidates = [c for c in decision.candidates if c.ref not in opts.avoid_models]
         agent = agent_config(self.cfg, opts.agent)
         if not agent.cloud:
             keep_off_cloud(decision, f"agent {opts.agent}",
@@ -183,6 +191,8 @@ class AskPipeline:
                      "rule": decision.rule, "reason": decision.reason if cand is decision.candidates[0]
                      else f"{decision.reason}; fell back to {cand.ref} after: {'; '.join(errors)}",
                      "class": decision.klass}
+            if opts.response_schema is not None:
+                route["structured"] = await self._enforces_schema(cand)
             yield AskEvent("route", data=route)
             answer: list[str] = []
             calls_log: list[dict[str, Any]] = []
@@ -221,6 +231,17 @@ class AskPipeline:
             raise faults[0]  # the one specific fault says more than a summary
         raise RoutingError("no model could answer: " + " | ".join(errors))
 
+    async def _enforces_schema(self, cand: Candidate) -> bool:
+        try:
+            rt = await self.hub.runtime(cand.provider)
+        except DeskmindError:  # the request itself will meet the same fault and fall back
+            return False
+        if not getattr(rt, "structured_output", False):
+            log.info("%s (%s) cannot constrain answers to a JSON schema: the answer is parsed as "
+                     "it comes", cand.ref, getattr(rt, "kind", "?"))
+            return False
+        return True
+
     async def _converse(self, cand: Candidate, decision: RouteDecision, messages: list[Message],
                         used: list[Hit], opts: AskOptions, privs: list[str],
                         calls_log: list[dict[str, Any]],
@@ -247,6 +268,7 @@ class AskPipeline:
             offer = toolbox.offered() if toolbox and _round < MAX_TOOL_ROUNDS else []
             req = ChatRequest(model=cand.model, messages=messages, tools=offer,
                               max_tokens=opts.max_tokens or ANSWER_TOKENS, temperature=opts.temperature,
+                              response_schema=opts.response_schema,
                               egress=EgressContext(rule=decision.rule, item_ids=list(item_ids)))
             calls: list[ToolCall] = []
             text: list[str] = []

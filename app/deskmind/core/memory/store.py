@@ -137,7 +137,8 @@ class MemoryStore:
 
         ``new_vectors`` maps chunk text hashes to vectors for ``idx``; chunks whose text already
         has a vector in ``idx`` reuse it (no embedding work for unchanged text). Raises
-        :class:`SourcesGone`, storing nothing, when a source in ``draft.derived_from`` is gone.
+        :class:`SourcesGone`, storing nothing, when a source in ``draft.derived_from`` is gone,
+        or when ``draft.replaces`` names a source that is no longer there under ``draft.uri``.
         """
         new_vectors = new_vectors or {}
         parents = sorted({int(p) for p in draft.derived_from})
@@ -160,6 +161,8 @@ class MemoryStore:
                 idx = active
             now = time.time()
             row = conn.execute("SELECT id FROM sources WHERE uri = ?", (draft.uri,)).fetchone()
+            if draft.replaces is not None and (row is None or row[0] != draft.replaces):
+                raise SourcesGone([draft.replaces])
             meta = json.dumps(draft.metadata, ensure_ascii=False, default=str)
             if row is None:
                 cur = conn.execute(

@@ -121,6 +121,10 @@ class ChatRequest:
     max_tokens: int | None = None
     num_ctx: int | None = None  # Ollama: computed from the prompt when None
     egress: EgressContext = field(default_factory=EgressContext)
+    # A JSON schema the answer must follow. Runtimes whose ``structured_output`` is True
+    # constrain decoding to it (llama.cpp grammars, Ollama ``format``, OpenAI
+    # ``response_format``); the others send the request without it, and the caller parses.
+    response_schema: dict[str, Any] | None = None
 
 
 @dataclass
@@ -169,6 +173,7 @@ class Runtime(Protocol):
     name: str  # the provider name from the routing config
     kind: str  # ollama | openai | anthropic | llamacpp
     zone: str
+    structured_output: bool  # whether ChatRequest.response_schema constrains the answer
 
     async def list_models(self) -> list[ModelInfo]: ...
 

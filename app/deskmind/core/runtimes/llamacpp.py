@@ -165,6 +165,7 @@ class LlamaCppRuntime:
 
     kind = "llamacpp"
     zone = "machine"
+    structured_output = True  # llama.cpp turns a JSON schema into a grammar for sampling
 
     def __init__(self, models: dict[str, Path] | Callable[[], dict[str, Path]], pool: EnginePool, *,
                  name: str = "embedded") -> None:
@@ -240,6 +241,9 @@ class LlamaCppRuntime:
                 # Small models loop without a repeat penalty and ramble when hot.
                 "temperature": 0.2 if req.temperature is None else req.temperature,
                 "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.15}
+        if req.response_schema is not None:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "answer", "schema": req.response_schema}}
 
         def post(item: Any) -> None:
             try:

@@ -55,6 +55,7 @@ def context_from_show(data: dict[str, Any]) -> int | None:
 
 class OllamaRuntime:
     kind = "ollama"
+    structured_output = True  # "format" takes a JSON schema
 
     def __init__(self, name: str, transport: Transport) -> None:
         self.name = name
@@ -132,6 +133,8 @@ class OllamaRuntime:
             options["num_predict"] = req.max_tokens
         payload: dict[str, Any] = {"model": req.model, "messages": [_msg(m) for m in req.messages],
                                    "stream": True, "options": options}
+        if req.response_schema is not None:
+            payload["format"] = req.response_schema
         if req.tools:
             payload["tools"] = [{"type": "function", "function": {
                 "name": t.name, "description": t.description, "parameters": t.parameters}}

@@ -13,6 +13,7 @@ from deskmind.core.memory.models import ForgetReceipt
 from deskmind.core.speech.capture import MicrophoneError
 from deskmind.core.speech.engine import ModelFactory, Transcript, TranscriptionEngine
 from deskmind.core.speech.meeting import MeetingRecorder, default_monitor_source, find_interrupted
+from deskmind.core.speech.cleanup import CleanupRecord, NoteCleaner
 from deskmind.core.speech.notes import Complete, NoteSaver, VoiceNote, VoiceNoteRecorder
 from deskmind.core.speech.segments import MeetingFolder
 from deskmind.core.speech.settings import SpeechSettings, speech_settings
@@ -45,6 +46,8 @@ class Speech:
         self._owns_engine = engine is None
         self._system_source = system_source
         self._lock = threading.Lock()
+        self._cleaner: NoteCleaner | None = None
+        self.cleanup_record = CleanupRecord(core.paths.data_dir / "note-cleanup.json")
 
     @property
     def engine(self) -> TranscriptionEngine:
@@ -67,10 +70,20 @@ class Speech:
     def meetings_dir(self) -> Path:
         return self.audio_dir / "meetings"
 
+    @property
+    def note_cleaner(self) -> NoteCleaner | None:
+        """The background cleaner of saved notes; None when clean-up is off or no model is set."""
+        if not self.settings.clean_up_notes or self.complete is None:
+            return None
+        with self._lock:
+            if self._cleaner is None:
+                self._cleaner = NoteCleaner(self.complete, self.core.remember, self.cleanup_record,
+                                            privacy=self.settings.note_privacy)
+            return self._cleaner
+
     def note_saver(self) -> NoteSaver:
-        return NoteSaver(self.engine, self.core.remember, self.audio_dir, complete=self.complete,
-                         clean_up=self.settings.clean_up_notes, privacy=self.settings.note_privacy,
-                         warm_up=self._warm_up_memory)
+        return NoteSaver(self.engine, self.core.remember, self.audio_dir, cleaner=self.note_cleaner,
+                         privacy=self.settings.note_privacy, warm_up=self._warm_up_memory)
 
     def _warm_up_memory(self) -> None:
         try:
@@ -106,6 +119,8 @@ class Speech:
         return self.core.store.forget(ref, remove_files=made_files_remover(self.audio_dir))
 
     def close(self) -> None:
+        if self._cleaner is not None:  # notes not yet cleaned stay as transcribed
+            self._cleaner.close(wait=False)
         if self._engine is not None and self._owns_engine:
             self._engine.close()
 

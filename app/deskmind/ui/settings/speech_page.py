@@ -50,10 +50,45 @@ class SpeechPage(QWidget):
         self.status.setObjectName("speechStatus")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
+        self.cleanup_state = QLabel("")
+        self.cleanup_state.setObjectName("speechCleanupState")
+        self.cleanup_state.setWordWrap(True)
+        self.cleanup_retry = QPushButton("Try note clean-up again")
+        self.cleanup_retry.setObjectName("speechCleanupRetry")
+        self.cleanup_retry.clicked.connect(self.retry_cleanup)
+        lay.addWidget(self.cleanup_state)
+        lay.addWidget(self.cleanup_retry)
+        self.show_cleanup_state()
         lay.addStretch(1)
         if s is not None and s.input_device:
             self.mic.addItem(str(s.input_device))
             self.mic.setCurrentText(str(s.input_device))
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        self.show_cleanup_state()  # a model may have been switched off since the page was built
+        super().showEvent(event)
+
+    def _cleanup_record(self) -> Any:
+        sp = self._speech()
+        return getattr(sp, "cleanup_record", None) if sp is not None else None
+
+    def show_cleanup_state(self) -> None:
+        """Which models note clean-up is off for, and why (their clean-ups kept being unused)."""
+        rec = self._cleanup_record()
+        off = {m: r for m, r in (rec.state() if rec is not None else {}).items() if r.get("off")}
+        lines = [f"Note clean-up is off for {m}: its last {r.get('rejected_in_a_row', 0)} clean-ups "
+                 f"were not used ({r.get('last_reason', 'no reason kept')}). Notes are saved as "
+                 "transcribed." for m, r in sorted(off.items())]
+        self.cleanup_state.setText("\n".join(lines))
+        self.cleanup_state.setVisible(bool(lines))
+        self.cleanup_retry.setVisible(bool(lines))
+
+    def retry_cleanup(self) -> None:
+        rec = self._cleanup_record()
+        if rec is not None:
+            rec.turn_on()  # a small JSON file: quick enough for the GUI thread
+        self.show_cleanup_state()
+        self.status.setText("Note clean-up will be tried again with every model")
 
     def find_microphones(self) -> None:
         def names() -> list[str]:
