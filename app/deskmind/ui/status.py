@@ -61,6 +61,12 @@ def snapshot(app: Any) -> dict[str, Any]:
         out["settings_nav"] = {nav.item(i).text(): [nav.mapToGlobal(nav.visualItemRect(nav.item(i)).center()).x(),
                                                     nav.mapToGlobal(nav.visualItemRect(nav.item(i)).center()).y()]
                                for i in range(nav.count())}
+        out["settings_page"] = nav.currentItem().text() if nav.currentItem() is not None else None
+        hk = settings.pages.get("Hotkeys")
+        if hk is not None:
+            out["hotkey_fields"] = {a: {"text": e.keySequence().toString(), "focus": e.hasFocus(),
+                                        "rect": _rect(QRect(e.mapToGlobal(QPoint(0, 0)), e.size()))}
+                                    for a, e in hk.edits.items()}
     browser = app._windows.get("browser")
     if browser is not None and browser.item_view.item is not None:
         out["browser_item"] = browser.item_view.item["source"].title
@@ -69,6 +75,6 @@ def snapshot(app: Any) -> dict[str, Any]:
                           "elapsed": app.meeting.elapsed(), "menu_text": t.act_meeting.text()}
     if app.talk is not None:
         out["talk"] = {"state": app.talk.state}
-    out["hotkeys"] = [{"action": s.action, "armed": s.armed, "mode": s.mode, "detail": s.detail}
+    out["hotkeys"] = [{"action": s.action, "combo": s.combo, "armed": s.armed, "mode": s.mode, "detail": s.detail}
                       for s in app.hotkeys.statuses]
     return out
