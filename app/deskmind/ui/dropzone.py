@@ -101,6 +101,7 @@ class DropZone(QWidget):
             dlg.setDirectory(str(Path.home()))
         else:                     # then where the person last was
             dlg.setDirectory(self.dialog.directory())
+            self.dialog.deleteLater()
         dlg.filesSelected.connect(self.index)
         self.dialog = dlg
         dlg.open()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,9 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QT
 
 from deskmind.ui.browser.place import (RECORDED_KINDS, describe, display_text, is_timed,
                                        original_file, timed_range, where_to_open)
+from deskmind.ui.browser.provenance import provenance_lines, when
 
 log = logging.getLogger(__name__)
-
-
-def when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "—"
 
 
 def load_item(store: Any, source_id: int) -> dict[str, Any]:
@@ -91,13 +87,7 @@ class ItemView(QWidget):
         src = item["source"]
         self.title.setText(f"<b>{html.escape(src.title or Path(src.uri).name)}</b> &nbsp; "
                            f"<span style='color:#78909c'>{html.escape(src.kind)} · {html.escape(src.privacy)}</span>")
-        lines = [f"From: {html.escape(src.uri)}",
-                 f"Added {when(src.created_at)}, indexed {when(src.indexed_at)}, "
-                 f"{src.chunk_count or len(item['chunks'])} chunks, status {html.escape(src.status)}"]
-        if src.metadata.get("extractor") or src.metadata:
-            meta = ", ".join(f"{k}: {v}" for k, v in list(src.metadata.items())[:6])
-            if meta:
-                lines.append(html.escape(meta))
+        lines = [html.escape(ln) for ln in provenance_lines(src, item["chunks"], item.get("original"))]
         if item["parent"] is not None:
             p = item["parent"]
             lines.append(f"Derived from <a href='src:{p.id}'>{html.escape(p.title or p.uri)}</a>")
