@@ -66,6 +66,23 @@ def test_an_indexed_file(qtbot, desktop, tmp_path):
     text = shown(qtbot, desktop, sid)
     assert not REPR.search(text), text
     assert f"File: {doc} (on this computer)" in text
-    assert "Tags: home, garden" in text
+    assert "Tags: home, garden" in text and "Front matter: owner: ana" in text and text.count("garden") == 1
+    assert "1 chunk, status indexed" in text
     doc.unlink()
     assert f"File: {doc} (not found on this computer)" in shown(qtbot, desktop, sid)
+
+
+def test_nothing_to_act_on_before_an_item_is_chosen(qtbot, desktop):
+    sid = remember(desktop)
+    b = desktop.show_window("browser")
+    v = b.item_view
+    assert "Choose an item" in v.title.text()
+    assert not any(x.isEnabled() for x in (v.open_btn, v.export_btn, v.delete_btn))
+    shown(qtbot, desktop, sid)
+    assert v.delete_btn.isEnabled() and v.export_btn.isEnabled()
+
+
+def remember(desktop) -> int:
+    from tests.ui.conftest import remember_note
+
+    return remember_note(desktop.core, "A note about the shed key.", title="Shed")

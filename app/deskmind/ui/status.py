@@ -68,8 +68,21 @@ def snapshot(app: Any) -> dict[str, Any]:
                                         "rect": _rect(QRect(e.mapToGlobal(QPoint(0, 0)), e.size()))}
                                     for a, e in hk.edits.items()}
     browser = app._windows.get("browser")
+    if browser is not None and browser.results.count():
+        res = browser.results
+        out["browser_rows"] = [[res.item(i).text(), res.viewport().mapToGlobal(res.visualItemRect(res.item(i)).center()).x(),
+                                res.viewport().mapToGlobal(res.visualItemRect(res.item(i)).center()).y()]
+                               for i in range(min(res.count(), 10))]
     if browser is not None and browser.item_view.item is not None:
         out["browser_item"] = browser.item_view.item["source"].title
+        out["browser_provenance"] = browser.item_view.provenance.text()
+    dz = app._windows.get("dropzone")
+    if dz is not None:
+        out["dropzone"] = {"progress": dz.progress.text(), "rows": dz.table.rowCount(),
+                           "summary": dz.summary.text(), "close_text": dz.close_btn.text(),
+                           "dialog": dz.dialog is not None and dz.dialog.isVisible(),
+                           **{k: _rect(QRect(b.mapToGlobal(QPoint(0, 0)), b.size())) for k, b in
+                              (("folder_btn", dz.folder_btn), ("close_btn", dz.close_btn))}}
     if app.meeting is not None:
         out["meeting"] = {"state": app.meeting.state, "segments": len(app.meeting.segments),
                           "elapsed": app.meeting.elapsed(), "menu_text": t.act_meeting.text()}

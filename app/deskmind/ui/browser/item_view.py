@@ -74,7 +74,9 @@ class ItemView(QWidget):
         self.delete_btn.clicked.connect(lambda: self.item and self.delete_requested.emit(self.item["source"].id))
         for b in (self.open_btn, self.export_btn, self.delete_btn):
             row.addWidget(b)
+            b.setEnabled(False)   # until an item is shown
         row.addStretch(1)
+        self.title.setText("<span style='color:#78909c'>Choose an item on the left to read it here.</span>")
         lay.addWidget(self.title)
         lay.addWidget(self.provenance)
         lay.addWidget(self.where)
@@ -96,6 +98,7 @@ class ItemView(QWidget):
                 f"<a href='src:{i}'>{html.escape(k)}: {html.escape(t)}</a>" for i, k, t in item["derived"]))
         self.provenance.setText("<br>".join(lines))
         self.text.setPlainText(item.get("display", item["text"]))
+        self.delete_btn.setEnabled(True)
         self.export_btn.setEnabled(src.kind in ("note", "meeting", "minutes", "conversation", "voice_note"))
         self.go_to(locator, chunk_id)
 
@@ -105,7 +108,8 @@ class ItemView(QWidget):
         self.title.setText("(deleted)")
         self.provenance.setText("")
         self.where.hide()
-        self.open_btn.setEnabled(False)
+        for b in (self.open_btn, self.export_btn, self.delete_btn):
+            b.setEnabled(False)
 
     def go_to(self, locator: dict[str, Any] | None, chunk_id: int | None = None) -> bool:
         """Scroll to and select the cited place, and say where it is: the segment at a time in a

@@ -118,8 +118,10 @@ def document_lines(metadata: dict[str, Any]) -> list[str]:
         out.append(" · ".join(facts))
     if metadata.get("tags"):
         out.append("Tags: " + plain(metadata["tags"]))
-    if isinstance(metadata.get("front_matter"), dict) and metadata["front_matter"]:
-        out.append("Front matter: " + plain(metadata["front_matter"]))
+    front = {k: v for k, v in (metadata.get("front_matter") or {}).items() if k != "tags"} \
+        if isinstance(metadata.get("front_matter"), dict) else {}
+    if front:   # its tags are on the line above
+        out.append("Front matter: " + plain(front))
     if metadata.get("reached_via"):
         out.append(f"Reached through the link {metadata['reached_via']}")
     return out
@@ -147,8 +149,11 @@ def provenance_lines(source: Any, chunks: list[tuple[int, dict, str]], original:
         lines += recording_lines(source.kind, md, chunks)
     else:
         lines += document_lines(md)
+    n = source.chunk_count or len(chunks)
     lines.append(f"Added {when(source.created_at)}, indexed {when(source.indexed_at)}, "
-                 f"{source.chunk_count or len(chunks)} chunks, status {source.status}")
+                 f"{n} chunk{'s' if n != 1 else ''}, status {source.status}")
+    if source.error:
+        lines.append(f"Why {source.status}: {source.error}")
     for w in ([md["warning"]] if md.get("warning") else []) + list(md.get("warnings") or []):
         lines.append(f"Warning: {plain(w)}")
     extra = [f"{k.replace('_', ' ')}: {plain(v, k)}" for k, v in md.items() if k not in _HANDLED]

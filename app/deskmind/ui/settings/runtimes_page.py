@@ -42,7 +42,10 @@ class RuntimesPage(QWidget):
         self.table = QTableWidget(0, 5)
         self.table.setObjectName("runtimesTable")
         self.table.setHorizontalHeaderLabels(["Runtime", "Kind", "Zone", "State", "Models"])
-        self.table.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        head = self.table.horizontalHeader()
+        for c in range(4):   # the state says why a runtime is not answering: never cut short
+            head.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        head.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
