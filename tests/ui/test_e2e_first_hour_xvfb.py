@@ -14,25 +14,12 @@ import time
 
 import pytest
 
-from tests.ui.xharness import ROOT, AppProcess, XSession, missing_tools
+from tests.ui.xharness import ROOT, XSession, AppProcess, center, missing_tools, settings_page, tray_action
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())}")]
 
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-def center(rect: list[int]) -> tuple[str, str]:
-    x, y, w, h = rect
-    return str(x + w // 2), str(y + h // 2)
-
-
-def tray_menu(x: XSession, app: AppProcess, prefix: str) -> None:
-    st = app.status()
-    x.xdotool("mousemove", *center(st["tray"]["geometry"]), "click", "3")
-    st = app.wait_for(lambda s: s["menu"]["visible"], timeout=10, what="tray menu")
-    rect = next(r for t, r in st["menu"]["actions"].items() if t.startswith(prefix))
-    x.xdotool("mousemove", *center(rect), "click", "1")
 
 
 @pytest.fixture
@@ -61,11 +48,7 @@ def session(tmp_path):
 def test_first_hour(session):
     x, app, folder = session
     # Settings → Hotkeys: the palette on Ctrl+Alt+K.
-    tray_menu(x, app, "Settings")
-    st = app.wait_for(lambda s: s["windows"].get("settings", {}).get("visible"), timeout=15, what="settings")
-    x.screenshot(ARTIFACTS / "first-hour-1-settings.png")
-    x.xdotool("mousemove", *map(str, st["settings_nav"]["Hotkeys"]), "click", "1")
-    st = app.wait_for(lambda s: s.get("settings_page") == "Hotkeys", timeout=10, what="Hotkeys page")
+    st = settings_page(x, app, "Hotkeys")
     x.xdotool("mousemove", *center(st["hotkey_fields"]["palette"]["rect"]), "click", "1")
     app.wait_for(lambda s: s["hotkey_fields"]["palette"]["focus"], timeout=10, what="field focused")
     x.xdotool("key", "--delay", "0", "ctrl+alt+k")
@@ -73,6 +56,7 @@ def test_first_hour(session):
                                     for h in s["hotkeys"]), timeout=20, what="Ctrl+Alt+K armed")
     x.xdotool("mousemove", *map(str, st["settings_nav"]["Runtimes"]), "click", "1")
     st = app.wait_for(lambda s: s.get("settings_page") == "Runtimes", timeout=10, what="Runtimes page")
+    x.screenshot(ARTIFACTS / "first-hour-1-runtimes-opened.png")
     time.sleep(1.0)
     x.screenshot(ARTIFACTS / "first-hour-2-runtimes.png")
     assert app.status()["hotkey_fields"]["palette"]["text"] == "Ctrl+Alt+K"
@@ -83,7 +67,7 @@ def test_first_hour(session):
     app.wait_for(lambda s: not s["palette"]["visible"], timeout=10, what="palette hidden")
 
     # Index files…: choose the folder in the dialog.
-    tray_menu(x, app, "Index files")
+    tray_action(x, app, "Index files")
     st = app.wait_for(lambda s: s["windows"].get("dropzone", {}).get("visible") and "dropzone" in s,
                       timeout=15, what="the indexing window")
     assert st["dropzone"]["close_text"] == "Close"
@@ -102,7 +86,7 @@ def test_first_hour(session):
     app.wait_for(lambda s: not s["windows"]["dropzone"]["visible"], timeout=10, what="Close closes it")
 
     # Memory…: the most recent item, with its provenance.
-    tray_menu(x, app, "Memory")
+    tray_action(x, app, "Memory")
     st = app.wait_for(lambda s: s["windows"].get("browser", {}).get("visible") and len(s.get("browser_rows", [])) >= 6,
                       timeout=15, what="the memory browser with items")
     x.screenshot(ARTIFACTS / "first-hour-6-memory-list.png")

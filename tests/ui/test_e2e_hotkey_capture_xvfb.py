@@ -13,17 +13,12 @@ import tomllib
 
 import pytest
 
-from tests.ui.xharness import ROOT, AppProcess, XSession, missing_tools
+from tests.ui.xharness import ROOT, AppProcess, XSession, center, missing_tools, settings_page
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())}")]
 
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-def center(rect: list[int]) -> tuple[str, str]:
-    x, y, w, h = rect
-    return str(x + w // 2), str(y + h // 2)
 
 
 def armed(st: dict, action: str, combo: str) -> bool:
@@ -38,17 +33,6 @@ def home(tmp_path):
     return tmp_path
 
 
-def open_settings_page(x: XSession, app: AppProcess, page: str) -> dict:
-    st = app.status()
-    x.xdotool("mousemove", *center(st["tray"]["geometry"]), "click", "3")
-    st = app.wait_for(lambda s: s["menu"]["visible"], timeout=10, what="tray menu")
-    rect = next(r for t, r in st["menu"]["actions"].items() if t.startswith("Settings"))
-    x.xdotool("mousemove", *center(rect), "click", "1")
-    st = app.wait_for(lambda s: s["windows"].get("settings", {}).get("visible"), timeout=15, what="settings")
-    x.xdotool("mousemove", *map(str, st["settings_nav"][page]), "click", "1")
-    return app.wait_for(lambda s: s.get("settings_page") == page, timeout=10, what=f"the {page} page")
-
-
 def test_captured_hotkey_survives_rearm_focus_out_and_restart(home):
     x = XSession().start()
     app = AppProcess(x, home).start()
@@ -56,7 +40,7 @@ def test_captured_hotkey_survives_rearm_focus_out_and_restart(home):
         app.wait_for(lambda s: s.get("tray") and s["tray"]["geometry"][2] > 0 and s["palette"]["built"]
                      and armed(s, "palette", "<ctrl>+<alt>+<space>"), timeout=60,
                      what="tray, palette and the pynput hotkeys armed")
-        st = open_settings_page(x, app, "Hotkeys")
+        st = settings_page(x, app, "Hotkeys")
         field = st["hotkey_fields"]["palette"]
         assert field["text"] == "Ctrl+Alt+Space"
         x.xdotool("mousemove", *center(field["rect"]), "click", "1")
