@@ -24,7 +24,7 @@ def shown(qtbot, desktop, source_id: int) -> str:
     return b.item_view.provenance.text().replace("<br>", "\n")
 
 
-def test_voice_notes_raw_and_cleaned(qtbot, desktop, tmp_path):
+def test_voice_notes_raw_and_cleaned(qtbot, desktop, tmp_path, artifacts):
     audio = tmp_path / "n.wav"
     audio.write_bytes(b"RIFF")
     t = Transcript("buy milk and call ana about the beta", [Segment(0.0, 3.2, "buy milk"),
@@ -42,6 +42,7 @@ def test_voice_notes_raw_and_cleaned(qtbot, desktop, tmp_path):
                                                cleaned="Buy milk. Call Ana about the beta."))
     text = shown(qtbot, desktop, cleaned)
     assert "Cleaned up by a model" in text and not REPR.search(text), text
+    desktop.window("browser").grab().save(str(artifacts / "memory-voice-note.png"))
 
 
 def test_meeting_channels_and_times(qtbot, desktop, tmp_path):
