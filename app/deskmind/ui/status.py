@@ -17,6 +17,10 @@ def _rect(r: QRect) -> list[int]:
     return [r.x(), r.y(), r.width(), r.height()]
 
 
+def _global(w: QWidget) -> list[int]:
+    return _rect(QRect(w.mapToGlobal(QPoint(0, 0)), w.size()))
+
+
 def _window(w: QWidget | None) -> dict[str, Any]:
     if w is None:
         return {"built": False, "visible": False}
@@ -65,14 +69,13 @@ def snapshot(app: Any) -> dict[str, Any]:
         hk = settings.pages.get("Hotkeys")
         if hk is not None:
             out["hotkey_fields"] = {a: {"text": e.keySequence().toString(), "focus": e.hasFocus(),
-                                        "rect": _rect(QRect(e.mapToGlobal(QPoint(0, 0)), e.size()))}
+                                        "rect": _global(e)}
                                     for a, e in hk.edits.items()}
     browser = app._windows.get("browser")
     if browser is not None and browser.results.count():
         res = browser.results
-        out["browser_rows"] = [[res.item(i).text(), res.viewport().mapToGlobal(res.visualItemRect(res.item(i)).center()).x(),
-                                res.viewport().mapToGlobal(res.visualItemRect(res.item(i)).center()).y()]
-                               for i in range(min(res.count(), 10))]
+        at = [res.viewport().mapToGlobal(res.visualItemRect(res.item(i)).center()) for i in range(min(res.count(), 10))]
+        out["browser_rows"] = [[res.item(i).text(), p.x(), p.y()] for i, p in enumerate(at)]
     if browser is not None and browser.item_view.item is not None:
         out["browser_item"] = browser.item_view.item["source"].title
         out["browser_provenance"] = browser.item_view.provenance.text()
@@ -81,8 +84,7 @@ def snapshot(app: Any) -> dict[str, Any]:
         out["dropzone"] = {"progress": dz.progress.text(), "rows": dz.table.rowCount(),
                            "summary": dz.summary.text(), "close_text": dz.close_btn.text(),
                            "dialog": dz.dialog is not None and dz.dialog.isVisible(),
-                           **{k: _rect(QRect(b.mapToGlobal(QPoint(0, 0)), b.size())) for k, b in
-                              (("folder_btn", dz.folder_btn), ("close_btn", dz.close_btn))}}
+                           "folder_btn": _global(dz.folder_btn), "close_btn": _global(dz.close_btn)}
     if app.meeting is not None:
         out["meeting"] = {"state": app.meeting.state, "segments": len(app.meeting.segments),
                           "elapsed": app.meeting.elapsed(), "menu_text": t.act_meeting.text()}
