@@ -30,10 +30,18 @@ def server():
         yield srv
 
 
-@pytest.fixture
-def app(core, qtbot, qloop, server):
+def start_app(core, qtbot, targets=()):
     from deskmind.ui.app import DesktopApp
 
+    a = DesktopApp(core, tray_available=False, instance_name=f"deskmind-test-{uuid.uuid4().hex[:8]}",
+                   hub_kw={"targets": targets, "timeouts": FAST, "secrets": SecretStore(environ={})})
+    assert a.start(hotkeys=False)
+    qtbot.waitUntil(lambda: a.palette is not None, timeout=15000)
+    return a
+
+
+@pytest.fixture
+def app(core, qtbot, qloop, server):
     core.paths.config_dir.mkdir(parents=True, exist_ok=True)
     (core.paths.config_dir / "routing.toml").write_text(f"""# my runtimes
 [defaults]
@@ -47,10 +55,7 @@ url = "{server.url}"
 general = ["auto"]
 coder = ["box:llama3.2:3b", "auto"]
 """)
-    a = DesktopApp(core, tray_available=False, instance_name=f"deskmind-test-{uuid.uuid4().hex[:8]}",
-                   hub_kw={"targets": (), "timeouts": FAST, "secrets": SecretStore(environ={})})
-    assert a.start(hotkeys=False)
-    qtbot.waitUntil(lambda: a.palette is not None, timeout=15000)
+    a = start_app(core, qtbot)
     yield a
     close_app(a)
 
@@ -117,3 +122,24 @@ def test_disable_enable_and_remove(qtbot, app):
     page.remove_btn.click()
     assert "box" not in routing(app).get("providers", {}) and "box" not in states(page)
     assert page.status.text() == "Removed box"
+
+
+def test_a_discovered_server_can_be_disabled(qtbot, core, qloop, server):
+    from deskmind.core.runtimes.discovery import Target
+
+    a = start_app(core, qtbot, targets=(Target("lmstudio", "openai", server.url, "LM Studio"),))
+    try:
+        w = a.window("settings")
+        page = w.pages["Runtimes"]
+        w.show_page("Runtimes")
+        qtbot.waitUntil(lambda: states(page).get("lmstudio", "").startswith("✔"), timeout=15000)
+        assert "discovered (LM Studio)" in states(page)["lmstudio"]
+        select(page, "lmstudio")
+        assert not page.remove_btn.isEnabled()          # nothing in the file to remove
+        page.toggle_btn.click()
+        assert routing(a)["providers"]["lmstudio"] == {"kind": "openai", "enabled": False, "url": server.url}
+        page.test_btn.click()
+        qtbot.waitUntil(lambda: not page.probing and "embedded" in page.probed, timeout=15000)
+        assert "lmstudio" not in page.probed and states(page)["lmstudio"] == "disabled"
+    finally:
+        close_app(a)
