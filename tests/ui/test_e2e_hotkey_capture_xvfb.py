@@ -45,6 +45,11 @@ def test_captured_hotkey_survives_rearm_focus_out_and_restart(home):
         assert field["text"] == "Ctrl+Alt+Space"
         x.xdotool("mousemove", *center(field["rect"]), "click", "1")
         app.wait_for(lambda s: s["hotkey_fields"]["palette"]["focus"], timeout=10, what="the field focused")
+        # Keys pressed in the field are for the field: the palette's own hotkey does not open it.
+        x.xdotool("key", "--delay", "0", "ctrl+alt+space")
+        time.sleep(0.7)
+        st = app.status()
+        assert not st["palette"]["visible"] and st["hotkey_fields"]["palette"]["focus"], st["palette"]
         x.xdotool("key", "--delay", "0", "ctrl+alt+k")
         # The backend re-arms with the new binding (its self-check taps Shift on the display).
         st = app.wait_for(lambda s: armed(s, "palette", "<ctrl>+<alt>+k"), timeout=20,

@@ -1,4 +1,5 @@
-"""A key-combination field that a lone modifier key press does not wipe.
+"""A key-combination field that a lone modifier key press does not wipe, and that says when
+it has the keyboard (``capturing``) so the global hotkeys can stand aside meanwhile.
 
 QKeySequenceEdit starts a new capture on any key press once the last one finished, and a new
 capture begins by clearing the field, even when the key pressed is Shift alone. On X11 the hotkey
@@ -10,8 +11,8 @@ a binding (the combination arrives with the non-modifier key, modifiers included
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFocusEvent, QKeyEvent
 from PySide6.QtWidgets import QKeySequenceEdit
 
 _MODIFIER_KEYS = frozenset({Qt.Key.Key_Shift, Qt.Key.Key_Control, Qt.Key.Key_Alt, Qt.Key.Key_AltGr,
@@ -20,6 +21,16 @@ _MODIFIER_KEYS = frozenset({Qt.Key.Key_Shift, Qt.Key.Key_Control, Qt.Key.Key_Alt
 
 
 class HotkeyEdit(QKeySequenceEdit):
+    capturing = Signal(bool)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:
+        super().focusInEvent(event)
+        self.capturing.emit(True)
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        self.capturing.emit(False)
+        super().focusOutEvent(event)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if Qt.Key(event.key()) in _MODIFIER_KEYS:
             event.accept()

@@ -56,6 +56,7 @@ class HotkeysPage(QWidget):
             edit.setObjectName(f"hotkey_{action}")
             edit.setMaximumSequenceLength(1)
             edit.editingFinished.connect(lambda a=action: self._edited(a))
+            edit.capturing.connect(self._capturing)
             self.edits[action] = edit
             grid.addWidget(edit, r, 1)
             off = QPushButton("Disable")
@@ -93,6 +94,9 @@ class HotkeysPage(QWidget):
 
     def bindings(self) -> dict[str, str]:
         return {a: sequence_to_combo(e.keySequence()) for a, e in self.edits.items()}
+
+    def _capturing(self, on: bool) -> None:
+        self.manager.capturing = on
 
     def _edited(self, action: str) -> None:
         # A field finishes editing when a combination is captured and again when it loses focus:
