@@ -4,7 +4,6 @@ page or lines), its provenance, and its original file when that is on this compu
 from __future__ import annotations
 
 import html
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,8 @@ def load_item(store: Any, source_id: int) -> dict[str, Any]:
     if src is None:
         raise LookupError(f"source {source_id} is no longer in memory")
     stored = store.document_text(source_id)
-    conn = store.reader()
-    chunks = [(r[0], json.loads(r[1] or "{}"), r[2]) for r in conn.execute(
-        "SELECT id, locator, text FROM chunks WHERE source_id = ? ORDER BY id", (source_id,))]
-    derived = [(r[0], r[1], r[2]) for r in conn.execute(
-        "SELECT id, kind, coalesce(title, uri) FROM sources WHERE parent_id = ?", (source_id,))]
+    chunks = store.chunks_of(source_id)
+    derived = store.derived_from(source_id)
     parent = store.get_source(src.parent_id) if src.parent_id else None
     text = stored if stored is not None else "\n\n".join(c[2] for c in chunks)
     return {"source": src, "text": text, "display": display_text(src.kind, text, src.metadata or {}),
