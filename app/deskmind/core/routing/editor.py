@@ -6,13 +6,13 @@ still validates (the parser gives file:line: what-is-wrong messages), and the wr
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomlkit
 
+from deskmind.core.config.files import atomic_write_text
 from deskmind.core.errors import DeskmindError, UserInputError
 from deskmind.core.routing.config import FILENAME, RoutingConfig, default_text, parse_routing
 
@@ -52,10 +52,7 @@ class RoutingFile:
         cfg, err = self.validate(text)
         if err or cfg is None:
             raise ValueError(err)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".toml.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, text)
         return cfg
 
     def doc(self) -> tomlkit.TOMLDocument:
