@@ -82,6 +82,13 @@ def test_first_hour(session):
     assert st["dropzone"]["rows"] == 6 and st["dropzone"]["progress"] == "6 / 6 files", st["dropzone"]
     assert st["dropzone"]["close_text"] == "Close" and st["dropzone"]["summary"].startswith("Indexed 5,")
     x.screenshot(ARTIFACTS / "first-hour-5-indexed.png")
+    x.xdotool("mousemove", *map(str, st["dropzone"]["why_cells"]["old-link.md"]), "click", "--repeat", "2",
+              "--delay", "80", "1")
+    st = app.wait_for(lambda s: s["dropzone"]["details"], timeout=10, what="the details of a row")
+    assert f"{folder}/old-link.md" in st["dropzone"]["details"] and "broken symbolic link" in st["dropzone"]["details"]
+    x.screenshot(ARTIFACTS / "first-hour-5b-details.png")
+    x.xdotool("key", "Escape")
+    st = app.wait_for(lambda s: not s["dropzone"]["details"], timeout=10, what="details closed")
     x.xdotool("mousemove", *center(st["dropzone"]["close_btn"]), "click", "1")
     app.wait_for(lambda s: not s["windows"]["dropzone"]["visible"], timeout=10, what="Close closes it")
 

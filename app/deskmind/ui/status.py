@@ -84,7 +84,11 @@ def snapshot(app: Any) -> dict[str, Any]:
         out["dropzone"] = {"progress": dz.progress.text(), "rows": dz.table.rowCount(),
                            "summary": dz.summary.text(), "close_text": dz.close_btn.text(),
                            "dialog": dz.dialog is not None and dz.dialog.isVisible(),
-                           "folder_btn": _global(dz.folder_btn), "close_btn": _global(dz.close_btn)}
+                           "folder_btn": _global(dz.folder_btn), "close_btn": _global(dz.close_btn),
+                           "details": dz.details.text() if dz.details is not None and dz.details.isVisible() else None,
+                           "why_cells": {dz.table.item(r, 0).text(): [p.x(), p.y()] for r in range(dz.table.rowCount())
+                                         for p in [dz.table.viewport().mapToGlobal(
+                                             dz.table.visualItemRect(dz.table.item(r, 2)).center())]}}
     if app.meeting is not None:
         out["meeting"] = {"state": app.meeting.state, "segments": len(app.meeting.segments),
                           "elapsed": app.meeting.elapsed(), "menu_text": t.act_meeting.text()}
