@@ -67,3 +67,14 @@ def test_the_why_column_wraps_instead_of_cutting_off(qtbot, desktop, tmp_path):
     assert dz.table.rowHeight(0) >= 2 * fm.height()                        # so it wraps
     assert dz.table.columnViewportPosition(2) + dz.table.columnWidth(2) <= dz.table.viewport().width()
     assert item.toolTip() == reason
+
+
+def test_a_folder_gone_before_indexing_says_so(qtbot, desktop, tmp_path):
+    dz = desktop.show_window("dropzone")
+    qtbot.waitExposed(dz)
+    gone = tmp_path / "moved"
+    dz.index([str(gone)])
+    qtbot.waitUntil(lambda: dz.summary.text().startswith("Indexing failed"), timeout=30000)
+    assert f"no such file or folder: {gone}" in dz.summary.text()
+    qtbot.waitUntil(lambda: dz.close_btn.text() == "Close", timeout=5000)
+    assert dz.progress.text() == "no files" and dz.table.rowCount() == 0
