@@ -50,7 +50,9 @@ class RuntimeHub:
         self._own_engines = engines is None
         self._engines = engines
         self._runtimes: dict[str, Runtime] = {}
-        self._providers: dict[str, ProviderConfig] = dict(cfg.providers)
+        # A disabled provider is neither used nor probed; it still keeps discovery away from its
+        # URL and name (so switching off a local server sticks).
+        self._providers: dict[str, ProviderConfig] = {n: p for n, p in cfg.providers.items() if p.enabled}
         self._inventory: Inventory | None = None
         self._inventory_at = 0.0
         self._lock = asyncio.Lock()
@@ -153,7 +155,7 @@ class RuntimeHub:
             machine = [p for p in self._providers.values() if p.zone == "machine" and p.kind != "llamacpp"]
             probes = [discovery.Target(p.name, p.kind, p.url) for p in machine
                       if p.kind in ("ollama", "openai")]
-            configured_urls = {p.url.rstrip("/") for p in self._providers.values()}
+            configured_urls = {p.url.rstrip("/") for p in self.cfg.providers.values()}
             if self.cfg.discover:
                 probes += [t for t in self.targets if t.url.rstrip("/") not in configured_urls]
             found = {f.target.name: f for f in await discovery.discover(self.client, probes)}
@@ -171,14 +173,15 @@ class RuntimeHub:
                     inv.providers[p.name] = await self._remote_state(p)
             for t in self.targets:
                 f = found.get(t.name)
-                if f is None or t.name in self._providers:
+                if f is None or t.name in self._providers or t.name in self.cfg.providers:
                     continue
                 self._providers[t.name] = ProviderConfig(name=t.name, kind=t.kind, url=t.url,
                                                          zone="machine", discovered=True)
                 inv.providers[t.name] = ProviderState(t.name, "machine", True, f.models, f.loaded,
                                                       context=self._context(f), kind=t.kind,
-                                                      note=f"discovered ({t.label})")
-            if "embedded" not in self._providers and self.embedded_factory is not None:
+                                                      note=f"discovered ({t.label})", url=t.url)
+            if ("embedded" not in self._providers and "embedded" not in self.cfg.providers
+                    and self.embedded_factory is not None):
                 self._providers["embedded"] = ProviderConfig(name="embedded", kind="llamacpp",
                                                              url="", zone="machine", discovered=True)
                 inv.providers["embedded"] = self._embedded_state("embedded")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import importlib.util
 import logging
 import os
 import threading
@@ -54,6 +55,12 @@ def llama_available() -> bool:
     except ImportError:
         return False
     return bundled_gguf() is not None
+
+
+def embedded_installed() -> bool:
+    """As :func:`llama_available` without importing xllamacpp (a large extension), so a window
+    can say at once whether the embedded runtime exists."""
+    return importlib.util.find_spec("xllamacpp") is not None and bundled_gguf() is not None
 
 
 def bundled_gguf() -> Path | None:

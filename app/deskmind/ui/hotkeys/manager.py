@@ -75,6 +75,9 @@ class HotkeyManager(QObject):
         self.resume_timer.setInterval(RESUME_CHECK_MS)
         self.resume_timer.timeout.connect(self.check_resume)
         self.rearmed = 0
+        # True while a settings field is capturing a combination: the keys pressed there are
+        # meant for the field, not for the action they happen to be bound to.
+        self.capturing = False
         self._stopped = False
         self._serial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deskmind-hotkeys")
 
@@ -97,7 +100,7 @@ class HotkeyManager(QObject):
             self.backend = None
             return False, trigger_instructions(bindings)
         if self.backend is None:
-            self.backend = factory(self.bridge.hotkey_pressed.emit, self.bridge.hotkey_released.emit)
+            self.backend = factory(self._pressed, self.bridge.hotkey_released.emit)
         usable = {a: c for a, c in bindings.items() if c and check_bindings(bindings).get(a) is None}
         ok = self.backend.start(usable)
         if self._stopped:  # the app quit while this was arming
@@ -110,6 +113,14 @@ class HotkeyManager(QObject):
             return False, ("the keyboard listener started but saw no key events (on macOS allow "
                            "Deskmind under Privacy → Accessibility)\n" + trigger_instructions(bindings))
         return True, None
+
+    def _pressed(self, action: str) -> None:
+        """The backend's thread: hand the press on unless a settings field is capturing keys
+        (a release always goes on: it can only end what a press before the capture began)."""
+        if self.capturing:
+            log.debug("hotkey %s ignored: a settings field is capturing keys", action)
+            return
+        self.bridge.hotkey_pressed.emit(action)
 
     def _armed(self, result: tuple[bool, str | None]) -> None:
         ok, why = result

@@ -9,6 +9,16 @@ from deskmind.ui.settings.storage_page import StoragePage
 from deskmind.ui.settings.window import SettingsWindow
 
 
+def _embedded_listed(app: Any) -> bool:
+    """Whether the hub will have the built-in llama.cpp runtime (known without loading it)."""
+    embedded = app.pipeline_answerer.hub_kw.get("embedded", "auto")
+    if embedded == "auto":
+        from deskmind.core.runtimes.llamacpp import embedded_installed
+
+        return embedded_installed()
+    return embedded is not None
+
+
 def build_settings(app: Any) -> SettingsWindow:
     w = SettingsWindow()
     if app.pipeline_answerer is not None:
@@ -20,7 +30,8 @@ def build_settings(app: Any) -> SettingsWindow:
         from deskmind.ui.settings.runtimes_page import RuntimesPage
 
         rf = RoutingFile(app.core.paths.config_dir)
-        w.add_page("Runtimes", RuntimesPage(rf, app.inventory, app.workers, app.settings_changed, app.secret_store))
+        w.add_page("Runtimes", RuntimesPage(rf, app.inventory, app.workers, app.settings_changed, app.secret_store,
+                                            embedded=_embedded_listed(app)))
         w.add_page("Models", ModelsPage(rf, app.settings_changed))
         from deskmind.core.routing.ledger import EgressLedger
         from deskmind.ui.settings.model_files_page import ModelFilesPage
