@@ -124,7 +124,9 @@ class PipelineAnswerer:
             old, self.hub = self.hub, None
             if old is not None:
                 await old.aclose()
-            self.hub = await self.workers.run(lambda: make_hub(self.core, cfg, **self.hub_kw))
+            # Keys are read on the one keyring thread, never on the loop's pool.
+            self.hub = await self.workers.run(lambda: make_hub(self.core, cfg, secrets_executor=self.workers.secrets,
+                                                               **self.hub_kw))
             await self._ensure_tools()
             self.pipeline = build_pipeline(self.core, self.hub, approver=self.approver, cfg=cfg,
                                            tool_servers=self.tool_servers)
@@ -147,6 +149,11 @@ class PipelineAnswerer:
         self.tool_servers = fresh
         if old is not None:
             await old.aclose()
+
+    async def inventory(self, refresh: bool = False) -> Any:
+        """What can answer now, from the hub the next question would use."""
+        pipeline = await self._ensure()
+        return await pipeline.hub.inventory(refresh=refresh)
 
     def may(self, scope: str) -> bool:
         """Whether the quick-ask agent holds a scope (paste, cloud...), from the rules file as
