@@ -26,7 +26,7 @@ from deskmind.ui.gateway_wiring import TrayGateway
 from deskmind.ui.hotkeys.manager import HotkeyManager
 from deskmind.ui.indexing import IndexingService
 from deskmind.ui.paste import PreviousWindow
-from deskmind.ui.shutdown import QUIT_BOUND_S, QuitReport, quit_steps, run_steps
+from deskmind.ui.shutdown import QUIT_BOUND_S, QUIT_STEP_BOUND_S, QuitReport, quit_steps, run_steps
 from deskmind.ui.single_instance import InstanceServer, server_name
 from deskmind.ui.speech_wiring import resting_state
 from deskmind.ui.tasks import Workers
@@ -123,7 +123,8 @@ class DesktopApp(QObject):
 
     async def _quit(self) -> None:
         try:
-            self.quit_report = await run_steps(quit_steps(self), self.quit_bound_s)
+            self.quit_report = await run_steps(quit_steps(self), self.quit_bound_s,
+                                               min(QUIT_STEP_BOUND_S, self.quit_bound_s))
         finally:
             self.quit_finished.emit()
 

@@ -20,7 +20,7 @@ from deskmind.ui.bridge import CoreBridge
 
 log = logging.getLogger(__name__)
 
-STOP_GRACE_S = 3.0
+STOP_GRACE_S = 2.0  # under the quit's bound for one step
 
 
 class IndexingService(QObject):
@@ -137,8 +137,8 @@ class IndexingService(QObject):
 
     async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
         """Quit (GUI loop): ask the child to stop between files and wait for it; one still
-        busy after ``grace_s`` (a huge file) is killed. Whatever it committed stays; the rest
-        is indexed again next time."""
+        busy after ``grace_s`` (embedding its last batch, a huge file) is ended. Each batch is
+        one transaction, so what it committed stays and the rest is indexed next time."""
         self.queue.clear()
         proc = self.proc
         if proc is None or proc.state() == QProcess.ProcessState.NotRunning:
@@ -149,7 +149,8 @@ class IndexingService(QObject):
         try:
             await asyncio.wait_for(exited, grace_s)
         except asyncio.TimeoutError:
-            log.warning("the indexing process did not stop within %.0f s: ending it", grace_s)
+            log.info("the indexing process was still busy %.0f s after quitting: ended it; "
+                     "what it had not stored is indexed next time", grace_s)
         finally:
             if proc.state() != QProcess.ProcessState.NotRunning:
                 proc.kill()

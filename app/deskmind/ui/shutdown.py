@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable
 log = logging.getLogger(__name__)
 
 QUIT_BOUND_S = 6.0       # every step together
+QUIT_STEP_BOUND_S = 3.0  # one step: a stuck one leaves time for those after it
 LAST_RESORT_GRACE_S = 3.0  # after the bound: leaving the loop and the interpreter's own exit
 FORCED_EXIT_CODE = 70
 
@@ -74,13 +75,17 @@ def in_daemon_thread(fn: Callable[[], Any], name: str) -> "asyncio.Future[Any]":
 
 
 async def run_steps(steps: list[QuitStep], bound_s: float = QUIT_BOUND_S,
+                    step_bound_s: float | None = None,
                     clock: Callable[[], float] = time.monotonic) -> QuitReport:
-    """Run ``steps`` in order on the running loop, all of them within ``bound_s``."""
+    """Run ``steps`` in order on the running loop, all of them within ``bound_s`` and each
+    within ``step_bound_s`` (when given)."""
     t0 = clock()
     deadline = t0 + bound_s
     report = QuitReport()
     for step in steps:
         left = deadline - clock()
+        if step_bound_s is not None:
+            left = min(left, step_bound_s)
         if left <= 0:
             log.warning("quitting: no time left to close %s", step.name)
             report.overran.append(step.name)
@@ -135,7 +140,7 @@ def quit_steps(app: Any) -> list[QuitStep]:
         QuitStep("the gateway", lambda: in_daemon_thread(app.gateway.shutdown, "gateway")),
         QuitStep("the model runtimes", app.ask.aclose),
         QuitStep("the speech engine", lambda: _close_speech(app.speech)),
-        QuitStep("the hotkeys", lambda: in_daemon_thread(app.hotkeys.stop, "hotkeys")),
+        QuitStep("the hotkeys", app.hotkeys.stop),
         QuitStep("the windows", app.release_widgets),
     ]
 
