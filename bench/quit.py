@@ -31,29 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.ui.test_ask_ui import rules  # noqa: E402
 from tests.ui.xharness import AppProcess, XSession, missing_tools  # noqa: E402
 
 BAD = ("was never awaited", "Task exception was never retrieved", "AsyncLibraryNotFoundError",
        "Task was destroyed but it is pending", "exiting now", "Traceback", "Fatal Python error",
        "going on without it", "no time left")
-
-RULES = """
-[defaults]
-discover = false
-
-[providers.local]
-kind = "ollama"
-url = "{url}"
-
-[classes]
-general = ["local:fake-model:1b"]
-
-[[rules]]
-name = "local-first"
-class = "general"
-zones = ["machine"]
-"""
-
 
 def one_run(x: XSession, url: str, scenario: str, settle_s: float) -> tuple[float, bool, str]:
     from deskmind.core.config.paths import Paths
@@ -61,7 +44,7 @@ def one_run(x: XSession, url: str, scenario: str, settle_s: float) -> tuple[floa
 
     home = Path(tempfile.mkdtemp(prefix="dm-quit-"))
     (home / "config").mkdir(parents=True)
-    (home / "config" / "routing.toml").write_text(RULES.format(url=url))
+    (home / "config" / "routing.toml").write_text(rules(url, paste=False))
     app = AppProcess(x, home, args=("--no-hotkeys",)).start()
     try:
         app.wait_for(lambda s: s["palette"]["built"], timeout=60, what="palette built")

@@ -207,6 +207,14 @@ class MeetingRecorder:
         for cap in self._captures.values():
             cap.stop()
 
+    def _close_writers(self, folder: MeetingFolder) -> None:
+        """Write out every open segment (each is then transcribed, unless interrupted)."""
+        for w in self._writers.values():
+            try:
+                w.close()
+            except DeskmindError as exc:
+                folder.warn(str(exc))
+
     def stop(self) -> MeetingResult:
         """Stop recording, transcribe the tail, save transcript and minutes. Blocking."""
         if self.folder is None:
@@ -214,11 +222,7 @@ class MeetingRecorder:
         folder = self.folder
         folder.update(status="stopping")
         self._stop_captures()
-        for w in self._writers.values():
-            try:
-                w.close()
-            except DeskmindError as exc:
-                folder.warn(str(exc))
+        self._close_writers(folder)
         with self._lock:
             pending = list(self._pending)
         for fut in pending:
@@ -245,11 +249,7 @@ class MeetingRecorder:
             return None
         self._interrupted = True
         self._stop_captures()
-        for w in self._writers.values():
-            try:
-                w.close()
-            except DeskmindError as exc:
-                folder.warn(str(exc))
+        self._close_writers(folder)
         with self._lock:
             pending, self._pending = list(self._pending), []
         for fut in pending:
