@@ -139,7 +139,8 @@ class PipelineAnswerer:
         from deskmind.core.tools.registry import tool_servers_for
 
         try:
-            fresh = await self.workers.run(lambda: tool_servers_for(self.core, secrets=self.hub_kw.get("secrets")))
+            fresh = await self.workers.run(lambda: tool_servers_for(self.core, secrets=self.hub_kw.get("secrets"),
+                                                                    secrets_executor=self.workers.secrets))
         except Exception as exc:  # a broken tools.toml costs the tools, not the answer
             log.warning("tool servers not used: %s", exc)
             fresh = None
