@@ -14,7 +14,6 @@ import time
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QApplication
 
 from deskmind.core.app import Core
 from deskmind.ui.answers import Answerer, Citation
