@@ -43,6 +43,7 @@ class Workers:
         self.pool = background_executor(max_workers, "deskmind-work")
         self.secrets = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deskmind-keyring")
         self.speech = background_executor(1, "deskmind-speech")
+        self.closed = False   # quitting: results that arrive later have no one to go to
 
     def run(self, fn: Callable[..., Any], *args: Any, executor: ThreadPoolExecutor | None = None) -> "asyncio.Future[Any]":
         """Awaitable result of ``fn(*args)`` run in a worker (from a coroutine on the GUI loop)."""
@@ -55,7 +56,7 @@ class Workers:
         fut = (executor or self.pool).submit(fn, *args)
 
         def finished(f: Future) -> None:
-            if f.cancelled():
+            if f.cancelled() or self.closed:
                 return
             exc = f.exception()
             if exc is not None:
@@ -107,5 +108,6 @@ class Workers:
         return self.pool.submit(load)
 
     def shutdown(self) -> None:
+        self.closed = True
         for ex in (self.pool, self.secrets, self.speech):
             ex.shutdown(wait=False, cancel_futures=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,9 +37,13 @@ class RuntimeHub:
                  client: httpx.AsyncClient | None = None, timeouts: Timeouts | None = None,
                  targets: tuple[discovery.Target, ...] | None = None,
                  embedded: Callable[[], Any] | None = None,
-                 engines: EnginePool | None = None) -> None:
+                 engines: EnginePool | None = None,
+                 secrets_executor: Executor | None = None) -> None:
+        """``secrets_executor``: where keys are read (the desktop app has one keyring thread,
+        as some backends are not thread-safe or prompt); by default the loop's pool."""
         self.cfg = cfg
         self.secrets = secrets
+        self.secrets_executor = secrets_executor
         self.egress = egress
         self.timeouts = timeouts or Timeouts()
         self.client = client or make_client(self.timeouts)
@@ -85,6 +90,11 @@ class RuntimeHub:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    async def _read_key(self, name: str) -> str | None:
+        if self.secrets is None:
+            return None
+        return await asyncio.get_running_loop().run_in_executor(self.secrets_executor, self.secrets.get, name)
+
     # -- providers -------------------------------------------------------------------
 
     def provider(self, name: str) -> ProviderConfig:
@@ -117,7 +127,7 @@ class RuntimeHub:
             return self.embedded_factory()
         headers: dict[str, str] = {}
         if p.key:
-            key = await asyncio.to_thread(self.secrets.get, p.key) if self.secrets else None
+            key = await self._read_key(p.key)
             if not key:
                 raise UserInputError(f"provider '{p.name}' needs an API key: run "
                                      f"'deskmind secrets set {p.key}'")
@@ -271,7 +281,7 @@ class RuntimeHub:
 
     async def _remote_state(self, p: ProviderConfig) -> ProviderState:
         if p.key:
-            has = await asyncio.to_thread(self.secrets.get, p.key) if self.secrets else None
+            has = await self._read_key(p.key)
             if not has:
                 return ProviderState(p.name, p.zone, False, list(p.models), kind=p.kind,
                                      note=f"no API key (deskmind secrets set {p.key})")
