@@ -9,6 +9,7 @@ from typing import Any, Callable
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from deskmind.core.runtimes.kinds import RUNTIME_KINDS
 from deskmind.ui.settings.routing_file import RoutingFile
 from deskmind.ui.tasks import Workers
 
@@ -41,7 +42,7 @@ class RuntimesPage(QWidget):
         self.name = QLineEdit()
         self.name.setPlaceholderText("gpu-box")
         self.kind = QComboBox()
-        self.kind.addItems(["ollama", "openai", "anthropic"])
+        self.kind.addItems(RUNTIME_KINDS.served())
         self.url = QLineEdit()
         self.url.setPlaceholderText("http://gpu-box.lan:11434")
         self.zone = QComboBox()
