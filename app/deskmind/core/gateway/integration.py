@@ -176,12 +176,17 @@ class RoutedChat:
             return dataclasses.replace(cfg, rules=rules), None
         return cfg, model
 
-    async def open(self, call: ChatCall) -> ChatStream:
-        from deskmind.core.agents.permissions import ApprovalRequest, ask_approval
+    async def check(self, call: ChatCall) -> None:
+        """Refuse now, before any memory is searched, a chat that would be refused whatever
+        memory added: a privacy it may not lower, a model no runtime has or the rules forbid,
+        no model able to answer."""
+        from deskmind.core.routing.dispatch import decide
+
+        await decide(self.rt.hub(), self._planner(call, with_memory=False))
+
+    def _planner(self, call: ChatCall, *, with_memory: bool = True) -> Any:
         from deskmind.core.routing.config import privacy_rank
-        from deskmind.core.routing.dispatch import Dispatch, decide
         from deskmind.core.routing.router import ItemRef, RouteRequest, keep_off_cloud, route_request
-        from deskmind.core.runtimes.base import ChatRequest, EgressContext
 
         caller = call.caller
         cfg, override = self._cfg_for_model(caller, call.model)
@@ -192,8 +197,8 @@ class RoutedChat:
                 f"deskmind.prompt_privacy '{call.prompt_privacy}' would make this chat less "
                 f"private than the routing rules' prompt_privacy ('{cfg.prompt_privacy}'): a "
                 "client may only raise it")
-        hub = self.rt.hub()
-        items = [ItemRef(h["chunk_id"], h["privacy"], len(h["text"])) for h in call.memory]
+        items = [ItemRef(h["chunk_id"], h["privacy"], len(h["text"]))
+                 for h in (call.memory if with_memory else [])]
         prompt = "\n".join(m.content for m in call.messages)
 
         def plan(inv: Any) -> Any:
@@ -204,8 +209,16 @@ class RoutedChat:
             if not caller.client.effective_scopes().cloud:
                 keep_off_cloud(d, f"client {caller.name}", override)
             return d
+        return plan
 
-        decision = await decide(hub, plan)
+    async def open(self, call: ChatCall) -> ChatStream:
+        from deskmind.core.agents.permissions import ApprovalRequest, ask_approval
+        from deskmind.core.routing.dispatch import Dispatch, decide
+        from deskmind.core.runtimes.base import ChatRequest, EgressContext
+
+        caller = call.caller
+        hub = self.rt.hub()
+        decision = await decide(hub, self._planner(call))
         approver = _standing_approval(caller)
         d = Dispatch(decision, lambda cand: ask_approval(
             approver, ApprovalRequest(agent_name(caller), "cloud", f"chat via {cand.ref}")))
@@ -213,7 +226,7 @@ class RoutedChat:
             used = d.visible(cand, call.memory, lambda h: h["chunk_id"])
             req = ChatRequest(model=cand.model, messages=grounded(call.messages, used),
                               temperature=call.temperature, max_tokens=call.max_tokens,
-                              tools=list(call.tools),
+                              tools=list(call.tools), sampling=call.sampling,
                               egress=EgressContext(rule=decision.rule,
                                                    item_ids=[h["chunk_id"] for h in used]))
             runtime = await hub.runtime(cand.provider)

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
 from deskmind.core.errors import ModelUnavailableError, UserInputError
-from deskmind.core.runtimes.base import ChatRequest, ModelInfo, StreamEvent, Usage
+from deskmind.core.runtimes.base import (
+    ChatRequest, ModelInfo, StreamEvent, Usage, plain_tool_choice, refuse_unsupported,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +127,21 @@ class LlamaCppRuntime:
                 msgs.append({"role": role, "content": m.content})
         return msgs
 
+    @staticmethod
+    def sampling_options(req: ChatRequest) -> dict[str, Any]:
+        """llama.cpp's server takes OpenAI's sampling fields as they are."""
+        sp = req.sampling
+        out: dict[str, Any] = {k: getattr(sp, k) for k in (
+            "seed", "top_p", "frequency_penalty", "presence_penalty", "response_format")
+            if getattr(sp, k) is not None}
+        if sp.stop:
+            out["stop"] = list(sp.stop)
+        return out
+
     async def chat(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+        refuse_unsupported(self.name, self.kind, req,
+                           ([] if plain_tool_choice(req.sampling.tool_choice) else ["tool_choice"])
+                           + (["user"] if req.sampling.user is not None else []))
         loop = asyncio.get_running_loop()
         q: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
@@ -136,6 +152,7 @@ class LlamaCppRuntime:
                 # Small models loop without a repeat penalty and ramble when hot.
                 "temperature": 0.2 if req.temperature is None else req.temperature,
                 "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.15}
+        body.update(self.sampling_options(req))
 
         def post(item: Any) -> None:
             try:

@@ -15,7 +15,7 @@ from httpx_sse import EventSource, SSEError
 
 from deskmind.core.runtimes.base import (
     ChatRequest, MalformedStreamError, Message, ModelInfo, RuntimeFault, RuntimeHTTPError,
-    StreamEvent, StreamTruncatedError, ToolCall, Usage,
+    StreamEvent, StreamTruncatedError, ToolCall, Usage, plain_tool_choice, refuse_unsupported,
 )
 from deskmind.core.runtimes.discovery import reported_context
 from deskmind.core.runtimes.http import Transport, encode_body
@@ -68,9 +68,21 @@ class OpenAICompatRuntime:
             payload["tools"] = [{"type": "function", "function": {
                 "name": t.name, "description": t.description, "parameters": t.parameters}}
                 for t in req.tools]
+        sp = req.sampling
+        if sp.stop:
+            payload["stop"] = list(sp.stop)
+        for key in ("seed", "top_p", "frequency_penalty", "presence_penalty", "response_format", "user"):
+            if getattr(sp, key) is not None:
+                payload[key] = getattr(sp, key)
+        if sp.tool_choice is not None and req.tools:
+            payload["tool_choice"] = sp.tool_choice
+        # The last event then carries the server's token counts.
+        payload["stream_options"] = {"include_usage": True}
         return payload
 
     async def chat(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+        if not req.tools and not plain_tool_choice(req.sampling.tool_choice):
+            refuse_unsupported(self.name, self.kind, req, ["tool_choice without tools"])
         partial: dict[int, dict[str, Any]] = {}
         finish: str | None = None
         usage: Usage | None = None
