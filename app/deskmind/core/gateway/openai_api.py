@@ -209,10 +209,10 @@ class OpenAIApi:
         query = next((m.content for m in reversed(messages) if m.role == "user"), "")
         if not query.strip():
             return []
-        # Earlier conversations are not sources (a model would end up quoting itself).
+        # Earlier conversations are not sources (a model would end up quoting itself): the
+        # search leaves them out.
         search = anyio.to_thread.run_sync(
-            lambda: self.gw.service.search(caller, query[:2000], GROUNDING_HITS,
-                                           exclude_kinds=("conversation",)),
+            lambda: self.gw.service.search(caller, query[:2000], GROUNDING_HITS),
             limiter=self.gw.workers)
         warm = getattr(self.gw.chat, "warm", None)
         if warm is None:
