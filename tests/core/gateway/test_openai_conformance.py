@@ -121,7 +121,8 @@ def test_out_of_range_parameters_are_a_400_naming_them(api):
     oa = client(srv, grant(gw, "aider", ask=True))
     for bad, where in (({"top_p": 3}, "top_p"), ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
                        ({"response_format": {"type": "xml"}}, "response_format"),
-                       ({"tool_choice": "sometimes"}, "tool_choice")):
+                       ({"tool_choice": "sometimes"}, "tool_choice"),
+                       ({"tool_choice": "required"}, "body: Value error, tool_choice names a tool")):
         with pytest.raises(openai.BadRequestError) as err:
             oa.chat.completions.create(model="general", messages=ASK, extra_body=bad)
         assert err.value.body["message"].startswith(where)

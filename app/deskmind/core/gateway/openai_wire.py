@@ -8,7 +8,7 @@ import logging
 import time
 from typing import Annotated, Any, AsyncIterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -115,6 +115,12 @@ class ChatBody(BaseModel):
     response_format: _ResponseFormat | None = None
     tool_choice: Literal["auto", "none", "required"] | _NamedToolChoice | None = None
     user: str | None = Field(default=None, max_length=256)
+
+    @model_validator(mode="after")
+    def _tool_choice_needs_tools(self) -> "ChatBody":
+        if self.tool_choice not in (None, "auto", "none") and not self.tools:
+            raise ValueError("tool_choice names a tool to call, but the request has no tools")
+        return self
 
     def sampling(self) -> Sampling:
         stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])

@@ -15,7 +15,7 @@ from httpx_sse import EventSource, SSEError
 
 from deskmind.core.runtimes.base import (
     ChatRequest, MalformedStreamError, Message, ModelInfo, RuntimeFault, RuntimeHTTPError,
-    StreamEvent, StreamTruncatedError, ToolCall, Usage, plain_tool_choice, refuse_unsupported,
+    StreamEvent, StreamTruncatedError, ToolCall, Usage,
 )
 from deskmind.core.runtimes.discovery import reported_context
 from deskmind.core.runtimes.http import Transport, encode_body
@@ -81,8 +81,6 @@ class OpenAICompatRuntime:
         return payload
 
     async def chat(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
-        if not req.tools and not plain_tool_choice(req.sampling.tool_choice):
-            refuse_unsupported(self.name, self.kind, req, ["tool_choice without tools"])
         partial: dict[int, dict[str, Any]] = {}
         finish: str | None = None
         usage: Usage | None = None
