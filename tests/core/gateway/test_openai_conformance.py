@@ -214,3 +214,29 @@ def test_revoking_a_client_cuts_its_open_stream_at_once(core, memory, revoker):
     assert error is not None and "revoked" in str(error)
     chats = [e for e in gw.audit.entries(client="aider") if e.action == "chat"]
     assert chats and chats[-1].decision == "failed" and "revoked" in chats[-1].detail
+
+
+def test_revoking_a_client_cuts_a_non_streamed_answer_too(core, memory):
+    import threading
+
+    slow = FakeLLMServer(reply=Reply("word " * 400), faults=Faults(token_delay=0.05))
+    with slow, FakeLLMServer() as oll:
+        gw, srv = serve(core, rules(slow.url, oll.url))
+        try:
+            oa = client(srv, grant(gw, "aider", ask=True))
+            revoked_at: list[float] = []
+
+            def revoke_soon() -> None:
+                time.sleep(0.5)
+                ClientRegistry(core.store).revoke("aider")
+                revoked_at.append(time.monotonic())
+
+            threading.Thread(target=revoke_soon, daemon=True).start()
+            with pytest.raises(openai.PermissionDeniedError) as err:
+                oa.chat.completions.create(model="general", messages=ASK)
+            ended_at = time.monotonic()
+        finally:
+            srv.stop()
+            gw.audit.flush()
+    assert "revoked" in err.value.body["message"]
+    assert revoked_at and ended_at - revoked_at[0] < 1.2

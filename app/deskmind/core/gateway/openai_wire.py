@@ -156,7 +156,9 @@ def fault_response(exc: DeskmindError) -> JSONResponse:
         FirstTokenTimeout, ModelNotFoundError, RateLimitedError, StallTimeout,
     )
 
-    if isinstance(exc, (PermissionDenied, RouteRefused)):
+    from deskmind.core.gateway.revocation import ClientRevoked
+
+    if isinstance(exc, (PermissionDenied, RouteRefused, ClientRevoked)):
         # RouteRefused: the rules forbid the model asked for (not a runtime being down).
         return api_error(403, str(exc), "permission_error")
     if isinstance(exc, UserInputError):
