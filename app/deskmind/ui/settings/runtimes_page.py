@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHBoxL
 
 from deskmind.core.errors import DeskmindError
 from deskmind.core.routing.editor import RoutingFile, RuntimeEntry
+from deskmind.core.runtimes.kinds import RUNTIME_KINDS
 from deskmind.ui.tasks import Workers
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class RuntimesPage(QWidget):
         self.name = QLineEdit()
         self.name.setPlaceholderText("gpu-box")
         self.kind = QComboBox()
-        self.kind.addItems(["ollama", "openai", "anthropic"])
+        self.kind.addItems(RUNTIME_KINDS.served())
         self.url = QLineEdit()
         self.url.setPlaceholderText("http://gpu-box.lan:11434")
         self.zone = QComboBox()
