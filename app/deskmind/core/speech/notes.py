@@ -17,7 +17,7 @@ from deskmind.core.errors import DeskmindError, UserInputError
 from deskmind.core.memory.models import SourceDraft
 from deskmind.core.memory.search import content_words
 from deskmind.core.speech.audio import load_audio, resample, write_wav
-from deskmind.core.speech.capture import AudioCapture
+from deskmind.core.speech.armed_mic import ArmedMicrophone, Take, start_take
 from deskmind.core.speech.engine import Segment, Transcript, TranscriptionEngine
 from deskmind.core.speech.storage import note_draft
 
@@ -49,6 +49,27 @@ def unfaithful_cleanup(said: str, cleaned: str) -> str | None:
 
 
 Complete = Callable[[str, str, str], str]
+
+
+def guarded_clean_up(complete: Complete, task: str, prompt: str, said: str,
+                     privacy: str) -> tuple[str | None, list[str]]:
+    """(the clean-up of ``said`` when it can stand for it, else None; why it was not used).
+
+    ``prompt`` has a ``{text}`` slot. Whatever the model answers, only a faithful edit of what
+    was said is ever returned (see :func:`unfaithful_cleanup`); a failure is a reason, never
+    an exception, because the words said must not be lost over it."""
+    try:
+        cleaned = complete(task, prompt.format(text=said), privacy).strip() or None
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, DeskmindError) else f"{type(exc).__name__}: {exc}"
+        log.warning("clean-up failed (%s)", (reason.splitlines() or [""])[0])
+        log.debug("clean-up failure in full", exc_info=True)
+        return None, [f"cleanup failed ({reason})"]
+    why = unfaithful_cleanup(said, cleaned) if cleaned else None
+    if why:
+        log.warning("clean-up not used: %s", why)
+        return None, [f"the clean-up was not used ({why})"]
+    return cleaned, []
 Remember = Callable[[SourceDraft], int]
 
 
@@ -100,30 +121,20 @@ class NoteSaver:
 
     def save(self, note_id: str, transcript: Transcript, audio_path: Path, *,
              recorded_at: float, origin: str | None = None,
-             timings: dict[str, float] | None = None) -> VoiceNote:
+             timings: dict[str, float] | None = None, cleaned: str | None = None) -> VoiceNote:
+        """Store the note; ``cleaned`` is a clean-up already made and checked (dictation),
+        else the cleaner runs here when there is one."""
         timings = dict(timings or {})
         warnings: list[str] = []
         if not transcript.segments:
             audio_path.unlink(missing_ok=True)
             raise NoSpeechError(f"no speech was heard in the {transcript.duration:.1f} s recording; "
                                 "nothing was saved")
-        cleaned: str | None = None
-        if self.clean_up and self.complete is not None:
+        if cleaned is None and self.clean_up and self.complete is not None:
             t = time.perf_counter()
-            try:
-                cleaned = self.complete(CLEAN_TASK, CLEAN_PROMPT.format(text=transcript.text),
-                                        self.privacy).strip() or None
-            except Exception as exc:  # the cleaner failing must not lose the note
-                reason = str(exc) if isinstance(exc, DeskmindError) else f"{type(exc).__name__}: {exc}"
-                first = (reason.splitlines() or [""])[0]
-                log.warning("note kept as transcribed: clean-up failed (%s)", first)
-                log.debug("note clean-up failure in full", exc_info=True)
-                warnings.append(f"note kept as transcribed: cleanup failed ({reason})")
-            why = unfaithful_cleanup(transcript.text, cleaned) if cleaned else None
-            if why:
-                log.warning("note clean-up not used: %s", why)
-                warnings.append(f"note kept as transcribed: the clean-up was not used ({why})")
-                cleaned = None
+            cleaned, why_not = guarded_clean_up(self.complete, CLEAN_TASK, CLEAN_PROMPT,
+                                                transcript.text, self.privacy)
+            warnings += [f"note kept as transcribed: {w}" for w in why_not]
             timings["cleanup"] = time.perf_counter() - t
         t = time.perf_counter()
         draft = note_draft(note_id, transcript, audio_path, privacy=self.privacy, cleaned=cleaned,
@@ -155,6 +166,7 @@ class VoiceNoteRecorder:
     stop() blocks until the note is saved (the desktop calls it off the GUI thread)."""
 
     def __init__(self, saver: NoteSaver, sd: Any, *, device: str | int | None = None,
+                 armed: Callable[[], ArmedMicrophone | None] = lambda: None,
                  on_segment: Callable[[Segment], None] | None = None,
                  on_error: Callable[[DeskmindError], None] | None = None,
                  on_level: Callable[[float], None] | None = None) -> None:
@@ -164,8 +176,9 @@ class VoiceNoteRecorder:
         self.on_segment = on_segment
         self.on_error = on_error
         self.on_level = on_level
+        self.armed = armed
         self._blocks: list[np.ndarray] = []
-        self._capture: AudioCapture | None = None
+        self._capture: Take | None = None
         self._lock = threading.Lock()
         self._started_wall = 0.0
 
@@ -187,9 +200,9 @@ class VoiceNoteRecorder:
             if self._capture is not None:
                 raise UserInputError("a voice note is already being recorded")
             self._blocks = []
-            cap = AudioCapture(self._sd, on_block=self._on_block, on_error=self.on_error,
-                               device=self.device, name="microphone")
-            cap.start()
+            cap = start_take(self._sd, self.device, self.armed(), self._on_block, self.on_error)
+            if cap.pre.size:  # before any live block, which may already have arrived
+                self._blocks.insert(0, cap.pre)
             self._capture = cap
             self._started_wall = time.time()
         self.saver.preload()

@@ -49,6 +49,15 @@ class SpeechSettings:
     clean_up_notes: bool = True             # pass voice notes through the note cleaner when one exists
     note_privacy: str = "private"
     meeting_privacy: str = "private"
+    # Pre-roll: while the talk keys are armed the microphone stays open (the system's
+    # microphone indicator shows it) and the last preroll_s seconds are kept in memory only,
+    # so the first word said with the key press is recorded. Off: the microphone opens on
+    # key-down and the first ~0.1 s may be lost.
+    preroll: bool = True
+    preroll_s: float = 0.3
+    dictate_save_note: bool = True          # dictated text is also saved as a voice note
+    dictate_clean_up: bool = False          # punctuation/fillers by the routed local model, guarded
+    max_dictation_s: float = 300.0          # a held dictate key records at most this long
 
     def resolved_threads(self) -> int:
         if self.threads > 0:
@@ -97,6 +106,13 @@ def parse_speech_settings(data: dict[str, Any]) -> SpeechSettings:
         raise UserInputError("[speech] meeting_segment_s must be at least twice flush_interval_s")
     if int(s.minutes_chunk_chars) < 500:
         raise UserInputError("[speech] minutes_chunk_chars must be at least 500")
+    if not (0 < float(s.preroll_s) <= 2.0):
+        raise UserInputError("[speech] preroll_s must be more than 0 and at most 2 seconds")
+    if not (1 <= float(s.max_dictation_s) <= 3600):
+        raise UserInputError("[speech] max_dictation_s must be between 1 and 3600 seconds")
+    for name in ("preroll", "dictate_save_note", "dictate_clean_up"):
+        if not isinstance(getattr(s, name), bool):
+            raise UserInputError(f"[speech] {name} must be true or false")
     if s.beam_size < 1:
         raise UserInputError("[speech] beam_size must be at least 1")
     return s
