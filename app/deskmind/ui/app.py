@@ -70,6 +70,7 @@ class DesktopApp(QObject):
         self.hud: Any = None
         self.talk: Any = None
         self.meeting: Any = None
+        self.dictation: Any = None   # the dictate key (ui/dictation.py)
         self._windows: dict[str, Any] = {}
         self.tray_ready_ms: float | None = None
         self.tray_ready_at: float | None = None
@@ -114,8 +115,9 @@ class DesktopApp(QObject):
         self.indexing.shutdown()
         self.gateway.shutdown()
         self.hotkeys.stop()
-        if self.talk is not None:
-            self.talk.shutdown()
+        for keys in (self.talk, self.dictation):
+            if keys is not None:
+                keys.shutdown()
         if self.meeting is not None:
             self.meeting.shutdown()
         if self.pipeline_answerer is not None and self.pipeline_answerer.hub is not None:
@@ -205,10 +207,15 @@ class DesktopApp(QObject):
             self.talk.settings_changed()  # the next note builds its recorder on the new service
             self.workers.submit(old.close)
             return f"Saved; Whisper model {new.model} loads on the next recording"
-        for f in ("vocabulary", "input_device", "language", "beam_size"):
-            setattr(cur, f, getattr(new, f))   # the engine reads these per transcription
-        if self.talk is not None:
-            self.talk.settings_changed()
+        for f in ("vocabulary", "input_device", "language", "beam_size", "preroll", "preroll_s",
+                  "dictate_save_note", "dictate_clean_up", "max_dictation_s"):
+            setattr(cur, f, getattr(new, f))   # read per transcription, dictation or arming
+        for keys in (self.talk, self.dictation):
+            if keys is not None:
+                keys.settings_changed()
+        from deskmind.ui.speech_wiring import arm_talk_keys
+
+        arm_talk_keys(self)      # pre-roll on or off, another microphone: at once
         return "Saved and applied"
 
     def settings_changed(self) -> None:
@@ -246,6 +253,15 @@ class DesktopApp(QObject):
             self.toggle_talk()
         elif action == "meeting":
             self.toggle_meeting()
+        elif action == "dictate":
+            self._talk_key("dictate", lambda c: c.toggle())
+
+    def _talk_key(self, action: str, use: Callable[[Any], None]) -> None:
+        controller = self.talk if action == "talk" else self.dictation
+        if controller is None:
+            self._speech_missing()
+        else:
+            use(controller)
 
     def on_hotkey_pressed(self, action: str) -> None:
         if action == "palette":
@@ -260,10 +276,14 @@ class DesktopApp(QObject):
                 self._speech_missing()
         elif action == "meeting":
             self.toggle_meeting()
+        elif action == "dictate":
+            self._talk_key(action, lambda c: c.pressed(hold=self.hotkeys.talk_is_hold(action)))
 
     def on_hotkey_released(self, action: str) -> None:
         if action == "talk" and self.talk is not None:
             self.talk.released(hold=self.hotkeys.talk_is_hold())
+        elif action == "dictate" and self.dictation is not None:
+            self.dictation.released(hold=self.hotkeys.talk_is_hold(action))
 
     # -- palette -------------------------------------------------------------------------------
 

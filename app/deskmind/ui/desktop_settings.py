@@ -27,9 +27,11 @@ DEFAULT_HOTKEYS: dict[str, str] = {
     "palette": "<ctrl>+<alt>+<space>",
     "talk": "<ctrl>+<alt>+j",
     "meeting": "<ctrl>+<alt>+<shift>+m",
+    # Ctrl+Alt+D would read better but shows the desktop on several desktops.
+    "dictate": "<ctrl>+<alt>+k",
 }
 
-ACTIONS = ("palette", "talk", "meeting")
+ACTIONS = ("palette", "talk", "meeting", "dictate")
 
 
 @dataclass

@@ -69,6 +69,12 @@ def snapshot(app: Any) -> dict[str, Any]:
                           "elapsed": app.meeting.elapsed(), "menu_text": t.act_meeting.text()}
     if app.talk is not None:
         out["talk"] = {"state": app.talk.state}
+    dictation = getattr(app, "dictation", None)
+    if dictation is not None:
+        last = dictation.last
+        out["dictation"] = {"state": dictation.state, "last": last.to_dict() if last is not None else None}
+    if app.hud is not None:
+        out["hud"] = {"state": app.hud.state, "text": app.hud.label.text()}
     out["hotkeys"] = [{"action": s.action, "armed": s.armed, "mode": s.mode, "detail": s.detail}
                       for s in app.hotkeys.statuses]
     return out
