@@ -19,7 +19,7 @@ import sys
 from PySide6.QtCore import QSocketNotifier
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QLineEdit
-app = QApplication(sys.argv)
+app = QApplication(["dm-text-window"] + sys.argv[1:])
 w = QLineEdit(); w.setWindowTitle(sys.argv[1]); w.resize(900, 40); w.show()
 w.textChanged.connect(lambda t: print("text:" + t, flush=True))
 def command():
@@ -99,6 +99,16 @@ class TextWindow:
         deadline = time.monotonic() + timeout
         while not cond(self.text) and time.monotonic() < deadline:
             self._read_until("text:", min(0.5, max(0.01, deadline - time.monotonic())))
+        return self.text
+
+    def settled(self, quiet_s: float = 0.4, timeout: float = 10.0) -> str:
+        """The widget's text once it has not changed for ``quiet_s``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = self.text
+            self._read_until("text:", quiet_s)
+            if self.text == before:
+                break
         return self.text
 
     def close(self) -> None:

@@ -27,8 +27,10 @@ DEFAULT_HOTKEYS: dict[str, str] = {
     "palette": "<ctrl>+<alt>+<space>",
     "talk": "<ctrl>+<alt>+j",
     "meeting": "<ctrl>+<alt>+<shift>+m",
-    # Ctrl+Alt+D would read better but shows the desktop on several desktops.
-    "dictate": "<ctrl>+<alt>+k",
+    # A key that types nothing: the hotkey listener does not take the key from the focused
+    # app, which would otherwise get a letter before the dictation (Ctrl+Alt+D would read
+    # better but shows the desktop on several desktops; Ctrl+Alt+F-keys switch consoles).
+    "dictate": "<ctrl>+<shift>+<f9>",
 }
 
 ACTIONS = ("palette", "talk", "meeting", "dictate")

@@ -72,7 +72,9 @@ def snapshot(app: Any) -> dict[str, Any]:
     dictation = getattr(app, "dictation", None)
     if dictation is not None:
         last = dictation.last
-        out["dictation"] = {"state": dictation.state, "last": last.to_dict() if last is not None else None}
+        mic = app.speech.armed_microphone if app.speech is not None else None
+        out["dictation"] = {"state": dictation.state, "last": last.to_dict() if last is not None else None,
+                            "preroll_armed": bool(mic is not None and mic.armed)}
     if app.hud is not None:
         out["hud"] = {"state": app.hud.state, "text": app.hud.label.text()}
     out["hotkeys"] = [{"action": s.action, "armed": s.armed, "mode": s.mode, "detail": s.detail}
