@@ -47,12 +47,15 @@ class TextWindow:
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout.readline().strip() == "up"
         self.lines: queue.Queue[str] = queue.Queue()
+        self.text_at = 0.0
         threading.Thread(target=self._pump, daemon=True).start()
         self.wid = self._find()
         self.text = ""
 
     def _pump(self) -> None:
         for line in self.proc.stdout:
+            if line.startswith("text:"):
+                self.text_at = time.monotonic()   # when the widget's text last changed
             self.lines.put(line)
 
     def _find(self) -> int:
