@@ -150,8 +150,9 @@ class Deliverer:
         if self.clipboard is not None:
             try:
                 self.clipboard.put_text(text)
+                said = "clipboard" in why   # the plan's own reason says so already
                 return DeliveryReport("clipboard-only", False, len(text), target.wm_class,
-                                      f"{why}; the text is on the clipboard")
+                                      why if said else f"{why}; the text is on the clipboard")
             except Exception as exc:  # a clipboard that cannot be reached must not lose the text
                 log.warning("could not put the dictation on the clipboard: %s", exc)
         return DeliveryReport("none", False, len(text), target.wm_class, why)
