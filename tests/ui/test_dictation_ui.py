@@ -50,9 +50,9 @@ def test_the_dictation_agent_may_paste_by_default_and_settings_can_take_it_away(
 
 def test_the_hotkeys_page_has_the_dictate_key_and_the_self_check_tells_a_wayland_user(qtbot, app):
     page = app.show_window("settings").pages["Hotkeys"]
-    assert page.bindings()["dictate"] == "<ctrl>+<shift>+<f9>"
+    assert page.bindings()["dictate"] == "<ctrl>+<shift>+<f11>"
     bridge = CoreBridge()
-    m = HotkeyManager(bridge, Workers(bridge), {"talk": "<ctrl>+<alt>+j", "dictate": "<ctrl>+<shift>+<f9>"},
+    m = HotkeyManager(bridge, Workers(bridge), {"talk": "<ctrl>+<alt>+j", "dictate": "<ctrl>+<shift>+<f11>"},
                       backend_factory=None)
     m.describe_delivery = Deliverer(None, session="wayland", tools=set()).describe
     with qtbot.waitSignal(m.checked, timeout=5000) as sig:

@@ -26,7 +26,7 @@ SAID = "Remember to water the tomatoes in the garden."
 LONG = ("Remember to water the tomatoes in the garden. The plumber comes on Thursday at nine "
         "to fix the kitchen sink. Buy new running shoes and book the dentist for next week. "
         "Call the bank about the mortgage and ask for the new interest rate.")
-KEY = "ctrl+shift+F9"
+KEY = "ctrl+shift+F11"
 CLIP = "what the clipboard held before"
 
 
@@ -47,7 +47,7 @@ def world(tmp_path_factory, qapp):
     try:
         app.wait_for(lambda s: any(h["action"] == "dictate" and h["armed"] and h["mode"] == "hold"
                                    for h in s.get("hotkeys", []))
-                     and (s.get("dictation") or {}).get("preroll_armed"), timeout=90,
+                     and (s.get("dictation") or {}).get("preroll_kept_s", 0) >= 0.5, timeout=90,
                      what="the dictate key held-to-talk and the pre-roll armed")
         window = TextWindow(x.env(), "dm-e2e-dictation")
         yield {"x": x, "app": app, "pulse": pulse, "home": home, "window": window,
@@ -92,7 +92,8 @@ def test_held_key_types_the_words_including_the_first_and_keeps_the_clipboard(wo
     last = st["dictation"]["last"]
     w.wait_text(lambda t: "garden" in t.lower())
     typed = w.settled()
-    assert {"remember", "water", "tomatoes", "garden"} <= words(typed), (typed, last)
+    # "Remember" is the first word; tiny.en hears "tomato" for "tomatoes" now and then.
+    assert {"remember", "water", "garden"} <= words(typed) and "tomato" in typed.lower(), (typed, last)
     assert last["delivered"] and last["method"] == "type"
     assert st["hud"]["text"].startswith("Typed "), st["hud"]
     assert last["lead_ms"] is not None and last["lead_ms"] < 0   # audio from before key-down

@@ -30,7 +30,7 @@ DEFAULT_HOTKEYS: dict[str, str] = {
     # A key that types nothing: the hotkey listener does not take the key from the focused
     # app, which would otherwise get a letter before the dictation (Ctrl+Alt+D would read
     # better but shows the desktop on several desktops; Ctrl+Alt+F-keys switch consoles).
-    "dictate": "<ctrl>+<shift>+<f9>",
+    "dictate": "<ctrl>+<shift>+<f11>",
 }
 
 ACTIONS = ("palette", "talk", "meeting", "dictate")

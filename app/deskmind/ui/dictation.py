@@ -134,11 +134,21 @@ class DictationController(QObject):
         self.workers.submit(self._press, pressed_at, done=lambda _t: self._started(),
                             failed=self._start_failed, executor=self.workers.speech)
 
-    def _press(self, pressed_at: float) -> Any:
+    def prepare(self) -> None:
+        """Build the dictation now, on the speech worker (it loads the speech engine's modules,
+        a second or more), so the first key press starts recording at once."""
+        self.workers.submit(self._ensure, failed=lambda e: log.info("dictation not ready: %s", e),
+                            executor=self.workers.speech)
+
+    def _ensure(self) -> Any:
         """Speech worker."""
         if self.dictation is None:
             self.dictation = self._make(on_level=self.bridge.on_level)
-        return self.dictation.press(pressed_at)
+        return self.dictation
+
+    def _press(self, pressed_at: float) -> Any:
+        """Speech worker."""
+        return self._ensure().press(pressed_at)
 
     def _started(self) -> None:
         self._set("recording")
@@ -185,6 +195,7 @@ class DictationController(QObject):
         """Speech settings changed (GUI thread): the next dictation is built anew."""
         if self.state == "idle":
             self.dictation = None
+            self.prepare()
 
     def shutdown(self) -> None:
         self._release.stop()

@@ -89,10 +89,12 @@ def build_dictation(app: Any) -> Any:
         return app.speech.dictation(deliverer, may_paste=lambda: dictation_permission(app.core.paths.config_dir),
                                     audit=audit, **hooks)
 
-    return DictationController(make, app.bridge, app.workers, app.hud,
-                               notify=lambda title, msg: app.tray.notify(title, msg),
-                               set_tray=lambda s: app.tray.set_state(resting_state(app) if s == "idle" else s),
-                               parent=app)
+    controller = DictationController(make, app.bridge, app.workers, app.hud,
+                                     notify=lambda title, msg: app.tray.notify(title, msg),
+                                     set_tray=lambda s: app.tray.set_state(resting_state(app) if s == "idle" else s),
+                                     parent=app)
+    controller.prepare()
+    return controller
 
 
 def arm_talk_keys(app: Any) -> None:

@@ -74,7 +74,8 @@ def snapshot(app: Any) -> dict[str, Any]:
         last = dictation.last
         mic = app.speech.armed_microphone if app.speech is not None else None
         out["dictation"] = {"state": dictation.state, "last": last.to_dict() if last is not None else None,
-                            "preroll_armed": bool(mic is not None and mic.armed)}
+                            "preroll_armed": bool(mic is not None and mic.armed),
+                            "preroll_kept_s": mic.kept_s if mic is not None else 0.0}
     if app.hud is not None:
         out["hud"] = {"state": app.hud.state, "text": app.hud.label.text()}
     out["hotkeys"] = [{"action": s.action, "armed": s.armed, "mode": s.mode, "detail": s.detail}

@@ -124,3 +124,19 @@ def test_a_voice_note_starts_from_the_pre_roll(core, speech, sd, pulse, speech_d
     assert "remember" in words(note.text), note.text
     speech.settings.preroll = False
     assert speech.arm_microphone() is False and speech.armed_microphone is None
+
+
+def test_a_key_press_that_reaches_the_recorder_late_still_starts_before_the_key(sd, pulse):
+    """On a busy machine the press went through the listener, GUI thread and a worker in
+    0.7 s: the take still starts ``seconds`` before the key went down."""
+    mic = ArmedMicrophone(sd, seconds=0.3)
+    mic.arm()
+    try:
+        wait_blocks(mic, 30)                     # 1.5 s of audio went through the ring
+        pressed = time.monotonic() - 0.7         # the key went down 0.7 s ago
+        take = mic.begin(lambda b: None, since=pressed)
+        take.stop()
+    finally:
+        mic.disarm()
+    assert 0.95 * take.rate <= len(take.pre) <= 1.05 * take.rate   # 0.7 s late + 0.3 s before
+    assert abs(take.first_sample_at - (pressed - 0.3)) < 0.06

@@ -160,8 +160,8 @@ def test_a_spoken_instruction_is_typed_as_text_never_obeyed(core, speech, sd, pu
     d = make(core, speech, xenv, clean_up=True, complete=obeying)
     r = dictate(d, pulse, speech_wav(speech_dir, INSTRUCTION))
     typed = window.wait_text(lambda t: t == r.text)
-    assert {"ignore", "above", "reply"} <= words(typed), typed
-    assert "banana" not in typed.lower() or len(typed.split()) > 3
+    # tiny.en mishears a word of synthetic speech now and then: most of the sentence is there.
+    assert typed == r.text and len(words(typed) & {"ignore", "the", "above", "reply", "only", "word"}) >= 4, typed
     assert not r.cleaned and any("the clean-up was not used" in w for w in r.warnings)
     task, prompt = prompts[0]
     assert task == CLEAN_TASK
@@ -177,8 +177,8 @@ def test_a_faithful_clean_up_is_what_gets_typed(core, speech, sd, pulse, speech_
 
     d = make(core, speech, xenv, clean_up=True, complete=tidy)
     r = dictate(d, pulse, speech_wav(speech_dir, SAID))
-    assert r.cleaned and r.text.isupper()
-    assert "TOMATOES" in window.wait_text(lambda t: "TOMATOES" in t)
+    assert r.cleaned and r.text.isupper() and "GARDEN" in r.text
+    assert window.wait_text(lambda t: t == r.text) == r.text
 
 
 def test_a_dictation_longer_than_the_limit_keeps_its_start_and_says_so(

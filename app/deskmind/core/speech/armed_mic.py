@@ -22,7 +22,7 @@ import numpy as np
 
 from deskmind.core.errors import DeskmindError, UserInputError
 from deskmind.core.speech.capture import AudioCapture, BlockHook, ErrorHook
-from deskmind.core.speech.preroll import PreRoll
+from deskmind.core.speech.preroll import MAX_PREROLL_SECONDS, PreRoll
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 # block away, and key-up → text is what the person waits for.
 ARMED_BLOCK_S = 0.05
 TAIL_WAIT_S = 0.12
+# The key press reaches the recorder through the hotkey listener, the GUI thread and a worker;
+# on a busy machine that took 0.7 s here. The ring keeps this much more than the pre-roll and
+# the take is cut to start ``seconds`` before the key went down.
+LATE_START_S = 1.0
 
 
 class Take(Protocol):
@@ -120,6 +124,7 @@ class ArmedMicrophone:
         PreRoll(seconds)  # refuse a bad length now, not on the first block
         self._on_error = on_error
         self._clock = clock
+        self._ring_s = min(MAX_PREROLL_SECONDS, seconds + LATE_START_S)
         self._lock = threading.Lock()
         self._cap: AudioCapture | None = None
         self._ring: PreRoll | None = None
@@ -139,6 +144,12 @@ class ArmedMicrophone:
     def error(self) -> DeskmindError | None:
         cap = self._cap
         return cap.error if cap is not None else None
+
+    @property
+    def kept_s(self) -> float:
+        """Seconds of audio in the ring now (0 until the first blocks arrive)."""
+        ring = self._ring
+        return ring.filled / self.rate if ring is not None and self.rate else 0.0
 
     def arm(self) -> None:
         """Open the microphone (raises MicrophoneError). Safe to call when armed already."""
@@ -180,7 +191,7 @@ class ArmedMicrophone:
             sink = self._sink
             if sink is None:
                 if self._ring is None and self._cap is not None:
-                    self._ring = PreRoll(self.seconds, self._cap.rate)
+                    self._ring = PreRoll(self._ring_s, self._cap.rate)
                 if self._ring is not None:
                     self._ring.feed(block)
                 return
@@ -189,15 +200,22 @@ class ArmedMicrophone:
                 take._first = self._last_at - len(block) / self._cap.rate
         sink(block)
 
-    def begin(self, on_block: BlockHook) -> ArmedTake:
-        """Key-down: a take that starts with the pre-roll; later blocks go to ``on_block``."""
+    def begin(self, on_block: BlockHook, since: float | None = None) -> ArmedTake:
+        """Key-down: a take that starts with the pre-roll; later blocks go to ``on_block``.
+        ``since`` is the monotonic time the key went down: the take starts ``seconds`` before
+        it (as far as the ring reaches back), however late this call comes."""
         with self._lock:
             if self._cap is None or self._cap.error is not None:
                 raise DeskmindError("the microphone is not armed")
             if self._sink is not None:
                 raise UserInputError("the microphone is already recording for the other talk key")
             pre = self._ring.take() if self._ring is not None else np.zeros(0, np.float32)
-            first = (self._last_at - len(pre) / self._cap.rate) if (self._last_at is not None and len(pre)) else None
+            rate = self._cap.rate
+            if self._last_at is not None and len(pre):
+                keep_from = (since if since is not None else self._last_at) - self.seconds
+                keep = int(round((self._last_at - keep_from) * rate))
+                pre = pre[len(pre) - keep:] if 0 < keep < len(pre) else (pre if keep > 0 else pre[:0])
+            first = (self._last_at - len(pre) / rate) if (self._last_at is not None and len(pre)) else None
             self._sink = on_block
             # With nothing kept yet (just armed), the first live block sets first_sample_at.
             take = self._take = ArmedTake(self, pre, first)
@@ -218,11 +236,13 @@ class ArmedMicrophone:
 
 
 def start_take(sd: Any, device: str | int | None, armed: ArmedMicrophone | None,
-               on_block: BlockHook, on_error: ErrorHook | None = None) -> Take:
-    """A recording from the armed microphone when it is armed, else from a stream opened now."""
+               on_block: BlockHook, on_error: ErrorHook | None = None,
+               since: float | None = None) -> Take:
+    """A recording from the armed microphone when it is armed, else from a stream opened now.
+    ``since``: the monotonic time the key went down."""
     if armed is not None and armed.armed:
         try:
-            return armed.begin(on_block)
+            return armed.begin(on_block, since)
         except UserInputError:
             raise
         except DeskmindError as exc:  # it failed between the check and now: open one

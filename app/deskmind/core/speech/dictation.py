@@ -113,7 +113,12 @@ class Dictation:
                 raise UserInputError("dictation is already recording")
             self._pressed_at = self._clock() if pressed_at is None else pressed_at
             self._blocks, self._frames, self._truncated = [], 0, False
-            take = start_take(self._sd, self.settings.input_device, self.armed(), self._on_block)
+            armed = self.armed()
+            take = start_take(self._sd, self.settings.input_device, armed, self._on_block,
+                              since=self._pressed_at)
+            log.debug("dictation started %.0f ms after key-down (%s, %d samples of pre-roll)",
+                      (self._clock() - self._pressed_at) * 1000,
+                      "armed" if armed is not None and armed.armed else "not armed", len(take.pre))
             if take.pre.size:
                 self._blocks.insert(0, take.pre)
                 self._frames += len(take.pre)

@@ -195,12 +195,15 @@ class VoiceNoteRecorder:
         if self.on_level is not None:
             self.on_level(float(np.sqrt(np.mean(block * block))) if block.size else 0.0)
 
-    def start(self) -> None:
+    def start(self, pressed_at: float | None = None) -> None:
+        """Open the microphone, or start from the armed one's pre-roll; ``pressed_at`` is the
+        monotonic time the talk key went down (the pre-roll is kept from just before it)."""
         with self._lock:
             if self._capture is not None:
                 raise UserInputError("a voice note is already being recorded")
             self._blocks = []
-            cap = start_take(self._sd, self.device, self.armed(), self._on_block, self.on_error)
+            cap = start_take(self._sd, self.device, self.armed(), self._on_block, self.on_error,
+                             since=pressed_at)
             if cap.pre.size:  # before any live block, which may already have arrived
                 self._blocks.insert(0, cap.pre)
             self._capture = cap
