@@ -94,6 +94,15 @@ def snapshot(app: Any) -> dict[str, Any]:
                           "elapsed": app.meeting.elapsed(), "menu_text": t.act_meeting.text()}
     if app.talk is not None:
         out["talk"] = {"state": app.talk.state}
+    dictation = getattr(app, "dictation", None)
+    if dictation is not None:
+        last = dictation.last
+        mic = app.speech.armed_microphone if app.speech is not None else None
+        out["dictation"] = {"state": dictation.state, "last": last.to_dict() if last is not None else None,
+                            "preroll_armed": bool(mic is not None and mic.armed),
+                            "preroll_kept_s": mic.kept_s if mic is not None else 0.0}
+    if app.hud is not None:
+        out["hud"] = {"state": app.hud.state, "text": app.hud.label.text()}
     out["hotkeys"] = [{"action": s.action, "combo": s.combo, "armed": s.armed, "mode": s.mode, "detail": s.detail}
                       for s in app.hotkeys.statuses]
     return out

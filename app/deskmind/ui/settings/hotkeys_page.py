@@ -16,7 +16,8 @@ from deskmind.ui.settings.hotkey_edit import HotkeyEdit
 
 log = logging.getLogger(__name__)
 
-TITLES = {"palette": "Open the palette", "talk": "Push to talk", "meeting": "Start/stop meeting"}
+TITLES = {"palette": "Open the palette", "talk": "Push to talk", "meeting": "Start/stop meeting",
+          "dictate": "Dictate (types where the cursor is)"}
 
 
 def sequence_to_combo(seq: QKeySequence) -> str:
