@@ -49,6 +49,8 @@ class ProviderConfig:
     discovered: bool = False
     # in-process kinds only (llamacpp): a GGUF file of the person's (default: the bundled Gemma 3 270M).
     model_path: str | None = None
+    # False: kept in the file but never probed, discovered again or routed to.
+    enabled: bool = True
 
 
 @dataclass
@@ -245,7 +247,7 @@ class _Validator:
         path = ("providers", name)
         self._type(p, dict, path, "a table")
         self._known(p, {"kind", "url", "zone", "key", "models", "first_token_timeout", "stall_timeout",
-                          "model_path"}, path)
+                          "model_path", "enabled"}, path)
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
             raise self.fail(path, f"provider name '{name}' may only use letters, digits, . _ -")
         kinds = self.kinds.names()
@@ -267,7 +269,8 @@ class _Validator:
                             f"the {derived} zone and cannot be declared '{zone}'{hint}")
         prov = ProviderConfig(name=name, kind=kind, url=url, zone=zone,
                               key=self._type(p["key"], str, path + ("key",), "a keyring entry name") if "key" in p else None,
-                              models=self._str_list(p.get("models", []), path + ("models",)))
+                              models=self._str_list(p.get("models", []), path + ("models",)),
+                              enabled=self._type(p.get("enabled", True), bool, path + ("enabled",), "true or false"))
         if "model_path" in p:
             if not in_process:
                 local = " or ".join(k.name for k in self.kinds if k.in_process)

@@ -51,6 +51,7 @@ class ProviderState:
     context: dict[str, int] = field(default_factory=dict)  # model -> context window
     kind: str = ""
     note: str = ""
+    url: str = ""   # where a server answers (empty for the in-process runtime)
 
 
 @dataclass

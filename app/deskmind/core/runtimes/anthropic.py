@@ -24,6 +24,9 @@ DEFAULT_MAX_TOKENS = 2048
 
 class AnthropicRuntime:
     kind = "anthropic"
+    # The Messages API has no schema-constrained decoding: a response_schema is not sent and
+    # the caller parses the answer as it comes (see ChatRequest.response_schema).
+    structured_output = False
 
     def __init__(self, name: str, transport: Transport) -> None:
         self.name = name

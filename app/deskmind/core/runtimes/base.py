@@ -155,7 +155,18 @@ class ChatRequest:
     max_tokens: int | None = None
     num_ctx: int | None = None  # Ollama: computed from the prompt when None
     egress: EgressContext = field(default_factory=EgressContext)
+    # A JSON schema the answer must follow. Runtimes whose ``structured_output`` is True
+    # constrain decoding to it (llama.cpp grammars, Ollama ``format``, OpenAI
+    # ``response_format``); the others send the request without it, and the caller parses.
+    response_schema: dict[str, Any] | None = None
     sampling: Sampling = field(default_factory=Sampling)
+
+    def json_schema(self) -> dict[str, Any] | None:
+        """The schema decoding must follow: the caller's ``response_schema``, else what the
+        client asked for in ``response_format`` (``{}`` for plain JSON), else None."""
+        if self.response_schema is not None:
+            return self.response_schema
+        return self.sampling.json_schema()
 
 
 def refuse_unsupported(runtime: str, kind: str, req: ChatRequest, unsupported: list[str]) -> None:
@@ -218,6 +229,7 @@ class Runtime(Protocol):
     name: str  # the provider name from the routing config
     kind: str  # ollama | openai | anthropic | llamacpp
     zone: str
+    structured_output: bool  # whether ChatRequest.response_schema constrains the answer
 
     async def list_models(self) -> list[ModelInfo]: ...
 

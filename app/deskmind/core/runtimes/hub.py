@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,9 +39,13 @@ class RuntimeHub:
                  client: httpx.AsyncClient | None = None, timeouts: Timeouts | None = None,
                  targets: tuple[discovery.Target, ...] | None = None,
                  embedded: Callable[[], Any] | None = None,
-                 engines: EnginePool | None = None) -> None:
+                 engines: EnginePool | None = None,
+                 secrets_executor: Executor | None = None) -> None:
+        """``secrets_executor``: where keys are read (the desktop app has one keyring thread,
+        as some backends are not thread-safe or prompt); by default the loop's pool."""
         self.cfg = cfg
         self.secrets = secrets
+        self.secrets_executor = secrets_executor
         self.egress = egress
         self.timeouts = timeouts or Timeouts()
         self.client = client or make_client(self.timeouts)
@@ -52,7 +57,9 @@ class RuntimeHub:
         self._own_engines = engines is None
         self._engines = engines
         self._runtimes: dict[str, Runtime] = {}
-        self._providers: dict[str, ProviderConfig] = dict(cfg.providers)
+        # A disabled provider is neither used nor probed; it still keeps discovery away from its
+        # URL and name (so switching off a local server sticks).
+        self._providers: dict[str, ProviderConfig] = {n: p for n, p in cfg.providers.items() if p.enabled}
         self._inventory: Inventory | None = None
         self._inventory_at = 0.0
         self._lock = asyncio.Lock()
@@ -84,6 +91,11 @@ class RuntimeHub:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    async def _read_key(self, name: str) -> str | None:
+        if self.secrets is None:
+            return None
+        return await asyncio.get_running_loop().run_in_executor(self.secrets_executor, self.secrets.get, name)
 
     # -- providers -------------------------------------------------------------------
 
@@ -118,7 +130,7 @@ class RuntimeHub:
             return self.embedded_factory()
         headers: dict[str, str] = {}
         if p.key:
-            key = await asyncio.to_thread(self.secrets.get, p.key) if self.secrets else None
+            key = await self._read_key(p.key)
             if not key:
                 raise UserInputError(f"provider '{p.name}' needs an API key: run "
                                      f"'deskmind secrets set {p.key}'")
@@ -149,7 +161,7 @@ class RuntimeHub:
             probed = RUNTIME_KINDS.probed()
             probes = [discovery.Target(p.name, p.kind, p.url) for p in self._providers.values()
                       if p.zone == "machine" and p.kind in probed]
-            configured_urls = {p.url.rstrip("/") for p in self._providers.values()}
+            configured_urls = {p.url.rstrip("/") for p in self.cfg.providers.values()}
             if self.cfg.discover:
                 probes += [t for t in self.targets if t.url.rstrip("/") not in configured_urls]
             found = {f.target.name: f for f in await discovery.discover(self.client, probes)}
@@ -167,14 +179,15 @@ class RuntimeHub:
                     inv.providers[p.name] = await self._remote_state(p)
             for t in self.targets:
                 f = found.get(t.name)
-                if f is None or t.name in self._providers:
+                if f is None or t.name in self._providers or t.name in self.cfg.providers:
                     continue
                 self._providers[t.name] = ProviderConfig(name=t.name, kind=t.kind, url=t.url,
                                                          zone="machine", discovered=True)
                 inv.providers[t.name] = ProviderState(t.name, "machine", True, f.models, f.loaded,
                                                       context=self._context(f), kind=t.kind,
-                                                      note=f"discovered ({t.label})")
-            if "embedded" not in self._providers and self.embedded_factory is not None:
+                                                      note=f"discovered ({t.label})", url=t.url)
+            if ("embedded" not in self._providers and "embedded" not in self.cfg.providers
+                    and self.embedded_factory is not None):
                 self._providers["embedded"] = ProviderConfig(name="embedded", kind=LLAMACPP,
                                                              url="", zone="machine", discovered=True)
                 inv.providers["embedded"] = self._embedded_state("embedded")
@@ -264,7 +277,7 @@ class RuntimeHub:
 
     async def _remote_state(self, p: ProviderConfig) -> ProviderState:
         if p.key:
-            has = await asyncio.to_thread(self.secrets.get, p.key) if self.secrets else None
+            has = await self._read_key(p.key)
             if not has:
                 return ProviderState(p.name, p.zone, False, list(p.models), kind=p.kind,
                                      note=f"no API key (deskmind secrets set {p.key})")

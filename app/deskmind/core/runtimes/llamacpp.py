@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import importlib.util
 import logging
 import os
 import threading
@@ -57,6 +58,12 @@ def llama_available() -> bool:
     except ImportError:
         return False
     return bundled_gguf() is not None
+
+
+def embedded_installed() -> bool:
+    """As :func:`llama_available` without importing xllamacpp (a large extension), so a window
+    can say at once whether the embedded runtime exists."""
+    return importlib.util.find_spec("xllamacpp") is not None and bundled_gguf() is not None
 
 
 def bundled_gguf() -> Path | None:
@@ -168,6 +175,7 @@ class LlamaCppRuntime:
 
     kind = "llamacpp"
     zone = "machine"
+    structured_output = True  # llama.cpp turns a JSON schema into a grammar for sampling
 
     def __init__(self, models: dict[str, Path] | Callable[[], dict[str, Path]], pool: EnginePool, *,
                  name: str = "embedded") -> None:
@@ -257,6 +265,9 @@ class LlamaCppRuntime:
                 # Small models loop without a repeat penalty and ramble when hot.
                 "temperature": 0.2 if req.temperature is None else req.temperature,
                 "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.15}
+        if req.response_schema is not None:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "answer", "schema": req.response_schema}}
         body.update(self.sampling_options(req))
 
         def post(item: Any) -> None:

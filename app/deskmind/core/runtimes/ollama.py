@@ -56,6 +56,7 @@ def context_from_show(data: dict[str, Any]) -> int | None:
 
 class OllamaRuntime:
     kind = "ollama"
+    structured_output = True  # "format" takes a JSON schema
 
     def __init__(self, name: str, transport: Transport) -> None:
         self.name = name
@@ -139,7 +140,7 @@ class OllamaRuntime:
                 options[key] = getattr(sp, key)
         payload: dict[str, Any] = {"model": req.model, "messages": [_msg(m) for m in req.messages],
                                    "stream": True, "options": options}
-        schema = sp.json_schema()
+        schema = req.json_schema()
         if schema is not None:
             payload["format"] = schema or "json"  # Ollama: "json", or a JSON schema
         if req.tools and sp.tool_choice != "none":

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 class OpenAICompatRuntime:
     kind = "openai"
+    structured_output = True  # response_format json_schema (OpenAI, llama.cpp's server, vLLM)
 
     def __init__(self, name: str, transport: Transport) -> None:
         self.name = name
@@ -64,6 +65,9 @@ class OpenAICompatRuntime:
             payload["temperature"] = req.temperature
         if req.max_tokens is not None:
             payload["max_tokens"] = req.max_tokens
+        if req.response_schema is not None:
+            payload["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "answer", "schema": req.response_schema, "strict": False}}
         if req.tools:
             payload["tools"] = [{"type": "function", "function": {
                 "name": t.name, "description": t.description, "parameters": t.parameters}}
