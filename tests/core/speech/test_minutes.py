@@ -271,6 +271,9 @@ def test_the_schema_admits_only_the_parts_times_and_words():
         jsonschema.validate(too_many, schema)
 
 
+# The real 135M model: seconds on an idle 2-core machine, minutes when other work crowds it
+# (llama.cpp's two threads wait on each other whenever one is descheduled).
+@pytest.mark.timeout(1200)
 def test_the_default_model_writes_minutes_in_shape_with_only_real_quotes_and_times(core, monkeypatch):
     """SmolLM2-135M through the router (the embedded llama.cpp runtime, nothing else running),
     on a meeting with one decision, one action item and one open question. Its answer is
