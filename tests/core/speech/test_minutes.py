@@ -205,6 +205,10 @@ def test_invented_quotes_times_and_transcript_lines_are_dropped():
         "action_items": [
             {"text": "Anna books the hotel", "quote": "Anna will book the hotel by Friday.",
              "owner": "Anna", "due": "date or null", "at": ["0:12"]},
+            # what the 135M model also writes: an item of no words, and the same item twice
+            {"text": "...", "quote": "Anna will book the hotel by Friday.", "at": ["0:12"]},
+            {"text": "Anna books the hotel", "quote": "Anna will book the hotel by Friday.",
+             "owner": "Anna", "due": "date or null", "at": ["0:12"]},
             # a transcript line no one said: dropped, whatever time it claims
             {"text": "[0:34] others: When do they deliver the chairs?", "at": ["0:18"]},
         ],
