@@ -98,10 +98,10 @@ def test_agents_matrix_grants_paste_live(qtbot, app, qloop, monkeypatch):
     assert routing(app)["agents"]["quick-ask"]["paste"] is True
     # No new question and no restart: the Paste button follows the matrix.
     qtbot.waitUntil(p.paste_btn.isEnabled, timeout=5000)
-    assert p.paste_btn.toolTip() == "" and app.pipeline_answerer.may("paste")
+    assert p.paste_btn.toolTip() == "" and app.ask.may("paste")
     box.setChecked(False)
     qtbot.waitUntil(lambda: not p.paste_btn.isEnabled(), timeout=5000)
-    assert not app.pipeline_answerer.may("paste")
+    assert not app.ask.may("paste")
 
 
 def test_privacy_ceiling_and_ledger(qtbot, app):

@@ -130,7 +130,8 @@ class Core:
         return self.store.put_source(draft, idx, vecs)
 
     # Which agent acts for each task that runs without a person typing (see routing.toml).
-    TASK_AGENTS = {"clean-note": "note-cleaner", "meeting-minutes": "meeting-minutes"}
+    TASK_AGENTS = {"clean-note": "note-cleaner", "meeting-minutes": "meeting-minutes",
+                   "clean-dictation": "dictation"}
 
     def complete(self, task: str, prompt: str, privacy: str = "private", *,
                  schema: dict[str, Any] | None = None,

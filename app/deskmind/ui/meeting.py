@@ -7,14 +7,17 @@ recorded is saved, and the tray goes back to what is still running.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Any, Callable
+from concurrent.futures import Future
+from typing import Any, Awaitable, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox
 
 from deskmind.ui.bridge import CoreBridge
+from deskmind.ui.shutdown import in_daemon_thread
 from deskmind.ui.tasks import Workers
 from deskmind.ui.tray import TrayController
 
@@ -56,6 +59,8 @@ class MeetingController(QObject):
         self.transcript: Any = None
         self.minutes: Any = None
         self.recovery_box: QMessageBox | None = None
+        self._opening: Future | None = None   # the worker opening the recorder
+        self._saving: Future | None = None    # the worker saving the meeting
         self._tick = QTimer(self, interval=1000)
         self._tick.timeout.connect(self._update_elapsed)
         bridge.segment_transcribed.connect(self._segment)
@@ -81,8 +86,8 @@ class MeetingController(QObject):
         self.segments = []
         if self.transcript is not None:
             self.transcript.clear()
-        self.workers.submit(self._open, title, done=self._started, failed=self._start_failed,
-                            executor=self.workers.pool)
+        self._opening = self.workers.submit(self._open, title, done=self._started,
+                                            failed=self._start_failed, executor=self.workers.pool)
 
     def _open(self, title: str | None) -> tuple[Any, str]:
         """Worker: build the recorder (the first one imports sounddevice, which starts
@@ -91,6 +96,8 @@ class MeetingController(QObject):
         return rec, rec.start(title)
 
     def _started(self, opened: tuple[Any, str]) -> None:
+        if self.state != "starting":   # quitting meanwhile: interrupt() took care of it
+            return
         self.recorder, _meeting_id = opened
         self._set("recording")
         self.started_at = time.monotonic()
@@ -143,7 +150,8 @@ class MeetingController(QObject):
             result = rec.stop()
             return result, minutes_markdown(result, self._store())
 
-        self.workers.submit(finish, done=self._saved, failed=self._save_failed, executor=self.workers.pool)
+        self._saving = self.workers.submit(finish, done=self._saved, failed=self._save_failed,
+                                           executor=self.workers.pool)
 
     def _saved(self, res: tuple[Any, str | None]) -> None:
         result, minutes = res
@@ -242,7 +250,24 @@ class MeetingController(QObject):
 
         self.workers.submit(work, done=done, failed=failed)
 
-    def shutdown(self) -> None:
-        """Quitting mid-meeting: the segment files on disk stay, and the next start offers to
-        recover them (the same path as a crash), rather than blocking quit on transcription."""
+    def interrupt(self) -> Awaitable[Any] | None:
+        """Quitting (GUI thread): stop recording and leave the meeting to be recovered at the
+        next start (the same path as a crash), rather than holding quit up for transcription.
+        A meeting already being saved is waited for (the quit's bound applies; past it, it is
+        recovered too). Returns what to await, or None when no meeting is on."""
         self._tick.stop()
+        rec, self.recorder = self.recorder, None
+        if self.state == "recording" and rec is not None:
+            self._set("idle")
+            return in_daemon_thread(rec.interrupt, "meeting")
+        if self.state == "starting" and self._opening is not None:
+            self._set("idle")
+
+            async def opened_then_interrupted() -> None:
+                opened = await asyncio.wrap_future(self._opening)
+                await in_daemon_thread(opened[0].interrupt, "meeting")
+
+            return opened_then_interrupted()
+        if self.state == "saving" and self._saving is not None:
+            return asyncio.wrap_future(self._saving)
+        return None

@@ -232,6 +232,16 @@ class MemoryStore:
         n = conn.execute("SELECT count(*) FROM chunks WHERE source_id = ?", (source_id,)).fetchone()[0]
         return Source.from_row(row, n)
 
+    def chunks_of(self, source_id: int) -> list[tuple[int, dict[str, Any], str]]:
+        """``(chunk id, locator, text)`` of a source, in order."""
+        return [(r[0], json.loads(r[1] or "{}"), r[2]) for r in self.reader().execute(
+            "SELECT id, locator, text FROM chunks WHERE source_id = ? ORDER BY id", (source_id,))]
+
+    def derived_from(self, source_id: int) -> list[tuple[int, str, str]]:
+        """``(id, kind, title or uri)`` of the sources made from this one (a meeting's minutes)."""
+        return [(r[0], r[1], r[2]) for r in self.reader().execute(
+            "SELECT id, kind, coalesce(title, uri) FROM sources WHERE parent_id = ? ORDER BY id", (source_id,))]
+
     def source_states(self, uris_under: str | None = None) -> dict[str, tuple[int, int | None, float | None, str | None, str]]:
         """``uri -> (id, size, mtime, content_hash, status)`` for fast re-scans."""
         conn = self.reader()

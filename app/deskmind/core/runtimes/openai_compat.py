@@ -72,6 +72,16 @@ class OpenAICompatRuntime:
             payload["tools"] = [{"type": "function", "function": {
                 "name": t.name, "description": t.description, "parameters": t.parameters}}
                 for t in req.tools]
+        sp = req.sampling
+        if sp.stop:
+            payload["stop"] = list(sp.stop)
+        for key in ("seed", "top_p", "frequency_penalty", "presence_penalty", "response_format", "user"):
+            if getattr(sp, key) is not None:
+                payload[key] = getattr(sp, key)
+        if sp.tool_choice is not None and req.tools:
+            payload["tool_choice"] = sp.tool_choice
+        # The last event then carries the server's token counts.
+        payload["stream_options"] = {"include_usage": True}
         return payload
 
     async def chat(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:

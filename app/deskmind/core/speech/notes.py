@@ -20,7 +20,7 @@ import numpy as np
 from deskmind.core.errors import DeskmindError, UserInputError
 from deskmind.core.memory.models import SourceDraft
 from deskmind.core.speech.audio import load_audio, resample, write_wav
-from deskmind.core.speech.capture import AudioCapture
+from deskmind.core.speech.armed_mic import ArmedMicrophone, Take, start_take
 from deskmind.core.speech.cleanup import (  # noqa: F401  (re-exported)
     CLEAN_PROMPT, CLEAN_TASK, MIN_WORDS_KEPT, CleanupJob, CleanupOutcome, Complete, NoteCleaner,
     unfaithful_cleanup,
@@ -29,6 +29,28 @@ from deskmind.core.speech.engine import Segment, Transcript, TranscriptionEngine
 from deskmind.core.speech.storage import note_draft
 
 log = logging.getLogger(__name__)
+
+def guarded_clean_up(complete: Complete, task: str, prompt: str, said: str,
+                     privacy: str) -> tuple[str | None, list[str]]:
+    """(the clean-up of ``said`` when it can stand for it, else None; why it was not used),
+    made while the caller waits (dictation types the result).
+
+    ``prompt`` has a ``{text}`` slot. Whatever the model answers, only a faithful edit of what
+    was said is ever returned (see :func:`unfaithful_cleanup`); a failure is a reason, never
+    an exception, because the words said must not be lost over it."""
+    try:
+        cleaned = complete(task, prompt.format(text=said), privacy).strip() or None
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, DeskmindError) else f"{type(exc).__name__}: {exc}"
+        log.warning("clean-up failed (%s)", (reason.splitlines() or [""])[0])
+        log.debug("clean-up failure in full", exc_info=True)
+        return None, [f"cleanup failed ({reason})"]
+    why = unfaithful_cleanup(said, cleaned) if cleaned else None
+    if why:
+        log.warning("clean-up not used: %s", why)
+        return None, [f"the clean-up was not used ({why})"]
+    return cleaned, []
+
 
 Remember = Callable[[SourceDraft], int]
 
@@ -94,22 +116,24 @@ class NoteSaver:
 
     def save(self, note_id: str, transcript: Transcript, audio_path: Path, *,
              recorded_at: float, origin: str | None = None,
-             timings: dict[str, float] | None = None) -> VoiceNote:
+             timings: dict[str, float] | None = None, cleaned: str | None = None) -> VoiceNote:
         """Store the note as transcribed; a clean-up (when there is a cleaner) follows in the
-        background and updates it (``VoiceNote.cleanup``)."""
+        background and updates it (``VoiceNote.cleanup``). ``cleaned`` is a clean-up already
+        made and checked (dictation): it is stored with the note and no other follows."""
         timings = dict(timings or {})
         if not transcript.segments:
             audio_path.unlink(missing_ok=True)
             raise NoSpeechError(f"no speech was heard in the {transcript.duration:.1f} s recording; "
                                 "nothing was saved")
         t = time.perf_counter()
-        draft = note_draft(note_id, transcript, audio_path, privacy=self.privacy,
+        draft = note_draft(note_id, transcript, audio_path, privacy=self.privacy, cleaned=cleaned,
                            recorded_at=recorded_at, origin=origin)
-        draft.metadata["cleanup"] = "pending" if self.cleaner is not None else "off"
+        later = cleaned is None and self.cleaner is not None
+        draft.metadata["cleanup"] = "cleaned" if cleaned is not None else "pending" if later else "off"
         source_id = self.remember(draft)
         timings["save"] = time.perf_counter() - t
-        note = VoiceNote(source_id, draft.text, transcript, audio_path, False, [], timings)
-        if self.cleaner is not None:
+        note = VoiceNote(source_id, draft.text, transcript, audio_path, cleaned is not None, [], timings)
+        if later:
             note.cleanup = self.cleaner.submit(CleanupJob(source_id, note_id, transcript, audio_path,
                                                           recorded_at, origin))
         return note
@@ -136,6 +160,7 @@ class VoiceNoteRecorder:
     stop() blocks until the note is saved (the desktop calls it off the GUI thread)."""
 
     def __init__(self, saver: NoteSaver, sd: Any, *, device: str | int | None = None,
+                 armed: Callable[[], ArmedMicrophone | None] = lambda: None,
                  on_segment: Callable[[Segment], None] | None = None,
                  on_error: Callable[[DeskmindError], None] | None = None,
                  on_level: Callable[[float], None] | None = None) -> None:
@@ -145,8 +170,9 @@ class VoiceNoteRecorder:
         self.on_segment = on_segment
         self.on_error = on_error
         self.on_level = on_level
+        self.armed = armed
         self._blocks: list[np.ndarray] = []
-        self._capture: AudioCapture | None = None
+        self._capture: Take | None = None
         self._lock = threading.Lock()
         self._started_wall = 0.0
 
@@ -163,14 +189,17 @@ class VoiceNoteRecorder:
         if self.on_level is not None:
             self.on_level(float(np.sqrt(np.mean(block * block))) if block.size else 0.0)
 
-    def start(self) -> None:
+    def start(self, pressed_at: float | None = None) -> None:
+        """Open the microphone, or start from the armed one's pre-roll; ``pressed_at`` is the
+        monotonic time the talk key went down (the pre-roll is kept from just before it)."""
         with self._lock:
             if self._capture is not None:
                 raise UserInputError("a voice note is already being recorded")
             self._blocks = []
-            cap = AudioCapture(self._sd, on_block=self._on_block, on_error=self.on_error,
-                               device=self.device, name="microphone")
-            cap.start()
+            cap = start_take(self._sd, self.device, self.armed(), self._on_block, self.on_error,
+                             since=pressed_at)
+            if cap.pre.size:  # before any live block, which may already have arrived
+                self._blocks.insert(0, cap.pre)
             self._capture = cap
             self._started_wall = time.time()
         self.saver.preload()

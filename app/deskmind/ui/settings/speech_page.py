@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QPushButton,
+                               QVBoxLayout, QWidget)
 
 from deskmind.ui.tasks import Workers
 
@@ -41,6 +41,28 @@ class SpeechPage(QWidget):
         form.addRow("Microphone", self.mic)
         form.addRow("", self.mic_refresh)
         form.addRow("Vocabulary", self.vocab)
+        self.preroll = QCheckBox("Keep the microphone open while the talk keys are armed (pre-roll)")
+        self.preroll.setObjectName("speechPreroll")
+        self.preroll.setChecked(s.preroll if s else True)
+        form.addRow("", self.preroll)
+        preroll_help = QLabel(
+            "So the first word is never cut off, the microphone stays open while the push-to-talk "
+            "and dictate keys are armed, and your system's microphone indicator shows it. Only the "
+            "last fraction of a second is kept, in memory, and dropped continuously; nothing is "
+            "written or sent anywhere until you press a talk key. Off: the microphone opens when "
+            "the key goes down, and the first ~0.1 s may be lost.")
+        preroll_help.setObjectName("speechPrerollHelp")
+        preroll_help.setWordWrap(True)
+        form.addRow("", preroll_help)
+        self.dictate_note = QCheckBox("Also save dictated text as a voice note")
+        self.dictate_note.setObjectName("speechDictateNote")
+        self.dictate_note.setChecked(s.dictate_save_note if s else True)
+        form.addRow("Dictation", self.dictate_note)
+        self.dictate_clean = QCheckBox("Clean up dictated text with the local model (punctuation, "
+                                       "filler words; never used if it drops or adds content)")
+        self.dictate_clean.setObjectName("speechDictateCleanUp")
+        self.dictate_clean.setChecked(s.dictate_clean_up if s else False)
+        form.addRow("", self.dictate_clean)
         lay.addLayout(form)
         self.save_btn = QPushButton("Apply")
         self.save_btn.setObjectName("speechApply")
@@ -110,7 +132,9 @@ class SpeechPage(QWidget):
         mic = self.mic.currentText()
         return {"model": self.model.text().strip() or "tiny.en",
                 "model_path": self.model_path.text().strip() or None,
-                "input_device": None if mic == "system default" else mic, "vocabulary": vocab}
+                "input_device": None if mic == "system default" else mic, "vocabulary": vocab,
+                "preroll": self.preroll.isChecked(), "dictate_save_note": self.dictate_note.isChecked(),
+                "dictate_clean_up": self.dictate_clean.isChecked()}
 
     def save(self) -> bool:
         try:
