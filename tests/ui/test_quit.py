@@ -201,29 +201,32 @@ def test_the_last_resort_ends_a_process_that_does_not_exit_and_says_why(caplog):
     assert exits == []
 
 
-def test_quit_during_start_up_drops_what_workers_finish_later(qtbot, core, qloop, caplog):
-    """Quit before the speech service is built (a worker imports Whisper): when that worker
-    finishes, nothing is built on the quit app and nothing fails."""
+def test_quit_during_start_up_drops_what_workers_finish_later(qtbot, core, qloop, caplog, monkeypatch):
+    """Quit while the speech service is being built (a worker imports Whisper): when that
+    worker finishes, nothing is built on the quit app and nothing fails."""
+    from deskmind.ui import speech_wiring
     from deskmind.ui.app import DesktopApp
 
+    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+    real = speech_wiring.make_speech
+
+    def slow_make_speech(*a, **kw):
+        entered.set()
+        release.wait(30)
+        try:
+            return real(*a, **kw)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(speech_wiring, "make_speech", slow_make_speech)
     app = DesktopApp(core, tray_available=False, instance_name=f"deskmind-test-{uuid.uuid4().hex[:8]}",
                      hub_kw={"targets": (), "embedded": None, "secrets": SecretStore(environ={})})
-    built = []
-    real_submit = app.workers.submit
-
-    def watch_submit(fn, *a, **kw):
-        fut = real_submit(fn, *a, **kw)
-        if getattr(fn, "__name__", "") == "make_speech":
-            built.append(fut)
-        return fut
-
-    app.workers.submit = watch_submit
     assert app.start(hotkeys=False)
-    qtbot.waitUntil(lambda: bool(built), timeout=5000)
-    assert not built[0].done()
+    qtbot.waitUntil(entered.is_set, timeout=10000)
     close_app(app)
-    qtbot.waitUntil(built[0].done, timeout=30000)
-    qtbot.wait(200)                                      # any result would be delivered by now
+    release.set()
+    qtbot.waitUntil(finished.is_set, timeout=30000)
+    qtbot.wait(300)                                      # a result would be delivered by now
     assert app.talk is None and app.meeting is None
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]

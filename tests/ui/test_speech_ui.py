@@ -29,7 +29,7 @@ def test_push_to_talk_hold_saves_a_note(qtbot, speech_app, pulse, speech_dir):
     assert "Saved note:" in hud.label.text() and "monday morning" in hud.label.text().lower()
     assert app.tray.state == "idle"
     hits = app.core.searcher().search("call on Monday morning", limit=3).hits
-    assert hits and hits[0].kind in ("note", "voice_note")
+    assert hits and hits[0].kind == "note"
 
 
 def test_meeting_from_tray_with_live_transcript(qtbot, speech_app, pulse, speech_dir):

@@ -11,8 +11,10 @@ import threading
 from typing import Any
 
 from deskmind.core.config.paths import Paths
-from deskmind.core.config.settings import Settings, load_settings
-from deskmind.core.embed.base import Embedder, EmbedderSpec, create_embedder
+from deskmind.core.config.settings import Settings
+from deskmind.core.config.store import SettingsStore
+from deskmind.core.embed.base import Embedder, EmbedderSpec
+from deskmind.core.embed.factory import create_embedder
 from deskmind.core.errors import DeskmindError
 from deskmind.core.memory.models import SourceDraft
 from deskmind.core.memory.store import MemoryStore
@@ -23,11 +25,31 @@ log = logging.getLogger(__name__)
 class Core:
     def __init__(self, paths: Paths | None = None, settings: Settings | None = None) -> None:
         self.paths = paths or Paths.from_env()
-        self.settings = settings or load_settings(self.paths.settings_path)
+        self.settings_store = SettingsStore(self.paths.settings_path, settings)
         self._store: MemoryStore | None = None
         self._embedders: dict[str, Embedder] = {}
         self._media_transcriber: Any = None
+        self._file_types: Any = None
+        self._engines: Any = None
         self._lock = threading.RLock()
+
+    @property
+    def settings(self) -> Settings:
+        """The current settings; change them through :attr:`settings_store`."""
+        return self.settings_store.settings
+
+    @property
+    def engines(self) -> "Any":
+        """The process's loaded models (:class:`EnginePool`), shared by every runtime hub:
+        ask, note clean-up, minutes and the gateway load each model once."""
+        with self._lock:
+            if self._engines is None:
+                from deskmind.core.runtimes.engines import EnginePool, engine_settings
+                from deskmind.core.runtimes.llamacpp import load_engine
+
+                self._engines = EnginePool(load_engine,
+                                           keep_alive=engine_settings(self.settings).keep_alive_s)
+            return self._engines
 
     @property
     def store(self) -> MemoryStore:
@@ -124,7 +146,16 @@ class Core:
 
         transcriber = self.media_transcriber() if transcribe_media else None
         return Indexer.for_settings(self.store, self.active_embedder, self.settings.ingest,
-                                    transcriber=transcriber)
+                                    transcriber=transcriber, file_types=self.file_types())
+
+    def file_types(self) -> "Any":
+        """The registry of file types and their extractors, filled with the built-ins once."""
+        with self._lock:
+            if self._file_types is None:
+                from deskmind.core.ingest.extractors import builtin_file_types
+
+                self._file_types = builtin_file_types()
+            return self._file_types
 
     def media_transcriber(self) -> "Any":
         """Speech as ingestion's transcriber, built once; None when speech is not installed."""
@@ -133,17 +164,19 @@ class Core:
                 try:
                     from deskmind.core.speech.engine import TranscriptionEngine
                     from deskmind.core.speech.ingest_hook import LazyMediaTranscriber
-                    from deskmind.core.speech.settings import speech_settings
                 except ImportError as exc:
                     log.info("media files stay queued: speech is not available (%s)", exc)
                     return None
-                settings = self.settings
+                # The settings when the engine loads (the first media file), not when built.
                 self._media_transcriber = LazyMediaTranscriber(
-                    lambda: TranscriptionEngine(speech_settings(settings)))
+                    lambda: TranscriptionEngine(self.settings.speech))
             return self._media_transcriber
 
     def close(self) -> None:
         with self._lock:
+            if self._engines is not None:
+                self._engines.close()
+                self._engines = None
             if self._store is not None:
                 self._store.close()
                 self._store = None

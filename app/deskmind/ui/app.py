@@ -27,7 +27,7 @@ from deskmind.ui.indexing import IndexingService
 from deskmind.ui.paste import PreviousWindow
 from deskmind.ui.shutdown import QUIT_BOUND_S, QUIT_STEP_BOUND_S, QuitReport, quit_steps, run_steps
 from deskmind.ui.single_instance import InstanceServer, server_name
-from deskmind.ui.speech_wiring import resting_state
+from deskmind.ui.speech_wiring import SpeechSettingsFollower, resting_state
 from deskmind.ui.tasks import Workers
 from deskmind.ui.tray import TrayController
 
@@ -65,6 +65,7 @@ class DesktopApp(QObject):
         self.permissions = permissions or self.ask.may
         self.previous_window = PreviousWindow()
         self.speech = speech
+        self.speech_follower = SpeechSettingsFollower(self, core.settings_store)
         self.palette: Any = None
         self.hud: Any = None
         self.talk: Any = None
@@ -161,32 +162,8 @@ class DesktopApp(QObject):
         self.indexing.failed.connect(lambda msg: self.tray.notify("Indexing failed", msg, attention=True))
 
     def apply_speech(self, values: dict[str, Any]) -> str:
-        """Save [speech] and apply it: vocabulary and microphone at once, a new model when idle."""
-        from deskmind.core.speech.settings import parse_speech_settings
-        from deskmind.ui.settings.speech_page import save_speech_table
-
-        data = save_speech_table(self.core.paths.settings_path, values)
-        new = parse_speech_settings(data)
-        cur = self.speech.settings
-        busy = (self.talk is not None and self.talk.state != "idle") or (
-            self.meeting is not None and self.meeting.state != "idle")
-        model_changed = (new.model, new.model_path) != (cur.model, cur.model_path)
-        if model_changed and busy:
-            return "Saved; the new model is used after the current recording"
-        if model_changed:
-            from deskmind.ui.speech_wiring import make_speech
-
-            old = self.speech
-            self.speech = make_speech(self.core, getattr(self.core, "complete", None))
-            self.speech.settings = new
-            self.talk.settings_changed()  # the next note builds its recorder on the new service
-            self.workers.submit(old.close)
-            return f"Saved; Whisper model {new.model} loads on the next recording"
-        for f in ("vocabulary", "input_device", "language", "beam_size"):
-            setattr(cur, f, getattr(new, f))   # the engine reads these per transcription
-        if self.talk is not None:
-            self.talk.settings_changed()
-        return "Saved and applied"
+        """Save [speech] (GUI thread); the follower applies it and says how."""
+        return self.speech_follower.save(values)
 
     def _indexing_busy(self, busy: bool) -> None:
         if busy:

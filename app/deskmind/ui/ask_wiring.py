@@ -79,10 +79,12 @@ class GuiApprover:
 class PipelineAnswerer:
     """Adapts :class:`deskmind.core.ask.pipeline.AskPipeline` to the palette's event stream."""
 
-    def __init__(self, core: Any, workers: Workers, *, approver: Any = None, **hub_kw: Any) -> None:
+    def __init__(self, core: Any, workers: Workers, *, approver: Any = None,
+                 hub_factory: Callable[..., Any] | None = None, **hub_kw: Any) -> None:
         self.core = core
         self.workers = workers
         self.approver = approver
+        self.hub_factory = hub_factory   # (core, cfg, **hub_kw) -> RuntimeHub; make_hub when None
         self.hub_kw = hub_kw
         self.cfg: Any = None
         self.hub: Any = None
@@ -90,6 +92,7 @@ class PipelineAnswerer:
         self.pipeline: Any = None
         self._stale = True
         self._version = 0       # of the rules file as last changed in settings
+        self._rebuilding = asyncio.Lock()
 
     def _load_rules(self) -> Any:
         """Worker thread: the rules file as it is now."""
@@ -115,25 +118,33 @@ class PipelineAnswerer:
                             failed=lambda e: log.warning("the changed rules could not be read: %s", e))
 
     async def _ensure(self) -> Any:
-        if self.pipeline is None or self._stale:
-            from deskmind.core.ask.pipeline import build_pipeline
-            from deskmind.core.ask.session import make_hub
-
-            version = self._version
-            cfg = await self.workers.run(self._load_rules)
-            old, self.hub = self.hub, None
-            if old is not None:
-                await old.aclose()
-            # Keys are read on the one keyring thread, never on the loop's pool.
-            self.hub = await self.workers.run(lambda: make_hub(self.core, cfg, secrets_executor=self.workers.secrets,
-                                                               **self.hub_kw))
-            await self._ensure_tools()
-            self.pipeline = build_pipeline(self.core, self.hub, approver=self.approver, cfg=cfg,
-                                           tool_servers=self.tool_servers)
-            if version == self._version:    # else the rules changed meanwhile: the next question rebuilds
-                self.cfg = cfg
-                self._stale = False
+        # One rebuild at a time: a question and the settings' runtime test arriving together
+        # after a change must not each build a hub (one would be left open) nor close the
+        # hub the other has just made.
+        async with self._rebuilding:
+            if self.pipeline is None or self._stale:
+                await self._rebuild()
         return self.pipeline
+
+    async def _rebuild(self) -> None:
+        from deskmind.core.ask.pipeline import build_pipeline
+        from deskmind.core.ask.session import make_hub
+
+        make = self.hub_factory or make_hub
+        version = self._version
+        cfg = await self.workers.run(self._load_rules)
+        old, self.hub = self.hub, None
+        if old is not None:
+            await old.aclose()
+        # Keys are read on the one keyring thread, never on the loop's pool.
+        self.hub = await self.workers.run(lambda: make(self.core, cfg, secrets_executor=self.workers.secrets,
+                                                       **self.hub_kw))
+        await self._ensure_tools()
+        self.pipeline = build_pipeline(self.core, self.hub, approver=self.approver, cfg=cfg,
+                                       tool_servers=self.tool_servers)
+        if version == self._version:    # else the rules changed meanwhile: the next question rebuilds
+            self.cfg = cfg
+            self._stale = False
 
     async def _ensure_tools(self) -> None:
         from deskmind.core.tools.registry import tool_servers_for
@@ -183,8 +194,8 @@ class PipelineAnswerer:
                 yield AskEvent("tool", data=dict(ev.data))
             elif ev.kind == "done" and ev.result is not None:
                 yield AskEvent("citations", citations=[
-                    Citation(n=c.n, source=c.source, title=c.title, kind="", locator=dict(c.locator or {}),
-                             chunk_id=c.chunk_id) for c in ev.result.citations])
+                    Citation(n=c.n, source=c.source, title=c.title, kind=c.kind, locator=dict(c.locator or {}),
+                             chunk_id=c.chunk_id, source_id=c.source_id) for c in ev.result.citations])
                 yield AskEvent("done", data={"saved_source_id": ev.result.saved_source_id,
                                              "timings": ev.result.timings})
 

@@ -133,6 +133,7 @@ def arm_last_resort(after_s: float = QUIT_BOUND_S + LAST_RESORT_GRACE_S,
 def quit_steps(app: Any) -> list[QuitStep]:
     """The desktop app's services, in the order they close (see the module docstring)."""
     return [
+        QuitStep("settings notifications", app.speech_follower.unsubscribe),
         QuitStep("the answer being streamed", lambda: _cancel_answer(app.palette)),
         QuitStep("the meeting recording", lambda: app.meeting.interrupt() if app.meeting is not None else None),
         QuitStep("the voice note", lambda: app.talk.shutdown() if app.talk is not None else None),

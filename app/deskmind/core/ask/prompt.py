@@ -32,6 +32,7 @@ class Citation:
     locator: dict[str, Any]
     privacy: str
     source_id: int | None = None
+    kind: str = ""        # the source's kind: note, markdown, pdf, conversation...
 
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "chunk_id": self.chunk_id, "source_id": self.source_id,
@@ -50,7 +51,7 @@ def build_messages(question: str, hits: Sequence[Hit]) -> tuple[list[Message], l
         return [Message("system", SYSTEM_NO_SOURCES), Message("user", question)], []
     cites, blocks = [], []
     for n, h in enumerate(hits, 1):
-        cites.append(Citation(n, h.chunk_id, h.source, h.title, h.locator, h.privacy, h.source_id))
+        cites.append(Citation(n, h.chunk_id, h.source, h.title, h.locator, h.privacy, h.source_id, h.kind))
         where = locator_text(h.locator)
         head = f"[{n}] {h.title or h.source}" + (f" ({where})" if where else "")
         blocks.append(f"{head}\n{h.text[:MAX_SOURCE_CHARS]}")

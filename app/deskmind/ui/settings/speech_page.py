@@ -1,39 +1,17 @@
-"""Speech: Whisper model, microphone, vocabulary. Saved to settings.toml [speech], applied live."""
+"""Speech: Whisper model, microphone, vocabulary. Saved to settings.toml [speech] through the
+settings store, applied live by whoever subscribes to it."""
 
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any, Callable
 
-import tomlkit
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout,
                                QWidget)
 
 from deskmind.ui.tasks import Workers
 
 log = logging.getLogger(__name__)
-
-
-def save_speech_table(path: Path, values: dict[str, Any]) -> dict[str, Any]:
-    """Update ``[speech]`` in settings.toml, keeping everything else; returns the whole table."""
-    doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
-    table = doc.setdefault("speech", tomlkit.table())
-    for k, v in values.items():
-        if v is None:
-            table.pop(k, None)
-        else:
-            table[k] = v
-    data = table.unwrap()
-    from deskmind.core.speech.settings import parse_speech_settings
-
-    parse_speech_settings(data)                      # refuse to write a table the core rejects
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
-    os.replace(tmp, path)
-    return data
 
 
 class SpeechPage(QWidget):
@@ -93,8 +71,7 @@ class SpeechPage(QWidget):
         self.workers.submit(names, done=fill, failed=lambda e: self.status.setText(str(e)))
 
     def values(self) -> dict[str, Any]:
-        vocab = tomlkit.array()
-        vocab.extend(w.strip() for w in self.vocab.text().split(",") if w.strip())
+        vocab = [w.strip() for w in self.vocab.text().split(",") if w.strip()]
         mic = self.mic.currentText()
         return {"model": self.model.text().strip() or "tiny.en",
                 "model_path": self.model_path.text().strip() or None,
