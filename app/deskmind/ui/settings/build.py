@@ -45,13 +45,14 @@ def build_settings(s: SettingsServices) -> SettingsWindow:
         from deskmind.core.routing.ledger import EgressLedger
         from deskmind.ui.settings.model_files_page import ModelFilesPage
 
-        w.add_page("Model files", ModelFilesPage(core.paths, lambda: EgressLedger(core.store), changed))
+        ledger = lambda: EgressLedger(core.store)   # noqa: E731  (opens the database: workers only)
+        w.add_page("Model files", ModelFilesPage(core.paths, ledger, changed))
         w.add_page("Routing", RoutingPage(rf, s.ask.inventory, changed))
         w.add_page("Agents", AgentsPage(rf, changed))
         from deskmind.ui.settings.tools_page import ToolsPage
 
         w.add_page("Tools", ToolsPage(core.paths.config_dir, core.paths.log_dir, workers, changed))
-        w.add_page("Privacy", PrivacyPage(rf, core, workers, changed))
+        w.add_page("Privacy", PrivacyPage(rf, ledger, workers, changed))
     from deskmind.core.gateway.clients import ClientRegistry
     from deskmind.ui.settings.gateway_page import GatewayPage
 
