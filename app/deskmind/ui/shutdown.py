@@ -15,6 +15,7 @@ a thread that never ends), :func:`arm_last_resort` ends it with ``os._exit`` and
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import threading
@@ -33,7 +34,7 @@ FORCED_EXIT_CODE = 70
 @dataclass
 class QuitStep:
     name: str
-    run: Callable[[], Awaitable[Any] | None]  # GUI thread; may return an awaitable
+    run: Callable[[], Any]  # GUI thread; what it returns is awaited when it is awaitable
 
 
 @dataclass
@@ -92,7 +93,7 @@ async def run_steps(steps: list[QuitStep], bound_s: float = QUIT_BOUND_S,
             continue
         try:
             res = step.run()
-            if res is not None:
+            if inspect.isawaitable(res):
                 await asyncio.wait_for(asyncio.ensure_future(res), left)
             report.done.append(step.name)
         except asyncio.TimeoutError:
