@@ -18,9 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gui", help="start the tray app (the same as running deskmind alone)")
     p.add_argument("--no-hotkeys", action="store_true", help="do not arm global hotkeys")
     p.set_defaults(func=run_app)
-    p = sub.add_parser("trigger", help="ask the running app to open the palette, talk or a meeting "
-                                       "(bind this in your desktop's keyboard settings)")
-    p.add_argument("action", choices=("palette", "talk", "meeting"))
+    p = sub.add_parser("trigger", help="ask the running app to open the palette, talk, dictate or "
+                                       "a meeting (bind this in your desktop's keyboard settings)")
+    p.add_argument("action", choices=("palette", "talk", "meeting", "dictate"))
     p.set_defaults(func=cmd_trigger)
 
 

@@ -69,6 +69,7 @@ class DesktopApp(QObject):
         self.hud: Any = None
         self.talk: Any = None
         self.meeting: Any = None
+        self.dictation: Any = None   # the dictate key (ui/dictation.py)
         self._windows: dict[str, Any] = {}
         self.tray_ready_ms: float | None = None
         self.tray_ready_at: float | None = None
@@ -189,6 +190,15 @@ class DesktopApp(QObject):
             self.toggle_talk()
         elif action == "meeting":
             self.toggle_meeting()
+        elif action == "dictate":
+            self._talk_key("dictate", lambda c: c.toggle())
+
+    def _talk_key(self, action: str, use: Callable[[Any], None]) -> None:
+        controller = self.talk if action == "talk" else self.dictation
+        if controller is None:
+            self._speech_missing()
+        else:
+            use(controller)
 
     def on_hotkey_pressed(self, action: str) -> None:
         if action == "palette":
@@ -203,10 +213,14 @@ class DesktopApp(QObject):
                 self._speech_missing()
         elif action == "meeting":
             self.toggle_meeting()
+        elif action == "dictate":
+            self._talk_key(action, lambda c: c.pressed(hold=self.hotkeys.talk_is_hold(action)))
 
     def on_hotkey_released(self, action: str) -> None:
         if action == "talk" and self.talk is not None:
             self.talk.released(hold=self.hotkeys.talk_is_hold())
+        elif action == "dictate" and self.dictation is not None:
+            self.dictation.released(hold=self.hotkeys.talk_is_hold(action))
 
     # -- palette -------------------------------------------------------------------------------
 

@@ -25,11 +25,15 @@ log = logging.getLogger(__name__)
 
 
 def minutes_markdown(result: Any, store: Any) -> str | None:
-    """The saved minutes' text (worker thread), or None when no model wrote minutes."""
+    """The saved minutes' text (worker thread); when the model could not write minutes, the
+    minutes saying so; None when no model was asked."""
     mid = getattr(result, "minutes_id", None)
-    if not mid:
-        return None
-    return store.document_text(mid)
+    if mid:
+        return store.document_text(mid)
+    minutes = getattr(result, "minutes", None)
+    if minutes is not None and getattr(minutes, "unusable", ""):
+        return minutes.to_markdown()
+    return None
 
 
 class MeetingController(QObject):
@@ -156,16 +160,23 @@ class MeetingController(QObject):
         self.tray.act_meeting.setEnabled(True)
         self.tray.set_meeting(None)
         self.tray.set_state(self._resting())
+        self._announce(result, minutes, self.failure)
+        self.saved.emit(result)
+
+    def _announce(self, result: Any, minutes: str | None, failure: str | None = None) -> None:
+        """Tell the person a meeting is in memory, and show its minutes: after a stop and
+        after recovering one alike."""
         n = len(getattr(result, "segments", []) or [])
         saved = (f"{n} transcript segments, {getattr(result, 'duration', 0):.0f} s"
                  + ("" if minutes else "; minutes need a connected model"))
-        if self.failure:
-            self.tray.notify("Meeting stopped early and saved", f"{self.failure}. Saved what was recorded: {saved}")
+        if failure:
+            self.tray.notify("Meeting stopped early and saved", f"{failure}. Saved what was recorded: {saved}")
+        elif getattr(result, "recovered", False):
+            self.tray.notify("Meeting saved", f"Recovered after the recording was cut off: {saved}")
         else:
             self.tray.notify("Meeting saved", saved)
         if minutes:
             self.show_minutes(minutes, getattr(result, "source_id", None))
-        self.saved.emit(result)
 
     def _save_failed(self, exc: BaseException) -> None:
         self._set("idle")
@@ -220,15 +231,24 @@ class MeetingController(QObject):
     def recover(self, folders: list[Any]) -> None:
         self.tray.set_state("indexing", "recovering a meeting")
 
-        def work() -> list[Any]:
-            return [self._speech().recover(f) for f in folders]
+        def work() -> list[tuple[Any, str | None]]:
+            results = []
+            for f in folders:
+                result = self._speech().recover(f)
+                results.append((result, minutes_markdown(result, self._store())))
+            return results
 
-        def done(results: list[Any]) -> None:
-            self.tray.set_state("idle")
-            self.tray.notify("Meeting recovered", f"{len(results)} meeting(s) saved to memory")
+        def done(results: list[tuple[Any, str | None]]) -> None:
+            self.tray.set_state(self._resting())
+            for result, minutes in results:
+                self._announce(result, minutes)
+                self.saved.emit(result)
 
-        self.workers.submit(work, done=done, failed=lambda e: self.tray.notify(
-            "Recovery failed", str(e), attention=True))
+        def failed(exc: BaseException) -> None:
+            self.tray.set_state(self._resting())
+            self.tray.notify("Recovery failed", str(exc), attention=True)
+
+        self.workers.submit(work, done=done, failed=failed)
 
     def interrupt(self) -> Awaitable[Any] | None:
         """Quitting (GUI thread): stop recording and leave the meeting to be recovered at the

@@ -76,7 +76,7 @@ class Workers:
         "deskmind.core.runtimes.ollama", "deskmind.core.runtimes.openai_compat",
         "deskmind.core.runtimes.anthropic", "deskmind.core.runtimes.discovery",
         # widgets built on first use: their modules load here, not under the person's click
-        "deskmind.ui.hud", "deskmind.ui.talk", "deskmind.ui.meeting", "deskmind.ui.transcript_window",
+        "deskmind.ui.hud", "deskmind.ui.talk", "deskmind.ui.dictation", "deskmind.ui.meeting", "deskmind.ui.transcript_window",
         "deskmind.ui.minutes_window", "deskmind.ui.dropzone", "deskmind.ui.browser.window",
         "deskmind.ui.settings.build", "deskmind.ui.status",
         # PortAudio starts (and lists the devices) when sounddevice is first imported, ~0.1-0.2 s:

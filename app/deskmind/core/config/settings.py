@@ -50,12 +50,21 @@ class IngestSettings:
 
 
 @dataclass
+class EngineTable:
+    """``[engine]``: how long a loaded model stays in memory unused (300, "5m", 0 or -1);
+    checked by :func:`deskmind.core.runtimes.engines.engine_settings`."""
+
+    keep_alive: float | str | None = None
+
+
+@dataclass
 class Settings:
     schema_version: int = SCHEMA_VERSION
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    engine: EngineTable = field(default_factory=EngineTable)
 
 
 def section_types() -> dict[str, type]:

@@ -74,15 +74,10 @@ def parse_keep_alive(value: Any, where: str = "[engine] keep_alive") -> float:
 
 def engine_settings(settings: Any) -> EngineSettings:
     """The checked ``[engine]`` table from a loaded :class:`Settings` (defaults when absent)."""
-    data = (getattr(settings, "extra", {}) or {}).get("engine", {})
-    if not isinstance(data, dict):
-        raise UserInputError("[engine] must be a table of settings")
-    unknown = sorted(set(data) - {"keep_alive"})
-    if unknown:
-        log.warning("[engine]: unknown settings ignored: %s", ", ".join(unknown))
-    if "keep_alive" not in data:
+    value = settings.engine.keep_alive
+    if value is None:
         return EngineSettings()
-    return EngineSettings(keep_alive_s=parse_keep_alive(data["keep_alive"]))
+    return EngineSettings(keep_alive_s=parse_keep_alive(value))
 
 
 class _Slot:
