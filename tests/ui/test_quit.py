@@ -28,6 +28,10 @@ from tests.fakes.llm_server import FakeLLMServer, Faults, Reply
 from tests.ui.conftest import close_app, remember_note
 from tests.ui.test_ask_ui import rules
 
+GARDEN_NOTE = "Everything about the garden shed: its key hangs by the back door and the mower needs oil."
+GARDEN_QUESTION = "tell me everything about the garden shed"
+# Slow and long, and no word repeated (a runaway repetition would be stopped by the pipeline).
+LONG_ANSWER = " ".join(f"step{i}" for i in range(400))
 FAST = Timeouts(connect=1.0, first_token=5.0, stall=3.0, request=30.0)
 BAD_LINES = ("was never awaited", "Task exception was never retrieved", "AsyncLibraryNotFoundError",
              "Task was destroyed but it is pending", "exiting now")
@@ -72,21 +76,22 @@ def test_quit_while_a_model_streams_cuts_the_stream_and_closes_the_hub(qtbot, ap
     caplog.set_level(logging.INFO)
     app = app_over()
     with warnings.catch_warnings(record=True) as caught, \
-            FakeLLMServer(reply=Reply("slowly " * 400), faults=Faults(token_delay=0.1)) as srv:
+            FakeLLMServer(reply=Reply(LONG_ANSWER), faults=Faults(token_delay=0.1)) as srv:
         warnings.simplefilter("always")
         app.core.paths.config_dir.mkdir(parents=True, exist_ok=True)
         (app.core.paths.config_dir / "routing.toml").write_text(rules(srv.url, paste=False))
+        remember_note(app.core, GARDEN_NOTE, title="Garden shed")   # memory to answer from
         p = app.palette
-        p.input.setText("tell me everything")
+        p.input.setText(GARDEN_QUESTION)
         p.submit()
-        qtbot.waitUntil(lambda: p.answer.count("slowly") >= 3, timeout=15000)
+        qtbot.waitUntil(lambda: p.answer.count("step") >= 3, timeout=15000)
         hub = app.ask.pipeline.hub
         assert hub is not None and not hub.client.is_closed
         seconds = quit_and_time(app)
         assert seconds < 3.0, seconds                    # the stream is cut, not waited for
         assert app.quit_report.clean, app.quit_report
         assert p.task.done() and p.answer.endswith("*(cancelled)*")
-        assert p.answer.count("slowly") < 100
+        assert p.answer.count("step") < 100
         assert hub.client.is_closed and app.ask.pipeline.hub is None
         assert send_message(app.instance.name, {"cmd": "status"}, timeout_ms=300) is None   # socket closed
         assert_no_bad_lines(caplog, caught)

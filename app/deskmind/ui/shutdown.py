@@ -2,9 +2,9 @@
 
 The order matters. The answer being streamed is cancelled first and allowed to unwind, so no
 model is freed under a generation; recordings stop next (a meeting is left to be recovered, a
-voice note is dropped); then the indexing child, the tray's gateway, the runtime hub (its HTTP
-client and in-process models belong to the GUI loop, so they are closed there, from a task of
-that loop) and the speech engine; last the hotkeys, the local socket, the tray and the windows.
+voice note or a dictation is dropped); then the indexing child, the tray's gateway, the
+runtime hub (its HTTP client and in-process models belong to the GUI loop, so they are closed
+there, from a task of that loop) and the speech engine; last the hotkeys, the local socket, the tray and the windows.
 
 Each step gets what is left of the bound; a step that overruns is logged and left behind. Work
 that blocks runs on a daemon thread, so a stuck step cannot hold the process at exit either.
