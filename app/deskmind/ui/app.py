@@ -335,6 +335,9 @@ class DesktopApp(QObject):
         self.desktop.hotkeys.talk_mode = talk_mode
         save_desktop_settings(self.desktop, self.settings_path)
         self.hotkeys.rebind(bindings, talk_mode)
+        from deskmind.ui.speech_wiring import arm_talk_keys
+
+        arm_talk_keys(self)   # both talk keys disabled: the pre-roll closes the microphone
 
     # -- speech ----------------------------------------------------------------------------------
 
