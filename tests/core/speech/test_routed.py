@@ -72,3 +72,16 @@ def test_a_failed_note_clean_up_logs_one_line_and_the_traceback_only_with_verbos
     assert len(lines) == 1 and "clean-up failed" in lines[0], p.stderr
     p = run("-v")
     assert p.returncode == 0 and "Traceback" in p.stderr
+
+
+def test_dictation_clean_up_goes_to_the_local_runtime_as_the_dictation_agent(core, monkeypatch):
+    from deskmind.core.speech.dictation import CLEAN_PROMPT, CLEAN_TASK
+
+    said = "um remember to water the tomatoes in the garden"
+    with FakeLLMServer(reply=Reply("Remember to water the tomatoes in the garden.")) as srv:
+        monkeypatch.setenv("DESKMIND_DISCOVER", f"ollama=ollama@127.0.0.1:{srv.port}")
+        out = core.complete(CLEAN_TASK, CLEAN_PROMPT.format(text=said))
+        requests = [r.json() for r in srv.chat_requests()]
+    assert out == "Remember to water the tomatoes in the garden."
+    assert len(requests) == 1 and f"<dictation>\n{said}\n</dictation>" in last_user_text(requests[0])
+    assert not requests[0].get("tools")          # the dictation agent has no tools to call
