@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 from deskmind.cli.main import main
 from tests.core.speech.conftest import heard
@@ -80,7 +81,9 @@ def test_dictation_clean_up_goes_to_the_local_runtime_as_the_dictation_agent(cor
     said = "um remember to water the tomatoes in the garden"
     with FakeLLMServer(reply=Reply("Remember to water the tomatoes in the garden.")) as srv:
         monkeypatch.setenv("DESKMIND_DISCOVER", f"ollama=ollama@127.0.0.1:{srv.port}")
-        out = core.complete(CLEAN_TASK, CLEAN_PROMPT.format(text=said))
+        # From a worker thread, as dictation calls it (the completion blocks).
+        with ThreadPoolExecutor(1) as pool:
+            out = pool.submit(core.complete, CLEAN_TASK, CLEAN_PROMPT.format(text=said)).result(120)
         requests = [r.json() for r in srv.chat_requests()]
     assert out == "Remember to water the tomatoes in the garden."
     assert len(requests) == 1 and f"<dictation>\n{said}\n</dictation>" in last_user_text(requests[0])
