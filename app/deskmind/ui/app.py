@@ -331,6 +331,9 @@ class DesktopApp(QObject):
         """Settings changed the hotkeys: save and re-arm at once."""
         self.prefs.set_hotkeys(bindings, talk_mode)
         self.hotkeys.rebind(bindings, talk_mode)
+        from deskmind.ui.speech_wiring import arm_talk_keys
+
+        arm_talk_keys(self)   # both talk keys disabled: the pre-roll closes the microphone
 
     # -- speech ----------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 from deskmind.cli.main import main
 from tests.core.speech.conftest import heard
@@ -93,3 +94,18 @@ def test_clean_up_through_the_router_names_its_model_and_avoids_a_switched_off_o
         with pytest.raises(RoutingError):
             core.complete(CLEAN_TASK, "buy milk", "private", avoid=frozenset({"local:fake-model:1b"}))
         assert len(srv.chat_requests()) == 1
+
+
+def test_dictation_clean_up_goes_to_the_local_runtime_as_the_dictation_agent(core, monkeypatch):
+    from deskmind.core.speech.dictation import CLEAN_PROMPT, CLEAN_TASK
+
+    said = "um remember to water the tomatoes in the garden"
+    with FakeLLMServer(reply=Reply("Remember to water the tomatoes in the garden.")) as srv:
+        monkeypatch.setenv("DESKMIND_DISCOVER", f"ollama=ollama@127.0.0.1:{srv.port}")
+        # From a worker thread, as dictation calls it (the completion blocks).
+        with ThreadPoolExecutor(1) as pool:
+            out = pool.submit(core.complete, CLEAN_TASK, CLEAN_PROMPT.format(text=said)).result(120)
+        requests = [r.json() for r in srv.chat_requests()]
+    assert out == "Remember to water the tomatoes in the garden."
+    assert len(requests) == 1 and f"<dictation>\n{said}\n</dictation>" in last_user_text(requests[0])
+    assert not requests[0].get("tools")          # the dictation agent has no tools to call
