@@ -257,10 +257,10 @@ class AskPipeline:
             if opts.response_schema is not None:
                 route["structured"] = await self._enforces_schema(cand)
             yield AskEvent("route", data=route)
-            guard = RepetitionGuard()
             # Prose only: a JSON answer repeats its keys, and tool results may quote the same
             # line on purpose.
-            watch = opts.response_schema is None and not tools
+            guard = RepetitionGuard() if opts.response_schema is None and not tools else None
+            answer: list[str] = []
             calls_log: list[dict[str, Any]] = []
             tool_items: list[int] = []  # chunk ids tools showed the model
             privs = [prompt_priv] + [h.privacy for h in used]
@@ -274,18 +274,19 @@ class AskPipeline:
             async with contextlib.aclosing(opened.events) as talk:
                 async for kind, payload in talk:
                     if kind == "token":
-                        if not guard.text:
+                        if not answer:
                             timings["first_token_ms"] = (time.perf_counter() - t0) * 1000
                             timings["runtime_first_token_ms"] = (time.perf_counter() - t_send) * 1000
-                        runaway = guard.feed(payload) and watch
+                        answer.append(payload)
+                        runaway = guard is not None and guard.feed(payload)
                         yield AskEvent("token", text=payload)
                         if runaway:
                             stopped = "repetition"
                             break  # closing the stream stops the model
                     else:
                         yield AskEvent("tool", data=payload)
-            text = guard.answer() if stopped else guard.text
-            if stopped:
+            text = guard.answer() if guard is not None and stopped else "".join(answer)
+            if guard is not None and stopped:
                 yield AskEvent("stopped", text=f"stopped: the model began repeating itself "
                                f"(“{guard.repeated[:60]}”); the answer ends where it began",
                                data={"reason": stopped, "answer": text})
