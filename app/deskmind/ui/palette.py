@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButt
                                QVBoxLayout, QWidget)
 
 from deskmind.core.errors import DeskmindError
-from deskmind.ui.answers import Answerer, AskEvent, Citation, RouteInfo, Turn
+from deskmind.ui.answers import (UNGROUNDED_NOTE, Answerer, AskEvent, Citation, RouteInfo, Turn,
+                                 mark_unsupported)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class Palette(QWidget):
         self.citations: list[Citation] = []
         self.route: RouteInfo | None = None
         self.answer = ""
+        self.unsupported: list[str] = []   # sentences of the answer no passage backs
+        self.grounded = True               # False: the answer is the model's own knowledge
         self.task: asyncio.Task | None = None
         self.shown_at = 0.0
         self.painted_at = 0.0
@@ -252,6 +255,7 @@ class Palette(QWidget):
 
     async def _run(self, question: str) -> None:
         self.answer, self.citations, self.route = "", [], None
+        self.unsupported, self.grounded = [], True
         self.route_label.setText("")
         self.route_detail.hide()
         self.cites_label.setText("")
@@ -316,6 +320,12 @@ class Palette(QWidget):
             self._show_citations()
         elif ev.kind == "notice":
             self.status.setText(ev.text)
+        elif ev.kind == "done" and "answer" in ev.data:
+            # The final answer: cut where it began repeating, checked against the passages.
+            self.answer = ev.data["answer"]
+            self.unsupported = list(ev.data.get("unsupported") or [])
+            self.grounded = bool(ev.data.get("grounded")) or bool(ev.data.get("abstained"))
+            self._dirty = True
         elif ev.kind == "tool":
             self.tools.add(ev.data)
             self.status.setText(f"Tool {ev.data.get('tool', '').replace('__', '/', 1)}: {ev.data.get('decision')}")
@@ -334,7 +344,9 @@ class Palette(QWidget):
             return
         self._dirty = False
         conv = "".join(f"**{_md_escape(q)}**\n\n{a}\n\n---\n\n" for q, a in self._earlier)
-        self.view.setMarkdown(conv + f"**{_md_escape(self._question)}**\n\n" + self.answer)
+        shown = mark_unsupported(self.answer, self.unsupported) if self.grounded else (
+            f"{self.answer}\n\n*{UNGROUNDED_NOTE}*")
+        self.view.setMarkdown(conv + f"**{_md_escape(self._question)}**\n\n" + shown)
         sb = self.view.verticalScrollBar()
         sb.setValue(sb.maximum())
 
@@ -346,9 +358,13 @@ class Palette(QWidget):
         for c in self.citations:
             name = html.escape(c.title or c.source.rsplit("/", 1)[-1])
             where = locator_text(c.locator)
-            links.append(f"<a href='cite:{c.n}'>[{c.n}] {name}</a>"
-                         + (f" <span style='color:#78909c'>({html.escape(where)})</span>" if where else ""))
-        self.cites_label.setText("Sources: " + " &nbsp; ".join(links))
+            link = (f"<a href='cite:{c.n}'>[{c.n}] {name}</a>"
+                    + (f" <span style='color:#78909c'>({html.escape(where)})</span>" if where else ""))
+            if c.evidence:  # what to read to check the answer at a glance
+                link += f"<br>&nbsp;&nbsp;<i>“{html.escape(c.evidence)}”</i>"
+            links.append(link)
+        sep = "<br>" if any(c.evidence for c in self.citations) else " &nbsp; "
+        self.cites_label.setText("Sources: " + ("<br>" if sep == "<br>" else "") + sep.join(links))
 
     def _cite_clicked(self, href: str) -> None:
         if href.startswith("cite:"):

@@ -302,7 +302,7 @@ class AskPipeline:
         usable = [g for g in graded if g.hit.chunk_id not in set(cand.withheld)]
         chosen = choose_passages(usable, profile, opts.limit, opts.max_tokens or ANSWER_TOKENS)
         if self.searches_memory(opts):
-            messages, cites = build_grounded(question, chosen)
+            messages, cites = build_grounded(question, chosen, small=profile.small)
         else:
             messages, cites = build_messages(question, [])
         if profile.small:
