@@ -1,13 +1,20 @@
-"""Quick-ask overhead against the raw runtime, on the same loopback server.
+"""Ask on the embedded default model, and Deskmind's overhead against a raw runtime.
 
-Prints:
+Part "embedded" (the default model, SmolLM2-135M-Instruct, in-process through llama.cpp, with
+N chunks in memory: a few real personal notes embedded for real among synthetic ones) prints
+model load time, app RSS with the model loaded, question -> first token p50 with the model
+loaded (target <= 1.0 s), a short factual answer complete (<= 3 s), model load (<= 1 s),
+RSS (<= 450 MB), and llama.cpp's own prompt and generation tokens/s.
+
+Part "overhead" prints:
   1. runtime layer: time to first token through Deskmind's Ollama client vs a bare httpx
      stream of the same request body (no model latency: pure client overhead);
   2. whole pipeline: time to first token of ``ask`` (retrieve + route + prompt + stream) vs the
      raw request, with the fake server holding its first byte for a model-like prefill delay;
   3. retrieval + routing + prompt build at N chunks (target <= 15 ms), from a warm pipeline.
 
-Usage: python bench/ask.py [--chunks 10000] [--runs 30] [--prefill-ms 250]
+Usage: python bench/ask.py [--part all|embedded|overhead] [--chunks 10000] [--runs 30]
+                          [--prefill-ms 250] [--asks 10]
 Memory is filled with synthetic text and random unit vectors (embedding 10k chunks for real
 would take minutes and does not change search timings); the query is embedded for real.
 """
@@ -99,7 +106,118 @@ def med(xs: list[float]) -> float:
 
 
 def p95(xs: list[float]) -> float:
-    return sorted(xs)[max(0, int(len(xs) * 0.95) - 1)]
+    return sorted(xs)[min(len(xs) - 1, max(0, -(-len(xs) * 95 // 100) - 1))]  # nearest rank
+
+
+NOTES = [  # (note, question, the fact a right answer contains)
+    ("The boiler service is booked with Heatwell on 14 March at 9am.",
+     "When is the boiler service booked?", "14 March"),
+    ("Dentist appointment for Sam: Tuesday 3 June at 4pm, Dr Okafor on Mill Road.",
+     "Who is Sam's dentist?", "Okafor"),
+    ("The Wi-Fi password for the cabin is maple-lantern-42.",
+     "What is the Wi-Fi password for the cabin?", "maple-lantern-42"),
+    ("Car insurance renews on 2 September; the broker is Ashford Mutual.",
+     "Which broker handles the car insurance?", "Ashford"),
+    ("Grandma's lemon cake: 200 g flour, 3 eggs, bake 35 minutes at 180 degrees.",
+     "How long do I bake the lemon cake?", "35 minutes"),
+    ("The kitchen roof leak was fixed by Barnes Roofing for 420 euros.",
+     "How much did the roof repair cost?", "420"),
+    ("Book club meets on the first Thursday of each month at Lena's flat.",
+     "Where does the book club meet?", "Lena"),
+    ("My passport number ends in 7781 and expires in November 2031.",
+     "When does my passport expire?", "2031"),
+    ("The project deadline for the Orion report moved to 18 April.",
+     "When is the Orion report due?", "18 April"),
+    ("Garden plan: tomatoes on the south bed, beans along the east fence.",
+     "Where do the beans go in the garden?", "east"),
+]
+
+
+def add_real_notes(core) -> None:
+    from deskmind.core.memory.models import NewChunk, SourceDraft
+
+    for i, (text, _, _) in enumerate(NOTES):
+        core.remember(SourceDraft(uri=f"deskmind://note/real-{i}", kind="note", title=f"Note {i}",
+                                  privacy="personal", text=text, chunks=[NewChunk(text, {})]))
+
+
+async def embedded_part(core, args: argparse.Namespace) -> None:
+    import psutil
+
+    from deskmind.core.ask.pipeline import AskOptions
+    from deskmind.core.ask.session import ask_session
+    from deskmind.core.runtimes.llamacpp import LlamaEngine, default_model_path
+    from deskmind.core.secrets import SecretStore
+
+    gguf = default_model_path()
+    print(f"\n[embedded {gguf.name}, {gguf.stat().st_size / 1e6:.0f} MB]")
+    core.embedder().embed(["warm"])
+    before = psutil.Process().memory_info().rss / 2**20
+    opts = AskOptions(save=False)
+    first, complete, right, tokens = [], [], 0, []
+    async with ask_session(core, targets=(), secrets=SecretStore(environ={})) as p:
+        await p.run("What is this?", AskOptions(save=False, max_tokens=4))  # loads, warms
+        assert core.engines.loads, "the embedded model did not answer"
+        rss = psutil.Process().memory_info().rss / 2**20
+        for i in range(args.asks):
+            _, q, fact = NOTES[i % len(NOTES)]
+            t = time.perf_counter()
+            ttft, answer, result = None, [], None  # type: ignore[var-annotated]
+            async for ev in p.stream(q, opts):
+                if ev.kind == "token":
+                    ttft = ttft or time.perf_counter() - t
+                    answer.append(ev.text)
+                elif ev.kind == "done":
+                    result = ev.result
+            complete.append(time.perf_counter() - t)
+            first.append(ttft if ttft is not None else float("nan"))
+            right += fact.lower() in "".join(answer).lower()
+            tokens.append(len(answer))  # llama.cpp streams one token per event
+            assert result is not None and result.route.get("provider") == "embedded", result
+        rss = max(rss, psutil.Process().memory_info().rss / 2**20)
+    print(f"  RSS of this process (core, memory of {args.chunks} chunks, embedder): {before:.0f} MB "
+          f"without the model, {rss:.0f} MB with it loaded and answering (target <= 450 MB)")
+    print(f"  question -> first token: p50 {med(first):.2f} s, p95 {p95(first):.2f} s "
+          f"of {len(first)} (target p50 <= 1.0 s)")
+    print(f"  short factual answer complete: p50 {med(complete):.2f} s, p95 {p95(complete):.2f} s "
+          f"(target <= 3 s); {med(tokens):.0f} tokens each (median); "
+          f"{right}/{len(first)} answers contain the fact")
+
+    # llama.cpp's own timings on a grounded prompt of the same shape, through the pooled engine
+    from deskmind.core.ask.prompt import build_messages
+    from deskmind.core.runtimes.base import ChatRequest
+    from deskmind.core.runtimes.llamacpp import LlamaCppRuntime
+
+    async with ask_session(core, targets=(), secrets=SecretStore(environ={})) as p:
+        hits = p.retrieve(NOTES[0][1], opts)
+    msgs, _ = build_messages(NOTES[0][1], hits)
+    body = {"messages": LlamaCppRuntime.messages(ChatRequest("m", msgs)), "stream": True,
+            "max_tokens": 64, "temperature": 0.2}
+    pps, gps, pn, gn = [], [], [], []
+    import threading
+
+    for i in range(3):
+        timings: dict = {}
+        body["messages"][0]["content"] = f"({i}) " + body["messages"][0]["content"]  # no cache
+        with core.engines.using(gguf) as engine:
+            engine.generate(body, lambda c: timings.update(c.get("timings") or {}) and False,
+                            threading.Event())
+        pps.append(timings.get("prompt_per_second", 0.0))
+        gps.append(timings.get("predicted_per_second", 0.0))
+        pn.append(timings.get("prompt_n", 0))
+        gn.append(timings.get("predicted_n", 0))
+    core.engines.unload(gguf)
+    loads = []
+    for _ in range(3):
+        t = time.perf_counter()
+        engine = LlamaEngine(gguf)
+        loads.append(time.perf_counter() - t)
+        engine.close()
+    print(f"  model load: median {med(loads):.2f} s of {len(loads)} (target <= 1.0 s)")
+    print(f"  prompt: {med(pps):.0f} tokens/s ({med(pn):.0f} tokens); generation: "
+          f"{med(gps):.1f} tokens/s ({med(gn):.0f} tokens), median of 3")
+    print(f"  {time.strftime('%H:%M:%S')} {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} "
+          f"{os.getloadavg()[2]:.1f} load average on {os.cpu_count()} cores")
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -121,7 +239,14 @@ async def main_async(args: argparse.Namespace) -> None:
         core.settings.embedder.threads = args.embed_threads
     t = time.perf_counter()
     fill_memory(core, args.chunks)
+    add_real_notes(core)
     print(f"memory: {args.chunks} chunks filled in {time.perf_counter() - t:.1f} s ({home})")
+    if args.part in ("all", "embedded"):
+        await embedded_part(core, args)
+    if args.part == "embedded":
+        core.close()
+        tmp.cleanup()
+        return
     question = "when is the boiler repair and the insurance contract deadline?"
     reply = Reply("The answer streams back token by token " * 4)
     timeouts = Timeouts(connect=2, first_token=30, stall=30, request=10)
@@ -197,6 +322,8 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--part", choices=("all", "embedded", "overhead"), default="all")
+    ap.add_argument("--asks", type=int, default=10, help="questions asked of the embedded model")
     ap.add_argument("--chunks", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--prefill-ms", type=float, default=250.0)

@@ -153,7 +153,8 @@ def embedded_corpus(embedder: object, limit: int, log: Callable[[str], None] = p
 
 def make_embedder(cache_dir: Path | None = None, model_id: str | None = None) -> object:
     """The default embedder (or ``model_id``), its derived and optimised graphs cached here."""
-    from deskmind.core.embed.base import DEFAULT_MODEL_ID, EmbedderSpec, create_embedder
+    from deskmind.core.embed.base import DEFAULT_MODEL_ID, EmbedderSpec
+    from deskmind.core.embed.factory import create_embedder
 
     OUT.mkdir(parents=True, exist_ok=True)
     cache_dir = cache_dir or OUT / "model-cache"

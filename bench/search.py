@@ -136,7 +136,8 @@ c0 = time.process_time()
 t0 = time.perf_counter()
 from pathlib import Path
 from deskmind.core.memory.store import MemoryStore
-from deskmind.core.embed.base import EmbedderSpec, create_embedder
+from deskmind.core.embed.base import EmbedderSpec
+from deskmind.core.embed.factory import create_embedder
 t1 = time.perf_counter()
 store = MemoryStore(Path(sys.argv[1]))
 store.active_index()  # opened, migrations checked, schema read

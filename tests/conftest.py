@@ -49,7 +49,8 @@ def deskmind_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 @pytest.fixture(scope="session")
 def embedder(tmp_path_factory: pytest.TempPathFactory):
     """The real default embedder (all-MiniLM-L6-v2 ONNX), loaded once for the session."""
-    from deskmind.core.embed.base import EmbedderSpec, create_embedder
+    from deskmind.core.embed.base import EmbedderSpec
+    from deskmind.core.embed.factory import create_embedder
 
     cache = tmp_path_factory.mktemp("model-cache")
     return create_embedder(EmbedderSpec(options={"cache_dir": str(cache)}))

@@ -303,7 +303,8 @@ def test_an_index_of_another_model_keeps_working_and_doctor_advises_reembed(
         tmp_path: Path, deskmind_home: Path) -> None:
     """A memory whose vectors an older default (fp32) made: search embeds queries with that
     model, new notes get its vectors too, and doctor warns (not fails) with the way forward."""
-    from deskmind.core.embed.base import EmbedderSpec, create_embedder
+    from deskmind.core.embed.base import EmbedderSpec
+    from deskmind.core.embed.factory import create_embedder
 
     fp32 = create_embedder(EmbedderSpec(FP32_MODEL_ID, {"cache_dir": str(tmp_path / "models")}))
     with Core() as core:

@@ -88,6 +88,10 @@ def test_answer_streams_from_ollama_with_route_citations_and_follow_up(qtbot, as
         qtbot.waitUntil(lambda: p.task.done() and len(p.conversation) == 2, timeout=15000)
         follow = srv.chat_requests()[1].json()["messages"][-1]["content"]
         assert "where is the spare key?" in follow and "since when?" in follow
+        # The first exchange was saved as a conversation; the follow-up still cites the note
+        # it came from, never the saved conversation (that would cite an answer as a source).
+        assert [(c.title, c.kind) for c in p.citations][:1] == [("House key", "note")]
+        assert "conversation" not in {c.kind for c in p.citations}
     assert not p.paste_btn.isEnabled()                   # the rules do not grant paste
 
 

@@ -153,11 +153,9 @@ def test_a_taken_port_is_reported_clearly(qtbot, app, port):
 
 
 def test_the_tray_serves_at_start_when_switched_on(qtbot, port, core, qloop):
-    from deskmind.core.gateway.tray_host import save_tray_serves
     from deskmind.ui.app import DesktopApp
 
-    save_tray_serves(core.paths.settings_path, True)
-    core.settings.extra.setdefault("gateway", {})["tray_serves"] = True
+    core.settings_store.update("gateway", {"tray_serves": True})
     reg = ClientRegistry(core.store)
     reg.grant("cursor", Scopes(read="public"))
     token = reg.rotate_token("cursor")

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import deskmind.core.runtimes  # noqa: F401  (registers ollama:/openai-compat: embedders for reembed)
+from deskmind.core.runtimes.kinds import RUNTIME_KINDS
 from deskmind.cli.render import print_json
 from deskmind.core.app import Core
 from deskmind.core.errors import UserInputError
@@ -34,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("models", help="model runtimes found on this machine and configured ones")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--kind", action="append", choices=RUNTIME_KINDS.names(),
+                   help="only runtimes of this kind (repeatable)")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("route", help="show how a request would be routed")
@@ -185,7 +188,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
         inv = asyncio.run(main())
     rows = [{"provider": p.name, "kind": p.kind, "zone": p.zone, "available": p.available,
-             "models": p.models, "loaded": p.loaded, "note": p.note} for p in inv.providers.values()]
+             "models": p.models, "loaded": p.loaded, "note": p.note} for p in inv.providers.values()
+            if not args.kind or p.kind in args.kind]
     if args.json:
         print_json(rows)
         return 0
@@ -225,7 +229,7 @@ def cmd_route(args: argparse.Namespace) -> int:
                     prep = await p.prepare(args.explain, graded, c, await p.hub.inventory(), opts)
                     used = [g.hit for g, _ in prep.chosen]
                     msgs = prep.messages
-                    if p.hub.provider(c.provider).kind != "llamacpp":
+                    if not RUNTIME_KINDS.get(p.hub.provider(c.provider).kind).in_process:
                         # The body the runtime itself would build for this request, unsent.
                         rt = await p.hub.runtime(c.provider)
                         body = rt.request_body(ChatRequest(model=c.model, messages=msgs,

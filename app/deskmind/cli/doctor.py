@@ -85,9 +85,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             ("memory database", lambda: _check_db(core)),
             ("vector index", lambda: _check_index_model(core)),
         ]
-        import deskmind.cli.main as main_mod
+        from deskmind.cli.groups import command_modules
 
-        for extra in main_mod._optional_command_modules():
+        for extra in command_modules():
             checks.extend(getattr(extra, "DOCTOR_CHECKS", lambda _c: [])(core))
         for name, fn in checks:
             try:

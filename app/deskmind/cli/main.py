@@ -26,6 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from deskmind.cli import doctor, memory_cmds
+    from deskmind.cli.groups import command_modules
 
     parser = _Parser(
         prog="deskmind",
@@ -36,24 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     memory_cmds.register(sub)
     doctor.register(sub)
-    for extra in _optional_command_modules():
+    for extra in command_modules():
         extra.register(sub)
     return parser
-
-
-def _optional_command_modules() -> list:
-    """Command groups that live in their own modules; each has ``register(subparsers)``."""
-    import importlib
-
-    mods = []
-    for name in ("ingest_cmds", "ask_cmds", "speech_cmds", "gateway_cmds", "app_cmds", "tools_cmds",
-                 "models_cmds"):
-        try:
-            mods.append(importlib.import_module(f"deskmind.cli.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"deskmind.cli.{name}":
-                raise
-    return mods
 
 
 def main(argv: Sequence[str] | None = None) -> int:

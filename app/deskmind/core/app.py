@@ -11,8 +11,10 @@ import threading
 from typing import Any
 
 from deskmind.core.config.paths import Paths
-from deskmind.core.config.settings import Settings, load_settings
-from deskmind.core.embed.base import Embedder, EmbedderSpec, create_embedder
+from deskmind.core.config.settings import Settings
+from deskmind.core.config.store import SettingsStore
+from deskmind.core.embed.base import Embedder, EmbedderSpec
+from deskmind.core.embed.factory import create_embedder
 from deskmind.core.errors import DeskmindError
 from deskmind.core.memory.models import SourceDraft
 from deskmind.core.memory.store import MemoryStore
@@ -20,14 +22,46 @@ from deskmind.core.memory.store import MemoryStore
 log = logging.getLogger(__name__)
 
 
+class Completion(str):
+    """A completion's text, knowing which model wrote it and whether a schema constrained it."""
+
+    model: str
+    structured: bool
+
+    def __new__(cls, text: str, *, model: str = "", structured: bool = False) -> "Completion":
+        self = super().__new__(cls, text)
+        self.model, self.structured = model, structured
+        return self
+
+
 class Core:
     def __init__(self, paths: Paths | None = None, settings: Settings | None = None) -> None:
         self.paths = paths or Paths.from_env()
-        self.settings = settings or load_settings(self.paths.settings_path)
+        self.settings_store = SettingsStore(self.paths.settings_path, settings)
         self._store: MemoryStore | None = None
         self._embedders: dict[str, Embedder] = {}
         self._media_transcriber: Any = None
+        self._file_types: Any = None
+        self._engines: Any = None
         self._lock = threading.RLock()
+
+    @property
+    def settings(self) -> Settings:
+        """The current settings; change them through :attr:`settings_store`."""
+        return self.settings_store.settings
+
+    @property
+    def engines(self) -> "Any":
+        """The process's loaded models (:class:`EnginePool`), shared by every runtime hub:
+        ask, note clean-up, minutes and the gateway load each model once."""
+        with self._lock:
+            if self._engines is None:
+                from deskmind.core.runtimes.engines import EnginePool, engine_settings
+                from deskmind.core.runtimes.llamacpp import load_engine
+
+                self._engines = EnginePool(load_engine,
+                                           keep_alive=engine_settings(self.settings).keep_alive_s)
+            return self._engines
 
     @property
     def store(self) -> MemoryStore:
@@ -96,20 +130,29 @@ class Core:
         return self.store.put_source(draft, idx, vecs)
 
     # Which agent acts for each task that runs without a person typing (see routing.toml).
-    TASK_AGENTS = {"clean-note": "note-cleaner", "meeting-minutes": "meeting-minutes"}
+    TASK_AGENTS = {"clean-note": "note-cleaner", "meeting-minutes": "meeting-minutes",
+                   "clean-dictation": "dictation"}
 
-    def complete(self, task: str, prompt: str, privacy: str = "private") -> str:
+    def complete(self, task: str, prompt: str, privacy: str = "private", *,
+                 schema: dict[str, Any] | None = None,
+                 avoid: frozenset[str] = frozenset()) -> "Completion":
         """Routed text completion with no retrieval and nothing saved: note clean-up, minutes.
 
         The routing rules decide where it runs (local by default) and the egress ledger records
-        anything that leaves the machine. Blocking: call it from a worker thread.
+        anything that leaves the machine. ``schema``: a JSON schema the answer must follow (the
+        result says whether the runtime enforced it); ``avoid``: models ("provider:model") not to
+        use. Blocking: call it from a worker thread.
         """
         from deskmind.core.ask.pipeline import AskOptions
         from deskmind.core.ask.session import ask_sync
 
         opts = AskOptions(task=task, agent=self.TASK_AGENTS.get(task, "quick-ask"),
-                          use_memory=False, save=False, prompt_privacy=privacy)
-        return ask_sync(self, prompt, opts).answer
+                          use_memory=False, save=False, prompt_privacy=privacy,
+                          response_schema=schema, avoid_models=frozenset(avoid))
+        result = ask_sync(self, prompt, opts)
+        route = result.route
+        return Completion(result.answer, model=f"{route.get('provider')}:{route.get('model')}",
+                          structured=bool(route.get("structured")))
 
     def searcher(self) -> "Any":
         from deskmind.core.memory.search import HybridSearcher
@@ -124,7 +167,16 @@ class Core:
 
         transcriber = self.media_transcriber() if transcribe_media else None
         return Indexer.for_settings(self.store, self.active_embedder, self.settings.ingest,
-                                    transcriber=transcriber)
+                                    transcriber=transcriber, file_types=self.file_types())
+
+    def file_types(self) -> "Any":
+        """The registry of file types and their extractors, filled with the built-ins once."""
+        with self._lock:
+            if self._file_types is None:
+                from deskmind.core.ingest.extractors import builtin_file_types
+
+                self._file_types = builtin_file_types()
+            return self._file_types
 
     def media_transcriber(self) -> "Any":
         """Speech as ingestion's transcriber, built once; None when speech is not installed."""
@@ -133,17 +185,19 @@ class Core:
                 try:
                     from deskmind.core.speech.engine import TranscriptionEngine
                     from deskmind.core.speech.ingest_hook import LazyMediaTranscriber
-                    from deskmind.core.speech.settings import speech_settings
                 except ImportError as exc:
                     log.info("media files stay queued: speech is not available (%s)", exc)
                     return None
-                settings = self.settings
+                # The settings when the engine loads (the first media file), not when built.
                 self._media_transcriber = LazyMediaTranscriber(
-                    lambda: TranscriptionEngine(speech_settings(settings)))
+                    lambda: TranscriptionEngine(self.settings.speech))
             return self._media_transcriber
 
     def close(self) -> None:
         with self._lock:
+            if self._engines is not None:
+                self._engines.close()
+                self._engines = None
             if self._store is not None:
                 self._store.close()
                 self._store = None

@@ -79,10 +79,12 @@ class GuiApprover:
 class PipelineAnswerer:
     """Adapts :class:`deskmind.core.ask.pipeline.AskPipeline` to the palette's event stream."""
 
-    def __init__(self, core: Any, workers: Workers, *, approver: Any = None, **hub_kw: Any) -> None:
+    def __init__(self, core: Any, workers: Workers, *, approver: Any = None,
+                 hub_factory: Callable[..., Any] | None = None, **hub_kw: Any) -> None:
         self.core = core
         self.workers = workers
         self.approver = approver
+        self.hub_factory = hub_factory   # (core, cfg, **hub_kw) -> RuntimeHub; make_hub when None
         self.hub_kw = hub_kw
         self.cfg: Any = None
         self.hub: Any = None
@@ -90,6 +92,7 @@ class PipelineAnswerer:
         self.pipeline: Any = None
         self._stale = True
         self._version = 0       # of the rules file as last changed in settings
+        self._rebuilding = asyncio.Lock()
 
     def _load_rules(self) -> Any:
         """Worker thread: the rules file as it is now."""
@@ -115,29 +118,40 @@ class PipelineAnswerer:
                             failed=lambda e: log.warning("the changed rules could not be read: %s", e))
 
     async def _ensure(self) -> Any:
-        if self.pipeline is None or self._stale:
-            from deskmind.core.ask.pipeline import build_pipeline
-            from deskmind.core.ask.session import make_hub
-
-            version = self._version
-            cfg = await self.workers.run(self._load_rules)
-            old, self.hub = self.hub, None
-            if old is not None:
-                await old.aclose()
-            self.hub = await self.workers.run(lambda: make_hub(self.core, cfg, **self.hub_kw))
-            await self._ensure_tools()
-            self.pipeline = build_pipeline(self.core, self.hub, approver=self.approver, cfg=cfg,
-                                           tool_servers=self.tool_servers)
-            if version == self._version:    # else the rules changed meanwhile: the next question rebuilds
-                self.cfg = cfg
-                self._stale = False
+        # One rebuild at a time: a question and the settings' runtime test arriving together
+        # after a change must not each build a hub (one would be left open) nor close the
+        # hub the other has just made.
+        async with self._rebuilding:
+            if self.pipeline is None or self._stale:
+                await self._rebuild()
         return self.pipeline
+
+    async def _rebuild(self) -> None:
+        from deskmind.core.ask.pipeline import build_pipeline
+        from deskmind.core.ask.session import make_hub
+
+        make = self.hub_factory or make_hub
+        version = self._version
+        cfg = await self.workers.run(self._load_rules)
+        old, self.hub = self.hub, None
+        if old is not None:
+            await old.aclose()
+        # Keys are read on the one keyring thread, never on the loop's pool.
+        self.hub = await self.workers.run(lambda: make(self.core, cfg, secrets_executor=self.workers.secrets,
+                                                       **self.hub_kw))
+        await self._ensure_tools()
+        self.pipeline = build_pipeline(self.core, self.hub, approver=self.approver, cfg=cfg,
+                                       tool_servers=self.tool_servers)
+        if version == self._version:    # else the rules changed meanwhile: the next question rebuilds
+            self.cfg = cfg
+            self._stale = False
 
     async def _ensure_tools(self) -> None:
         from deskmind.core.tools.registry import tool_servers_for
 
         try:
-            fresh = await self.workers.run(lambda: tool_servers_for(self.core, secrets=self.hub_kw.get("secrets")))
+            fresh = await self.workers.run(lambda: tool_servers_for(self.core, secrets=self.hub_kw.get("secrets"),
+                                                                    secrets_executor=self.workers.secrets))
         except Exception as exc:  # a broken tools.toml costs the tools, not the answer
             log.warning("tool servers not used: %s", exc)
             fresh = None
@@ -147,6 +161,11 @@ class PipelineAnswerer:
         self.tool_servers = fresh
         if old is not None:
             await old.aclose()
+
+    async def inventory(self, refresh: bool = False) -> Any:
+        """What can answer now, from the hub the next question would use."""
+        pipeline = await self._ensure()
+        return await pipeline.hub.inventory(refresh=refresh)
 
     def may(self, scope: str) -> bool:
         """Whether the quick-ask agent holds a scope (paste, cloud...), from the rules file as
@@ -178,8 +197,8 @@ class PipelineAnswerer:
                 yield AskEvent("tool", data=dict(ev.data))
             elif ev.kind == "done" and ev.result is not None:
                 yield AskEvent("citations", citations=[
-                    Citation(n=c.n, source=c.source, title=c.title, kind="", locator=dict(c.locator or {}),
-                             chunk_id=c.chunk_id, evidence=c.evidence)
+                    Citation(n=c.n, source=c.source, title=c.title, kind=c.kind, locator=dict(c.locator or {}),
+                             chunk_id=c.chunk_id, source_id=c.source_id, evidence=c.evidence)
                     for c in ev.result.citations])
                 r = ev.result
                 yield AskEvent("done", data={"saved_source_id": r.saved_source_id, "timings": r.timings,

@@ -7,7 +7,6 @@ own small, versioned file beside ``settings.toml`` in the config dir. No secrets
 from __future__ import annotations
 
 import logging
-import os
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import tomlkit
 
+from deskmind.core.config.files import atomic_write_text
 from deskmind.core.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,13 @@ DEFAULT_HOTKEYS: dict[str, str] = {
     "palette": "<ctrl>+<alt>+<space>",
     "talk": "<ctrl>+<alt>+j",
     "meeting": "<ctrl>+<alt>+<shift>+m",
+    # A key that types nothing: the hotkey listener does not take the key from the focused
+    # app, which would otherwise get a letter before the dictation (Ctrl+Alt+D would read
+    # better but shows the desktop on several desktops; Ctrl+Alt+F-keys switch consoles).
+    "dictate": "<ctrl>+<shift>+<f11>",
 }
 
-ACTIONS = ("palette", "talk", "meeting")
+ACTIONS = ("palette", "talk", "meeting", "dictate")
 
 
 @dataclass
@@ -89,7 +93,4 @@ def load_desktop_settings(path: Path) -> DesktopSettings:
 
 def save_desktop_settings(settings: DesktopSettings, path: Path) -> None:
     """Write atomically (temp file + rename) so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomlkit.dumps(asdict(settings)), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, tomlkit.dumps(asdict(settings)))

@@ -58,11 +58,8 @@ class TrayGateway(QObject):
     def set_enabled(self, on: bool, save: bool = True) -> None:
         """Switch serving on or off (GUI thread); the work happens in a worker."""
         def work() -> str | None:
-            from deskmind.core.gateway.tray_host import save_tray_serves
-
             if save:
-                save_tray_serves(self.core.paths.settings_path, on)
-                self.core.settings.extra.setdefault("gateway", {})["tray_serves"] = on
+                self.core.settings_store.update("gateway", {"tray_serves": on})
             if on:
                 return self.host.start()
             if self._host is not None:
@@ -95,7 +92,9 @@ class TrayGateway(QObject):
             self._host.clients_changed()
 
     def shutdown(self) -> None:
-        if self._host is not None:
-            self._host.stop(wait=False)
+        """Quit: stop serving and wait for the server to close its streams and write its audit
+        trail. Blocking: the quit sequence runs it on a thread of its own, within its bound."""
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._host is not None:
+            self._host.stop(wait=True)

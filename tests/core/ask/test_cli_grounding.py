@@ -55,4 +55,4 @@ def test_unrelated_memory_abstains_and_a_relevant_note_gets_an_answer_with_evide
     assert res["route"]["provider"] == "embedded" and res["route"]["model_parameters"] == 1.35e8
     assert "flower pot" in res["answer"].lower()
     key = [c for c in res["citations"] if c["title"] == "House key"]
-    assert key and key[0]["evidence"] == KEY and key[0]["relevance"] >= 0.45
+    assert key and key[0]["evidence"] == KEY and key[0]["relevance"] >= 0.38

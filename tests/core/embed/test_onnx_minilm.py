@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from deskmind.core.embed import onnx_minilm
-from deskmind.core.embed.base import EmbedderSpec, create_embedder
+from deskmind.core.embed.base import EmbedderSpec
+from deskmind.core.embed.factory import create_embedder
 from deskmind.core.errors import UserInputError
 
 TEXTS = [

@@ -15,11 +15,10 @@ from tests.core.gateway.mcp_util import data, error_text
 
 
 def test_listening_beyond_loopback_needs_allow_remote():
-    s = Settings()
-    s.extra = {"gateway": {"host": "0.0.0.0", "port": 9000}}
+    s = Settings(gateway=GatewayConfig(host="0.0.0.0", port=9000))
     with pytest.raises(UserInputError, match="allow_remote"):
         GatewayConfig.from_settings(s)
-    s.extra["gateway"]["allow_remote"] = True
+    s.gateway.allow_remote = True
     cfg = GatewayConfig.from_settings(s)
     assert (cfg.host, cfg.port, cfg.allow_remote) == ("0.0.0.0", 9000, True)
     assert GatewayConfig.from_settings(Settings()).host == "127.0.0.1"

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from deskmind.core.ingest import types as ingest_types
 from deskmind.core.ingest.indexer import Indexer
 from deskmind.core.ingest.types import Extracted, Section
 from deskmind.core.memory.store import MemoryStore
@@ -137,19 +136,16 @@ def test_file_deleted_before_read_and_changed_while_read(tmp_path: Path, store: 
         os.utime(path, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
         return Extracted(title="x", text=data.decode(), sections=[Section(data.decode())], extractor="t")
 
-    ingest_types.register([".racy"], "text", appending_extractor)
-    try:
-        racy = tmp_path / "busy.racy"
-        racy.write_text("original words")
-        s = indexer.index([tmp_path])
-        assert _reason(s, racy) == ("failed", "changed while being read; will retry on next scan")
-        assert source_row(store, racy)["status"] == "failed"
-        # Retried on the next scan (the failure is transient) even though nothing changed since.
-        ingest_types.register([".racy"], "text", lambda p, d: Extracted("x", d.decode(), [Section(d.decode())], "t"))
-        s = indexer.index([tmp_path])
-        assert _reason(s, racy)[0] == "indexed"
-    finally:
-        ingest_types._BY_SUFFIX.pop(".racy", None)
+    indexer.file_types.register([".racy"], "text", appending_extractor)
+    racy = tmp_path / "busy.racy"
+    racy.write_text("original words")
+    s = indexer.index([tmp_path])
+    assert _reason(s, racy) == ("failed", "changed while being read; will retry on next scan")
+    assert source_row(store, racy)["status"] == "failed"
+    # Retried on the next scan (the failure is transient) even though nothing changed since.
+    indexer.file_types.register([".racy"], "text", lambda p, d: Extracted("x", d.decode(), [Section(d.decode())], "t"))
+    s = indexer.index([tmp_path])
+    assert _reason(s, racy)[0] == "indexed"
 
 
 def test_a_damaged_rewrite_keeps_the_last_good_text(tmp_path: Path, store: MemoryStore, indexer: Indexer) -> None:
@@ -221,12 +217,9 @@ def test_a_parser_crash_is_contained(tmp_path: Path, store: MemoryStore, indexer
     def exploding(path: Path, data: bytes) -> Extracted:
         raise RuntimeError("parser bug")
 
-    ingest_types.register([".boom"], "text", exploding)
-    try:
-        (tmp_path / "a.boom").write_text("x")
-        good = _good(tmp_path)
-        s = indexer.index([tmp_path])
-        assert _reason(s, tmp_path / "a.boom") == ("failed", "could not parse: RuntimeError: parser bug")
-        assert source_row(store, good)["status"] == "indexed"
-    finally:
-        ingest_types._BY_SUFFIX.pop(".boom", None)
+    indexer.file_types.register([".boom"], "text", exploding)
+    (tmp_path / "a.boom").write_text("x")
+    good = _good(tmp_path)
+    s = indexer.index([tmp_path])
+    assert _reason(s, tmp_path / "a.boom") == ("failed", "could not parse: RuntimeError: parser bug")
+    assert source_row(store, good)["status"] == "indexed"

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from deskmind.core.ingest import types as ingest_types
 from deskmind.core.ingest.types import Extracted, Section
 from deskmind.core.memory.store import MemoryStore
 from tests.core.ingest.conftest import chunks_of, index_without_read_rights, source_row
@@ -85,35 +84,32 @@ def test_a_file_vanishing_or_changing_while_read_keeps_what_was_stored(
     f = tmp_path / "notes.flaky"
     f.write_text(OLD)
     plain = lambda p, d: Extracted("x", d.decode(), [Section(d.decode())], "t")  # noqa: E731
-    ingest_types.register([".flaky"], "text", plain)
-    try:
-        indexer.index([tmp_path])
-        before = chunks_of(store, f)
-        assert OLD in before[0][0]
+    indexer.file_types.register([".flaky"], "text", plain)
+    indexer.index([tmp_path])
+    before = chunks_of(store, f)
+    assert OLD in before[0][0]
 
-        def vanishing(path: Path, data: bytes) -> Extracted:
-            path.unlink()  # deleted while its extractor runs (a save by rename would do this)
-            return plain(path, data)
+    def vanishing(path: Path, data: bytes) -> Extracted:
+        path.unlink()  # deleted while its extractor runs (a save by rename would do this)
+        return plain(path, data)
 
-        def rewriting(path: Path, data: bytes) -> Extracted:
-            with open(path, "ab") as fh:
-                fh.write(b" and more")
-            os.utime(path, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
-            return plain(path, data)
+    def rewriting(path: Path, data: bytes) -> Extracted:
+        with open(path, "ab") as fh:
+            fh.write(b" and more")
+        os.utime(path, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
+        return plain(path, data)
 
-        for extractor, why in ((vanishing, "file vanished while being read; will retry on next scan"),
-                               (rewriting, "changed while being read; will retry on next scan")):
-            f.write_text("A new entry that was being written.")
-            ingest_types.register([".flaky"], "text", extractor)
-            s = indexer.index([tmp_path])
-            assert (s.outcome(f).status, s.outcome(f).reason) == ("failed", why)
-            assert chunks_of(store, f) == before
-            row = source_row(store, f)
-            assert row["status"] == "indexed" and row["error"] == f"failed: {why}"
-            if not f.exists():
-                f.write_text(OLD)
-    finally:
-        ingest_types._BY_SUFFIX.pop(".flaky", None)
+    for extractor, why in ((vanishing, "file vanished while being read; will retry on next scan"),
+                           (rewriting, "changed while being read; will retry on next scan")):
+        f.write_text("A new entry that was being written.")
+        indexer.file_types.register([".flaky"], "text", extractor)
+        s = indexer.index([tmp_path])
+        assert (s.outcome(f).status, s.outcome(f).reason) == ("failed", why)
+        assert chunks_of(store, f) == before
+        row = source_row(store, f)
+        assert row["status"] == "indexed" and row["error"] == f"failed: {why}"
+        if not f.exists():
+            f.write_text(OLD)
 
 
 def test_permission_denied_keeps_what_was_stored(tmp_path: Path, store: MemoryStore, indexer) -> None:

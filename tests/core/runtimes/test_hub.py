@@ -7,7 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from deskmind.core.embed.base import EmbedderSpec, create_embedder
+from deskmind.core.embed.base import EmbedderSpec
+from deskmind.core.embed.factory import create_embedder
 from deskmind.core.errors import DeskmindError, UserInputError
 from deskmind.core.routing.config import parse_routing
 from deskmind.core.runtimes import discovery

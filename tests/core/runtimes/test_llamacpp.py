@@ -23,10 +23,20 @@ def gguf():
 
 
 @pytest.fixture(scope="module")
-def smol(gguf):
+def pool():
+    from deskmind.core.runtimes.engines import EnginePool
+    from deskmind.core.runtimes.llamacpp import LlamaEngine
+
+    p = EnginePool(lambda path: LlamaEngine(path, n_ctx=2048, threads=2), keep_alive=-1)
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def smol(gguf, pool):
     from deskmind.core.runtimes.llamacpp import LlamaCppRuntime
 
-    rt = LlamaCppRuntime(gguf, n_ctx=2048, threads=2)
+    rt = LlamaCppRuntime({"smollm2": gguf}, pool)
     yield rt
     rt.close()
 
@@ -50,14 +60,14 @@ def test_missing_bundled_model_names_the_command(monkeypatch):
 @needs_llama
 def test_a_file_that_is_not_a_gguf_is_refused_clearly(tmp_path):
     from deskmind.core.errors import ModelUnavailableError
-    from deskmind.core.runtimes.llamacpp import LlamaCppRuntime
+    from deskmind.core.runtimes.llamacpp import LlamaEngine
 
     bad = tmp_path / "notes.gguf"
     bad.write_bytes(b"not a model at all" * 100)
     with pytest.raises(ModelUnavailableError, match="could not load .*notes.gguf"):
-        LlamaCppRuntime(bad, n_ctx=512, threads=1)
+        LlamaEngine(bad, n_ctx=512, threads=1)
     with pytest.raises(ModelUnavailableError, match="no model file at"):
-        LlamaCppRuntime(tmp_path / "absent.gguf")
+        LlamaEngine(tmp_path / "absent.gguf")
 
 
 @needs_llama
@@ -102,8 +112,12 @@ def test_stream_cancels_and_releases_the_model(smol):
 
     got = asyncio.run(run())
     assert 0 < len(got) < 300
-    assert smol._lock.acquire(timeout=10)  # the worker thread stopped and let go
-    smol._lock.release()
+    engine = smol.pool.acquire(smol.model_path("smollm2"))
+    try:
+        assert engine._lock.acquire(timeout=10)  # the worker thread stopped and let go
+        engine._lock.release()
+    finally:
+        smol.pool.release(smol.model_path("smollm2"))
 
 
 @needs_llama
@@ -121,37 +135,6 @@ def test_concurrent_asks_share_one_engine_and_both_answer(smol):
     a, b = asyncio.run(run())
     assert "Paris" in a and "Paris" in b  # neither stream lost or mixed tokens
     assert a == b
-
-
-@needs_llama
-def test_close_while_generating_waits_then_refuses(gguf):
-    from deskmind.core.errors import ModelUnavailableError
-    from deskmind.core.runtimes.llamacpp import LlamaCppRuntime
-
-    rt = LlamaCppRuntime(gguf, n_ctx=1024, threads=1)
-    req = ChatRequest("smollm2", [Message("user", "Count from one to fifty.")], max_tokens=40,
-                      temperature=0)
-
-    async def run():
-        got, closed = [], asyncio.Event()
-
-        async def consume():
-            async for ev in rt.chat(req):
-                got.append(ev)
-
-        task = asyncio.create_task(consume())
-        while not got:
-            await asyncio.sleep(0.01)
-        closer = asyncio.create_task(asyncio.to_thread(rt.close))
-        await task  # the generation in flight completes; close waited for it
-        await closer
-        closed.set()
-        assert got[-1].kind == "done"
-        with pytest.raises(ModelUnavailableError, match="unloaded"):
-            async for _ev in rt.chat(req):
-                pass
-
-    asyncio.run(run())
 
 
 @needs_llama
@@ -201,3 +184,26 @@ def test_model_path_is_for_llamacpp_providers_only(tmp_path):
     text = '[providers.box]\nkind = "ollama"\nurl = "http://127.0.0.1:11434"\nmodel_path = "/m.gguf"\n'
     with pytest.raises(UserInputError, match=r"routing.toml.*4.*model_path is for llamacpp providers"):
         parse_routing(text, "routing.toml")
+
+
+@needs_llama
+def test_a_response_schema_constrains_what_smollm2_can_write(smol):
+    """llama.cpp turns the schema into a grammar: even a 135M model answers in the shape,
+    with only the values the schema allows."""
+    import json
+
+    import jsonschema
+
+    schema = {"type": "object", "additionalProperties": False, "required": ["city", "said_at"],
+              "properties": {"city": {"type": "string", "maxLength": 20},
+                             "said_at": {"enum": ["0:04", "0:09"]}}}
+    req = ChatRequest("smollm2", [Message("user", "[0:04] me: The trip goes to Paris.\n"
+                                                  "[0:09] others: Fine.\nWhich city, said when?")],
+                      max_tokens=60, temperature=0, response_schema=schema)
+
+    async def run():
+        return "".join([ev.text async for ev in smol.chat(req) if ev.kind == "token"])
+
+    answer = json.loads(asyncio.run(run()))
+    jsonschema.validate(answer, schema)
+    assert smol.structured_output

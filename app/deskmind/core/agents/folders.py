@@ -17,6 +17,7 @@ def add_agent_folder(config_dir: Path, agent: str, folder: str, *, write: bool =
     """Add ``folder`` (made absolute) to the agent's read (or write) folders; returns them."""
     import tomlkit
 
+    from deskmind.core.config.files import atomic_write_text
     from deskmind.core.errors import UserInputError
     from deskmind.core.routing.config import FILENAME, default_text, parse_routing
 
@@ -35,8 +36,5 @@ def add_agent_folder(config_dir: Path, agent: str, folder: str, *, write: bool =
     agents[agent][key] = paths
     text = tomlkit.dumps(doc)
     parse_routing(text, str(path))  # raises with file:line when the result would not load
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
     return paths

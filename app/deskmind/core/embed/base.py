@@ -1,8 +1,9 @@
-"""The embedder interface and the registry that builds one from a model id.
+"""The embedder interface and the registry of factories, by model id.
 
 Every vector index records the model id and dimension of the embedder that made it; search
 embeds the query with that same model. Runtimes (Ollama, OpenAI-compatible ``/v1/embeddings``)
-plug in by registering a factory for their model-id prefix.
+plug in by registering a factory for their model-id prefix; the built-in ONNX models are
+registered by :func:`deskmind.core.embed.factory.create_embedder`.
 """
 
 from __future__ import annotations
@@ -57,25 +58,11 @@ def register(prefix: str, factory: Factory) -> None:
     _FACTORIES[prefix] = factory
 
 
-def create_embedder(spec: EmbedderSpec | str | None = None) -> Embedder:
-    if spec is None:
-        spec = EmbedderSpec()
-    elif isinstance(spec, str):
-        spec = EmbedderSpec(model_id=spec)
-    _register_builtins()
+def build_embedder(spec: EmbedderSpec) -> Embedder:
+    """The embedder from the factory registered for ``spec.model_id`` (or its prefix)."""
     prefix = spec.model_id.split(":", 1)[0]
     factory = _FACTORIES.get(spec.model_id) or _FACTORIES.get(prefix)
     if factory is None:
         known = ", ".join(sorted(_FACTORIES)) or "none"
         raise UserInputError(f"unknown embedding model '{spec.model_id}' (known: {known})")
     return factory(spec)
-
-
-def _register_builtins() -> None:
-    if DEFAULT_MODEL_ID in _FACTORIES:
-        return
-    from deskmind.core.embed import onnx_minilm
-
-    register(DEFAULT_MODEL_ID, onnx_minilm.OnnxSentenceEmbedder.from_spec)
-    register(FP32_MODEL_ID, onnx_minilm.OnnxSentenceEmbedder.from_spec)
-    register("onnx", onnx_minilm.OnnxSentenceEmbedder.from_spec)

@@ -225,3 +225,12 @@ class OnnxSentenceEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         with self._lock:
             return self._run([text])[0]
+
+
+def register_embedders() -> None:
+    """Add the built-in all-MiniLM-L6-v2 models (int8 and fp32) to the embedder registry."""
+    from deskmind.core.embed.base import FP32_MODEL_ID, register
+
+    register(DEFAULT_MODEL_ID, OnnxSentenceEmbedder.from_spec)
+    register(FP32_MODEL_ID, OnnxSentenceEmbedder.from_spec)
+    register("onnx", OnnxSentenceEmbedder.from_spec)

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Iterator
 
 import anyio
@@ -22,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
+from deskmind.core.config.sections import GatewayConfig
 from deskmind.core.errors import UserInputError
 from deskmind.core.gateway.audit import GatewayAudit
 from deskmind.core.gateway.clients import ClientRegistry
@@ -33,36 +33,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
-
-
-@dataclass
-class GatewayConfig:
-    """The ``[gateway]`` table of settings.toml (read from ``Settings.extra``)."""
-
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    allow_remote: bool = False
-    allowed_origins: list[str] = field(default_factory=list)
-    max_body_kb: int = 4096
-    workers: int = 4              # threads for blocking work (search, embedding, notes)
-    backup_every_hours: float = 24.0
-    backup_keep: int = 7
-    backup_dir: str | None = None
-    tray_serves: bool = False     # the tray app serves MCP and the API too (off: lighter tray)
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> "GatewayConfig":
-        data = dict((getattr(settings, "extra", None) or {}).get("gateway", {}) or {})
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        unknown = set(data) - set(known)
-        if unknown:
-            log.warning("[gateway] unknown settings ignored: %s", ", ".join(sorted(unknown)))
-        cfg = cls(**known)
-        if not cfg.allow_remote and cfg.host not in ("127.0.0.1", "::1", "localhost"):
-            raise UserInputError(
-                f"[gateway] host = '{cfg.host}' listens beyond this machine but allow_remote "
-                "is false: set allow_remote = true to accept other machines, or use 127.0.0.1")
-        return cfg
 
 
 class Gateway:

@@ -13,17 +13,13 @@ worker thread, never from a GUI thread.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
-from pathlib import Path
 from typing import Any
 
 from deskmind.core.errors import UserInputError
 
 log = logging.getLogger(__name__)
-
-SETTING = "tray_serves"
 
 
 class PortTaken(UserInputError):
@@ -32,29 +28,13 @@ class PortTaken(UserInputError):
 
 def tray_serves(settings: Any) -> bool:
     """Whether the person asked the tray app to serve the gateway (read without importing it)."""
-    table = (getattr(settings, "extra", None) or {}).get("gateway") or {}
-    return table.get(SETTING) is True
+    return settings.gateway.tray_serves is True
 
 
 def served_address(settings: Any) -> str:
-    """``host:port`` the gateway listens on, from settings (the defaults of ``GatewayConfig``),
-    without importing the gateway."""
-    table = (getattr(settings, "extra", None) or {}).get("gateway") or {}
-    host = str(table.get("host", "127.0.0.1"))
-    return f"[{host}]:{table.get('port', 8765)}" if ":" in host else f"{host}:{table.get('port', 8765)}"
-
-
-def save_tray_serves(settings_path: Path, on: bool) -> None:
-    """Write ``[gateway] tray_serves`` into settings.toml, keeping everything else as it was."""
-    import tomlkit
-
-    path = Path(settings_path)
-    doc = tomlkit.parse(path.read_text(encoding="utf-8")) if path.exists() else tomlkit.document()
-    doc.setdefault("gateway", tomlkit.table())[SETTING] = bool(on)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
-    os.replace(tmp, path)
+    """``host:port`` the gateway listens on, without importing the gateway."""
+    host, port = settings.gateway.host, settings.gateway.port
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class GatewayHost:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from deskmind.core.ingest.types import Extracted, Section, register
+from deskmind.core.ingest.types import Extracted, FileTypes, Section
 from deskmind.core.memory.models import Source
 from deskmind.core.memory.store import MemoryStore
 
@@ -108,5 +108,6 @@ def media_fingerprint(fd: int, size: int) -> str:
     return "media:" + h.hexdigest()
 
 
-register(AUDIO_SUFFIXES, "audio", None, media=True)
-register(VIDEO_SUFFIXES, "video", None, media=True)
+def register_types(types: FileTypes) -> None:
+    types.register(AUDIO_SUFFIXES, "audio", None, media=True)
+    types.register(VIDEO_SUFFIXES, "video", None, media=True)

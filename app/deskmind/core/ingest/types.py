@@ -61,77 +61,80 @@ class FileType:
     media: bool = False
 
 
-_BY_SUFFIX: dict[str, FileType] = {}
-_BY_NAME: dict[str, FileType] = {}
+class FileTypes:
+    """File types by suffix (".md") or whole file name ("readme"); "" is the fallback for
+    names no type claims. The composition root fills one with the built-in extractors
+    (:func:`deskmind.core.ingest.extractors.builtin_file_types`) and hands it to the indexer;
+    each extractor module adds its own types with ``register_types(types)``."""
 
+    def __init__(self) -> None:
+        self._by_suffix: dict[str, FileType] = {}
+        self._by_name: dict[str, FileType] = {}
+        self._gz: dict[str, FileType] = {}
 
-def register(suffixes: list[str], kind: str, extractor: Extractor | None, *, media: bool = False) -> None:
-    """Register a type by suffix (".md") or, without a leading dot, by whole file name ("readme")."""
-    for s in suffixes:
-        target = _BY_SUFFIX if s.startswith(".") else _BY_NAME
-        target[s.lower()] = FileType(kind, extractor, media)
+    def register(self, suffixes: list[str], kind: str, extractor: Extractor | None, *,
+                 media: bool = False) -> None:
+        for s in suffixes:
+            target = self._by_suffix if s.startswith(".") else self._by_name
+            target[s.lower()] = FileType(kind, extractor, media)
+        self._gz.clear()
 
+    def lookup(self, path: Path | str) -> FileType | None:
+        name = path.name if isinstance(path, Path) else str(path).rsplit("/", 1)[-1]
+        low = name.lower()
+        if low.endswith(".gz") and len(low) > 3:
+            return self._gzipped(name[:-3])
+        dot = low.rfind(".")
+        if dot > 0:
+            ft = self._by_suffix.get(low[dot:])
+            if ft is not None:
+                return ft
+        ft = self._by_name.get(low)
+        if ft is None and dot > 0:
+            # README.Debian, changelog.Debian.amd64, LICENSE.md-like names
+            ft = self._by_name.get(low[:dot]) or self._by_name.get(low.split(".", 1)[0])
+        if ft is None:
+            # No extension, or one no extractor claims (.perl, .cocci, .netrc): read as text
+            # when the bytes are text (see extractors.text); known binary suffixes never get
+            # here, the default ignore rules pass them over.
+            ft = self._by_name.get("")
+        return ft
 
-def file_type(path: Path | str) -> FileType | None:
-    from deskmind.core.ingest import extractors  # noqa: F401  (registers the built-ins)
+    def suffixes(self) -> dict[str, str]:
+        """Each registered suffix and its kind."""
+        return {s: ft.kind for s, ft in sorted(self._by_suffix.items())}
 
-    name = path.name if isinstance(path, Path) else str(path).rsplit("/", 1)[-1]
-    low = name.lower()
-    if low.endswith(".gz") and len(low) > 3:
-        return _gzipped(name[:-3])
-    dot = low.rfind(".")
-    if dot > 0:
-        ft = _BY_SUFFIX.get(low[dot:])
-        if ft is not None:
-            return ft
-    ft = _BY_NAME.get(low)
-    if ft is None and dot > 0:
-        # README.Debian, changelog.Debian.amd64, LICENSE.md-like names
-        ft = _BY_NAME.get(low[:dot]) or _BY_NAME.get(low.split(".", 1)[0])
-    if ft is None:
-        # No extension, or one no extractor claims (.perl, .cocci, .netrc): read as text when
-        # the bytes are text (see extractors.text); known binary suffixes never get here, the
-        # default ignore rules pass them over.
-        ft = _BY_NAME.get("")
-    return ft
-
-
-def registered_suffixes() -> dict[str, str]:
-    from deskmind.core.ingest import extractors  # noqa: F401
-
-    return {s: ft.kind for s, ft in sorted(_BY_SUFFIX.items())}
+    def _gzipped(self, inner_name: str) -> FileType | None:
+        """README.gz, changelog.Debian.gz, notes.md.gz: the inner file's type, read through gzip."""
+        inner = self.lookup(inner_name)
+        if inner is None or inner.extractor is None or inner.media:
+            return None
+        ft = self._gz.get(inner_name.lower())
+        if ft is None:
+            ft = FileType(inner.kind, _through_gzip(inner_name, inner.extractor))
+            self._gz[inner_name.lower()] = ft
+        return ft
 
 
 MAX_GUNZIPPED = 256 * 1024 * 1024
-_gz_types: dict[str, FileType] = {}
 
 
-def _gzipped(inner_name: str) -> FileType | None:
-    """README.gz, changelog.Debian.gz, notes.md.gz: the inner file's type, read through gzip."""
-    inner = file_type(inner_name)
-    if inner is None or inner.extractor is None or inner.media:
-        return None
-    ft = _gz_types.get(inner_name.lower())
-    if ft is None:
-        inner_extract = inner.extractor
+def _through_gzip(inner_name: str, inner_extract: Extractor) -> Extractor:
+    def extract_gz(path: Path, data: bytes) -> Extracted:
+        import gzip
+        import io
+        import zlib
 
-        def extract_gz(path: Path, data: bytes) -> Extracted:
-            import gzip
-            import io
-            import zlib
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
+                raw = gz.read(MAX_GUNZIPPED + 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DamagedFile(f"corrupt gzip file: {exc}") from exc
+        if len(raw) > MAX_GUNZIPPED:
+            raise ExtractionError(
+                f"refused: inflates past {MAX_GUNZIPPED // (1024 * 1024)} MB (a gzip bomb?)")
+        ex = inner_extract(path.with_name(inner_name), raw)
+        ex.extractor = f"gzip+{ex.extractor}"
+        return ex
 
-            try:
-                with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
-                    raw = gz.read(MAX_GUNZIPPED + 1)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise DamagedFile(f"corrupt gzip file: {exc}") from exc
-            if len(raw) > MAX_GUNZIPPED:
-                raise ExtractionError(
-                    f"refused: inflates past {MAX_GUNZIPPED // (1024 * 1024)} MB (a gzip bomb?)")
-            ex = inner_extract(path.with_name(inner_name), raw)
-            ex.extractor = f"gzip+{ex.extractor}"
-            return ex
-
-        ft = FileType(inner.kind, extract_gz)
-        _gz_types[inner_name.lower()] = ft
-    return ft
+    return extract_gz

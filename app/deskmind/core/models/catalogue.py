@@ -8,6 +8,7 @@ No sha256 is pinned: the publisher's files may be re-uploaded; the GGUF check st
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from deskmind.core.errors import UserInputError
@@ -66,3 +67,20 @@ def entry(entry_id: str) -> CatalogueEntry:
             return e
     raise UserInputError(f"no catalogue model '{entry_id}' "
                          f"(one of {', '.join(e.id for e in CATALOGUE)})")
+
+
+def in_library(e: CatalogueEntry, data_dir: Path) -> Path | None:
+    """The entry's file when it was pulled into the library already."""
+    from deskmind.core.models.download import library_path
+
+    path = library_path(e.url, data_dir)
+    return path if path.is_file() else None
+
+
+def chosen_entries(paths: Any, entries: Any = CATALOGUE) -> dict[str, str]:
+    """Class -> id of the catalogue entry chosen for it (classes given another file are left
+    out)."""
+    from deskmind.core.models.choice import load_choices
+
+    by_name = {e.url.rsplit("/", 1)[-1]: e.id for e in entries}
+    return {cls: by_name[p.name] for cls, p in load_choices(paths).items() if p.name in by_name}

@@ -7,10 +7,10 @@ The file is written atomically (temp file + rename); the engine side asks
 from __future__ import annotations
 
 import json
-import os
 import tomllib
 from pathlib import Path
 
+from deskmind.core.config.files import atomic_write_text
 from deskmind.core.config.paths import Paths
 from deskmind.core.errors import UserInputError
 from deskmind.core.models.gguf_check import check_gguf
@@ -75,7 +75,4 @@ def set_chosen_model(paths: Paths, cls: str, model: Path | None) -> None:
         choices[cls] = model
     lines = ["[chosen]"] + [f"{k} = {json.dumps(str(v))}" for k, v in sorted(choices.items())]
     target = _choices_path(paths)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    atomic_write_text(target, "\n".join(lines) + "\n")

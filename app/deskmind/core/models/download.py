@@ -50,6 +50,11 @@ def library_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "models"
 
 
+def library_path(source: str, data_dir: Path) -> Path:
+    """Where :func:`pull` puts ``source`` (a URL or a file) in the library."""
+    return library_dir(data_dir) / _file_name(source)
+
+
 def _file_name(source: str) -> str:
     name = unquote(urlsplit(source).path.rsplit("/", 1)[-1]) if "://" in source else Path(source).name
     if not name.lower().endswith(".gguf") or name.startswith(".") or "\\" in name:

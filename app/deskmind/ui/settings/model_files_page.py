@@ -1,4 +1,5 @@
-"""Model files: pull a GGUF (URL or file) with a progress bar and Cancel, choose one per class.
+"""Model files: the recommended catalogue (one click chooses a model for its class), pull a
+GGUF (URL or file) with a progress bar and Cancel, choose one per class.
 
 The pull runs in a Python thread; progress and the outcome reach the widgets through queued
 Qt signals, so the GUI thread never waits on the network or the disk.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QListWidget,
@@ -17,7 +18,10 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QLineEdit, QListW
 from deskmind.core.config.paths import Paths
 from deskmind.core.errors import DeskmindError
 from deskmind.core.models import MODEL_CLASSES, load_choices, set_chosen_model
+from deskmind.core.models.catalogue import (CATALOGUE, CatalogueEntry, chosen_entries, in_library,
+                                            machine_ram_mb)
 from deskmind.core.models.download import library_dir, pull
+from deskmind.ui.settings.model_catalogue import ModelCatalogue
 
 
 class _Relay(QObject):
@@ -27,17 +31,26 @@ class _Relay(QObject):
 
 class ModelFilesPage(QWidget):
     def __init__(self, paths: Paths, ledger: Callable[[], Any] | None = None,
-                 changed: Callable[[], None] = lambda: None, parent: QWidget | None = None) -> None:
+                 changed: Callable[[], None] = lambda: None, parent: QWidget | None = None, *,
+                 catalogue: Sequence[CatalogueEntry] = CATALOGUE, ram_mb: int | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("modelFilesPage")
         self.paths, self._ledger, self._changed = paths, ledger, changed
         self._cancel: threading.Event | None = None
         self._thread: threading.Thread | None = None
+        self._use_after_pull: str | None = None  # the class a catalogue pull is for
+        self._entries = {e.id: e for e in catalogue}
+        self.ram_mb = machine_ram_mb() if ram_mb is None else ram_mb
         self.relay = _Relay(self)
         self.relay.progress.connect(self._on_progress)
         self.relay.finished.connect(self._on_finished)
 
         lay = QVBoxLayout(self)
+        lay.addWidget(QLabel("Recommended models (one click chooses a model for its class; "
+                             "one not yet here is downloaded first):"))
+        self.catalogue = ModelCatalogue()
+        self.catalogue.use_requested.connect(self.use_catalogue)
+        lay.addWidget(self.catalogue, 1)
         lay.addWidget(QLabel("Pull a GGUF model from an https:// link (a Hugging Face "
                              "\u201cresolve\u201d link works) or a file on this computer."))
         row = QHBoxLayout()
@@ -84,19 +97,49 @@ class ModelFilesPage(QWidget):
     def refresh(self) -> None:
         self.files.clear()
         lib = library_dir(self.paths.data_dir)
-        chosen = {}
+        chosen, in_use = {}, {}
         try:
             chosen = {str(p): c for c, p in load_choices(self.paths).items()}
+            in_use = chosen_entries(self.paths, self._entries.values())
         except DeskmindError as exc:
             self.status.setText(str(exc))
+        entries = list(self._entries.values())
+        here = {e.id for e in entries if in_library(e, self.paths.data_dir) is not None}
+        self.catalogue.show_entries([(e, e.ram_mb <= self.ram_mb) for e in entries], self.ram_mb,
+                                    in_use, here, busy=self._thread is not None)
         for p in sorted(lib.glob("*.gguf")) if lib.is_dir() else []:
             mark = f"  \u2190 {chosen[str(p.resolve())]}" if str(p.resolve()) in chosen else ""
             self.files.addItem(f"{p.name}  ({p.stat().st_size / 1e6:.1f} MB){mark}")
             self.files.item(self.files.count() - 1).setData(256, str(p))
 
+    def use_catalogue(self, entry_id: str) -> None:
+        """Choose a catalogue model for its class: at once when its file is here, else after
+        pulling it (a request that leaves the machine, recorded in the egress ledger)."""
+        e = self._entries[entry_id]
+        if self._thread is not None:
+            return
+        local = in_library(e, self.paths.data_dir)
+        if local is None:
+            self._use_after_pull = e.cls
+            self._pull(e.url, e.sha256)
+            return
+        try:
+            set_chosen_model(self.paths, e.cls, local)
+        except DeskmindError as exc:
+            self.status.setText(str(exc))
+            return
+        self.status.setText(f"{e.cls}: {e.title}")
+        self._changed()
+        self.refresh()
+
     def start_pull(self) -> None:
         source = self.source.text().strip()
-        if not source or self._thread is not None:
+        if source:
+            self._use_after_pull = None
+            self._pull(source)
+
+    def _pull(self, source: str, sha256: str | None = None) -> None:
+        if self._thread is not None:
             return
         self._cancel = threading.Event()
         self.bar.setRange(0, 100)
@@ -108,7 +151,7 @@ class ModelFilesPage(QWidget):
 
         def work() -> None:
             try:
-                res = pull(source, self.paths.data_dir, ledger=ledger, cancel=self._cancel,
+                res = pull(source, self.paths.data_dir, sha256=sha256, ledger=ledger, cancel=self._cancel,
                            progress=lambda d, t: self.relay.progress.emit(d, t or 0))
                 self.relay.finished.emit(str(res.path), "")
             except DeskmindError as exc:
@@ -118,6 +161,7 @@ class ModelFilesPage(QWidget):
 
         self._thread = threading.Thread(target=work, name="model-pull", daemon=True)
         self._thread.start()
+        self.refresh()  # the catalogue's buttons wait for this pull
 
     def cancel_pull(self) -> None:
         if self._cancel is not None:
@@ -135,6 +179,7 @@ class ModelFilesPage(QWidget):
         self._thread = None
         self.pull_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        use_for, self._use_after_pull = self._use_after_pull, None
         if error:
             self.status.setText(error)
         else:
@@ -142,6 +187,13 @@ class ModelFilesPage(QWidget):
             self.bar.setValue(100)
             self.status.setText(f"{Path(path).name} is in the library. Choose a class and "
                                 "click \u201cUse for this class\u201d.")
+            if use_for is not None:
+                try:
+                    set_chosen_model(self.paths, use_for, Path(path))
+                    self.status.setText(f"{use_for}: {Path(path).name}")
+                    self._changed()
+                except DeskmindError as exc:
+                    self.status.setText(str(exc))
         self.refresh()
 
     def use_selected(self) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from deskmind.core.ingest.extractors.text import decode
-from deskmind.core.ingest.types import Extracted, Section, register
+from deskmind.core.ingest.types import Extracted, FileTypes, Section
 
 log = logging.getLogger(__name__)
 
@@ -232,4 +232,5 @@ def _names(symbols: list[Symbol]) -> list[str]:
     return out
 
 
-register([".py", ".pyi", ".pyw"] + list(TREE_SITTER_LANGS) + PLAIN_CODE, "code", extract_code)
+def register_types(types: FileTypes) -> None:
+    types.register([".py", ".pyi", ".pyw"] + list(TREE_SITTER_LANGS) + PLAIN_CODE, "code", extract_code)

@@ -13,7 +13,7 @@ from pathlib import Path
 from selectolax.lexbor import LexborHTMLParser
 
 from deskmind.core.ingest.extractors.text import decode
-from deskmind.core.ingest.types import ExtractionError, Extracted, Section, register
+from deskmind.core.ingest.types import Extracted, ExtractionError, FileTypes, Section
 
 HTML_SUFFIXES = [".html", ".htm", ".xhtml", ".shtml"]
 _DROP = ("script, style, noscript, template, svg, canvas, iframe, object, form, nav, header, "
@@ -79,4 +79,5 @@ def extract_html(path: Path, data: bytes) -> Extracted:
     return Extracted(title=title or path.stem, text=text, sections=sections, extractor="html")
 
 
-register(HTML_SUFFIXES, "html", extract_html)
+def register_types(types: FileTypes) -> None:
+    types.register(HTML_SUFFIXES, "html", extract_html)

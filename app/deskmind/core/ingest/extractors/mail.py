@@ -7,7 +7,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 from deskmind.core.ingest.extractors.htmlpage import html_to_text
-from deskmind.core.ingest.types import ExtractionError, Extracted, Section, register
+from deskmind.core.ingest.types import Extracted, ExtractionError, FileTypes, Section
 
 
 def extract_eml(path: Path, data: bytes) -> Extracted:
@@ -43,4 +43,5 @@ def extract_eml(path: Path, data: bytes) -> Extracted:
                      sections=[Section(text=text, locator={})], extractor="email", metadata=meta)
 
 
-register([".eml"], "email", extract_eml)
+def register_types(types: FileTypes) -> None:
+    types.register([".eml"], "email", extract_eml)

@@ -17,7 +17,7 @@ import frontmatter
 from markdown_it import MarkdownIt
 
 from deskmind.core.ingest.extractors.text import decode
-from deskmind.core.ingest.types import Extracted, Link, Section, register
+from deskmind.core.ingest.types import Extracted, FileTypes, Link, Section
 
 log = logging.getLogger(__name__)
 
@@ -142,4 +142,5 @@ def extract_markdown(path: Path, data: bytes) -> Extracted:
                      metadata=metadata, links=_links(path, tokens))
 
 
-register(MD_SUFFIXES, "markdown", extract_markdown)
+def register_types(types: FileTypes) -> None:
+    types.register(MD_SUFFIXES, "markdown", extract_markdown)

@@ -12,7 +12,7 @@ import io
 import zipfile
 from pathlib import Path
 
-from deskmind.core.ingest.types import DamagedFile, ExtractionError, Extracted, Section, register
+from deskmind.core.ingest.types import DamagedFile, Extracted, ExtractionError, FileTypes, Section
 
 MAX_UNCOMPRESSED = 512 * 1024 * 1024
 MAX_RATIO = 200          # real DOCX parts compress 3-20x; zeros compress ~1000x
@@ -107,4 +107,5 @@ def extract_docx(path: Path, data: bytes) -> Extracted:
                      metadata={k: str(v) for k, v in meta.items()})
 
 
-register([".docx", ".docm"], "docx", extract_docx)
+def register_types(types: FileTypes) -> None:
+    types.register([".docx", ".docm"], "docx", extract_docx)

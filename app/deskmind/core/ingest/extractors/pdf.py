@@ -11,7 +11,7 @@ import io
 import logging
 from pathlib import Path
 
-from deskmind.core.ingest.types import DamagedFile, ExtractionError, Extracted, Section, register
+from deskmind.core.ingest.types import DamagedFile, Extracted, ExtractionError, FileTypes, Section
 
 log = logging.getLogger(__name__)
 # pypdf warns through logging about every repairable defect; the outcome says what matters.
@@ -73,4 +73,5 @@ def extract_pdf(path: Path, data: bytes) -> Extracted:
                      sections=sections, extractor="pypdf", metadata=metadata)
 
 
-register([".pdf"], "pdf", extract_pdf)
+def register_types(types: FileTypes) -> None:
+    types.register([".pdf"], "pdf", extract_pdf)

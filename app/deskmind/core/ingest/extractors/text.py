@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 from pathlib import Path
 
-from deskmind.core.ingest.types import ExtractionError, Extracted, Section, Unsupported, register
+from deskmind.core.ingest.types import Extracted, ExtractionError, FileTypes, Section, Unsupported
 
 TEXT_SUFFIXES = [".txt", ".text", ".log", ".rst", ".csv", ".tsv", ".org", ".adoc", ".out",
                  ".nfo", ".me", ".1st", ".tex", ".texi", ".srt", ".vtt"]
@@ -101,9 +101,6 @@ def extract_text(path: Path, data: bytes) -> Extracted:
                      extractor="text")
 
 
-register(TEXT_SUFFIXES + TEXT_NAMES, "text", extract_text)
-
-
 def extract_unknown(path: Path, data: bytes) -> Extracted:
     """A file with no extension (notes, "profile", "POSIX-MANPAGES") or with one no extractor
     claims (a .perl script, a .netrc): text if it reads as text, otherwise skipped as an
@@ -115,4 +112,6 @@ def extract_unknown(path: Path, data: bytes) -> Extracted:
         raise Unsupported(f"unsupported file type ({what}, and not text: {exc})") from exc
 
 
-register([""], "text", extract_unknown)
+def register_types(types: FileTypes) -> None:
+    types.register(TEXT_SUFFIXES + TEXT_NAMES, "text", extract_text)
+    types.register([""], "text", extract_unknown)

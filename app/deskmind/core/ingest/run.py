@@ -1,0 +1,338 @@
+"""One indexing run: the state its stages share, and one method per stage.
+
+:meth:`Indexer.index <deskmind.core.ingest.indexer.Indexer.index>` makes an :class:`IndexRun`
+and runs it: check the paths, scan them, load what is known of the files, read and parse on a
+pool while embedding and storing on the calling thread, then record statuses and forget what
+is gone. Everything runs on the calling thread (a worker, never the GUI thread) except the
+reading and parsing, which the indexer's ``prepare`` does on the pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat as stat_mod
+import threading
+import time
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable
+
+import numpy as np
+
+from deskmind.core.errors import UserInputError
+from deskmind.core.ingest import links as links_mod
+from deskmind.core.ingest import status as status_mod
+from deskmind.core.ingest.ignore import default_reason
+from deskmind.core.ingest.outcomes import FileOutcome, IndexEvent, IndexSummary, Prepared
+from deskmind.core.ingest.walk import Found, Passed, describe_special, walk
+from deskmind.core.memory.store import text_hash
+
+if TYPE_CHECKING:
+    from deskmind.core.ingest.indexer import Indexer
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH_CHUNKS = 64
+IN_FLIGHT = 32  # files being read/parsed ahead of the embedder: bounds memory on big trees
+STATUS_BATCH = 500
+
+
+class IndexRun:
+    def __init__(self, indexer: "Indexer", paths: Iterable[Path | str],
+                 on_event: Callable[[IndexEvent], None] | None,
+                 cancel: threading.Event | None, remove_missing: bool) -> None:
+        self.indexer = indexer
+        self.store = indexer.store
+        self.t0 = time.perf_counter()
+        self.emit = on_event or (lambda _e: None)
+        self.cancel = cancel
+        self.remove_missing = remove_missing
+        self.summary = IndexSummary()
+        self.given = [Path(os.path.abspath(os.path.expanduser(str(p)))) for p in paths]
+        self.roots: list[Path] = []
+        # what the scan passed over, and the statuses waiting to be written
+        self.records: list[status_mod.StatusRecord] = []
+        self.ignored: set[str] = set()
+        self.ignored_reasons: Counter[str] = Counter()
+        self.reported: set[str] = set()
+        # what the scan found, and what the memory knows of it
+        self.files: list[Found] = []
+        self.known: dict[str, status_mod.Known] = {}
+        self.vaults: dict[Path, str] = {}
+        self.tags: list[tuple[int, str, str | None]] = []
+        self.touches: list[tuple[int, int, float]] = []
+        # progress
+        self.work_bytes = 0
+        self.files_done = self.bytes_done = self.chunks_done = 0
+        # drafts waiting to be embedded and stored, and files being read on the pool
+        self.pending: list[Prepared] = []
+        self.pending_chunks = 0
+        self.in_flight: deque[tuple[Found, Future[Prepared]]] = deque()
+        self.parse_s = 0.0
+        self._parse_lock = threading.Lock()
+
+    def run(self) -> IndexSummary:
+        self.check_paths()
+        self.scan()
+        self.load_known()
+        self.read_and_store()
+        self.finish()
+        return self.summary
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    # -- stage 1: the paths named ------------------------------------------------------------
+
+    def check_paths(self) -> None:
+        for r in self.given:
+            if not os.path.lexists(r):
+                raise UserInputError(f"no such file or folder: {r}")
+        # Sources are known by their real paths: a file reached through a symbolic link is the
+        # same source, with its real folder's privacy tag, as the file reached directly.
+        self.roots = [Path(os.path.realpath(r)) for r in self.given]
+
+    # -- stage 2: scan ------------------------------------------------------------------------
+
+    def scan(self) -> None:
+        found: list[Found] = []
+        for spelled, root in zip(self.given, self.roots):
+            if os.path.isdir(root):
+                found.extend(walk(root, self.indexer.ignore, self.passed, links_mod.vault_root(root)))
+                continue
+            f = self._named_file(spelled, root)
+            if f is not None:
+                found.append(f)
+        self.files = one_per_real_path(found, self.passed)
+        self.summary.timings["scan"] = time.perf_counter() - self.t0
+        self.emit(IndexEvent("scan", files_total=len(self.files)))
+
+    def _named_file(self, spelled: Path, root: Path) -> Found | None:
+        """A file named explicitly is read unless it is a secret or a binary by name."""
+        reason = default_reason(spelled.name) or default_reason(root.name)
+        if reason:
+            self.passed(Passed(str(root), "skipped", f"ignored: {reason}"))
+            return None
+        try:
+            st = os.stat(root)
+        except OSError as exc:
+            self.passed(Passed(str(root), "failed", f"cannot stat: {exc.strerror or exc}"))
+            return None
+        if not stat_mod.S_ISREG(st.st_mode):
+            self.passed(Passed(str(root), "skipped", f"not a regular file: {describe_special(st.st_mode)}"))
+            return None
+        return Found(root, st, links_mod.vault_root(root), None if spelled == root else spelled)
+
+    def passed(self, p: Passed) -> None:
+        """The scan passed over a path: ignored (counted), or skipped/failed (reported)."""
+        if p.status == "ignored":
+            self.ignored.add(p.path)
+            self.ignored_reasons[p.reason] += 1
+            return
+        self.reported.add(p.path)
+        self.summary.outcomes.append(FileOutcome(p.path, None, p.status, p.reason))
+        self.records.append(status_mod.StatusRecord(
+            p.path, "other", p.status, p.reason,
+            privacy=self.indexer.privacy_for(Path(os.path.realpath(p.path)))))
+
+    # -- stage 3: what is known ---------------------------------------------------------------
+
+    def load_known(self) -> None:
+        self.known = status_mod.known_states(self.store, [str(r) for r in self.roots])
+        # Files outside every root, reached through a link inside one.
+        outside = [str(f.path) for f in self.files if f.via is not None and str(f.path) not in self.known]
+        self.known.update(status_mod.known_by_uri(self.store, outside))
+        for f in self.files:
+            if f.vault is not None and f.vault not in self.vaults:
+                self.vaults[f.vault] = links_mod.ensure_collection(self.store, f.vault)
+        self.work_bytes = sum(f.st.st_size for f in self.files)
+
+    # -- stage 4: read and parse on the pool, embed and store here ----------------------------
+
+    def read_and_store(self) -> None:
+        with ThreadPoolExecutor(max_workers=self.indexer.workers, thread_name_prefix="deskmind-parse") as pool:
+            for f in self.files:
+                if self.cancelled():
+                    break
+                coll = self.vaults.get(f.vault) if f.vault else None
+                k = self.known.get(str(f.path))
+                quick = self.indexer.triage(f, k, coll, self.tags)
+                if quick is not None:
+                    # An indexed file that grew past the size cap: its stored content is stale.
+                    grew = (quick.status == "skipped" and (quick.reason or "").startswith("too large")
+                            and k is not None and k.status == "indexed" and k.size != f.st.st_size)
+                    self.settle(f, quick, stale=grew)
+                    continue
+                self.in_flight.append((f, pool.submit(self._prepare, f, k, coll)))
+                self.drain(IN_FLIGHT)
+            self.drain(0)
+            if self.cancelled():
+                for _, fut in self.in_flight:
+                    fut.cancel()
+        self.flush()
+
+    def _prepare(self, f: Found, known: status_mod.Known | None, collection: str | None) -> Prepared:
+        """Pool thread."""
+        t0 = time.perf_counter()
+        try:
+            return self.indexer.prepare(f, known, collection)
+        finally:
+            with self._parse_lock:
+                self.parse_s += time.perf_counter() - t0
+
+    def drain(self, limit: int) -> None:
+        """Take finished files off the pool until at most ``limit`` are still in flight."""
+        while len(self.in_flight) > limit and not self.cancelled():
+            f, fut = self.in_flight.popleft()
+            prep = fut.result()
+            if prep.touch:
+                self.touches.append(prep.touch)
+            if prep.draft is None:
+                self.settle(f, prep.outcome, prep.replaced)
+                continue
+            self.pending.append(prep)
+            self.pending_chunks += len(prep.draft.chunks)
+            self.summary.outcomes.append(prep.outcome)
+            self.progress(f, prep.outcome)
+            if self.pending_chunks >= EMBED_BATCH_CHUNKS:
+                self.flush()
+
+    def settle(self, f: Found, o: FileOutcome, replaced: str | None = None, stale: bool = False) -> None:
+        """A file that is done without a new draft: its outcome and, unless unchanged, its status."""
+        self.summary.outcomes.append(o)
+        if o.status in ("skipped", "failed", "queued"):
+            self.records.append(status_mod.StatusRecord(
+                o.path, o.kind or "other", o.status, o.reason, f.st.st_size, f.st.st_mtime,
+                self.indexer.privacy_for(f.path), self.vaults.get(f.vault) if f.vault else None,
+                drop_content=stale or replaced is not None, content_hash=replaced))
+            if len(self.records) >= STATUS_BATCH:
+                self.flush_records()
+        self.progress(f, o)
+
+    def progress(self, f: Found, o: FileOutcome) -> None:
+        self.files_done += 1
+        self.bytes_done += f.st.st_size
+        self.chunks_done += o.chunks
+        elapsed = time.perf_counter() - self.t0
+        eta = (elapsed / self.bytes_done * (self.work_bytes - self.bytes_done)) if self.bytes_done else None
+        self.emit(IndexEvent("file", files_done=self.files_done, files_total=len(self.files),
+                             chunks=self.chunks_done, bytes=self.bytes_done, bytes_total=self.work_bytes,
+                             eta_s=eta, path=o.path, status=o.status, reason=o.reason))
+
+    def flush(self) -> None:
+        """Embed and store the pending drafts, then write the statuses gathered so far (they
+        show up in ``deskmind sources`` while a long run goes on)."""
+        self.summary.embedded_chunks += self.store_batch(self.pending)
+        self.pending, self.pending_chunks = [], 0
+        self.flush_records()
+
+    def flush_records(self) -> None:
+        status_mod.record_statuses(self.store, self.records)
+        self.records.clear()
+
+    def store_batch(self, batch: list[Prepared]) -> int:
+        """Embed what needs embedding for a batch of drafts, then store each draft."""
+        if not batch:
+            return 0
+        timings = self.summary.timings
+        idx = None
+        vectors: dict[str, np.ndarray] = {}
+        embedder = self.indexer.embedder_factory
+        if embedder is not None:
+            t0 = time.perf_counter()
+            emb = embedder()  # loads the model on first use
+            timings["embedder_load"] = timings.get("embedder_load", 0.0) + time.perf_counter() - t0
+            idx = self.store.ensure_active_index(emb.model_id, emb.dim)
+            texts: dict[str, str] = {}
+            for p in batch:
+                for ch in p.draft.chunks:
+                    texts.setdefault(text_hash(ch.text), ch.text)
+            reuse = self.store.reusable_vectors(idx, texts)
+            todo = [(h, t) for h, t in texts.items() if h not in reuse]
+            if todo and emb.model_id == idx.model_id:
+                t0 = time.perf_counter()
+                mat = emb.embed([t for _, t in todo])
+                timings["embed"] = timings.get("embed", 0.0) + time.perf_counter() - t0
+                vectors = {h: v for (h, _), v in zip(todo, mat)}
+            elif todo:
+                log.info("active index is for %s; %d chunks wait for 'deskmind reembed'",
+                         idx.model_id, len(todo))
+        embedded = len(vectors)  # put_source adds carried-over vectors to the dict
+        t0 = time.perf_counter()
+        for p in batch:
+            try:
+                links_mod.put_source_with_links(self.store, p.draft, idx, vectors, p.links)
+            except Exception as exc:
+                log.error("could not store %s: %s", p.path, exc)
+                p.outcome.status, p.outcome.reason = "failed", f"could not store: {exc}"
+                p.outcome.chunks = 0
+                if "full" in str(exc).lower():
+                    raise
+        timings["store"] = timings.get("store", 0.0) + time.perf_counter() - t0
+        return embedded
+
+    # -- stage 5: statuses, tags, what is gone ------------------------------------------------
+
+    def finish(self) -> None:
+        self.flush_records()
+        status_mod.update_tags(self.store, self.tags)
+        status_mod.touch(self.store, self.touches)
+        if self.remove_missing and not self.cancelled():
+            # The folders as named too: sources stored under a linked name before are let go.
+            self.forget_missing(list(dict.fromkeys(self.roots + self.given)))
+        s = self.summary
+        s.ignored = sum(self.ignored_reasons.values())
+        s.ignored_reasons = dict(self.ignored_reasons)
+        s.seconds = time.perf_counter() - self.t0
+        s.timings["parse_cpu"] = self.parse_s
+        s.timings["total"] = s.seconds
+        s.cancelled = self.cancelled()
+        self.emit(IndexEvent("done", files_done=self.files_done, files_total=len(self.files),
+                             chunks=self.chunks_done, bytes=self.bytes_done, bytes_total=self.work_bytes))
+
+    def forget_missing(self, roots: list[Path]) -> None:
+        """Forget sources under the roots whose files are gone (or are now ignored), and those
+        reached through a link under a root that no longer leads to them."""
+        present = {str(f.path) for f in self.files}
+        gone: list[tuple[int, str, str]] = []
+        for root in roots:
+            if not os.path.isdir(root):
+                continue
+            for uri, k in status_mod.known_states(self.store, [str(root)]).items():
+                if uri in present or uri == str(root) or (uri in self.reported and uri not in self.ignored):
+                    continue
+                if not os.path.lexists(uri):
+                    gone.append((k.id, uri, "file no longer exists"))
+                elif os.path.realpath(uri) != uri:
+                    # Stored under a path through a link (as versions before real paths did):
+                    # the file is a source under its real path.
+                    gone.append((k.id, uri, "a path through a symbolic link; the file is kept under its real path"))
+                elif uri in self.ignored:
+                    gone.append((k.id, uri, "now ignored"))
+            for sid, uri in status_mod.reached_via(self.store, str(root)):
+                if uri not in present:
+                    why = "file no longer exists" if not os.path.exists(uri) else \
+                        f"no longer reached through a link under {root}"
+                    gone.append((sid, uri, why))
+        if gone:
+            self.store.forget_ids([g[0] for g in gone])
+            for _, uri, why in gone:
+                self.summary.outcomes.append(FileOutcome(uri, None, "removed", why))
+
+
+def one_per_real_path(found: list[Found], passed: Callable[[Passed], None]) -> list[Found]:
+    """The files to index, one per real path: a second way to the same file (a symbolic link,
+    or roots that overlap) is counted as ignored, not indexed again."""
+    first: dict[Path, Found] = {}
+    for f in found:
+        seen = first.get(f.path)
+        if seen is None:
+            first[f.path] = f
+            continue
+        if seen.via is not None and f.via is None:
+            first[f.path], f = f, seen  # reached directly too: no link is needed to keep it
+        if f.via is not None and f.via != first[f.path].via:
+            passed(Passed(str(f.via), "ignored", "same file as another path (a symbolic link)"))
+    return list(first.values())
