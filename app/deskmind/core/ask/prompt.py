@@ -34,10 +34,10 @@ SYSTEM_GROUNDED = (
 # words ("... is under the blue flower pot [1]."); without it, it mostly talks about the notes.
 SYSTEM_GROUNDED_SMALL = ("Answer the question from the notes in one short sentence, copying "
                          "the words of the note.")
+# One note only: a second example note (a distractor) was sometimes given back as the answer.
 EXAMPLE_SMALL = (
-    "[1] The library card is in the blue wallet. It expires in June.\n"
-    "[2] The car is parked on level 3.\n\nQuestion: Where is the library card?",
-    "The library card is in the blue wallet [1].",
+    "[1] Sam's library card is in the blue wallet.\n\nQuestion: Where is Sam's library card?",
+    "Sam's library card is in the blue wallet [1].",
 )
 SYSTEM_NO_SOURCES = (
     "You are Deskmind, a private assistant on the person's own computer. Answer briefly and plainly."
