@@ -25,6 +25,9 @@ def test_sentences_split_on_ends_and_list_items_not_on_abbreviations_or_decimals
     assert split_sentences("Dr. Okafor is at 9.30 today. Bring the card!\n- milk\n- eggs") == [
         "Dr. Okafor is at 9.30 today.", "Bring the card!", "milk", "eggs"]
     assert len(split_sentences("A. " * 200)) <= 10      # bounded however long the passage
+    # a Markdown heading is a title, not evidence; a hashtag in a sentence stays
+    assert split_sentences("# Boiler\nThe boiler was serviced in March. #home") == [
+        "The boiler was serviced in March. #home"]
 
 
 def test_evidence_is_the_sentence_that_answers_not_the_passage_start(embedder):

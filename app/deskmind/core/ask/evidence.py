@@ -47,6 +47,7 @@ SHORT_SENTENCE = 60
 CACHE_SIZE = 4096
 
 _BREAK = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9À-Ý])|\n\s*\n|\n(?=\s*(?:[-*•]|\d+[.)])\s)")
+_HEADING = re.compile(r"^[ \t]*#{1,6}[ \t][^\n]*(?:\n|$)", re.M)
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 # A full stop after these is not a sentence end ("Dr. Okafor", "e.g. the boiler").
 _ABBREV = re.compile(r"(?:\b(?:dr|mr|mrs|ms|prof|st|no|vs|etc|approx|e\.g|i\.e)|\b[A-Z])\.$", re.I)
@@ -57,7 +58,9 @@ def split_sentences(text: str, limit: int = MAX_SENTENCES) -> list[str]:
     """The sentences (and list items) of a passage, whitespace folded, at most ``limit``."""
     out: list[str] = []
     carry = ""
-    for part in _BREAK.split(text[:MAX_PASSAGE_CHARS]):
+    # Markdown headings are titles, not evidence (the citation shows the title).
+    body = _HEADING.sub("\n\n", text[:MAX_PASSAGE_CHARS])
+    for part in _BREAK.split(body):
         s = " ".join((carry + " " + _BULLET.sub("", part)).split()) if carry else \
             " ".join(_BULLET.sub("", part).split())
         carry = ""
