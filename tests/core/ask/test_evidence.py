@@ -55,6 +55,13 @@ def test_answer_check_marks_invented_sentences_and_numbers(embedder):
                              "Heatwell also installed solar panels on the roof of the school.",
                              graded)
     assert [c.supported for c in checked] == [True, False, False]
+    # a true clause does not carry an invented one hung on it
+    [c] = f.check_answer("The boiler was serviced on 3 March 2025 by Heatwell, which suggests "
+                         "the roof was also repaired by a company in Berlin.", graded)
+    assert not c.supported
+    [c] = f.check_answer("The boiler was serviced by Heatwell, and the pressure valve should be "
+                         "replaced next year.", graded)
+    assert c.supported
     # "the notes do not say" is no claim; an answer with no passage at all is all unbacked
     assert f.check_answer("The notes do not say.", graded)[0].supported
     assert not f.check_answer("Paris is the capital of France.", [])[0].supported

@@ -175,19 +175,30 @@ class EvidenceFinder:
         for g in graded:
             words.update(content_words(g.hit.text))
             numbers.update(_numbers(g.hit.text))
-        sims = self.vectors(sents) @ self.vectors(passage_sents).T
-        out = []
-        for i, s in enumerate(sents):
-            best = int(np.argmax(sims[i]))
+        # A true clause with an invented one hung on it ("..., which suggests it is on the
+        # balcony") is judged clause by clause: the sentence is backed only if each clause is.
+        clauses = [[c for c in _CLAUSE.split(s) if c.strip()] or [s] for s in sents]
+        flat = [c for cs in clauses for c in cs]
+        sims = self.vectors(flat) @ self.vectors(passage_sents).T
+
+        def backed(k: int, text: str) -> bool:
+            if not _is_claim(text):
+                return True
+            cw = [w for w in content_words(_strip_marks(text)) if not w.isdigit()]
+            share = sum(w in words for w in cw) / len(cw) if cw else 1.0
+            novel_numbers = [n for n in _numbers(_strip_marks(text)) if n not in numbers]
+            return (float(sims[k].max()) >= SUPPORT_THRESHOLD or share >= SUPPORT_WORD_SHARE) \
+                and not novel_numbers
+
+        out, k = [], 0
+        for s, cs in zip(sents, clauses):
+            rows = range(k, k + len(cs))
+            k += len(cs)
             if not _is_claim(s):
                 out.append(AnswerSentence(s, True))
                 continue
-            cw = [w for w in content_words(_strip_marks(s)) if not w.isdigit()]
-            share = sum(w in words for w in cw) / len(cw) if cw else 1.0
-            novel_numbers = [n for n in _numbers(_strip_marks(s)) if n not in numbers]
-            ok = (float(sims[i, best]) >= SUPPORT_THRESHOLD or share >= SUPPORT_WORD_SHARE) \
-                and not novel_numbers
-            out.append(AnswerSentence(s, ok, owner[best]))
+            best = int(np.argmax(sims[rows[0]]))
+            out.append(AnswerSentence(s, all(backed(r, c) for r, c in zip(rows, cs)), owner[best]))
         return out
 
 
@@ -203,6 +214,9 @@ def pick_evidence(sentences: Sequence[str], scores: Sequence[float]) -> str:
     return " ".join(sentences[k] for k in sorted(chosen))
 
 
+# Where an answer hangs a further claim on a sentence.
+_CLAUSE = re.compile(r",\s+(?=(?:which|who|where|but|so|and|possibly|probably|perhaps|although|"
+                     r"because|while|not)\b)|;\s+|\s+[-–—]\s+", re.I)
 _MARK = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _NOT_TOLD = re.compile(r"\b(?:do(?:es)? not|don't|doesn't|no|not)\b.*\b(?:say|mention|know|tell|"
                        r"contain|include|hold|information|sources?|notes?)\b", re.I)
