@@ -201,3 +201,17 @@ def test_values_a_person_writes_by_hand_are_taken_as_meant(tmp_path):
     assert s.speech.system_source is None                    # empty means not set
     assert s.speech.meeting_segment_s == 5.0 and isinstance(s.speech.meeting_segment_s, float)
     assert s.gateway.backup_every_hours == 12.0 and s.gateway.port == 8765
+
+
+def test_settings_kept_behind_a_symbolic_link_stay_there(tmp_path):
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    real = dotfiles / "deskmind.toml"
+    real.write_text("# mine\n", encoding="utf-8")
+    link = tmp_path / "config" / "settings.toml"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    SettingsStore(link).update("speech", {"beam_size": 2})
+    assert link.is_symlink() and link.resolve() == real
+    assert real.read_text(encoding="utf-8").startswith("# mine\n")
+    assert tomllib.loads(real.read_text(encoding="utf-8"))["speech"]["beam_size"] == 2

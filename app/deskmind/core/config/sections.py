@@ -8,12 +8,19 @@ each ``validate`` adds the checks of meaning.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from deskmind.core.errors import UserInputError
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+DEFAULT_KEEP_ALIVE_S = 300.0  # Ollama's default: five minutes
+MAX_KEEP_ALIVE_S = 7 * 24 * 3600.0
+_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 @dataclass
@@ -124,3 +131,39 @@ class GatewayConfig:
         cfg = dataclasses.replace(declared) if isinstance(declared, cls) else cls()
         cfg.check_listening()
         return cfg
+
+
+def parse_keep_alive(value: Any, where: str = "[engine] keep_alive") -> float:
+    """Seconds from ``300``, ``"5m"``, ``"30s"``, ``"1h"``, ``0`` (unload at once) or ``-1``
+    (never unload)."""
+    if isinstance(value, bool):
+        raise UserInputError(f"{where} must be a duration like 300, \"5m\", 0 or -1, not {value!r}")
+    if isinstance(value, (int, float)):
+        number, seconds = float(value), float(value)
+    elif isinstance(value, str) and len(value) <= 32 and (m := _DURATION.match(value)):
+        number = float(m.group(1))
+        seconds = number * _UNIT_S[m.group(2)]
+    else:
+        raise UserInputError(f"{where} must be a duration like 300, \"5m\", 0 or -1, not {value!r}")
+    if number == -1:
+        return -1.0
+    if not math.isfinite(seconds) or seconds > MAX_KEEP_ALIVE_S:
+        raise UserInputError(f"{where} is too long or not a number ({value!r}); -1 keeps models loaded")
+    if seconds < 0:
+        raise UserInputError(f"{where} cannot be negative ({value!r}); -1 keeps models loaded")
+    return seconds
+
+
+@dataclass
+class EngineSettings:
+    """The ``[engine]`` table: how long an in-process model stays loaded when unused."""
+
+    # 300, "5m", "30s", "1h"; 0 unloads at once, -1 keeps models loaded
+    keep_alive: Any = DEFAULT_KEEP_ALIVE_S
+
+    def validate(self, where: str = "[engine]") -> None:
+        parse_keep_alive(self.keep_alive, f"{where} keep_alive")
+
+    @property
+    def keep_alive_s(self) -> float:
+        return parse_keep_alive(self.keep_alive)

@@ -1,7 +1,7 @@
 """The settings schema: declared once, versioned, migrated, stored as TOML in the config dir.
 
 Each table of settings.toml is a typed section (:mod:`deskmind.core.config.sections` holds the
-speech and gateway ones). Secrets never live here (API keys go to the OS keyring). Tables and
+speech, gateway and engine ones). Secrets never live here (API keys go to the OS keyring). Tables and
 keys no section declares are left in the file untouched (the store edits the file in place), so a
 newer Deskmind's settings survive an older one. Writes go through
 :class:`~deskmind.core.config.store.SettingsStore`.
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deskmind.core.config.schema import parse_section
-from deskmind.core.config.sections import GatewayConfig, SpeechSettings
+from deskmind.core.config.sections import EngineSettings, GatewayConfig, SpeechSettings
 from deskmind.core.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -50,21 +50,13 @@ class IngestSettings:
 
 
 @dataclass
-class EngineTable:
-    """``[engine]``: how long a loaded model stays in memory unused (300, "5m", 0 or -1);
-    checked by :func:`deskmind.core.runtimes.engines.engine_settings`."""
-
-    keep_alive: float | str | None = None
-
-
-@dataclass
 class Settings:
     schema_version: int = SCHEMA_VERSION
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
-    engine: EngineTable = field(default_factory=EngineTable)
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
 
 def section_types() -> dict[str, type]:

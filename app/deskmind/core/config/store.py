@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import tomllib
 from dataclasses import fields
@@ -89,7 +90,9 @@ class SettingsStore:
                 else:
                     section[key] = value
             new = parse_settings(doc.unwrap(), str(self.path))
-            atomic_write_text(self.path, tomlkit.dumps(doc))
+            # Through a symbolic link (settings kept in a dotfiles folder) the file it points to
+            # is replaced, and the link stays.
+            atomic_write_text(Path(os.path.realpath(self.path)), tomlkit.dumps(doc))
             old, self._settings = self._settings, new
             subscribers = list(self._subscribers)
         self._notify(subscribers, old, new)

@@ -17,25 +17,19 @@ loads, so call it from a worker thread, never from an event loop or the GUI thre
 from __future__ import annotations
 
 import logging
-import math
-import re
 import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
+# The [engine] table is declared with the rest of the settings schema.
+from deskmind.core.config.sections import (DEFAULT_KEEP_ALIVE_S, EngineSettings,  # noqa: F401
+                                           parse_keep_alive)
 from deskmind.core.errors import UserInputError
 
 log = logging.getLogger(__name__)
-
-DEFAULT_KEEP_ALIVE_S = 300.0  # Ollama's default: five minutes
-MAX_KEEP_ALIVE_S = 7 * 24 * 3600.0
-_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
 
 class Engine(Protocol):
     """A loaded model. ``close`` cancels what it is generating, waits for that to stop, then
@@ -44,40 +38,10 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
-class EngineSettings:
-    """The ``[engine]`` table of settings.toml."""
-
-    keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
-
-
-def parse_keep_alive(value: Any, where: str = "[engine] keep_alive") -> float:
-    """Seconds from ``300``, ``"5m"``, ``"30s"``, ``"1h"``, ``0`` (unload at once) or ``-1``
-    (never unload)."""
-    if isinstance(value, bool):
-        raise UserInputError(f"{where} must be a duration like 300, \"5m\", 0 or -1, not {value!r}")
-    if isinstance(value, (int, float)):
-        number, seconds = float(value), float(value)
-    elif isinstance(value, str) and len(value) <= 32 and (m := _DURATION.match(value)):
-        number = float(m.group(1))
-        seconds = number * _UNIT_S[m.group(2)]
-    else:
-        raise UserInputError(f"{where} must be a duration like 300, \"5m\", 0 or -1, not {value!r}")
-    if number == -1:
-        return -1.0
-    if not math.isfinite(seconds) or seconds > MAX_KEEP_ALIVE_S:
-        raise UserInputError(f"{where} is too long or not a number ({value!r}); -1 keeps models loaded")
-    if seconds < 0:
-        raise UserInputError(f"{where} cannot be negative ({value!r}); -1 keeps models loaded")
-    return seconds
-
-
 def engine_settings(settings: Any) -> EngineSettings:
-    """The checked ``[engine]`` table from a loaded :class:`Settings` (defaults when absent)."""
-    value = settings.engine.keep_alive
-    if value is None:
-        return EngineSettings()
-    return EngineSettings(keep_alive_s=parse_keep_alive(value))
+    """The checked ``[engine]`` table of loaded settings (defaults when absent)."""
+    declared = getattr(settings, "engine", None)
+    return declared if isinstance(declared, EngineSettings) else EngineSettings()
 
 
 class _Slot:
