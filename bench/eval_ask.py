@@ -71,25 +71,32 @@ def main() -> int:
     core.indexer().index([EVAL / "notes"])
     print(f"indexed {len(list((EVAL / 'notes').glob('*.md')))} notes in {time.perf_counter() - t:.1f} s")
 
-    embedded = "auto"
+    cfg = None
     if args.gguf:
-        from deskmind.core.runtimes.llamacpp import LlamaCppRuntime
+        # A GGUF of the person's, run in-process, as routing.toml declares one.
+        from deskmind.core.routing.config import parse_routing
 
-        gguf = Path(args.gguf)
-        holder: dict = {}
-
-        def embedded() -> LlamaCppRuntime:  # noqa: F811  (one engine for the run)
-            if "rt" not in holder:
-                holder["rt"] = LlamaCppRuntime(gguf, model_name=gguf.stem)
-            return holder["rt"]
+        gguf = Path(args.gguf).resolve()
+        cfg = parse_routing(f"""
+[defaults]
+discover = false
+[providers.big]
+kind = "llamacpp"
+model_path = "{gguf}"
+[classes]
+general = ["big:{gguf.stem}"]
+[[rules]]
+name = "local"
+class = "general"
+zones = ["machine"]
+""")
 
     rows = []
 
     async def run() -> None:
         from deskmind.core.secrets import SecretStore
 
-        async with ask_session(core, targets=(), embedded=embedded,
-                               secrets=SecretStore(environ={})) as p:
+        async with ask_session(core, cfg=cfg, targets=(), secrets=SecretStore(environ={})) as p:
             for item in questions:
                 opts = AskOptions(save=False)
                 t0 = time.perf_counter()
