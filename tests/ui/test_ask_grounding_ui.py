@@ -66,7 +66,8 @@ def test_unrelated_memory_says_so_and_a_relevant_note_is_answered_with_evidence(
     assert "flower pot" in p.answer.lower()
     assert [c.title for c in p.citations] == ["House key"]
     assert p.citations[0].evidence == KEY
-    assert "“" + KEY + "”" in p.cites_label.text()      # the evidence, under the answer
+    assert "“" + KEY + "”" in p.evidence_label.text()   # the evidence, under the answer
+    assert p.evidence_label.isVisible() and "House key" in p.cites_label.text()
 
 
 def test_sentences_no_note_backs_are_marked_in_the_answer_view(core, qtbot, qloop):

@@ -128,6 +128,12 @@ class Palette(QWidget):
         self.cites_label.setTextFormat(Qt.TextFormat.RichText)
         self.cites_label.linkActivated.connect(self._cite_clicked)
         lay.addWidget(self.cites_label)
+        self.evidence_label = QLabel()
+        self.evidence_label.setObjectName("paletteEvidence")
+        self.evidence_label.setWordWrap(True)
+        self.evidence_label.setTextFormat(Qt.TextFormat.RichText)
+        self.evidence_label.hide()
+        lay.addWidget(self.evidence_label)
         row = QHBoxLayout()
         self.status = QLabel()
         self.status.setObjectName("paletteStatus")
@@ -265,6 +271,7 @@ class Palette(QWidget):
         self.route_label.setText("")
         self.route_detail.hide()
         self.cites_label.setText("")
+        self.evidence_label.hide()
         self.tools.clear()
         self._question = question
         self._dirty = True  # the question shows at once, even while a tool or an approval waits
@@ -350,18 +357,20 @@ class Palette(QWidget):
     def _show_citations(self) -> None:
         if not self.citations:
             self.cites_label.setText("")
+            self.evidence_label.setText("")
+            self.evidence_label.hide()
             return
         links = []
         for c in self.citations:
             name = html.escape(c.title or c.source.rsplit("/", 1)[-1])
             where = locator_text(c.locator)
-            link = (f"<a href='cite:{c.n}'>[{c.n}] {name}</a>"
-                    + (f" <span style='color:#78909c'>({html.escape(where)})</span>" if where else ""))
-            if c.evidence:  # what to read to check the answer at a glance
-                link += f"<br>&nbsp;&nbsp;<i>“{html.escape(c.evidence)}”</i>"
-            links.append(link)
-        sep = "<br>" if any(c.evidence for c in self.citations) else " &nbsp; "
-        self.cites_label.setText("Sources: " + ("<br>" if sep == "<br>" else "") + sep.join(links))
+            links.append(f"<a href='cite:{c.n}'>[{c.n}] {name}</a>"
+                         + (f" <span style='color:#78909c'>({html.escape(where)})</span>" if where else ""))
+        self.cites_label.setText("Sources: " + " &nbsp; ".join(links))
+        # What to read to check the answer at a glance: each source's backing sentences.
+        lines = [f"[{c.n}] <i>“{html.escape(c.evidence)}”</i>" for c in self.citations if c.evidence]
+        self.evidence_label.setText("<br>".join(lines))
+        self.evidence_label.setVisible(bool(lines))
 
     def _cite_clicked(self, href: str) -> None:
         if href.startswith("cite:"):
@@ -380,6 +389,7 @@ class Palette(QWidget):
         self.answer, self.citations, self._question, self._earlier = "", [], "", []
         self.view.clear()
         self.cites_label.setText("")
+        self.evidence_label.hide()
         self.route_label.setText("")
         self.tools.clear()
         self.status.setText("New conversation")
