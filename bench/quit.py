@@ -32,18 +32,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.ui.test_ask_ui import rules  # noqa: E402
+from tests.ui.test_quit import GARDEN_QUESTION, LONG_ANSWER  # noqa: E402
+from tests.ui.test_quit_process import remember_in  # noqa: E402
 from tests.ui.xharness import AppProcess, XSession, missing_tools  # noqa: E402
 
 BAD = ("was never awaited", "Task exception was never retrieved", "AsyncLibraryNotFoundError",
        "Task was destroyed but it is pending", "exiting now", "Traceback", "Fatal Python error",
        "going on without it", "no time left")
 
-def one_run(x: XSession, url: str, scenario: str, settle_s: float) -> tuple[float, bool, str]:
+def one_run(x: XSession, url: str, scenario: str, settle_s: float, template: Path) -> tuple[float, bool, str]:
     from deskmind.core.config.paths import Paths
     from deskmind.ui.single_instance import send_message, server_name
 
     home = Path(tempfile.mkdtemp(prefix="dm-quit-"))
-    (home / "config").mkdir(parents=True)
+    shutil.copytree(template, home, dirs_exist_ok=True)   # memory holding the note asked about
+    (home / "config").mkdir(parents=True, exist_ok=True)
     (home / "config" / "routing.toml").write_text(rules(url, paste=False))
     app = AppProcess(x, home, args=("--no-hotkeys",)).start()
     try:
@@ -54,9 +57,9 @@ def one_run(x: XSession, url: str, scenario: str, settle_s: float) -> tuple[floa
             send_message(server_name(Paths.from_env(app.env).data_dir), {"cmd": "activate"})
             app.wait_for(lambda s: s["palette"]["visible"] and s["palette"]["input_focus"], timeout=10,
                          what="palette focus")
-            x.xdotool("type", "--delay", "8", "tell me everything")
+            x.xdotool("type", "--delay", "8", GARDEN_QUESTION)
             x.xdotool("key", "Return")
-            app.wait_for(lambda s: s["palette"]["answer"].count("slowly") >= 3, timeout=30, what="streaming")
+            app.wait_for(lambda s: s["palette"]["answer"].count("step") >= 3, timeout=30, what="streaming")
         t0 = time.monotonic()
         app.proc.send_signal(signal.SIGTERM)
         code = app.proc.wait(60)
@@ -89,13 +92,15 @@ def main() -> int:
 
     _qapp = QCoreApplication([])  # the status socket's client needs one
     results: dict[str, dict] = {}
-    with FakeLLMServer(reply=Reply("slowly " * 400), faults=Faults(token_delay=0.1)) as srv:
+    template = Path(tempfile.mkdtemp(prefix="dm-quit-template-"))
+    remember_in(template / "home", template / "docs")
+    with FakeLLMServer(reply=Reply(LONG_ANSWER), faults=Faults(token_delay=0.1)) as srv:
         x = XSession(tray=False).start()
         try:
             for scenario in ("start-up", "idle", "streaming"):
                 times, clean, notes = [], 0, []
                 for _ in range(args.runs):
-                    s, ok, why = one_run(x, srv.url, scenario, args.settle)
+                    s, ok, why = one_run(x, srv.url, scenario, args.settle, template / "home")
                     times.append(s)
                     clean += ok
                     if why:
@@ -104,6 +109,7 @@ def main() -> int:
                                      "max_s": max(times), "clean": clean, "problems": notes}
         finally:
             x.stop()
+            shutil.rmtree(template, ignore_errors=True)
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 shared cores)")
     print(f"{'scenario':<10} {'runs':>4} {'median s':>9} {'max s':>7} {'clean':>6}")

@@ -1,6 +1,7 @@
 """A real text widget in another process on an X display: where dictated text should land.
 
-The window (a Qt line edit) prints ``text:<its text>`` whenever its text changes; commands on
+The window (a Qt line edit; with ``terminal=True`` its window class is xterm's and it pastes only on
+Ctrl+Shift+V, as terminals do) prints ``text:<its text>`` whenever its text changes; commands on
 its stdin set or read the clipboard, so a test can check that the person's clipboard
 survives a dictation: ``set <text>`` (the window owns the clipboard), ``get`` (prints
 ``clip:<text>``), ``focus`` (takes keyboard focus).
@@ -16,11 +17,25 @@ import time
 
 WINDOW = r"""
 import sys
-from PySide6.QtCore import QSocketNotifier
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import QSocketNotifier, Qt
+from PySide6.QtGui import QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QApplication, QLineEdit
-app = QApplication(["dm-text-window"] + sys.argv[1:])
-w = QLineEdit(); w.setWindowTitle(sys.argv[1]); w.resize(900, 40); w.show()
+terminal = sys.argv[2] == "terminal"
+# WM_CLASS comes from the application name: "xterm" makes it a terminal to whoever asks.
+app = QApplication(["xterm" if terminal else "dm-text-window", sys.argv[1]])
+
+class Field(QLineEdit):
+    def keyPressEvent(self, e):
+        if terminal:  # a terminal pastes on Ctrl+Shift+V; Ctrl+V is a control character to it
+            shift_v = e.key() == Qt.Key.Key_V and e.modifiers() == (
+                Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+            if shift_v:
+                self.insert(QGuiApplication.clipboard().text()); return
+            if e.matches(QKeySequence.StandardKey.Paste):
+                return
+        super().keyPressEvent(e)
+
+w = Field(); w.setWindowTitle(sys.argv[1]); w.resize(900, 40); w.show()
 w.textChanged.connect(lambda t: print("text:" + t, flush=True))
 def command():
     line = sys.stdin.readline()
@@ -40,9 +55,10 @@ app.exec()
 
 
 class TextWindow:
-    def __init__(self, env: dict[str, str], title: str) -> None:
+    def __init__(self, env: dict[str, str], title: str, *, terminal: bool = False) -> None:
         self.env, self.title = env, title
-        self.proc = subprocess.Popen([sys.executable, "-c", WINDOW, title],
+        self.proc = subprocess.Popen([sys.executable, "-c", WINDOW, title,
+                                      "terminal" if terminal else "editor"],
                                      env={**env, "QT_QPA_PLATFORM": "xcb"}, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout.readline().strip() == "up"

@@ -133,8 +133,9 @@ def test_keys_are_read_on_the_keyring_thread(qtbot, core, qloop):
         try:
             assert app.start(hotkeys=False)
             qtbot.waitUntil(lambda: app.palette is not None, timeout=5000)
+            remember_note(core, "The remote model greets people with a friendly hello.", title="Greeting")
             p = app.palette
-            p.input.setText("say something")
+            p.input.setText("how does the remote model greet people?")
             p.submit()
             qtbot.waitUntil(lambda: p.task is not None and p.task.done(), timeout=20000)
             assert p.answer == "From the remote model.", (p.answer, p.route_detail.text())

@@ -49,3 +49,14 @@ def test_combo_rules():
                                "meeting": "<alt>+<ctrl>+j"})
     assert "terminal" in problems["palette"]
     assert problems["talk"] is None and "already bound to talk" in problems["meeting"]
+
+
+def test_the_running_apps_desktop_file_writes_each_change_whole(tmp_path):
+    from deskmind.ui.desktop_settings import DesktopSettingsFile, load_desktop_settings
+
+    f = DesktopSettingsFile(tmp_path)
+    f.set_hotkeys({"palette": "<ctrl>+<alt>+k"}, "toggle")
+    f.set_first_run_seen()
+    again = load_desktop_settings(tmp_path / "desktop.toml")
+    assert again.hotkeys.bindings["palette"] == "<ctrl>+<alt>+k" and again.hotkeys.talk_mode == "toggle"
+    assert again.first_run_seen and f.settings.first_run_seen

@@ -122,3 +122,13 @@ def test_where_nothing_can_type_the_text_is_on_the_clipboard_and_a_notification_
     assert r.message == ("unknown session type 'none': the text is put on the clipboard and a "
                          "notification says so")
     assert app.hud.label.text().startswith("Unknown session type 'none'")
+
+
+def test_with_both_talk_keys_disabled_the_microphone_is_not_kept_open(qtbot, speech_app):
+    app = speech_app
+    qtbot.waitUntil(lambda: app.speech.armed_microphone is not None, timeout=10000)
+    bindings = dict(app.hotkeys.bindings)
+    app.apply_hotkeys({**bindings, "talk": "", "dictate": ""}, "auto")
+    qtbot.waitUntil(lambda: app.speech.armed_microphone is None, timeout=10000)
+    app.apply_hotkeys({**bindings, "talk": ""}, "auto")          # dictate alone is enough
+    qtbot.waitUntil(lambda: app.speech.armed_microphone is not None, timeout=10000)

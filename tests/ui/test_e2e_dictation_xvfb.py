@@ -100,8 +100,9 @@ def test_held_key_types_the_words_including_the_first_and_keeps_the_clipboard(wo
     assert w.clipboard() == CLIP
     app = world["app"]
     app.wait_for(lambda s: s["dictation"]["last"]["note_id"] is not None, timeout=30, what="the note saved")
-    found = json.loads(deskmind(world, "search", "tomatoes garden", "--json"))
-    assert any("tomatoes" in json.dumps(r).lower() for r in found), found
+    found = json.loads(deskmind(world, "search", "water the garden", "--json"))
+    assert any(r["source"].startswith("deskmind://note/") and "garden" in json.dumps(r).lower()
+               for r in found), found
     audit = json.loads(deskmind(world, "audit", "--agent", "dictation", "--json"))
     assert audit and audit[-1]["decision"] == "allowed" and audit[-1]["tool"] == "paste"
     assert "tomatoes" not in audit[-1]["args_summary"].lower()
@@ -122,6 +123,23 @@ def test_a_long_utterance_is_pasted_and_the_clipboard_restored(world):
     typed = w.settled()
     assert {"remember", "plumber", "dentist", "mortgage"} <= words(typed), typed
     assert w.clipboard() == CLIP
+
+
+def test_a_long_utterance_into_a_terminal_is_pasted_with_ctrl_shift_v(world):
+    term = TextWindow(world["x"].env(), "dm-e2e-terminal", terminal=True)
+    try:
+        term.set_clipboard(CLIP)
+        term.focus()
+        st = hold_and_speak(world, speech_wav(world["speech"], LONG))
+        last = st["dictation"]["last"]
+        assert last["method"] == "clipboard" and last["delivered"], last
+        term.wait_text(lambda t: "rate" in t.lower())
+        assert {"remember", "plumber", "dentist"} <= words(term.settled()), term.text
+        assert term.clipboard() == CLIP
+        audit = json.loads(deskmind(world, "audit", "--agent", "dictation", "--json"))
+        assert '"window_class": "xterm xterm"' in audit[-1]["args_summary"], audit[-1]
+    finally:
+        term.close()
 
 
 def test_silence_types_nothing_and_says_so(world):

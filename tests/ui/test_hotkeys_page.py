@@ -21,6 +21,12 @@ CTRL_ALT = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
 
 @pytest.fixture
 def page(qtbot):
+    p, other, applied, _host = _page(qtbot)
+    yield p, other, applied
+    p.manager.stop()
+
+
+def _page(qtbot):
     bridge = CoreBridge()
     manager = HotkeyManager(bridge, Workers(bridge), {"palette": "<ctrl>+<alt>+<space>",
                                                       "talk": "<ctrl>+<alt>+j", "meeting": ""},
@@ -40,8 +46,7 @@ def page(qtbot):
     qtbot.addWidget(host)
     host.show()
     qtbot.waitExposed(host)
-    yield p, other, applied
-    manager.stop()
+    return p, other, applied, host
 
 
 def test_capture_survives_a_shift_tap_and_focus_out(qtbot, page):
@@ -76,3 +81,19 @@ def test_a_new_capture_replaces_the_old_and_disable_switches_it_off(qtbot, page)
     assert disable.text() == "Disable"
     disable.click()
     assert field.keySequence().isEmpty() and applied[2]["talk"] == ""
+
+
+def test_the_hotkeys_stand_aside_only_while_a_field_captures(qtbot):
+    p, other, _applied, host = _page(qtbot)
+    try:
+        field = p.edits["palette"]
+        field.setFocus()
+        qtbot.waitUntil(lambda: p.manager.capturing)
+        other.setFocus()
+        qtbot.waitUntil(lambda: not p.manager.capturing)
+        field.setFocus()
+        qtbot.waitUntil(lambda: p.manager.capturing)
+        host.close()            # the window closed while the field had the keyboard
+        assert not p.manager.capturing
+    finally:
+        p.manager.stop()

@@ -142,3 +142,26 @@ def test_one_click_downloads_then_chooses_a_catalogue_model(qtbot, tmp_path):
     assert chosen_model(paths, "coder") == (library_dir(paths.data_dir) / "tiny-coder.gguf").resolve()
     assert page.status.text() == "coder: tiny-coder.gguf" and changed == [1]
     assert page.catalogue.buttons["tiny-coder"].text() == "In use"
+
+
+def test_a_pull_makes_its_egress_ledger_off_the_gui_thread(qtbot, tmp_path):
+    """The ledger opens the memory database: never on the GUI thread."""
+    import threading
+
+    made_on = []
+
+    def ledger():
+        made_on.append(threading.current_thread())
+        return None   # no ledger: the pull goes on without recording
+
+    paths = Paths.from_env({"DESKMIND_HOME": str(tmp_path / "home")})
+    page = ModelFilesPage(paths, ledger=ledger)
+    qtbot.addWidget(page)
+    srv = ModelServer(write_gguf(tmp_path / "tiny.gguf", n=50_000).read_bytes())
+    try:
+        page.source.setText(srv.url())
+        qtbot.mouseClick(page.pull_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: page._thread is None, timeout=20000)
+    finally:
+        srv.close()
+    assert made_on and made_on[0] is not threading.main_thread()

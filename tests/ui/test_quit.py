@@ -28,6 +28,10 @@ from tests.fakes.llm_server import FakeLLMServer, Faults, Reply
 from tests.ui.conftest import close_app, remember_note
 from tests.ui.test_ask_ui import rules
 
+GARDEN_NOTE = "Everything about the garden shed: its key hangs by the back door and the mower needs oil."
+GARDEN_QUESTION = "tell me everything about the garden shed"
+# Slow and long, and no word repeated (a runaway repetition would be stopped by the pipeline).
+LONG_ANSWER = " ".join(f"step{i}" for i in range(400))
 FAST = Timeouts(connect=1.0, first_token=5.0, stall=3.0, request=30.0)
 BAD_LINES = ("was never awaited", "Task exception was never retrieved", "AsyncLibraryNotFoundError",
              "Task was destroyed but it is pending", "exiting now")
@@ -72,21 +76,22 @@ def test_quit_while_a_model_streams_cuts_the_stream_and_closes_the_hub(qtbot, ap
     caplog.set_level(logging.INFO)
     app = app_over()
     with warnings.catch_warnings(record=True) as caught, \
-            FakeLLMServer(reply=Reply("slowly " * 400), faults=Faults(token_delay=0.1)) as srv:
+            FakeLLMServer(reply=Reply(LONG_ANSWER), faults=Faults(token_delay=0.1)) as srv:
         warnings.simplefilter("always")
         app.core.paths.config_dir.mkdir(parents=True, exist_ok=True)
         (app.core.paths.config_dir / "routing.toml").write_text(rules(srv.url, paste=False))
+        remember_note(app.core, GARDEN_NOTE, title="Garden shed")   # memory to answer from
         p = app.palette
-        p.input.setText("tell me everything")
+        p.input.setText(GARDEN_QUESTION)
         p.submit()
-        qtbot.waitUntil(lambda: p.answer.count("slowly") >= 3, timeout=15000)
+        qtbot.waitUntil(lambda: p.answer.count("step") >= 3, timeout=15000)
         hub = app.ask.pipeline.hub
         assert hub is not None and not hub.client.is_closed
         seconds = quit_and_time(app)
         assert seconds < 3.0, seconds                    # the stream is cut, not waited for
         assert app.quit_report.clean, app.quit_report
         assert p.task.done() and p.answer.endswith("*(cancelled)*")
-        assert p.answer.count("slowly") < 100
+        assert p.answer.count("step") < 100
         assert hub.client.is_closed and app.ask.pipeline.hub is None
         assert send_message(app.instance.name, {"cmd": "status"}, timeout_ms=300) is None   # socket closed
         assert_no_bad_lines(caplog, caught)
@@ -201,29 +206,32 @@ def test_the_last_resort_ends_a_process_that_does_not_exit_and_says_why(caplog):
     assert exits == []
 
 
-def test_quit_during_start_up_drops_what_workers_finish_later(qtbot, core, qloop, caplog):
-    """Quit before the speech service is built (a worker imports Whisper): when that worker
-    finishes, nothing is built on the quit app and nothing fails."""
+def test_quit_during_start_up_drops_what_workers_finish_later(qtbot, core, qloop, caplog, monkeypatch):
+    """Quit while the speech service is being built (a worker imports Whisper): when that
+    worker finishes, nothing is built on the quit app and nothing fails."""
+    from deskmind.ui import speech_wiring
     from deskmind.ui.app import DesktopApp
 
+    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+    real = speech_wiring.make_speech
+
+    def slow_make_speech(*a, **kw):
+        entered.set()
+        release.wait(30)
+        try:
+            return real(*a, **kw)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(speech_wiring, "make_speech", slow_make_speech)
     app = DesktopApp(core, tray_available=False, instance_name=f"deskmind-test-{uuid.uuid4().hex[:8]}",
                      hub_kw={"targets": (), "embedded": None, "secrets": SecretStore(environ={})})
-    built = []
-    real_submit = app.workers.submit
-
-    def watch_submit(fn, *a, **kw):
-        fut = real_submit(fn, *a, **kw)
-        if getattr(fn, "__name__", "") == "make_speech":
-            built.append(fut)
-        return fut
-
-    app.workers.submit = watch_submit
     assert app.start(hotkeys=False)
-    qtbot.waitUntil(lambda: bool(built), timeout=5000)
-    assert not built[0].done()
+    qtbot.waitUntil(entered.is_set, timeout=10000)
     close_app(app)
-    qtbot.waitUntil(built[0].done, timeout=30000)
-    qtbot.wait(200)                                      # any result would be delivered by now
+    release.set()
+    qtbot.waitUntil(finished.is_set, timeout=30000)
+    qtbot.wait(300)                                      # a result would be delivered by now
     assert app.talk is None and app.meeting is None
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]

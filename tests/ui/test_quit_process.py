@@ -9,18 +9,31 @@ error and no forced exit in its log.
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from deskmind.ui.shutdown import QUIT_BOUND_S
 from tests.ui.test_ask_ui import rules
-from tests.ui.test_quit import BAD_LINES
+from tests.ui.test_quit import BAD_LINES, GARDEN_NOTE, GARDEN_QUESTION, LONG_ANSWER
 from tests.ui.xharness import AppProcess, XSession, missing_tools
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(bool(missing_tools()), reason=f"needs {', '.join(missing_tools())}")]
+
+
+def remember_in(home: Path, docs: Path) -> None:
+    """Index a note into ``home`` with the real CLI: with nothing relevant in memory no model
+    is asked, and there would be no answer to quit during."""
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "garden.md").write_text(f"# Garden shed\n\n{GARDEN_NOTE}\n")
+    subprocess.run([sys.executable, "-m", "deskmind", "index", str(docs), "--no-progress"],
+                   env={**os.environ, "DESKMIND_HOME": str(home)}, check=True, capture_output=True, timeout=180)
 
 
 def test_the_app_process_quits_cleanly_while_a_model_streams(tmp_path, qapp):
@@ -30,7 +43,8 @@ def test_the_app_process_quits_cleanly_while_a_model_streams(tmp_path, qapp):
 
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)
-    with FakeLLMServer(reply=Reply("slowly " * 400), faults=Faults(token_delay=0.1)) as srv:
+    remember_in(home, tmp_path / "docs")
+    with FakeLLMServer(reply=Reply(LONG_ANSWER), faults=Faults(token_delay=0.1)) as srv:
         (home / "config" / "routing.toml").write_text(rules(srv.url, paste=False))
         x = XSession(tray=False).start()
         app = AppProcess(x, home, args=("--no-hotkeys",)).start()
@@ -40,9 +54,9 @@ def test_the_app_process_quits_cleanly_while_a_model_streams(tmp_path, qapp):
             assert send_message(name, {"cmd": "activate"}) == {"ok": True}
             app.wait_for(lambda s: s["palette"]["visible"] and s["palette"]["input_focus"], timeout=10,
                          what="the palette with focus")
-            x.xdotool("type", "--delay", "8", "tell me everything")
+            x.xdotool("type", "--delay", "8", GARDEN_QUESTION)
             x.xdotool("key", "Return")
-            app.wait_for(lambda s: s["palette"]["streaming"] and s["palette"]["answer"].count("slowly") >= 3,
+            app.wait_for(lambda s: s["palette"]["streaming"] and s["palette"]["answer"].count("step") >= 3,
                          timeout=30, what="the answer streaming")
             t0 = time.monotonic()
             app.proc.send_signal(signal.SIGTERM)
@@ -56,7 +70,8 @@ def test_the_app_process_quits_cleanly_while_a_model_streams(tmp_path, qapp):
         log = app.log.read_text(errors="replace")
         assert code == 0, log[-3000:]
         assert seconds < 4.0, (seconds, log[-3000:])
-        assert "quit: closed the answer being streamed" in log
+        closed = [ln for ln in log.splitlines() if "quit: closed" in ln]
+        assert closed and "the answer being streamed" in closed[0] and "the model runtimes" in closed[0], log[-3000:]
         assert "going on without it" not in log and "no time left" not in log, log[-3000:]
         bad = [ln for ln in log.splitlines() if any(b in ln for b in BAD_LINES)]
         assert not bad, bad

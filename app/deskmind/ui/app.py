@@ -19,8 +19,7 @@ from deskmind.core.app import Core
 from deskmind.ui.answers import Answerer, Citation
 from deskmind.ui.ask_controller import AskController
 from deskmind.ui.bridge import CoreBridge
-from deskmind.ui.desktop_settings import (DesktopSettings, desktop_settings_path,
-                                          load_desktop_settings, save_desktop_settings)
+from deskmind.ui.desktop_settings import DesktopSettings, DesktopSettingsFile
 from deskmind.ui.gateway_wiring import TrayGateway
 from deskmind.ui.hotkeys.manager import HotkeyManager
 from deskmind.ui.indexing import IndexingService
@@ -51,8 +50,8 @@ class DesktopApp(QObject):
         self.core = core
         self.bridge = CoreBridge(self)
         self.workers = Workers(self.bridge)
-        self.settings_path = desktop_settings_path(core.paths.config_dir)
-        self.desktop: DesktopSettings = load_desktop_settings(self.settings_path)
+        self.prefs = DesktopSettingsFile(core.paths.config_dir)
+        self.desktop: DesktopSettings = self.prefs.settings
         self.instance = InstanceServer(instance_name or server_name(core.paths.data_dir),
                                        handler=self.handle_message, parent=self)
         self.tray = TrayController(tray_available, parent=self)
@@ -265,8 +264,7 @@ class DesktopApp(QObject):
                             failed=lambda e: self.tray.notify("Paste failed", str(e)))
 
     def _first_run_seen(self) -> None:
-        self.desktop.first_run_seen = True
-        save_desktop_settings(self.desktop, self.settings_path)
+        self.prefs.set_first_run_seen()
 
     def _index_from_palette(self, paths: list[str]) -> None:
         def done(summary: dict) -> None:
@@ -331,10 +329,11 @@ class DesktopApp(QObject):
 
     def apply_hotkeys(self, bindings: dict[str, str], talk_mode: str) -> None:
         """Settings changed the hotkeys: save and re-arm at once."""
-        self.desktop.hotkeys.bindings = dict(bindings)
-        self.desktop.hotkeys.talk_mode = talk_mode
-        save_desktop_settings(self.desktop, self.settings_path)
+        self.prefs.set_hotkeys(bindings, talk_mode)
         self.hotkeys.rebind(bindings, talk_mode)
+        from deskmind.ui.speech_wiring import arm_talk_keys
+
+        arm_talk_keys(self)   # both talk keys disabled: the pre-roll closes the microphone
 
     # -- speech ----------------------------------------------------------------------------------
 

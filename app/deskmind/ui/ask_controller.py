@@ -47,6 +47,16 @@ class AskController:
         """Whether rules, runtimes and agents exist to be set (the pipeline is installed)."""
         return self.pipeline is not None
 
+    def embedded_listed(self) -> bool:
+        """Whether the runtime hub will have the built-in llama.cpp runtime (known without
+        loading it)."""
+        embedded = self.pipeline.hub_kw.get("embedded", "auto") if self.pipeline is not None else "auto"
+        if embedded == "auto":
+            from deskmind.core.runtimes.llamacpp import embedded_installed
+
+            return embedded_installed()
+        return embedded is not None
+
     async def stream(self, question: str, history: list[Turn]) -> AsyncIterator[AskEvent]:
         answered = False
         try:

@@ -10,7 +10,7 @@ import logging
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import tomlkit
 
@@ -94,3 +94,26 @@ def load_desktop_settings(path: Path) -> DesktopSettings:
 def save_desktop_settings(settings: DesktopSettings, path: Path) -> None:
     """Write atomically (temp file + rename) so a crash never leaves half a file."""
     atomic_write_text(path, tomlkit.dumps(asdict(settings)))
+
+
+class DesktopSettingsFile:
+    """desktop.toml as the running app holds it: read once, written whole after each change
+    (atomically). GUI thread: the file is a few hundred bytes."""
+
+    def __init__(self, config_dir: Path) -> None:
+        self.path = desktop_settings_path(config_dir)
+        self.settings = load_desktop_settings(self.path)
+
+    def update(self, change: Callable[[DesktopSettings], None]) -> None:
+        change(self.settings)
+        save_desktop_settings(self.settings, self.path)
+
+    def set_hotkeys(self, bindings: dict[str, str], talk_mode: str) -> None:
+        def change(s: DesktopSettings) -> None:
+            s.hotkeys.bindings = dict(bindings)
+            s.hotkeys.talk_mode = talk_mode
+
+        self.update(change)
+
+    def set_first_run_seen(self) -> None:
+        self.update(lambda s: setattr(s, "first_run_seen", True))

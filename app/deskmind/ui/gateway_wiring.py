@@ -24,6 +24,10 @@ class TrayGateway(QObject):
     def __init__(self, core: Any, workers: Workers, parent: QObject | None = None,
                  **host_kw: Any) -> None:
         super().__init__(parent)
+        # The served runtimes read API keys and tool tokens on the app's one keyring thread.
+        hub_kw = dict(host_kw.get("hub_kw") or {})
+        hub_kw.setdefault("secrets_executor", workers.secrets)
+        host_kw["hub_kw"] = hub_kw
         self.core, self.workers, self.host_kw = core, workers, host_kw
         self._host: Any = None
         self._executor: Any = None  # one thread, made on first use: switches apply in order

@@ -2,9 +2,9 @@
 
 The order matters. The answer being streamed is cancelled first and allowed to unwind, so no
 model is freed under a generation; recordings stop next (a meeting is left to be recovered, a
-voice note is dropped); then the indexing child, the tray's gateway, the runtime hub (its HTTP
-client and in-process models belong to the GUI loop, so they are closed there, from a task of
-that loop) and the speech engine; last the hotkeys, the local socket, the tray and the windows.
+voice note or a dictation is dropped); then the indexing child, the tray's gateway, the
+runtime hub (its HTTP client and in-process models belong to the GUI loop, so they are closed
+there, from a task of that loop) and the speech engine; last the hotkeys, the local socket, the tray and the windows.
 
 Each step gets what is left of the bound; a step that overruns is logged and left behind. Work
 that blocks runs on a daemon thread, so a stuck step cannot hold the process at exit either.
@@ -15,6 +15,7 @@ a thread that never ends), :func:`arm_last_resort` ends it with ``os._exit`` and
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import threading
@@ -33,7 +34,7 @@ FORCED_EXIT_CODE = 70
 @dataclass
 class QuitStep:
     name: str
-    run: Callable[[], Awaitable[Any] | None]  # GUI thread; may return an awaitable
+    run: Callable[[], Any]  # GUI thread; what it returns is awaited when it is awaitable
 
 
 @dataclass
@@ -92,7 +93,7 @@ async def run_steps(steps: list[QuitStep], bound_s: float = QUIT_BOUND_S,
             continue
         try:
             res = step.run()
-            if res is not None:
+            if inspect.isawaitable(res):
                 await asyncio.wait_for(asyncio.ensure_future(res), left)
             report.done.append(step.name)
         except asyncio.TimeoutError:

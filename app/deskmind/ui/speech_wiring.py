@@ -176,13 +176,17 @@ def build_dictation(app: Any) -> Any:
 
 
 def arm_talk_keys(app: Any) -> None:
-    """Open the microphone for the pre-roll when it is on (close it when off), in a worker.
-    A microphone that cannot be opened now is opened at key-down instead."""
+    """Open the microphone for the pre-roll when it is on and a talk key is bound (close it
+    otherwise), in a worker. A microphone that cannot be opened now opens at key-down instead."""
     if app.speech is None:
         return
     speech = app.speech
+    bound = any(app.hotkeys.bindings.get(a) for a in ("talk", "dictate"))
 
     def arm() -> bool:
+        if not bound:
+            speech.disarm_microphone()
+            return False
         return speech.arm_microphone(on_error=app.bridge.on_note_error)
 
     app.workers.submit(arm, done=lambda on: log.info("pre-roll %s", "armed" if on else "off"),

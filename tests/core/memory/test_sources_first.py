@@ -71,3 +71,24 @@ def test_ask_retrieval_cites_the_note_not_earlier_answers(core):
     pipeline = AskPipeline(cfg=cfg, hub=None, searcher=core.searcher(), store=core.store)
     hits = pipeline.retrieve(QUESTION, AskOptions(limit=3))
     assert [h.source_id for h in hits] == [note]
+
+
+def test_the_models_search_tool_leaves_them_out_unless_it_asks(core):
+    from deskmind.core.agents.audit import AuditLog
+    from deskmind.core.agents.permissions import Scopes
+    from deskmind.core.agents.tools import ToolBox
+    from deskmind.core.routing.config import AgentConfig
+    from deskmind.core.runtimes.base import ToolCall
+
+    note = remember_all(core)
+    tb = ToolBox(Scopes(AgentConfig("quick-ask", memory_ceiling="personal", tools=["search_memory"])),
+                 AuditLog(core.store), zone_ceiling="secret", searcher=core.searcher(),
+                 store=core.store)
+    plain = asyncio.run(tb.call(ToolCall("c1", "search_memory", {"query": QUESTION, "limit": 3})))
+    wide = asyncio.run(tb.call(ToolCall("c2", "search_memory", {"query": QUESTION, "limit": 3,
+                                                                "include_conversations": True})))
+    kind_of = {cid: kind for cid, kind in core.store.reader().execute(
+        "SELECT c.id, s.kind FROM chunks c JOIN sources s ON s.id = c.source_id")}
+    source_of = dict(core.store.reader().execute("SELECT id, source_id FROM chunks"))
+    assert [source_of[i] for i in plain.item_ids] == [note]
+    assert {kind_of[i] for i in wide.item_ids} == {"note", "conversation"}

@@ -192,6 +192,9 @@ def test_a_note_forgotten_while_it_is_cleaned_up_stays_forgotten(core, whisper_e
         s.close()
 
 
+# The real 135M model: seconds on an idle 2-core machine, minutes when other work crowds it
+# (llama.cpp's two threads wait on each other whenever one is descheduled).
+@pytest.mark.timeout(1200)
 def test_the_default_model_cleans_up_after_the_note_is_saved(core, whisper_engine, speech_dir, monkeypatch):
     """The bundled SmolLM2 (embedded llama.cpp, through the router) behind clean-up: the note is
     saved before it answers; whatever it answers, the note's provenance and the per-model

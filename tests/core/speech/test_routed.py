@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 from deskmind.cli.main import main
 from tests.core.speech.conftest import heard
@@ -72,3 +73,39 @@ def test_a_failed_note_clean_up_logs_one_line_and_the_traceback_only_with_verbos
     assert len(lines) == 1 and "clean-up failed" in lines[0], p.stderr
     p = run("-v")
     assert p.returncode == 0 and "Traceback" in p.stderr
+
+
+def test_clean_up_through_the_router_names_its_model_and_avoids_a_switched_off_one(core, deskmind_home):
+    """core.complete says which model answered; a model clean-up was switched off for is left
+    out of the route, and with no other model the router says none can answer."""
+    import pytest
+
+    from deskmind.core.routing.router import RoutingError
+    from deskmind.core.speech.cleanup import CLEAN_TASK
+
+    with FakeLLMServer(reply=Reply("Buy milk.")) as srv:
+        (deskmind_home / "config").mkdir(parents=True, exist_ok=True)
+        (deskmind_home / "config" / "routing.toml").write_text(
+            f'[defaults]\ndiscover = false\n\n[providers.local]\nkind = "ollama"\n'
+            f'url = "{srv.url}"\n\n[classes]\ngeneral = ["local:fake-model:1b"]\n'
+            f'fast = ["local:fake-model:1b"]\ncoder = ["local:fake-model:1b"]\n', encoding="utf-8")
+        answer = core.complete(CLEAN_TASK, "buy milk", "private")
+        assert answer == "Buy milk." and answer.model == "local:fake-model:1b" and not answer.structured
+        with pytest.raises(RoutingError):
+            core.complete(CLEAN_TASK, "buy milk", "private", avoid=frozenset({"local:fake-model:1b"}))
+        assert len(srv.chat_requests()) == 1
+
+
+def test_dictation_clean_up_goes_to_the_local_runtime_as_the_dictation_agent(core, monkeypatch):
+    from deskmind.core.speech.dictation import CLEAN_PROMPT, CLEAN_TASK
+
+    said = "um remember to water the tomatoes in the garden"
+    with FakeLLMServer(reply=Reply("Remember to water the tomatoes in the garden.")) as srv:
+        monkeypatch.setenv("DESKMIND_DISCOVER", f"ollama=ollama@127.0.0.1:{srv.port}")
+        # From a worker thread, as dictation calls it (the completion blocks).
+        with ThreadPoolExecutor(1) as pool:
+            out = pool.submit(core.complete, CLEAN_TASK, CLEAN_PROMPT.format(text=said)).result(120)
+        requests = [r.json() for r in srv.chat_requests()]
+    assert out == "Remember to water the tomatoes in the garden."
+    assert len(requests) == 1 and f"<dictation>\n{said}\n</dictation>" in last_user_text(requests[0])
+    assert not requests[0].get("tools")          # the dictation agent has no tools to call

@@ -32,9 +32,12 @@ COMMAND_TIMEOUT = 20.0
 
 TOOLS: dict[str, Tool] = {t.name: t for t in (
     Tool("search_memory", "Search the person's memory (notes, files, meetings). Returns numbered "
-         "passages with their source.", {"type": "object", "properties": {
+         "passages with their source. Earlier saved answers are left out unless "
+         "include_conversations is true.", {"type": "object", "properties": {
              "query": {"type": "string", "description": "what to look for"},
-             "limit": {"type": "integer", "description": "how many passages (1-10)"}},
+             "limit": {"type": "integer", "description": "how many passages (1-10)"},
+             "include_conversations": {"type": "boolean",
+                                       "description": "also search earlier saved answers"}},
              "required": ["query"]}),
     Tool("list_sources", "List the sources in memory (titles and kinds).", {
         "type": "object", "properties": {"limit": {"type": "integer"}}}),
@@ -127,12 +130,13 @@ class ToolBox:
         ceiling = self.scopes.memory_ceiling(self.zone_ceiling)
         if ceiling is None or self.searcher is None:
             return await self._deny(call, args, f"agent {self.scopes.name} may not read memory")
-        from deskmind.core.memory.search import SearchFilters
+        from deskmind.core.memory.search import SearchFilters, conversations_left_out
 
         allowed = [t for t in PRIVACY_LEVELS if privacy_rank(t) <= privacy_rank(ceiling)]
         limit = max(1, min(int(args.get("limit") or 5), 10))
+        left_out = conversations_left_out(None, args.get("include_conversations") is True)
         res = await asyncio.to_thread(self.searcher.search, str(args.get("query", "")), limit,
-                                      SearchFilters(privacy=allowed))
+                                      SearchFilters(privacy=allowed, exclude_kinds=left_out or None))
         lines = [f"[{i}] {h.title or h.source} ({h.source}): {h.text[:600]}"
                  for i, h in enumerate(res.hits, 1)]
         privacy = max([h.privacy for h in res.hits] or ["public"], key=privacy_rank)

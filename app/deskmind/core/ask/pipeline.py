@@ -258,6 +258,9 @@ class AskPipeline:
                 route["structured"] = await self._enforces_schema(cand)
             yield AskEvent("route", data=route)
             guard = RepetitionGuard()
+            # Prose only: a JSON answer repeats its keys, and tool results may quote the same
+            # line on purpose.
+            watch = opts.response_schema is None and not tools
             calls_log: list[dict[str, Any]] = []
             tool_items: list[int] = []  # chunk ids tools showed the model
             privs = [prompt_priv] + [h.privacy for h in used]
@@ -274,14 +277,14 @@ class AskPipeline:
                         if not guard.text:
                             timings["first_token_ms"] = (time.perf_counter() - t0) * 1000
                             timings["runtime_first_token_ms"] = (time.perf_counter() - t_send) * 1000
-                        runaway = guard.feed(payload)
+                        runaway = guard.feed(payload) and watch
                         yield AskEvent("token", text=payload)
                         if runaway:
                             stopped = "repetition"
                             break  # closing the stream stops the model
                     else:
                         yield AskEvent("tool", data=payload)
-            text = guard.answer()
+            text = guard.answer() if stopped else guard.text
             if stopped:
                 yield AskEvent("stopped", text=f"stopped: the model began repeating itself "
                                f"(“{guard.repeated[:60]}”); the answer ends where it began",

@@ -65,7 +65,8 @@ class Runtimes:
         if self._tools is None or self._tools_loop is not loop:
             from deskmind.core.tools.registry import tool_servers_for
 
-            self._tools = tool_servers_for(self.core, secrets=self.hub_kw.get("secrets"))
+            self._tools = tool_servers_for(self.core, secrets=self.hub_kw.get("secrets"),
+                                           secrets_executor=self.hub_kw.get("secrets_executor"))
             self._tools_loop = loop
         return self._tools
 

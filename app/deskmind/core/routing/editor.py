@@ -15,6 +15,7 @@ import tomlkit
 from deskmind.core.config.files import atomic_write_text
 from deskmind.core.errors import DeskmindError, UserInputError
 from deskmind.core.routing.config import FILENAME, RoutingConfig, default_text, parse_routing
+from deskmind.core.runtimes.builtin import LLAMACPP
 
 EMBEDDED = "embedded"
 
@@ -91,7 +92,7 @@ class RoutingFile:
         out = [RuntimeEntry(p.name, p.kind, p.zone, p.url, list(p.models), p.enabled, p.key)
                for p in cfg.providers.values()]
         if embedded and EMBEDDED not in cfg.providers:
-            out.append(RuntimeEntry(EMBEDDED, "llamacpp", "machine", in_file=False))
+            out.append(RuntimeEntry(EMBEDDED, LLAMACPP, "machine", in_file=False))
         return out
 
     def set_runtime_enabled(self, name: str, enabled: bool, *, kind: str = "", url: str = "") -> RoutingConfig:

@@ -31,7 +31,8 @@ from typing import Any, AsyncIterator, Callable, Sequence
 
 from deskmind.core.errors import ModelUnavailableError, UserInputError
 from deskmind.core.runtimes.base import (
-    ChatRequest, ModelInfo, ModelNotFoundError, StreamEvent, Usage, plain_tool_choice, refuse_unsupported,
+    ChatRequest, ModelInfo, ModelNotFoundError, StreamEvent, Usage, plain_tool_choice,
+    refuse_unsupported,
 )
 from deskmind.core.runtimes.engines import EnginePool
 

@@ -105,7 +105,7 @@ class Deliverer:
     def deliver(self, text: str, target: Target) -> DeliveryReport:
         n = len(text)
         if self.session == "x11" and "xdotool" in self.tools and target.window is None:
-            return self._leave_on_clipboard(text, target, "no window had keyboard focus when the "
+            return self.leave_on_clipboard(text, target, "no window had keyboard focus when the "
                                             "key went down, so nothing was typed")
         plan = self.plan(text, target.wm_class)
         try:
@@ -117,10 +117,10 @@ class Deliverer:
                 args = ["wtype", "--", text] if plan.method == "wtype" else ["ydotool", "type", "--", text]
                 self._run(args, plan.method)
             else:
-                return self._leave_on_clipboard(text, target, plan.reason)
+                return self.leave_on_clipboard(text, target, plan.reason)
         except KeyInjectionError as exc:
             where = f"window {target.window} ({target.wm_class or 'no class'})" if target.window else "the focused window"
-            return self._leave_on_clipboard(text, target, f"could not type into {where}: {exc}")
+            return self.leave_on_clipboard(text, target, f"could not type into {where}: {exc}")
         return DeliveryReport(plan.method, True, n, target.wm_class, _words_message(text, target))
 
     def _paste(self, text: str, target: Target, keys: str) -> None:
@@ -133,7 +133,7 @@ class Deliverer:
             x11_keys.press_into(target.window, keys, self.env)
             time.sleep(self.restore_after_s)
         except KeyInjectionError:
-            raise  # the text stays on the clipboard: _leave_on_clipboard says so
+            raise  # the text stays on the clipboard: leave_on_clipboard says so
         if not self.clipboard.restore():
             log.warning("the clipboard was too big to keep: it now holds the dictated text")
 
@@ -146,7 +146,9 @@ class Deliverer:
         if out.returncode != 0:
             raise KeyInjectionError(f"{what} failed: {out.stderr.strip()[:300]}")
 
-    def _leave_on_clipboard(self, text: str, target: Target, why: str) -> DeliveryReport:
+    def leave_on_clipboard(self, text: str, target: Target, why: str) -> DeliveryReport:
+        """Nothing is typed: the text goes on the clipboard (so it is not lost) and ``why``
+        becomes the message."""
         if self.clipboard is not None:
             try:
                 self.clipboard.put_text(text)

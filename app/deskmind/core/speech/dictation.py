@@ -191,7 +191,7 @@ class Dictation:
             why = (f"the {AGENT} agent may not type into other apps (Settings → Agents → "
                    "paste into apps)")
             self._audit(target, text, "denied", why, "none")
-            return self.deliverer._leave_on_clipboard(text, target, why)
+            return self.deliverer.leave_on_clipboard(text, target, why)
         report = self.deliverer.deliver(text, target)
         self._audit(target, text, "allowed" if report.delivered else "failed",
                     "" if report.delivered else report.message, report.method)

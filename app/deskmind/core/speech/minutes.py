@@ -210,7 +210,10 @@ def _items(raw: Any, with_owner: bool = False) -> list[Item]:
     for r in raw if isinstance(raw, list) else []:
         if isinstance(r, str):
             r = {"text": r}
-        if not isinstance(r, dict) or not str(r.get("text", "")).strip():
+        # An item with no words ("...", "-") says nothing; an exact repeat says it again.
+        if not isinstance(r, dict) or not re.search(r"\w", str(r.get("text", ""))):
+            continue
+        if any(o.text == str(r["text"]).strip() and o.quote == r.get("quote") for o in out):
             continue
         at_raw = r.get("at") or []
         at_raw = at_raw if isinstance(at_raw, list) else [at_raw]

@@ -30,6 +30,7 @@ from deskmind.core.speech.storage import note_draft
 
 log = logging.getLogger(__name__)
 
+
 def guarded_clean_up(complete: Complete, task: str, prompt: str, said: str,
                      privacy: str) -> tuple[str | None, list[str]]:
     """(the clean-up of ``said`` when it can stand for it, else None; why it was not used),

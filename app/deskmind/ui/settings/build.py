@@ -11,24 +11,13 @@ from deskmind.ui.settings.window import SettingsWindow
 from deskmind.ui.tasks import Workers
 
 
-def _embedded_listed(ask: Any) -> bool:
-    """Whether the hub will have the built-in llama.cpp runtime (known without loading it)."""
-    pipeline = getattr(ask, "pipeline", None)
-    embedded = pipeline.hub_kw.get("embedded", "auto") if pipeline is not None else "auto"
-    if embedded == "auto":
-        from deskmind.core.runtimes.llamacpp import embedded_installed
-
-        return embedded_installed()
-    return embedded is not None
-
-
 @dataclass
 class SettingsServices:
     """What the pages may use; the composition root fills it (never the app itself)."""
 
     core: Any                                   # paths, settings; its store only from workers
     workers: Workers
-    ask: Any                                    # AskController: inventory, settings_changed
+    ask: Any                                    # AskController: inventory, settings_changed...
     gateway: Any                                # TrayGateway
     hotkeys: Any                                # HotkeyManager
     apply_hotkeys: Callable[[dict[str, str], str], None]
@@ -52,18 +41,19 @@ def build_settings(s: SettingsServices) -> SettingsWindow:
         changed = s.ask.settings_changed
         rf = RoutingFile(core.paths.config_dir)
         w.add_page("Runtimes", RuntimesPage(rf, s.ask.inventory, workers, changed, s.secrets,
-                                            embedded=_embedded_listed(s.ask)))
+                                            embedded=s.ask.embedded_listed()))
         w.add_page("Models", ModelsPage(rf, changed))
         from deskmind.core.routing.ledger import EgressLedger
         from deskmind.ui.settings.model_files_page import ModelFilesPage
 
-        w.add_page("Model files", ModelFilesPage(core.paths, lambda: EgressLedger(core.store), changed))
+        ledger = lambda: EgressLedger(core.store)   # noqa: E731  (opens the database: workers only)
+        w.add_page("Model files", ModelFilesPage(core.paths, ledger, changed))
         w.add_page("Routing", RoutingPage(rf, s.ask.inventory, changed))
         w.add_page("Agents", AgentsPage(rf, changed))
         from deskmind.ui.settings.tools_page import ToolsPage
 
         w.add_page("Tools", ToolsPage(core.paths.config_dir, core.paths.log_dir, workers, changed))
-        w.add_page("Privacy", PrivacyPage(rf, core, workers, changed))
+        w.add_page("Privacy", PrivacyPage(rf, ledger, workers, changed))
     from deskmind.core.gateway.clients import ClientRegistry
     from deskmind.ui.settings.gateway_page import GatewayPage
 

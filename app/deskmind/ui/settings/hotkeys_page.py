@@ -102,7 +102,8 @@ class HotkeysPage(QWidget):
     def _edited(self, action: str) -> None:
         # A field finishes editing when a combination is captured and again when it loses focus:
         # re-arm only when a binding really changed.
-        if self.bindings() != self.manager.bindings:
+        armed = {a: self.manager.bindings.get(a, "") for a in self.edits}  # unbound reads as ""
+        if self.bindings() != armed:
             self.apply(changed=action)
         else:   # back to what is armed: an earlier clash message no longer applies
             self.problem.setText(self.manager.instructions or "")

@@ -147,10 +147,12 @@ class ModelFilesPage(QWidget):
         self.pull_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText(f"Pulling {source}\u2026")
-        ledger = self._ledger() if (self._ledger and "://" in source) else None
+        make_ledger = self._ledger if "://" in source else None
 
         def work() -> None:
             try:
+                # The ledger opens the memory database: here, never on the GUI thread.
+                ledger = make_ledger() if make_ledger is not None else None
                 res = pull(source, self.paths.data_dir, sha256=sha256, ledger=ledger, cancel=self._cancel,
                            progress=lambda d, t: self.relay.progress.emit(d, t or 0))
                 self.relay.finished.emit(str(res.path), "")

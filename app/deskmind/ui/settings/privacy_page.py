@@ -15,11 +15,12 @@ from deskmind.ui.tasks import Workers
 
 
 class PrivacyPage(QWidget):
-    def __init__(self, file: RoutingFile, core: Any, workers: Workers, changed: Callable[[], None],
+    def __init__(self, file: RoutingFile, ledger: Callable[[], Any], workers: Workers, changed: Callable[[], None],
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("privacyPage")
-        self.file, self.core, self.workers, self._changed = file, core, workers, changed
+        # ledger() makes the egress ledger (it opens the memory database: call it in a worker)
+        self.file, self._ledger, self.workers, self._changed = file, ledger, workers, changed
         cfg, _err = file.validate(file.text())
         lay = QVBoxLayout(self)
         form = QFormLayout()
@@ -90,12 +91,8 @@ class PrivacyPage(QWidget):
         return self._save("zones", {"home_hosts": arr})
 
     def refresh(self) -> None:
-        def load() -> list[Any]:
-            from deskmind.core.routing.ledger import EgressLedger
-
-            return EgressLedger(self.core.store).entries(limit=500)
-
-        self.workers.submit(load, done=self._fill, failed=lambda e: self.status.setText(f"Ledger: {e}"))
+        self.workers.submit(lambda: self._ledger().entries(limit=500), done=self._fill,
+                            failed=lambda e: self.status.setText(f"Ledger: {e}"))
 
     def _fill(self, entries: list[Any]) -> None:
         self.ledger.setRowCount(len(entries))

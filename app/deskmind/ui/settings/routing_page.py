@@ -58,7 +58,7 @@ class RoutingPage(QWidget):
         self.prompt.setObjectName("routingPrompt")
         self.prompt.setPlaceholderText("Test a prompt: which rule, which model, what is withheld")
         self.task = QComboBox()
-        self.task.addItems(["ask", "clean-note", "meeting-minutes", "code"])
+        self.task.addItems(["ask", "clean-note", "clean-dictation", "meeting-minutes", "code"])
         self.privacy = QComboBox()
         self.privacy.addItems(["private", "public", "personal", "secret"])
         self.test_btn = QPushButton("Explain")

@@ -173,7 +173,7 @@ class ToolsPage(QWidget):
         token = self.token.text().strip()
         self.token.clear()
         if token and spec.transport == "http":
-            self.workers.submit(lambda: _secret_store().set(spec.secret_name, token),
+            self.workers.submit(lambda: _secret_store().set(spec.secret_name, token), executor=self.workers.secrets,
                                 failed=lambda e: self.status.setText(f"The token was not stored: {e}"))
         self.cfg.servers[name] = spec
         self._save(f"Added {name}. Grant its tools to an agent below.")
@@ -191,7 +191,7 @@ class ToolsPage(QWidget):
             per.pop(name, None)
         self.listed.pop(name, None)
         if spec is not None and spec.transport == "http":
-            self.workers.submit(lambda: _secret_store().delete(spec.secret_name))
+            self.workers.submit(lambda: _secret_store().delete(spec.secret_name), executor=self.workers.secrets)
         self._save(f"Removed {name} and its grants.")
         self.reload()
 
