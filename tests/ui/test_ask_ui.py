@@ -113,12 +113,16 @@ def test_runtime_gone_falls_back_to_memory_and_says_how_to_connect(qtbot, ask_ap
 
 def test_esc_cancels_the_runtime_stream(qtbot, ask_app):
     core = ask_app.core
-    with FakeLLMServer(reply=Reply("word " * 300), faults=Faults(token_delay=0.05)) as srv:
+    # A relevant note, so that the model is asked; words that never repeat, so that only Esc
+    # ends the stream (a repeating one is cut by the repetition stop).
+    remember_note(core, "The keynote talk lasts two hours.", title="Keynote")
+    with FakeLLMServer(reply=Reply(" ".join(f"word{i}" for i in range(300))),
+                       faults=Faults(token_delay=0.05)) as srv:
         core.paths.config_dir.mkdir(parents=True, exist_ok=True)
         (core.paths.config_dir / "routing.toml").write_text(rules(srv.url, paste=False))
         p = ask_app.palette
         ask_app.show_palette()
-        p.input.setText("talk for a long time")
+        p.input.setText("how long does the keynote talk last?")
         p.submit()
         qtbot.waitUntil(lambda: len(p.answer) > 20, timeout=15000)
         p.escape()

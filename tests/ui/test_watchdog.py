@@ -26,6 +26,7 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 
 from tests.fakes.audio import speech_dir  # noqa: F401  (fixture)
+from tests.ui.conftest import remember_note
 from tests.fakes.llm_server import Faults, FakeLLMServer, Reply
 from tests.ui.conftest import close_app
 from tests.ui.xharness import ROOT
@@ -158,7 +159,11 @@ def test_event_loop_keeps_breathing_under_load(qtbot, qloop, core, tmp_path, spe
         app.workers.submit(lambda: speech.engine.preload().result(), executor=app.workers.speech).result(timeout=120)
     dog = LoopWatchdog()
     try:
-        with FakeLLMServer(reply=Reply("token " * 150), faults=Faults(token_delay=0.01)) as srv:
+        # A note the question is about, so the model is asked (an empty memory asks none);
+        # words that never repeat, so the repetition stop does not end the stream early.
+        remember_note(core, "The plan is to ship the first release in March.", title="Plan")
+        with FakeLLMServer(reply=Reply(" ".join(f"token{i}" for i in range(150))),
+                           faults=Faults(token_delay=0.01)) as srv:
             core.paths.config_dir.mkdir(parents=True, exist_ok=True)
             (core.paths.config_dir / "routing.toml").write_text(
                 f'[defaults]\ndiscover = false\n[providers.local]\nkind = "ollama"\nurl = "{srv.url}"\n'

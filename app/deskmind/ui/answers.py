@@ -32,6 +32,7 @@ class Citation:
     snippet: str = ""
     source_id: int | None = None
     chunk_id: int | None = None
+    evidence: str = ""              # the sentence or two of the passage that back the answer
 
 
 @dataclass
@@ -46,6 +47,8 @@ class RouteInfo:
 @dataclass
 class AskEvent:
     kind: str                       # route | citations | token | notice | tool | done
+    # done may carry: answer (the final text, e.g. cut where it began repeating), unsupported
+    # (its sentences no passage backs), grounded, abstained
     text: str = ""
     route: RouteInfo | None = None
     citations: list[Citation] = field(default_factory=list)
@@ -96,3 +99,27 @@ class MemoryAnswerer:
         for p in parts:
             yield AskEvent("token", text=p)
         yield AskEvent("done", data={"memory_only": True})
+
+
+UNSUPPORTED_MARK = "⚠"
+UNSUPPORTED_NOTE = f"{UNSUPPORTED_MARK} not found in your notes: the model's own words."
+UNGROUNDED_NOTE = "From the model's own knowledge: no passage of your memory backs this answer."
+
+
+def mark_unsupported(answer: str, unsupported: list[str]) -> str:
+    """The answer as Markdown with each sentence no passage backs in italics and marked, and
+    a line saying what the mark means. A sentence that cannot be found verbatim (the check
+    folds whitespace) is quoted under the answer instead."""
+    if not unsupported:
+        return answer
+    out, missing = answer, []
+    for s in unsupported:
+        at = out.find(s)
+        if at < 0 or not s.strip():
+            missing.append(s)
+            continue
+        # Italics around plain text only: a sentence holding Markdown markers is left as is.
+        body = s if any(ch in s for ch in "*_`") else f"*{s}*"
+        out = out[:at] + f"{body} {UNSUPPORTED_MARK}" + out[at + len(s):]
+    extra = "".join(f"\n> {UNSUPPORTED_MARK} {s}" for s in missing)
+    return out + extra + f"\n\n*{UNSUPPORTED_NOTE}*"

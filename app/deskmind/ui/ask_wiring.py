@@ -183,11 +183,14 @@ class PipelineAnswerer:
                 yield AskEvent("token", text=ev.text)
             elif ev.kind == "route":
                 d = ev.data
-                yield AskEvent("route", route=RouteInfo(zone=d.get("zone", ""), model=d.get("model", ""),
+                model = d.get("model") or "no model asked"
+                yield AskEvent("route", route=RouteInfo(zone=d.get("zone", ""), model=model,
                                                         provider=d.get("provider", ""), rule=d.get("rule", ""),
                                                         reason=d.get("reason", "")))
             elif ev.kind == "retrieved":
                 yield AskEvent("notice", text=f"Read {ev.data.get('hits', 0)} passages from memory…")
+            elif ev.kind == "stopped":
+                yield AskEvent("notice", text=ev.text[:1].upper() + ev.text[1:])
             elif ev.kind == "fallback":
                 yield AskEvent("notice", text=f"Trying the next model: {ev.text}")
             elif ev.kind == "tool":
@@ -195,9 +198,13 @@ class PipelineAnswerer:
             elif ev.kind == "done" and ev.result is not None:
                 yield AskEvent("citations", citations=[
                     Citation(n=c.n, source=c.source, title=c.title, kind=c.kind, locator=dict(c.locator or {}),
-                             chunk_id=c.chunk_id, source_id=c.source_id) for c in ev.result.citations])
-                yield AskEvent("done", data={"saved_source_id": ev.result.saved_source_id,
-                                             "timings": ev.result.timings})
+                             chunk_id=c.chunk_id, source_id=c.source_id, evidence=c.evidence)
+                    for c in ev.result.citations])
+                r = ev.result
+                yield AskEvent("done", data={"saved_source_id": r.saved_source_id, "timings": r.timings,
+                                             "answer": r.answer, "unsupported": list(r.unsupported),
+                                             "grounded": r.grounded, "abstained": r.abstained,
+                                             "stopped": r.stopped})
 
     async def aclose(self) -> None:
         if self.tool_servers is not None:

@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButt
                                QVBoxLayout, QWidget)
 
 from deskmind.core.errors import DeskmindError
-from deskmind.ui.answers import Answerer, AskEvent, Citation, RouteInfo, Turn
+from deskmind.ui.answers import (UNGROUNDED_NOTE, Answerer, AskEvent, Citation, RouteInfo, Turn,
+                                 mark_unsupported)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class Palette(QWidget):
         self.citations: list[Citation] = []
         self.route: RouteInfo | None = None
         self.answer = ""
+        self.unsupported: list[str] = []   # sentences of the answer no passage backs
+        self.grounded = True               # False: the answer is the model's own knowledge
         self.task: asyncio.Task | None = None
         self.shown_at = 0.0
         self.painted_at = 0.0
@@ -125,6 +128,12 @@ class Palette(QWidget):
         self.cites_label.setTextFormat(Qt.TextFormat.RichText)
         self.cites_label.linkActivated.connect(self._cite_clicked)
         lay.addWidget(self.cites_label)
+        self.evidence_label = QLabel()
+        self.evidence_label.setObjectName("paletteEvidence")
+        self.evidence_label.setWordWrap(True)
+        self.evidence_label.setTextFormat(Qt.TextFormat.RichText)
+        self.evidence_label.hide()
+        lay.addWidget(self.evidence_label)
         row = QHBoxLayout()
         self.status = QLabel()
         self.status.setObjectName("paletteStatus")
@@ -258,9 +267,11 @@ class Palette(QWidget):
 
     async def _run(self, question: str) -> None:
         self.answer, self.citations, self.route = "", [], None
+        self.unsupported, self.grounded = [], True
         self.route_label.setText("")
         self.route_detail.hide()
         self.cites_label.setText("")
+        self.evidence_label.hide()
         self.tools.clear()
         self._question = question
         self._dirty = True  # the question shows at once, even while a tool or an approval waits
@@ -313,6 +324,12 @@ class Palette(QWidget):
             self._show_citations()
         elif ev.kind == "notice":
             self.status.setText(ev.text)
+        elif ev.kind == "done" and "answer" in ev.data:
+            # The final answer: cut where it began repeating, checked against the passages.
+            self.answer = ev.data["answer"]
+            self.unsupported = list(ev.data.get("unsupported") or [])
+            self.grounded = bool(ev.data.get("grounded")) or bool(ev.data.get("abstained"))
+            self._dirty = True
         elif ev.kind == "tool":
             self.tools.add(ev.data)
             self.status.setText(f"Tool {ev.data.get('tool', '').replace('__', '/', 1)}: {ev.data.get('decision')}")
@@ -331,13 +348,17 @@ class Palette(QWidget):
             return
         self._dirty = False
         conv = "".join(f"**{_md_escape(q)}**\n\n{a}\n\n---\n\n" for q, a in self._earlier)
-        self.view.setMarkdown(conv + f"**{_md_escape(self._question)}**\n\n" + self.answer)
+        shown = mark_unsupported(self.answer, self.unsupported) if self.grounded else (
+            f"{self.answer}\n\n*{UNGROUNDED_NOTE}*")
+        self.view.setMarkdown(conv + f"**{_md_escape(self._question)}**\n\n" + shown)
         sb = self.view.verticalScrollBar()
         sb.setValue(sb.maximum())
 
     def _show_citations(self) -> None:
         if not self.citations:
             self.cites_label.setText("")
+            self.evidence_label.setText("")
+            self.evidence_label.hide()
             return
         links = []
         for c in self.citations:
@@ -346,6 +367,10 @@ class Palette(QWidget):
             links.append(f"<a href='cite:{c.n}'>[{c.n}] {name}</a>"
                          + (f" <span style='color:#78909c'>({html.escape(where)})</span>" if where else ""))
         self.cites_label.setText("Sources: " + " &nbsp; ".join(links))
+        # What to read to check the answer at a glance: each source's backing sentences.
+        lines = [f"[{c.n}] <i>“{html.escape(c.evidence)}”</i>" for c in self.citations if c.evidence]
+        self.evidence_label.setText("<br>".join(lines))
+        self.evidence_label.setVisible(bool(lines))
 
     def _cite_clicked(self, href: str) -> None:
         if href.startswith("cite:"):
@@ -364,6 +389,7 @@ class Palette(QWidget):
         self.answer, self.citations, self._question, self._earlier = "", [], "", []
         self.view.clear()
         self.cites_label.setText("")
+        self.evidence_label.hide()
         self.route_label.setText("")
         self.tools.clear()
         self.status.setText("New conversation")

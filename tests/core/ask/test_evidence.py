@@ -25,6 +25,9 @@ def test_sentences_split_on_ends_and_list_items_not_on_abbreviations_or_decimals
     assert split_sentences("Dr. Okafor is at 9.30 today. Bring the card!\n- milk\n- eggs") == [
         "Dr. Okafor is at 9.30 today.", "Bring the card!", "milk", "eggs"]
     assert len(split_sentences("A. " * 200)) <= 10      # bounded however long the passage
+    # a Markdown heading is a title, not evidence; a hashtag in a sentence stays
+    assert split_sentences("# Boiler\nThe boiler was serviced in March. #home") == [
+        "The boiler was serviced in March. #home"]
 
 
 def test_evidence_is_the_sentence_that_answers_not_the_passage_start(embedder):
@@ -52,6 +55,13 @@ def test_answer_check_marks_invented_sentences_and_numbers(embedder):
                              "Heatwell also installed solar panels on the roof of the school.",
                              graded)
     assert [c.supported for c in checked] == [True, False, False]
+    # a true clause does not carry an invented one hung on it
+    [c] = f.check_answer("The boiler was serviced on 3 March 2025 by Heatwell, which suggests "
+                         "the roof was also repaired by a company in Berlin.", graded)
+    assert not c.supported
+    [c] = f.check_answer("The boiler was serviced by Heatwell, and the pressure valve should be "
+                         "replaced next year.", graded)
+    assert c.supported
     # "the notes do not say" is no claim; an answer with no passage at all is all unbacked
     assert f.check_answer("The notes do not say.", graded)[0].supported
     assert not f.check_answer("Paris is the capital of France.", [])[0].supported
@@ -108,10 +118,18 @@ def test_repetition_stops_a_looping_sentence_and_keeps_the_first():
 
 def test_repetition_of_lines_and_of_one_word():
     g = RepetitionGuard()
-    assert any(g.feed(x) for x in ["[1] Garden\n", "ok\n", "[1] Garden\n", "yes\n", "[1] Garden\n"])
-    assert g.answer() == "[1] Garden\nok"
+    assert any(g.feed(x) for x in ["Buy:\n", "- milk and eggs\n"] + ["- bread rolls\n"] * 4)
+    assert g.answer() == "Buy:\n- milk and eggs\n- bread rolls"
     g = RepetitionGuard()
-    assert stream(g, "the " * 40) and g.answer() == "the the the the the the"
+    assert stream(g, "the " * 40) and g.answer() == "the"
+
+
+def test_runs_that_recur_with_other_words_between_are_not_a_loop():
+    # a list of files in one folder repeats the folder's path: an answer, not a loop
+    g = RepetitionGuard()
+    files = "".join(f"/home/ana/notes/projects/atlas/{name}.md was changed today.\n"
+                    for name in ("plan", "budget", "team", "risks", "launch"))
+    assert not stream(g, files) and g.answer() == files
 
 
 def test_an_ordinary_answer_is_not_cut():

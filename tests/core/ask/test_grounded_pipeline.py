@@ -5,6 +5,7 @@ speaking Ollama's protocol."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 from deskmind.core.ask.pipeline import NOTHING_RELEVANT, AskOptions
 from deskmind.core.ask.session import ask_session
@@ -63,7 +64,7 @@ def test_unrelated_memory_says_so_and_never_asks_the_model(core):
         res = ask(core, srv, "What is the capital of Australia?")
         assert srv.chat_requests() == []
     assert res.abstained and res.answer == NOTHING_RELEVANT
-    assert "closest passage" in res.route["reason"] and "under the 0.45 needed" in res.route["reason"]
+    assert "closest passage" in res.route["reason"] and "under the 0.38 needed" in res.route["reason"]
 
 
 def test_grounded_prompt_small_model_few_passages_no_locators_evidence_per_citation(core):
@@ -79,10 +80,11 @@ def test_grounded_prompt_small_model_few_passages_no_locators_evidence_per_citat
         body = srv.chat_requests()[0].json()
     prompt = body["messages"][-1]["content"]
     assert body["options"]["temperature"] == 0.0 and body["options"]["num_predict"] == 200
-    assert prompt.count("\n[") == 3 and "3 March 2025" in prompt     # three passages for 135M
+    shown = re.findall(r"^\[(\d+)\] ", prompt, re.M)
+    assert 1 <= len(shown) <= 3 and "3 March 2025" in prompt          # at most three for 135M
     assert "line" not in prompt and "deskmind://" not in prompt        # no locator noise
     assert res.grounded and not res.abstained and res.unsupported == []
-    assert res.route["passages"] == 3 and res.route["model_parameters"] == 1.35e8
+    assert res.route["passages"] == len(shown) and res.route["model_parameters"] == 1.35e8
     boiler = [c for c in res.citations if c.title == "Boiler"][0]
     assert "3 March 2025" in boiler.evidence and "Parking" not in boiler.evidence
     assert boiler.to_dict()["evidence"] == boiler.evidence

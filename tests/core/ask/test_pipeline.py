@@ -183,7 +183,8 @@ cloud = true
             async with ask_session(core, cfg=cfg, approver=lambda r: True, targets=(), embedded=None,
                                    timeouts=FAST, secrets=SecretStore(environ={
                                        "DESKMIND_CLAUDE_API_KEY": "sk-ant-test-1234567890"})) as p:
-                return await p.run("hi", AskOptions(prompt_privacy="public", save=False))
+                # No memory: with an empty one, no model would be asked at all.
+                return await p.run("hi", AskOptions(prompt_privacy="public", save=False, use_memory=False))
 
         res = asyncio.run(main())
         body = srv.chat_requests()[0].json()

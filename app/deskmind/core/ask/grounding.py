@@ -18,6 +18,9 @@ from deskmind.core.ask.evidence import Graded
 SMALL_PARAMS = 1e9
 SMALL_PASSAGES = 3
 SMALL_PASSAGE_CHARS = 500
+# A small model reads a passage only when it is nearly as relevant as the best: a distractor
+# next to the right note is what most often turns its answer wrong.
+SMALL_MARGIN = 0.1
 LARGE_PASSAGE_CHARS = 1500
 CHARS_PER_TOKEN = 3.5        # English prose in the tokenizers of current small models
 PROMPT_OVERHEAD_TOKENS = 200  # system prompt, question, template
@@ -81,6 +84,8 @@ def choose_passages(graded: Sequence[Graded], profile: ModelProfile, limit: int,
     """The relevant passages the model will read, best first, each with the text to show it:
     the whole passage when it fits, else its best sentences and their neighbours."""
     ranked = sorted((g for g in graded if g.relevant), key=lambda g: -g.relevance)
+    if profile.small and ranked:
+        ranked = [g for g in ranked if g.relevance >= ranked[0].relevance - SMALL_MARGIN]
     ranked = ranked[:profile.passages(limit)]
     budget = profile.source_budget(answer_tokens)
     per = profile.passage_chars()

@@ -325,12 +325,13 @@ class AskPipeline:
         usable = [g for g in graded if g.hit.chunk_id not in set(cand.withheld)]
         chosen = choose_passages(usable, profile, opts.limit, opts.max_tokens or ANSWER_TOKENS)
         if self.searches_memory(opts):
-            messages, cites = build_grounded(question, chosen)
+            messages, cites = build_grounded(question, chosen, small=profile.small)
         else:
             messages, cites = build_messages(question, [])
         if profile.small and chosen:
             # A small model sampling from a grounded prompt drifts off its sources, and what it
-            # writes after its first two sentences is rarely in them.
+            # writes after its first two sentences is rarely in them. (Other work, such as
+            # minutes or a note's clean-up, keeps the caller's options.)
             opts = dataclasses.replace(
                 opts, temperature=0.0 if opts.temperature is None else opts.temperature,
                 max_tokens=opts.max_tokens or SMALL_ANSWER_TOKENS)
