@@ -8,12 +8,53 @@ each ``validate`` adds the checks of meaning.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from deskmind.core.errors import UserInputError
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+MAX_KEEP_ALIVE_S = 7 * 24 * 3600.0
+_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_keep_alive(value: Any, where: str = "[engine] keep_alive") -> float:
+    """Seconds from ``300``, ``"5m"``, ``"30s"``, ``"1h"``, ``0`` (unload at once) or ``-1``
+    (never unload), as Ollama's ``keep_alive`` reads."""
+    bad = f"{where} must be a duration like 300, \"5m\", 0 or -1, not {value!r}"
+    if isinstance(value, bool):
+        raise UserInputError(bad)
+    if isinstance(value, (int, float)):
+        number = seconds = float(value)
+    elif isinstance(value, str) and len(value) <= 32 and (m := _DURATION.match(value)):
+        number = float(m.group(1))
+        seconds = number * _UNIT_S[m.group(2)]
+    else:
+        raise UserInputError(bad)
+    if number == -1:
+        return -1.0
+    if not math.isfinite(seconds) or seconds > MAX_KEEP_ALIVE_S:
+        raise UserInputError(f"{where} is too long or not a number ({value!r}); -1 keeps models loaded")
+    if seconds < 0:
+        raise UserInputError(f"{where} cannot be negative ({value!r}); -1 keeps models loaded")
+    return seconds
+
+
+@dataclass
+class EngineSettings:
+    """The ``[engine]`` table: how long a loaded model stays in memory unused."""
+
+    keep_alive: float | str = "5m"   # seconds or "30s", "5m", "1h"; 0: unload at once; -1: never
+
+    def validate(self, where: str = "[engine]") -> None:
+        parse_keep_alive(self.keep_alive, f"{where} keep_alive")
+
+    def keep_alive_s(self) -> float:
+        return parse_keep_alive(self.keep_alive)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deskmind.core.config.schema import parse_section
-from deskmind.core.config.sections import GatewayConfig, SpeechSettings
+from deskmind.core.config.sections import EngineSettings, GatewayConfig, SpeechSettings
 from deskmind.core.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class Settings:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
 
 def section_types() -> dict[str, type]:

@@ -6,7 +6,8 @@ second or more and holds its weights in memory, so the engines live here instead
 :class:`EnginePool` the :class:`~deskmind.core.app.Core` owns, keyed by the model file.
 
 An engine unused for ``keep_alive`` seconds is unloaded (as Ollama's ``keep_alive``: 0 unloads
-as soon as the last user is done, -1 never unloads) and loaded again on the next use.
+as soon as the last user is done, -1 never unloads) and loaded again on the next use. The
+setting is ``[engine] keep_alive`` in settings.toml (:class:`~deskmind.core.config.sections.EngineSettings`).
 Unloading while a generation runs is safe: the engine cancels it and waits for it to leave
 llama.cpp before the model is freed.
 
@@ -17,24 +18,18 @@ loads, so call it from a worker thread, never from an event loop or the GUI thre
 from __future__ import annotations
 
 import logging
-import math
-import re
 import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 from deskmind.core.errors import UserInputError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_KEEP_ALIVE_S = 300.0  # Ollama's default: five minutes
-MAX_KEEP_ALIVE_S = 7 * 24 * 3600.0
-_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 class Engine(Protocol):
@@ -42,47 +37,6 @@ class Engine(Protocol):
     frees the model; it may be called more than once."""
 
     def close(self) -> None: ...
-
-
-@dataclass
-class EngineSettings:
-    """The ``[engine]`` table of settings.toml."""
-
-    keep_alive_s: float = DEFAULT_KEEP_ALIVE_S
-
-
-def parse_keep_alive(value: Any, where: str = "[engine] keep_alive") -> float:
-    """Seconds from ``300``, ``"5m"``, ``"30s"``, ``"1h"``, ``0`` (unload at once) or ``-1``
-    (never unload)."""
-    if isinstance(value, bool):
-        raise UserInputError(f"{where} must be a duration like 300, \"5m\", 0 or -1, not {value!r}")
-    if isinstance(value, (int, float)):
-        number, seconds = float(value), float(value)
-    elif isinstance(value, str) and len(value) <= 32 and (m := _DURATION.match(value)):
-        number = float(m.group(1))
-        seconds = number * _UNIT_S[m.group(2)]
-    else:
-        raise UserInputError(f"{where} must be a duration like 300, \"5m\", 0 or -1, not {value!r}")
-    if number == -1:
-        return -1.0
-    if not math.isfinite(seconds) or seconds > MAX_KEEP_ALIVE_S:
-        raise UserInputError(f"{where} is too long or not a number ({value!r}); -1 keeps models loaded")
-    if seconds < 0:
-        raise UserInputError(f"{where} cannot be negative ({value!r}); -1 keeps models loaded")
-    return seconds
-
-
-def engine_settings(settings: Any) -> EngineSettings:
-    """The checked ``[engine]`` table from a loaded :class:`Settings` (defaults when absent)."""
-    data = (getattr(settings, "extra", {}) or {}).get("engine", {})
-    if not isinstance(data, dict):
-        raise UserInputError("[engine] must be a table of settings")
-    unknown = sorted(set(data) - {"keep_alive"})
-    if unknown:
-        log.warning("[engine]: unknown settings ignored: %s", ", ".join(unknown))
-    if "keep_alive" not in data:
-        return EngineSettings()
-    return EngineSettings(keep_alive_s=parse_keep_alive(data["keep_alive"]))
 
 
 class _Slot:
