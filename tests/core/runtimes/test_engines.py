@@ -121,6 +121,7 @@ def test_two_hubs_load_the_model_once(gguf, deskmind_home):
 
 
 @needs_llama
+@pytest.mark.timeout(1200)  # two answers capped at 1024 tokens each: minutes on a busy machine
 def test_two_complete_calls_load_the_model_once(gguf, deskmind_home, monkeypatch):
     from deskmind.core.app import Core
 
