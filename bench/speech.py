@@ -9,10 +9,20 @@ Prints:
      the recorder cuts them (per channel; a two-sided meeting doubles the work);
   3. a real 45 s two-channel meeting through the recorder: how long stop() takes (only the
      tail is left to transcribe);
-  4. peak memory (max RSS) of the process.
+  4. voice notes with clean-up by the default model (SmolLM2 in the embedded llama.cpp, through
+     the router): key-up to saved now (the note is saved as transcribed, the clean-up follows in
+     the background) against key-up to cleaned (what a note cost when it waited for its clean-up
+     before being saved), and what became of each clean-up (used, rejected, or skipped once the
+     model was switched off for clean-up);
+  5. dictation: key-up → text in the focused app (a Qt line edit in another process on Xvfb,
+     typed with xdotool) for ~5 s utterances, and key-down → first captured sample with the
+     pre-roll on and off (negative: the recording starts before the key went down). Target:
+     <= 0.7 s and <= 50 ms.
+  6. peak memory (max RSS) of the process.
 
 Speech is synthesised with espeak-ng. Needs pulseaudio, pactl/paplay/pacat, espeak-ng, sox.
-Usage: python bench/speech.py [--runs 2] [--threads 2] [--skip-meeting]
+Usage: python bench/speech.py [--runs 2] [--threads 2] [--skip-meeting] [--skip-cleanup]
+       [--cleanup-only] [--dictation-only]
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import os
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,6 +73,15 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def say_note(rec, pulse, wav: Path):
+    """Record ``wav`` played into the virtual microphone; returns the saved note."""
+    rec.start()
+    rec._capture.wait_first_block(5)
+    pulse.play(wav, MIC_SINK)
+    time.sleep(0.15)
+    return rec.stop()
+
+
 def bench_notes(core, eng, sd, pulse, work: Path, runs: int, full_window: bool) -> None:
     from deskmind.core.speech import Speech
 
@@ -80,11 +100,7 @@ def bench_notes(core, eng, sd, pulse, work: Path, runs: int, full_window: bool) 
         for text in texts:
             wav = speech_wav(work, text)
             for _ in range(runs):
-                rec.start()
-                rec._capture.wait_first_block(5)
-                pulse.play(wav, MIC_SINK)
-                time.sleep(0.15)
-                note = rec.stop()
+                note = say_note(rec, pulse, wav)
                 totals.append(note.timings["total"])
                 transcribe_s.append(note.timings["transcribe"])
                 save_s.append(note.timings["save"])
@@ -97,6 +113,32 @@ def bench_notes(core, eng, sd, pulse, work: Path, runs: int, full_window: bool) 
             print(f"      heard: {h}")
     model.min_window_frames = trimmed_frames
     speech.close()
+
+
+def bench_cleanup(core, eng, sd, pulse, work: Path, runs: int) -> None:
+    from deskmind.core.speech import Speech
+
+    speech = Speech(core, sd=sd, engine=eng, complete=core.complete)
+    rec = speech.voice_note_recorder()
+    saved, cleaned, outcomes = [], [], []
+    for text in NOTES[5]:
+        wav = speech_wav(work, text)
+        for _ in range(runs):
+            note = say_note(rec, pulse, wav)
+            saved.append(note.timings["total"])
+            out = note.wait_for_cleanup()  # the clean-up started when the note was saved
+            cleaned.append(note.timings["total"] + out.seconds)
+            outcomes.append(out.status)
+    speech.close()
+    print(f"\nvoice notes (~5 s) with clean-up by the default model; {len(saved)} notes:")
+    print(f"  key-up to saved (saved first, now): median {statistics.median(saved):.3f} s, "
+          f"max {max(saved):.3f}")
+    print(f"  key-up to cleaned (when a note waited for its clean-up): median "
+          f"{statistics.median(cleaned):.3f} s, max {max(cleaned):.3f}")
+    print("  clean-ups: " + ", ".join(f"{s} {outcomes.count(s)}" for s in dict.fromkeys(outcomes)))
+    for model, r in speech.cleanup_record.state().items():
+        print(f"  {model}: {r.get('rejected_in_a_row', 0)} rejected in a row, "
+              f"clean-up {'off' if r.get('off') else 'on'} ({r.get('last_reason', '')})")
 
 
 def bench_rtf(whisper_engine, work: Path, segment_s: float = 15.0) -> None:
@@ -151,14 +193,75 @@ def bench_meeting(core, eng, sd, pulse, work: Path, seconds: float = 45.0) -> No
     speech.close()
 
 
+def bench_dictation(core, eng, sd, pulse, work: Path, runs: int) -> None:
+    """Key-up → the last character in the target window, measured from outside: the window
+    prints its text on every change and the time the final text arrived is taken."""
+    from deskmind.core.speech import Speech
+    from deskmind.core.speech.deliver import Deliverer
+    from tests.fakes.text_window import TextWindow
+    from tests.ui.xharness import XSession
+
+    x = XSession(tray=False).start()
+    window = TextWindow(x.env(), "dm-bench-dictation")
+    speech = Speech(core, sd=sd, engine=eng)
+    speech.settings.dictate_save_note = False  # saved after the text is typed: not in the figure
+    try:
+        for preroll in (True, False):
+            speech.settings.preroll = preroll
+            speech.arm_microphone()
+            d = speech.dictation(Deliverer(None, env=x.env()), may_paste=lambda: True)
+            if preroll:
+                time.sleep(0.5)  # the ring fills
+            up_to_text, leads, core_s, heard = [], [], [], []
+            for text in NOTES[5]:
+                wav = speech_wav(work, text)
+                for _ in range(runs):
+                    subprocess.run(["xdotool", "key", "--window", str(window.wid), "ctrl+a", "BackSpace"],
+                                   env=x.env(), timeout=5)
+                    window.focus()
+                    window.settled(0.2)
+                    d.press()
+                    pulse.play(wav, MIC_SINK)
+                    time.sleep(0.15)
+                    t_up = time.monotonic()
+                    r = d.release()
+                    window.wait_text(lambda t, want=r.text: t == want, timeout=10)
+                    if window.text != r.text:
+                        print(f"      not delivered: {r.message}")
+                        continue
+                    up_to_text.append(window.text_at - t_up)
+                    core_s.append(r.timings["key_up_to_text"])
+                    leads.append(r.lead_s)
+                heard.append(r.text)
+            label = "on (0.3 s)" if preroll else "off"
+            print(f"\ndictation, pre-roll {label}; {len(NOTES[5])} ~5 s utterances x {runs} runs:")
+            if up_to_text:
+                print(f"  key-up -> text in the focused app: median {statistics.median(up_to_text):.3f} s, "
+                      f"min {min(up_to_text):.3f}, max {max(up_to_text):.3f} "
+                      f"(of which transcribe+type in the core: median {statistics.median(core_s):.3f} s)")
+                print(f"  key-down -> first captured sample: median {statistics.median(leads) * 1000:+.0f} ms, "
+                      f"max {max(leads) * 1000:+.0f} ms")
+            for h in heard:
+                print(f"      typed: {h}")
+            speech.disarm_microphone()
+    finally:
+        speech.close()
+        window.close()
+        x.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-meeting", action="store_true")
+    ap.add_argument("--skip-cleanup", action="store_true")
+    ap.add_argument("--cleanup-only", action="store_true", help="only the clean-up figures (4)")
+    ap.add_argument("--dictation-only", action="store_true", help="only the dictation figures (5)")
     args = ap.parse_args()
     home = Path(tempfile.mkdtemp(prefix="dm-bench-speech-"))
     os.environ["DESKMIND_HOME"] = str(home)
+    os.environ["DESKMIND_DISCOVER"] = ""  # the default (embedded) model, not a server found here
     cfg = home / "config" / "settings.toml"
     cfg.parent.mkdir(parents=True)
     cfg.write_text(f"[speech]\nthreads = {args.threads}\n")
@@ -181,10 +284,18 @@ def main() -> None:
             # Warm the embedder and database (the desktop app has them loaded already).
             warm = Speech(core, sd=sd, engine=eng)
             warm.note_from_file(speech_wav(work, NOTES[2][0]))
-            bench_notes(core, eng, sd, pulse, work, args.runs, full_window=False)
-            bench_notes(core, eng, sd, pulse, work, args.runs, full_window=True)
-            bench_rtf(eng, work)
-            if not args.skip_meeting:
+            if not args.cleanup_only:
+                bench_dictation(core, eng, sd, pulse, work, args.runs)
+            if args.dictation_only:
+                return
+            if not args.cleanup_only:
+                bench_notes(core, eng, sd, pulse, work, args.runs, full_window=False)
+                bench_notes(core, eng, sd, pulse, work, args.runs, full_window=True)
+            if not args.skip_cleanup:
+                bench_cleanup(core, eng, sd, pulse, work, args.runs)
+            if not args.cleanup_only:
+                bench_rtf(eng, work)
+            if not args.skip_meeting and not args.cleanup_only:
                 bench_meeting(core, eng, sd, pulse, work)
             eng.close()
     finally:

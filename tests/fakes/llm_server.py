@@ -36,6 +36,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 
+OLLAMA_PROMPT_TOKENS = 10  # prompt_eval_count in Ollama's last line
+OPENAI_PROMPT_TOKENS = 12  # usage.prompt_tokens when a client asks for usage
+
+
 @dataclass
 class Reply:
     text: str = "Hello from the fake runtime."
@@ -329,7 +333,7 @@ def _make_handler(srv: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                                   "message": {"role": "assistant", "content": tok}, "done": False}), True))
             out.append((line({"model": model, "created_at": _now(),
                               "message": {"role": "assistant", "content": ""}, "done": True,
-                              "done_reason": "stop", "total_duration": 1000, "prompt_eval_count": 10,
+                              "done_reason": "stop", "total_duration": 1000, "prompt_eval_count": OLLAMA_PROMPT_TOKENS,
                               "eval_count": len(reply.tokens())}), False))
             return out
 
@@ -349,6 +353,14 @@ def _make_handler(srv: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                                                 "function": {"name": name, "arguments": raw[:half]}}]}), True))
                 out.append((ev({"tool_calls": [{"index": i, "function": {"arguments": raw[half:]}}]}), True))
             out.append((ev({}, "tool_calls" if reply.tool_calls else "stop"), False))
+            if (data.get("stream_options") or {}).get("include_usage"):
+                # As OpenAI does: one more chunk, with no choices, carrying the token counts.
+                n = len(reply.tokens())
+                usage = {"prompt_tokens": OPENAI_PROMPT_TOKENS, "completion_tokens": n,
+                         "total_tokens": OPENAI_PROMPT_TOKENS + n}
+                out.append((b"data: " + json.dumps({
+                    "id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
+                    "model": model, "choices": [], "usage": usage}).encode() + b"\n\n", False))
             out.append((b"data: [DONE]\n\n", False))
             return out
 

@@ -72,16 +72,21 @@ def desktop(core, qtbot, qloop):
     close_app(app)
 
 
-def close_app(app) -> None:
-    """Shut the app down and close every top-level widget it made: widgets left to the final
-    garbage collection, after the QApplication is gone, can abort the interpreter."""
-    app.shutdown()
-    meeting = app.meeting
-    for w in [*app._windows.values(), app.palette, app.hud, app.tray.fallback,
-              getattr(meeting, "transcript", None), getattr(meeting, "minutes", None)]:
-        if w is not None:
-            w.close()
-            w.deleteLater()
+def close_app(app, timeout_s: float = 15.0) -> None:
+    """Quit the app the way the tray does (every service closed in order, on the running loop)
+    and wait for it: widgets left to the final garbage collection, after the QApplication is
+    gone, can abort the interpreter."""
+    import time
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    app.quit()
+    deadline = time.monotonic() + timeout_s
+    while not app.quitting.done() and time.monotonic() < deadline:
+        QCoreApplication.processEvents()
+        time.sleep(0.005)
+    assert app.quitting.done(), f"quitting did not finish in {timeout_s} s"
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 @pytest.fixture

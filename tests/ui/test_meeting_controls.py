@@ -30,6 +30,35 @@ def test_live_transcript_says_who_spoke_from_the_channel(qtbot):
     assert win.segments == 4
 
 
+def test_live_transcript_is_in_time_order_when_channels_arrive_out_of_order(qtbot):
+    """Each channel is transcribed on its own: the computer's sound for 0:00-0:30 can arrive
+    after the microphone's turns up to 0:40. The window shows them as they were spoken, like
+    the saved transcript."""
+    from deskmind.core.speech.storage import transcript_lines
+
+    win = TranscriptWindow()
+    qtbot.addWidget(win)
+    arrived = [
+        Segment(1.0, 4.0, "Morning, shall we start?", channel="me"),
+        Segment(21.5, 25.0, "Then the budget is settled.", channel="me"),
+        Segment(40.0, 43.0, "Next week then.", channel="me"),
+        Segment(5.0, 9.0, "Yes, the numbers came in.", channel="others"),     # late: others' block
+        Segment(21.5, 24.0, "Agreed.", channel="others"),                     # same start as mine
+        Segment(30.0, 33.0, "One more thing about travel.", channel="others"),
+        Segment(44.0, 46.0, "Bye.", channel="others"),                        # in order again
+    ]
+    for seg in arrived:
+        win.add_segment(seg)
+    shown = win.text.toPlainText().splitlines()
+    assert shown == transcript_lines(sorted(arrived, key=lambda s: (s.start, s.channel or "")))
+    assert shown[:3] == ["[0:01] me: Morning, shall we start?", "[0:05] others: Yes, the numbers came in.",
+                         "[0:21] me: Then the budget is settled."]
+    assert win.segments == 7
+    win.clear()
+    win.add_segment(Segment(2.0, 3.0, "Again.", channel="me"))
+    assert win.text.toPlainText() == "[0:02] me: Again."
+
+
 @pytest.fixture
 def second_server(monkeypatch):
     """Another PulseAudio daemon, to be killed mid-recording (a microphone that goes away).

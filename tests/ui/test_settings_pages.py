@@ -98,10 +98,10 @@ def test_agents_matrix_grants_paste_live(qtbot, app, qloop, monkeypatch):
     assert routing(app)["agents"]["quick-ask"]["paste"] is True
     # No new question and no restart: the Paste button follows the matrix.
     qtbot.waitUntil(p.paste_btn.isEnabled, timeout=5000)
-    assert p.paste_btn.toolTip() == "" and app.pipeline_answerer.may("paste")
+    assert p.paste_btn.toolTip() == "" and app.ask.may("paste")
     box.setChecked(False)
     qtbot.waitUntil(lambda: not p.paste_btn.isEnabled(), timeout=5000)
-    assert not app.pipeline_answerer.may("paste")
+    assert not app.ask.may("paste")
 
 
 def test_privacy_ceiling_and_ledger(qtbot, app):
@@ -139,3 +139,23 @@ def test_speech_page_saves_and_applies_vocabulary(qtbot, app):
     assert app.speech.settings.vocabulary == ["Deskmind", "Kubernetes"]
     data = tomllib.loads(app.core.paths.settings_path.read_text())
     assert data["speech"]["vocabulary"] == ["Deskmind", "Kubernetes"]
+
+
+def test_speech_page_says_which_models_note_clean_up_is_off_for(qtbot, app):
+    """A model whose clean-ups were rejected three times in a row is named on the page, with
+    why; "Try note clean-up again" turns it back on for the next note."""
+    from PySide6.QtCore import Qt
+
+    rec = app.speech.cleanup_record
+    for _ in range(3):
+        rec.rejected("embedded:smollm2-135m-instruct", "it kept 20% of the words said")
+    w = app.show_window("settings")
+    qtbot.waitUntil(lambda: "Speech" in w.pages, timeout=10000)
+    page = w.pages["Speech"]
+    assert page.cleanup_state.isVisibleTo(page) and page.cleanup_retry.isVisibleTo(page)
+    assert page.cleanup_state.text() == (
+        "Note clean-up is off for embedded:smollm2-135m-instruct: its last 3 clean-ups were not "
+        "used (it kept 20% of the words said). Notes are saved as transcribed.")
+    qtbot.mouseClick(page.cleanup_retry, Qt.MouseButton.LeftButton)
+    assert rec.off_models() == frozenset() and not page.cleanup_state.isVisibleTo(page)
+    assert "tried again" in page.status.text()

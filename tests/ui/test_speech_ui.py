@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 
 def test_push_to_talk_hold_saves_a_note(qtbot, speech_app, pulse, speech_dir):
     from tests.fakes.audio import speech_wav
@@ -56,8 +58,12 @@ def test_meeting_from_tray_with_live_transcript(qtbot, speech_app, pulse, speech
     assert "Meeting saved" in tray.fallback.status.text()
 
 
-def test_interrupted_meeting_is_offered_for_recovery_at_start(qtbot, core, qloop, whisper_engine, speech_dir):
-    """A meeting whose recorder died is found at start; Yes in the (non-modal) prompt saves it."""
+@pytest.mark.parametrize("model", ["writes minutes", "cannot write minutes"])
+def test_interrupted_meeting_is_offered_for_recovery_at_start(qtbot, core, qloop, whisper_engine, speech_dir,
+                                                              model):
+    """A meeting whose recorder died is found at start; Yes in the (non-modal) prompt saves it,
+    and the person is told as after a normal stop: "Meeting saved", and its minutes open (or,
+    when the model could not write them, minutes that say so, never "none")."""
     import shutil
 
     from PySide6.QtWidgets import QMessageBox
@@ -65,12 +71,18 @@ def test_interrupted_meeting_is_offered_for_recovery_at_start(qtbot, core, qloop
     from deskmind.core.speech import Speech
     from deskmind.core.speech.segments import MeetingFolder, SegmentInfo
     from deskmind.ui.app import DesktopApp
+    from tests.core.speech.minutes_writer import MinutesWriter
     from tests.fakes.audio import speech_wav
     from tests.ui.conftest import no_runtime_hub
 
-    speech = Speech(core, engine=whisper_engine, system_source=lambda: None)
+    def not_json(task, prompt, privacy, schema=None):
+        return "Decisions: none. Action items: none. Open questions: none."
+
+    complete = MinutesWriter() if model == "writes minutes" else not_json
+    speech = Speech(core, engine=whisper_engine, system_source=lambda: None, complete=complete)
     folder = MeetingFolder.create(speech.meetings_dir, "m-cut", title="Cut off", pid=999999999)
-    shutil.copy(speech_wav(speech_dir, "The budget review starts on Monday morning."), folder.path / "me-0001.wav")
+    shutil.copy(speech_wav(speech_dir, "We decided that the budget review starts on Monday morning."),
+                folder.path / "me-0001.wav")
     folder.put_segment(SegmentInfo("me", 1, "me-0001.wav", 0.0, 16000))
     app = DesktopApp(core, tray_available=False, speech=speech, hub_kw=no_runtime_hub(),
                      instance_name=f"deskmind-test-{uuid.uuid4().hex[:8]}")
@@ -79,10 +91,26 @@ def test_interrupted_meeting_is_offered_for_recovery_at_start(qtbot, core, qloop
         qtbot.waitUntil(lambda: app.meeting is not None and app.meeting.recovery_box is not None, timeout=15000)
         box = app.meeting.recovery_box
         assert box.isVisible() and "1 meeting recording(s) stopped" in box.text()
+        saved = []
+        app.meeting.saved.connect(saved.append)
         box.button(QMessageBox.StandardButton.Yes).click()
-        qtbot.waitUntil(lambda: "Meeting recovered" in app.tray.fallback.status.text(), timeout=60000)
+        qtbot.waitUntil(lambda: "Meeting saved" in app.tray.fallback.status.text(), timeout=60000)
+        status = app.tray.fallback.status.text()
+        assert "Recovered after the recording was cut off: 1 transcript segments" in status
         assert [s.kind for s in core.store.list_sources(kind="meeting")] == ["meeting"]
         assert speech.interrupted_meetings() == []
+        # The minutes window shows the recovered meeting's minutes, as after a stop.
+        win = app.meeting.minutes
+        assert win is not None and win.isVisible()
+        shown = win.view.toPlainText()
+        if model == "writes minutes":
+            assert "Decisions" in shown and "budget review" in shown.lower() and "[0:00]" in shown
+            assert [s.kind for s in core.store.list_sources(kind="minutes")] == ["minutes"]
+        else:
+            assert shown.startswith("Minutes\nThe model could not write minutes for this meeting: its "
+                                    "answer could not be read as minutes. The transcript is saved.")
+            assert "none" not in shown and core.store.list_sources(kind="minutes") == []
+        assert saved and saved[0].recovered and win.meeting_id == saved[0].source_id
     finally:
         from tests.ui.conftest import close_app
 

@@ -138,3 +138,26 @@ class AppProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         return self.proc.returncode
+
+
+def center(rect: list[int]) -> tuple[str, str]:
+    """The middle of a [x, y, w, h] rectangle, as xdotool arguments."""
+    x, y, w, h = rect
+    return str(x + w // 2), str(y + h // 2)
+
+
+def tray_action(x: XSession, app: AppProcess, prefix: str) -> None:
+    """Right-click the tray icon and click the menu item whose text starts with ``prefix``."""
+    st = app.status()
+    x.xdotool("mousemove", *center(st["tray"]["geometry"]), "click", "3")
+    st = app.wait_for(lambda s: s["menu"]["visible"], timeout=10, what="tray menu")
+    rect = next(r for t, r in st["menu"]["actions"].items() if t.startswith(prefix))
+    x.xdotool("mousemove", *center(rect), "click", "1")
+
+
+def settings_page(x: XSession, app: AppProcess, page: str) -> dict[str, Any]:
+    """Open Settings from the tray and click ``page`` in its list; the status once it shows."""
+    tray_action(x, app, "Settings")
+    st = app.wait_for(lambda s: s["windows"].get("settings", {}).get("visible"), timeout=15, what="settings")
+    x.xdotool("mousemove", *map(str, st["settings_nav"][page]), "click", "1")
+    return app.wait_for(lambda s: s.get("settings_page") == page, timeout=10, what=f"the {page} page")

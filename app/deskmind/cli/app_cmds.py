@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -17,9 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gui", help="start the tray app (the same as running deskmind alone)")
     p.add_argument("--no-hotkeys", action="store_true", help="do not arm global hotkeys")
     p.set_defaults(func=run_app)
-    p = sub.add_parser("trigger", help="ask the running app to open the palette, talk or a meeting "
-                                       "(bind this in your desktop's keyboard settings)")
-    p.add_argument("action", choices=("palette", "talk", "meeting"))
+    p = sub.add_parser("trigger", help="ask the running app to open the palette, talk, dictate or "
+                                       "a meeting (bind this in your desktop's keyboard settings)")
+    p.add_argument("action", choices=("palette", "talk", "meeting", "dictate"))
     p.set_defaults(func=cmd_trigger)
 
 
@@ -57,7 +58,9 @@ def run_app(args: argparse.Namespace) -> int:
     from deskmind.ui.single_instance import send_message
     from deskmind.ui.tasks import background_executor
 
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QCoreApplication, QEvent, QTimer
+
+    from deskmind.ui.shutdown import LAST_RESORT_GRACE_S, arm_last_resort
 
     qapp = QApplication.instance() or QApplication(sys.argv[:1])
     qapp.setApplicationName("Deskmind")
@@ -81,12 +84,24 @@ def run_app(args: argparse.Namespace) -> int:
     wake = QTimer()
     wake.timeout.connect(lambda: None)
     wake.start(250)
-    app_close = asyncio.Event()
-    qapp.aboutToQuit.connect(app_close.set)
-    try:
-        with loop:
-            loop.run_until_complete(app_close.wait())
-    finally:
-        desktop.shutdown()
-        core.close()
+    # From the moment quitting starts, a bound on the whole exit (see ui/shutdown.py).
+    desktop.quit_started.connect(lambda: arm_last_resort(desktop.quit_bound_s + LAST_RESORT_GRACE_S))
+    closed = asyncio.Event()
+    desktop.quit_finished.connect(closed.set)
+    # Qt ending its loop for another reason (the session ends) quits in order too.
+    qapp.aboutToQuit.connect(desktop.quit)
+    with loop:
+        try:
+            loop.run_until_complete(closed.wait())
+        except RuntimeError:  # Qt's loop stopped first: run it again until every service is closed
+            desktop.quit()
+            loop.run_until_complete(closed.wait())
+    wake.stop()
+    core.close()
+    # Qt objects and native engines go now, in this order, not in the interpreter's last
+    # garbage collection (after the QApplication).
+    desktop.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    del desktop
+    gc.collect()
     return 0

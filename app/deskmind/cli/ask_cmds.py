@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import deskmind.core.runtimes  # noqa: F401  (registers ollama:/openai-compat: embedders for reembed)
+from deskmind.core.runtimes.kinds import RUNTIME_KINDS
 from deskmind.cli.render import print_json
 from deskmind.core.app import Core
 from deskmind.core.errors import UserInputError
@@ -34,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("models", help="model runtimes found on this machine and configured ones")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--kind", action="append", choices=RUNTIME_KINDS.names(),
+                   help="only runtimes of this kind (repeatable)")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("route", help="show how a request would be routed")
@@ -122,6 +125,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
             sys.stderr.write(f"deskmind: {ev.text}; trying the next model\n")
         elif ev.kind == "tool":
             sys.stderr.write(f"deskmind: tool {ev.data['tool']} {ev.data['decision']}\n")
+        elif ev.kind == "stopped":
+            sys.stdout.write("\n")
+            streamed = False
 
     with Core() as core:
         res = ask_sync(core, args.question, opts, on_event=on_event, approver=cli_approver)
@@ -130,15 +136,37 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     if streamed:
         sys.stdout.write("\n")
+    print_grounding(res)
+    r = res.route
+    if res.abstained:
+        sys.stderr.write(f"-- {r['reason']}; to have a model answer from its own knowledge, "
+                         "ask again with --no-memory\n")
+        return 0
+    sys.stderr.write(f"-- {r['provider']}:{r['model']} ({r['zone']}), rule {r['rule']}, "
+                     f"first token {res.timings.get('first_token_ms', 0):.0f} ms\n")
+    return 0
+
+
+def print_grounding(res: Any) -> None:
+    """What backs the answer: each source with its evidence, then what nothing backs."""
+    if res.stopped == "repetition":
+        sys.stderr.write("deskmind: the model began repeating itself, so the answer was cut "
+                         "where the repetition began\n")
     if res.citations:
         print("\nSources:")
         for c in res.citations:
             loc = ", ".join(f"{k} {v}" for k, v in c.locator.items() if not isinstance(v, (list, dict)))
             print(f"  [{c.n}] {c.title or c.source}" + (f" ({loc})" if loc else "") + f"  {c.source}")
-    r = res.route
-    sys.stderr.write(f"-- {r['provider']}:{r['model']} ({r['zone']}), rule {r['rule']}, "
-                     f"first token {res.timings.get('first_token_ms', 0):.0f} ms\n")
-    return 0
+            if c.evidence:
+                print(f"      \u201c{c.evidence}\u201d")
+    if res.abstained:
+        return
+    if not res.grounded and res.answer.strip():
+        print("\n(from the model's own knowledge: no passage of your memory backs this answer)")
+    elif res.unsupported:
+        print("\nNot found in your notes (the model's own words):")
+        for s in res.unsupported:
+            print(f"  - {s}")
 
 
 # -- models ----------------------------------------------------------------------------
@@ -160,7 +188,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
         inv = asyncio.run(main())
     rows = [{"provider": p.name, "kind": p.kind, "zone": p.zone, "available": p.available,
-             "models": p.models, "loaded": p.loaded, "note": p.note} for p in inv.providers.values()]
+             "models": p.models, "loaded": p.loaded, "note": p.note} for p in inv.providers.values()
+            if not args.kind or p.kind in args.kind]
     if args.json:
         print_json(rows)
         return 0
@@ -182,7 +211,6 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_route(args: argparse.Namespace) -> int:
     from deskmind.core.ask.pipeline import ANSWER_TOKENS, AskOptions
-    from deskmind.core.ask.prompt import build_messages
     from deskmind.core.ask.session import ask_session
     from deskmind.core.runtimes.base import ChatRequest
 
@@ -192,18 +220,21 @@ def cmd_route(args: argparse.Namespace) -> int:
         async def main() -> Any:
             async with ask_session(core) as p:
                 hits = await asyncio.to_thread(p.retrieve, args.explain, opts)
+                graded = await asyncio.to_thread(p.grade, args.explain, hits)
                 d = await p.plan(args.explain, hits, opts)
                 body = None
                 if d.candidates:
                     c = d.candidates[0]
-                    used = [h for h in hits if h.chunk_id not in set(c.withheld)]
-                    msgs, _ = build_messages(args.explain, used)
-                    if p.hub.provider(c.provider).kind != "llamacpp":
+                    # The prompt ask would build for this model: relevant passages, trimmed.
+                    prep = await p.prepare(args.explain, graded, c, await p.hub.inventory(), opts)
+                    used = [g.hit for g, _ in prep.chosen]
+                    msgs = prep.messages
+                    if not RUNTIME_KINDS.get(p.hub.provider(c.provider).kind).in_process:
                         # The body the runtime itself would build for this request, unsent.
                         rt = await p.hub.runtime(c.provider)
                         body = rt.request_body(ChatRequest(model=c.model, messages=msgs,
                                                            max_tokens=opts.max_tokens or ANSWER_TOKENS,
-                                                           temperature=opts.temperature))
+                                                           temperature=prep.opts.temperature))
                     return hits, d, p.cfg.source, (used, msgs, body)
                 return hits, d, p.cfg.source, None
 
@@ -241,7 +272,8 @@ def cmd_route(args: argparse.Namespace) -> int:
         print(f"would send {size} to {w['provider']}:{w['model']} ({where}), "
               f"with memory items {w['item_ids'] or 'none'}")
         for h in hits:
-            mark = "withheld" if h.chunk_id in w["withheld_item_ids"] else "sent"
+            mark = ("withheld" if h.chunk_id in w["withheld_item_ids"] else
+                    "sent" if h.chunk_id in w["item_ids"] else "left out (not relevant enough)")
             print(f"  item {h.chunk_id} [{h.privacy}] {mark}: {h.source}")
     else:
         print("nothing would be sent: no candidate may take this request")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from datetime import datetime
@@ -34,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--collection", metavar="NAME",
                    help="only sources in this collection, an Obsidian vault ('deskmind collections')")
     p.add_argument("--mode", choices=("hybrid", "fts", "vector"), default="hybrid")
+    p.add_argument("--include-conversations", action="store_true",
+                   help="also search saved conversations (earlier answers; left out by default "
+                        "unless --kind conversation)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_search)
 
@@ -93,7 +97,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from deskmind.core.memory.search import SearchFilters
+    from deskmind.core.memory.search import SearchFilters, conversations_left_out, search_keeping
 
     if args.limit < 1:
         raise UserInputError("--limit must be at least 1")
@@ -124,14 +128,22 @@ def cmd_search(args: argparse.Namespace) -> int:
                                      f"(collections: {known}; 'deskmind collections' lists them)")
         filters = SearchFilters(kinds=args.kind, source_ids=ids, privacy=args.privacy,
                                 since=since, until=until, collection=args.collection)
-        result = core.searcher().search(args.query, limit=args.limit, filters=filters, mode=args.mode)
+        left_out = conversations_left_out(args.kind, args.include_conversations)
+        if left_out:
+            hits = search_keeping(core.searcher(), args.query, args.limit, filters,
+                                  lambda h: h.kind not in left_out,
+                                  dataclasses.replace(filters, exclude_kinds=left_out),
+                                  mode=args.mode)
+        else:
+            hits = core.searcher().search(args.query, limit=args.limit, filters=filters,
+                                          mode=args.mode).hits
         if args.json:
-            print_json([h.to_dict() for h in result.hits])
+            print_json([h.to_dict() for h in hits])
             return 0
-        if not result.hits:
+        if not hits:
             print("no results")
             return 0
-        for n, h in enumerate(result.hits, 1):
+        for n, h in enumerate(hits, 1):
             where = format_locator(h.locator)
             print(f"[{n}] {h.title or Path(h.source).name}  {h.source}{where}  (score {h.score:.4f}, chunk {h.chunk_id})")
             snippet = " ".join(h.text.split())

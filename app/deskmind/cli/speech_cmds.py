@@ -98,6 +98,8 @@ def cmd_note(args: argparse.Namespace) -> int:
                 if rec.error is not None:
                     print(f"deskmind: {rec.error}", file=sys.stderr)
                 note = rec.stop()
+            # Saved as transcribed already; the command shows the note once it is cleaned up.
+            note.wait_for_cleanup()
         finally:
             speech.close()
         if args.json:

@@ -22,6 +22,18 @@ from deskmind.core.memory.store import MemoryStore
 log = logging.getLogger(__name__)
 
 
+class Completion(str):
+    """A completion's text, knowing which model wrote it and whether a schema constrained it."""
+
+    model: str
+    structured: bool
+
+    def __new__(cls, text: str, *, model: str = "", structured: bool = False) -> "Completion":
+        self = super().__new__(cls, text)
+        self.model, self.structured = model, structured
+        return self
+
+
 class Core:
     def __init__(self, paths: Paths | None = None, settings: Settings | None = None) -> None:
         self.paths = paths or Paths.from_env()
@@ -117,20 +129,29 @@ class Core:
         return self.store.put_source(draft, idx, vecs)
 
     # Which agent acts for each task that runs without a person typing (see routing.toml).
-    TASK_AGENTS = {"clean-note": "note-cleaner", "meeting-minutes": "meeting-minutes"}
+    TASK_AGENTS = {"clean-note": "note-cleaner", "meeting-minutes": "meeting-minutes",
+                   "clean-dictation": "dictation"}
 
-    def complete(self, task: str, prompt: str, privacy: str = "private") -> str:
+    def complete(self, task: str, prompt: str, privacy: str = "private", *,
+                 schema: dict[str, Any] | None = None,
+                 avoid: frozenset[str] = frozenset()) -> "Completion":
         """Routed text completion with no retrieval and nothing saved: note clean-up, minutes.
 
         The routing rules decide where it runs (local by default) and the egress ledger records
-        anything that leaves the machine. Blocking: call it from a worker thread.
+        anything that leaves the machine. ``schema``: a JSON schema the answer must follow (the
+        result says whether the runtime enforced it); ``avoid``: models ("provider:model") not to
+        use. Blocking: call it from a worker thread.
         """
         from deskmind.core.ask.pipeline import AskOptions
         from deskmind.core.ask.session import ask_sync
 
         opts = AskOptions(task=task, agent=self.TASK_AGENTS.get(task, "quick-ask"),
-                          use_memory=False, save=False, prompt_privacy=privacy)
-        return ask_sync(self, prompt, opts).answer
+                          use_memory=False, save=False, prompt_privacy=privacy,
+                          response_schema=schema, avoid_models=frozenset(avoid))
+        result = ask_sync(self, prompt, opts)
+        route = result.route
+        return Completion(result.answer, model=f"{route.get('provider')}:{route.get('model')}",
+                          structured=bool(route.get("structured")))
 
     def searcher(self) -> "Any":
         from deskmind.core.memory.search import HybridSearcher

@@ -76,10 +76,12 @@ class MemoryAnswerer:
         self.limit = limit
         self.reason = reason
 
-    async def stream(self, question: str, history: list[Turn]) -> AsyncIterator[AskEvent]:
+    async def stream(self, question: str, history: list[Turn],
+                     reason: str | None = None) -> AsyncIterator[AskEvent]:
+        """``reason``: why no model answers (the default says none is reachable)."""
         yield AskEvent("route", route=RouteInfo(zone="machine", model="memory search",
                                                 provider="deskmind", rule="no-runtime",
-                                                reason=f"{self.reason}; showing memory search results"))
+                                                reason=f"{reason or self.reason}; showing memory search results"))
         result = await self.workers.run(lambda: self._searcher().search(question, limit=self.limit))
         cites = [citation_from_hit(i, h) for i, h in enumerate(result.hits, 1)]
         yield AskEvent("citations", citations=cites)

@@ -14,10 +14,10 @@ import time
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QApplication
 
 from deskmind.core.app import Core
-from deskmind.ui.answers import Answerer, Citation, MemoryAnswerer
+from deskmind.ui.answers import Answerer, Citation
+from deskmind.ui.ask_controller import AskController
 from deskmind.ui.bridge import CoreBridge
 from deskmind.ui.desktop_settings import (DesktopSettings, desktop_settings_path,
                                           load_desktop_settings, save_desktop_settings)
@@ -25,6 +25,7 @@ from deskmind.ui.gateway_wiring import TrayGateway
 from deskmind.ui.hotkeys.manager import HotkeyManager
 from deskmind.ui.indexing import IndexingService
 from deskmind.ui.paste import PreviousWindow
+from deskmind.ui.shutdown import QUIT_BOUND_S, QUIT_STEP_BOUND_S, QuitReport, quit_steps, run_steps
 from deskmind.ui.single_instance import InstanceServer, server_name
 from deskmind.ui.speech_wiring import SpeechSettingsFollower, resting_state
 from deskmind.ui.tasks import Workers
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 class DesktopApp(QObject):
     ready = Signal()
     speech_ready = Signal()
+    quit_started = Signal()
+    quit_finished = Signal()   # every service is closed: the loop may end
 
     def __init__(self, core: Core, *, answerer: Answerer | None = None,
                  hotkey_backend: Any = "auto", tray_available: bool | None = None,
@@ -58,12 +61,8 @@ class DesktopApp(QObject):
         self.hotkeys = HotkeyManager(self.bridge, self.workers, self.desktop.hotkeys.bindings,
                                      self.desktop.hotkeys.talk_mode, backend_factory=hotkey_backend,
                                      parent=self)
-        self.memory_answerer = MemoryAnswerer(core.searcher, self.workers)
-        self.pipeline_answerer: Any = None
-        if answerer is None:
-            answerer = self.pipeline_answerer = self._make_pipeline_answerer(hub_kw or {})
-        self._answerer = answerer
-        self.permissions = permissions or self._agent_may
+        self.ask = AskController(core, self.workers, answerer=answerer, hub_kw=hub_kw)
+        self.permissions = permissions or self.ask.may
         self.previous_window = PreviousWindow()
         self.speech = speech
         self.speech_follower = SpeechSettingsFollower(self, core.settings_store)
@@ -71,11 +70,15 @@ class DesktopApp(QObject):
         self.hud: Any = None
         self.talk: Any = None
         self.meeting: Any = None
+        self.dictation: Any = None   # the dictate key (ui/dictation.py)
         self._windows: dict[str, Any] = {}
         self.tray_ready_ms: float | None = None
         self.tray_ready_at: float | None = None
         self.warmed: Any = None
         self.first_run: Any = None  # the welcome window, on the first start only
+        self.quit_bound_s = QUIT_BOUND_S
+        self.quitting: asyncio.Task | None = None
+        self.quit_report: QuitReport | None = None
         self._wire()
 
     # -- start / stop --------------------------------------------------------------------------
@@ -109,38 +112,36 @@ class DesktopApp(QObject):
         self.gateway.start_if_enabled()   # MCP and the API, when switched on (a worker)
         self.ready.emit()
 
-    def shutdown(self) -> None:
-        self.speech_follower.unsubscribe()
-        if self.palette is not None:
-            self.palette.cancel()
-        self.indexing.shutdown()
-        self.gateway.shutdown()
-        self.hotkeys.stop()
-        if self.talk is not None:
-            self.talk.shutdown()
-        if self.meeting is not None:
-            self.meeting.shutdown()
-        if self.pipeline_answerer is not None and self.pipeline_answerer.hub is not None:
-            # Close the runtimes only after the cancelled answer has unwound: an in-process
-            # model must not be freed under a generation that is still running.
-            task = self.palette.task if self.palette is not None else None
+    def quit(self) -> None:
+        """Close every service in order, within :attr:`quit_bound_s` (see ui/shutdown.py), on
+        this loop; :attr:`quit_finished` follows. Safe to call again (Ctrl-C twice, the tray
+        and the session both asking)."""
+        if self.quitting is not None:
+            return
+        log.info("quitting")
+        self.quit_started.emit()
+        self.quitting = asyncio.ensure_future(self._quit())
 
-            async def close_hub() -> None:
-                if task is not None and not task.done():
-                    await asyncio.wait([task], timeout=5)
-                await self.pipeline_answerer.aclose()
+    async def _quit(self) -> None:
+        try:
+            self.quit_report = await run_steps(quit_steps(self), self.quit_bound_s,
+                                               min(QUIT_STEP_BOUND_S, self.quit_bound_s))
+        finally:
+            self.quit_finished.emit()
 
-            try:
-                asyncio.get_event_loop().create_task(close_hub())
-            except RuntimeError:
-                pass
+    def release_widgets(self) -> None:
+        """Last quit step: the socket, the tray and every window go, before the loop ends (not
+        in the interpreter's final garbage collection, after the QApplication)."""
         self.instance.close()
         self.tray.hide()
+        meeting = self.meeting
+        for w in [*self._windows.values(), self.palette, self.hud, self.first_run, self.tray.fallback,
+                  getattr(meeting, "transcript", None), getattr(meeting, "minutes", None)]:
+            if w is not None and hasattr(w, "close"):
+                w.close()
+                w.deleteLater()
+        self._windows.clear()
         self.workers.shutdown()
-
-    def quit(self) -> None:
-        self.shutdown()
-        QApplication.quit()
 
     # -- wiring --------------------------------------------------------------------------------
 
@@ -161,43 +162,9 @@ class DesktopApp(QObject):
         self.indexing.busy_changed.connect(self._indexing_busy)
         self.indexing.failed.connect(lambda msg: self.tray.notify("Indexing failed", msg, attention=True))
 
-    def _make_pipeline_answerer(self, hub_kw: dict[str, Any]) -> Any:
-        import importlib.util
-
-        # Only whether it is installed: importing it is left to the warm-up, off the GUI thread.
-        if importlib.util.find_spec("deskmind.core.ask") is None:
-            log.info("the ask pipeline is not installed: answering from memory")
-            return None
-        from deskmind.ui.ask_wiring import GuiApprover, PipelineAnswerer
-
-        return PipelineAnswerer(self.core, self.workers, approver=GuiApprover(), **hub_kw)
-
-    def _agent_may(self, scope: str) -> bool:
-        return self.pipeline_answerer is not None and self.pipeline_answerer.may(scope)
-
-    async def inventory(self, refresh: bool = False) -> Any:
-        """What can answer now (settings' runtimes test, routing explanation); GUI loop."""
-        pipeline = await self.pipeline_answerer._ensure()
-        return await pipeline.hub.inventory(refresh=refresh)
-
-    def secret_store(self) -> Any:
-        from deskmind.core.secrets import SecretStore
-
-        return SecretStore()
-
     def apply_speech(self, values: dict[str, Any]) -> str:
         """Save [speech] (GUI thread); the follower applies it and says how."""
         return self.speech_follower.save(values)
-
-    def settings_changed(self) -> None:
-        """Rules, runtimes or agents were edited: permissions apply at once (the Paste button
-        follows), the next question uses the new rules and runtimes (no restart)."""
-        if self.pipeline_answerer is not None:
-            self.pipeline_answerer.reload(applied=self._permissions_changed)
-
-    def _permissions_changed(self) -> None:
-        if self.palette is not None:
-            self.palette._update_buttons()
 
     def _indexing_busy(self, busy: bool) -> None:
         if busy:
@@ -224,6 +191,15 @@ class DesktopApp(QObject):
             self.toggle_talk()
         elif action == "meeting":
             self.toggle_meeting()
+        elif action == "dictate":
+            self._talk_key("dictate", lambda c: c.toggle())
+
+    def _talk_key(self, action: str, use: Callable[[Any], None]) -> None:
+        controller = self.talk if action == "talk" else self.dictation
+        if controller is None:
+            self._speech_missing()
+        else:
+            use(controller)
 
     def on_hotkey_pressed(self, action: str) -> None:
         if action == "palette":
@@ -238,30 +214,34 @@ class DesktopApp(QObject):
                 self._speech_missing()
         elif action == "meeting":
             self.toggle_meeting()
+        elif action == "dictate":
+            self._talk_key(action, lambda c: c.pressed(hold=self.hotkeys.talk_is_hold(action)))
 
     def on_hotkey_released(self, action: str) -> None:
         if action == "talk" and self.talk is not None:
             self.talk.released(hold=self.hotkeys.talk_is_hold())
+        elif action == "dictate" and self.dictation is not None:
+            self.dictation.released(hold=self.hotkeys.talk_is_hold(action))
 
     # -- palette -------------------------------------------------------------------------------
-
-    def answerer(self) -> Answerer:
-        return self._answerer or self.memory_answerer
 
     def build_palette(self) -> Any:
         if self.palette is None:
             from deskmind.ui.palette import Palette
 
-            self.palette = Palette(self.answerer(), fallback=self.memory_answerer,
-                                   can_paste=self._can_paste, history_size=self.desktop.palette_history,
-                                   memory_empty=self.core.store.is_empty)
+            self.palette = Palette(self.ask, can_paste=self._can_paste,
+                                   history_size=self.desktop.palette_history,
+                                   memory_empty=self._memory_empty)
             self.palette.citation_opened.connect(self.open_citation)
             self.palette.files_dropped.connect(self._index_from_palette)
             self.palette.paste_requested.connect(self.paste_answer)
-            approver = getattr(self.pipeline_answerer, "approver", None)
-            if approver is not None and hasattr(approver, "inline"):
-                approver.inline = self.palette.approve_inline
+            self.ask.set_inline_approval(self.palette.approve_inline)
+            self.ask.on_permissions_changed(self.palette.update_buttons)
         return self.palette
+
+    def _memory_empty(self, reply: Callable[[bool], None]) -> None:
+        self.workers.submit(lambda: self.core.store.is_empty(), done=reply,
+                            failed=lambda e: log.debug("cannot tell whether memory is empty: %s", e))
 
     def show_palette(self) -> None:
         p = self.build_palette()
@@ -340,9 +320,13 @@ class DesktopApp(QObject):
             b.refresh()
             return b
         if name == "settings":
-            from deskmind.ui.settings.build import build_settings
+            from deskmind.core.secrets import SecretStore
+            from deskmind.ui.settings.build import SettingsServices, build_settings
 
-            return build_settings(self)
+            return build_settings(SettingsServices(
+                core=self.core, workers=self.workers, ask=self.ask, gateway=self.gateway,
+                hotkeys=self.hotkeys, apply_hotkeys=self.apply_hotkeys, speech=lambda: self.speech,
+                apply_speech=self.apply_speech, speech_ready=self.speech_ready, secrets=SecretStore))
         raise KeyError(name)
 
     def apply_hotkeys(self, bindings: dict[str, str], talk_mode: str) -> None:

@@ -136,7 +136,9 @@ class PipelineAnswerer:
         old, self.hub = self.hub, None
         if old is not None:
             await old.aclose()
-        self.hub = await self.workers.run(lambda: make(self.core, cfg, **self.hub_kw))
+        # Keys are read on the one keyring thread, never on the loop's pool.
+        self.hub = await self.workers.run(lambda: make(self.core, cfg, secrets_executor=self.workers.secrets,
+                                                       **self.hub_kw))
         await self._ensure_tools()
         self.pipeline = build_pipeline(self.core, self.hub, approver=self.approver, cfg=cfg,
                                        tool_servers=self.tool_servers)
@@ -148,7 +150,8 @@ class PipelineAnswerer:
         from deskmind.core.tools.registry import tool_servers_for
 
         try:
-            fresh = await self.workers.run(lambda: tool_servers_for(self.core, secrets=self.hub_kw.get("secrets")))
+            fresh = await self.workers.run(lambda: tool_servers_for(self.core, secrets=self.hub_kw.get("secrets"),
+                                                                    secrets_executor=self.workers.secrets))
         except Exception as exc:  # a broken tools.toml costs the tools, not the answer
             log.warning("tool servers not used: %s", exc)
             fresh = None
@@ -158,6 +161,11 @@ class PipelineAnswerer:
         self.tool_servers = fresh
         if old is not None:
             await old.aclose()
+
+    async def inventory(self, refresh: bool = False) -> Any:
+        """What can answer now, from the hub the next question would use."""
+        pipeline = await self._ensure()
+        return await pipeline.hub.inventory(refresh=refresh)
 
     def may(self, scope: str) -> bool:
         """Whether the quick-ask agent holds a scope (paste, cloud...), from the rules file as

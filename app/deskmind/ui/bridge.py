@@ -24,18 +24,11 @@ class CoreBridge(QObject):
     hotkey_pressed = Signal(str)
     hotkey_released = Signal(str)
     trigger_requested = Signal(str)        # "palette" | "talk" | "meeting" from `deskmind trigger`
-    # indexing (worker thread)
-    index_event = Signal(object)            # deskmind.core.ingest.indexer.IndexEvent
-    index_finished = Signal(object)         # IndexSummary, or an Exception
+    # indexing (the indexing child's progress lines)
+    index_event = Signal(object)            # fields of deskmind.core.ingest.outcomes.IndexEvent
     # speech (recorder consumer thread / transcription worker)
     level_changed = Signal(float)           # 0..1 microphone level
-    recording_started = Signal(str)         # "note" | "meeting"
-    recording_stopped = Signal(str)
-    transcribing_started = Signal(str)
     segment_transcribed = Signal(object)    # a segment with .start .end .text
-    note_saved = Signal(object)             # the saved note (id, title, text)
-    meeting_saved = Signal(object)
-    minutes_ready = Signal(object)
     note_failed = Signal(str)               # a voice note's recording stopped by itself
     meeting_failed = Signal(str)            # a meeting's recording stopped by itself (disk full, mic gone)
     # anything

@@ -27,9 +27,13 @@ DEFAULT_HOTKEYS: dict[str, str] = {
     "palette": "<ctrl>+<alt>+<space>",
     "talk": "<ctrl>+<alt>+j",
     "meeting": "<ctrl>+<alt>+<shift>+m",
+    # A key that types nothing: the hotkey listener does not take the key from the focused
+    # app, which would otherwise get a letter before the dictation (Ctrl+Alt+D would read
+    # better but shows the desktop on several desktops; Ctrl+Alt+F-keys switch consoles).
+    "dictate": "<ctrl>+<shift>+<f11>",
 }
 
-ACTIONS = ("palette", "talk", "meeting")
+ACTIONS = ("palette", "talk", "meeting", "dictate")
 
 
 @dataclass

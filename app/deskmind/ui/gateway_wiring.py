@@ -92,7 +92,9 @@ class TrayGateway(QObject):
             self._host.clients_changed()
 
     def shutdown(self) -> None:
-        if self._host is not None:
-            self._host.stop(wait=False)
+        """Quit: stop serving and wait for the server to close its streams and write its audit
+        trail. Blocking: the quit sequence runs it on a thread of its own, within its bound."""
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._host is not None:
+            self._host.stop(wait=True)

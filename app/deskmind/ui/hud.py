@@ -25,6 +25,7 @@ class TalkHud(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
         self.setStyleSheet("#talkHud { background: #263238; } QLabel { color: white; }")
         self.state = "hidden"
+        self.what = "Recording"
         self.note: Any = None
         self._since = 0.0
         lay = QVBoxLayout(self)
@@ -53,8 +54,9 @@ class TalkHud(QWidget):
         self.move(QPoint(screen.x() + (screen.width() - self.width()) // 2,
                          screen.y() + screen.height() - self.height() - 60))
 
-    def recording(self, mode: str = "hold") -> None:
+    def recording(self, mode: str = "hold", what: str = "Recording") -> None:
         self.state = "recording"
+        self.what = what
         self._since = time.monotonic()
         self.hint = "release to stop" if mode == "hold" else "press the hotkey again to stop"
         self.dot.show()
@@ -68,7 +70,7 @@ class TalkHud(QWidget):
 
     def _update_clock(self) -> None:
         s = int(time.monotonic() - self._since)
-        self.label.setText(f"Recording {s // 60}:{s % 60:02d} — {self.hint}")
+        self.label.setText(f"{self.what} {s // 60}:{s % 60:02d} — {self.hint}")
 
     def set_level(self, level: float) -> None:
         if self.state == "recording":

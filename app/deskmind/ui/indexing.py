@@ -7,6 +7,7 @@ bridge, and cancelling is cooperative (a ``cancel`` line; the child stops betwee
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -18,6 +19,8 @@ from PySide6.QtCore import QObject, QProcess, Signal
 from deskmind.ui.bridge import CoreBridge
 
 log = logging.getLogger(__name__)
+
+STOP_GRACE_S = 2.0  # under the quit's bound for one step
 
 
 class IndexingService(QObject):
@@ -132,9 +135,23 @@ class IndexingService(QObject):
         else:
             self.busy_changed.emit(False)
 
-    def shutdown(self, wait_ms: int = 3000) -> None:
-        """Quit: ask the child to stop and give it a moment to finish its current file."""
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Quit (GUI loop): ask the child to stop between files and wait for it; one still
+        busy after ``grace_s`` (embedding its last batch, a huge file) is ended. Each batch is
+        one transaction, so what it committed stays and the rest is indexed next time."""
         self.queue.clear()
-        if self.proc is not None:
-            self._send_cancel()
-            self.proc.waitForFinished(wait_ms)
+        proc = self.proc
+        if proc is None or proc.state() == QProcess.ProcessState.NotRunning:
+            return
+        exited = asyncio.get_running_loop().create_future()
+        proc.finished.connect(lambda *_a: exited.done() or exited.set_result(None))
+        self._send_cancel()
+        try:
+            await asyncio.wait_for(exited, grace_s)
+        except asyncio.TimeoutError:
+            log.info("the indexing process was still busy %.0f s after quitting: ended it; "
+                     "what it had not stored is indexed next time", grace_s)
+        finally:
+            if proc.state() != QProcess.ProcessState.NotRunning:
+                proc.kill()
+                proc.waitForFinished(1000)

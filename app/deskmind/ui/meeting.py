@@ -7,14 +7,17 @@ recorded is saved, and the tray goes back to what is still running.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Any, Callable
+from concurrent.futures import Future
+from typing import Any, Awaitable, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox
 
 from deskmind.ui.bridge import CoreBridge
+from deskmind.ui.shutdown import in_daemon_thread
 from deskmind.ui.tasks import Workers
 from deskmind.ui.tray import TrayController
 
@@ -22,11 +25,15 @@ log = logging.getLogger(__name__)
 
 
 def minutes_markdown(result: Any, store: Any) -> str | None:
-    """The saved minutes' text (worker thread), or None when no model wrote minutes."""
+    """The saved minutes' text (worker thread); when the model could not write minutes, the
+    minutes saying so; None when no model was asked."""
     mid = getattr(result, "minutes_id", None)
-    if not mid:
-        return None
-    return store.document_text(mid)
+    if mid:
+        return store.document_text(mid)
+    minutes = getattr(result, "minutes", None)
+    if minutes is not None and getattr(minutes, "unusable", ""):
+        return minutes.to_markdown()
+    return None
 
 
 class MeetingController(QObject):
@@ -52,6 +59,8 @@ class MeetingController(QObject):
         self.transcript: Any = None
         self.minutes: Any = None
         self.recovery_box: QMessageBox | None = None
+        self._opening: Future | None = None   # the worker opening the recorder
+        self._saving: Future | None = None    # the worker saving the meeting
         self._tick = QTimer(self, interval=1000)
         self._tick.timeout.connect(self._update_elapsed)
         bridge.segment_transcribed.connect(self._segment)
@@ -77,8 +86,8 @@ class MeetingController(QObject):
         self.segments = []
         if self.transcript is not None:
             self.transcript.clear()
-        self.workers.submit(self._open, title, done=self._started, failed=self._start_failed,
-                            executor=self.workers.pool)
+        self._opening = self.workers.submit(self._open, title, done=self._started,
+                                            failed=self._start_failed, executor=self.workers.pool)
 
     def _open(self, title: str | None) -> tuple[Any, str]:
         """Worker: build the recorder (the first one imports sounddevice, which starts
@@ -87,6 +96,8 @@ class MeetingController(QObject):
         return rec, rec.start(title)
 
     def _started(self, opened: tuple[Any, str]) -> None:
+        if self.state != "starting":   # quitting meanwhile: interrupt() took care of it
+            return
         self.recorder, _meeting_id = opened
         self._set("recording")
         self.started_at = time.monotonic()
@@ -139,7 +150,8 @@ class MeetingController(QObject):
             result = rec.stop()
             return result, minutes_markdown(result, self._store())
 
-        self.workers.submit(finish, done=self._saved, failed=self._save_failed, executor=self.workers.pool)
+        self._saving = self.workers.submit(finish, done=self._saved, failed=self._save_failed,
+                                           executor=self.workers.pool)
 
     def _saved(self, res: tuple[Any, str | None]) -> None:
         result, minutes = res
@@ -148,16 +160,23 @@ class MeetingController(QObject):
         self.tray.act_meeting.setEnabled(True)
         self.tray.set_meeting(None)
         self.tray.set_state(self._resting())
+        self._announce(result, minutes, self.failure)
+        self.saved.emit(result)
+
+    def _announce(self, result: Any, minutes: str | None, failure: str | None = None) -> None:
+        """Tell the person a meeting is in memory, and show its minutes: after a stop and
+        after recovering one alike."""
         n = len(getattr(result, "segments", []) or [])
         saved = (f"{n} transcript segments, {getattr(result, 'duration', 0):.0f} s"
                  + ("" if minutes else "; minutes need a connected model"))
-        if self.failure:
-            self.tray.notify("Meeting stopped early and saved", f"{self.failure}. Saved what was recorded: {saved}")
+        if failure:
+            self.tray.notify("Meeting stopped early and saved", f"{failure}. Saved what was recorded: {saved}")
+        elif getattr(result, "recovered", False):
+            self.tray.notify("Meeting saved", f"Recovered after the recording was cut off: {saved}")
         else:
             self.tray.notify("Meeting saved", saved)
         if minutes:
             self.show_minutes(minutes, getattr(result, "source_id", None))
-        self.saved.emit(result)
 
     def _save_failed(self, exc: BaseException) -> None:
         self._set("idle")
@@ -212,17 +231,43 @@ class MeetingController(QObject):
     def recover(self, folders: list[Any]) -> None:
         self.tray.set_state("indexing", "recovering a meeting")
 
-        def work() -> list[Any]:
-            return [self._speech().recover(f) for f in folders]
+        def work() -> list[tuple[Any, str | None]]:
+            results = []
+            for f in folders:
+                result = self._speech().recover(f)
+                results.append((result, minutes_markdown(result, self._store())))
+            return results
 
-        def done(results: list[Any]) -> None:
-            self.tray.set_state("idle")
-            self.tray.notify("Meeting recovered", f"{len(results)} meeting(s) saved to memory")
+        def done(results: list[tuple[Any, str | None]]) -> None:
+            self.tray.set_state(self._resting())
+            for result, minutes in results:
+                self._announce(result, minutes)
+                self.saved.emit(result)
 
-        self.workers.submit(work, done=done, failed=lambda e: self.tray.notify(
-            "Recovery failed", str(e), attention=True))
+        def failed(exc: BaseException) -> None:
+            self.tray.set_state(self._resting())
+            self.tray.notify("Recovery failed", str(exc), attention=True)
 
-    def shutdown(self) -> None:
-        """Quitting mid-meeting: the segment files on disk stay, and the next start offers to
-        recover them (the same path as a crash), rather than blocking quit on transcription."""
+        self.workers.submit(work, done=done, failed=failed)
+
+    def interrupt(self) -> Awaitable[Any] | None:
+        """Quitting (GUI thread): stop recording and leave the meeting to be recovered at the
+        next start (the same path as a crash), rather than holding quit up for transcription.
+        A meeting already being saved is waited for (the quit's bound applies; past it, it is
+        recovered too). Returns what to await, or None when no meeting is on."""
         self._tick.stop()
+        rec, self.recorder = self.recorder, None
+        if self.state == "recording" and rec is not None:
+            self._set("idle")
+            return in_daemon_thread(rec.interrupt, "meeting")
+        if self.state == "starting" and self._opening is not None:
+            self._set("idle")
+
+            async def opened_then_interrupted() -> None:
+                opened = await asyncio.wrap_future(self._opening)
+                await in_daemon_thread(opened[0].interrupt, "meeting")
+
+            return opened_then_interrupted()
+        if self.state == "saving" and self._saving is not None:
+            return asyncio.wrap_future(self._saving)
+        return None

@@ -55,9 +55,9 @@ class Palette(QWidget):
     paste_requested = Signal(str)
     answer_finished = Signal(str)
 
-    def __init__(self, answerer: Answerer, fallback: Answerer | None = None,
+    def __init__(self, answerer: Answerer,
                  can_paste: Callable[[], bool] = lambda: False, history_size: int = 50,
-                 memory_empty: Callable[[], bool] = lambda: False,
+                 memory_empty: Callable[[Callable[[bool], None]], None] = lambda reply: reply(False),
                  parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Tool | Qt.WindowType.FramelessWindowHint
                          | Qt.WindowType.WindowStaysOnTopHint)
@@ -65,7 +65,6 @@ class Palette(QWidget):
         self.setWindowTitle("Deskmind")
         self.setAcceptDrops(True)
         self.answerer = answerer
-        self.fallback = fallback
         self.can_paste = can_paste
         self.memory_empty = memory_empty
         self.history: list[str] = []
@@ -150,7 +149,7 @@ class Palette(QWidget):
         self._render_timer.setInterval(RENDER_EVERY_MS)
         self._render_timer.timeout.connect(self._render)
         self.resize(680, 420)
-        self._update_buttons()
+        self.update_buttons()
 
     # -- showing ---------------------------------------------------------------------------
 
@@ -176,13 +175,20 @@ class Palette(QWidget):
         self._show_empty_state()
 
     def _show_empty_state(self) -> None:
-        """With nothing in memory yet, say how to fill it instead of showing a blank window."""
+        """With nothing in memory yet, say how to fill it instead of showing a blank window.
+
+        ``memory_empty(reply)`` asks; ``reply(empty)`` comes later on the GUI thread (the
+        answer is read from the database, which the GUI thread never touches)."""
         if self.conversation or self.streaming:
             return
         try:
-            empty = self.memory_empty()
+            self.memory_empty(self._memory_empty_known)
         except Exception:  # a hint must never stop the palette from opening
-            empty = False
+            log.debug("cannot tell whether memory is empty", exc_info=True)
+
+    def _memory_empty_known(self, empty: bool) -> None:
+        if self.conversation or self.streaming:
+            return
         if empty:
             self.status.setText(EMPTY_MEMORY_HINT)
         elif self.status.text() == EMPTY_MEMORY_HINT:
@@ -263,16 +269,7 @@ class Palette(QWidget):
         self._render_timer.start()
         history = list(self.conversation)
         try:
-            try:
-                await self._consume(self.answerer.stream(question, history))
-            except DeskmindError as exc:
-                if self.fallback is None or self.answer:
-                    raise
-                log.info("answering from memory: %s", exc)
-                if hasattr(self.fallback, "reason"):
-                    self.fallback.reason = str(exc)
-                self.answer = ""
-                await self._consume(self.fallback.stream(question, history))
+            await self._consume(self.answerer.stream(question, history))
             self.conversation.append((question, self.answer))
             self.status.setText(f"Answered in {self._elapsed()}")
             self.answer_finished.emit(self.answer)
@@ -289,7 +286,7 @@ class Palette(QWidget):
             self._render_timer.stop()
             self._dirty = True
             self._render()
-            self._update_buttons()
+            self.update_buttons()
 
     async def _consume(self, events: Any) -> None:
         self._t0 = time.perf_counter()
@@ -370,14 +367,15 @@ class Palette(QWidget):
         self.route_label.setText("")
         self.tools.clear()
         self.status.setText("New conversation")
-        self._update_buttons()
+        self.update_buttons()
 
     def copy_answer(self) -> None:
         if self.answer:
             QGuiApplication.clipboard().setText(self.answer)
             self.status.setText("Copied")
 
-    def _update_buttons(self) -> None:
+    def update_buttons(self) -> None:
+        """Copy and Paste follow the answer and what the quick-ask agent may do."""
         has = bool(self.answer)
         self.copy_btn.setEnabled(has)
         allowed = self.can_paste()

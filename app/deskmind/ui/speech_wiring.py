@@ -58,8 +58,8 @@ class SpeechSettingsFollower:
 
     def _busy(self) -> bool:
         app = self.app
-        return (app.talk is not None and app.talk.state != "idle") or (
-            app.meeting is not None and app.meeting.state != "idle")
+        return any(c is not None and c.state != "idle"
+                   for c in (app.talk, app.meeting, getattr(app, "dictation", None)))
 
     def apply(self, new: Any) -> None:
         """GUI thread."""
@@ -77,22 +77,28 @@ class SpeechSettingsFollower:
             old = app.speech
             app.speech = make_speech(app.core, getattr(app.core, "complete", None))
             app.speech.settings = new
-            if app.talk is not None:
-                app.talk.settings_changed()  # the next note builds its recorder on the new service
-            app.workers.submit(old.close)
+            for keys in (app.talk, getattr(app, "dictation", None)):
+                if keys is not None:
+                    keys.settings_changed()  # the next one is built on the new service
+            app.workers.submit(old.close)    # closes the old service's armed microphone too
+            arm_talk_keys(app)
             self.status = f"Saved; Whisper model {new.model} loads on the next recording"
             return
-        for f in ("vocabulary", "input_device", "language", "beam_size"):
-            setattr(cur, f, getattr(new, f))   # the engine reads these per transcription
-        if app.talk is not None:
-            app.talk.settings_changed()
+        for f in ("vocabulary", "input_device", "language", "beam_size", "preroll", "preroll_s",
+                  "dictate_save_note", "dictate_clean_up", "max_dictation_s"):
+            setattr(cur, f, getattr(new, f))   # read per transcription, dictation or arming
+        for keys in (app.talk, getattr(app, "dictation", None)):
+            if keys is not None:
+                keys.settings_changed()
+        arm_talk_keys(app)      # pre-roll on or off, another microphone: at once
         self.status = "Saved and applied"
 
 
 def resting_state(app: Any) -> str:
     """The tray's state when one recording ends: the other one if it still runs, else idle."""
     talk, meeting = app.talk, app.meeting
-    if talk is not None and talk.state in ("starting", "recording"):
+    dictation = getattr(app, "dictation", None)
+    if any(c is not None and c.state in ("starting", "recording") for c in (talk, dictation)):
         return "recording"
     if meeting is not None and meeting.state == "recording":
         return "meeting"
@@ -122,4 +128,63 @@ def build_speech_controllers(app: Any) -> tuple[Any, Any]:
     talk.state_changed.connect(app.speech_follower.recording_state_changed)
     meeting.state_changed.connect(app.speech_follower.recording_state_changed)
     meeting.check_interrupted()
+    app.dictation = build_dictation(app)
+    if app.dictation is not None:
+        app.dictation.state_changed.connect(app.speech_follower.recording_state_changed)
+    arm_talk_keys(app)
     return talk, meeting
+
+
+def dictation_permission(config_dir: Any) -> bool:
+    """Whether the dictation agent may type into other apps, from routing.toml as it is now
+    (Settings → Agents edits it). A file that cannot be read refuses. Blocking: a worker."""
+    from deskmind.core.agents.permissions import agent_config
+    from deskmind.core.routing.config import load_routing
+
+    try:
+        return bool(agent_config(load_routing(config_dir), "dictation").paste)
+    except Exception as exc:  # a broken rules file must not type anything
+        log.warning("dictation may not type: the rules could not be read (%s)", exc)
+        return False
+
+
+def build_dictation(app: Any) -> Any:
+    """The dictate key's controller (needs the HUD of build_speech_controllers), and the
+    delivery line for the hotkey self-check; None without a speech service."""
+    if app.speech is None or app.hud is None:
+        return None
+    from deskmind.core.agents.audit import AuditLog
+    from deskmind.core.speech.deliver import Deliverer
+    from deskmind.ui.dictation import DictationController, MainThreadClipboard
+
+    deliverer = Deliverer(MainThreadClipboard(app.bridge))
+    app.hotkeys.describe_delivery = deliverer.describe
+
+    def audit(args: dict, decision: str, reason: str) -> None:
+        AuditLog(app.core.store).add("dictation", "paste", args, decision, reason)
+
+    def make(**hooks: Any) -> Any:
+        return app.speech.dictation(deliverer, may_paste=lambda: dictation_permission(app.core.paths.config_dir),
+                                    audit=audit, **hooks)
+
+    controller = DictationController(make, app.bridge, app.workers, app.hud,
+                                     notify=lambda title, msg: app.tray.notify(title, msg),
+                                     set_tray=lambda s: app.tray.set_state(resting_state(app) if s == "idle" else s),
+                                     parent=app)
+    controller.prepare()
+    return controller
+
+
+def arm_talk_keys(app: Any) -> None:
+    """Open the microphone for the pre-roll when it is on (close it when off), in a worker.
+    A microphone that cannot be opened now is opened at key-down instead."""
+    if app.speech is None:
+        return
+    speech = app.speech
+
+    def arm() -> bool:
+        return speech.arm_microphone(on_error=app.bridge.on_note_error)
+
+    app.workers.submit(arm, done=lambda on: log.info("pre-roll %s", "armed" if on else "off"),
+                       failed=lambda e: log.warning("pre-roll unavailable, the microphone opens "
+                                                    "at key-down: %s", e))

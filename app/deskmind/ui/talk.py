@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -87,14 +88,15 @@ class TalkController(QObject):
         self.hud.recording(mode)
         self._set_tray("recording")
         version = self._settings_version
-        self.workers.submit(self._open, self.recorder, done=lambda rec: self._started(rec, version),
+        self.workers.submit(self._open, self.recorder, time.monotonic(), done=lambda rec: self._started(rec, version),
                             failed=self._start_failed, executor=self.workers.speech)
 
-    def _open(self, recorder: Any) -> Any:
-        """Speech worker: build the recorder when there is none yet, open the microphone."""
+    def _open(self, recorder: Any, pressed_at: float) -> Any:
+        """Speech worker: build the recorder when there is none yet, open the microphone (or
+        start from the pre-roll kept since just before ``pressed_at``)."""
         rec = recorder if recorder is not None else self._make(on_level=self.bridge.on_level,
                                                                on_error=self.bridge.on_note_error)
-        rec.start()
+        rec.start(pressed_at)
         return rec
 
     def _started(self, recorder: Any, version: int) -> None:

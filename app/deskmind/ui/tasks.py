@@ -43,6 +43,7 @@ class Workers:
         self.pool = background_executor(max_workers, "deskmind-work")
         self.secrets = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deskmind-keyring")
         self.speech = background_executor(1, "deskmind-speech")
+        self.closed = False   # quitting: results that arrive later have no one to go to
 
     def run(self, fn: Callable[..., Any], *args: Any, executor: ThreadPoolExecutor | None = None) -> "asyncio.Future[Any]":
         """Awaitable result of ``fn(*args)`` run in a worker (from a coroutine on the GUI loop)."""
@@ -55,7 +56,7 @@ class Workers:
         fut = (executor or self.pool).submit(fn, *args)
 
         def finished(f: Future) -> None:
-            if f.cancelled():
+            if f.cancelled() or self.closed:
                 return
             exc = f.exception()
             if exc is not None:
@@ -75,7 +76,7 @@ class Workers:
         "deskmind.core.runtimes.ollama", "deskmind.core.runtimes.openai_compat",
         "deskmind.core.runtimes.anthropic", "deskmind.core.runtimes.discovery",
         # widgets built on first use: their modules load here, not under the person's click
-        "deskmind.ui.hud", "deskmind.ui.talk", "deskmind.ui.meeting", "deskmind.ui.transcript_window",
+        "deskmind.ui.hud", "deskmind.ui.talk", "deskmind.ui.dictation", "deskmind.ui.meeting", "deskmind.ui.transcript_window",
         "deskmind.ui.minutes_window", "deskmind.ui.dropzone", "deskmind.ui.browser.window",
         "deskmind.ui.settings.build", "deskmind.ui.status",
         # PortAudio starts (and lists the devices) when sounddevice is first imported, ~0.1-0.2 s:
@@ -107,5 +108,6 @@ class Workers:
         return self.pool.submit(load)
 
     def shutdown(self) -> None:
+        self.closed = True
         for ex in (self.pool, self.secrets, self.speech):
             ex.shutdown(wait=False, cancel_futures=True)

@@ -209,7 +209,8 @@ def test_runtime_failures_fall_back_then_report_clearly(core, memory):
             assert exc.value.status_code in (502, 503) and "out of memory" in str(exc.value)
             with pytest.raises(openai.APIStatusError) as exc:
                 oa.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
-            assert exc.value.status_code == 503 and "no-such-model" in str(exc.value)
+            assert exc.value.status_code == 404 and "no-such-model" in str(exc.value)
+            assert exc.value.body["code"] == "model_not_found"
         finally:
             srv.stop()
 

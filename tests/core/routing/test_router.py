@@ -6,7 +6,8 @@ from deskmind.core.routing.config import parse_routing
 import pytest
 
 from deskmind.core.routing.router import (
-    Inventory, ItemRef, ProviderState, RouteRefused, RouteRequest, keep_off_cloud, route_request,
+    Inventory, ItemRef, ProviderState, RouteRefused, RouteRequest, UnknownModel, keep_off_cloud,
+    route_request,
 )
 
 RULES = """\
@@ -128,9 +129,10 @@ def test_an_outside_callers_model_choice_stays_within_the_rules_zones():
     # Inside the rule's zones the choice is kept, with the rule named in the reason.
     d = route_request(cfg, inv(), RouteRequest("q", override="gpu:qwen:32b", override_within_rule=True))
     assert [c.ref for c in d.candidates] == ["gpu:qwen:32b"] and "within rule default" in d.reason
-    # A model nobody lists is not a refusal: it just has no candidate.
-    d = route_request(cfg, inv(), RouteRequest("q", override="nope", override_within_rule=True))
-    assert d.candidates == [] and "no available provider lists" in d.skipped[0]
+    # A model nobody lists is not a refusal: it is unknown (a 404 at the gateway).
+    with pytest.raises(UnknownModel, match="no runtime has a model named 'nope'") as err:
+        route_request(cfg, inv(), RouteRequest("q", override="nope", override_within_rule=True))
+    assert not isinstance(err.value, RouteRefused)
     # The cloud switch is a refusal too.
     off = parse_routing(RULES.replace("cloud = true", "cloud = false"))
     with pytest.raises(RouteRefused, match="switched off"):

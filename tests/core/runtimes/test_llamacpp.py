@@ -184,3 +184,26 @@ def test_model_path_is_for_llamacpp_providers_only(tmp_path):
     text = '[providers.box]\nkind = "ollama"\nurl = "http://127.0.0.1:11434"\nmodel_path = "/m.gguf"\n'
     with pytest.raises(UserInputError, match=r"routing.toml.*4.*model_path is for llamacpp providers"):
         parse_routing(text, "routing.toml")
+
+
+@needs_llama
+def test_a_response_schema_constrains_what_smollm2_can_write(smol):
+    """llama.cpp turns the schema into a grammar: even a 135M model answers in the shape,
+    with only the values the schema allows."""
+    import json
+
+    import jsonschema
+
+    schema = {"type": "object", "additionalProperties": False, "required": ["city", "said_at"],
+              "properties": {"city": {"type": "string", "maxLength": 20},
+                             "said_at": {"enum": ["0:04", "0:09"]}}}
+    req = ChatRequest("smollm2", [Message("user", "[0:04] me: The trip goes to Paris.\n"
+                                                  "[0:09] others: Fine.\nWhich city, said when?")],
+                      max_tokens=60, temperature=0, response_schema=schema)
+
+    async def run():
+        return "".join([ev.text async for ev in smol.chat(req) if ev.kind == "token"])
+
+    answer = json.loads(asyncio.run(run()))
+    jsonschema.validate(answer, schema)
+    assert smol.structured_output

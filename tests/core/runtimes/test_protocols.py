@@ -245,3 +245,26 @@ def test_connect_timeout_is_specific(kind, run):
         for s in fillers:
             s.close()
         lsock.close()
+
+
+SCHEMA = {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}, "required": ["answer"]}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_response_schema_is_sent_in_each_protocols_own_field(kind, run):
+    """Ollama takes the schema as "format", OpenAI-compatible servers as a json_schema
+    response_format; the Anthropic Messages API has no such field: the request goes without
+    it and the runtime says it does not enforce schemas."""
+    with FakeLLMServer(reply=Reply('{"answer": "yes"}')) as srv:
+        rt = make(kind, srv.url)
+        text, _, _ = run(collect(rt, req(response_schema=SCHEMA)))
+        body = srv.chat_requests()[-1].json()
+    assert text == '{"answer": "yes"}'
+    if kind == "ollama":
+        assert body["format"] == SCHEMA and rt.structured_output
+    elif kind == "openai":
+        assert body["response_format"] == {"type": "json_schema", "json_schema": {
+            "name": "answer", "schema": SCHEMA, "strict": False}} and rt.structured_output
+    else:
+        assert "format" not in body and "response_format" not in body and not rt.structured_output
+    assert make(kind, "http://127.0.0.1:9").request_body(req()).find(b"answer") == -1

@@ -20,10 +20,12 @@ class MinutesWriter:
 
     def __init__(self, reduce_edit: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.prompts: list[tuple[str, str, str]] = []
+        self.schemas: list[dict[str, Any] | None] = []
         self.reduce_edit = reduce_edit
 
-    def __call__(self, task: str, prompt: str, privacy: str) -> str:
+    def __call__(self, task: str, prompt: str, privacy: str, schema: dict[str, Any] | None = None) -> str:
         self.prompts.append((task, prompt, privacy))
+        self.schemas.append(schema)
         if "Partial minutes:" in prompt:
             return self._reduce(prompt.split("Partial minutes:\n", 1)[1])
         return self._map(prompt.split("Transcript:\n", 1)[1])

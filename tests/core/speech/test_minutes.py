@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from deskmind.core.speech.engine import Segment
 from deskmind.core.speech.minutes import chunk_transcript, make_minutes, parse_minutes
 from tests.core.speech.minutes_writer import MinutesWriter
@@ -56,10 +60,14 @@ def test_a_single_turn_longer_than_a_chunk_is_split_not_cut():
     assert all(f"word{i}" in joined.split() for i in range(600))
 
 
-def test_unreadable_model_answers_are_kept_as_text():
+def test_unreadable_model_answers_make_minutes_that_say_so_never_none():
     segs = _meeting(5)
-    m = make_minutes(segs, lambda t, p, v: "Sorry, I cannot do JSON today.", privacy="private")
-    assert m.chunks == 1 and m.summary == "Sorry, I cannot do JSON today."
+    m = make_minutes(segs, lambda t, p, v, schema=None: "Sorry, I cannot do JSON today.",
+                     privacy="private")
+    assert m.chunks == 1 and m.unusable == "its answer could not be read as minutes"
+    md = m.to_markdown()
+    assert md.startswith("## Minutes\nThe model could not write minutes for this meeting: its answer")
+    assert "none" not in md and "Sorry" not in md
     assert parse_minutes('{"summary": "x", "action_items": [{"text": "a", "owner": "null", "at": "1:02:03"}]}'
                          ).action_items[0].at == [3723.0]
 
@@ -74,7 +82,7 @@ def test_recovery_of_a_folder_with_an_unlisted_segment_and_a_failing_model(core,
     from tests.core.speech.conftest import words
     from tests.fakes.audio import speech_wav
 
-    def broken(task, prompt, privacy):
+    def broken(task, prompt, privacy, schema=None):
         raise RuntimeError("model crashed")
 
     speech = Speech(core, engine=whisper_engine, complete=broken)
@@ -134,6 +142,10 @@ def test_a_merge_that_drops_an_item_and_miscites_is_checked_against_the_partials
         with caplog.at_level(logging.INFO, logger="deskmind.core.speech.minutes"):
             m = make_minutes(MEETING, core.complete, privacy="private", max_chars=700)
         sent = [last_user_text(r.json()) for r in srv.chat_requests()]
+        formats = [r.json().get("format") for r in srv.chat_requests()]
+    # Every request carried the minutes' schema in Ollama's own field, so the minutes say so.
+    assert all(f and f["required"] == ["decisions", "action_items", "open_questions", "summary"]
+               for f in formats) and m.structured
     maps = [p for p in sent if "Transcript:\n" in p]
     assert len(maps) >= 2 and len(sent) == len(maps) + 1 == m.model_calls  # one merge by the model
     assert "Partial minutes:\n" in sent[-1]
@@ -167,3 +179,113 @@ def test_transcript_times_snap_to_line_starts():
     assert times.snap(29.0) == 31.3        # ...before or after it
     assert times.snap(1.0) is None and times.snap(76.0) is None
     assert TranscriptTimes([]).snap(3.0) is None
+
+
+# One decision, one action item and one open question; times are whole seconds.
+STANDUP = [
+    Segment(0.0, 5.5, "Good morning, let us look at the offsite plans.", "me"),
+    Segment(6.0, 11.0, "We decided to hold the offsite in Lisbon.", "others"),
+    Segment(12.0, 17.0, "Anna will book the hotel by Friday.", "me"),
+    Segment(18.0, 22.0, "Who will pay for the flights?", "others"),
+]
+
+
+def test_invented_quotes_times_and_transcript_lines_are_dropped():
+    """A crafted answer, as a small model wrote it: some of it true, some never said."""
+    import json
+
+    answer = json.dumps({
+        "decisions": [
+            # true, with its quote; the time cited is the next line's: the quote's line is added
+            {"text": "Offsite in Lisbon", "quote": "we decided to hold the offsite in Lisbon",
+             "at": ["0:12"]},
+            # invented quote, no usable time: dropped
+            {"text": "Budget approved", "quote": "The budget is approved.", "at": ["9:59"]},
+        ],
+        "action_items": [
+            {"text": "Anna books the hotel", "quote": "Anna will book the hotel by Friday.",
+             "owner": "Anna", "due": "date or null", "at": ["0:12"]},
+            # a transcript line no one said: dropped, whatever time it claims
+            {"text": "[0:34] others: When do they deliver the chairs?", "at": ["0:18"]},
+        ],
+        "open_questions": [
+            # real time, invented quote: the quote goes, the item stays at its line
+            {"text": "Who pays for flights", "quote": "Someone must pay for the flights",
+             "at": ["0:18"]},
+        ],
+        "summary": "Offsite planning.",
+    })
+    m = make_minutes(STANDUP, lambda t, p, v, schema=None: answer, privacy="private")
+    assert not m.unusable
+    assert [(d.text, d.quote, d.at) for d in m.decisions] == [
+        ("Offsite in Lisbon", "we decided to hold the offsite in Lisbon", [6.0, 12.0])]
+    assert [(a.text, a.owner, a.due, a.at) for a in m.action_items] == [
+        ("Anna books the hotel", "Anna", None, [12.0])]  # the prompt's placeholder is not a date
+    assert [(q.text, q.quote, q.at) for q in m.open_questions] == [("Who pays for flights", None, [18.0])]
+    assert (m.quotes_dropped, m.items_dropped, m.citations_dropped) == (3, 2, 1)
+    md = m.to_markdown()
+    assert "0:34" not in md and "budget" not in md.lower() and "Someone must" not in md
+    assert "- Offsite in Lisbon — “we decided to hold the offsite in Lisbon” [0:06], [0:12]" in md
+
+
+def test_minutes_where_everything_was_invented_are_unusable():
+    answer = ('{"decisions": [{"text": "[0:41] me: We agreed to double the budget.", "at": []}], '
+              '"action_items": [{"text": "Call the bank", "quote": "call the bank today", "at": ["3:00"]}], '
+              '"open_questions": [], "summary": "The budget was doubled."}')
+    m = make_minutes(STANDUP, lambda t, p, v, schema=None: answer, privacy="private")
+    assert m.unusable == "everything it wrote cited words or times that are not in the transcript"
+    md = m.to_markdown()
+    assert "could not write minutes" in md and "budget" not in md and "none" not in md
+    assert m.sections() == [("unusable", md, None)]
+
+
+def test_the_schema_admits_only_the_parts_times_and_words():
+    """The schema sent with each part: a truthful answer fits it; an invented time or quote,
+    an extra item or an over-long text cannot be decoded under it."""
+    import jsonschema
+
+    from deskmind.core.speech.minutes import MAX_ITEMS, TEXT_CHARS, chunk_pieces, map_schema
+
+    writer = MinutesWriter()
+    make_minutes(STANDUP, writer, privacy="private")
+    (schema,) = writer.schemas
+    assert schema == map_schema(chunk_pieces(STANDUP, 6000)[0])
+    good = {"decisions": [{"text": "Lisbon", "quote": "We decided to hold the offsite in Lisbon.",
+                           "at": ["0:06"]}],
+            "action_items": [{"text": "Hotel", "quote": "Anna will book the hotel by Friday.",
+                              "at": ["0:12"], "owner": "Anna", "due": "Friday"}],
+            "open_questions": [], "summary": "Offsite."}
+    jsonschema.validate(good, schema)
+    bad_cases = [
+        {"at": ["0:34"]},
+        {"quote": "We decided to hold the offsite in Paris."},
+        {"text": "x" * (TEXT_CHARS + 1)},
+    ]
+    for change in bad_cases:
+        bad = json.loads(json.dumps(good))
+        bad["decisions"][0].update(change)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
+    too_many = dict(good, decisions=good["decisions"] * (MAX_ITEMS + 1))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(too_many, schema)
+
+
+def test_the_default_model_writes_minutes_in_shape_with_only_real_quotes_and_times(core, monkeypatch):
+    """SmolLM2-135M through the router (the embedded llama.cpp runtime, nothing else running),
+    on a meeting with one decision, one action item and one open question. Its answer is
+    decoded under the schema, so it parses; whatever it picked is in the transcript."""
+    from deskmind.core.speech.minutes import TranscriptQuotes
+
+    monkeypatch.setenv("DESKMIND_DISCOVER", "")  # no model server: the embedded model answers
+    m = make_minutes(STANDUP, core.complete, privacy="private")
+    assert m.structured and m.model_calls == 1 and m.parts_unusable == 0
+    assert m.unusable != "its answer could not be read as minutes"
+    items = m.decisions + m.action_items + m.open_questions
+    starts = {s.start for s in STANDUP}
+    quotes = TranscriptQuotes(STANDUP)
+    assert all(set(i.at) <= starts for i in items)
+    assert all(quotes.find(i.quote)[0] for i in items if i.quote)
+    assert all(i.at or i.quote for i in items)
+    assert len(m.summary) <= 240
+    print("minutes by the default model:\n" + m.to_markdown())

@@ -44,30 +44,58 @@ def test_note_from_file_lands_in_memory_with_times_and_audio(core, speech, speec
     assert core.store.get_source(note.source_id) is None
 
 
-def test_note_cleanup_through_the_injected_completer(core, whisper_engine, speech_dir):
+def test_note_is_saved_as_transcribed_first_and_cleaned_up_afterwards(core, whisper_engine, speech_dir):
+    """The note is in memory before the model is asked; the clean-up then updates it, keeping
+    the transcript apart, and the provenance says it was cleaned and by which model."""
+    from deskmind.core.app import Completion
     from deskmind.core.speech import Speech
 
     calls = []
+    asked = threading.Event()
+    go_on = threading.Event()
 
-    def complete(task: str, prompt: str, privacy: str) -> str:
-        calls.append((task, privacy))
+    def complete(task: str, prompt: str, privacy: str, avoid=frozenset()) -> str:
+        calls.append((task, privacy, avoid))
+        asked.set()
+        assert go_on.wait(30)
         said = prompt.rsplit("\n\n", 1)[1]
-        return "Shopping: " + said.strip().rstrip(".") + "."
+        return Completion("Shopping: " + said.strip().rstrip(".") + ".", model="fake:tidy")
 
     s = Speech(core, engine=whisper_engine, complete=complete)
-    note = s.note_from_file(speech_wav(speech_dir, NOTE))
-    assert calls == [("clean-note", "private")]
-    assert note.cleaned and note.text.startswith("Shopping: ")
-    src = core.store.get_source(note.source_id)
-    assert src.metadata["cleaned"] and "shoes" in words(src.metadata["transcript"])
-    cleaned = [loc for _, loc in _chunks(core, note.source_id) if loc.get("cleaned")]
-    assert cleaned == [{"start": 0.0, "end": round(note.transcript.duration, 2), "cleaned": True}]
+    try:
+        note = s.note_from_file(speech_wav(speech_dir, NOTE))
+        assert asked.wait(30)
+        # Saved as transcribed while the model is still at work.
+        src = core.store.get_source(note.source_id)
+        assert not note.cleaned and note.text == note.transcript.text and not note.cleanup.done()
+        assert src.metadata["cleaned"] is False and src.metadata["cleanup"] == "pending"
+        assert core.store.document_text(note.source_id) == note.transcript.text
+        go_on.set()
+        out = note.wait_for_cleanup(30)
+        assert out.status == "cleaned" and out.model == "fake:tidy"
+        assert calls == [("clean-note", "private", frozenset())]
+        assert note.cleaned and note.text.startswith("Shopping: ")
+        src = core.store.get_source(note.source_id)
+        assert src.metadata["cleaned"] and src.metadata["cleaned_by"] == "fake:tidy"
+        assert src.metadata["cleanup"] == "cleaned" and "shoes" in words(src.metadata["transcript"])
+        assert core.store.document_text(note.source_id).startswith("Shopping: ")
+        chunks = _chunks(core, note.source_id)
+        cleaned = [loc for _, loc in chunks if loc.get("cleaned")]
+        assert cleaned == [{"start": 0.0, "end": round(note.transcript.duration, 2), "cleaned": True}]
+        assert len(chunks) == len(note.transcript.segments) + 1   # the transcript's chunks stay
+    finally:
+        go_on.set()
+        s.close()
 
-    def broken(task: str, prompt: str, privacy: str) -> str:
+    def broken(task: str, prompt: str, privacy: str, avoid=frozenset()) -> str:
         raise DeskmindError("no local model is running")
 
-    note2 = Speech(core, engine=whisper_engine, complete=broken).note_from_file(speech_wav(speech_dir, NOTE))
-    assert not note2.cleaned and "cleanup failed" in note2.warnings[0]
+    s2 = Speech(core, engine=whisper_engine, complete=broken)
+    note2 = s2.note_from_file(speech_wav(speech_dir, NOTE))
+    note2.wait_for_cleanup(30)
+    s2.close()
+    assert not note2.cleaned and "cleanup failed (no local model is running)" in note2.warnings[0]
+    assert core.store.get_source(note2.source_id).metadata["cleanup"].startswith("failed: cleanup failed")
 
 
 def test_a_clean_up_that_loses_or_invents_words_is_not_used(core, whisper_engine, speech_dir):
@@ -77,15 +105,128 @@ def test_a_clean_up_that_loses_or_invents_words_is_not_used(core, whisper_engine
     for answer, why in (("Sure! Here is a cleaned up note for you.", "of the words said"),
                         (lambda said: said + " " + "And then some more words nobody said. " * 12,
                          "characters for")):
-        def complete(task: str, prompt: str, privacy: str, answer=answer) -> str:
+        def complete(task: str, prompt: str, privacy: str, avoid=frozenset(), answer=answer) -> str:
             said = prompt.rsplit("\n\n", 1)[1]
             return answer(said) if callable(answer) else answer
 
-        note = Speech(core, engine=whisper_engine, complete=complete).note_from_file(speech_wav(speech_dir, NOTE))
+        s = Speech(core, engine=whisper_engine, complete=complete)
+        note = s.note_from_file(speech_wav(speech_dir, NOTE))
+        note.wait_for_cleanup(30)
+        s.close()
         assert not note.cleaned and note.text == note.transcript.text
         assert len(note.warnings) == 1 and "the clean-up was not used" in note.warnings[0]
         assert why in note.warnings[0]
         assert not [loc for _, loc in _chunks(core, note.source_id) if loc.get("cleaned")]
+        src = core.store.get_source(note.source_id)
+        assert src.metadata["cleaned"] is False and why in src.metadata["cleanup"]
+        assert src.metadata["cleanup_model"] == "unknown model"
+
+
+def test_a_model_whose_clean_ups_keep_failing_is_switched_off_once(core, whisper_engine, speech_dir, caplog):
+    """After three guard rejections in a row a model is not asked again (the router is told to
+    avoid it); the log says so once, and the record holds across restarts."""
+    import logging
+
+    from deskmind.core.app import Completion
+    from deskmind.core.routing.router import RoutingError
+    from deskmind.core.speech import Speech
+
+    asked = []
+
+    def complete(task: str, prompt: str, privacy: str, avoid=frozenset()) -> str:
+        if "fake:tiny" in avoid:
+            raise RoutingError("no model can answer: the only candidate is avoided")
+        asked.append(prompt)
+        return Completion("I noticed that the note was not a good idea.", model="fake:tiny")
+
+    wav = speech_wav(speech_dir, NOTE)
+    s = Speech(core, engine=whisper_engine, complete=complete)
+    outcomes = []
+    with caplog.at_level(logging.INFO, logger="deskmind.core.speech.cleanup"):
+        for _ in range(5):
+            note = s.note_from_file(wav)
+            outcomes.append(note.wait_for_cleanup(30))
+    s.close()
+    assert [o.status for o in outcomes] == ["rejected", "rejected", "rejected", "off", "off"]
+    assert [o.switched_off for o in outcomes] == [False, False, True, False, False]
+    assert len(asked) == 3
+    off = [r for r in caplog.records if "switched off for fake:tiny" in r.getMessage()]
+    assert len(off) == 1 and off[0].levelname == "WARNING" and "Settings → Speech" in off[0].getMessage()
+    assert len([r for r in caplog.records if "no other model can do it" in r.getMessage()]) == 1
+    # The last notes are saved as transcribed, and say clean-up was off.
+    meta = core.store.get_source(note.source_id).metadata
+    assert meta["cleanup"] == "off: clean-up is off for fake:tiny" and meta["cleaned"] is False
+    assert not note.warnings
+    # A new start remembers; turning it back on asks the model again.
+    again = Speech(core, engine=whisper_engine, complete=complete)
+    assert again.cleanup_record.off_models() == {"fake:tiny"}
+    assert again.cleanup_record.state()["fake:tiny"]["rejected_in_a_row"] == 3
+    again.cleanup_record.turn_on("fake:tiny")
+    again.note_from_file(wav).wait_for_cleanup(30)
+    again.close()
+    assert len(asked) == 4
+
+
+def test_a_note_forgotten_while_it_is_cleaned_up_stays_forgotten(core, whisper_engine, speech_dir):
+    from deskmind.core.speech import Speech
+
+    asked = threading.Event()
+    go_on = threading.Event()
+
+    def complete(task: str, prompt: str, privacy: str, avoid=frozenset()) -> str:
+        asked.set()
+        assert go_on.wait(30)
+        return prompt.rsplit("\n\n", 1)[1]
+
+    s = Speech(core, engine=whisper_engine, complete=complete)
+    try:
+        note = s.note_from_file(speech_wav(speech_dir, NOTE))
+        assert asked.wait(30)
+        s.forget(note.source_id)
+        go_on.set()
+        assert note.cleanup.result(30).status == "forgotten"
+        assert core.store.get_source(note.source_id) is None
+        assert core.store.list_sources(kind="note") == []
+    finally:
+        go_on.set()
+        s.close()
+
+
+def test_the_default_model_cleans_up_after_the_note_is_saved(core, whisper_engine, speech_dir, monkeypatch):
+    """The bundled SmolLM2 (embedded llama.cpp, through the router) behind clean-up: the note is
+    saved before it answers; whatever it answers, the note's provenance and the per-model
+    record say what happened."""
+    from deskmind.core.speech import Speech
+
+    monkeypatch.setenv("DESKMIND_DISCOVER", "")  # nothing else running: the embedded model
+    s = Speech(core, engine=whisper_engine, complete=core.complete)
+    try:
+        note = s.note_from_file(speech_wav(speech_dir, NOTE))
+        assert "cleanup" not in note.timings and note.timings["save"] < 5
+        assert core.store.get_source(note.source_id).metadata["cleanup"] == "pending"
+        out = note.wait_for_cleanup(900)
+    finally:
+        s.close()
+    assert out.model.startswith("embedded:") and out.status in ("cleaned", "rejected"), out
+    meta = core.store.get_source(note.source_id).metadata
+    assert meta["cleaned"] is (out.status == "cleaned") and meta["cleanup"].startswith(out.status)
+    assert {"running", "shoes"} <= words(meta["transcript"])   # the transcript is kept apart
+    state = s.cleanup_record.state().get(out.model, {})
+    assert state.get("rejected_in_a_row", 0) == (1 if out.status == "rejected" else 0)
+    print(f"clean-up by {out.model}: {out.status} in {out.seconds:.1f} s ({out.reason})")
+
+
+def test_a_broken_clean_up_record_is_started_afresh(tmp_path, caplog):
+    from deskmind.core.speech.cleanup import CleanupRecord
+
+    path = tmp_path / "note-cleanup.json"
+    path.write_text('{"models": ["not", "a", "table"]}')
+    rec = CleanupRecord(path)
+    assert rec.off_models() == frozenset() and "could not be read" in caplog.text
+    path.write_bytes(b"{" * (1 << 20 + 1))
+    assert CleanupRecord(path).state() == {}
+    assert not rec.rejected("m:1", "x") and not rec.rejected("m:1", "x") and rec.rejected("m:1", "x")
+    assert CleanupRecord(path).off_models() == {"m:1"}
 
 
 def test_silent_file_saves_nothing(core, speech, tmp_path):

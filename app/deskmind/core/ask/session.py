@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def make_hub(core: Any, cfg: RoutingConfig, *, secrets: Any = None, timeouts: Timeouts | None = None,
-             targets: Any = None, embedded: Any = "auto") -> RuntimeHub:
+             targets: Any = None, embedded: Any = "auto", secrets_executor: Any = None) -> RuntimeHub:
     if secrets is None:
         from deskmind.core.secrets import SecretStore
 
@@ -28,7 +28,8 @@ def make_hub(core: Any, cfg: RoutingConfig, *, secrets: Any = None, timeouts: Ti
 
         embedded = embedded_factory(core.engines, core.paths.config_dir)
     return RuntimeHub(cfg, secrets=secrets, egress=EgressLedger(core.store), timeouts=timeouts,
-                      targets=targets, embedded=embedded, engines=core.engines)
+                      targets=targets, embedded=embedded, engines=core.engines,
+                      secrets_executor=secrets_executor)
 
 
 @contextlib.asynccontextmanager

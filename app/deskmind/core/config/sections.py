@@ -89,6 +89,15 @@ class SpeechSettings:
     clean_up_notes: bool = True             # pass voice notes through the note cleaner when one exists
     note_privacy: str = "private"
     meeting_privacy: str = "private"
+    # Pre-roll: while the talk keys are armed the microphone stays open (the system's
+    # microphone indicator shows it) and the last preroll_s seconds are kept in memory only,
+    # so the first word said with the key press is recorded. Off: the microphone opens on
+    # key-down and what was said before the key press reached Deskmind is lost.
+    preroll: bool = True
+    preroll_s: float = 0.3
+    dictate_save_note: bool = True          # dictated text is also saved as a voice note
+    dictate_clean_up: bool = False          # punctuation/fillers by the routed local model, guarded
+    max_dictation_s: float = 300.0          # a held dictate key records at most this long
 
     def validate(self, where: str = "[speech]") -> None:
         if self.device not in ("auto", "cpu", "cuda"):
@@ -102,6 +111,10 @@ class SpeechSettings:
             raise UserInputError(f"{where} minutes_chunk_chars must be at least 500")
         if self.beam_size < 1:
             raise UserInputError(f"{where} beam_size must be at least 1")
+        if not (0 < self.preroll_s <= 2.0):
+            raise UserInputError(f"{where} preroll_s must be more than 0 and at most 2 seconds")
+        if not (1 <= self.max_dictation_s <= 3600):
+            raise UserInputError(f"{where} max_dictation_s must be between 1 and 3600 seconds")
 
     def resolved_threads(self) -> int:
         if self.threads > 0:

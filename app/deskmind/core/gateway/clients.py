@@ -169,6 +169,13 @@ class ClientRegistry:
         self._refresh()
         return self._by_name.get(name)
 
+    def current(self, name: str, max_age: float) -> Client | None:
+        """The client as stored at most ``max_age`` seconds ago (another registry, such as the
+        CLI's or the settings window's, may have changed it)."""
+        if self.monotonic() - self._loaded_at >= max_age:
+            self._refresh(force=True)
+        return self._by_name.get(name)
+
     def list(self) -> list[Client]:
         self._refresh(force=True)
         return sorted(self._by_name.values(), key=lambda c: c.name)

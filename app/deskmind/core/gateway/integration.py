@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import Any, AsyncIterator
+from typing import Any
 
 from deskmind.core.errors import DeskmindError
 from deskmind.core.gateway.openai_api import ChatCall, ChatStream
@@ -176,13 +176,17 @@ class RoutedChat:
             return dataclasses.replace(cfg, rules=rules), None
         return cfg, model
 
-    async def open(self, call: ChatCall) -> ChatStream:
-        from deskmind.core.agents.permissions import ApprovalRequest, ask_approval
+    async def check(self, call: ChatCall) -> None:
+        """Refuse now, before any memory is searched, a chat that would be refused whatever
+        memory added: a privacy it may not lower, a model no runtime has or the rules forbid,
+        no model able to answer."""
+        from deskmind.core.routing.dispatch import decide
+
+        await decide(self.rt.hub(), self._planner(call, with_memory=False))
+
+    def _planner(self, call: ChatCall, *, with_memory: bool = True) -> Any:
         from deskmind.core.routing.config import privacy_rank
-        from deskmind.core.routing.router import (
-            ItemRef, RouteRequest, RoutingError, keep_off_cloud, route_request,
-        )
-        from deskmind.core.runtimes.base import ChatRequest, EgressContext, RuntimeFault
+        from deskmind.core.routing.router import ItemRef, RouteRequest, keep_off_cloud, route_request
 
         caller = call.caller
         cfg, override = self._cfg_for_model(caller, call.model)
@@ -193,8 +197,8 @@ class RoutedChat:
                 f"deskmind.prompt_privacy '{call.prompt_privacy}' would make this chat less "
                 f"private than the routing rules' prompt_privacy ('{cfg.prompt_privacy}'): a "
                 "client may only raise it")
-        hub = self.rt.hub()
-        items = [ItemRef(h["chunk_id"], h["privacy"], len(h["text"])) for h in call.memory]
+        items = [ItemRef(h["chunk_id"], h["privacy"], len(h["text"]))
+                 for h in (call.memory if with_memory else [])]
         prompt = "\n".join(m.content for m in call.messages)
 
         def plan(inv: Any) -> Any:
@@ -205,47 +209,38 @@ class RoutedChat:
             if not caller.client.effective_scopes().cloud:
                 keep_off_cloud(d, f"client {caller.name}", override)
             return d
+        return plan
 
-        decision = plan(await hub.inventory())
-        if not decision.candidates and any("not running" in s for s in decision.skipped):
-            # The inventory is cached for a few seconds and its probes are short: a runtime
-            # that was busy when last probed deserves one fresh look before we give up.
-            decision = plan(await hub.inventory(refresh=True))
-        if not decision.candidates:
-            why = "; ".join(decision.skipped[:6]) or "no model is configured or running"
-            raise RoutingError(f"no model may answer this ({decision.reason}): {why}")
-        errors: list[str] = []
-        for cand in decision.candidates:
-            if cand.zone == "cloud" and not await ask_approval(
-                    _standing_approval(caller),
-                    ApprovalRequest(agent_name(caller), "cloud", f"chat via {cand.ref}")):
-                continue
-            withheld = set(cand.withheld)
-            used = [h for h in call.memory if h["chunk_id"] not in withheld]
-            messages = grounded(call.messages, used)
-            req = ChatRequest(model=cand.model, messages=messages, temperature=call.temperature,
-                              max_tokens=call.max_tokens, tools=list(call.tools),
+    async def open(self, call: ChatCall) -> ChatStream:
+        from deskmind.core.agents.permissions import ApprovalRequest, ask_approval
+        from deskmind.core.routing.dispatch import Dispatch, decide
+        from deskmind.core.runtimes.base import ChatRequest, EgressContext
+
+        caller = call.caller
+        hub = self.rt.hub()
+        decision = await decide(hub, self._planner(call))
+        approver = _standing_approval(caller)
+        d = Dispatch(decision, lambda cand: ask_approval(
+            approver, ApprovalRequest(agent_name(caller), "cloud", f"chat via {cand.ref}")))
+        async for cand in d.candidates():
+            used = d.visible(cand, call.memory, lambda h: h["chunk_id"])
+            req = ChatRequest(model=cand.model, messages=grounded(call.messages, used),
+                              temperature=call.temperature, max_tokens=call.max_tokens,
+                              tools=list(call.tools), sampling=call.sampling,
                               egress=EgressContext(rule=decision.rule,
                                                    item_ids=[h["chunk_id"] for h in used]))
             runtime = await hub.runtime(cand.provider)
-            events = runtime.chat(req).__aiter__()
-            try:
-                # Wait for the first event here, so a runtime that fails before answering
-                # moves on to the next candidate instead of breaking the caller's stream.
-                first = await events.__anext__()
-            except StopAsyncIteration:
-                first = None
-            except RuntimeFault as exc:
-                if not exc.retryable:
-                    raise
-                errors.append(f"{cand.ref}: {exc}")
+            # The first event is awaited here, so a runtime that fails before answering moves
+            # on to the next candidate instead of breaking the caller's stream.
+            opened = await d.open(cand, runtime.chat(req))
+            if opened is None:
                 continue
             route = {"provider": cand.provider, "model": cand.model, "zone": cand.zone,
                      "rule": decision.rule, "class": decision.klass, "reason": decision.reason,
-                     "withheld_items": sorted(withheld), "fallbacks": errors}
-            return ChatStream(model=cand.ref, route=route, events=_chain(first, events),
+                     "withheld_items": sorted(cand.withheld), "fallbacks": list(d.failures)}
+            return ChatStream(model=cand.ref, route=route, events=opened.events,
                               used_items=[h["chunk_id"] for h in used])
-        raise RoutingError("no model could answer: " + " | ".join(errors or decision.skipped[:6]))
+        d.give_up()
 
 
 def grounded(messages: list[Any], hits: list[dict[str, Any]]) -> list[Any]:
@@ -262,20 +257,6 @@ def grounded(messages: list[Any], hits: list[dict[str, Any]]) -> list[Any]:
         blocks.append(f"{head}\n{h['text'][:MAX_SOURCE_CHARS]}")
     system = Message("system", SYSTEM + "\n\nSources from the person's memory:\n\n" + "\n\n".join(blocks))
     return [system, *messages]
-
-
-async def _chain(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    try:
-        if first is None:
-            return
-        yield first
-        async for ev in rest:
-            yield ev
-    finally:
-        # A caller that goes away mid-stream closes the runtime's stream at once.
-        close = getattr(rest, "aclose", None)
-        if close is not None:
-            await close()
 
 
 def build_gateway(core: Any, config: GatewayConfig | None = None, *, routing: Any = None,

@@ -126,11 +126,15 @@ class GatewayMCP:
 
         @_tool(mcp, annotations=READ_ONLY.model_copy(update={"title": "Search memory"}))
         async def search_memory(query: str, limit: int = 8, kinds: list[str] | None = None,
+                                include_conversations: bool = False,
                                 ctx: Context | None = None) -> dict[str, Any]:
             """Hybrid (keyword + meaning) search of the person's memory. Returns the best
             matching passages with their source, location and an item id for fetch_item.
-            kinds narrows to source kinds such as note, meeting, markdown, pdf."""
-            return await self._run(ctx, svc.search, query, limit, kinds)
+            kinds narrows to source kinds such as note, meeting, markdown, pdf. Saved
+            conversations (earlier answers, right or wrong) are left out unless
+            include_conversations is true or kinds names conversation."""
+            return await self._run(ctx, svc.search, query, limit, kinds, None,
+                                   include_conversations)
 
         @_tool(mcp, annotations=READ_ONLY.model_copy(update={"title": "Fetch an item"}))
         async def fetch_item(item: str, offset: int = 0, ctx: Context | None = None) -> dict[str, Any]:

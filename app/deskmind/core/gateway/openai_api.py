@@ -31,9 +31,10 @@ from deskmind.core.gateway.openai_wire import (
     ChatBody, EmbedBody, RuntimeUnavailable, api_error, collect, fault_response, json_body,
     sse_stream,
 )
+from deskmind.core.gateway.revocation import MAX_AGE, until_revoked
 from deskmind.core.gateway.service import Caller, PermissionDenied
 from deskmind.core.memory.models import PRIVACY_LEVELS
-from deskmind.core.runtimes.base import Message, StreamEvent, Tool
+from deskmind.core.runtimes.base import Message, Sampling, StreamEvent, Tool
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class ChatCall:
     # How sensitive the caller says its own messages are (None: the rules' default). Memory
     # items keep their own tags whatever this says.
     prompt_privacy: str | None = None
+    sampling: Sampling = field(default_factory=Sampling)
 
 
 @dataclass
@@ -72,6 +74,8 @@ class ChatStream:
 
 class ChatBackend(Protocol):
     async def model_ids(self, caller: Caller) -> list[str]: ...
+
+    async def check(self, call: ChatCall) -> None: ...
 
     async def open(self, call: ChatCall) -> ChatStream: ...
 
@@ -132,15 +136,17 @@ class OpenAIApi:
                      for t in body.tools or [] if t.type == "function"]
             if self.gw.chat is None:
                 raise RuntimeUnavailable("no model runtime pipeline is set up on this gateway")
-            memory = await self._ground(caller, body, messages)
             opt = (body.model_extra or {}).get("deskmind") or {}
             prompt_privacy = opt.get("prompt_privacy")
             if prompt_privacy is not None and prompt_privacy not in PRIVACY_LEVELS:
                 raise UserInputError(f"deskmind.prompt_privacy must be one of {', '.join(PRIVACY_LEVELS)}")
             call = ChatCall(caller=caller, model=body.model, messages=messages,
                             temperature=body.temperature,
-                            max_tokens=body.max_completion_tokens or body.max_tokens, memory=memory,
-                            prompt_privacy=prompt_privacy, tools=tools)
+                            max_tokens=body.max_completion_tokens or body.max_tokens,
+                            prompt_privacy=prompt_privacy, tools=tools, sampling=body.sampling())
+            # A chat refused whatever memory would add is refused before memory is searched.
+            await self.gw.chat.check(call)
+            call.memory = await self._ground(caller, body, messages)
             stream = await self.gw.chat.open(call)
         except DeskmindError as exc:
             if not isinstance(exc, PermissionDenied):  # a denial was recorded where it was made
@@ -150,7 +156,7 @@ class OpenAIApi:
                                      decision="denied" if isinstance(exc, RouteRefused) else "failed",
                                      detail=str(exc))
             return fault_response(exc)
-        stream = self._audited(caller, args, stream)
+        stream = self._audited(caller, args, self._revocable(caller, stream))
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if body.stream:
             include_usage = bool((body.stream_options or {}).get("include_usage"))
@@ -159,6 +165,16 @@ class OpenAIApi:
                                      headers={"cache-control": "no-cache",
                                               "x-deskmind-route": stream.model})
         return await collect(cid, body.model, stream)
+
+    def _revocable(self, caller: Caller, stream: ChatStream) -> ChatStream:
+        """The stream, cut within about a second when the client's grant is withdrawn."""
+        clients, name = self.gw.clients, caller.name
+
+        def still_granted() -> bool:
+            c = clients.current(name, MAX_AGE)
+            return c is not None and c.granted
+
+        return dataclasses.replace(stream, events=until_revoked(stream.events, still_granted, name))
 
     def _audited(self, caller: Caller, args: dict[str, Any], stream: ChatStream) -> ChatStream:
         """The stream, recorded in the audit log once it ends (so the entry has the answer's
@@ -193,10 +209,10 @@ class OpenAIApi:
         query = next((m.content for m in reversed(messages) if m.role == "user"), "")
         if not query.strip():
             return []
-        # Earlier conversations are not sources (a model would end up quoting itself).
+        # Earlier conversations are not sources (a model would end up quoting itself): the
+        # search leaves them out.
         search = anyio.to_thread.run_sync(
-            lambda: self.gw.service.search(caller, query[:2000], GROUNDING_HITS,
-                                           exclude_kinds=("conversation",)),
+            lambda: self.gw.service.search(caller, query[:2000], GROUNDING_HITS),
             limiter=self.gw.workers)
         warm = getattr(self.gw.chat, "warm", None)
         if warm is None:

@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, AsyncIterator
+from typing import Annotated, Any, AsyncIterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from deskmind.core.errors import DeskmindError, UserInputError
 from deskmind.core.gateway.service import PermissionDenied
-from deskmind.core.runtimes.base import Message, ToolCall
+from deskmind.core.runtimes.base import Message, Sampling, ToolCall
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,21 @@ class _Msg(BaseModel):
         return self.content or ""
 
 
+class _ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class _NamedFn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class _NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: _NamedFn
+
+
 class ChatBody(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1, max_length=200)
@@ -90,6 +105,33 @@ class ChatBody(BaseModel):
     # The caller's own functions: passed to the model, and the model's calls handed back to
     # the caller to run. Deskmind runs none of them.
     tools: list[_ToolSpec] | None = Field(default=None, max_length=128)
+    # Passed to the runtime that answers, or refused by it with a 400 naming what it lacks.
+    stop: str | list[Annotated[str, Field(min_length=1, max_length=500)]] | None = Field(
+        default=None, max_length=4)
+    seed: int | None = None
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    response_format: _ResponseFormat | None = None
+    tool_choice: Literal["auto", "none", "required"] | _NamedToolChoice | None = None
+    user: str | None = Field(default=None, max_length=256)
+
+    @model_validator(mode="after")
+    def _tool_choice_needs_tools(self) -> "ChatBody":
+        if self.tool_choice not in (None, "auto", "none") and not self.tools:
+            raise ValueError("tool_choice names a tool to call, but the request has no tools")
+        return self
+
+    def sampling(self) -> Sampling:
+        stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        choice = (self.tool_choice.model_dump() if isinstance(self.tool_choice, BaseModel)
+                  else self.tool_choice)
+        return Sampling(stop=stop, seed=self.seed, top_p=self.top_p,
+                        frequency_penalty=self.frequency_penalty,
+                        presence_penalty=self.presence_penalty,
+                        response_format=(self.response_format.model_dump(exclude_none=True)
+                                         if self.response_format else None),
+                        tool_choice=choice, user=self.user)
 
 
 class EmbedBody(BaseModel):
@@ -109,17 +151,19 @@ def api_error(status: int, message: str, kind: str = "invalid_request_error",
 
 
 def fault_response(exc: DeskmindError) -> JSONResponse:
-    from deskmind.core.routing.router import RouteRefused, RoutingError
+    from deskmind.core.routing.router import RouteRefused, RoutingError, UnknownModel
     from deskmind.core.runtimes.base import (
         FirstTokenTimeout, ModelNotFoundError, RateLimitedError, StallTimeout,
     )
 
-    if isinstance(exc, (PermissionDenied, RouteRefused)):
+    from deskmind.core.gateway.revocation import ClientRevoked
+
+    if isinstance(exc, (PermissionDenied, RouteRefused, ClientRevoked)):
         # RouteRefused: the rules forbid the model asked for (not a runtime being down).
         return api_error(403, str(exc), "permission_error")
     if isinstance(exc, UserInputError):
         return api_error(400, str(exc))
-    if isinstance(exc, ModelNotFoundError):
+    if isinstance(exc, (ModelNotFoundError, UnknownModel)):
         return api_error(404, str(exc), "invalid_request_error", "model_not_found")
     if isinstance(exc, RateLimitedError):
         ra = exc.retry_after

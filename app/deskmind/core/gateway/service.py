@@ -22,7 +22,7 @@ from deskmind.core.errors import DeskmindError, UserInputError
 from deskmind.core.gateway.audit import GatewayAudit
 from deskmind.core.gateway.clients import Client, ClientRegistry
 from deskmind.core.memory.models import PRIVACY_LEVELS, Source, SourceDraft
-from deskmind.core.memory.search import SearchFilters
+from deskmind.core.memory.search import SearchFilters, conversations_left_out, search_keeping
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +94,18 @@ class MemoryGateway:
     # -- operations ---------------------------------------------------------------------
 
     def search(self, caller: Caller, query: str, limit: int = 8, kinds: list[str] | None = None,
-               since: float | None = None, exclude_kinds: tuple[str, ...] = ()) -> dict[str, Any]:
+               since: float | None = None, include_conversations: bool = False) -> dict[str, Any]:
+        """Memory passages within the caller's read ceiling, best first. Saved conversations
+        are left out unless ``include_conversations`` or ``kinds`` names them."""
         args = {"query": query, "limit": limit, "kinds": kinds}
+        if include_conversations:
+            args["include_conversations"] = True
         levels = self.require_read(caller, "search_memory", args)
         if not query or not query.strip():
             raise UserInputError("query is empty")
         limit = max(1, min(int(limit), MAX_LIMIT))
-        hits = self._search_within(query, limit, levels, kinds, since, exclude_kinds)
+        hits = self._search_within(query, limit, levels, kinds, since,
+                                   conversations_left_out(kinds, include_conversations))
         out = [{
             "item": f"chunk:{h.chunk_id}", "chunk_id": h.chunk_id, "source_id": h.source_id,
             "source": h.source, "title": h.title, "kind": h.kind, "locator": h.locator,
@@ -125,13 +130,10 @@ class MemoryGateway:
         base = SearchFilters(kinds=kinds or None, since=since)
         if len(levels) == len(PRIVACY_LEVELS) and not exclude_kinds:
             return self.searcher.search(query, limit=limit, filters=base).hits
-        wide = self.searcher.search(query, limit=limit * 3, filters=base).hits
-        hits = [h for h in wide if usable(h)][:limit]
-        if len(hits) < limit and len(wide) == limit * 3:
-            strict = SearchFilters(kinds=kinds or None, privacy=levels, since=since)
-            hits = self.searcher.search(query, limit=limit * 3, filters=strict).hits
+        strict = SearchFilters(kinds=kinds or None, privacy=levels, since=since,
+                               exclude_kinds=exclude_kinds or None)
         # Whatever path ran, nothing above the ceiling leaves this method.
-        return [h for h in hits if usable(h)][:limit]
+        return search_keeping(self.searcher, query, limit, base, usable, strict)
 
     def fetch(self, caller: Caller, item: str, offset: int = 0,
               max_chars: int = MAX_FETCH_CHARS) -> dict[str, Any]:

@@ -36,6 +36,9 @@ class SourceDraft:
     # Sources this one was made from besides ``parent_id`` (a conversation: those it cited).
     # Forgetting any of them forgets this one too.
     derived_from: list[int] = field(default_factory=list)
+    # Update this stored source (by id) in place. If it is gone (forgotten meanwhile), nothing
+    # is stored and SourcesGone is raised: a late update must never bring it back.
+    replaces: int | None = None
 
 
 @dataclass

@@ -74,10 +74,11 @@ class SearchFilters:
     since: float | None = None
     until: float | None = None
     collection: str | None = None
+    exclude_kinds: Sequence[str] | None = None
 
     def is_empty(self) -> bool:
         return not (self.kinds or self.source_ids or self.privacy or self.since is not None
-                    or self.until is not None or self.collection)
+                    or self.until is not None or self.collection or self.exclude_kinds)
 
     def sql(self, alias: str = "s") -> tuple[str, list[Any]]:
         where, args = [], []
@@ -99,7 +100,37 @@ class SearchFilters:
         if self.collection:
             where.append(f"{alias}.collection = ?")
             args.append(self.collection)
+        if self.exclude_kinds:
+            where.append(f"{alias}.kind NOT IN (SELECT value FROM json_each(?))")
+            args.append(json.dumps(list(self.exclude_kinds)))
         return (" AND ".join(where) if where else "1"), args
+
+
+# Saved answers: indexed so they can be found on purpose, but not sources. Left out of a search
+# unless asked for, so a question's hits are the notes and files an answer would cite.
+CONVERSATION_KINDS = ("conversation",)
+
+
+def conversations_left_out(kinds: Sequence[str] | None, include: bool) -> tuple[str, ...]:
+    """The kinds a search leaves out: saved conversations, unless included or asked for by kind."""
+    if include or (kinds and any(k in CONVERSATION_KINDS for k in kinds)):
+        return ()
+    return CONVERSATION_KINDS
+
+
+def search_keeping(searcher: "Searcher", query: str, limit: int, filters: SearchFilters,
+                   keep: Callable[[Hit], bool], strict: SearchFilters,
+                   mode: str = "hybrid") -> list[Hit]:
+    """The best ``limit`` hits that ``keep`` accepts. ``strict`` is ``filters`` plus what
+    ``keep`` checks: a search with it scores every matching chunk from SQLite, while the
+    unfiltered one is served from the vector cache, so search wider without it and drop what
+    ``keep`` refuses; only when that leaves too few, search again with ``strict``."""
+    wide = searcher.search(query, limit=limit * 3, filters=filters, mode=mode).hits
+    kept = [h for h in wide if keep(h)]
+    if len(kept) >= limit or len(wide) < limit * 3:
+        return kept[:limit]
+    hits = searcher.search(query, limit=limit * 3, filters=strict, mode=mode).hits
+    return [h for h in hits if keep(h)][:limit]
 
 
 @dataclass

@@ -137,7 +137,8 @@ class MemoryStore:
 
         ``new_vectors`` maps chunk text hashes to vectors for ``idx``; chunks whose text already
         has a vector in ``idx`` reuse it (no embedding work for unchanged text). Raises
-        :class:`SourcesGone`, storing nothing, when a source in ``draft.derived_from`` is gone.
+        :class:`SourcesGone`, storing nothing, when a source in ``draft.derived_from`` is gone,
+        or when ``draft.replaces`` names a source that is no longer there under ``draft.uri``.
         """
         new_vectors = new_vectors or {}
         parents = sorted({int(p) for p in draft.derived_from})
@@ -160,6 +161,8 @@ class MemoryStore:
                 idx = active
             now = time.time()
             row = conn.execute("SELECT id FROM sources WHERE uri = ?", (draft.uri,)).fetchone()
+            if draft.replaces is not None and (row is None or row[0] != draft.replaces):
+                raise SourcesGone([draft.replaces])
             meta = json.dumps(draft.metadata, ensure_ascii=False, default=str)
             if row is None:
                 cur = conn.execute(
@@ -228,6 +231,16 @@ class MemoryStore:
             return None
         n = conn.execute("SELECT count(*) FROM chunks WHERE source_id = ?", (source_id,)).fetchone()[0]
         return Source.from_row(row, n)
+
+    def chunks_of(self, source_id: int) -> list[tuple[int, dict[str, Any], str]]:
+        """``(chunk id, locator, text)`` of a source, in order."""
+        return [(r[0], json.loads(r[1] or "{}"), r[2]) for r in self.reader().execute(
+            "SELECT id, locator, text FROM chunks WHERE source_id = ? ORDER BY id", (source_id,))]
+
+    def derived_from(self, source_id: int) -> list[tuple[int, str, str]]:
+        """``(id, kind, title or uri)`` of the sources made from this one (a meeting's minutes)."""
+        return [(r[0], r[1], r[2]) for r in self.reader().execute(
+            "SELECT id, kind, coalesce(title, uri) FROM sources WHERE parent_id = ? ORDER BY id", (source_id,))]
 
     def source_states(self, uris_under: str | None = None) -> dict[str, tuple[int, int | None, float | None, str | None, str]]:
         """``uri -> (id, size, mtime, content_hash, status)`` for fast re-scans."""

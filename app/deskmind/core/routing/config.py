@@ -21,11 +21,11 @@ from urllib.parse import urlsplit
 from deskmind.core.errors import UserInputError
 from deskmind.core.memory.models import PRIVACY_LEVELS
 from deskmind.core.routing.zones import ZONES, derive_zone, zone_rank
+from deskmind.core.runtimes.kinds import RUNTIME_KINDS, RuntimeKinds
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-KINDS = ("ollama", "openai", "anthropic", "llamacpp")
 ON_PRIVATE = ("keep-local", "withhold")
 FILENAME = "routing.toml"
 
@@ -47,8 +47,10 @@ class ProviderConfig:
     first_token_timeout: float | None = None
     stall_timeout: float | None = None
     discovered: bool = False
-    # llamacpp only: a GGUF file of the person's (default: the bundled Gemma 3 270M).
+    # in-process kinds only (llamacpp): a GGUF file of the person's (default: the bundled Gemma 3 270M).
     model_path: str | None = None
+    # False: kept in the file but never probed, discovered again or routed to.
+    enabled: bool = True
 
 
 @dataclass
@@ -128,24 +130,29 @@ def _with_chosen_model(cfg: RoutingConfig, config_dir: Path | None) -> RoutingCo
     chosen = chosen_model_in(Path(config_dir), "general")
     if chosen is not None:
         for prov in cfg.providers.values():
-            if prov.kind == "llamacpp" and not prov.model_path:
+            if prov.kind in RUNTIME_KINDS and RUNTIME_KINDS.get(prov.kind).in_process \
+                    and not prov.model_path:
                 prov.model_path = str(chosen)
     return cfg
 
 
-def parse_routing(text: str, file: str = "routing.toml") -> RoutingConfig:
+def parse_routing(text: str, file: str = "routing.toml",
+                  kinds: RuntimeKinds | None = None) -> RoutingConfig:
+    """The rules in ``text``; provider kinds are checked against ``kinds`` (default: the
+    registered runtime kinds)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise RoutingConfigError(file, int(m.group(1)) if m else 1, f"not valid TOML: {exc}") from None
-    return _Validator(text, file).build(data)
+    return _Validator(text, file, kinds or RUNTIME_KINDS).build(data)
 
 
 class _Validator:
-    def __init__(self, text: str, file: str) -> None:
+    def __init__(self, text: str, file: str, kinds: RuntimeKinds) -> None:
         self.lines = text.splitlines()
         self.file = file
+        self.kinds = kinds
 
     def fail(self, path: tuple, message: str) -> RoutingConfigError:
         return RoutingConfigError(self.file, locate(self.lines, path), message)
@@ -240,19 +247,21 @@ class _Validator:
         path = ("providers", name)
         self._type(p, dict, path, "a table")
         self._known(p, {"kind", "url", "zone", "key", "models", "first_token_timeout", "stall_timeout",
-                          "model_path"}, path)
+                          "model_path", "enabled"}, path)
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
             raise self.fail(path, f"provider name '{name}' may only use letters, digits, . _ -")
-        kind = self._type(p.get("kind"), str, path + ("kind",), f"one of {', '.join(KINDS)}")
-        if kind not in KINDS:
-            raise self.fail(path + ("kind",), f"unknown provider kind '{kind}' (expected one of: {', '.join(KINDS)})")
+        kinds = self.kinds.names()
+        kind = self._type(p.get("kind"), str, path + ("kind",), f"one of {', '.join(kinds)}")
+        if kind not in kinds:
+            raise self.fail(path + ("kind",), f"unknown provider kind '{kind}' (expected one of: {', '.join(kinds)})")
+        in_process = self.kinds.get(kind).in_process
         url = p.get("url", "")
-        if kind != "llamacpp":
+        if not in_process:
             self._type(url, str, path + ("url",), "a URL")
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise self.fail(path + ("url",), f"'{url}' is not an http(s) URL")
-        derived = derive_zone(url, cfg.home_hosts) if kind != "llamacpp" else "machine"
+        derived = derive_zone(url, cfg.home_hosts) if not in_process else "machine"
         zone = self._zone(p["zone"], path + ("zone",)) if "zone" in p else derived
         if zone_rank(zone) < zone_rank(derived):
             hint = " (list the host in zones.home_hosts to trust it)" if zone == "home" else ""
@@ -260,11 +269,13 @@ class _Validator:
                             f"the {derived} zone and cannot be declared '{zone}'{hint}")
         prov = ProviderConfig(name=name, kind=kind, url=url, zone=zone,
                               key=self._type(p["key"], str, path + ("key",), "a keyring entry name") if "key" in p else None,
-                              models=self._str_list(p.get("models", []), path + ("models",)))
+                              models=self._str_list(p.get("models", []), path + ("models",)),
+                              enabled=self._type(p.get("enabled", True), bool, path + ("enabled",), "true or false"))
         if "model_path" in p:
-            if kind != "llamacpp":
-                raise self.fail(path + ("model_path",), "model_path is for llamacpp providers (a GGUF "
-                                f"file run in-process); a {kind} server chooses its own model files")
+            if not in_process:
+                local = " or ".join(k.name for k in self.kinds if k.in_process)
+                raise self.fail(path + ("model_path",), f"model_path is for {local} providers (a "
+                                f"GGUF file run in-process); a {kind} server chooses its own model files")
             mp = self._type(p["model_path"], str, path + ("model_path",), "the path of a GGUF file")
             prov.model_path = os.path.expanduser(mp)
         for k in ("first_token_timeout", "stall_timeout"):

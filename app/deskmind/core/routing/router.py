@@ -28,6 +28,10 @@ class RouteRefused(RoutingError):
     the caller's scopes): a refusal, not a runtime being down."""
 
 
+class UnknownModel(RoutingError):
+    """A model named by the caller that no runtime has (every runtime that could was asked)."""
+
+
 @dataclass
 class ItemRef:
     """A memory item considered for the prompt: its chunk id, privacy tag and size."""
@@ -47,6 +51,7 @@ class ProviderState:
     context: dict[str, int] = field(default_factory=dict)  # model -> context window
     kind: str = ""
     note: str = ""
+    url: str = ""   # where a server answers (empty for the in-process runtime)
 
 
 @dataclass
@@ -211,6 +216,10 @@ def route_request(cfg: RoutingConfig, inv: Inventory, req: RouteRequest) -> Rout
             skipped.append(f"{prov}:{model}: needs ~{ctx} tokens, model window is {window}")
             continue
         out.append(Candidate(prov, model, zone, origin, withheld=over))
+    if req.override and not out and not refused and _nobody_has(req.override, inv, raw, skipped):
+        classes = ", ".join(c for c in cfg.classes if c != "embed")
+        raise UnknownModel(f"no runtime has a model named '{req.override}': ask for a class "
+                           f"({classes}) or a provider:model that 'deskmind models' lists")
     if req.override and req.override_within_rule and not out and refused:
         raise RouteRefused(f"model '{req.override}' may not answer this request: "
                            + "; ".join(refused)
@@ -268,6 +277,15 @@ def _auto_pick(p: ProviderState, klass: str) -> list[str]:
     if klass == "embed":
         return embed
     return sorted(chat, key=lambda m: m not in p.loaded)
+
+
+def _nobody_has(spec: str, inv: Inventory, raw: list[tuple[str, str, str]],
+               skipped: list[str]) -> bool:
+    """True when no runtime lists the model and none could have it unlisted (one that is down
+    and whose models are unknown might: that is "not running", not "no such model")."""
+    if any(not p.available and not p.models for p in inv.providers.values()):
+        return False
+    return not raw or all(f"{p}:{m}: {p} has no such model" in skipped for p, m, _ in raw)
 
 
 def _override_candidates(spec: str, inv: Inventory, skipped: list[str]) -> list[tuple[str, str, str]]:

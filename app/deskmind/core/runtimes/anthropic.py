@@ -12,7 +12,7 @@ from httpx_sse import EventSource, SSEError
 from deskmind.core.errors import UserInputError
 from deskmind.core.runtimes.base import (
     ChatRequest, MalformedStreamError, Message, ModelInfo, RuntimeFault, RuntimeHTTPError,
-    StreamEvent, StreamTruncatedError, ToolCall, Usage,
+    StreamEvent, StreamTruncatedError, ToolCall, Usage, refuse_unsupported,
 )
 from deskmind.core.runtimes.http import Transport, encode_body
 
@@ -24,6 +24,9 @@ DEFAULT_MAX_TOKENS = 2048
 
 class AnthropicRuntime:
     kind = "anthropic"
+    # The Messages API has no schema-constrained decoding: a response_schema is not sent and
+    # the caller parses the answer as it comes (see ChatRequest.response_schema).
+    structured_output = False
 
     def __init__(self, name: str, transport: Transport) -> None:
         self.name = name
@@ -69,9 +72,30 @@ class AnthropicRuntime:
         if req.tools:
             payload["tools"] = [{"name": t.name, "description": t.description,
                                  "input_schema": t.parameters} for t in req.tools]
+        sp = req.sampling
+        if sp.stop:
+            payload["stop_sequences"] = list(sp.stop)
+        if sp.top_p is not None:
+            payload["top_p"] = sp.top_p
+        if sp.user is not None:
+            payload["metadata"] = {"user_id": sp.user}
+        choice = _tool_choice(sp.tool_choice)
+        if choice is not None and req.tools:
+            payload["tool_choice"] = choice
         return payload
 
+    @staticmethod
+    def unsupported(req: ChatRequest) -> list[str]:
+        sp = req.sampling
+        out = [k for k in ("seed", "frequency_penalty", "presence_penalty") if getattr(sp, k) is not None]
+        if sp.json_schema() is not None:
+            out.append("response_format")
+        if sp.tool_choice is not None and _tool_choice(sp.tool_choice) is None:
+            out.append("tool_choice")
+        return out
+
     async def chat(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+        refuse_unsupported(self.name, self.kind, req, self.unsupported(req))
         blocks: dict[int, dict[str, Any]] = {}
         stop: str | None = None
         usage = Usage()
@@ -146,3 +170,15 @@ def _blocks(m: Message) -> list[dict[str, Any]]:
     for c in m.tool_calls:
         out.append({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments})
     return out or [{"type": "text", "text": ""}]
+
+
+def _tool_choice(choice: Any) -> dict[str, Any] | None:
+    """OpenAI's tool_choice in Anthropic's words; None when it has none."""
+    if choice in ("auto", "none"):
+        return {"type": choice}
+    if choice == "required":
+        return {"type": "any"}
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        return {"type": "tool", "name": name} if name else None
+    return None

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Protocol, Sequence, runtime_checkable
 
-from deskmind.core.errors import DeskmindError
+from deskmind.core.errors import DeskmindError, UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,13 @@ class ModelNotFoundError(RuntimeFault):
     """The runtime is up but does not have the model asked for."""
 
 
+class UnsupportedParameter(RuntimeFault, UserInputError):
+    """The request asks for something this runtime cannot do (a sampling parameter, a forced
+    tool): refused before anything is sent, rather than answered without it."""
+
+    retryable = False
+
+
 # -- requests and events -----------------------------------------------------------------
 
 
@@ -113,6 +120,33 @@ class EgressContext:
 
 
 @dataclass
+class Sampling:
+    """The rest of an OpenAI-style request's options. Each runtime maps what it can and
+    refuses the others (:func:`refuse_unsupported`) instead of ignoring them."""
+
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    top_p: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    response_format: dict[str, Any] | None = None  # {"type": "text" | "json_object" | "json_schema", ...}
+    tool_choice: str | dict[str, Any] | None = None  # "auto" | "none" | "required" | a named function
+    user: str | None = None
+
+    def given(self) -> list[str]:
+        return [k for k, v in vars(self).items() if v not in (None, [])]
+
+    def json_schema(self) -> dict[str, Any] | None:
+        """The schema of a ``json_schema`` response format (``{}`` for ``json_object``)."""
+        rf = self.response_format or {}
+        if rf.get("type") == "json_object":
+            return {}
+        if rf.get("type") == "json_schema":
+            return (rf.get("json_schema") or {}).get("schema") or {}
+        return None
+
+
+@dataclass
 class ChatRequest:
     model: str
     messages: list[Message]
@@ -121,6 +155,32 @@ class ChatRequest:
     max_tokens: int | None = None
     num_ctx: int | None = None  # Ollama: computed from the prompt when None
     egress: EgressContext = field(default_factory=EgressContext)
+    # A JSON schema the answer must follow. Runtimes whose ``structured_output`` is True
+    # constrain decoding to it (llama.cpp grammars, Ollama ``format``, OpenAI
+    # ``response_format``); the others send the request without it, and the caller parses.
+    response_schema: dict[str, Any] | None = None
+    sampling: Sampling = field(default_factory=Sampling)
+
+    def json_schema(self) -> dict[str, Any] | None:
+        """The schema decoding must follow: the caller's ``response_schema``, else what the
+        client asked for in ``response_format`` (``{}`` for plain JSON), else None."""
+        if self.response_schema is not None:
+            return self.response_schema
+        return self.sampling.json_schema()
+
+
+def refuse_unsupported(runtime: str, kind: str, req: ChatRequest, unsupported: list[str]) -> None:
+    """Raise :class:`UnsupportedParameter` naming what ``runtime`` cannot honour."""
+    if unsupported:
+        raise UnsupportedParameter(
+            f"{runtime} ({kind}) cannot honour {', '.join(unsupported)}: leave "
+            f"{'it' if len(unsupported) == 1 else 'them'} out or ask for a model on an "
+            "OpenAI-compatible server", provider=runtime)
+
+
+def plain_tool_choice(choice: str | dict[str, Any] | None) -> bool:
+    """A tool choice every runtime honours by default (the model decides, or no tools)."""
+    return choice in (None, "auto", "none")
 
 
 @dataclass
@@ -169,6 +229,7 @@ class Runtime(Protocol):
     name: str  # the provider name from the routing config
     kind: str  # ollama | openai | anthropic | llamacpp
     zone: str
+    structured_output: bool  # whether ChatRequest.response_schema constrains the answer
 
     async def list_models(self) -> list[ModelInfo]: ...
 

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Target:
     name: str
-    kind: str  # ollama | openai
+    kind: str  # a registered runtime kind that can be probed
     url: str
     label: str = ""
 
@@ -40,6 +40,8 @@ USUAL_TARGETS: tuple[Target, ...] = (
 
 
 def targets_from_env(environ: dict[str, str] | None = None) -> tuple[Target, ...]:
+    from deskmind.core.runtimes.kinds import RUNTIME_KINDS
+
     env = os.environ if environ is None else environ
     spec = env.get("DESKMIND_DISCOVER")
     if spec is None:
@@ -48,7 +50,7 @@ def targets_from_env(environ: dict[str, str] | None = None) -> tuple[Target, ...
     for part in filter(None, (p.strip() for p in spec.split(","))):
         name, _, rest = part.partition("=")
         kind, _, hostport = rest.partition("@")
-        if not (name and kind in ("ollama", "openai") and hostport):
+        if not (name and kind in RUNTIME_KINDS.probed() and hostport):
             log.warning("ignoring DESKMIND_DISCOVER entry %r (want name=kind@host:port)", part)
             continue
         out.append(Target(name, kind, f"http://{hostport}", name))
@@ -90,24 +92,40 @@ async def discover(client: httpx.AsyncClient, targets: Sequence[Target],
 
 
 async def _probe(client: httpx.AsyncClient, t: Target, timeout: float) -> Found | None:
+    from deskmind.core.runtimes.kinds import RUNTIME_KINDS
+
+    kind = RUNTIME_KINDS.get(t.kind) if t.kind in RUNTIME_KINDS else None
+    if kind is None or kind.probe is None:
+        return None
     try:
-        if t.kind == "ollama":
-            r = await client.get(t.url + "/api/tags", timeout=timeout)
-            if r.status_code != 200:
-                return None
-            models = [m["name"] for m in r.json().get("models", [])]
-            loaded: list[str] = []
-            try:
-                ps = await client.get(t.url + "/api/ps", timeout=timeout)
-                loaded = [m["name"] for m in ps.json().get("models", [])]
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            return Found(t, models, loaded)
-        r = await client.get(t.url + "/v1/models", timeout=timeout)
-        if r.status_code != 200:
-            return None
-        entries = r.json().get("data", [])
-        context = {m["id"]: n for m in entries if (n := reported_context(m))}
-        return Found(t, [m["id"] for m in entries], [], context)
+        got = await kind.probe(client, t.url, timeout)
     except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
         return None
+    return None if got is None else Found(t, *got)
+
+
+async def probe_ollama(client: httpx.AsyncClient, url: str,
+                       timeout: float) -> tuple[list[str], list[str], dict[str, int]] | None:
+    """Ollama's own API: its models, and those loaded now."""
+    r = await client.get(url + "/api/tags", timeout=timeout)
+    if r.status_code != 200:
+        return None
+    models = [m["name"] for m in r.json().get("models", [])]
+    loaded: list[str] = []
+    try:
+        ps = await client.get(url + "/api/ps", timeout=timeout)
+        loaded = [m["name"] for m in ps.json().get("models", [])]
+    except (httpx.HTTPError, ValueError, KeyError):
+        pass
+    return models, loaded, {}
+
+
+async def probe_openai(client: httpx.AsyncClient, url: str,
+                       timeout: float) -> tuple[list[str], list[str], dict[str, int]] | None:
+    """An OpenAI-compatible server's ``/v1/models``, with the windows it reports."""
+    r = await client.get(url + "/v1/models", timeout=timeout)
+    if r.status_code != 200:
+        return None
+    entries = r.json().get("data", [])
+    context = {m["id"]: n for m in entries if (n := reported_context(m))}
+    return [m["id"] for m in entries], [], context

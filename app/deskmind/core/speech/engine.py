@@ -254,7 +254,12 @@ class TranscriptionEngine:
         return out
 
     def close(self) -> None:
+        """Wait for the running transcription, drop queued ones, then free the model now
+        (not in the interpreter's final garbage collection, when native code may find the
+        runtime half torn down)."""
         self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._model = None
 
 
 class HeardSpeech:

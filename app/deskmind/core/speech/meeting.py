@@ -91,6 +91,7 @@ class MeetingRecorder:
         self._t0 = 0.0
         self.stopped_by_error = threading.Event()
         self.error: DeskmindError | None = None
+        self._interrupted = False
 
     # -- start --------------------------------------------------------------------------
 
@@ -163,6 +164,8 @@ class MeetingRecorder:
     def _segment_closed(self, seg: SegmentInfo) -> None:
         """Live transcription: queue the finished segment on the Whisper thread."""
         assert self.folder is not None
+        if self._interrupted:  # recovery transcribes it later
+            return
         fut = self.engine.submit_call(transcribe_segment, self.engine, self.folder, seg,
                                       self.on_segment)
         with self._lock:
@@ -204,6 +207,14 @@ class MeetingRecorder:
         for cap in self._captures.values():
             cap.stop()
 
+    def _close_writers(self, folder: MeetingFolder) -> None:
+        """Write out every open segment (each is then transcribed, unless interrupted)."""
+        for w in self._writers.values():
+            try:
+                w.close()
+            except DeskmindError as exc:
+                folder.warn(str(exc))
+
     def stop(self) -> MeetingResult:
         """Stop recording, transcribe the tail, save transcript and minutes. Blocking."""
         if self.folder is None:
@@ -211,11 +222,7 @@ class MeetingRecorder:
         folder = self.folder
         folder.update(status="stopping")
         self._stop_captures()
-        for w in self._writers.values():
-            try:
-                w.close()
-            except DeskmindError as exc:
-                folder.warn(str(exc))
+        self._close_writers(folder)
         with self._lock:
             pending = list(self._pending)
         for fut in pending:
@@ -229,8 +236,33 @@ class MeetingRecorder:
         return result
 
 
+    def interrupt(self) -> MeetingFolder | None:
+        """Quitting mid-meeting: stop recording and leave the meeting to be recovered.
+
+        The microphone closes, every open segment is written out complete and the folder is
+        marked ``interrupted``; nothing waits for Whisper (queued transcriptions are dropped),
+        so this takes milliseconds. The next start offers to transcribe and save it, as after
+        a crash. Blocking (file writes): call it from a worker thread.
+        """
+        folder = self.folder
+        if folder is None:
+            return None
+        self._interrupted = True
+        self._stop_captures()
+        self._close_writers(folder)
+        with self._lock:
+            pending, self._pending = list(self._pending), []
+        for fut in pending:
+            fut.cancel()  # one already running finishes on the Whisper thread
+        folder.update(status="interrupted")
+        self.folder = None
+        log.info("meeting %s interrupted: it can be recovered", folder.id)
+        return folder
+
+
 def find_interrupted(meetings_dir: Path, pid_alive: Callable[[int], bool] | None = None) -> list[MeetingFolder]:
-    """Meetings whose recorder died before saving them (oldest first)."""
+    """Meetings whose recorder died, or was interrupted by quitting, before saving them
+    (oldest first)."""
     alive = pid_alive or _pid_alive
     found = []
     if not meetings_dir.is_dir():
@@ -243,7 +275,9 @@ def find_interrupted(meetings_dir: Path, pid_alive: Callable[[int], bool] | None
         except DeskmindError as exc:
             log.warning("%s", exc)
             continue
-        if f.data.get("status") in ("recording", "stopping") and not alive(int(f.data.get("pid", 0))):
+        status = f.data.get("status")
+        if status == "interrupted" or (status in ("recording", "stopping")
+                                       and not alive(int(f.data.get("pid", 0)))):
             found.append(f)
     return sorted(found, key=lambda f: f.data.get("started_at", 0))
 

@@ -1,4 +1,7 @@
-"""Push-to-talk voice notes: record, transcribe, optionally clean up, save to memory."""
+"""Push-to-talk voice notes: record, transcribe, save to memory, then clean up in the background.
+
+The note is saved as transcribed before any language model is asked (key-up to saved does not
+wait for one); :mod:`deskmind.core.speech.cleanup` then updates it with the clean-up."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import shutil
 import threading
 import time
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -15,40 +19,39 @@ import numpy as np
 
 from deskmind.core.errors import DeskmindError, UserInputError
 from deskmind.core.memory.models import SourceDraft
-from deskmind.core.memory.search import content_words
 from deskmind.core.speech.audio import load_audio, resample, write_wav
-from deskmind.core.speech.capture import AudioCapture
+from deskmind.core.speech.armed_mic import ArmedMicrophone, Take, start_take
+from deskmind.core.speech.cleanup import (  # noqa: F401  (re-exported)
+    CLEAN_PROMPT, CLEAN_TASK, MIN_WORDS_KEPT, CleanupJob, CleanupOutcome, Complete, NoteCleaner,
+    unfaithful_cleanup,
+)
 from deskmind.core.speech.engine import Segment, Transcript, TranscriptionEngine
 from deskmind.core.speech.storage import note_draft
 
 log = logging.getLogger(__name__)
 
-CLEAN_TASK = "clean-note"
-CLEAN_PROMPT = (
-    "Clean up this dictated note: fix punctuation and obvious mistranscriptions, remove filler "
-    "words and false starts, keep the meaning and the speaker's words. Answer with the note only.\n\n"
-    "{text}")
+def guarded_clean_up(complete: Complete, task: str, prompt: str, said: str,
+                     privacy: str) -> tuple[str | None, list[str]]:
+    """(the clean-up of ``said`` when it can stand for it, else None; why it was not used),
+    made while the caller waits (dictation types the result).
 
-# A clean-up may drop fillers and fix a misheard word; one that loses more of what was said, or
-# says much more, is not a clean-up (a model too small for the task, or one that answered
-# instead of editing) and is not used: the note stays as transcribed.
-MIN_WORDS_KEPT = 0.6
-
-
-def unfaithful_cleanup(said: str, cleaned: str) -> str | None:
-    """Why a clean-up of ``said`` cannot stand for the note, or None when it can."""
-    words = set(content_words(said))
-    if not words:
-        return None
-    kept = len(words & set(content_words(cleaned))) / len(words)
-    if kept < MIN_WORDS_KEPT:
-        return f"it kept {kept:.0%} of the words said"
-    if len(cleaned) > 2 * len(said) + 80:
-        return f"it was {len(cleaned)} characters for {len(said)} said"
-    return None
+    ``prompt`` has a ``{text}`` slot. Whatever the model answers, only a faithful edit of what
+    was said is ever returned (see :func:`unfaithful_cleanup`); a failure is a reason, never
+    an exception, because the words said must not be lost over it."""
+    try:
+        cleaned = complete(task, prompt.format(text=said), privacy).strip() or None
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, DeskmindError) else f"{type(exc).__name__}: {exc}"
+        log.warning("clean-up failed (%s)", (reason.splitlines() or [""])[0])
+        log.debug("clean-up failure in full", exc_info=True)
+        return None, [f"cleanup failed ({reason})"]
+    why = unfaithful_cleanup(said, cleaned) if cleaned else None
+    if why:
+        log.warning("clean-up not used: %s", why)
+        return None, [f"the clean-up was not used ({why})"]
+    return cleaned, []
 
 
-Complete = Callable[[str, str, str], str]
 Remember = Callable[[SourceDraft], int]
 
 
@@ -65,6 +68,20 @@ class VoiceNote:
     cleaned: bool = False
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # The clean-up running in the background after the note was saved (None: not asked for).
+    cleanup: "Future[CleanupOutcome] | None" = None
+
+    def wait_for_cleanup(self, timeout: float | None = None) -> CleanupOutcome | None:
+        """Block until the background clean-up is done and take its outcome into this note."""
+        if self.cleanup is None:
+            return None
+        out = self.cleanup.result(timeout)
+        self.timings["cleanup"] = out.seconds
+        if out.cleaned:
+            self.text, self.cleaned = out.cleaned, True
+        elif out.reason and out.status != "off":
+            self.warnings.append(f"note kept as transcribed: {out.reason}")
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {"source_id": self.source_id, "text": self.text, "audio": str(self.audio_path),
@@ -74,17 +91,16 @@ class VoiceNote:
 
 
 class NoteSaver:
-    """Turns a transcript into a stored note: cleanup (optional) and core.remember."""
+    """Turns a transcript into a stored note (core.remember), then hands it to the cleaner."""
 
     def __init__(self, engine: TranscriptionEngine, remember: Remember, audio_dir: Path, *,
-                 complete: Complete | None = None, clean_up: bool = True, privacy: str = "private",
+                 cleaner: NoteCleaner | None = None, privacy: str = "private",
                  warm_up: Callable[[], Any] | None = None) -> None:
         self.engine = engine
         self._warm_up = warm_up
         self.remember = remember
         self.audio_dir = audio_dir
-        self.complete = complete
-        self.clean_up = clean_up
+        self.cleaner = cleaner
         self.privacy = privacy
 
     def preload(self) -> None:
@@ -100,38 +116,27 @@ class NoteSaver:
 
     def save(self, note_id: str, transcript: Transcript, audio_path: Path, *,
              recorded_at: float, origin: str | None = None,
-             timings: dict[str, float] | None = None) -> VoiceNote:
+             timings: dict[str, float] | None = None, cleaned: str | None = None) -> VoiceNote:
+        """Store the note as transcribed; a clean-up (when there is a cleaner) follows in the
+        background and updates it (``VoiceNote.cleanup``). ``cleaned`` is a clean-up already
+        made and checked (dictation): it is stored with the note and no other follows."""
         timings = dict(timings or {})
-        warnings: list[str] = []
         if not transcript.segments:
             audio_path.unlink(missing_ok=True)
             raise NoSpeechError(f"no speech was heard in the {transcript.duration:.1f} s recording; "
                                 "nothing was saved")
-        cleaned: str | None = None
-        if self.clean_up and self.complete is not None:
-            t = time.perf_counter()
-            try:
-                cleaned = self.complete(CLEAN_TASK, CLEAN_PROMPT.format(text=transcript.text),
-                                        self.privacy).strip() or None
-            except Exception as exc:  # the cleaner failing must not lose the note
-                reason = str(exc) if isinstance(exc, DeskmindError) else f"{type(exc).__name__}: {exc}"
-                first = (reason.splitlines() or [""])[0]
-                log.warning("note kept as transcribed: clean-up failed (%s)", first)
-                log.debug("note clean-up failure in full", exc_info=True)
-                warnings.append(f"note kept as transcribed: cleanup failed ({reason})")
-            why = unfaithful_cleanup(transcript.text, cleaned) if cleaned else None
-            if why:
-                log.warning("note clean-up not used: %s", why)
-                warnings.append(f"note kept as transcribed: the clean-up was not used ({why})")
-                cleaned = None
-            timings["cleanup"] = time.perf_counter() - t
         t = time.perf_counter()
         draft = note_draft(note_id, transcript, audio_path, privacy=self.privacy, cleaned=cleaned,
                            recorded_at=recorded_at, origin=origin)
+        later = cleaned is None and self.cleaner is not None
+        draft.metadata["cleanup"] = "cleaned" if cleaned is not None else "pending" if later else "off"
         source_id = self.remember(draft)
         timings["save"] = time.perf_counter() - t
-        return VoiceNote(source_id, draft.text, transcript, audio_path, cleaned is not None,
-                         warnings, timings)
+        note = VoiceNote(source_id, draft.text, transcript, audio_path, cleaned is not None, [], timings)
+        if later:
+            note.cleanup = self.cleaner.submit(CleanupJob(source_id, note_id, transcript, audio_path,
+                                                          recorded_at, origin))
+        return note
 
     def from_file(self, path: Path | str, *, on_segment: Callable[[Segment], None] | None = None) -> VoiceNote:
         """A note from an existing recording; a copy of the audio is kept with the note."""
@@ -155,6 +160,7 @@ class VoiceNoteRecorder:
     stop() blocks until the note is saved (the desktop calls it off the GUI thread)."""
 
     def __init__(self, saver: NoteSaver, sd: Any, *, device: str | int | None = None,
+                 armed: Callable[[], ArmedMicrophone | None] = lambda: None,
                  on_segment: Callable[[Segment], None] | None = None,
                  on_error: Callable[[DeskmindError], None] | None = None,
                  on_level: Callable[[float], None] | None = None) -> None:
@@ -164,8 +170,9 @@ class VoiceNoteRecorder:
         self.on_segment = on_segment
         self.on_error = on_error
         self.on_level = on_level
+        self.armed = armed
         self._blocks: list[np.ndarray] = []
-        self._capture: AudioCapture | None = None
+        self._capture: Take | None = None
         self._lock = threading.Lock()
         self._started_wall = 0.0
 
@@ -182,14 +189,17 @@ class VoiceNoteRecorder:
         if self.on_level is not None:
             self.on_level(float(np.sqrt(np.mean(block * block))) if block.size else 0.0)
 
-    def start(self) -> None:
+    def start(self, pressed_at: float | None = None) -> None:
+        """Open the microphone, or start from the armed one's pre-roll; ``pressed_at`` is the
+        monotonic time the talk key went down (the pre-roll is kept from just before it)."""
         with self._lock:
             if self._capture is not None:
                 raise UserInputError("a voice note is already being recorded")
             self._blocks = []
-            cap = AudioCapture(self._sd, on_block=self._on_block, on_error=self.on_error,
-                               device=self.device, name="microphone")
-            cap.start()
+            cap = start_take(self._sd, self.device, self.armed(), self._on_block, self.on_error,
+                             since=pressed_at)
+            if cap.pre.size:  # before any live block, which may already have arrived
+                self._blocks.insert(0, cap.pre)
             self._capture = cap
             self._started_wall = time.time()
         self.saver.preload()
@@ -202,7 +212,7 @@ class VoiceNoteRecorder:
         self._blocks = []
 
     def stop(self) -> VoiceNote:
-        """Stop recording, transcribe, clean up (when a cleaner exists), save. Blocking."""
+        """Stop recording, transcribe, save (the clean-up follows in the background). Blocking."""
         t0 = time.perf_counter()
         with self._lock:
             cap, self._capture = self._capture, None

@@ -58,6 +58,11 @@ class PreRoll:
             self._end = (self._end + n) % self.capacity
             self._filled = min(self.capacity, self._filled + n)
 
+    @property
+    def filled(self) -> int:
+        """How many samples are kept now."""
+        return self._filled
+
     def take(self) -> np.ndarray:
         """The kept samples in time order (a copy), and empty the ring for the next press."""
         with self._lock:

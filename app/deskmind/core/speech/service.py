@@ -10,9 +10,13 @@ from typing import Any, Callable
 
 from deskmind.core.errors import DeskmindError
 from deskmind.core.memory.models import ForgetReceipt
+from deskmind.core.speech.armed_mic import ArmedMicrophone
 from deskmind.core.speech.capture import MicrophoneError
+from deskmind.core.speech.deliver import Deliverer
+from deskmind.core.speech.dictation import Audit, Dictation
 from deskmind.core.speech.engine import ModelFactory, Transcript, TranscriptionEngine
 from deskmind.core.speech.meeting import MeetingRecorder, default_monitor_source, find_interrupted
+from deskmind.core.speech.cleanup import CleanupRecord, NoteCleaner
 from deskmind.core.speech.notes import Complete, NoteSaver, VoiceNote, VoiceNoteRecorder
 from deskmind.core.speech.segments import MeetingFolder
 from deskmind.core.speech.settings import SpeechSettings, speech_settings
@@ -45,6 +49,9 @@ class Speech:
         self._owns_engine = engine is None
         self._system_source = system_source
         self._lock = threading.Lock()
+        self._cleaner: NoteCleaner | None = None
+        self.cleanup_record = CleanupRecord(core.paths.data_dir / "note-cleanup.json")
+        self._armed: ArmedMicrophone | None = None
 
     @property
     def engine(self) -> TranscriptionEngine:
@@ -67,10 +74,20 @@ class Speech:
     def meetings_dir(self) -> Path:
         return self.audio_dir / "meetings"
 
+    @property
+    def note_cleaner(self) -> NoteCleaner | None:
+        """The background cleaner of saved notes; None when clean-up is off or no model is set."""
+        if not self.settings.clean_up_notes or self.complete is None:
+            return None
+        with self._lock:
+            if self._cleaner is None:
+                self._cleaner = NoteCleaner(self.complete, self.core.remember, self.cleanup_record,
+                                            privacy=self.settings.note_privacy)
+            return self._cleaner
+
     def note_saver(self) -> NoteSaver:
-        return NoteSaver(self.engine, self.core.remember, self.audio_dir, complete=self.complete,
-                         clean_up=self.settings.clean_up_notes, privacy=self.settings.note_privacy,
-                         warm_up=self._warm_up_memory)
+        return NoteSaver(self.engine, self.core.remember, self.audio_dir, cleaner=self.note_cleaner,
+                         privacy=self.settings.note_privacy, warm_up=self._warm_up_memory)
 
     def _warm_up_memory(self) -> None:
         try:
@@ -80,7 +97,49 @@ class Speech:
             log.debug("warm-up: %s", exc)
 
     def voice_note_recorder(self, **hooks: Any) -> VoiceNoteRecorder:
-        return VoiceNoteRecorder(self.note_saver(), self.sd, device=self.settings.input_device, **hooks)
+        return VoiceNoteRecorder(self.note_saver(), self.sd, device=self.settings.input_device,
+                                 armed=lambda: self._armed, **hooks)
+
+    # -- pre-roll: one armed microphone shared by both talk keys ---------------------------
+
+    def arm_microphone(self, on_error: Callable[[DeskmindError], None] | None = None) -> bool:
+        """With pre-roll on, open the microphone and keep the last ``preroll_s`` seconds in
+        memory while the talk keys are armed; with it off, close it. Blocking. True when armed.
+        Raises MicrophoneError when it cannot be opened (the talk keys then open it on key-down)."""
+        if not self.settings.preroll:
+            self.disarm_microphone()
+            return False
+        with self._lock:
+            mic = self._armed
+            stale = mic is not None and (mic.device, mic.seconds) != (
+                self.settings.input_device, self.settings.preroll_s)
+        if stale:
+            self.disarm_microphone()
+            mic = None
+        if mic is None:
+            mic = ArmedMicrophone(self.sd, device=self.settings.input_device,
+                                  seconds=self.settings.preroll_s, on_error=on_error)
+        mic.arm()
+        with self._lock:
+            self._armed = mic
+        return True
+
+    def disarm_microphone(self) -> None:
+        with self._lock:
+            mic, self._armed = self._armed, None
+        if mic is not None:
+            mic.disarm()
+
+    @property
+    def armed_microphone(self) -> ArmedMicrophone | None:
+        return self._armed
+
+    def dictation(self, deliverer: Deliverer, *, may_paste: Callable[[], bool],
+                  audit: Audit | None = None, **hooks: Any) -> Dictation:
+        """Dictation over this service's engine, note saver and (when armed) pre-roll.
+        The clean-up, when turned on, goes through the routed completion as for notes."""
+        return Dictation(self.note_saver(), self.sd, deliverer, self.settings, armed=lambda: self._armed,
+                         may_paste=may_paste, audit=audit, complete=self.complete, **hooks)
 
     def note_from_file(self, path: Path | str, **hooks: Any) -> VoiceNote:
         return self.note_saver().from_file(path, **hooks)
@@ -106,6 +165,9 @@ class Speech:
         return self.core.store.forget(ref, remove_files=made_files_remover(self.audio_dir))
 
     def close(self) -> None:
+        if self._cleaner is not None:  # notes not yet cleaned stay as transcribed
+            self._cleaner.close(wait=False)
+        self.disarm_microphone()
         if self._engine is not None and self._owns_engine:
             self._engine.close()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -62,6 +63,7 @@ def note_draft(note_id: str, transcript: Transcript, audio_path: Path, *, privac
         "audio_files": [str(audio_path)], "duration": round(transcript.duration, 2),
         "recorded_at": when, "transcript": transcript.text,
         "segments": [s.to_dict() for s in transcript.segments], "cleaned": bool(cleaned),
+        "machine": socket.gethostname(),   # memory may be synced or restored elsewhere
     }
     if origin:
         meta["origin"] = origin
@@ -102,7 +104,7 @@ def meeting_draft(meeting_id: str, segments: list[Segment], *, title: str, start
     flush()
     meta: dict[str, Any] = {"audio_files": audio_files, "duration": round(duration, 2),
                             "started_at": started_at, "meeting_id": meeting_id,
-                            "segments": len(segments)}
+                            "segments": len(segments), "machine": socket.gethostname()}
     meta.update(extra or {})
     return SourceDraft(
         uri=f"deskmind://meeting/{meeting_id}", kind="meeting", title=title, mtime=started_at,

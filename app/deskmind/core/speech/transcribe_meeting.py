@@ -16,7 +16,7 @@ from deskmind.core.errors import DeskmindError
 from deskmind.core.memory.models import NewChunk, SourceDraft
 from deskmind.core.speech.audio import AudioFileError, load_audio
 from deskmind.core.speech.engine import Segment, TranscriptionEngine
-from deskmind.core.speech.minutes import Complete, Minutes, make_minutes
+from deskmind.core.speech.minutes import UNUSABLE, Complete, Minutes, make_minutes
 from deskmind.core.speech.segments import MeetingFolder, SegmentInfo, write_json_atomic
 from deskmind.core.speech.settings import SpeechSettings
 from deskmind.core.speech.storage import meeting_draft
@@ -130,8 +130,11 @@ def finish_meeting(folder: MeetingFolder, engine: TranscriptionEngine,
         try:
             minutes = make_minutes(all_segments, complete, privacy=settings.meeting_privacy,
                                    max_chars=settings.minutes_chunk_chars)
-            minutes_id = remember(minutes_draft(folder.id, source_id, draft.title or "Meeting",
-                                                minutes, settings.meeting_privacy))
+            if minutes.unusable:  # said where the minutes would be shown; nothing to remember
+                warnings.append(f"{UNUSABLE}: {minutes.unusable}; the transcript is saved")
+            else:
+                minutes_id = remember(minutes_draft(folder.id, source_id, draft.title or "Meeting",
+                                                    minutes, settings.meeting_privacy))
         except Exception as exc:  # the model or router failing must not lose the meeting
             log.warning("minutes failed", exc_info=True)
             reason = str(exc) if isinstance(exc, DeskmindError) else f"{type(exc).__name__}: {exc}"
@@ -154,6 +157,6 @@ def minutes_draft(meeting_id: str, parent_id: int, title: str, minutes: Minutes,
                        title=f"Minutes: {title}", privacy=privacy, parent_id=parent_id,
                        metadata={"meeting_id": meeting_id, "chunks": minutes.chunks,
                                  "model_calls": minutes.model_calls,
-                                 "unstructured": minutes.unstructured,
+                                 "structured": minutes.structured,
                                  "minutes": minutes.to_dict()},
                        text=minutes.to_markdown(), extractor="minutes", chunks=chunks)

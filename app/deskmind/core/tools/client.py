@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -85,9 +86,13 @@ class ServerConnection:
     """Safe to use from one event loop; calls may overlap (MCP multiplexes requests)."""
 
     def __init__(self, spec: ServerSpec, *, token: Callable[[], str | None] | None = None,
-                 log_dir: Path | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 log_dir: Path | None = None, clock: Callable[[], float] = time.monotonic,
+                 token_executor: Executor | None = None) -> None:
+        """``token()`` reads the server's token (blocking: the keyring) on ``token_executor``
+        (the desktop app's keyring thread), by default the loop's pool."""
         self.spec = spec
         self.token = token
+        self.token_executor = token_executor
         self.log_dir = log_dir
         self.clock = clock
         self.client: Any = None
@@ -122,7 +127,9 @@ class ServerConnection:
         self.starts += 1
         self._stop, self._bad, self._bad_what = asyncio.Event(), asyncio.Event(), ""
         ready: asyncio.Future = asyncio.get_running_loop().create_future()
-        token = await asyncio.to_thread(self.token) if (self.token and self.spec.transport == "http") else None
+        token = None
+        if self.token and self.spec.transport == "http":
+            token = await asyncio.get_running_loop().run_in_executor(self.token_executor, self.token)
         self._owner = asyncio.ensure_future(self._own(ready, token))
         bad = asyncio.ensure_future(self._bad.wait())
         try:

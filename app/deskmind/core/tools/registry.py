@@ -27,10 +27,11 @@ def model_name(server: str, tool: str) -> str:
 
 class ToolServers:
     def __init__(self, cfg: ToolsConfig, *, secrets: Any = None, log_dir: Path | None = None,
-                 config_dir: Path | None = None) -> None:
+                 config_dir: Path | None = None, secrets_executor: Any = None) -> None:
         self.cfg = cfg
         self.config_dir = config_dir
         self.secrets = secrets
+        self.secrets_executor = secrets_executor  # where tokens are read (None: the loop's pool)
         self.log_dir = log_dir
         self.conns: dict[str, ServerConnection] = {}
         self._tools: dict[str, list[ToolInfo]] = {}
@@ -42,7 +43,8 @@ class ToolServers:
             raise UserInputError(f"no tool server named '{server}'")
         conn = self.conns.get(server)
         if conn is None or conn.spec is not spec:
-            conn = self.conns[server] = ServerConnection(spec, token=self._token(spec), log_dir=self.log_dir)
+            conn = self.conns[server] = ServerConnection(spec, token=self._token(spec), log_dir=self.log_dir,
+                                                         token_executor=self.secrets_executor)
         return conn
 
     def _token(self, spec: ServerSpec) -> Callable[[], str | None] | None:
@@ -103,7 +105,7 @@ class ToolServers:
         await asyncio.gather(*(c.stop() for c in conns), return_exceptions=True)
 
 
-def tool_servers_for(core: Any, *, secrets: Any = None) -> ToolServers:
+def tool_servers_for(core: Any, *, secrets: Any = None, secrets_executor: Any = None) -> ToolServers:
     """The person's tool servers as configured now (blocking: reads tools.toml)."""
     from deskmind.core.tools.config import load_tools
 
@@ -113,4 +115,4 @@ def tool_servers_for(core: Any, *, secrets: Any = None) -> ToolServers:
         secrets = SecretStore()
     cfg_dir = core.paths.config_dir
     return ToolServers(load_tools(cfg_dir), secrets=secrets, log_dir=core.paths.log_dir,
-                       config_dir=cfg_dir)
+                       config_dir=cfg_dir, secrets_executor=secrets_executor)

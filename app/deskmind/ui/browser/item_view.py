@@ -4,9 +4,7 @@ page or lines), its provenance, and its original file when that is on this compu
 from __future__ import annotations
 
 import html
-import json
 import logging
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +15,9 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QT
 
 from deskmind.ui.browser.place import (RECORDED_KINDS, describe, display_text, is_timed,
                                        original_file, timed_range, where_to_open)
+from deskmind.ui.browser.provenance import provenance_lines, when
 
 log = logging.getLogger(__name__)
-
-
-def when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else "—"
 
 
 def load_item(store: Any, source_id: int) -> dict[str, Any]:
@@ -31,11 +26,8 @@ def load_item(store: Any, source_id: int) -> dict[str, Any]:
     if src is None:
         raise LookupError(f"source {source_id} is no longer in memory")
     stored = store.document_text(source_id)
-    conn = store.reader()
-    chunks = [(r[0], json.loads(r[1] or "{}"), r[2]) for r in conn.execute(
-        "SELECT id, locator, text FROM chunks WHERE source_id = ? ORDER BY id", (source_id,))]
-    derived = [(r[0], r[1], r[2]) for r in conn.execute(
-        "SELECT id, kind, coalesce(title, uri) FROM sources WHERE parent_id = ?", (source_id,))]
+    chunks = store.chunks_of(source_id)
+    derived = store.derived_from(source_id)
     parent = store.get_source(src.parent_id) if src.parent_id else None
     text = stored if stored is not None else "\n\n".join(c[2] for c in chunks)
     return {"source": src, "text": text, "display": display_text(src.kind, text, src.metadata or {}),
@@ -78,7 +70,9 @@ class ItemView(QWidget):
         self.delete_btn.clicked.connect(lambda: self.item and self.delete_requested.emit(self.item["source"].id))
         for b in (self.open_btn, self.export_btn, self.delete_btn):
             row.addWidget(b)
+            b.setEnabled(False)   # until an item is shown
         row.addStretch(1)
+        self.title.setText("<span style='color:#78909c'>Choose an item on the left to read it here.</span>")
         lay.addWidget(self.title)
         lay.addWidget(self.provenance)
         lay.addWidget(self.where)
@@ -91,13 +85,7 @@ class ItemView(QWidget):
         src = item["source"]
         self.title.setText(f"<b>{html.escape(src.title or Path(src.uri).name)}</b> &nbsp; "
                            f"<span style='color:#78909c'>{html.escape(src.kind)} · {html.escape(src.privacy)}</span>")
-        lines = [f"From: {html.escape(src.uri)}",
-                 f"Added {when(src.created_at)}, indexed {when(src.indexed_at)}, "
-                 f"{src.chunk_count or len(item['chunks'])} chunks, status {html.escape(src.status)}"]
-        if src.metadata.get("extractor") or src.metadata:
-            meta = ", ".join(f"{k}: {v}" for k, v in list(src.metadata.items())[:6])
-            if meta:
-                lines.append(html.escape(meta))
+        lines = [html.escape(ln) for ln in provenance_lines(src, item["chunks"], item.get("original"))]
         if item["parent"] is not None:
             p = item["parent"]
             lines.append(f"Derived from <a href='src:{p.id}'>{html.escape(p.title or p.uri)}</a>")
@@ -106,6 +94,7 @@ class ItemView(QWidget):
                 f"<a href='src:{i}'>{html.escape(k)}: {html.escape(t)}</a>" for i, k, t in item["derived"]))
         self.provenance.setText("<br>".join(lines))
         self.text.setPlainText(item.get("display", item["text"]))
+        self.delete_btn.setEnabled(True)
         self.export_btn.setEnabled(src.kind in ("note", "meeting", "minutes", "conversation", "voice_note"))
         self.go_to(locator, chunk_id)
 
@@ -115,7 +104,8 @@ class ItemView(QWidget):
         self.title.setText("(deleted)")
         self.provenance.setText("")
         self.where.hide()
-        self.open_btn.setEnabled(False)
+        for b in (self.open_btn, self.export_btn, self.delete_btn):
+            b.setEnabled(False)
 
     def go_to(self, locator: dict[str, Any] | None, chunk_id: int | None = None) -> bool:
         """Scroll to and select the cited place, and say where it is: the segment at a time in a

@@ -125,6 +125,7 @@ class MemoryBrowser(QWidget):
                 rows.append((f"{s.title or Path(s.uri).name}  ({s.kind})", s.id, {}, None))
             return rows
 
+        self.status.setText("Loading…")   # the database is read (and first opened) in a worker
         self.workers.submit(work, done=self._show_results,
                             failed=lambda e: self.status.setText(f"Search failed: {e}"))
 
@@ -137,9 +138,15 @@ class MemoryBrowser(QWidget):
         self.status.setText(f"{len(rows)} result(s)")
 
     def open_source(self, source_id: int, locator: dict | None = None, chunk_id: int | None = None) -> None:
-        self.workers.submit(load_item, self._store(), source_id,
-                            done=lambda item: self.item_view.show_item(item, locator, chunk_id),
+        self.status.setText("Opening…")
+        self.workers.submit(lambda: load_item(self._store(), source_id),
+                            done=lambda item: self._opened(item, locator, chunk_id),
                             failed=lambda e: self.status.setText(str(e)))
+
+    def _opened(self, item: Any, locator: dict | None, chunk_id: int | None) -> None:
+        if self.status.text() == "Opening…":
+            self.status.setText("")
+        self.item_view.show_item(item, locator, chunk_id)
 
     def confirm_delete(self, source_id: int) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, "Delete from memory",

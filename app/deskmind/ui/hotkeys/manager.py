@@ -22,6 +22,8 @@ from deskmind.ui.tasks import Workers
 
 log = logging.getLogger(__name__)
 
+# Keys held while speaking: hold-to-talk when key-up events are seen.
+TALK_ACTIONS = ("talk", "dictate")
 RESUME_CHECK_MS = 5000
 RESUME_JUMP_S = 4.0
 
@@ -75,8 +77,13 @@ class HotkeyManager(QObject):
         self.resume_timer.setInterval(RESUME_CHECK_MS)
         self.resume_timer.timeout.connect(self.check_resume)
         self.rearmed = 0
+        # True while a settings field is capturing a combination: the keys pressed there are
+        # meant for the field, not for the action they happen to be bound to.
+        self.capturing = False
         self._stopped = False
         self._serial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deskmind-hotkeys")
+        # One line saying how dictated text will reach the focused app (the self-check shows it).
+        self.describe_delivery: Callable[[], str] | None = None
 
     # -- arming --------------------------------------------------------------------------------
 
@@ -85,7 +92,7 @@ class HotkeyManager(QObject):
         if self._stopped:
             return
         # One arming at a time, in order: a serial executor of its own.
-        self.workers.submit(self._arm, dict(self.bindings), done=self._armed,
+        self.workers.submit(self._arm_and_describe, dict(self.bindings), done=self._armed,
                             failed=lambda e: self._armed((False, str(e))), executor=self._serial)
         self.resume_timer.start()
 
@@ -97,7 +104,7 @@ class HotkeyManager(QObject):
             self.backend = None
             return False, trigger_instructions(bindings)
         if self.backend is None:
-            self.backend = factory(self.bridge.hotkey_pressed.emit, self.bridge.hotkey_released.emit)
+            self.backend = factory(self._pressed, self.bridge.hotkey_released.emit)
         usable = {a: c for a, c in bindings.items() if c and check_bindings(bindings).get(a) is None}
         ok = self.backend.start(usable)
         if self._stopped:  # the app quit while this was arming
@@ -111,8 +118,22 @@ class HotkeyManager(QObject):
                            "Deskmind under Privacy → Accessibility)\n" + trigger_instructions(bindings))
         return True, None
 
-    def _armed(self, result: tuple[bool, str | None]) -> None:
-        ok, why = result
+    def _pressed(self, action: str) -> None:
+        """The backend's thread: hand the press on unless a settings field is capturing keys
+        (a release always goes on: it can only end what a press before the capture began)."""
+        if self.capturing:
+            log.debug("hotkey %s ignored: a settings field is capturing keys", action)
+            return
+        self.bridge.hotkey_pressed.emit(action)
+
+    def _arm_and_describe(self, bindings: dict[str, str]) -> tuple[bool, str | None, str]:
+        ok, why = self._arm(bindings)
+        describe = self.describe_delivery
+        return ok, why, (describe() if describe is not None and bindings.get("dictate") else "")
+
+    def _armed(self, result: tuple) -> None:
+        ok, why = result[0], result[1]
+        delivery = result[2] if len(result) > 2 else ""
         self.instructions = why
         problems = check_bindings(self.bindings)
         release = bool(self.backend is not None and self.backend.release_seen)
@@ -123,16 +144,20 @@ class HotkeyManager(QObject):
             elif problems.get(action):
                 statuses.append(HotkeyStatus(action, combo, False, "off", problems[action] or ""))
             elif not ok:
-                statuses.append(HotkeyStatus(action, combo, False, "off",
-                                             (why or "").splitlines()[0] + f"; bind 'deskmind trigger {action}'"))
+                detail = (why or "").splitlines()[0] + f"; bind 'deskmind trigger {action}'"
+                if action == "dictate" and delivery:
+                    detail += f"; {delivery}"
+                statuses.append(HotkeyStatus(action, combo, False, "off", detail))
             else:
                 mode = "hold" if (release and self.talk_mode != "toggle") else "toggle"
-                if action != "talk":
+                if action not in TALK_ACTIONS:
                     mode = "toggle"
                 detail = f"armed ({self.backend.name})"
-                if action == "talk":
+                if action in TALK_ACTIONS:
                     detail += ("; key-up seen, so hold to talk" if mode == "hold"
                                else "; no key-up events seen, so press once to start and again to stop")
+                if action == "dictate" and delivery:
+                    detail += f"; {delivery}"
                 statuses.append(HotkeyStatus(action, combo, True, mode, detail))
         self.statuses = statuses
         self.checked.emit(statuses)
@@ -148,9 +173,9 @@ class HotkeyManager(QObject):
             self.talk_mode = talk_mode
         self.start()
 
-    def talk_is_hold(self) -> bool:
+    def talk_is_hold(self, action: str = "talk") -> bool:
         for s in self.statuses:
-            if s.action == "talk":
+            if s.action == action:
                 return s.mode == "hold"
         return False
 

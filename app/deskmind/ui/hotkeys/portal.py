@@ -2,7 +2,7 @@
 
 Wayland gives apps no way to watch the keyboard; the ``org.freedesktop.portal.GlobalShortcuts``
 portal (GNOME 48+, KDE Plasma 6, Hyprland) lets the person approve shortcuts for an app. Where it
-is missing, the person binds ``deskmind trigger palette|talk|meeting`` in their desktop's keyboard
+is missing, the person binds ``deskmind trigger palette|talk|meeting|dictate`` in their desktop's keyboard
 settings; that command reaches the running app over the local socket.
 
 The portal conversation runs on its own thread with jeepney's blocking D-Bus connection (jeepney
@@ -25,7 +25,8 @@ PORTAL_BUS = "org.freedesktop.portal.Desktop"
 PORTAL_PATH = "/org/freedesktop/portal/desktop"
 IFACE = "org.freedesktop.portal.GlobalShortcuts"
 DESCRIPTIONS = {"palette": "Open the Deskmind palette", "talk": "Push to talk (voice note)",
-                "meeting": "Start or stop a meeting recording"}
+                "meeting": "Start or stop a meeting recording",
+                "dictate": "Dictate: type what you say into the focused app"}
 
 
 def is_wayland(environ: dict[str, str] | None = None) -> bool:

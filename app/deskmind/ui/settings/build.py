@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from deskmind.ui.settings.hotkeys_page import HotkeysPage
 from deskmind.ui.settings.storage_page import StoragePage
 from deskmind.ui.settings.window import SettingsWindow
+from deskmind.ui.tasks import Workers
 
 
-def build_settings(app: Any) -> SettingsWindow:
+def _embedded_listed(ask: Any) -> bool:
+    """Whether the hub will have the built-in llama.cpp runtime (known without loading it)."""
+    pipeline = getattr(ask, "pipeline", None)
+    embedded = pipeline.hub_kw.get("embedded", "auto") if pipeline is not None else "auto"
+    if embedded == "auto":
+        from deskmind.core.runtimes.llamacpp import embedded_installed
+
+        return embedded_installed()
+    return embedded is not None
+
+
+@dataclass
+class SettingsServices:
+    """What the pages may use; the composition root fills it (never the app itself)."""
+
+    core: Any                                   # paths, settings; its store only from workers
+    workers: Workers
+    ask: Any                                    # AskController: inventory, settings_changed
+    gateway: Any                                # TrayGateway
+    hotkeys: Any                                # HotkeyManager
+    apply_hotkeys: Callable[[dict[str, str], str], None]
+    speech: Callable[[], Any]                   # the current speech service, or None
+    apply_speech: Callable[[dict[str, Any]], str]
+    speech_ready: Any                           # a signal: the speech service was built
+    secrets: Callable[[], Any]                  # a SecretStore (use it on workers.secrets)
+
+
+def build_settings(s: SettingsServices) -> SettingsWindow:
     w = SettingsWindow()
-    if app.pipeline_answerer is not None:
+    core, workers = s.core, s.workers
+    if s.ask.models_configurable:
         from deskmind.ui.settings.agents_page import AgentsPage
         from deskmind.ui.settings.models_page import ModelsPage
         from deskmind.ui.settings.privacy_page import PrivacyPage
@@ -19,36 +49,35 @@ def build_settings(app: Any) -> SettingsWindow:
         from deskmind.ui.settings.routing_page import RoutingPage
         from deskmind.ui.settings.runtimes_page import RuntimesPage
 
-        rf = RoutingFile(app.core.paths.config_dir)
-        w.add_page("Runtimes", RuntimesPage(rf, app.inventory, app.workers, app.settings_changed, app.secret_store))
-        w.add_page("Models", ModelsPage(rf, app.settings_changed))
+        changed = s.ask.settings_changed
+        rf = RoutingFile(core.paths.config_dir)
+        w.add_page("Runtimes", RuntimesPage(rf, s.ask.inventory, workers, changed, s.secrets,
+                                            embedded=_embedded_listed(s.ask)))
+        w.add_page("Models", ModelsPage(rf, changed))
         from deskmind.core.routing.ledger import EgressLedger
         from deskmind.ui.settings.model_files_page import ModelFilesPage
 
-        w.add_page("Model files", ModelFilesPage(app.core.paths, lambda: EgressLedger(app.core.store),
-                                                 app.settings_changed))
-        w.add_page("Routing", RoutingPage(rf, app.inventory, app.settings_changed))
-        w.add_page("Agents", AgentsPage(rf, app.settings_changed))
+        w.add_page("Model files", ModelFilesPage(core.paths, lambda: EgressLedger(core.store), changed))
+        w.add_page("Routing", RoutingPage(rf, s.ask.inventory, changed))
+        w.add_page("Agents", AgentsPage(rf, changed))
         from deskmind.ui.settings.tools_page import ToolsPage
 
-        w.add_page("Tools", ToolsPage(app.core.paths.config_dir, app.core.paths.log_dir, app.workers,
-                                      app.settings_changed))
-        w.add_page("Privacy", PrivacyPage(rf, app.core, app.workers, app.settings_changed))
+        w.add_page("Tools", ToolsPage(core.paths.config_dir, core.paths.log_dir, workers, changed))
+        w.add_page("Privacy", PrivacyPage(rf, core, workers, changed))
     from deskmind.core.gateway.clients import ClientRegistry
     from deskmind.ui.settings.gateway_page import GatewayPage
 
-    w.add_page("Gateway", GatewayPage(ClientRegistry(app.core.store), app.gateway, app.workers,
-                                      app.gateway.address()))
-    w.add_page("Hotkeys", HotkeysPage(app.hotkeys, app.apply_hotkeys))
-    w.add_page("Storage", StoragePage(app.core, app.workers))
+    w.add_page("Gateway", GatewayPage(lambda: ClientRegistry(core.store), s.gateway, workers,
+                                      s.gateway.address()))
+    w.add_page("Hotkeys", HotkeysPage(s.hotkeys, s.apply_hotkeys))
+    w.add_page("Storage", StoragePage(core, workers))
 
     def add_speech() -> None:
         from deskmind.ui.settings.speech_page import SpeechPage
 
-        if app.speech is not None and "Speech" not in w.pages:
-            w.add_page("Speech", SpeechPage(app.core, lambda: app.speech, app.workers, app.apply_speech),
-                       before="Storage")
+        if s.speech() is not None and "Speech" not in w.pages:
+            w.add_page("Speech", SpeechPage(core, s.speech, workers, s.apply_speech), before="Storage")
 
     add_speech()
-    app.speech_ready.connect(add_speech)   # the speech service is built in the background
+    s.speech_ready.connect(add_speech)   # the speech service is built in the background
     return w

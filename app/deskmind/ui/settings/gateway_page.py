@@ -29,11 +29,15 @@ COLUMNS = ["Client", "Status", "Reads up to", *[label for _k, label in FLAGS], "
 
 
 class GatewayPage(QWidget):
-    def __init__(self, clients: Any, tray: Any, workers: Workers, address: str,
+    def __init__(self, clients: Callable[[], Any], tray: Any, workers: Workers, address: str,
                  parent: QWidget | None = None) -> None:
+        """``clients()`` makes the client registry; it opens the memory database, so it is
+        first called in a worker."""
         super().__init__(parent)
         self.setObjectName("gatewayPage")
-        self.registry, self.tray, self.workers = clients, tray, workers
+        self._make_registry, self.tray, self.workers = clients, tray, workers
+        self._registry: Any = None
+        self._registry_lock = threading.Lock()
         self.clients: dict[str, Any] = {}
         # Read-modify-write of one grant at a time, however fast the boxes are clicked.
         self._write_lock = threading.Lock()
@@ -101,10 +105,18 @@ class GatewayPage(QWidget):
         layout.addWidget(b)
         return b
 
+    @property
+    def registry(self) -> Any:
+        """The client registry (worker threads only: the first use opens the database)."""
+        with self._registry_lock:
+            if self._registry is None:
+                self._registry = self._make_registry()
+            return self._registry
+
     # -- the list ----------------------------------------------------------------------
 
     def refresh(self) -> None:
-        self.workers.submit(self.registry.list, done=self._fill,
+        self.workers.submit(lambda: self.registry.list(), done=self._fill,
                             failed=lambda exc: self.status.setText(f"Cannot list the clients: {exc}"))
 
     def _fill(self, clients: list[Any]) -> None:

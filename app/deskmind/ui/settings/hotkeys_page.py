@@ -7,15 +7,17 @@ from typing import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QKeySequenceEdit, QLabel,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
+                               QWidget)
 
 from deskmind.ui.hotkeys.combos import check_bindings, display
 from deskmind.ui.hotkeys.manager import HotkeyManager, HotkeyStatus
+from deskmind.ui.settings.hotkey_edit import HotkeyEdit
 
 log = logging.getLogger(__name__)
 
-TITLES = {"palette": "Open the palette", "talk": "Push to talk", "meeting": "Start/stop meeting"}
+TITLES = {"palette": "Open the palette", "talk": "Push to talk", "meeting": "Start/stop meeting",
+          "dictate": "Dictate (types where the cursor is)"}
 
 
 def sequence_to_combo(seq: QKeySequence) -> str:
@@ -47,17 +49,19 @@ class HotkeysPage(QWidget):
         self._apply = apply
         lay = QVBoxLayout(self)
         grid = QGridLayout()
-        self.edits: dict[str, QKeySequenceEdit] = {}
+        self.edits: dict[str, HotkeyEdit] = {}
         self.status_labels: dict[str, QLabel] = {}
         for r, (action, title) in enumerate(TITLES.items()):
             grid.addWidget(QLabel(title), r, 0)
-            edit = QKeySequenceEdit(combo_to_sequence(manager.bindings.get(action, "")))
+            edit = HotkeyEdit(combo_to_sequence(manager.bindings.get(action, "")))
             edit.setObjectName(f"hotkey_{action}")
             edit.setMaximumSequenceLength(1)
-            edit.editingFinished.connect(lambda a=action: self.apply(changed=a))
+            edit.editingFinished.connect(lambda a=action: self._edited(a))
+            edit.capturing.connect(self._capturing)
             self.edits[action] = edit
             grid.addWidget(edit, r, 1)
             off = QPushButton("Disable")
+            off.setObjectName(f"hotkeyDisable_{action}")
             off.clicked.connect(lambda _c=False, e=edit, a=action: (e.clear(), self.apply(changed=a)))
             grid.addWidget(off, r, 2)
             st = QLabel("…")
@@ -91,6 +95,17 @@ class HotkeysPage(QWidget):
 
     def bindings(self) -> dict[str, str]:
         return {a: sequence_to_combo(e.keySequence()) for a, e in self.edits.items()}
+
+    def _capturing(self, on: bool) -> None:
+        self.manager.capturing = on
+
+    def _edited(self, action: str) -> None:
+        # A field finishes editing when a combination is captured and again when it loses focus:
+        # re-arm only when a binding really changed.
+        if self.bindings() != self.manager.bindings:
+            self.apply(changed=action)
+        else:   # back to what is armed: an earlier clash message no longer applies
+            self.problem.setText(self.manager.instructions or "")
 
     def apply(self, changed: str | None = None) -> bool:
         b = self.bindings()

@@ -25,12 +25,13 @@ ANNOTATIONS = (("read_only", "read-only"), ("destructive", "destructive"),
                ("idempotent", "idempotent"), ("open_world", "open-world"))
 
 
-def _list_tools(cfg: Any, server: str, log_dir: Path) -> list[Any]:
-    """Worker thread: start the server on a loop of its own, list its tools, stop it."""
+def _list_tools(cfg: Any, server: str, log_dir: Path, secrets_executor: Any = None) -> list[Any]:
+    """Worker thread: start the server on a loop of its own, list its tools, stop it (its
+    token is read on ``secrets_executor``, the keyring thread)."""
     from deskmind.core.tools.registry import ToolServers
 
     async def main() -> list[Any]:
-        servers = ToolServers(cfg, log_dir=log_dir, secrets=_secret_store())
+        servers = ToolServers(cfg, log_dir=log_dir, secrets=_secret_store(), secrets_executor=secrets_executor)
         try:
             return await servers.tools(server)
         finally:
@@ -215,7 +216,8 @@ class ToolsPage(QWidget):
             self.test_btn.setEnabled(True)
             self.status.setText(str(exc))
 
-        self.workers.submit(_list_tools, self.cfg, name, self.log_dir, done=done, failed=failed)
+        self.workers.submit(_list_tools, self.cfg, name, self.log_dir, self.workers.secrets,
+                            done=done, failed=failed)
 
     # -- tools and grants ----------------------------------------------------------------
 

@@ -1,0 +1,129 @@
+"""The pipeline grounds its prompt, abstains when memory holds nothing relevant, labels what no
+passage backs and stops runaway repetition: real embedder, real memory, a loopback server
+speaking Ollama's protocol."""
+
+from __future__ import annotations
+
+import asyncio
+
+from deskmind.core.ask.pipeline import NOTHING_RELEVANT, AskOptions
+from deskmind.core.ask.session import ask_session
+from deskmind.core.routing.config import parse_routing
+from tests.core.ask.conftest import FAST, add_note
+from tests.fakes.llm_server import FakeLLMServer, Faults, Reply
+
+
+def rules(url: str, model: str) -> str:
+    return f"""
+[defaults]
+discover = false
+
+[providers.local]
+kind = "ollama"
+url = "{url}"
+
+[classes]
+general = ["local:{model}"]
+
+[[rules]]
+name = "local-first"
+class = "general"
+zones = ["machine"]
+"""
+
+
+def ask(core, srv: FakeLLMServer, question: str, model: str = "fake-model:1b",
+        opts: AskOptions | None = None, events: list | None = None):
+    cfg = parse_routing(rules(srv.url, model))
+
+    async def main():
+        async with ask_session(core, cfg=cfg, targets=(), embedded=None, timeouts=FAST) as p:
+            return await p.run(question, opts or AskOptions(), events.append if events is not None else None)
+
+    return asyncio.run(main())
+
+
+def conversations(core) -> list:
+    return [s for s in core.store.list_sources() if s.kind == "conversation"]
+
+
+def test_empty_memory_says_so_and_never_asks_the_model(core):
+    with FakeLLMServer(models=["fake-model:1b"], reply=Reply("Budgets were not a good idea.")) as srv:
+        res = ask(core, srv, "What did I note about budgets?")
+        assert srv.chat_requests() == []
+    assert res.abstained and not res.grounded and res.answer == NOTHING_RELEVANT
+    assert res.citations == [] and res.route["model"] == "" and "no model asked" in res.route["reason"]
+    assert conversations(core) == []
+
+
+def test_unrelated_memory_says_so_and_never_asks_the_model(core):
+    add_note(core, "The spare house key is under the blue flower pot by the back door.", "private", "Key")
+    add_note(core, "Tomatoes go by the south wall this year.", "private", "Garden")
+    with FakeLLMServer(models=["fake-model:1b"], reply=Reply("Canberra.")) as srv:
+        res = ask(core, srv, "What is the capital of Australia?")
+        assert srv.chat_requests() == []
+    assert res.abstained and res.answer == NOTHING_RELEVANT
+    assert "closest passage" in res.route["reason"] and "under the 0.45 needed" in res.route["reason"]
+
+
+def test_grounded_prompt_small_model_few_passages_no_locators_evidence_per_citation(core):
+    add_note(core, "We moved in 2021. The boiler was serviced on 3 March 2025 by Heatwell. "
+                   "Parking is free on Sundays.", "private", "Boiler")
+    for i in range(5):
+        add_note(core, f"The boiler at the office number {i} is checked by Heatwell every winter.",
+                 "private", f"Office {i}")
+    reply = "The boiler was serviced on 3 March 2025 by Heatwell [1]."
+    with FakeLLMServer(models=["fake-model:135m"], reply=Reply(reply)) as srv:
+        res = ask(core, srv, "When was my boiler serviced?", model="fake-model:135m",
+                  opts=AskOptions(save=False))
+        body = srv.chat_requests()[0].json()
+    prompt = body["messages"][-1]["content"]
+    assert body["options"]["temperature"] == 0.0 and body["options"]["num_predict"] == 200
+    assert prompt.count("\n[") == 3 and "3 March 2025" in prompt     # three passages for 135M
+    assert "line" not in prompt and "deskmind://" not in prompt        # no locator noise
+    assert res.grounded and not res.abstained and res.unsupported == []
+    assert res.route["passages"] == 3 and res.route["model_parameters"] == 1.35e8
+    boiler = [c for c in res.citations if c.title == "Boiler"][0]
+    assert "3 March 2025" in boiler.evidence and "Parking" not in boiler.evidence
+    assert boiler.to_dict()["evidence"] == boiler.evidence
+
+
+def test_sentences_no_passage_backs_are_reported(core):
+    add_note(core, "The spare house key is under the blue flower pot by the back door.", "private", "Key")
+    reply = ("The spare key is under the blue flower pot [1]. "
+             "A second key was given to the neighbour in 2019.")
+    with FakeLLMServer(models=["fake-model:1b"], reply=Reply(reply)) as srv:
+        res = ask(core, srv, "Where is the spare house key?")
+    assert res.answer == reply
+    assert res.unsupported == ["A second key was given to the neighbour in 2019."]
+
+
+def test_runaway_repetition_is_stopped_and_cut_where_it_began(core):
+    add_note(core, "The spare house key is under the blue flower pot by the back door.", "private", "Key")
+    loop = "The key is under the pot [1]. " * 100
+    events: list = []
+    with FakeLLMServer(models=["fake-model:1b"], reply=Reply(loop.strip()),
+                       faults=Faults(token_delay=0.01)) as srv:
+        res = ask(core, srv, "Where is the spare house key?", events=events)
+    tokens = [e for e in events if e.kind == "token"]
+    assert res.stopped == "repetition" and res.answer == "The key is under the pot [1]."
+    assert len(tokens) < 40                                # of 700: the stream was closed early
+    stop = [e for e in events if e.kind == "stopped"]
+    assert stop and "repeating" in stop[0].text and stop[0].data["answer"] == res.answer
+    saved = conversations(core)
+    assert len(saved) == 1 and saved[0].title.startswith("Where is the spare")
+
+
+def test_without_memory_the_answer_is_labelled_the_models_own(core):
+    with FakeLLMServer(models=["fake-model:1b"], reply=Reply("Canberra is the capital.")) as srv:
+        res = ask(core, srv, "What is the capital of Australia?", opts=AskOptions(use_memory=False))
+        assert len(srv.chat_requests()) == 1
+    assert not res.abstained and not res.grounded
+    assert res.unsupported == ["Canberra is the capital."]
+
+
+def test_with_tools_the_model_is_asked_even_when_memory_has_nothing(core):
+    with FakeLLMServer(models=["fake-model:1b"], reply=Reply("Let me look.")) as srv:
+        res = ask(core, srv, "What did I note about budgets?", opts=AskOptions(tools=True))
+        assert len(srv.chat_requests()) == 1
+    assert not res.abstained
