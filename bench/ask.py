@@ -156,7 +156,9 @@ async def embedded_part(core, args: argparse.Namespace) -> None:
     opts = AskOptions(save=False)
     first, complete, right, tokens = [], [], 0, []
     async with ask_session(core, targets=(), secrets=SecretStore(environ={})) as p:
-        await p.run("What is this?", AskOptions(save=False, max_tokens=4))  # loads, warms
+        # loads the model and warms it (a question memory can answer: with nothing relevant in
+        # memory the model is not asked)
+        await p.run(NOTES[-1][1], AskOptions(save=False, max_tokens=4))
         assert core.engines.loads, "the embedded model did not answer"
         rss = psutil.Process().memory_info().rss / 2**20
         for i in range(args.asks):

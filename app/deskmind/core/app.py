@@ -56,11 +56,10 @@ class Core:
         ask, note clean-up, minutes and the gateway load each model once."""
         with self._lock:
             if self._engines is None:
-                from deskmind.core.runtimes.engines import EnginePool, engine_settings
+                from deskmind.core.runtimes.engines import EnginePool
                 from deskmind.core.runtimes.llamacpp import load_engine
 
-                self._engines = EnginePool(load_engine,
-                                           keep_alive=engine_settings(self.settings).keep_alive_s)
+                self._engines = EnginePool(load_engine, keep_alive=self.settings.engine.keep_alive_s())
             return self._engines
 
     @property

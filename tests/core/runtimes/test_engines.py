@@ -13,7 +13,8 @@ import pytest
 
 from deskmind.core.errors import ModelUnavailableError, UserInputError
 from deskmind.core.runtimes.base import ChatRequest, Message
-from deskmind.core.runtimes.engines import EnginePool, engine_settings, parse_keep_alive
+from deskmind.core.config.sections import parse_keep_alive
+from deskmind.core.runtimes.engines import EnginePool
 
 needs_llama = pytest.mark.skipif(importlib.util.find_spec("xllamacpp") is None,
                                  reason="xllamacpp is not installed")
@@ -81,12 +82,17 @@ def test_keep_alive_comes_from_settings_toml(deskmind_home):
 
     path = deskmind_home / "config" / "settings.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    assert engine_settings(load_settings(path)).keep_alive_s == 300.0  # Ollama's default
+    assert load_settings(path).engine.keep_alive_s() == 300.0  # Ollama's default
     path.write_text('[engine]\nkeep_alive = "10s"\n', encoding="utf-8")
-    assert engine_settings(load_settings(path)).keep_alive_s == 10.0
+    assert load_settings(path).engine.keep_alive_s() == 10.0
+    path.write_text('[engine]\nkeep_alive = -1\n', encoding="utf-8")
+    assert load_settings(path).engine.keep_alive_s() == -1.0
     path.write_text('[engine]\nkeep_alive = "later"\n', encoding="utf-8")
-    with pytest.raises(UserInputError, match="keep_alive must be a duration"):
-        engine_settings(load_settings(path))
+    with pytest.raises(UserInputError, match=r"settings.toml \[engine\] keep_alive must be a duration"):
+        load_settings(path)
+    path.write_text('[engine]\nkeep_alive = true\n', encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"\[engine\] keep_alive must be a number or text"):
+        load_settings(path)
 
 
 # -- one engine per model, shared -------------------------------------------------------
@@ -115,6 +121,7 @@ def test_two_hubs_load_the_model_once(gguf, deskmind_home):
 
 
 @needs_llama
+@pytest.mark.timeout(1200)  # two answers capped at 1024 tokens each: minutes on a busy machine
 def test_two_complete_calls_load_the_model_once(gguf, deskmind_home, monkeypatch):
     from deskmind.core.app import Core
 

@@ -76,17 +76,10 @@ def test_smollm2_answers_through_its_own_template(smol):
                                   Message("user", "What is the capital of France?")],
                       max_tokens=16, temperature=0)
 
-    async def run():
-        parts, done = [], None
-        async for ev in smol.chat(req):
-            if ev.kind == "token":
-                parts.append(ev.text)
-            else:
-                done = ev
-        return parts, done
+    from tests.core.runtimes.test_engines import answer
 
-    parts, done = asyncio.run(run())
-    assert "Paris" in "".join(parts) and done.kind == "done"
+    text, done = asyncio.run(answer(smol, req))
+    assert "Paris" in text and done.kind == "done"
     assert done.usage.prompt_tokens > 10 and 0 < done.usage.completion_tokens <= 16
 
 

@@ -6,7 +6,8 @@ second or more and holds its weights in memory, so the engines live here instead
 :class:`EnginePool` the :class:`~deskmind.core.app.Core` owns, keyed by the model file.
 
 An engine unused for ``keep_alive`` seconds is unloaded (as Ollama's ``keep_alive``: 0 unloads
-as soon as the last user is done, -1 never unloads) and loaded again on the next use.
+as soon as the last user is done, -1 never unloads) and loaded again on the next use. The
+setting is ``[engine] keep_alive`` in settings.toml (:class:`~deskmind.core.config.sections.EngineSettings`).
 Unloading while a generation runs is safe: the engine cancels it and waits for it to leave
 llama.cpp before the model is freed.
 
