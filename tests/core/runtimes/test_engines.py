@@ -91,7 +91,7 @@ def test_keep_alive_comes_from_settings_toml(deskmind_home):
     with pytest.raises(UserInputError, match=r"settings.toml \[engine\] keep_alive must be a duration"):
         load_settings(path)
     path.write_text('[engine]\nkeep_alive = true\n', encoding="utf-8")
-    with pytest.raises(UserInputError, match=r"\[engine\] keep_alive must be a number or text"):
+    with pytest.raises(UserInputError, match=r"\[engine\] keep_alive must be a duration .*not True"):
         load_settings(path)
 
 

@@ -164,6 +164,5 @@ class EngineSettings:
     def validate(self, where: str = "[engine]") -> None:
         parse_keep_alive(self.keep_alive, f"{where} keep_alive")
 
-    @property
     def keep_alive_s(self) -> float:
         return parse_keep_alive(self.keep_alive)
