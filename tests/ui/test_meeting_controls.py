@@ -117,6 +117,9 @@ def test_a_voice_note_that_stops_by_itself_leaves_the_meeting_recording(
         qtbot, speech_app, pulse, second_server, speech_dir):
     app, meeting, talk, tray = speech_app, speech_app.meeting, speech_app.talk, speech_app.tray
     told = notifications(app)
+    # Pre-roll off: the voice note opens its own stream at key-down, on the second server.
+    app.speech.settings.preroll = False
+    app.speech.disarm_microphone()
     tray.act_meeting.trigger()                                   # the meeting hears the session's server
     qtbot.waitUntil(lambda: meeting.state == "recording", timeout=15000)
     assert tray.state == "meeting"

@@ -99,7 +99,7 @@ def test_settings_hotkeys_apply_live_and_storage_backup(qtbot, desktop, tmp_path
     assert not page.apply() and "terminal" in page.problem.text()
     page.edits["talk"].setKeySequence(QKeySequence("Ctrl+Shift+F9"))
     assert page.apply()
-    saved = load_desktop_settings(desktop.settings_path)
+    saved = load_desktop_settings(desktop.prefs.path)
     assert saved.hotkeys.bindings["talk"] == "<ctrl>+<shift>+<f9>"
     assert desktop.hotkeys.bindings["talk"] == "<ctrl>+<shift>+<f9>"     # live, no restart
     storage = w.pages["Storage"]
