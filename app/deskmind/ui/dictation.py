@@ -12,12 +12,12 @@ import threading
 import time
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from deskmind.core.errors import DeskmindError
 from deskmind.ui.bridge import CoreBridge, on_gui_thread
 from deskmind.ui.hud import TalkHud
-from deskmind.ui.talk import RELEASE_DEBOUNCE_MS, meter_level
+from deskmind.ui.talk import HeldKey, meter_level
 from deskmind.ui.tasks import Workers
 
 log = logging.getLogger(__name__)
@@ -77,50 +77,19 @@ class MainThreadClipboard:
         return str(self._on_main(lambda: QGuiApplication.clipboard().text()))
 
 
-class DictationController(QObject):
-    state_changed = Signal(str)          # idle | starting | recording | transcribing
+class DictationController(HeldKey):
     finished = Signal(object)            # DictationResult, once the text is delivered
 
     def __init__(self, make_dictation: Callable[..., Any], bridge: CoreBridge, workers: Workers,
                  hud: TalkHud, notify: Callable[[str, str], None] | None = None,
                  set_tray: Callable[[str], None] | None = None, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+        super().__init__("hold", parent)
         self.bridge, self.workers, self.hud = bridge, workers, hud
         self._make = make_dictation
         self._notify = notify or (lambda _t, _m: None)
         self._set_tray = set_tray or (lambda _s: None)
         self.dictation: Any = None
-        self.state = "idle"
-        self.mode = "hold"
         self.last: Any = None                # the last DictationResult
-        self._stop_when_started = False
-        self._release = QTimer(self, singleShot=True, interval=RELEASE_DEBOUNCE_MS)
-        self._release.timeout.connect(self.stop)
-
-    def _set(self, state: str) -> None:
-        self.state = state
-        self.state_changed.emit(state)
-
-    # -- the key ----------------------------------------------------------------------------
-
-    def pressed(self, hold: bool) -> None:
-        if self._release.isActive():      # autorepeat: the key never really went up
-            self._release.stop()
-            return
-        if self.state == "idle":
-            self.start("hold" if hold else "toggle")
-        elif not hold and self.state in ("recording", "starting"):
-            self.stop()
-
-    def released(self, hold: bool) -> None:
-        if hold and self.state in ("recording", "starting"):
-            self._release.start()
-
-    def toggle(self) -> None:
-        if self.state == "idle":
-            self.start("toggle")
-        elif self.state in ("recording", "starting"):
-            self.stop()
 
     # -- one dictation ------------------------------------------------------------------------
 

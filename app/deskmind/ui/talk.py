@@ -31,33 +31,25 @@ def meter_level(rms: float) -> float:
     return max(0.0, min(1.0, (20 * math.log10(rms) + 60) / 60))
 
 
-class TalkController(QObject):
-    state_changed = Signal(str)          # idle | starting | recording | transcribing
-    note_saved = Signal(object)
+class HeldKey(QObject):
+    """A talk key's press/release logic, shared by push-to-talk and dictation: hold to record
+    (a release stops after a short quiet spell, since X11 autorepeat sends release+press pairs
+    while a key is held), or press once to start and again to stop. Subclasses record in
+    :meth:`start` and finish in :meth:`stop`."""
 
-    def __init__(self, make_recorder: Callable[..., Any], bridge: CoreBridge, workers: Workers,
-                 hud: TalkHud, set_tray: Callable[[str], None] | None = None,
-                 parent: QObject | None = None) -> None:
+    state_changed = Signal(str)          # idle | starting | recording | transcribing
+
+    def __init__(self, mode: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.bridge, self.workers, self.hud = bridge, workers, hud
-        self._make = make_recorder
-        self._set_tray = set_tray or (lambda _s: None)
-        self.recorder: Any = None        # reused by the next note; None builds a new one
-        self._active: Any = None         # the recorder of the note in progress
-        self._settings_version = 0
         self.state = "idle"
-        self.mode = "toggle"
+        self.mode = mode
         self._stop_when_started = False
         self._release = QTimer(self, singleShot=True, interval=RELEASE_DEBOUNCE_MS)
         self._release.timeout.connect(self.stop)
-        bridge.level_changed.connect(lambda rms: hud.set_level(meter_level(rms)))
-        bridge.note_failed.connect(self._failed_while_recording)
 
     def _set(self, state: str) -> None:
         self.state = state
         self.state_changed.emit(state)
-
-    # -- hotkey --------------------------------------------------------------------------
 
     def pressed(self, hold: bool) -> None:
         if self._release.isActive():      # autorepeat: the key never really went up
@@ -73,11 +65,34 @@ class TalkController(QObject):
             self._release.start()
 
     def toggle(self) -> None:
-        """From `deskmind trigger talk` or the tray: press once to start, again to stop."""
+        """From `deskmind trigger` or the tray: press once to start, again to stop."""
         if self.state == "idle":
             self.start("toggle")
         elif self.state in ("recording", "starting"):
             self.stop()
+
+    def start(self, mode: str) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class TalkController(HeldKey):
+    note_saved = Signal(object)
+
+    def __init__(self, make_recorder: Callable[..., Any], bridge: CoreBridge, workers: Workers,
+                 hud: TalkHud, set_tray: Callable[[str], None] | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__("toggle", parent)
+        self.bridge, self.workers, self.hud = bridge, workers, hud
+        self._make = make_recorder
+        self._set_tray = set_tray or (lambda _s: None)
+        self.recorder: Any = None        # reused by the next note; None builds a new one
+        self._active: Any = None         # the recorder of the note in progress
+        self._settings_version = 0
+        bridge.level_changed.connect(lambda rms: hud.set_level(meter_level(rms)))
+        bridge.note_failed.connect(self._failed_while_recording)
 
     # -- recording -------------------------------------------------------------------------
 
