@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from deskmind.core.errors import DeskmindError
 from deskmind.ui.bridge import CoreBridge, on_gui_thread
 from deskmind.ui.hud import TalkHud
-from deskmind.ui.talk import HeldKey, meter_level
+from deskmind.ui.talk import HeldKey
 from deskmind.ui.tasks import Workers
 
 log = logging.getLogger(__name__)
