@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
 from deskmind.core.agents.audit import AuditLog
@@ -25,6 +24,10 @@ from deskmind.core.ask.evidence import RELEVANCE_THRESHOLD, EvidenceFinder, Grad
 from deskmind.core.ask.grounding import choose_passages, profile_for
 from deskmind.core.ask.prompt import Citation, build_grounded, build_messages, conversation_text
 from deskmind.core.ask.repetition import RepetitionGuard
+from deskmind.core.ask.types import (  # noqa: F401  (re-exported: callers import them from here)
+    ANSWER_TOKENS, NOTHING_RELEVANT, SMALL_ANSWER_TOKENS, AskEvent, AskOptions, AskResult, LazyEmbedder,
+    Prepared,
+)
 from deskmind.core.errors import DeskmindError
 from deskmind.core.memory.models import PRIVACY_LEVELS, Hit, NewChunk, SourceDraft
 from deskmind.core.memory.store import SourcesGone
@@ -42,82 +45,6 @@ MAX_TOOL_ROUNDS = 4
 EXCLUDED_KINDS = frozenset({"conversation"})
 
 
-# Every answer has a cap: a small model may otherwise generate for minutes. The route budgets
-# the same room in the context window.
-ANSWER_TOKENS = 1024
-SMALL_ANSWER_TOKENS = 200  # a small model's answer from notes: one or two sentences
-
-@dataclass
-class AskOptions:
-    use_memory: bool = True
-    model: str | None = None  # explicit override: provider:model or a model name
-    # An outside client's model choice: kept only where the matched rule's zones allow it.
-    model_within_rule: bool = False
-    prompt_privacy: str | None = None  # default: the rules file's prompt_privacy
-    task: str = "ask"
-    agent: str = "quick-ask"
-    limit: int = 6
-    tools: bool = False
-    save: bool = True
-    max_tokens: int | None = None
-    temperature: float | None = None
-    # A JSON schema the answer must follow (see ChatRequest.response_schema); the route then
-    # tells whether the chosen runtime enforced it ("structured").
-    response_schema: dict[str, Any] | None = None
-    # Models ("provider:model") not to use for this request, e.g. ones that keep failing a task.
-    avoid_models: frozenset[str] = frozenset()
-
-
-@dataclass
-class AskEvent:
-    kind: str  # retrieved | route | token | tool | fallback | stopped | done
-    text: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
-    result: "AskResult | None" = None
-
-
-@dataclass
-class AskResult:
-    question: str
-    answer: str
-    citations: list[Citation]
-    route: dict[str, Any]
-    timings: dict[str, float]
-    privacy: str
-    withheld: list[int] = field(default_factory=list)
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    saved_source_id: int | None = None
-    # False when no passage of memory backs the answer (memory not searched, or not used).
-    grounded: bool = False
-    # True when memory held nothing relevant enough and no model was asked.
-    abstained: bool = False
-    # Sentences of the answer that no passage backs: the model's own words.
-    unsupported: list[str] = field(default_factory=list)
-    stopped: str | None = None  # "repetition" when the stream was cut short
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"question": self.question, "answer": self.answer,
-                "citations": [c.to_dict() for c in self.citations], "route": self.route,
-                "timings": {k: round(v, 2) for k, v in self.timings.items()},
-                "privacy": self.privacy, "withheld_items": self.withheld,
-                "tool_calls": self.tool_calls, "saved_source_id": self.saved_source_id,
-                "grounded": self.grounded, "abstained": self.abstained,
-                "unsupported": self.unsupported, "stopped": self.stopped}
-
-
-@dataclass
-class Prepared:
-    chosen: list[tuple[Graded, str]]   # passages and the text of each the model reads
-    messages: list[Message]
-    citations: list[Citation]
-    opts: AskOptions                   # as the model runs them (e.g. temperature 0 when small)
-    profile: Any                       # core.ask.grounding.ModelProfile
-
-
-NOTHING_RELEVANT = ("Nothing in your memory is relevant enough to answer this, so no model was "
-                    "asked: without your notes its answer would be a guess.")
-
-
 class AskPipeline:
     """One question at a time per call; safe to reuse on one event loop."""
 
@@ -128,7 +55,7 @@ class AskPipeline:
         self.cfg = cfg
         # Grades passages and answers with the memory's own embedder (see core.ask.evidence).
         if evidence is None and searcher is not None and getattr(searcher, "embedder_for", None):
-            evidence = EvidenceFinder(_LazyEmbedder(searcher.embedder_for))
+            evidence = EvidenceFinder(LazyEmbedder(searcher.embedder_for))
         self.evidence = evidence
         self.tool_servers = tool_servers  # core.tools.registry.ToolServers: outside MCP tools
         self.hub = hub
@@ -475,29 +402,6 @@ class AskPipeline:
                 assert ev.result is not None
                 return ev.result
         raise AssertionError("the ask stream ended without a result")
-
-
-class _LazyEmbedder:
-    """The memory's embedder, built on first use (a question with no passages needs none)."""
-
-    def __init__(self, embedder_for: Callable[[Any], Any]) -> None:
-        self._for = embedder_for
-        self._emb: Any = None
-
-    def _get(self) -> Any:
-        if self._emb is None:
-            self._emb = self._for(None)
-        return self._emb
-
-    @property
-    def dim(self) -> int:
-        return int(self._get().dim)
-
-    def embed(self, texts: Any) -> Any:
-        return self._get().embed(texts)
-
-    def embed_query(self, text: str) -> Any:
-        return self._get().embed_query(text)
 
 
 def build_pipeline(core: Any, hub: Any, *, approver: Approver | None = None,
