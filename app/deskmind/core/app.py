@@ -45,6 +45,9 @@ class Core:
         self._file_types: Any = None
         self._engines: Any = None
         self._lock = threading.RLock()
+        # Building an embedder can take seconds (the int8 model is derived on first use): it
+        # has its own lock, so a request needing the store or the engines never waits for it.
+        self._embedder_lock = threading.Lock()
 
     @property
     def settings(self) -> Settings:
@@ -88,7 +91,7 @@ class Core:
     def embedder(self, model_id: str | None = None) -> Embedder:
         """The embedder for ``model_id`` (default: the configured one), built once."""
         mid = model_id or self.settings.embedder.model_id
-        with self._lock:
+        with self._embedder_lock:
             emb = self._embedders.get(mid)
             if emb is None:
                 emb = create_embedder(self.embedder_spec(mid))
