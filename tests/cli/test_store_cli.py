@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 from tests.cli.conftest import assert_one_line_error, run_deskmind
+from tests.fakes.keyring import have_secret_service, run_with_secret_service
 
 SECRET = "hunter2-db-secret"
 
@@ -56,23 +56,15 @@ def test_store_password_refuses_what_it_cannot_keep():
     assert SECRET not in proc.stderr
 
 
-@pytest.mark.skipif(not all(shutil.which(b) for b in
-                            ("dbus-run-session", "gnome-keyring-daemon", "secret-tool")),
+@pytest.mark.skipif(not have_secret_service(),
                     reason="needs dbus-run-session, gnome-keyring-daemon and secret-tool")
 def test_store_password_goes_to_a_real_secret_service(tmp_path):
     home = tmp_path / "dm"
-    deskmind = f"{sys.executable} -m deskmind"
-    script = (
-        "set -e\n"
-        "printf %s testpass | gnome-keyring-daemon --unlock --components=secrets >/dev/null\n"
-        f"printf '{SECRET}\\n' | {deskmind} store password "
+    out = run_with_secret_service(
+        f"printf '{SECRET}\\n' | {sys.executable} -m deskmind store password "
         "'postgresql://ana@db.home:5433/deskmind?sslmode=require' --stdin\n"
-        "secret-tool lookup service deskmind username 'db:ana@db.home:5433/deskmind'; echo\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "PYTHON_KEYRING_BACKEND")}
-    env.update(DESKMIND_HOME=str(home), HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "xdg"))
-    out = subprocess.run(["dbus-run-session", "--", "sh", "-c", script], env=env,
-                         capture_output=True, text=True, timeout=60)
+        "secret-tool lookup service deskmind username 'db:ana@db.home:5433/deskmind'; echo\n",
+        tmp_path, home)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == ("stored the password for db:ana@db.home:5433/deskmind in "

@@ -6,10 +6,8 @@ from __future__ import annotations
 import logging
 import sys
 import types
-from pathlib import Path
 
 import pytest
-from keyring.backend import KeyringBackend
 
 from deskmind.core.app import Core
 from deskmind.core.config.settings import load_settings
@@ -20,34 +18,13 @@ from deskmind.core.memory.models import NewChunk, SourceDraft
 from deskmind.core.memory.store import MemoryStore
 from deskmind.core.memory.urls import keyring_key, parse_location, redact_url
 from deskmind.core.secrets import NoKeyringError, SecretStore, redact
+from tests.fakes.keyring import MemoryKeyring, keyring_module
 
 PG = "postgresql://ana@db.home:5433/deskmind?sslmode=require"
 
 
-class DictKeyring(KeyringBackend):
-    """A real keyring backend that keeps passwords in a dict."""
-
-    priority = 1
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.data: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service, username):
-        return self.data.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.data[(service, username)] = password
-
-    def delete_password(self, service, username):
-        del self.data[(service, username)]
-
-
-def secret_store(backend: KeyringBackend) -> SecretStore:
-    module = types.SimpleNamespace(get_keyring=lambda: backend, get_password=backend.get_password,
-                                   set_password=backend.set_password,
-                                   delete_password=backend.delete_password)
-    return SecretStore(module, environ={})
+def secret_store(backend) -> SecretStore:
+    return SecretStore(keyring_module(backend), environ={})
 
 
 def _note(uri: str) -> SourceDraft:
@@ -125,7 +102,7 @@ def test_postgres_without_its_backend_installed_says_so(monkeypatch):
     # None in sys.modules makes the import fail the way a missing package does.
     monkeypatch.setitem(sys.modules, PG_MODULE, None)
     with pytest.raises(StorageError) as ei:
-        open_memory(PG, secrets=secret_store(DictKeyring()))
+        open_memory(PG, secrets=secret_store(MemoryKeyring()))
     msg = str(ei.value)
     assert "no PostgreSQL backend" in msg and "db.home:5433/deskmind" in msg
     assert "DESKMIND_DB" in msg  # what to do instead
@@ -139,7 +116,7 @@ def test_postgres_gets_the_password_from_the_keyring(monkeypatch):
             opened.append((url, password))
 
     monkeypatch.setitem(sys.modules, PG_MODULE, types.SimpleNamespace(PgMemoryStore=PgMemoryStore))
-    kr = DictKeyring()
+    kr = MemoryKeyring()
     secrets = secret_store(kr)
     secrets.set_database_password("db:ana@db.home:5433/deskmind", "hunter2secret\n")
     assert kr.data == {("deskmind", "db:ana@db.home:5433/deskmind"): "hunter2secret"}
@@ -160,7 +137,7 @@ def test_no_keyring_means_no_password_not_a_crash(caplog):
     with pytest.raises(NoKeyringError, match="no OS keyring"):
         secret_store(null.Keyring()).set_database_password(loc.keyring_key, "pw-value")
     with pytest.raises(UserInputError, match="not a database key"):
-        secret_store(DictKeyring()).set_database_password("openai", "pw-value")
+        secret_store(MemoryKeyring()).set_database_password("openai", "pw-value")
 
 
 def test_keyring_keys_fill_in_libpq_defaults(monkeypatch):
