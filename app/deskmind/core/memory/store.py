@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 from deskmind.core.errors import StorageError, UserInputError
 from deskmind.core.memory import db, maintenance, migrations, vectors
 from deskmind.core.memory.models import ForgetReceipt, Source, SourceDraft
+from deskmind.core.memory.refs import resolve_candidates
 from deskmind.core.memory.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -288,28 +288,17 @@ class MemoryStore:
     def resolve(self, ref: str | int) -> list[int]:
         """Source ids for a reference: an id, a uri, a file path, or a folder (everything under it)."""
         conn = self.reader()
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            row = conn.execute("SELECT id FROM sources WHERE id = ?", (int(ref),)).fetchone()
-            if row:
-                return [row[0]]
-        ref = str(ref)
-        row = conn.execute("SELECT id FROM sources WHERE uri = ?", (ref,)).fetchone()
-        if row:
-            return [row[0]]
-        if "://" not in ref:
-            path = str(Path(ref).expanduser().absolute())
-            # Files are stored under their real paths: a path through a link finds them too.
-            for p in dict.fromkeys((path, os.path.realpath(path))):
-                row = conn.execute("SELECT id FROM sources WHERE uri = ?", (p,)).fetchone()
-                if row:
-                    return [row[0]]
-                prefix = p.rstrip("/") + "/"
+        for kind, value in resolve_candidates(ref):
+            if kind == "prefix":
                 rows = conn.execute(
                     "SELECT id FROM sources WHERE substr(uri, 1, ?) = ? ORDER BY id",
-                    (len(prefix), prefix),
-                ).fetchall()
+                    (len(value), value)).fetchall()
                 if rows:
                     return [r[0] for r in rows]
+            else:
+                row = conn.execute(f"SELECT id FROM sources WHERE {kind} = ?", (value,)).fetchone()
+                if row:
+                    return [row[0]]
         return []
 
     # -- forgetting --------------------------------------------------------------------
