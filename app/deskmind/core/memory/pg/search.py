@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from deskmind.core.errors import StorageError
 from deskmind.core.memory.pg import vectors
 from deskmind.core.memory.pg.migrations import TS_CONFIG
 from deskmind.core.memory.search import (
@@ -23,6 +24,12 @@ if TYPE_CHECKING:
     from deskmind.core.memory.pg.store import PgMemoryStore
 
 log = logging.getLogger(__name__)
+
+SWAP_RETRIES = 3
+
+
+class _IndexSwapped(Exception):
+    """The active vector index changed between looking it up and reading it."""
 
 
 def ts_query_text(text: str) -> str | None:
@@ -49,17 +56,25 @@ class PgSearcher:
     def search(self, query: str, limit: int = 10, filters: SearchFilters | None = None,
                mode: str = "hybrid", query_vector: np.ndarray | None = None) -> SearchResult:
         filters = filters or SearchFilters()
-        # The query vector is computed before the snapshot opens: embedding is CPU work that
-        # should not hold a pooled connection.
-        idx = self.store.active_index() if mode in ("hybrid", "vector") else None
         timings: dict[str, float] = {}
-        if idx is not None and query_vector is None and self.embedder_for is not None:
-            t = time.perf_counter()
-            query_vector = self.embedder_for(idx.model_id).embed_query(query)
-            timings["embed"] = (time.perf_counter() - t) * 1000
-        # One snapshot: the index, the full text, the vectors and the chunks as of one moment.
-        return self.store.sql.read(
-            lambda tx: self._search(tx, query, limit, filters, mode, idx, query_vector, timings))
+        vectors_by_model: dict[str, np.ndarray] = {}
+        for _attempt in range(SWAP_RETRIES):
+            idx = self.store.active_index() if mode in ("hybrid", "vector") else None
+            q = query_vector
+            if idx is not None and q is None and self.embedder_for is not None:
+                # Embedded before the snapshot opens: CPU work should not hold a connection.
+                if idx.model_id not in vectors_by_model:
+                    t = time.perf_counter()
+                    vectors_by_model[idx.model_id] = self.embedder_for(idx.model_id).embed_query(query)
+                    timings["embed"] = (time.perf_counter() - t) * 1000
+                q = vectors_by_model[idx.model_id]
+            try:
+                # One snapshot: the index, the full text, the vectors and the chunks as of one moment.
+                return self.store.sql.read(
+                    lambda tx: self._search(tx, query, limit, filters, mode, idx, q, timings))
+            except _IndexSwapped:
+                log.debug("a re-embed swapped the vector index during a search: searching again")
+        raise StorageError("the vector index kept changing during this search: try again")
 
     def _search(self, tx: Any, query: str, limit: int, filters: SearchFilters, mode: str,
                 idx: VectorIndex | None, q: np.ndarray | None,
@@ -68,17 +83,19 @@ class PgSearcher:
         depth = max(limit * 3, 30)
         fts_ids: list[int] = []
         vec_ids: list[int] = []
+        if idx is not None and q is not None:
+            current = vectors.active_index(tx)
+            if current is None or current.id != idx.id or not vectors.pin(tx, idx):
+                raise _IndexSwapped()
         if mode in ("hybrid", "fts"):
             t = time.perf_counter()
             fts_ids = self._fts(tx, query, depth, filters)
             timings["fts"] = (time.perf_counter() - t) * 1000
         if idx is not None and q is not None:
-            current = vectors.active_index(tx)
-            if current is not None and current.id == idx.id:
-                t = time.perf_counter()
-                vec_ids = self._vector(tx, idx, np.asarray(q, dtype=np.float32).reshape(-1),
-                                       depth, filters)
-                timings["vector"] = (time.perf_counter() - t) * 1000
+            t = time.perf_counter()
+            vec_ids = self._vector(tx, idx, np.asarray(q, dtype=np.float32).reshape(-1),
+                                   depth, filters)
+            timings["vector"] = (time.perf_counter() - t) * 1000
         best = rrf_fuse((fts_ids, vec_ids), limit)
         rows = tx.execute(
             f"SELECT {HIT_COLUMNS} FROM chunks c JOIN sources s ON s.id = c.source_id "

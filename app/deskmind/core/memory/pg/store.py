@@ -100,7 +100,7 @@ class PgMemoryStore:
             return set()
 
         def _reusable(tx: PgTx) -> set[str]:
-            if vectors.get_index(tx, idx.id) is None:
+            if vectors.get_index(tx, idx.id) is None or not vectors.pin(tx, idx):
                 return set()  # a re-embed swapped that index out just now: nothing to reuse
             return {r[0] for r in tx.execute(
                 f"SELECT DISTINCT c.text_hash FROM chunks c JOIN {idx.float_table} v "
@@ -125,6 +125,9 @@ class PgMemoryStore:
 
         def _put(tx: PgTx) -> int:
             target, fresh = idx, given
+            # First: a re-embed's swap (which locks chunks against writes) is either done or
+            # waits for this, so the index checked below stays until this commits.
+            tx.execute("LOCK TABLE chunks IN ROW EXCLUSIVE MODE")
             if parents:
                 # FOR SHARE: a forget of a parent running now waits for this to commit (and
                 # then takes this source with it), or this waits for the forget and sees it.
@@ -138,6 +141,9 @@ class PgMemoryStore:
                 if not fits:
                     fresh = {}
                 target = active
+            if target is not None and not vectors.pin(tx, target, "ROW EXCLUSIVE"):
+                raise StorageError("the vector index was replaced while this was being stored: "
+                                   "store it again")
             now = time.time()
             sid, existed = _lock_or_insert(tx, draft, meta, now)
             if draft.replaces is not None and (not existed or sid != draft.replaces):

@@ -14,6 +14,7 @@ import time
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import psycopg
 
 from deskmind.core.memory.vectors import VectorIndex
 
@@ -69,8 +70,22 @@ def create_index(tx: Any, model_id: str, dim: int, status: str) -> VectorIndex:
 
 
 def drop_index(tx: Any, idx: VectorIndex) -> None:
+    # Waits for every transaction that pinned the table (searches, writes) to end.
     tx.execute(f"DROP TABLE IF EXISTS {idx.float_table}")
     tx.execute("DELETE FROM vector_indexes WHERE id = ?", (idx.id,))
+
+
+def pin(tx: Any, idx: VectorIndex, mode: str = "ACCESS SHARE") -> bool:
+    """Lock the table of ``idx`` for the rest of this transaction, so a re-embed's swap cannot
+    drop it mid-use; False when it is already gone. (PostgreSQL reads tables by name from the
+    live catalog, not from the transaction's snapshot: an index read from the snapshot may name
+    a table dropped since.)"""
+    try:
+        with tx.conn.transaction():  # a savepoint: the failure must not end the transaction
+            tx.execute(f"LOCK TABLE {idx.float_table} IN {mode} MODE")
+        return True
+    except psycopg.errors.UndefinedTable:
+        return False
 
 
 def activate(tx: Any, new: VectorIndex) -> VectorIndex | None:
