@@ -23,18 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_doctor)
 
 
-def _check_extension() -> str:
-    from deskmind.core.memory import db
-
-    conn = db.connect(":memory:")
-    try:
-        vec, lite = conn.execute("SELECT vec_version(), sqlite_version()").fetchone()
-        conn.execute("CREATE VIRTUAL TABLE t USING fts5(x)")
-    finally:
-        conn.close()
-    return f"SQLite {lite} with FTS5, sqlite-vec {vec}"
-
-
 def _check_embedder(core: Core) -> str:
     emb = core.embedder()
     t = time.perf_counter()
@@ -80,7 +68,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     results = []
     with Core() as core:
         checks: list[tuple[str, Callable[[], str]]] = [
-            ("sqlite extensions", _check_extension),
+            ("sqlite extensions", lambda: core.store.self_check()),
             ("embedding model", lambda: _check_embedder(core)),
             ("memory database", lambda: _check_db(core)),
             ("vector index", lambda: _check_index_model(core)),

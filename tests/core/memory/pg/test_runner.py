@@ -169,3 +169,17 @@ def test_a_server_without_pgvector_says_how_to_install_it(pg_url: str) -> None:
                      "installed_version FROM pg_catalog.pg_available_extensions WHERE false")
         with pytest.raises(StorageError, match="no pgvector extension: install it"):
             migrations.check_server(conn, "the test server")
+
+
+def test_a_write_inside_a_write_joins_its_transaction(runner: PgRunner) -> None:
+    def outer(tx):
+        tx.execute("INSERT INTO collections(name, kind, root, created_at) VALUES (?, ?, ?, ?)",
+                   ("a", "folder", "/a", 1.0))
+        runner.write(lambda inner: inner.execute(
+            "INSERT INTO collections(name, kind, root, created_at) VALUES (?, ?, ?, ?)",
+            ("b", "folder", "/b", 1.0)))
+        raise ValueError("undo both")
+
+    with pytest.raises(ValueError):
+        runner.write(outer)
+    assert runner.query("SELECT name FROM collections") == []

@@ -38,7 +38,7 @@ def test_put_get_and_replace_in_place(store: PgMemoryStore) -> None:
     assert store.get_source(sid).chunk_count == 1
     assert store.get_source(sid).title == "T2"
     cid = store.chunks_of(sid)[0][0]
-    assert store.chunk(cid) == (sid, {"para": 0}, "only one")
+    assert store.chunk(cid) == (cid, sid, 0, "only one", {"para": 0})
     assert store.source_id_by_uri("deskmind://note/1") == sid
     assert store.extractor_of(sid) == "test"
 

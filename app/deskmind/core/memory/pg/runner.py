@@ -91,6 +91,7 @@ class PgRunner:
         except PoolTimeout as exc:
             self.pool.close()
             raise StorageError(self._unreachable(conninfo, connect_timeout)) from exc
+        self._local = threading.local()  # the write transaction this thread is inside
         self._async: ThreadPoolExecutor | None = None
         self._async_lock = threading.Lock()
 
@@ -126,7 +127,11 @@ class PgRunner:
     # -- writing -----------------------------------------------------------------------
 
     def write(self, fn: Callable[[PgTx], T]) -> T:
-        """Run ``fn`` in one transaction and commit; everything is rolled back if it raises."""
+        """Run ``fn`` in one transaction and commit; everything is rolled back if it raises.
+        Called from inside a write function on the same thread, it joins that transaction."""
+        current = getattr(self._local, "tx", None)
+        if current is not None:
+            return fn(current)
         return self._run(fn, mode="write")
 
     def submit(self, fn: Callable[[PgTx], T]) -> "Future[T]":
@@ -146,7 +151,15 @@ class PgRunner:
                     with conn.transaction():
                         if mode == "snapshot":
                             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                        result = fn(PgTx(conn))
+                        tx = PgTx(conn)
+                        if mode == "write":
+                            self._local.tx = tx
+                            try:
+                                result = fn(tx)
+                            finally:
+                                self._local.tx = None
+                        else:
+                            result = fn(tx)
                         if mode == "write":
                             # Last, so the row lock that orders writers is held only to commit.
                             conn.execute("UPDATE changes SET n = n + 1")

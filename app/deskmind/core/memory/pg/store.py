@@ -18,6 +18,11 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 from deskmind.core.errors import StorageError, UserInputError
+from deskmind.core.memory.audit import AgentAuditLog, GatewayAuditLog
+from deskmind.core.memory.clients import ClientStore
+from deskmind.core.memory.ingest_state import IngestStateStore
+from deskmind.core.memory.ledger import EgressLedgerStore
+from deskmind.core.memory.links import LinkStore
 from deskmind.core.memory.models import ForgetReceipt, Source, SourceDraft
 from deskmind.core.memory.pg import migrations, vectors
 from deskmind.core.memory.pg.runner import PgRunner, PgTx, redact
@@ -41,6 +46,13 @@ class PgMemoryStore:
         self._prepare(conninfo, connect_timeout)
         self.sql = PgRunner(conninfo, max_size=pool_size, connect_timeout=connect_timeout,
                             configure=register_vector)
+        # The domain repositories, the same classes as on SQLite (their SQL is portable).
+        self.clients = ClientStore(self.sql)
+        self.gateway_audit = GatewayAuditLog(self.sql)
+        self.agent_audit = AgentAuditLog(self.sql)
+        self.egress = EgressLedgerStore(self.sql)
+        self.links = LinkStore(self.sql)
+        self.ingest_state = IngestStateStore(self.sql)
 
     def _prepare(self, conninfo: str, timeout: float) -> None:
         """Check the server, enable pgvector and migrate, on a connection of its own (the pool's
@@ -203,11 +215,26 @@ class PgMemoryStore:
         row = self.sql.query_one("SELECT id FROM sources WHERE uri = ?", (uri,))
         return row[0] if row else None
 
-    def chunk(self, chunk_id: int) -> tuple[int, dict[str, Any], str] | None:
-        """``(source id, locator, text)`` of one chunk, or None when it is gone."""
+    def chunk(self, chunk_id: int) -> tuple[int, int, int, str, dict[str, Any]] | None:
+        """``(chunk id, source id, ord, text, locator)`` of one chunk, or None."""
         row = self.sql.query_one(
-            "SELECT source_id, locator, text FROM chunks WHERE id = ?", (chunk_id,))
-        return (row[0], json.loads(row[1] or "{}"), row[2]) if row else None
+            "SELECT id, source_id, ord, text, locator FROM chunks WHERE id = ?", (int(chunk_id),))
+        return (row[0], row[1], row[2], row[3], json.loads(row[4] or "{}")) if row else None
+
+    def recent_sources(self, privacy: Sequence[str], kinds: Sequence[str] | None = None,
+                       limit: int = 10, preview_chars: int = 200) -> list[tuple]:
+        """Indexed sources, most recently updated first: ``(id, uri, kind, title, privacy,
+        updated_at, the first preview_chars of their text)``. ``kinds`` None means any."""
+        where = "s.privacy = ANY(?) AND s.status = 'indexed'"
+        params: list[Any] = [list(privacy)]
+        if kinds is not None:
+            where += " AND s.kind = ANY(?)"
+            params.append(list(kinds))
+        return self.sql.query(
+            "SELECT s.id, s.uri, s.kind, s.title, s.privacy, s.updated_at, "
+            "substr(d.text, 1, ?) FROM sources s LEFT JOIN documents d ON d.source_id = s.id "
+            f"WHERE {where} ORDER BY s.updated_at DESC, s.id DESC LIMIT ?",
+            (int(preview_chars), *params, int(limit)))
 
     def get_source(self, source_id: int) -> Source | None:
         row = self.sql.query_one(
@@ -363,6 +390,30 @@ class PgMemoryStore:
             return out
 
         return self.sql.read(_stats)
+
+    def self_check(self) -> str:
+        """What the server offers, checked now: its version, pgvector, and full text and
+        halfvec distance working. Raises StorageError when one does not."""
+
+        def _check(tx: PgTx) -> str:
+            server = tx.execute("SHOW server_version").fetchone()[0]
+            vec = tx.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+            if vec is None:
+                raise StorageError(f"pgvector is not enabled in {self.url}: run "
+                                   "'CREATE EXTENSION vector;' in it")
+            tx.execute(f"SELECT to_tsvector('{migrations.TS_CONFIG}', 'checked') @@ "
+                       "websearch_to_tsquery('checked'), '[1,0]'::halfvec(2) <=> '[0,1]'::halfvec(2)")
+            return f"PostgreSQL {server} with pgvector {vec[0]}"
+
+        try:
+            return self.sql.read(_check)
+        except psycopg.Error as exc:
+            raise StorageError(f"the PostgreSQL server at {self.url} cannot do what Deskmind "
+                               f"needs: {str(exc).strip().splitlines()[0]}") from exc
+
+    def warm_vectors(self) -> None:
+        """Nothing to load: the vectors stay in the server, which caches its own pages (the
+        SQLite backend loads an in-process copy here)."""
 
     def integrity_check(self) -> list[str]:
         """What is wrong with the memory's own rows; [] when healthy. (The server keeps its
