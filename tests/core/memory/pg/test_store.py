@@ -140,3 +140,23 @@ def test_data_version_moves_on_every_write_from_any_connection(pg_url: str) -> N
     finally:
         a.close()
         b.close()
+
+
+def test_full_text_ranks_only_a_budget_of_matches_rarest_words_first(
+        store: PgMemoryStore, monkeypatch) -> None:
+    from deskmind.core.memory.pg import fts
+    from deskmind.core.memory.search import SearchFilters
+
+    monkeypatch.setattr(fts, "BUDGET", 5)
+    common = [store.put_source(note([f"common word filler {i}"])) for i in range(12)]
+    rare = store.put_source(note(["common zeppelin"]))
+    store.sql.write(lambda tx: tx.execute("ANALYZE chunks"))
+    freqs = fts.TermFrequencies()
+    df = store.sql.read(lambda tx: freqs.of(tx, ["common", "zeppelin", "the"]))
+    assert df["common"] >= 12 and df["zeppelin"] < df["common"] and df["the"] == 0
+    ranked = store.sql.read(lambda tx: fts.ranked_chunks(tx, freqs, "common zeppelin", 30, SearchFilters()))
+    # "common" alone would blow the budget: only chunks holding the rare word are ranked.
+    assert [store.chunk(c)[1] for c in ranked] == [rare]
+    # A question of one over-budget word ranks only its newest matches.
+    newest = store.sql.read(lambda tx: fts.ranked_chunks(tx, freqs, "filler", 30, SearchFilters()))
+    assert sorted(store.chunk(c)[1] for c in newest) == sorted(common[-5:])

@@ -12,11 +12,9 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from deskmind.core.errors import StorageError
-from deskmind.core.memory.pg import vectors
-from deskmind.core.memory.pg.migrations import TS_CONFIG
+from deskmind.core.memory.pg import fts, vectors
 from deskmind.core.memory.search import (
-    EXACT_FILTER_LIMIT, HIT_COLUMNS, MAX_FTS_TERMS, SearchFilters, SearchResult, content_words,
-    make_hits, rrf_fuse,
+    EXACT_FILTER_LIMIT, HIT_COLUMNS, SearchFilters, SearchResult, make_hits, rrf_fuse,
 )
 from deskmind.core.memory.vectors import VectorIndex
 
@@ -30,16 +28,6 @@ SWAP_RETRIES = 3
 
 class _IndexSwapped(Exception):
     """The active vector index changed between looking it up and reading it."""
-
-
-def ts_query_text(text: str) -> str | None:
-    """The content words of ``text`` OR-ed, in ``websearch_to_tsquery`` syntax (which never
-    fails on what a person types), or None when nothing is left to look for."""
-    words = list(dict.fromkeys(content_words(text)))
-    if not words:
-        words = list(dict.fromkeys(w for w in text.lower().split() if len(w) > 1))[:4]
-    words = [w for w in words if w.isalnum() or all(ch.isalnum() or ch == "_" for ch in w)]
-    return " or ".join(words[:MAX_FTS_TERMS]) or None
 
 
 class PgSearcher:
@@ -105,16 +93,7 @@ class PgSearcher:
         return SearchResult(hits=hits, timings_ms=timings)
 
     def _fts(self, tx: Any, query: str, depth: int, filters: SearchFilters) -> list[int]:
-        text = ts_query_text(query)
-        if text is None:
-            return []
-        where, args = filters.sql("s")
-        join = "" if filters.is_empty() else "JOIN sources s ON s.id = c.source_id"
-        rows = tx.execute(
-            f"SELECT c.id FROM chunks c {join}, websearch_to_tsquery('{TS_CONFIG}', ?) q "
-            f"WHERE c.tsv @@ q AND {where} ORDER BY ts_rank_cd(c.tsv, q) DESC, c.id LIMIT ?",
-            (text, *args, depth)).fetchall()
-        return [r[0] for r in rows]
+        return fts.ranked_chunks(tx, self.store.term_frequencies, query, depth, filters)
 
     def _vector(self, tx: Any, idx: VectorIndex, q: np.ndarray, depth: int,
                 filters: SearchFilters) -> list[int]:

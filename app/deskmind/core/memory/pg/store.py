@@ -25,6 +25,7 @@ from deskmind.core.memory.ledger import EgressLedgerStore
 from deskmind.core.memory.links import LinkStore
 from deskmind.core.memory.models import ForgetReceipt, Source, SourceDraft
 from deskmind.core.memory.pg import migrations, vectors
+from deskmind.core.memory.pg.fts import TermFrequencies
 from deskmind.core.memory.pg.runner import PgRunner, PgTx, redact
 from deskmind.core.memory.refs import resolve_candidates
 from deskmind.core.memory.store import SourcesGone, text_hash
@@ -53,6 +54,7 @@ class PgMemoryStore:
         self.egress = EgressLedgerStore(self.sql)
         self.links = LinkStore(self.sql)
         self.ingest_state = IngestStateStore(self.sql)
+        self.term_frequencies = TermFrequencies()
 
     def _prepare(self, conninfo: str, timeout: float) -> None:
         """Check the server, enable pgvector and migrate, on a connection of its own (the pool's
