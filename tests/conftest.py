@@ -40,6 +40,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     threading.Thread(target=guard, daemon=True, name="exit-guard").start()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--memory-backend", choices=("sqlite", "postgres"), default="sqlite",
+        help="postgres: every test's memory (DESKMIND_DB) is a fresh database on a real "
+             "PostgreSQL started for the session, to run any suite on that backend")
+
+
+@pytest.fixture(autouse=True)
+def _memory_on_the_chosen_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.config.getoption("--memory-backend") == "postgres":
+        monkeypatch.setenv("DESKMIND_DB", request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture(autouse=True)
 def deskmind_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path_factory.mktemp("home")

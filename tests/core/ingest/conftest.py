@@ -63,16 +63,16 @@ def make_docx(paragraphs: list[tuple[str | None, str]]) -> bytes:
 def chunks_of(store: MemoryStore, uri: str | Path) -> list[tuple[str, dict]]:
     import json
 
-    rows = store.reader().execute(
+    rows = store.sql.query(
         "SELECT c.text, c.locator FROM chunks c JOIN sources s ON s.id = c.source_id "
-        "WHERE s.uri = ? ORDER BY c.ord", (str(uri),)).fetchall()
+        "WHERE s.uri = ? ORDER BY c.ord", (str(uri),))
     return [(r[0], json.loads(r[1])) for r in rows]
 
 
 def source_row(store: MemoryStore, uri: str | Path) -> dict | None:
-    row = store.reader().execute(
+    row = store.sql.query_one(
         "SELECT id, status, error, kind, privacy, collection, metadata, title FROM sources WHERE uri = ?",
-        (str(uri),)).fetchone()
+        (str(uri),))
     if row is None:
         return None
     import json

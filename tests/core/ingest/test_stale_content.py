@@ -3,7 +3,6 @@ that fails (permission denied, the file vanishing or changing while read) loses 
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -14,25 +13,28 @@ import pytest
 from deskmind.core.ingest.types import Extracted, Section
 from deskmind.core.memory.store import MemoryStore
 from tests.core.ingest.conftest import chunks_of, index_without_read_rights, source_row
-from tests.core.memory.helpers import scalar
 
 OLD = "The lighthouse keeper logged a storm petrel on the north jetty."
 
 
 def _stored(store: MemoryStore, uri: Path) -> dict[str, int]:
     """What memory holds for a source: chunks, full-text rows, vectors, text, links."""
-    conn = store.reader()
+    count = lambda sql, *a: store.sql.query_one(sql, a)[0]  # noqa: E731
     sid = source_row(store, uri)["id"]
-    ids = json.dumps([r[0] for r in conn.execute("SELECT id FROM chunks WHERE source_id = ?", (sid,))])
     idx = store.active_index()
+    if store.sql.dialect == "sqlite":
+        fts = count("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'petrel'")
+        bits = count(f"SELECT count(*) FROM {idx.bits_table}") if idx else 0
+    else:  # the tsvector is a column of the chunk; vectors have no second table
+        fts = count("SELECT count(*) FROM chunks WHERE tsv @@ plainto_tsquery('english', 'petrel')")
+        bits = count(f"SELECT count(*) FROM {idx.float_table}") if idx else 0
     return {
-        "chunks": scalar(conn, "SELECT count(*) FROM chunks WHERE source_id = ?", sid),
-        "fts": scalar(conn, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'petrel'"),
-        "vectors": scalar(conn, f"SELECT count(*) FROM {idx.float_table}") if idx else 0,
-        "bits": scalar(conn, f"SELECT count(*) FROM {idx.bits_table}") if idx else 0,
-        "documents": scalar(conn, "SELECT count(*) FROM documents WHERE source_id = ?", sid),
-        "links": scalar(conn, "SELECT count(*) FROM source_links WHERE source_id = ?", sid),
-        "ids": len(json.loads(ids)),
+        "chunks": count("SELECT count(*) FROM chunks WHERE source_id = ?", sid),
+        "fts": fts,
+        "vectors": count(f"SELECT count(*) FROM {idx.float_table}") if idx else 0,
+        "bits": bits,
+        "documents": count("SELECT count(*) FROM documents WHERE source_id = ?", sid),
+        "links": count("SELECT count(*) FROM source_links WHERE source_id = ?", sid),
     }
 
 

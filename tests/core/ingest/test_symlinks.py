@@ -14,7 +14,7 @@ from tests.core.ingest.conftest import chunks_of, source_row
 
 
 def _uris(store: MemoryStore) -> list[str]:
-    return sorted(r[0] for r in store.reader().execute("SELECT uri FROM sources WHERE status = 'indexed'"))
+    return sorted(r[0] for r in store.sql.query("SELECT uri FROM sources WHERE status = 'indexed'"))
 
 
 def test_a_file_reached_through_links_is_one_source_with_its_real_folders_tag(
