@@ -10,6 +10,7 @@ from typing import Callable
 from deskmind.cli.render import print_json
 from deskmind.core.app import Core
 from deskmind.core.errors import DeskmindError
+from deskmind.core.memory.urls import redact_url
 
 
 class DoctorWarning(Exception):
@@ -48,7 +49,7 @@ def _check_db(core: Core) -> str:
     if problems:
         raise DeskmindError("database integrity problems: " + "; ".join(problems[:5]))
     s = core.store.stats()
-    return f"{s['db_path']}: ok, {s['sources']} sources, {s['chunks']} chunks"
+    return f"{redact_url(core.store.url)}: ok, {s['sources']} sources, {s['chunks']} chunks"
 
 
 def _check_index_model(core: Core) -> str:

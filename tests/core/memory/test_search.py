@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from deskmind.core.memory.pg.store import PgMemoryStore
-from deskmind.core.memory.search import RRF_K, HybridSearcher, SearchFilters, fts_query
-from deskmind.core.memory.store import MemoryStore, text_hash
+from deskmind.core.memory.backend import open_memory
+from deskmind.core.memory.search import RRF_K, SearchFilters, fts_query
+from deskmind.core.memory.store import text_hash
 
 from tests.core.memory.helpers import note
 
@@ -40,19 +40,17 @@ CORPUS = [
 ]
 
 
-def open_backend(backend: str, request: pytest.FixtureRequest, folder: Path) -> tuple[Any, Callable]:
-    """A store on ``backend`` and how to make its searcher."""
+def open_backend(backend: str, request: pytest.FixtureRequest, folder: Path) -> Any:
+    """A memory on ``backend``, opened as the app opens it."""
     if backend == "sqlite":
-        store = MemoryStore(folder / "memory.db")
-        return store, lambda embedder_for: HybridSearcher(store, embedder_for)
+        return open_memory(folder / "memory.db")
     pg = request.getfixturevalue("pg_server")
-    store = PgMemoryStore(pg.url(pg.new_database()))
-    return store, store.searcher
+    return open_memory(pg.url(pg.new_database()))
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, embedder):
-    store, make_searcher = open_backend(request.param, request, tmp_path_factory.mktemp("search"))
+    store = open_backend(request.param, request, tmp_path_factory.mktemp("search"))
     idx = store.ensure_active_index(embedder.model_id, embedder.dim)
     ids: dict[str, int] = {}
     texts = [c[5] for c in CORPUS]
@@ -61,7 +59,7 @@ def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         draft = note(text, kind=kind, privacy=privacy, mtime=when, collection=coll,
                      title=f"{key} title", uri=f"deskmind://{kind}/{key}")
         ids[key] = store.put_source(draft, idx, vecs)
-    searcher = make_searcher(lambda _mid: embedder)
+    searcher = store.searcher(lambda _mid: embedder)
     yield store, searcher, ids
     store.close()
 
@@ -199,9 +197,8 @@ def test_limit_is_respected(corpus) -> None:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_full_text_only_when_there_are_no_vectors(request, tmp_path: Path, backend: str) -> None:
-    store, make_searcher = open_backend(backend, request, tmp_path)
-    with store:
+    with open_backend(backend, request, tmp_path) as store:
         store.put_source(note("the lighthouse keeper wrote in the logbook"))
-        hits = make_searcher(None).search("lighthouse logbook").hits
+        hits = store.searcher(None).search("lighthouse logbook").hits
         assert len(hits) == 1 and hits[0].fts_rank == 1 and hits[0].vector_rank is None
         assert store.sql.query_one("SELECT count(*) FROM vector_indexes")[0] == 0

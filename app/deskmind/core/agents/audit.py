@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from deskmind.core.memory.store import MemoryStore
+from deskmind.core.memory.api import Memory
 from deskmind.core.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def summarize_args(args: dict[str, Any]) -> str:
 
 
 class AuditLog:
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: Memory) -> None:
         self.store = store
 
     def add(self, agent: str, tool: str, args: dict[str, Any], decision: str, reason: str = "",

@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
-from deskmind.core.memory.store import MemoryStore
+from deskmind.core.memory.api import Memory
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def summarize_args(args: dict[str, Any] | None) -> str:
 class GatewayAudit:
     """Record and list audit entries. Every method may be called from any thread."""
 
-    def __init__(self, store: MemoryStore, clock: Callable[[], float] = time.time,
+    def __init__(self, store: Memory, clock: Callable[[], float] = time.time,
                  mirror: Any = "auto") -> None:
         self.store = store
         self.clock = clock

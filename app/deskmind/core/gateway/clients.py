@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from deskmind.core.errors import UserInputError
 from deskmind.core.memory.models import PRIVACY_LEVELS
-from deskmind.core.memory.store import MemoryStore
+from deskmind.core.memory.api import Memory
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def check_name(name: str) -> str:
 class ClientRegistry:
     """Grants, tokens and lookups. Every method may be called from any thread."""
 
-    def __init__(self, store: MemoryStore, clock: Callable[[], float] = time.time,
+    def __init__(self, store: Memory, clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         """``clock`` stamps what is stored (wall time); ``monotonic`` times the cache, the
         forced re-reads and the memory of unknown tokens."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from deskmind.core.ingest.types import Link
 from deskmind.core.memory.models import SourceDraft
-from deskmind.core.memory.store import MemoryStore
+from deskmind.core.memory.api import Memory
 
 VAULT_MARKER = ".obsidian"
 
@@ -39,19 +39,19 @@ def vault_root(path: Path, stop: Path | None = None) -> Path | None:
         p = p.parent
 
 
-def ensure_collection(store: MemoryStore, root: Path, kind: str = "obsidian") -> str:
+def ensure_collection(store: Memory, root: Path, kind: str = "obsidian") -> str:
     """The collection name for a vault root, registering it on first sight."""
     root_s = str(root)
     return store.links.collection_at(root_s) or store.links.ensure_collection(
         root_s, root.name or root_s, kind)
 
 
-def collections(store: MemoryStore) -> list[dict[str, Any]]:
+def collections(store: Memory) -> list[dict[str, Any]]:
     return [{"name": r[0], "kind": r[1], "root": r[2], "sources": r[3]}
             for r in store.links.collections()]
 
 
-def put_source_with_links(store: MemoryStore, draft: SourceDraft, idx: Any,
+def put_source_with_links(store: Memory, draft: SourceDraft, idx: Any,
                           vectors: dict[str, Any], links: list[Link]) -> int:
     """``store.put_source`` and the source's outgoing links in one transaction: a kill
     in between cannot leave new chunks with old links (the file would look unchanged after)."""
@@ -64,10 +64,10 @@ def put_source_with_links(store: MemoryStore, draft: SourceDraft, idx: Any,
     return store.sql.write(_put)
 
 
-def outgoing(store: MemoryStore, source_id: int) -> list[Edge]:
+def outgoing(store: Memory, source_id: int) -> list[Edge]:
     return [Edge(*r) for r in store.links.outgoing(source_id)]
 
 
-def backlinks(store: MemoryStore, source_id: int) -> list[Edge]:
+def backlinks(store: Memory, source_id: int) -> list[Edge]:
     """Edges from other sources that point at this one."""
     return [Edge(r[0], r[1], r[2], r[3], source_id) for r in store.links.backlinks(source_id)]

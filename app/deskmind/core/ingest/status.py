@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from deskmind.core.memory.ingest_state import StatusRow
-from deskmind.core.memory.store import MemoryStore
+from deskmind.core.memory.api import Memory
 
 # Reasons that may not hold on the next scan: such files are retried even when unchanged.
 TRANSIENT = ("vanished", "changed while", "permission denied", "read error")
@@ -29,18 +29,18 @@ class Known:
     error: str | None
 
 
-def known_states(store: MemoryStore, roots: Iterable[str]) -> dict[str, Known]:
+def known_states(store: Memory, roots: Iterable[str]) -> dict[str, Known]:
     return {r[0]: Known(*r[1:]) for r in store.ingest_state.states_under(roots)}
 
 
-def known_by_uri(store: MemoryStore, uris: list[str]) -> dict[str, Known]:
+def known_by_uri(store: Memory, uris: list[str]) -> dict[str, Known]:
     """Known states of these exact uris (files reached through links from outside the roots)."""
     if not uris:
         return {}
     return {r[0]: Known(*r[1:]) for r in store.ingest_state.states_of(uris)}
 
 
-def reached_via(store: MemoryStore, root: str) -> list[tuple[int, str]]:
+def reached_via(store: Memory, root: str) -> list[tuple[int, str]]:
     """``(id, uri)`` of sources outside ``root`` that were indexed through a link under it."""
     base = root.rstrip("/") or "/"
     prefix = base + "/" if base != "/" else "/"
@@ -67,7 +67,7 @@ def is_transient(reason: str | None) -> bool:
     return bool(reason) and any(t in reason for t in TRANSIENT)
 
 
-def record_statuses(store: MemoryStore, records: list[StatusRecord]) -> None:
+def record_statuses(store: Memory, records: list[StatusRecord]) -> None:
     """Write statuses in one transaction. A source indexed before keeps its chunks and only
     notes the problem in ``error`` (nothing already stored is lost because of a bad read),
     unless the record says its new content yields nothing (``drop_content``): then its chunks,
@@ -80,11 +80,11 @@ def record_statuses(store: MemoryStore, records: list[StatusRecord]) -> None:
         for r in records])
 
 
-def update_tags(store: MemoryStore, changes: list[tuple[int, str, str | None]]) -> None:
+def update_tags(store: Memory, changes: list[tuple[int, str, str | None]]) -> None:
     """New privacy tag / collection for unchanged sources (a rule changed, a vault appeared)."""
     store.ingest_state.update_tags(changes)
 
 
-def touch(store: MemoryStore, items: list[tuple[int, int, float]]) -> None:
+def touch(store: Memory, items: list[tuple[int, int, float]]) -> None:
     """New size/mtime for sources whose content hash did not change."""
     store.ingest_state.touch(items)

@@ -46,8 +46,13 @@ class SourcesGone(LookupError):
 
 
 class MemoryStore:
+    """The SQLite backend of :class:`~deskmind.core.memory.api.Memory`."""
+
+    backend = "sqlite"
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path) if str(path) != ":memory:" else path
+        self.url = f"sqlite://{self.path}"
         if isinstance(self.path, Path) and self.path.exists() and not db.file_is_sqlite(self.path):
             raise StorageError(
                 f"{self.path} is not a Deskmind memory database (its header is not SQLite's). "
@@ -62,6 +67,8 @@ class MemoryStore:
         self._local = threading.local()
         self._readers: list[tuple[threading.Thread, Any]] = []
         self._readers_lock = threading.Lock()
+        self._version_conn: Any = None
+        self._version_lock = threading.Lock()
         self.vector_searcher = vectors.VectorSearcher()
         # The domain repositories, all written against the runner (see sql.py).
         self.sql = SqliteRunner(self)
@@ -93,7 +100,21 @@ class MemoryStore:
                 self._readers = alive
         return conn
 
+    def data_version(self) -> int:
+        """Changes whenever a change was committed since the last call, by this process's
+        writer or by another process. One connection of its own answers (SQLite's
+        ``PRAGMA data_version`` counts commits by other connections), so every thread sees
+        the same sequence."""
+        with self._version_lock:
+            if self._version_conn is None:
+                self._version_conn = db.connect(self.path)
+            return self._version_conn.execute("PRAGMA data_version").fetchone()[0]
+
     def close(self) -> None:
+        with self._version_lock:
+            if self._version_conn is not None:
+                _close_quietly(self._version_conn)
+                self._version_conn = None
         with self._readers_lock:
             for _thread, conn in self._readers:
                 _close_quietly(conn)
@@ -426,6 +447,12 @@ class MemoryStore:
         """What this backend's engine offers, checked on a scratch database: FTS5 and
         sqlite-vec must work. Raises StorageError when one does not."""
         return maintenance.self_check()
+
+    def searcher(self, embedder_for: Callable[[str], Any] | None) -> Any:
+        """Hybrid search over this store (FTS5, sqlite-vec and the in-memory vector copy)."""
+        from deskmind.core.memory.search import HybridSearcher
+
+        return HybridSearcher(self, embedder_for)
 
     def warm_vectors(self) -> None:
         """Load the active index's in-memory vector copy now (blocking: a worker thread)."""

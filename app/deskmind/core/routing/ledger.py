@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
-from deskmind.core.memory.store import MemoryStore
+from deskmind.core.memory.api import Memory
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class EgressLedger:
     """Implements :class:`deskmind.core.runtimes.http.EgressRecorder`. Blocking calls: the
     transport runs them in a worker thread."""
 
-    def __init__(self, store: MemoryStore, zone_of: dict[str, str] | None = None) -> None:
+    def __init__(self, store: Memory, zone_of: dict[str, str] | None = None) -> None:
         self.store = store
         self.zone_of = zone_of or {}
 

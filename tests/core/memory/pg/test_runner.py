@@ -4,13 +4,14 @@ writers at once, and the errors people see."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from deskmind.core.errors import StorageError
 from deskmind.core.memory.pg import migrations
-from deskmind.core.memory.pg.runner import PgRunner, redact, to_pg
+from deskmind.core.memory.pg.runner import PgRunner, to_pg
 from deskmind.core.memory.pg.store import PgMemoryStore
 
 from tests.core.memory.helpers import note
@@ -28,11 +29,37 @@ def test_placeholders_become_psycopg_ones() -> None:
     assert to_pg("SELECT 1") == "SELECT 1"
 
 
-def test_passwords_never_appear_in_a_shown_url() -> None:
-    shown = redact("postgresql://ann:s3cret@db.example.org:5433/mind?sslmode=require")
-    assert "s3cret" not in shown
-    assert shown == "postgresql://ann@db.example.org:5433/mind"
-    assert "pw" not in redact("host=h user=u password=pw dbname=d")
+def test_a_password_never_appears_in_an_error(tmp_path) -> None:
+    with pytest.raises(StorageError) as err:
+        PgMemoryStore(f"postgresql://ann@/mind?host={tmp_path}", password="s3cret-pw",
+                      connect_timeout=2)
+    assert "s3cret-pw" not in str(err.value) and "ann@" in str(err.value)
+
+
+def test_credentials_right_and_wrong(pg_server) -> None:
+    """A role the server checks by password (scram): the password given gets in, a wrong
+    one is a clear error that names neither password."""
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as conn:
+        hba = Path(conn.execute("SHOW hba_file").fetchone()[0])
+        if "local all ann scram-sha-256" not in hba.read_text():
+            hba.write_text("local all ann scram-sha-256\n" + hba.read_text())
+        conn.execute("SET password_encryption = 'scram-sha-256'")
+        conn.execute("DROP ROLE IF EXISTS ann")
+        conn.execute("CREATE ROLE ann LOGIN SUPERUSER PASSWORD 'right-pw'")
+        conn.execute("SELECT pg_reload_conf()")
+    name = pg_server.new_database()
+    url = pg_server.url(name).replace("postgres@", "ann@", 1)
+    try:
+        with pytest.raises(StorageError) as err:
+            PgMemoryStore(url, password="wrong-pw", connect_timeout=3)
+        assert "refused the credentials" in str(err.value)
+        assert "deskmind store password" in str(err.value)
+        assert "wrong-pw" not in str(err.value) and "right-pw" not in str(err.value)
+        store = PgMemoryStore(url, password="right-pw")
+        assert store.sql.query_one("SELECT current_user") == ("ann",)
+        store.close()
+    finally:
+        pg_server.drop_database(name)
 
 
 def test_a_failed_write_leaves_nothing(runner: PgRunner) -> None:

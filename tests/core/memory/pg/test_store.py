@@ -160,3 +160,12 @@ def test_full_text_ranks_only_a_budget_of_matches_rarest_words_first(
     # A question of one over-budget word ranks only its newest matches.
     newest = store.sql.read(lambda tx: fts.ranked_chunks(tx, freqs, "filler", 30, SearchFilters()))
     assert sorted(store.chunk(c)[1] for c in newest) == sorted(common[-5:])
+
+
+def test_open_memory_gives_the_postgresql_store_for_its_url(pg_url: str) -> None:
+    from deskmind.core.memory.backend import open_memory
+
+    with open_memory(pg_url) as memory:
+        assert isinstance(memory, PgMemoryStore)
+        assert memory.backend == "postgres" and memory.url == pg_url
+        assert memory.self_check().startswith("PostgreSQL ")

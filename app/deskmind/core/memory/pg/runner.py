@@ -23,6 +23,7 @@ from psycopg import errors as pgerrors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from deskmind.core.errors import StorageError
+from deskmind.core.memory.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +39,6 @@ _QMARK = re.compile(r"\?")
 def to_pg(sql: str) -> str:
     """``?`` placeholders as psycopg's ``%s``. Repository SQL holds no literal ``?`` or ``%``."""
     return _QMARK.sub("%s", sql)
-
-
-def redact(conninfo: str) -> str:
-    """A connection string with any password removed, safe to show or log."""
-    try:
-        parts = psycopg.conninfo.conninfo_to_dict(conninfo)
-    except psycopg.ProgrammingError:
-        return "(an unreadable PostgreSQL URL)"
-    parts.pop("password", None)
-    host = parts.get("host") or "localhost"
-    port = f":{parts['port']}" if parts.get("port") else ""
-    user = f"{parts['user']}@" if parts.get("user") else ""
-    return f"postgresql://{user}{host}{port}/{parts.get('dbname', '')}"
 
 
 class PgTx:
@@ -76,15 +64,18 @@ class PgRunner:
 
     dialect = "postgres"
 
-    def __init__(self, conninfo: str, *, min_size: int = 1, max_size: int = 8,
-                 connect_timeout: float = 10.0,
+    def __init__(self, conninfo: str, *, password: str | None = None, min_size: int = 1,
+                 max_size: int = 8, connect_timeout: float = 10.0,
                  configure: Callable[[psycopg.Connection], None] | None = None) -> None:
-        self.display_url = redact(conninfo)
+        self.display_url = redact_url(conninfo)
         self._configure = configure
+        self._kwargs: dict[str, Any] = {"connect_timeout": max(1, int(connect_timeout)),
+                                        "application_name": "deskmind"}
+        if password is not None:
+            self._kwargs["password"] = password
         self.pool = ConnectionPool(
             conninfo, min_size=min_size, max_size=max_size, open=False, timeout=connect_timeout,
-            kwargs={"connect_timeout": max(1, int(connect_timeout)), "autocommit": True,
-                    "application_name": "deskmind"},
+            kwargs={**self._kwargs, "autocommit": True},
             configure=self._setup, name="deskmind-memory")
         try:
             self.pool.open(wait=True, timeout=connect_timeout)
@@ -103,7 +94,7 @@ class PgRunner:
         # The pool logs each failed attempt; one direct try gives the server's own reason.
         reason = "no answer"
         try:
-            psycopg.connect(conninfo, connect_timeout=max(1, int(timeout))).close()
+            psycopg.connect(conninfo, **self._kwargs).close()
         except psycopg.OperationalError as exc:
             reason = _first_line(exc)
         except Exception as exc:  # pragma: no cover - depends on the server

@@ -26,8 +26,9 @@ from deskmind.core.memory.links import LinkStore
 from deskmind.core.memory.models import ForgetReceipt, Source, SourceDraft
 from deskmind.core.memory.pg import migrations, vectors
 from deskmind.core.memory.pg.fts import TermFrequencies
-from deskmind.core.memory.pg.runner import PgRunner, PgTx, redact
+from deskmind.core.memory.pg.runner import PgRunner, PgTx
 from deskmind.core.memory.refs import resolve_candidates
+from deskmind.core.memory.urls import redact_url
 from deskmind.core.memory.store import SourcesGone, text_hash
 from deskmind.core.memory.vectors import VectorIndex
 
@@ -41,12 +42,14 @@ _SOURCE_COLS = ", ".join("s." + c.strip() for c in Source.COLUMNS.split(","))
 class PgMemoryStore:
     backend = "postgres"
 
-    def __init__(self, conninfo: str, *, pool_size: int = 8, connect_timeout: float = 10.0) -> None:
-        self.url = redact(conninfo)
-        self._conninfo = conninfo
-        self._prepare(conninfo, connect_timeout)
-        self.sql = PgRunner(conninfo, max_size=pool_size, connect_timeout=connect_timeout,
-                            configure=register_vector)
+    def __init__(self, url: str, *, password: str | None = None, pool_size: int = 8,
+                 connect_timeout: float = 10.0) -> None:
+        """``url``: a ``postgresql://`` URL without a password (libpq options pass through);
+        ``password``: the one from the keyring, if the server asks for one."""
+        self.url = redact_url(url)
+        self._prepare(url, password, connect_timeout)
+        self.sql = PgRunner(url, password=password, max_size=pool_size,
+                            connect_timeout=connect_timeout, configure=register_vector)
         # The domain repositories, the same classes as on SQLite (their SQL is portable).
         self.clients = ClientStore(self.sql)
         self.gateway_audit = GatewayAuditLog(self.sql)
@@ -56,12 +59,13 @@ class PgMemoryStore:
         self.ingest_state = IngestStateStore(self.sql)
         self.term_frequencies = TermFrequencies()
 
-    def _prepare(self, conninfo: str, timeout: float) -> None:
+    def _prepare(self, conninfo: str, password: str | None, timeout: float) -> None:
         """Check the server, enable pgvector and migrate, on a connection of its own (the pool's
         connections register the vector type, which needs the extension to exist first)."""
         try:
+            extra = {} if password is None else {"password": password}
             conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=max(1, int(timeout)),
-                                   application_name="deskmind")
+                                   application_name="deskmind", **extra)
         except psycopg.OperationalError as exc:
             raise StorageError(_connect_error(self.url, exc)) from exc
         try:
