@@ -158,3 +158,13 @@ def memory_backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "memory.db")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def on_both_backends(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``@pytest.mark.usefixtures("on_both_backends")``: the test runs once with the memory in
+    the data folder's SQLite file and once with DESKMIND_DB on a fresh PostgreSQL database
+    (``core`` and every CLI the test starts open it). Returns the backend's name."""
+    if request.param == "postgres":
+        monkeypatch.setenv("DESKMIND_DB", request.getfixturevalue("pg_url"))
+    return request.param
