@@ -23,6 +23,7 @@ def _tree(root: Path) -> None:
     (root / "code" / "c.py").write_text("def capybara():\n    return 'largest rodent'\n")
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_incremental_reindex_does_no_work_for_unchanged_files(tmp_path: Path, core) -> None:
     _tree(tmp_path)
     idx = core.indexer()
@@ -38,6 +39,7 @@ def test_incremental_reindex_does_no_work_for_unchanged_files(tmp_path: Path, co
     assert idx.index([tmp_path]).timings["parse_cpu"] == 0.0  # the new mtime was recorded
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_changed_file_replaces_its_chunks_and_deleted_file_is_forgotten(tmp_path: Path, core) -> None:
     _tree(tmp_path)
     (tmp_path / "notes" / "a.md").write_text("# Alpha\nAardvarks dig burrows at dusk.\nSee [b](b.txt)\n")
@@ -148,6 +150,7 @@ def test_settings_toml_privacy_rules_reach_the_indexer(tmp_path: Path, deskmind_
         assert idx.privacy_for(tmp_path / "other.md") == "private"
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_obsidian_vault_is_one_collection_with_wikilinks(tmp_path: Path, store: MemoryStore, indexer: Indexer) -> None:
     from deskmind.core.ingest.links import backlinks, collections, outgoing
 

@@ -52,6 +52,7 @@ def _findable(core) -> bool:
      "bytes that decode in no known text encoding (not text?)"),
     ("log.md", b"   \n\n\t  \n", "skipped", "no text found in file"),
 ], ids=["emptied", "binary", "undecodable", "blank"])
+@pytest.mark.usefixtures("on_both_backends")
 def test_new_content_with_nothing_to_index_removes_the_old(tmp_path: Path, core, name: str, new_content: bytes,
                                                            status: str, reason: str) -> None:
     f = tmp_path / name
@@ -81,6 +82,7 @@ def test_new_content_with_nothing_to_index_removes_the_old(tmp_path: Path, core,
     assert idx.index([tmp_path]).outcome(f).status == "indexed" and _findable(core)
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_a_file_vanishing_or_changing_while_read_keeps_what_was_stored(
         tmp_path: Path, store: MemoryStore, indexer) -> None:
     f = tmp_path / "notes.flaky"
@@ -124,12 +126,13 @@ def test_permission_denied_keeps_what_was_stored(tmp_path: Path, store: MemorySt
     before = chunks_of(store, f)
     f.write_text("")  # changed (emptied), but the re-read will not be allowed
     os.chmod(f, 0o000)
-    outcomes = index_without_read_rights(store.path, tree, restore=lambda: os.chmod(f, 0o600))
+    outcomes = index_without_read_rights(store.url, tree, restore=lambda: os.chmod(f, 0o600))
     assert outcomes[str(f)] == ("failed", "permission denied")
     assert chunks_of(store, f) == before and OLD in before[0][0]
     assert source_row(store, f)["status"] == "indexed"
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_a_file_grown_past_the_size_cap_loses_its_old_text(tmp_path: Path, store: MemoryStore) -> None:
     from deskmind.core.ingest.indexer import Indexer
 
