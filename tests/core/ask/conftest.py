@@ -17,7 +17,7 @@ def add_note(core, text: str, privacy: str, title: str | None = None) -> list[in
     sid = core.remember(SourceDraft(uri=f"deskmind://note/{uuid.uuid4()}", kind="note",
                                     title=title or text[:30], privacy=privacy, text=text,
                                     chunks=[NewChunk(text, {"line": 1})]))
-    rows = core.store.reader().execute("SELECT id FROM chunks WHERE source_id = ?", (sid,)).fetchall()
+    rows = core.store.sql.query("SELECT id FROM chunks WHERE source_id = ?", (sid,))
     return [r[0] for r in rows]
 
 

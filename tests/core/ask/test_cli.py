@@ -59,7 +59,7 @@ def test_first_run_answers_from_local_ollama_with_zero_egress(core, capsys, desk
     with MemoryStore(deskmind_home / "data" / "memory.db") as store:
         convs = [s for s in store.list_sources() if s.kind == "conversation"]
         assert len(convs) == 1 and convs[0].privacy == "private"
-        n = store.reader().execute("SELECT count(*) FROM egress_ledger").fetchone()[0]
+        n = store.sql.query_one("SELECT count(*) FROM egress_ledger")[0]
         assert n == 0
 
 

@@ -92,7 +92,7 @@ def test_forgetting_a_cited_file_forgets_the_conversation(core, tmp_path: Path, 
         again._embedders.update(core._embedders)
         assert findable(again) == []
         assert [s.kind for s in again.store.list_sources()] == ["markdown"]  # garden.md only
-        assert again.store.reader().execute("SELECT count(*) FROM source_derivations").fetchone()[0] == 0
+        assert again.store.sql.query_one("SELECT count(*) FROM source_derivations")[0] == 0
 
 
 def test_the_human_receipt_names_the_conversation(core, tmp_path: Path, capsys) -> None:

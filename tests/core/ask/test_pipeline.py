@@ -152,8 +152,7 @@ def test_saved_conversation_is_as_private_as_its_strictest_input(core):
     src = {s.id: s for s in core.store.list_sources()}
     assert src[r1.saved_source_id].privacy == "private" and src[r1.saved_source_id].kind == "conversation"
     assert src[r2.saved_source_id].privacy == "public"
-    assert "Q: garden tomatoes budget" in core.store.reader().execute(
-        "SELECT text FROM documents WHERE source_id = ?", (r1.saved_source_id,)).fetchone()[0]
+    assert "Q: garden tomatoes budget" in core.store.document_text(r1.saved_source_id)
 
 
 def test_anthropic_cloud_provider_end_to_end(core):

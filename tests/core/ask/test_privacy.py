@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -22,20 +20,16 @@ from tests.fakes.llm_server import FakeLLMServer, Reply
 KEY = "sk-cloudtest-0123456789abcdef"
 
 
-def ledger_probe(db: Path):
+def ledger_probe(store):
     """For the fake server's on_receive: did the ledger already hold a committed ``sending``
-    row for exactly these bytes when they arrived? Read on a connection of its own, so only
-    what was committed counts."""
+    row for exactly these bytes when they arrived? Read on the server thread's own connection,
+    so only what was committed counts."""
     def probe(received) -> bool | None:
         if not received.body:
             return None
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-        try:
-            return conn.execute("SELECT count(*) FROM egress_ledger WHERE body_sha256 = ? "
-                                "AND bytes_out = ? AND status = 'sending'",
-                                (received.sha256, len(received.body))).fetchone()[0] == 1
-        finally:
-            conn.close()
+        return store.sql.query_one(
+            "SELECT count(*) FROM egress_ledger WHERE body_sha256 = ? AND bytes_out = ? "
+            "AND status = 'sending'", (received.sha256, len(received.body)))[0] == 1
     return probe
 
 
@@ -85,7 +79,7 @@ def test_cloud_zone_gets_only_what_rules_allow_and_ledger_matches(core):
     asked = []
 
     with FakeLLMServer(models=["gpt-fake"], require_key=KEY, reply=Reply("From the cloud."),
-                       on_receive=ledger_probe(core.store.path)) as sky, \
+                       on_receive=ledger_probe(core.store)) as sky, \
             FakeLLMServer(reply=Reply("From this machine.")) as local:
         cfg = parse_routing(rules(sky.url, local.url))
         secrets = SecretStore(environ={"DESKMIND_SKY_API_KEY": KEY})

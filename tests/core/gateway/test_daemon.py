@@ -119,12 +119,12 @@ def test_serve_runs_the_stack_and_shares_the_db_with_another_process(deskmind_ho
             raise
     assert rc == 0, proc.stderr.read()
     with Core() as core:
-        n = core.store.reader().execute(
-            "SELECT count(*) FROM sources WHERE uri LIKE 'deskmind://note/%'").fetchone()[0]
+        n = core.store.sql.query_one(
+            "SELECT count(*) FROM sources WHERE uri LIKE ?", ("deskmind://note/%",))[0]
         assert n == 60
         assert core.store.integrity_check() == []
-        audit = core.store.reader().execute(
-            "SELECT count(*) FROM gateway_audit WHERE client='agent' AND action='capture_note'").fetchone()[0]
+        audit = core.store.sql.query_one(
+            "SELECT count(*) FROM gateway_audit WHERE client='agent' AND action='capture_note'")[0]
         assert audit == 20
 
 

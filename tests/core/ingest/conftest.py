@@ -15,12 +15,14 @@ from typing import Callable
 import pytest
 
 from deskmind.core.ingest.indexer import Indexer
+from deskmind.core.memory.backend import memory_location, open_memory
 from deskmind.core.memory.store import MemoryStore
 
 
 @pytest.fixture
 def store(tmp_path_factory: pytest.TempPathFactory):
-    s = MemoryStore(tmp_path_factory.mktemp("db") / "memory.db")
+    """The memory where DESKMIND_DB says (on_both_backends, --memory-backend), else a file."""
+    s = open_memory(memory_location(tmp_path_factory.mktemp("db") / "memory.db"))
     yield s
     s.close()
 
@@ -63,16 +65,16 @@ def make_docx(paragraphs: list[tuple[str | None, str]]) -> bytes:
 def chunks_of(store: MemoryStore, uri: str | Path) -> list[tuple[str, dict]]:
     import json
 
-    rows = store.reader().execute(
+    rows = store.sql.query(
         "SELECT c.text, c.locator FROM chunks c JOIN sources s ON s.id = c.source_id "
-        "WHERE s.uri = ? ORDER BY c.ord", (str(uri),)).fetchall()
+        "WHERE s.uri = ? ORDER BY c.ord", (str(uri),))
     return [(r[0], json.loads(r[1])) for r in rows]
 
 
 def source_row(store: MemoryStore, uri: str | Path) -> dict | None:
-    row = store.reader().execute(
+    row = store.sql.query_one(
         "SELECT id, status, error, kind, privacy, collection, metadata, title FROM sources WHERE uri = ?",
-        (str(uri),)).fetchone()
+        (str(uri),))
     if row is None:
         return None
     import json
@@ -84,16 +86,16 @@ def source_row(store: MemoryStore, uri: str | Path) -> dict | None:
 _INDEX_IN_CHILD = r"""
 import json, sys
 from deskmind.core.ingest.indexer import Indexer
-from deskmind.core.memory.store import MemoryStore
-store = MemoryStore(sys.argv[1])
+from deskmind.core.memory.backend import open_memory
+store = open_memory(sys.argv[1])
 s = Indexer(store, None).index([sys.argv[2]])
 print(json.dumps([o.__dict__ for o in s.outcomes]))
 store.close()
 """
 
 
-def index_without_read_rights(db: Path, tree: Path, restore: Callable[[], None]) -> dict[str, tuple]:
-    """Index ``tree`` into ``db`` in a child process that file modes bind: {path: (status, reason)}.
+def index_without_read_rights(db: Path | str, tree: Path, restore: Callable[[], None]) -> dict[str, tuple]:
+    """Index ``tree`` into ``db`` (a path or a memory URL) in a child process that file modes bind: {path: (status, reason)}.
 
     Root reads everything, so as root the child runs with a bounding set lacking
     CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (setpriv); as a normal user it simply runs as that

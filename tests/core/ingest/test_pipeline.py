@@ -23,6 +23,7 @@ def _tree(root: Path) -> None:
     (root / "code" / "c.py").write_text("def capybara():\n    return 'largest rodent'\n")
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_incremental_reindex_does_no_work_for_unchanged_files(tmp_path: Path, core) -> None:
     _tree(tmp_path)
     idx = core.indexer()
@@ -38,6 +39,7 @@ def test_incremental_reindex_does_no_work_for_unchanged_files(tmp_path: Path, co
     assert idx.index([tmp_path]).timings["parse_cpu"] == 0.0  # the new mtime was recorded
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_changed_file_replaces_its_chunks_and_deleted_file_is_forgotten(tmp_path: Path, core) -> None:
     _tree(tmp_path)
     (tmp_path / "notes" / "a.md").write_text("# Alpha\nAardvarks dig burrows at dusk.\nSee [b](b.txt)\n")
@@ -45,14 +47,14 @@ def test_changed_file_replaces_its_chunks_and_deleted_file_is_forgotten(tmp_path
     idx.index([tmp_path])
     store = core.store
     a = tmp_path / "notes" / "a.md"
-    old_ids = [r[0] for r in store.reader().execute(
+    old_ids = [r[0] for r in store.sql.query(
         "SELECT c.id FROM chunks c JOIN sources s ON s.id = c.source_id WHERE s.uri = ?", (str(a),))]
     a.write_text("# Alpha\nArmadillos roll into balls.\n")
     s = idx.index([tmp_path])
     assert s.outcome(a).status == "indexed" and s.embedded_chunks == 1
     assert "Armadillos" in chunks_of(store, a)[0][0] and len(chunks_of(store, a)) == 1
-    assert not store.reader().execute(
-        f"SELECT count(*) FROM chunks WHERE id IN ({','.join(map(str, old_ids))})").fetchone()[0]
+    assert not store.sql.query_one(
+        f"SELECT count(*) FROM chunks WHERE id IN ({','.join(map(str, old_ids))})")[0]
     hits = core.searcher().search("aardvarks burrows", limit=5, mode="fts").hits
     assert not hits
     # Deletion: noticed on re-scan and forgotten with the same cascade as `deskmind forget`.
@@ -62,11 +64,10 @@ def test_changed_file_replaces_its_chunks_and_deleted_file_is_forgotten(tmp_path
     s = idx.index([tmp_path])
     assert s.outcome(b).status == "removed"
     assert source_row(store, b) is None
-    conn = store.reader()
-    assert conn.execute("SELECT count(*) FROM chunks WHERE source_id = ?", (sid,)).fetchone()[0] == 0
+    assert store.sql.query_one("SELECT count(*) FROM chunks WHERE source_id = ?", (sid,))[0] == 0
     active = store.active_index()
-    assert conn.execute(f"SELECT count(*) FROM {active.float_table}").fetchone()[0] == \
-        conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    assert store.sql.query_one(f"SELECT count(*) FROM {active.float_table}")[0] == \
+        store.sql.query_one("SELECT count(*) FROM chunks")[0]
     assert not core.searcher().search("badgers nocturnal", limit=5).hits or all(
         h.source != str(b) for h in core.searcher().search("badgers nocturnal", limit=5).hits)
     assert store.integrity_check() == []
@@ -149,6 +150,7 @@ def test_settings_toml_privacy_rules_reach_the_indexer(tmp_path: Path, deskmind_
         assert idx.privacy_for(tmp_path / "other.md") == "private"
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_obsidian_vault_is_one_collection_with_wikilinks(tmp_path: Path, store: MemoryStore, indexer: Indexer) -> None:
     from deskmind.core.ingest.links import backlinks, collections, outgoing
 

@@ -3,7 +3,6 @@ that fails (permission denied, the file vanishing or changing while read) loses 
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -14,25 +13,28 @@ import pytest
 from deskmind.core.ingest.types import Extracted, Section
 from deskmind.core.memory.store import MemoryStore
 from tests.core.ingest.conftest import chunks_of, index_without_read_rights, source_row
-from tests.core.memory.helpers import scalar
 
 OLD = "The lighthouse keeper logged a storm petrel on the north jetty."
 
 
 def _stored(store: MemoryStore, uri: Path) -> dict[str, int]:
     """What memory holds for a source: chunks, full-text rows, vectors, text, links."""
-    conn = store.reader()
+    count = lambda sql, *a: store.sql.query_one(sql, a)[0]  # noqa: E731
     sid = source_row(store, uri)["id"]
-    ids = json.dumps([r[0] for r in conn.execute("SELECT id FROM chunks WHERE source_id = ?", (sid,))])
     idx = store.active_index()
+    if store.sql.dialect == "sqlite":
+        fts = count("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'petrel'")
+        bits = count(f"SELECT count(*) FROM {idx.bits_table}") if idx else 0
+    else:  # the tsvector is a column of the chunk; vectors have no second table
+        fts = count("SELECT count(*) FROM chunks WHERE tsv @@ plainto_tsquery('english', 'petrel')")
+        bits = count(f"SELECT count(*) FROM {idx.float_table}") if idx else 0
     return {
-        "chunks": scalar(conn, "SELECT count(*) FROM chunks WHERE source_id = ?", sid),
-        "fts": scalar(conn, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'petrel'"),
-        "vectors": scalar(conn, f"SELECT count(*) FROM {idx.float_table}") if idx else 0,
-        "bits": scalar(conn, f"SELECT count(*) FROM {idx.bits_table}") if idx else 0,
-        "documents": scalar(conn, "SELECT count(*) FROM documents WHERE source_id = ?", sid),
-        "links": scalar(conn, "SELECT count(*) FROM source_links WHERE source_id = ?", sid),
-        "ids": len(json.loads(ids)),
+        "chunks": count("SELECT count(*) FROM chunks WHERE source_id = ?", sid),
+        "fts": fts,
+        "vectors": count(f"SELECT count(*) FROM {idx.float_table}") if idx else 0,
+        "bits": bits,
+        "documents": count("SELECT count(*) FROM documents WHERE source_id = ?", sid),
+        "links": count("SELECT count(*) FROM source_links WHERE source_id = ?", sid),
     }
 
 
@@ -50,6 +52,7 @@ def _findable(core) -> bool:
      "bytes that decode in no known text encoding (not text?)"),
     ("log.md", b"   \n\n\t  \n", "skipped", "no text found in file"),
 ], ids=["emptied", "binary", "undecodable", "blank"])
+@pytest.mark.usefixtures("on_both_backends")
 def test_new_content_with_nothing_to_index_removes_the_old(tmp_path: Path, core, name: str, new_content: bytes,
                                                            status: str, reason: str) -> None:
     f = tmp_path / name
@@ -79,6 +82,7 @@ def test_new_content_with_nothing_to_index_removes_the_old(tmp_path: Path, core,
     assert idx.index([tmp_path]).outcome(f).status == "indexed" and _findable(core)
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_a_file_vanishing_or_changing_while_read_keeps_what_was_stored(
         tmp_path: Path, store: MemoryStore, indexer) -> None:
     f = tmp_path / "notes.flaky"
@@ -122,12 +126,13 @@ def test_permission_denied_keeps_what_was_stored(tmp_path: Path, store: MemorySt
     before = chunks_of(store, f)
     f.write_text("")  # changed (emptied), but the re-read will not be allowed
     os.chmod(f, 0o000)
-    outcomes = index_without_read_rights(store.path, tree, restore=lambda: os.chmod(f, 0o600))
+    outcomes = index_without_read_rights(store.url, tree, restore=lambda: os.chmod(f, 0o600))
     assert outcomes[str(f)] == ("failed", "permission denied")
     assert chunks_of(store, f) == before and OLD in before[0][0]
     assert source_row(store, f)["status"] == "indexed"
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_a_file_grown_past_the_size_cap_loses_its_old_text(tmp_path: Path, store: MemoryStore) -> None:
     from deskmind.core.ingest.indexer import Indexer
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from deskmind.core.ingest.indexer import Indexer
 from deskmind.core.ingest.privacy import PrivacyRules
 from deskmind.core.memory.models import SourceDraft
@@ -14,9 +16,10 @@ from tests.core.ingest.conftest import chunks_of, source_row
 
 
 def _uris(store: MemoryStore) -> list[str]:
-    return sorted(r[0] for r in store.reader().execute("SELECT uri FROM sources WHERE status = 'indexed'"))
+    return sorted(r[0] for r in store.sql.query("SELECT uri FROM sources WHERE status = 'indexed'"))
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_a_file_reached_through_links_is_one_source_with_its_real_folders_tag(
         tmp_path: Path, store: MemoryStore) -> None:
     root = tmp_path.resolve() / "tree"
@@ -50,6 +53,7 @@ def test_a_file_reached_through_links_is_one_source_with_its_real_folders_tag(
     assert store.resolve(str(root / "a-alias" / "plan.md")) == [source_row(store, plan)["id"]]
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_a_privacy_rule_named_through_a_link_tags_the_real_folder(tmp_path: Path, store: MemoryStore) -> None:
     root = tmp_path.resolve()
     (root / "real").mkdir()
@@ -61,6 +65,7 @@ def test_a_privacy_rule_named_through_a_link_tags_the_real_folder(tmp_path: Path
     assert source_row(store, root / "real" / "n.md")["privacy"] == "public"
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_a_file_outside_the_folder_reached_through_a_link(tmp_path: Path, store: MemoryStore) -> None:
     root = tmp_path.resolve()
     (root / "vaulted").mkdir()
@@ -100,6 +105,7 @@ def test_a_file_outside_the_folder_reached_through_a_link(tmp_path: Path, store:
     assert source_row(store, target)["status"] == "indexed"
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_sources_stored_under_a_link_path_are_let_go(tmp_path: Path, store: MemoryStore) -> None:
     """A memory that holds a file under a path through a link (one file, two sources) keeps
     only the real one after a re-scan."""

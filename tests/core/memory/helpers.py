@@ -62,3 +62,12 @@ def rows(conn: Any, sql: str, *args: Any) -> list[tuple]:
 
 def scalar(conn: Any, sql: str, *args: Any) -> Any:
     return conn.execute(sql, args).fetchone()[0]
+
+
+def query(store: Any, sql: str, *args: Any) -> list[tuple]:
+    """Rows of portable SQL on either backend (through the store's runner)."""
+    return [tuple(r) for r in store.sql.query(sql, args)]
+
+
+def count(store: Any, sql: str, *args: Any) -> Any:
+    return store.sql.query_one(sql, args)[0]

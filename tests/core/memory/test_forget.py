@@ -9,31 +9,32 @@ import pytest
 from deskmind.core.errors import UserInputError
 from deskmind.core.memory.search import SearchFilters
 
-from tests.core.memory.helpers import note, rows, scalar
+from tests.core.memory.helpers import count, note, query, rows
 
 SECRET = "The vault combination is written under the blue ceramic elephant."
 
 
 def _derived_gone(core, ids: list[int], chunk_ids: list[int]) -> None:
-    conn = core.store.reader()
-    q = json_ids = "(SELECT value FROM json_each(?))"
-    import json
+    store = core.store
+    among = lambda xs: f"({', '.join('?' * len(xs))})"  # noqa: E731
+    if ids:
+        assert count(store, f"SELECT count(*) FROM sources WHERE id IN {among(ids)}", *ids) == 0
+        assert count(store, f"SELECT count(*) FROM documents WHERE source_id IN {among(ids)}", *ids) == 0
+        assert count(store, f"SELECT count(*) FROM chunks WHERE source_id IN {among(ids)}", *ids) == 0
+    idx = store.active_index()
+    assert count(store, f"SELECT count(*) FROM {idx.float_table} WHERE chunk_id IN {among(chunk_ids)}",
+                 *chunk_ids) == 0
+    assert store.integrity_check() == []
+    if store.backend == "sqlite":
+        # The bit vectors and the FTS index no longer know those rows (checked against their
+        # own structures; on PostgreSQL both went with the chunk rows themselves).
+        assert count(store, f"SELECT count(*) FROM {idx.bits_table} WHERE rowid IN {among(chunk_ids)}",
+                     *chunk_ids) == 0
+        for cid in chunk_ids:
+            assert query(store, "SELECT rowid FROM chunks_fts WHERE rowid = ?", cid) == []
 
-    j = json.dumps(ids)
-    assert scalar(conn, f"SELECT count(*) FROM sources WHERE id IN {q}", j) == 0
-    assert scalar(conn, f"SELECT count(*) FROM documents WHERE source_id IN {q}", j) == 0
-    assert scalar(conn, f"SELECT count(*) FROM chunks WHERE source_id IN {q}", j) == 0
-    jc = json.dumps(chunk_ids)
-    del json_ids
-    idx = core.store.active_index()
-    assert scalar(conn, f"SELECT count(*) FROM {idx.float_table} WHERE chunk_id IN {q}", jc) == 0
-    assert scalar(conn, f"SELECT count(*) FROM {idx.bits_table} WHERE rowid IN {q}", jc) == 0
-    # The FTS index no longer knows those rows (checked against its own structure).
-    assert core.store.integrity_check() == []
-    for cid in chunk_ids:
-        assert rows(conn, "SELECT rowid FROM chunks_fts WHERE rowid = ?", cid) == []
 
-
+@pytest.mark.usefixtures("on_both_backends")
 def test_forget_by_id_takes_derived_sources_too(core) -> None:
     parent = core.remember(note(SECRET, uri="deskmind://meeting/m1", kind="meeting"))
     child = core.remember(note("Minutes: someone mentioned the ceramic elephant again.",
@@ -41,9 +42,8 @@ def test_forget_by_id_takes_derived_sources_too(core) -> None:
     grandchild = core.remember(note("Summary of the minutes about the elephant.",
                                     uri="deskmind://note/summary", parent_id=child))
     other = core.remember(note("The elephant seal colony on the beach.", uri="deskmind://note/seal"))
-    conn = core.store.reader()
-    chunk_ids = [r[0] for r in rows(conn, "SELECT id FROM chunks WHERE source_id IN (?, ?, ?)",
-                                    parent, child, grandchild)]
+    chunk_ids = [r[0] for r in query(core.store, "SELECT id FROM chunks WHERE source_id IN (?, ?, ?)",
+                                     parent, child, grandchild)]
     receipt = core.store.forget(parent)
     assert sorted(s["id"] for s in receipt.sources) == sorted([parent, child, grandchild])
     assert receipt.derived_sources == 2
@@ -57,6 +57,7 @@ def test_forget_by_id_takes_derived_sources_too(core) -> None:
     assert core.store.get_source(other).chunk_count == 1
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_forget_by_path_and_by_folder(core, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     (docs / "sub").mkdir(parents=True)
@@ -66,8 +67,7 @@ def test_forget_by_path_and_by_folder(core, tmp_path: Path) -> None:
     (tmp_path / "docs-other").mkdir()
     (tmp_path / "docs-other" / "d.txt").write_text("Delta file, a sibling folder with a similar name: glaciers.\n")
     core.indexer().index([docs, tmp_path / "docs-other"])
-    conn = core.store.reader()
-    all_chunks = dict(rows(conn, "SELECT s.uri, c.id FROM chunks c JOIN sources s ON s.id = c.source_id"))
+    all_chunks = dict(query(core.store, "SELECT s.uri, c.id FROM chunks c JOIN sources s ON s.id = c.source_id"))
 
     r = core.store.forget(str(docs / "a.txt"))
     assert [s["uri"] for s in r.sources] == [str(docs / "a.txt")] and r.chunks == 1 and r.vectors == 1
@@ -83,6 +83,7 @@ def test_forget_by_path_and_by_folder(core, tmp_path: Path) -> None:
     assert [h.source for h in left] == [str(tmp_path / "docs-other" / "d.txt")]
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_forgetting_keeps_search_results_full(core) -> None:
     """Vectors of forgotten chunks must not crowd out live ones in search."""
     keep = [core.remember(note(f"Harbour log entry {i}: the fishing boats came back with herring."))
@@ -107,14 +108,16 @@ def test_forgetting_keeps_search_results_full(core) -> None:
     assert len(hits) == 7
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_forget_unknown_reference_is_a_clear_error(core) -> None:
     core.remember(note("something to keep"))
     for ref in ("424242", "/no/such/file.txt", "deskmind://note/nope"):
         with pytest.raises(UserInputError, match="nothing in memory matches"):
             core.store.forget(ref)
-    assert scalar(core.store.reader(), "SELECT count(*) FROM sources") == 1
+    assert count(core.store, "SELECT count(*) FROM sources") == 1
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_forget_with_a_filter_on_search(core) -> None:
     sid = core.remember(note(SECRET, privacy="secret"))
     assert core.searcher().search("elephant", filters=SearchFilters(privacy=["secret"])).hits
@@ -153,6 +156,7 @@ def test_the_receipt_counts_what_the_tables_held(core, tmp_path: Path) -> None:
     assert core.store.get_source(bid) is not None  # a parent of what was forgotten stays
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_a_draft_derived_from_a_forgotten_source_is_refused(core) -> None:
     from deskmind.core.memory.store import SourcesGone
 

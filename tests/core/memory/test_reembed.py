@@ -11,7 +11,7 @@ from deskmind.core.embed import base
 from deskmind.core.memory import reembed as reembed_mod
 from deskmind.core.memory.reembed import reembed
 
-from tests.core.memory.helpers import WrappedEmbedder, note, rows, scalar
+from tests.core.memory.helpers import WrappedEmbedder, count, note
 
 ALT = "alt-minilm"
 TOPICS = ["sailing boats", "sourdough bread", "mountain hiking", "jazz piano", "tax forms"]
@@ -38,6 +38,13 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reembed_mod, "BATCH", 8)
 
 
+def table_names(store) -> set[str]:
+    if store.backend == "sqlite":
+        return {r[0] for r in store.sql.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return {r[0] for r in store.sql.query(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+
+
 def _fill(core, n: int = 30) -> dict[str, int]:
     ids = {}
     for i in range(n):
@@ -48,6 +55,7 @@ def _fill(core, n: int = 30) -> dict[str, int]:
     return ids
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_search_keeps_working_during_a_rebuild_and_the_swap_is_atomic(core, alt_model, small_batches) -> None:
     _fill(core)
     old = core.store.active_index()
@@ -64,7 +72,7 @@ def test_search_keeps_working_during_a_rebuild_and_the_swap_is_atomic(core, alt_
         assert hits and hits[0].source == "deskmind://note/lighthouse"
         seen_models.add(core.store.active_index().model_id)
         searches += 1
-        if added is None and scalar(core.store.reader(), "SELECT count(*) FROM vector_indexes") == 2:
+        if added is None and count(core.store, "SELECT count(*) FROM vector_indexes") == 2:
             # A note written during the rebuild must make it into the new index too.
             added = core.remember(note("A late note about an orchard of pear trees."))
         time.sleep(0.02)
@@ -74,11 +82,10 @@ def test_search_keeps_working_during_a_rebuild_and_the_swap_is_atomic(core, alt_
     res = result[0]
     new = core.store.active_index()
     assert new.model_id == ALT and new.id == res.index_id and res.replaced_model == old.model_id
-    conn = core.store.reader()
-    n_chunks = scalar(conn, "SELECT count(*) FROM chunks")
-    assert scalar(conn, f"SELECT count(*) FROM {new.float_table}") == n_chunks
-    assert scalar(conn, "SELECT count(*) FROM vector_indexes") == 1
-    tables = {r[0] for r in rows(conn, "SELECT name FROM sqlite_master")}
+    n_chunks = count(core.store, "SELECT count(*) FROM chunks")
+    assert count(core.store, f"SELECT count(*) FROM {new.float_table}") == n_chunks
+    assert count(core.store, "SELECT count(*) FROM vector_indexes") == 1
+    tables = table_names(core.store)
     assert old.float_table not in tables and old.bits_table not in tables
     assert not any(t.startswith(old.float_table) for t in tables)
     # The new index answers, with the new model embedding the query.
@@ -88,9 +95,10 @@ def test_search_keeps_working_during_a_rebuild_and_the_swap_is_atomic(core, alt_
     assert core.store.integrity_check() == []
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_a_cancelled_rebuild_resumes_where_it_stopped(core, alt_model, small_batches) -> None:
     _fill(core)
-    total = scalar(core.store.reader(), "SELECT count(*) FROM chunks")
+    total = count(core.store, "SELECT count(*) FROM chunks")
     alt = core.embedder(ALT)
     cancel = threading.Event()
 
@@ -103,7 +111,7 @@ def test_a_cancelled_rebuild_resumes_where_it_stopped(core, alt_model, small_bat
     assert stats["vector_index"]["model_id"] == core.embedder().model_id
     assert [b["model_id"] for b in stats["building_indexes"]] == [ALT]
     building = stats["building_indexes"][0]
-    done = scalar(core.store.reader(), f"SELECT count(*) FROM vectors_{building['id']}")
+    done = count(core.store, f"SELECT count(*) FROM vectors_{building['id']}")
     assert done == 16
     # Search still uses the old, complete index meanwhile.
     assert core.searcher().search("lighthouse lens", limit=1).hits[0].source == "deskmind://note/lighthouse"
@@ -117,6 +125,7 @@ def test_a_cancelled_rebuild_resumes_where_it_stopped(core, alt_model, small_bat
     assert core.store.stats()["vector_index"]["vectors"] == total
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_an_abandoned_build_for_another_model_is_replaced(core, alt_model, small_batches) -> None:
     _fill(core, 10)
     alt = core.embedder(ALT)
@@ -128,10 +137,11 @@ def test_an_abandoned_build_for_another_model_is_replaced(core, alt_model, small
     stats = core.store.stats()
     assert stats["building_indexes"] == [] and stats["vector_index"]["model_id"] == core.embedder().model_id
     assert res.embedded == stats["chunks"] == stats["vector_index"]["vectors"]
-    tables = {r[0] for r in rows(core.store.reader(), "SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = table_names(core.store)
     assert sorted(t for t in tables if t.startswith("vectors_")) == [f"vectors_{res.index_id}"]
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_notes_after_a_model_switch_are_embedded_with_the_new_model(core, alt_model) -> None:
     _fill(core, 5)
     reembed(core.store, core.embedder(ALT))
@@ -140,12 +150,12 @@ def test_notes_after_a_model_switch_are_embedded_with_the_new_model(core, alt_mo
     sid = core.remember(note("A fresh note about quince jelly, written after the switch."))
     assert alt.texts == before + 1
     idx = core.store.active_index()
-    conn = core.store.reader()
-    assert scalar(conn, f"SELECT count(*) FROM {idx.float_table} v JOIN chunks c ON c.id = v.chunk_id "
-                        "WHERE c.source_id = ?", sid) == 1
+    assert count(core.store, f"SELECT count(*) FROM {idx.float_table} v JOIN chunks c ON c.id = v.chunk_id "
+                             "WHERE c.source_id = ?", sid) == 1
     assert core.searcher().search("quince preserve", limit=1, mode="vector").hits[0].source_id == sid
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_a_write_prepared_against_a_swapped_out_index_still_lands(core, embedder, alt_model) -> None:
     from deskmind.core.memory.store import text_hash
 
@@ -158,20 +168,20 @@ def test_a_write_prepared_against_a_swapped_out_index_still_lands(core, embedder
     assert core.store.reusable_vectors(stale, vecs) == set()  # the old tables are gone
     sid = core.store.put_source(note(text), stale, dict(vecs))
     idx = core.store.active_index()
-    conn = core.store.reader()
     in_index = (f"SELECT count(*) FROM {{t}} v JOIN chunks c ON c.id = v.chunk_id WHERE c.source_id = ?")
-    assert idx.id != stale.id and scalar(conn, in_index.format(t=idx.float_table), sid) == 1
+    assert idx.id != stale.id and count(core.store, in_index.format(t=idx.float_table), sid) == 1
     # Another model now (a switch): a vector of the old model must not enter the new index.
     reembed(core.store, core.embedder(ALT))
     text2 = "Prepared before the switch: the weather vane points north-east."
     sid2 = core.store.put_source(note(text2), idx, {text_hash(text2): embedder.embed([text2])[0]})
     alt_idx = core.store.active_index()
     assert alt_idx.model_id == ALT
-    assert scalar(conn, in_index.format(t=alt_idx.float_table), sid2) == 0
+    assert count(core.store, in_index.format(t=alt_idx.float_table), sid2) == 0
     assert core.store.get_source(sid2).chunk_count == 1
     assert core.store.integrity_check() == []
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_files_indexed_after_a_model_switch_are_embedded_with_the_new_model(core, alt_model, tmp_path) -> None:
     _fill(core, 5)
     reembed(core.store, core.embedder(ALT))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from deskmind.core.memory.search import RRF_K, HybridSearcher, SearchFilters, fts_query, rrf_fuse
-from deskmind.core.memory.store import MemoryStore, text_hash
+from deskmind.core.memory.backend import open_memory
+from deskmind.core.memory.search import RRF_K, SearchFilters, fts_query, rrf_fuse
+from deskmind.core.memory.store import text_hash
 
-from tests.core.memory.helpers import note, scalar
+from tests.core.memory.helpers import note
 
 
 def ts(y: int, m: int = 1, d: int = 1) -> float:
@@ -38,9 +40,17 @@ CORPUS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory, embedder):
-    store = MemoryStore(tmp_path_factory.mktemp("search") / "memory.db")
+def open_backend(backend: str, request: pytest.FixtureRequest, folder: Path) -> Any:
+    """A memory on ``backend``, opened as the app opens it."""
+    if backend == "sqlite":
+        return open_memory(folder / "memory.db")
+    pg = request.getfixturevalue("pg_server")
+    return open_memory(pg.url(pg.new_database()))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, embedder):
+    store = open_backend(request.param, request, tmp_path_factory.mktemp("search"))
     idx = store.ensure_active_index(embedder.model_id, embedder.dim)
     ids: dict[str, int] = {}
     texts = [c[5] for c in CORPUS]
@@ -49,7 +59,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, embedder):
         draft = note(text, kind=kind, privacy=privacy, mtime=when, collection=coll,
                      title=f"{key} title", uri=f"deskmind://{kind}/{key}")
         ids[key] = store.put_source(draft, idx, vecs)
-    searcher = HybridSearcher(store, lambda _mid: embedder)
+    searcher = store.searcher(lambda _mid: embedder)
     yield store, searcher, ids
     store.close()
 
@@ -123,17 +133,14 @@ def test_scores_are_reciprocal_rank_fusion(corpus) -> None:
 
 def test_every_hit_carries_its_provenance(corpus) -> None:
     store, searcher, _ids = corpus
-    conn = store.reader()
     hits = searcher.search("budget approved by the board", limit=8).hits
     assert hits
     for h in hits:
         assert isinstance(h.chunk_id, int) and isinstance(h.score, float) and h.score > 0
         assert h.source.startswith("deskmind://") and h.title.endswith(" title")
         assert isinstance(h.locator, dict) and "para" in h.locator
-        uri, text = conn.execute(
-            "SELECT s.uri, c.text FROM chunks c JOIN sources s ON s.id = c.source_id WHERE c.id = ?",
-            (h.chunk_id,)).fetchone()
-        assert (uri, text) == (h.source, h.text)
+        _cid, sid, _ord, text, locator = store.chunk(h.chunk_id)
+        assert (store.get_source(sid).uri, text, locator) == (h.source, h.text, h.locator)
 
 
 # -- filters ---------------------------------------------------------------------------------
@@ -188,12 +195,13 @@ def test_limit_is_respected(corpus) -> None:
     assert len(searcher.search("cat", limit=3).hits) == 3
 
 
-def test_full_text_only_when_there_are_no_vectors(tmp_path: Path) -> None:
-    with MemoryStore(tmp_path / "plain.db") as store:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_full_text_only_when_there_are_no_vectors(request, tmp_path: Path, backend: str) -> None:
+    with open_backend(backend, request, tmp_path) as store:
         store.put_source(note("the lighthouse keeper wrote in the logbook"))
-        hits = HybridSearcher(store, None).search("lighthouse logbook").hits
+        hits = store.searcher(None).search("lighthouse logbook").hits
         assert len(hits) == 1 and hits[0].fts_rank == 1 and hits[0].vector_rank is None
-        assert scalar(store.reader(), "SELECT count(*) FROM vector_indexes") == 0
+        assert store.sql.query_one("SELECT count(*) FROM vector_indexes")[0] == 0
 
 
 def test_rrf_fuse_adds_reciprocal_ranks_across_rankings():

@@ -7,13 +7,15 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from deskmind.core.ingest.status import StatusRecord, record_statuses
 from deskmind.core.memory import vectors
 from deskmind.core.memory.models import NewChunk
 from deskmind.core.memory.reembed import reembed
 from deskmind.core.memory.search import SearchFilters
 
-from tests.core.memory.helpers import note, rows, scalar
+from tests.core.memory.helpers import count, note, query, rows, scalar
 
 MARKDOWN = """# Garden journal
 
@@ -40,11 +42,12 @@ def _files(tmp_path: Path) -> tuple[Path, Path]:
     return md, txt
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_source_text_and_chunks_are_kept_apart(core, tmp_path: Path) -> None:
     md, txt = _files(tmp_path)
     summary = core.indexer().index([md.parent])
     assert summary.count("indexed") == 2
-    conn = core.store.reader()
+    store = core.store
 
     (sid,) = core.store.resolve(str(md))
     src = core.store.get_source(sid)
@@ -59,12 +62,12 @@ def test_source_text_and_chunks_are_kept_apart(core, tmp_path: Path) -> None:
     assert src.chunk_count >= 1
 
     # The extracted text is its own row, apart from the raw source and the chunks.
-    text, extractor = rows(conn, "SELECT text, extractor FROM documents WHERE source_id = ?", sid)[0]
+    text, extractor = query(store, "SELECT text, extractor FROM documents WHERE source_id = ?", sid)[0]
     assert "queen settled in the old apple tree" in text
     assert extractor
 
     # Chunks carry locators: heading path and line range for Markdown.
-    chunks = rows(conn, "SELECT ord, text, locator FROM chunks WHERE source_id = ? ORDER BY ord", sid)
+    chunks = query(store, "SELECT ord, text, locator FROM chunks WHERE source_id = ? ORDER BY ord", sid)
     assert [c[0] for c in chunks] == list(range(len(chunks)))
     locs = [json.loads(c[2]) for c in chunks]
     bee = next(loc for (_, t, _), loc in zip(chunks, locs) if "hive swarmed" in t)
@@ -73,14 +76,15 @@ def test_source_text_and_chunks_are_kept_apart(core, tmp_path: Path) -> None:
     assert "hive swarmed" in "\n".join(lines[bee["line_start"] - 1:bee["line_end"]])
 
     (tid,) = core.store.resolve(str(txt))
-    tloc = [json.loads(r[0]) for r in rows(conn, "SELECT locator FROM chunks WHERE source_id = ?", tid)]
+    tloc = [json.loads(r[0]) for r in query(store, "SELECT locator FROM chunks WHERE source_id = ?", tid)]
     assert all("line_start" in loc and "line_end" in loc for loc in tloc)
 
     # Every chunk has a full-text row and a vector in the active index.
     idx = core.store.active_index()
-    n = scalar(conn, "SELECT count(*) FROM chunks")
-    assert vectors.count_vectors(conn, idx) == n
-    assert scalar(conn, f"SELECT count(*) FROM {idx.bits_table}") == n
+    n = count(store, "SELECT count(*) FROM chunks")
+    assert count(store, f"SELECT count(*) FROM {idx.float_table}") == n
+    if store.backend == "sqlite":
+        assert count(store, f"SELECT count(*) FROM {idx.bits_table}") == n
     assert idx.model_id == core.embedder().model_id and idx.dim == core.embedder().dim
     assert core.store.integrity_check() == []
 
@@ -125,26 +129,29 @@ def test_vectors_can_be_rebuilt_from_the_chunks(core) -> None:
     assert hit.source_id == ids[1]
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_put_source_replaces_everything_derived_atomically(core) -> None:
     draft = note(["first version about pelicans", "shared paragraph on harbours"],
                  uri="deskmind://note/replace")
     sid = core.remember(draft)
-    conn = core.store.reader()
+    store = core.store
     idx = core.store.active_index()
-    old_ids = [r[0] for r in rows(conn, "SELECT id FROM chunks WHERE source_id = ?", sid)]
+    old_ids = [r[0] for r in query(store, "SELECT id FROM chunks WHERE source_id = ?", sid)]
     draft.chunks = [NewChunk("second version about cormorants"), NewChunk("shared paragraph on harbours")]
     assert core.remember(draft) == sid
-    new_ids = [r[0] for r in rows(conn, "SELECT id FROM chunks WHERE source_id = ?", sid)]
+    new_ids = [r[0] for r in query(store, "SELECT id FROM chunks WHERE source_id = ?", sid)]
     assert not set(old_ids) & set(new_ids)
     for cid in old_ids:
-        assert scalar(conn, f"SELECT count(*) FROM {idx.float_table} WHERE chunk_id = ?", cid) == 0
-        assert scalar(conn, f"SELECT count(*) FROM {idx.bits_table} WHERE rowid = ?", cid) == 0
-    assert scalar(conn, f"SELECT count(*) FROM {idx.float_table}") == 2
+        assert count(store, f"SELECT count(*) FROM {idx.float_table} WHERE chunk_id = ?", cid) == 0
+        if store.backend == "sqlite":
+            assert count(store, f"SELECT count(*) FROM {idx.bits_table} WHERE rowid = ?", cid) == 0
+    assert count(store, f"SELECT count(*) FROM {idx.float_table}") == 2
     assert core.searcher().search("pelicans", mode="fts").hits == []
     assert core.searcher().search("cormorants", mode="fts").hits[0].source_id == sid
     assert core.store.integrity_check() == []
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_a_failed_read_keeps_what_was_indexed(core) -> None:
     sid = core.remember(note("the ferry timetable for the winter months", uri="/tmp/ferry.txt", kind="text"))
     record_statuses(core.store, [StatusRecord("/tmp/ferry.txt", "text", "failed", "permission denied")])
@@ -155,6 +162,7 @@ def test_a_failed_read_keeps_what_was_indexed(core) -> None:
     assert hits and hits[0].source_id == sid
 
 
+@pytest.mark.usefixtures("on_both_backends")
 def test_document_text_is_the_whole_stored_text_or_none(core) -> None:
     sid = core.remember(note("the lighthouse keeper's log for March", uri="/tmp/lighthouse.txt", kind="text"))
     assert core.store.document_text(sid) == "the lighthouse keeper's log for March"

@@ -24,8 +24,8 @@ def test_indexing_a_folder_transcribes_its_audio(core, whisper_engine, speech_di
     assert d["indexed"] == 1 and d["failed"] == 1, d
     src = next(s for s in core.store.list_sources() if s.uri.endswith("memo.wav"))
     assert src.kind == "audio" and src.status == "indexed"
-    text, loc = core.store.reader().execute(
-        "SELECT text, locator FROM chunks WHERE source_id = ?", (src.id,)).fetchone()
+    text, loc = core.store.sql.query_one(
+        "SELECT text, locator FROM chunks WHERE source_id = ?", (src.id,))
     assert {"boiler", "wednesday"} <= words(text)
     loc = json.loads(loc)
     assert 0 <= loc["start"] < loc["end"]

@@ -64,7 +64,7 @@ def test_meeting_records_both_sides_transcribes_live_and_saves(core, whisper_eng
     src = core.store.get_source(result.source_id)
     assert src.kind == "meeting" and src.uri == f"deskmind://meeting/{meeting_id}"
     assert src.title == "Planning"
-    locs = [json.loads(r[0]) for r in core.store.reader().execute(
+    locs = [json.loads(r[0]) for r in core.store.sql.query(
         "SELECT locator FROM chunks WHERE source_id = ?", (src.id,))]
     assert locs and all("start" in l and "end" in l for l in locs)
     hit = core.searcher().search("garden party", limit=1).hits[0]

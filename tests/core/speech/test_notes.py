@@ -19,8 +19,7 @@ NOTE = "Buy new running shoes and book the dentist for Thursday."
 
 
 def _chunks(core, source_id):
-    conn = core.store.reader()
-    return [(t, __import__("json").loads(loc)) for t, loc in conn.execute(
+    return [(t, __import__("json").loads(loc)) for t, loc in core.store.sql.query(
         "SELECT text, locator FROM chunks WHERE source_id = ? ORDER BY id", (source_id,))]
 
 

@@ -84,16 +84,21 @@ class SearchFilters:
                     or self.until is not None or self.collection or self.exclude_kinds)
 
     def sql(self, alias: str = "s") -> tuple[str, list[Any]]:
+        """A WHERE condition on the sources table ``alias`` and its arguments, portable
+        between SQLite and PostgreSQL (``?`` placeholders, one per listed value)."""
         where, args = [], []
+
+        def among(column: str, values: Sequence[Any], negate: bool = False) -> None:
+            where.append(f"{alias}.{column} {'NOT IN' if negate else 'IN'} "
+                         f"({', '.join('?' * len(values))})")
+            args.extend(values)
+
         if self.kinds:
-            where.append(f"{alias}.kind IN (SELECT value FROM json_each(?))")
-            args.append(json.dumps(list(self.kinds)))
+            among("kind", list(self.kinds))
         if self.source_ids:
-            where.append(f"{alias}.id IN (SELECT value FROM json_each(?))")
-            args.append(json.dumps([int(i) for i in self.source_ids]))
+            among("id", [int(i) for i in self.source_ids])
         if self.privacy:
-            where.append(f"{alias}.privacy IN (SELECT value FROM json_each(?))")
-            args.append(json.dumps(list(self.privacy)))
+            among("privacy", list(self.privacy))
         if self.since is not None:
             where.append(f"coalesce({alias}.mtime, {alias}.created_at) >= ?")
             args.append(self.since)
@@ -104,9 +109,8 @@ class SearchFilters:
             where.append(f"{alias}.collection = ?")
             args.append(self.collection)
         if self.exclude_kinds:
-            where.append(f"{alias}.kind NOT IN (SELECT value FROM json_each(?))")
-            args.append(json.dumps(list(self.exclude_kinds)))
-        return (" AND ".join(where) if where else "1"), args
+            among("kind", list(self.exclude_kinds), negate=True)
+        return (" AND ".join(where) if where else "1 = 1"), args
 
 
 # Saved answers: indexed so they can be found on purpose, but not sources. Left out of a search
@@ -259,22 +263,31 @@ class HybridSearcher:
         if not best:
             return []
         rows = conn.execute(
-            "SELECT c.id, c.source_id, s.uri, s.title, s.kind, c.locator, c.text, s.privacy "
-            "FROM chunks c JOIN sources s ON s.id = c.source_id "
+            f"SELECT {HIT_COLUMNS} FROM chunks c JOIN sources s ON s.id = c.source_id "
             "WHERE c.id IN (SELECT value FROM json_each(?))",
             (json.dumps([cid for cid, _ in best]),),
         ).fetchall()
-        by_id = {r[0]: r for r in rows}
-        fts_rank = {cid: i + 1 for i, cid in enumerate(fts_ids)}
-        vec_rank = {cid: i + 1 for i, cid in enumerate(vec_ids)}
-        hits = []
-        for cid, score in best:
-            r = by_id.get(cid)
-            if r is None:  # deleted between the two reads
-                continue
-            hits.append(Hit(
-                chunk_id=r[0], source_id=r[1], source=r[2], title=r[3], kind=r[4],
-                locator=json.loads(r[5] or "{}"), score=round(score, 6), text=r[6],
-                privacy=r[7], fts_rank=fts_rank.get(cid), vector_rank=vec_rank.get(cid),
-            ))
-        return hits
+        return make_hits(best, rows, fts_ids, vec_ids)
+
+
+HIT_COLUMNS = "c.id, c.source_id, s.uri, s.title, s.kind, c.locator, c.text, s.privacy"
+
+
+def make_hits(best: list[tuple[int, float]], rows: Sequence[Sequence[Any]], fts_ids: list[int],
+              vec_ids: list[int]) -> list[Hit]:
+    """Hits in ``best`` order from rows of :data:`HIT_COLUMNS`, each with its provenance (the
+    source, where in it, and its rank on each side of the fusion)."""
+    by_id = {r[0]: r for r in rows}
+    fts_rank = {cid: i + 1 for i, cid in enumerate(fts_ids)}
+    vec_rank = {cid: i + 1 for i, cid in enumerate(vec_ids)}
+    hits = []
+    for cid, score in best:
+        r = by_id.get(cid)
+        if r is None:  # deleted between the two reads
+            continue
+        hits.append(Hit(
+            chunk_id=r[0], source_id=r[1], source=r[2], title=r[3], kind=r[4],
+            locator=json.loads(r[5] or "{}"), score=round(score, 6), text=r[6],
+            privacy=r[7], fts_rank=fts_rank.get(cid), vector_rank=vec_rank.get(cid),
+        ))
+    return hits

@@ -8,11 +8,10 @@ calling thread's connection (``self.reader()``) and may run on any thread but th
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from deskmind.core.memory.models import Source
+from deskmind.core.memory.refs import resolve_candidates
 
 
 class SourceReads:
@@ -122,26 +121,15 @@ class SourceReads:
     def resolve(self, ref: str | int) -> list[int]:
         """Source ids for a reference: an id, a uri, a file path, or a folder (everything under it)."""
         conn = self.reader()
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            row = conn.execute("SELECT id FROM sources WHERE id = ?", (int(ref),)).fetchone()
-            if row:
-                return [row[0]]
-        ref = str(ref)
-        row = conn.execute("SELECT id FROM sources WHERE uri = ?", (ref,)).fetchone()
-        if row:
-            return [row[0]]
-        if "://" not in ref:
-            path = str(Path(ref).expanduser().absolute())
-            # Files are stored under their real paths: a path through a link finds them too.
-            for p in dict.fromkeys((path, os.path.realpath(path))):
-                row = conn.execute("SELECT id FROM sources WHERE uri = ?", (p,)).fetchone()
-                if row:
-                    return [row[0]]
-                prefix = p.rstrip("/") + "/"
+        for kind, value in resolve_candidates(ref):
+            if kind == "prefix":
                 rows = conn.execute(
                     "SELECT id FROM sources WHERE substr(uri, 1, ?) = ? ORDER BY id",
-                    (len(prefix), prefix),
-                ).fetchall()
+                    (len(value), value)).fetchall()
                 if rows:
                     return [r[0] for r in rows]
+            else:
+                row = conn.execute(f"SELECT id FROM sources WHERE {kind} = ?", (value,)).fetchone()
+                if row:
+                    return [row[0]]
         return []

@@ -1,0 +1,1 @@
+"""The PostgreSQL + pgvector memory backend. psycopg is imported only inside this package."""
