@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deskmind.core.config.schema import parse_section
-from deskmind.core.config.sections import EngineSettings, GatewayConfig, SpeechSettings
+from deskmind.core.config.sections import (EngineSettings, ExtractionSettings, GatewayConfig,
+                                           SpeechSettings)
 from deskmind.core.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class Settings:
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
 
 
 def section_types() -> dict[str, type]:

@@ -48,6 +48,8 @@ class Extracted:
     links: list[Link] = field(default_factory=list)
     # Set by extractors whose sections are already chunk-sized (code symbols, transcript turns).
     presplit: bool = False
+    # What a budget left out ("kept the first 3,000 pages of 4,000 ..."), for the outcome.
+    left_out: list[str] = field(default_factory=list)
 
 
 Extractor = Callable[[Path, bytes], Extracted]
@@ -59,6 +61,9 @@ class FileType:
     extractor: Extractor | None
     # Media is not read by the indexer: it is queued for (or handed to) the transcriber.
     media: bool = False
+    # Parsed in a parser process (core.ingest.workers) whose memory and time are bounded from
+    # outside: parsers that can go quadratic or allocate without limit on hostile input.
+    isolate: bool = False
 
 
 class FileTypes:
@@ -73,10 +78,10 @@ class FileTypes:
         self._gz: dict[str, FileType] = {}
 
     def register(self, suffixes: list[str], kind: str, extractor: Extractor | None, *,
-                 media: bool = False) -> None:
+                 media: bool = False, isolate: bool = False) -> None:
         for s in suffixes:
             target = self._by_suffix if s.startswith(".") else self._by_name
-            target[s.lower()] = FileType(kind, extractor, media)
+            target[s.lower()] = FileType(kind, extractor, media, isolate)
         self._gz.clear()
 
     def lookup(self, path: Path | str) -> FileType | None:
@@ -111,30 +116,73 @@ class FileTypes:
             return None
         ft = self._gz.get(inner_name.lower())
         if ft is None:
-            ft = FileType(inner.kind, _through_gzip(inner_name, inner.extractor))
+            # Inflating is bounded by the budget as it goes, but what is inflated may be anything.
+            ft = FileType(inner.kind, Gunzip(inner_name, inner.extractor), isolate=True)
             self._gz[inner_name.lower()] = ft
         return ft
 
 
-MAX_GUNZIPPED = 256 * 1024 * 1024
+class Gunzip:
+    """README.gz and the like: inflated in steps, each counted against the file's budget, then
+    read as the inner type. Text past the text budget is not kept; inflating goes on (counting
+    only, nothing kept) so the outcome can say how much was left out, up to the inflate budget.
+    A class rather than a closure so a parser process can be sent it."""
 
+    STEP = 1 << 20
 
-def _through_gzip(inner_name: str, inner_extract: Extractor) -> Extractor:
-    def extract_gz(path: Path, data: bytes) -> Extracted:
-        import gzip
-        import io
+    def __init__(self, inner_name: str, inner: Extractor) -> None:
+        self.inner_name, self.inner = inner_name, inner
+
+    def __call__(self, path: Path, data: bytes) -> Extracted:
         import zlib
 
+        from deskmind.core.ingest import budget as budget_mod
+
+        m = budget_mod.meter()
+        keep_bytes = m.budget.max_text_chars  # text is at most one character per byte
+        kept = bytearray()
+        d = zlib.decompressobj(wbits=31)  # gzip header and trailer
+        total, rest, over = 0, data, False
         try:
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
-                raw = gz.read(MAX_GUNZIPPED + 1)
-        except (OSError, EOFError, zlib.error) as exc:
+            while rest or not d.eof:
+                piece = d.decompress(rest, self.STEP)
+                rest = d.unconsumed_tail
+                if not piece and not rest:
+                    if d.eof:
+                        break
+                    raise DamagedFile("corrupt gzip file: it ends before its data does (cut off?)")
+                total += len(piece)
+                if len(kept) < keep_bytes:
+                    kept += piece[: keep_bytes - len(kept)]
+                if not m.inflate(len(piece)):
+                    over = True
+                    break
+                if d.eof and d.unused_data.startswith(b"\x1f\x8b"):
+                    rest, d = d.unused_data, zlib.decompressobj(wbits=31)  # another member
+        except zlib.error as exc:
             raise DamagedFile(f"corrupt gzip file: {exc}") from exc
-        if len(raw) > MAX_GUNZIPPED:
-            raise ExtractionError(
-                f"refused: inflates past {MAX_GUNZIPPED // (1024 * 1024)} MB (a gzip bomb?)")
-        ex = inner_extract(path.with_name(inner_name), raw)
+        if over and not kept.strip():
+            raise budget_mod.BudgetExceeded(
+                f"refused: inflates past {budget_mod.size(m.budget.max_inflated_bytes)} "
+                f"({m.inflate_limit()}; a gzip bomb?)")
+        if over or total > len(kept):
+            del kept[_utf8_whole(kept):]
+            whole = (f"more than {budget_mod.size(total)}; inflating stopped at the "
+                     f"{m.inflate_limit()}") if over else budget_mod.size(total)
+            m.note(f"kept the first {budget_mod.size(len(kept))} of text of {whole} "
+                   f"(text budget per file: {budget_mod.size(keep_bytes)})")
+        ex = self.inner(path.with_name(self.inner_name), bytes(kept))
         ex.extractor = f"gzip+{ex.extractor}"
         return ex
 
-    return extract_gz
+
+def _utf8_whole(b: bytearray) -> int:
+    """Where to cut ``b`` so that it does not end inside a UTF-8 character."""
+    p = len(b)
+    while p > 0 and len(b) - p < 3 and (b[p - 1] & 0xC0) == 0x80:
+        p -= 1
+    if p == 0 or b[p - 1] < 0xC0:
+        return len(b)  # ASCII last, or not UTF-8 at all: nothing to mend
+    lead = b[p - 1]
+    need = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+    return len(b) if len(b) - (p - 1) >= need else p - 1

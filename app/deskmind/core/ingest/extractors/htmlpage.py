@@ -80,4 +80,4 @@ def extract_html(path: Path, data: bytes) -> Extracted:
 
 
 def register_types(types: FileTypes) -> None:
-    types.register(HTML_SUFFIXES, "html", extract_html)
+    types.register(HTML_SUFFIXES, "html", extract_html, isolate=True)

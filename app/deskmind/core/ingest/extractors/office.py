@@ -108,4 +108,4 @@ def extract_docx(path: Path, data: bytes) -> Extracted:
 
 
 def register_types(types: FileTypes) -> None:
-    types.register([".docx", ".docm"], "docx", extract_docx)
+    types.register([".docx", ".docm"], "docx", extract_docx, isolate=True)

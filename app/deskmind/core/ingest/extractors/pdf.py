@@ -74,4 +74,4 @@ def extract_pdf(path: Path, data: bytes) -> Extracted:
 
 
 def register_types(types: FileTypes) -> None:
-    types.register([".pdf"], "pdf", extract_pdf)
+    types.register([".pdf"], "pdf", extract_pdf, isolate=True)
