@@ -182,11 +182,11 @@ class ParserPool:
             try:
                 status, value = p.conn.recv()
             except (EOFError, OSError):
-                code = p.proc.exitcode
+                code = self._exit_code(p)
                 self._stop(p)
                 raise ParserStopped(self._died(code)) from None
         except (BrokenPipeError, ConnectionResetError):
-            code = p.proc.exitcode
+            code = self._exit_code(p)
             self._stop(p)
             raise ParserStopped(self._died(code)) from None
         except BaseException:
@@ -194,7 +194,10 @@ class ParserPool:
                 self._stop(p)  # an interrupted exchange leaves the pipe out of step
             raise
         p.files += 1
-        self._checkin(p)
+        if status == "memory":
+            self._stop(p)  # it ends itself after a MemoryError: never hand it another file
+        else:
+            self._checkin(p)
         if status == "ok":
             return value
         if status == "memory":
@@ -205,6 +208,12 @@ class ParserPool:
             name, message = value
             raise _ERRORS.get(name, ExtractionError)(message)
         raise RuntimeError(value)
+
+    @staticmethod
+    def _exit_code(p: _Process) -> int | None:
+        """How a process whose pipe closed ended (it may take a moment to be reaped)."""
+        p.proc.join(2)
+        return p.proc.exitcode
 
     def _died(self, code: int | None) -> str:
         if code is not None and code < 0:
