@@ -167,10 +167,15 @@ class Gunzip:
                 f"({m.inflate_limit()}; a gzip bomb?)")
         if over or total > len(kept):
             del kept[_utf8_whole(kept):]
-            whole = (f"more than {budget_mod.size(total)}; inflating stopped at the "
-                     f"{m.inflate_limit()}") if over else budget_mod.size(total)
-            m.note(f"kept the first {budget_mod.size(len(kept))} of text of {whole} "
-                   f"(text budget per file: {budget_mod.size(keep_bytes)})")
+            b = budget_mod
+            if over:
+                m.note(f"kept the first {b.size(len(kept))} of text; it inflates past "
+                       f"{b.size(m.budget.max_inflated_bytes)}, where reading stopped (inflate budget per "
+                       f"file: {b.size(m.budget.max_inflated_bytes)}; text budget per file: "
+                       f"{b.size(keep_bytes)}; {b.WHERE})")
+            else:
+                m.note(f"kept the first {b.size(len(kept))} of text of {b.size(total)} "
+                       f"(text budget per file: {b.size(keep_bytes)}; {b.WHERE})")
         ex = self.inner(path.with_name(self.inner_name), bytes(kept))
         ex.extractor = f"gzip+{ex.extractor}"
         return ex
