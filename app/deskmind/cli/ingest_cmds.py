@@ -182,9 +182,7 @@ def cmd_collections(args: argparse.Namespace) -> int:
 
 def DOCTOR_CHECKS(core: Core) -> list:  # noqa: N802  (name fixed by the doctor command)
     def parsers() -> str:
-        import docx  # noqa: F401
         import pypdf
-        import selectolax  # noqa: F401
 
         from deskmind.core.ingest.extractors.code import _parser
 
@@ -193,6 +191,6 @@ def DOCTOR_CHECKS(core: Core) -> list:  # noqa: N802  (name fixed by the doctor 
 
             raise DeskmindError("tree-sitter grammars are missing: code in languages other than "
                                 "Python is cut by blank lines (pip install tree-sitter-language-pack==0.13.0)")
-        return f"pypdf {pypdf.__version__}, selectolax, python-docx, tree-sitter grammars"
+        return f"pypdf {pypdf.__version__}, tree-sitter grammars"
 
     return [("ingestion parsers", parsers)]
