@@ -104,7 +104,8 @@ def _busy_parser(parent: psutil.Process, timeout: float = 60.0) -> psutil.Proces
     while time.monotonic() < deadline:
         for child in parent.children(recursive=True):
             try:
-                if child.cpu_times().user > 1.0:
+                # the fork server (which has parser processes of its own) is not one
+                if child.cpu_times().user > 1.0 and not child.children():
                     return child
             except psutil.NoSuchProcess:
                 continue

@@ -42,8 +42,9 @@ def qt_modules(path: Path, data: bytes) -> Extracted:
     return Extracted(title=str(os.getpid()), text=names, sections=[], extractor="probe")
 
 
-def test_overrun_is_killed_and_the_process_replaced() -> None:
-    with ParserPool(1, 1024) as pool:
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_overrun_is_killed_and_the_process_replaced(method: str) -> None:
+    with ParserPool(1, 1024, method=method) as pool:
         t0 = time.monotonic()
         with pytest.raises(ParserStopped, match=r"refused: parsing took longer than 1 s and was stopped "
                                                 r"\(time budget per file: 1 s; Settings → Indexing\)"):
