@@ -165,3 +165,15 @@ def test_the_trays_stop_ends_a_stuck_parse_within_a_second(stuck_folder: Path, d
     summary = json.loads(out.strip().splitlines()[-1])["summary"]
     assert summary["cancelled"] is True and summary["indexed"] == 0
     assert not parser.is_running() or parser.status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_killed_indexer_leaves_no_parser_behind(stuck_folder: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "deskmind", "index", str(stuck_folder), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        parser = _busy_parser(psutil.Process(proc.pid))
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    gone, _ = psutil.wait_procs([parser], timeout=5)
+    assert gone, "the parser process outlived the indexer that started it"

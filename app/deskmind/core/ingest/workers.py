@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.05           # how often a waiting thread looks at the cancel flag and the deadline
 KILL_GRACE_S = 2.0      # past the time budget, a parser that did not stop by itself is killed
 START_TIMEOUT_S = 60.0  # a process that cannot even start (a machine under heavy load)
+OWNER_CHECK_S = 0.5     # how often a parser process checks that its indexer still exists
 # Imported once by the fork server; every parser process starts with them loaded.
 PRELOAD = ["deskmind.core.ingest.workers", "deskmind.core.ingest.extractors.pdf",
            "deskmind.core.ingest.extractors.htmlpage", "deskmind.core.ingest.extractors.office",
@@ -56,8 +57,24 @@ class ParserStopped(ExtractionError):
 
 # -- the parser process ------------------------------------------------------------------------
 
-def _serve(conn: Connection, memory_bytes: int) -> None:
+def _watch_owner(owner: int) -> None:
+    """End this process when the indexer that owns it is gone, even killed with SIGKILL: a parser
+    stuck in a loop must not outlive it. (Its pipe closing is not enough: the parser is busy, and
+    a forked parser keeps its fork server alive.)"""
+    while True:
+        time.sleep(OWNER_CHECK_S)
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except OSError:  # not ours to signal: it exists
+            pass
+
+
+def _serve(conn: Connection, memory_bytes: int, owner: int) -> None:
     """The parser process: one file at a time until the pipe closes."""
+    if os.name == "posix":  # os.kill(pid, 0) only asks there
+        threading.Thread(target=_watch_owner, args=(owner,), daemon=True, name="owner-watch").start()
     try:
         import resource
 
@@ -128,7 +145,7 @@ class ParserPool:
     def _start(self) -> _Process:
         t0 = time.perf_counter()
         parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=_serve, args=(child, self.memory_bytes),
+        proc = self._ctx.Process(target=_serve, args=(child, self.memory_bytes, os.getpid()),
                                  name="deskmind-parser", daemon=True)
         proc.start()
         child.close()
