@@ -113,10 +113,21 @@ def _busy_parser(parent: psutil.Process, timeout: float = 60.0) -> psutil.Proces
     raise AssertionError("no parser process got busy")
 
 
-def _ended_within(proc: subprocess.Popen) -> float:
-    t0 = time.monotonic()
-    proc.wait(timeout=30)
-    return time.monotonic() - t0
+def _stop_while_parsing(cmd: list[str], stop) -> tuple[float, str, str, int, psutil.Process]:
+    """Start ``cmd``; once its parser is busy, ``stop(proc)``: (seconds from the stop to the
+    exit, stdout, stderr, exit code, the parser process)."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        parser = _busy_parser(psutil.Process(proc.pid))
+        stop(proc)
+        t0 = time.monotonic()
+        proc.wait(timeout=30)
+        took = time.monotonic() - t0
+        out, err = proc.communicate()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return took, out, err, proc.returncode, parser
 
 
 @pytest.fixture
@@ -130,37 +141,25 @@ def stuck_folder(tmp_path: Path, deskmind_home: Path) -> Path:
 
 
 def test_ctrl_c_stops_a_stuck_parse_within_a_second(stuck_folder: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "deskmind", "index", str(stuck_folder), "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        parser = _busy_parser(psutil.Process(proc.pid))
-        proc.send_signal(signal.SIGINT)
-        took = _ended_within(proc)
-        out, err = proc.communicate()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    took, _, err, code, parser = _stop_while_parsing(
+        [sys.executable, "-m", "deskmind", "index", str(stuck_folder), "--no-progress"],
+        lambda proc: proc.send_signal(signal.SIGINT))
     assert took < 1.0, err
-    assert proc.returncode == 130 and "cancelled" in err, err
+    assert code == 130 and "cancelled" in err, err
     assert not parser.is_running() or parser.status() == psutil.STATUS_ZOMBIE
 
 
 def test_the_trays_stop_ends_a_stuck_parse_within_a_second(stuck_folder: Path, deskmind_home: Path) -> None:
     from deskmind.core.config.paths import Paths
 
-    p = Paths.from_env()
-    proc = subprocess.Popen([sys.executable, "-m", "deskmind.ui.index_worker", str(p.data_dir),
-                             str(p.config_dir), str(p.cache_dir), str(stuck_folder)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        parser = _busy_parser(psutil.Process(proc.pid))
+    def press_stop(proc: subprocess.Popen) -> None:  # what ui/indexing.py sends
         proc.stdin.write("cancel\n")
         proc.stdin.flush()
-        took = _ended_within(proc)
-        out, err = proc.communicate()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+
+    p = Paths.from_env()
+    took, out, err, _, parser = _stop_while_parsing(
+        [sys.executable, "-m", "deskmind.ui.index_worker", str(p.data_dir), str(p.config_dir),
+         str(p.cache_dir), str(stuck_folder)], press_stop)
     assert took < 1.0, err
     summary = json.loads(out.strip().splitlines()[-1])["summary"]
     assert summary["cancelled"] is True and summary["indexed"] == 0
