@@ -74,6 +74,9 @@ def cmd_sources(args: argparse.Namespace) -> int:
             print(line)
             if s.error:
                 print(f"{'':8}{s.error}")
+            if s.status == "indexed":
+                for note in s.metadata.get("left_out") or ():  # a budget cut it short
+                    print(f"{'':8}indexed in part: {note}")
         counts: dict[str, int] = {}
         for s in sources:
             counts[s.status] = counts.get(s.status, 0) + 1

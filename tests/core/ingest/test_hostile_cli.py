@@ -96,6 +96,9 @@ def test_text_output_names_files_indexed_in_part(tmp_path: Path, deskmind_home: 
     assert res.stdout.startswith("indexed 1,")
     assert (f"deskmind: indexed part of {tmp_path / 'app.log.gz'}: kept the first 0.05 MB of text of "
             "1.0 MB (text budget per file: 0.05 MB; Settings → Indexing)") in res.stderr
+    res = subprocess.run([sys.executable, "-m", "deskmind", "sources"], capture_output=True, text=True, timeout=120)
+    assert ("indexed in part: kept the first 0.05 MB of text of 1.0 MB (text budget per file: 0.05 MB; "
+            "Settings → Indexing)") in res.stdout, res.stdout + res.stderr
 
 
 def _busy_parser(parent: psutil.Process, timeout: float = 60.0) -> psutil.Process:
