@@ -1,4 +1,5 @@
-"""The ``[speech]``, ``[gateway]``, ``[engine]`` and ``[extraction]`` tables of settings.toml, declared with the rest of the schema.
+"""The ``[speech]``, ``[gateway]``, ``[engine]``, ``[extraction]`` and ``[storage]`` tables of
+settings.toml, declared with the rest of the schema.
 
 They live here, not beside the speech engine or the gateway, so that reading settings imports
 neither Whisper nor uvicorn. Types are checked by :func:`~deskmind.core.config.schema.parse_section`;
@@ -194,3 +195,22 @@ class ExtractionSettings:
         if self.parser_memory_mb < 256:
             raise UserInputError(f"{where} parser_memory_mb must be at least 256 (a parser process "
                                  f"needs about 100 MB to start), not {self.parser_memory_mb}")
+
+
+@dataclass
+class StorageSettings:
+    """The ``[storage]`` table: where the memory lives. ``DESKMIND_DB`` overrides it."""
+
+    # A SQLite file ("/path/memory.db" or "sqlite:///path/memory.db") or a PostgreSQL URL
+    # ("postgresql://me@db.home:5432/deskmind?sslmode=require"), never with a password in it:
+    # 'deskmind store password URL' keeps that in the OS keyring. None: the default SQLite file.
+    url: str | None = None
+
+    def validate(self, where: str = "[storage]") -> None:
+        if self.url is not None:
+            from deskmind.core.memory.urls import parse_location
+
+            try:
+                parse_location(self.url)
+            except UserInputError as exc:
+                raise UserInputError(f"{where} url: {exc}") from None
