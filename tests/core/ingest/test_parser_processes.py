@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from deskmind.core.ingest.budget import Budget
-from deskmind.core.ingest.types import Extracted, Section
+from deskmind.core.ingest.types import Extracted, ExtractionError, Section
 from deskmind.core.ingest.workers import Cancelled, ParserPool, ParserStopped
 
 
@@ -30,6 +30,10 @@ def allocate_without_limit(path: Path, data: bytes) -> Extracted:
 
 def crash(path: Path, data: bytes) -> Extracted:
     os.abort()
+
+
+def buggy(path: Path, data: bytes) -> Extracted:
+    raise ValueError("parser bug")
 
 
 def echo(path: Path, data: bytes) -> Extracted:
@@ -67,6 +71,14 @@ def test_a_crash_is_reported_and_contained() -> None:
         with pytest.raises(ParserStopped, match=r"the parser crashed on this file \(SIGABRT\)"):
             pool.run(crash, Path("a.docx"), b"x", Budget())
         assert pool.run(echo, Path("b.txt"), b"ok", Budget()).text == "ok"
+
+
+def test_a_parser_bug_reads_as_it_does_in_process(caplog: pytest.LogCaptureFixture) -> None:
+    with ParserPool(1, 1024) as pool:
+        with pytest.raises(ExtractionError, match=r"^could not parse: ValueError: parser bug$"):
+            pool.run(buggy, Path("a.pdf"), b"x", Budget())
+        assert pool.stats.killed == 0  # a bug is an answer: the process serves the next file
+    assert "raise ValueError" in caplog.text
 
 
 def test_cancel_kills_a_stuck_parser_within_a_second() -> None:

@@ -23,6 +23,7 @@ import os
 import signal
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -79,7 +80,7 @@ def _serve(conn: Connection, memory_bytes: int, owner: int) -> None:
         import resource
 
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    except (ImportError, ValueError, OSError) as exc:  # not on this platform: the watch still holds
+    except (ImportError, ValueError, OSError) as exc:  # not on this platform: the time budget holds
         log.warning("parser memory limit not set: %s", exc)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the indexer's to handle
     conn.send(("ready", os.getpid()))
@@ -97,8 +98,8 @@ def _serve(conn: Connection, memory_bytes: int, owner: int) -> None:
             reply = ("refused", (type(exc).__name__, str(exc)))
         except RecursionError:
             reply = ("refused", ("ExtractionError", "too deeply nested to parse"))
-        except Exception as exc:  # a parser bug: reported like one in-process
-            reply = ("bug", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a parser bug: reported like one in-process, logged by the indexer
+            reply = ("bug", (f"{type(exc).__name__}: {exc}", traceback.format_exc()))
         del data
         try:
             conn.send(reply)
@@ -115,7 +116,6 @@ class _Process:
     proc: Any
     conn: Connection
     pid: int = 0
-    files: int = 0
 
 
 @dataclass
@@ -225,7 +225,6 @@ class ParserPool:
             if p.proc.is_alive() and id(p) in self._busy:
                 self._stop(p)  # an interrupted exchange leaves the pipe out of step
             raise
-        p.files += 1
         if status == "memory":
             self._stop(p)  # it ends itself after a MemoryError: never hand it another file
         else:
@@ -239,7 +238,9 @@ class ParserPool:
         if status == "refused":
             name, message = value
             raise _ERRORS.get(name, ExtractionError)(message)
-        raise RuntimeError(value)
+        summary, trace = value
+        log.error("parser failed on %s:\n%s", path, trace)
+        raise ExtractionError(f"could not parse: {summary}")
 
     @staticmethod
     def _exit_code(p: _Process) -> int | None:
