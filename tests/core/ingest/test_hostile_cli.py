@@ -101,6 +101,22 @@ def test_text_output_names_files_indexed_in_part(tmp_path: Path, deskmind_home: 
             "Settings → Indexing)") in res.stdout, res.stdout + res.stderr
 
 
+def test_a_parser_over_its_memory_limit_is_refused_and_replaced(tmp_path: Path, deskmind_home: Path) -> None:
+    _settings(deskmind_home, parser_memory_mb=256)
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    (folder / "huge.html").write_bytes((b"<p>" + b"word " * 20 + b"</p>\n") * 300_000)  # 32 MB
+    for n in range(3):
+        (folder / f"page{n}.html").write_text(f"<title>Page {n}</title><p>Ordinary page number {n}.</p>")
+    run = _index_measured(folder)
+    summary = json.loads(run["out"])
+    outcome = {Path(o["path"]).name: (o["status"], o["reason"]) for o in summary["problems"]}
+    assert outcome == {"huge.html": ("failed", "refused: parsing needed more than 256 MB of memory (memory "
+                                     "limit per parser: 256 MB; Settings → Indexing)")}
+    assert summary["indexed"] == 3
+    assert run["peak_mb"] < 1024, run
+
+
 def _busy_parser(parent: psutil.Process, timeout: float = 60.0) -> psutil.Process:
     """The parent's parser process once it has spent a second parsing."""
     deadline = time.monotonic() + timeout
