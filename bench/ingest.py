@@ -7,6 +7,13 @@ re-index with nothing changed and with 1% of the files changed.
     python bench/ingest.py            # 5,000 files (several minutes: embedding dominates)
     python bench/ingest.py --quick    # 500 files
     python bench/ingest.py --files N --keep DIR
+    python bench/ingest.py --boundary # the cost of parser processes on ordinary files
+
+--boundary prints, per kind of ordinary file, ms per file parsed on the calling thread and in
+a parser process (one at a time, so the difference is the process boundary: pickling, the
+pipe, the wake-ups), the time to start a parser process, and the wall time of indexing a tree
+(no embedding) with and without parser processes. One run; the machine's load is printed with
+the figures.
 """
 
 from __future__ import annotations
@@ -88,14 +95,86 @@ def make_tree(root: Path, n_files: int, seed: int = 7) -> list[Path]:
     return paths
 
 
+def boundary(n_files: int, as_json: bool) -> int:
+    from deskmind.core.ingest.budget import Budget, run_metered
+    from deskmind.core.ingest.extractors import builtin_file_types
+    from deskmind.core.ingest.indexer import Indexer
+    from deskmind.core.ingest.workers import ParserPool
+    from deskmind.core.memory.store import MemoryStore
+
+    work = Path(tempfile.mkdtemp(prefix="deskmind-bench-boundary-"))
+    out: dict = {"load_average": [round(x, 2) for x in os.getloadavg()]}
+    try:
+        paths = make_tree(work / "tree", n_files)
+        types, budget = builtin_file_types(), Budget()
+        t0 = time.perf_counter()
+        pool = ParserPool(1, 1024)
+        pool.run(types.lookup(Path("a.txt")).extractor, Path("a.txt"), b"warm up", budget)
+        out["parser_start_ms"] = round(pool.stats.start_s[0] * 1000, 1)
+        out["parser_start_and_first_file_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        with ParserPool(1, 1024) as again:  # the fork server (where there is one) is up now
+            again.run(types.lookup(Path("a.txt")).extractor, Path("a.txt"), b"warm up", budget)
+        out["parser_start_method"] = pool.method
+        out["parser_next_start_ms"] = round(again.stats.start_s[0] * 1000, 1)
+        per_kind: dict = {}
+        with pool:
+            for ext in sorted({p.suffix for p in paths}):
+                files = [(p, p.read_bytes()) for p in paths if p.suffix == ext]
+                extract = types.lookup(files[0][0]).extractor
+                pool.run(extract, files[0][0], files[0][1], budget)  # the parser's imports, once
+                run_metered(extract, files[0][0], files[0][1], budget)
+                t0 = time.perf_counter()
+                for p, data in files:
+                    run_metered(extract, p, data, budget)
+                here = (time.perf_counter() - t0) / len(files) * 1000
+                t0 = time.perf_counter()
+                for p, data in files:
+                    pool.run(extract, p, data, budget)
+                there = (time.perf_counter() - t0) / len(files) * 1000
+                per_kind[ext[1:]] = {"files": len(files), "in_process_ms": round(here, 2),
+                                     "parser_process_ms": round(there, 2), "boundary_ms": round(there - here, 2),
+                                     "isolated_by_default": types.lookup(files[0][0]).isolate}
+        out["per_file"] = per_kind
+        for label, memory in (("index_in_process_s", None), ("index_parser_processes_s", 1024)):
+            store = MemoryStore(work / f"{label}.db")
+            try:
+                t0 = time.perf_counter()
+                s = Indexer(store, None, transcriber=None, parser_memory_mb=memory).index([work / "tree"])
+                out[label] = round(time.perf_counter() - t0, 2)
+                assert s.count("indexed") == len(paths), s.to_dict()
+            finally:
+                store.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if as_json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"load average {out['load_average']}; {len(paths)} ordinary files")
+    print(f"parser process start ({out['parser_start_method']}): first {out['parser_start_ms']} ms "
+          f"({out['parser_start_and_first_file_ms']} ms with its first file), then "
+          f"{out['parser_next_start_ms']} ms")
+    print(f"{'kind':6} {'files':>5} {'in process':>11} {'in a parser':>12} {'boundary':>9}  (ms per file)")
+    for kind, k in out["per_file"].items():
+        tag = "" if k["isolated_by_default"] else "  (stays in process)"
+        print(f"{kind:6} {k['files']:>5} {k['in_process_ms']:>11} {k['parser_process_ms']:>12} "
+              f"{k['boundary_ms']:>9}{tag}")
+    print(f"indexing the tree without embedding: {out['index_in_process_s']} s in process, "
+          f"{out['index_parser_processes_s']} s with parser processes")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=5000)
     ap.add_argument("--quick", action="store_true", help="500 files")
     ap.add_argument("--keep", type=Path, help="build the tree and database here and keep them")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--boundary", action="store_true",
+                    help="the cost of parsing in a parser process, per ordinary file (default 500 files)")
     args = ap.parse_args()
     n_files = 500 if args.quick else args.files
+    if args.boundary:
+        return boundary(500 if args.files == 5000 else args.files, args.json)
     work = args.keep or Path(tempfile.mkdtemp(prefix="deskmind-bench-ingest-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ["DESKMIND_HOME"] = str(work / "home")

@@ -39,7 +39,7 @@ def routing(app) -> dict:
 def test_runtimes_add_and_test_and_models(qtbot, app):
     w = app.show_window("settings")
     assert list(w.pages) == ["Runtimes", "Models", "Model files", "Routing", "Agents", "Tools", "Privacy", "Gateway",
-                             "Hotkeys", "Speech", "Storage"]
+                             "Hotkeys", "Indexing", "Speech", "Storage"]
     page = w.pages["Runtimes"]
     with FakeLLMServer(models=["llama3.2:3b"]) as srv:
         page.name.setText("box")

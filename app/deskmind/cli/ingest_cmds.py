@@ -74,6 +74,9 @@ def cmd_sources(args: argparse.Namespace) -> int:
             print(line)
             if s.error:
                 print(f"{'':8}{s.error}")
+            if s.status == "indexed":
+                for note in s.metadata.get("left_out") or ():  # a budget cut it short
+                    print(f"{'':8}indexed in part: {note}")
         counts: dict[str, int] = {}
         for s in sources:
             counts[s.status] = counts.get(s.status, 0) + 1
@@ -182,9 +185,7 @@ def cmd_collections(args: argparse.Namespace) -> int:
 
 def DOCTOR_CHECKS(core: Core) -> list:  # noqa: N802  (name fixed by the doctor command)
     def parsers() -> str:
-        import docx  # noqa: F401
         import pypdf
-        import selectolax  # noqa: F401
 
         from deskmind.core.ingest.extractors.code import _parser
 
@@ -193,6 +194,6 @@ def DOCTOR_CHECKS(core: Core) -> list:  # noqa: N802  (name fixed by the doctor 
 
             raise DeskmindError("tree-sitter grammars are missing: code in languages other than "
                                 "Python is cut by blank lines (pip install tree-sitter-language-pack==0.13.0)")
-        return f"pypdf {pypdf.__version__}, selectolax, python-docx, tree-sitter grammars"
+        return f"pypdf {pypdf.__version__}, tree-sitter grammars"
 
     return [("ingestion parsers", parsers)]

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from deskmind.cli.interrupt import cancel_on_interrupt
 from deskmind.cli.render import Progress, print_json
 from deskmind.core.app import Core
 from deskmind.core.errors import UserInputError
@@ -74,7 +75,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         show = not args.no_progress and not args.json and sys.stderr.isatty()
         progress = Progress(enabled=show)
         indexer = core.indexer(transcribe_media=not args.no_transcribe)
-        summary = indexer.index(args.paths, on_event=progress.update)
+        with cancel_on_interrupt() as cancel:
+            summary = indexer.index(args.paths, on_event=progress.update, cancel=cancel)
         progress.close()
         d = summary.to_dict()
         if args.json:
@@ -87,12 +89,17 @@ def cmd_index(args: argparse.Namespace) -> int:
             for kind, counts in sorted(d["by_kind"].items()):
                 print(f"  {kind:10} " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
             # Problems are diagnostics: stderr, one line each, so scripts can tell them apart.
+            for part in d["partly"][:50]:
+                print(f"deskmind: indexed part of {part['path']}: {part['reason']}", file=sys.stderr)
             for prob in d["problems"][:50]:
                 what = "could not index" if prob["status"] == "failed" else "skipped"
                 print(f"deskmind: {what} {prob['path']}: {prob['reason']}", file=sys.stderr)
             if len(d["problems"]) > 50:
                 print(f"deskmind: ... and {len(d['problems']) - 50} more problems "
                       "('deskmind sources --status failed')", file=sys.stderr)
+        if summary.cancelled:
+            print("deskmind: cancelled; files not reached are indexed next time", file=sys.stderr)
+            return 130
         return 1 if d["failed"] and not (d["indexed"] or d["unchanged"]) else 0
 
 

@@ -173,7 +173,8 @@ class Core:
 
         transcriber = self.media_transcriber() if transcribe_media else None
         return Indexer.for_settings(self.store, self.active_embedder, self.settings.ingest,
-                                    transcriber=transcriber, file_types=self.file_types())
+                                    transcriber=transcriber, file_types=self.file_types(),
+                                    extraction=self.settings.extraction)
 
     def file_types(self) -> "Any":
         """The registry of file types and their extractors, filled with the built-ins once."""

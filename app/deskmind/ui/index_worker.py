@@ -4,7 +4,8 @@ Indexing is mostly Python work (walking, extracting, chunking) that holds the GI
 stretches; run in threads of the GUI process it stalled the event loop for ~400 ms on a busy
 2-core machine. In its own process, at low priority, it cannot. Progress goes to stdout as JSON
 lines (``{"event": ...}``, then ``{"summary": ...}`` or ``{"error": ...}``); a line ``cancel``
-on stdin asks it to stop between files. No Qt here.
+on stdin asks it to stop (within a second: a parser process busy with a file is killed). No Qt
+here.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The child (:mod:`deskmind.ui.index_worker`) is driven with QProcess: its output is read by the
 Qt event loop as it arrives (no thread here), each progress line becomes an ``IndexEvent`` on the
-bridge, and cancelling is cooperative (a ``cancel`` line; the child stops between files).
+bridge, and cancelling is a ``cancel`` line: the child stops within a second, killing a parser
+process busy with a file.
 """
 
 from __future__ import annotations

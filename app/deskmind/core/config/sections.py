@@ -1,4 +1,5 @@
-"""The ``[speech]`` and ``[gateway]`` tables of settings.toml, declared with the rest of the schema.
+"""The ``[speech]``, ``[gateway]``, ``[engine]``, ``[extraction]`` and ``[storage]`` tables of
+settings.toml, declared with the rest of the schema.
 
 They live here, not beside the speech engine or the gateway, so that reading settings imports
 neither Whisper nor uvicorn. Types are checked by :func:`~deskmind.core.config.schema.parse_section`;
@@ -166,6 +167,34 @@ class EngineSettings:
 
     def keep_alive_s(self) -> float:
         return parse_keep_alive(self.keep_alive)
+
+
+@dataclass
+class ExtractionSettings:
+    """The ``[extraction]`` table (Settings → Indexing): what reading one file may cost.
+
+    Sized for real documents: a 2,000-page book passes. When a file hits one of these its text
+    is kept up to the limit, or the file is refused, and its outcome says which and why."""
+
+    max_inflated_mb: float = 256.0   # bytes inflated from gzip, zip parts, PDF content streams
+    max_text_mb: float = 16.0        # text kept per file (millions of characters)
+    max_pages: int = 3000
+    max_seconds: float = 120.0       # wall time to parse one file
+    # Parsers that can run away (PDF, HTML, DOCX, e-mail, gzip) run in processes of their own
+    # with this much memory at most; a file that needs more is refused and the process replaced.
+    parser_memory_mb: int = 1024
+    parser_processes: bool = True    # off: those parsers run in the indexer's own process
+
+    def validate(self, where: str = "[extraction]") -> None:
+        for name, low in (("max_inflated_mb", 1.0), ("max_text_mb", 0.01), ("max_seconds", 1.0)):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < low:
+                raise UserInputError(f"{where} {name} must be at least {low:g}, not {value!r}")
+        if self.max_pages < 1:
+            raise UserInputError(f"{where} max_pages must be at least 1, not {self.max_pages}")
+        if self.parser_memory_mb < 256:
+            raise UserInputError(f"{where} parser_memory_mb must be at least 256 (a parser process "
+                                 f"needs about 100 MB to start), not {self.parser_memory_mb}")
 
 
 @dataclass

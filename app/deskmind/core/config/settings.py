@@ -18,6 +18,7 @@ from typing import Any, Callable
 from deskmind.core.config.schema import parse_section
 from deskmind.core.config.sections import (
     EngineSettings,
+    ExtractionSettings,
     GatewayConfig,
     SpeechSettings,
     StorageSettings,
@@ -63,6 +64,7 @@ class Settings:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     engine: EngineSettings = field(default_factory=EngineSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
 
 
 def section_types() -> dict[str, type]:

@@ -26,12 +26,14 @@ from typing import Any, Callable, Iterable
 from deskmind.core.embed.base import Embedder
 from deskmind.core.ingest import status as status_mod
 from deskmind.core.ingest import transcribe
+from deskmind.core.ingest.budget import Budget
 from deskmind.core.ingest.chunker import chunk_sections
 from deskmind.core.ingest.outcomes import FileOutcome, IndexEvent, IndexSummary, Prepared
 from deskmind.core.ingest.privacy import PrivacyRules
 from deskmind.core.ingest.run import IndexRun
 from deskmind.core.ingest.types import DamagedFile, ExtractionError, Extracted, FileTypes, Unsupported
 from deskmind.core.ingest.walk import Found, describe_special
+from deskmind.core.ingest.workers import Cancelled, Extraction
 from deskmind.core.memory.models import DEFAULT_PRIVACY, SourceDraft
 from deskmind.core.memory.api import Memory
 
@@ -60,6 +62,8 @@ class Indexer:
         transcriber: Any = _USE_REGISTRY,
         workers: int = 2,
         file_types: FileTypes | None = None,
+        budget: Budget | None = None,
+        parser_memory_mb: int | None = 1024,
     ) -> None:
         self.store = store
         self.embedder_factory = embedder
@@ -69,6 +73,9 @@ class Indexer:
         self.ignore = list(ignore)
         self._transcriber = transcriber
         self.workers = workers
+        self.budget = budget or Budget()
+        # Memory of each parser process; None parses every file on the indexer's own threads.
+        self.parser_memory_mb = parser_memory_mb
         if file_types is None:
             from deskmind.core.ingest.extractors import builtin_file_types
 
@@ -78,10 +85,15 @@ class Indexer:
     @classmethod
     def for_settings(cls, store: Memory, embedder: Callable[[], Embedder] | None,
                      settings: Any, transcriber: Any = _USE_REGISTRY,
-                     file_types: FileTypes | None = None) -> "Indexer":
-        """An indexer configured by ``settings.ingest`` (an IngestSettings)."""
+                     file_types: FileTypes | None = None, extraction: Any = None) -> "Indexer":
+        """An indexer configured by ``settings.ingest`` (an IngestSettings) and ``extraction``
+        (an ExtractionSettings: the budget per file and the parser processes)."""
+        limits: dict[str, Any] = {}
+        if extraction is not None:
+            limits = {"budget": Budget.from_settings(extraction),
+                      "parser_memory_mb": extraction.parser_memory_mb if extraction.parser_processes else None}
         return cls(
-            store, embedder, transcriber=transcriber, file_types=file_types,
+            store, embedder, **limits, transcriber=transcriber, file_types=file_types,
             max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
             max_media_bytes=int(settings.max_media_mb * 1024 * 1024),
             privacy_for=PrivacyRules.from_settings(settings.privacy_rules, settings.default_privacy),
@@ -131,15 +143,20 @@ class Indexer:
 
     # -- per file (pool threads) ----------------------------------------------------------
 
-    def prepare(self, f: Found, known: status_mod.Known | None, collection: str | None) -> Prepared:
-        """Read, hash and parse one file (a pool thread)."""
+    def prepare(self, f: Found, known: status_mod.Known | None, collection: str | None,
+                extraction: Extraction | None = None) -> Prepared:
+        """Read, hash and parse one file (a pool thread). ``extraction`` says where parsers run
+        and under which budget (default: this thread, the indexer's budget)."""
         try:
-            return self._prepare_inner(f, known, collection)
+            return self._prepare_inner(f, known, collection, extraction or Extraction(self.budget, None))
+        except Cancelled:
+            return Prepared(f.path, FileOutcome(str(f.path), None, "failed", "cancelled"))
         except Exception as exc:  # a bug in a parser or a library must not stop the batch
             log.exception("unexpected error on %s", f.path)
             return Prepared(f.path, FileOutcome(str(f.path), None, "failed", f"unexpected error: {exc}"))
 
-    def _prepare_inner(self, f: Found, known: status_mod.Known | None, collection: str | None) -> Prepared:
+    def _prepare_inner(self, f: Found, known: status_mod.Known | None, collection: str | None,
+                       extraction: Extraction) -> Prepared:
         path, uri = f.path, str(f.path)
         ft = self.file_types.lookup(path)
         kind = ft.kind
@@ -197,7 +214,7 @@ class Indexer:
                     raise ExtractionError(f"could not transcribe: {type(exc).__name__}: {exc}") from exc
                 ex: Extracted = transcribe.transcript_to_extracted(path, segments, "speech")
             else:
-                ex = ft.extractor(path, data)
+                ex = extraction.extract(ft, path, data)
         except Unsupported as exc:
             return nothing("skipped", str(exc))
         except DamagedFile as exc:
@@ -224,6 +241,9 @@ class Indexer:
         if now.st_mtime != st.st_mtime or now.st_size != st.st_size or now.st_ino != st.st_ino:
             return fail("failed", "changed while being read; will retry on next scan")
         metadata = dict(ex.metadata)
+        note = "; ".join(ex.left_out) or None
+        if note:
+            metadata["left_out"] = ex.left_out  # indexed up to a budget: what was not
         if f.via is not None:
             metadata["reached_via"] = str(f.via)  # the link it was reached through (see _remove_missing)
         draft = SourceDraft(
@@ -231,7 +251,7 @@ class Indexer:
             mtime=st.st_mtime, privacy=self.privacy_for(path), collection=collection,
             metadata=metadata, text=ex.text, extractor=ex.extractor, chunks=chunks,
         )
-        return Prepared(path, FileOutcome(uri, kind, "indexed", chunks=len(chunks)), draft, links=ex.links)
+        return Prepared(path, FileOutcome(uri, kind, "indexed", note, chunks=len(chunks)), draft, links=ex.links)
 
     # -- the run --------------------------------------------------------------------------
 

@@ -89,6 +89,8 @@ class IndexSummary:
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "cancelled": self.cancelled,
             "problems": [o.__dict__ for o in self.outcomes if o.status in ("skipped", "failed")],
+            # indexed up to a budget: what was left out
+            "partly": [o.__dict__ for o in self.outcomes if o.status == "indexed" and o.reason],
             "queued_files": [o.path for o in self.outcomes if o.status == "queued"],
         })
         return d

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
@@ -27,6 +28,7 @@ from deskmind.core.ingest import status as status_mod
 from deskmind.core.ingest.ignore import default_reason
 from deskmind.core.ingest.outcomes import FileOutcome, IndexEvent, IndexSummary, Prepared
 from deskmind.core.ingest.walk import Found, Passed, describe_special, walk
+from deskmind.core.ingest.workers import Extraction, ParserPool
 from deskmind.core.memory.store import text_hash
 
 if TYPE_CHECKING:
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 EMBED_BATCH_CHUNKS = 64
 IN_FLIGHT = 32  # files being read/parsed ahead of the embedder: bounds memory on big trees
+CANCEL_POLL_S = 0.1  # how often the run looks at the cancel flag while a file is being parsed
 STATUS_BATCH = 500
 
 
@@ -71,6 +74,7 @@ class IndexRun:
         self.pending_chunks = 0
         self.in_flight: deque[tuple[Found, Future[Prepared]]] = deque()
         self.parse_s = 0.0
+        self.extraction = Extraction(indexer.budget, None, cancel)  # read_and_store adds the parsers
         self._parse_lock = threading.Lock()
 
     def run(self) -> IndexSummary:
@@ -152,6 +156,18 @@ class IndexRun:
     # -- stage 4: read and parse on the pool, embed and store here ----------------------------
 
     def read_and_store(self) -> None:
+        ix = self.indexer
+        # Parser processes start when the first file that needs one comes; closed (killed, when
+        # cancelled mid-file) before this returns.
+        parsers = ParserPool(ix.workers, ix.parser_memory_mb) if ix.parser_memory_mb else None
+        self.extraction = Extraction(ix.budget, parsers, self.cancel)
+        try:
+            self._read_and_store()
+        finally:
+            if parsers is not None:
+                parsers.close()
+
+    def _read_and_store(self) -> None:
         with ThreadPoolExecutor(max_workers=self.indexer.workers, thread_name_prefix="deskmind-parse") as pool:
             for f in self.files:
                 if self.cancelled():
@@ -177,7 +193,7 @@ class IndexRun:
         """Pool thread."""
         t0 = time.perf_counter()
         try:
-            return self.indexer.prepare(f, known, collection)
+            return self.indexer.prepare(f, known, collection, self.extraction)
         finally:
             with self._parse_lock:
                 self.parse_s += time.perf_counter() - t0
@@ -185,8 +201,12 @@ class IndexRun:
     def drain(self, limit: int) -> None:
         """Take finished files off the pool until at most ``limit`` are still in flight."""
         while len(self.in_flight) > limit and not self.cancelled():
-            f, fut = self.in_flight.popleft()
-            prep = fut.result()
+            f, fut = self.in_flight[0]
+            try:
+                prep = fut.result(timeout=CANCEL_POLL_S)
+            except FutureTimeout:
+                continue  # look at the cancel flag again
+            self.in_flight.popleft()
             if prep.touch:
                 self.touches.append(prep.touch)
             if prep.draft is None:

@@ -48,6 +48,8 @@ class Extracted:
     links: list[Link] = field(default_factory=list)
     # Set by extractors whose sections are already chunk-sized (code symbols, transcript turns).
     presplit: bool = False
+    # What a budget left out ("kept the first 3,000 pages of 4,000 ..."), for the outcome.
+    left_out: list[str] = field(default_factory=list)
 
 
 Extractor = Callable[[Path, bytes], Extracted]
@@ -59,6 +61,9 @@ class FileType:
     extractor: Extractor | None
     # Media is not read by the indexer: it is queued for (or handed to) the transcriber.
     media: bool = False
+    # Parsed in a parser process (core.ingest.workers) whose memory and time are bounded from
+    # outside: parsers that can go quadratic or allocate without limit on hostile input.
+    isolate: bool = False
 
 
 class FileTypes:
@@ -71,12 +76,15 @@ class FileTypes:
         self._by_suffix: dict[str, FileType] = {}
         self._by_name: dict[str, FileType] = {}
         self._gz: dict[str, FileType] = {}
+        # How "name.ext.gz" is read: the inner type's extractor wrapped by this (see
+        # extractors.gzipped); without it, gzipped files are not claimed.
+        self._gunzip: Callable[[str, Extractor], Extractor] | None = None
 
     def register(self, suffixes: list[str], kind: str, extractor: Extractor | None, *,
-                 media: bool = False) -> None:
+                 media: bool = False, isolate: bool = False) -> None:
         for s in suffixes:
             target = self._by_suffix if s.startswith(".") else self._by_name
-            target[s.lower()] = FileType(kind, extractor, media)
+            target[s.lower()] = FileType(kind, extractor, media, isolate)
         self._gz.clear()
 
     def lookup(self, path: Path | str) -> FileType | None:
@@ -100,6 +108,10 @@ class FileTypes:
             ft = self._by_name.get("")
         return ft
 
+    def read_gzipped_with(self, wrap: Callable[[str, Extractor], Extractor]) -> None:
+        self._gunzip = wrap
+        self._gz.clear()
+
     def suffixes(self) -> dict[str, str]:
         """Each registered suffix and its kind."""
         return {s: ft.kind for s, ft in sorted(self._by_suffix.items())}
@@ -107,34 +119,11 @@ class FileTypes:
     def _gzipped(self, inner_name: str) -> FileType | None:
         """README.gz, changelog.Debian.gz, notes.md.gz: the inner file's type, read through gzip."""
         inner = self.lookup(inner_name)
-        if inner is None or inner.extractor is None or inner.media:
+        if inner is None or inner.extractor is None or inner.media or self._gunzip is None:
             return None
         ft = self._gz.get(inner_name.lower())
         if ft is None:
-            ft = FileType(inner.kind, _through_gzip(inner_name, inner.extractor))
+            # Inflating is bounded by the budget as it goes, but what is inflated may be anything.
+            ft = FileType(inner.kind, self._gunzip(inner_name, inner.extractor), isolate=True)
             self._gz[inner_name.lower()] = ft
         return ft
-
-
-MAX_GUNZIPPED = 256 * 1024 * 1024
-
-
-def _through_gzip(inner_name: str, inner_extract: Extractor) -> Extractor:
-    def extract_gz(path: Path, data: bytes) -> Extracted:
-        import gzip
-        import io
-        import zlib
-
-        try:
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
-                raw = gz.read(MAX_GUNZIPPED + 1)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DamagedFile(f"corrupt gzip file: {exc}") from exc
-        if len(raw) > MAX_GUNZIPPED:
-            raise ExtractionError(
-                f"refused: inflates past {MAX_GUNZIPPED // (1024 * 1024)} MB (a gzip bomb?)")
-        ex = inner_extract(path.with_name(inner_name), raw)
-        ex.extractor = f"gzip+{ex.extractor}"
-        return ex
-
-    return extract_gz

@@ -60,6 +60,9 @@ def build_settings(s: SettingsServices) -> SettingsWindow:
     w.add_page("Gateway", GatewayPage(lambda: ClientRegistry(core.store), s.gateway, workers,
                                       s.gateway.address()))
     w.add_page("Hotkeys", HotkeysPage(s.hotkeys, s.apply_hotkeys))
+    from deskmind.ui.settings.indexing_page import IndexingPage
+
+    w.add_page("Indexing", IndexingPage(core.settings_store, workers))
     w.add_page("Storage", StoragePage(core, workers))
 
     def add_speech() -> None:

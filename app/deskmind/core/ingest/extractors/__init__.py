@@ -9,10 +9,10 @@ from deskmind.core.ingest.types import FileTypes
 def builtin_file_types() -> FileTypes:
     """A registry with every built-in type (parsers load on first use of each module)."""
     from deskmind.core.ingest import transcribe
-    from deskmind.core.ingest.extractors import code, htmlpage, mail, markdown, office, pdf, text
+    from deskmind.core.ingest.extractors import code, gzipped, htmlpage, mail, markdown, office, pdf, text
 
     types = FileTypes()
     # Later registrations win for a suffix claimed twice: the order the modules always had.
-    for module in (transcribe, text, code, htmlpage, mail, markdown, office, pdf):
+    for module in (transcribe, text, code, htmlpage, mail, markdown, office, pdf, gzipped):
         module.register_types(types)
     return types

@@ -44,4 +44,4 @@ def extract_eml(path: Path, data: bytes) -> Extracted:
 
 
 def register_types(types: FileTypes) -> None:
-    types.register([".eml"], "email", extract_eml)
+    types.register([".eml"], "email", extract_eml, isolate=True)

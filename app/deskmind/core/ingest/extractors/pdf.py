@@ -3,6 +3,11 @@
 pypdf is pure Python (BSD), about 4 ms a page here for ordinary text pages. A PDF whose pages
 hold no text (a scan) is reported as such rather than stored empty; an encrypted PDF is read
 when it opens with the empty password (as viewers do) and reported otherwise.
+
+The file's budget bounds the pages read, the bytes of content streams parsed (each page's
+streams counted every time they are used: 4,000 pages sharing one big stream cost 4,000 times
+its size) and the time; when one is hit, the pages read so far are kept and the outcome says
+where it stopped.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import io
 import logging
 from pathlib import Path
 
+from deskmind.core.ingest import budget as budget_mod
 from deskmind.core.ingest.types import DamagedFile, Extracted, ExtractionError, FileTypes, Section
 
 log = logging.getLogger(__name__)
@@ -42,9 +48,28 @@ def extract_pdf(path: Path, data: bytes) -> Extracted:
         raise DamagedFile(f"corrupt or truncated PDF: {exc}") from exc
     except Exception as exc:  # pypdf raises plain ValueError/KeyError/... on broken structure
         raise DamagedFile(f"corrupt or truncated PDF: {type(exc).__name__}: {exc}") from exc
+    m = budget_mod.meter()
+    total = len(pages)
+    if total > m.budget.max_pages:
+        pages = pages[: m.budget.max_pages]
+        m.note(f"kept the first {budget_mod.count(len(pages))} pages of {budget_mod.count(total)} "
+               f"({m.page_limit()})")
     sections: list[Section] = []
     failed_pages: list[int] = []
+    stopped = None
     for n, page in enumerate(pages, 1):
+        if not m.inflate(_content_bytes(page)):
+            stopped = (f"stopped at page {budget_mod.count(n)} of {budget_mod.count(total)}: its pages' "
+                       f"content streams come to more than {budget_mod.size(m.budget.max_inflated_bytes)} "
+                       f"({m.inflate_limit()})")
+        elif m.out_of_time():
+            stopped = (f"stopped at page {budget_mod.count(n)} of {budget_mod.count(total)} after "
+                       f"{m.elapsed():.0f} s ({m.time_limit()})")
+        if stopped:
+            if m.notes and m.notes[-1].startswith("kept the first"):
+                m.notes.pop()  # stopped before the page budget: that note no longer says it
+            m.note(stopped)
+            break
         try:
             text = page.extract_text() or ""
         except Exception as exc:  # one bad page must not lose the others
@@ -55,6 +80,8 @@ def extract_pdf(path: Path, data: bytes) -> Extracted:
         if text:
             sections.append(Section(text=text, locator={"page": n}))
     if not sections:
+        if stopped:
+            raise budget_mod.BudgetExceeded(f"refused: no text found before the budget stopped it: {stopped}")
         if failed_pages and len(failed_pages) == len(pages):
             raise DamagedFile(f"corrupt PDF: none of its {len(pages)} pages could be read")
         raise ExtractionError(
@@ -73,5 +100,19 @@ def extract_pdf(path: Path, data: bytes) -> Extracted:
                      sections=sections, extractor="pypdf", metadata=metadata)
 
 
+def _content_bytes(page: "object") -> int:
+    """Bytes of the page's content streams, decoded (pypdf keeps the decoded data, so a stream
+    shared by many pages is inflated once but counted, like the parsing, per page)."""
+    try:
+        contents = page.get("/Contents")  # type: ignore[attr-defined]
+        if contents is None:
+            return 0
+        contents = contents.get_object()
+        streams = contents if isinstance(contents, list) else [contents]
+        return sum(len(s.get_object().get_data()) for s in streams)
+    except Exception:  # a broken stream: extract_text reports the page as unreadable
+        return 0
+
+
 def register_types(types: FileTypes) -> None:
-    types.register([".pdf"], "pdf", extract_pdf)
+    types.register([".pdf"], "pdf", extract_pdf, isolate=True)

@@ -1,0 +1,106 @@
+"""Hostile files, made on the spot (never committed): each is small on disk and costly to read
+naively. Sizes are parameters so tests can scale them to run in seconds."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import random
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+
+
+def gzip_of_text(path: Path, inflated_mb: float) -> Path:
+    """A .txt.gz of ordinary log lines that inflates to ``inflated_mb`` MB (~300x smaller)."""
+    block = "".join(f"{i:05d} the heron waits by the weir for the tide to turn\n" for i in range(1200)).encode()
+    left = int(inflated_mb * 1024 * 1024)
+    with gzip.open(path, "wb", compresslevel=9) as fh:
+        while left > 0:
+            fh.write(block[:left])
+            left -= len(block)
+    return path
+
+
+def shared_stream_pdf(pages: int, lines: int) -> bytes:
+    """A PDF of ``pages`` pages that all draw one content stream of ``lines`` lines of text."""
+    text = " ".join(f"(line {i} of the shared page about otters) Tj 0 -12 Td" for i in range(lines))
+    stream = zlib.compress(f"BT /F1 10 Tf 20 800 Td {text} ET".encode(), 9)
+    first_page = 5
+    kids = " ".join(f"{first_page + i} 0 R" for i in range(pages))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Count {pages} /Kids [{kids}] >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
+    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 600 800] /Contents 4 0 R " \
+           b"/Resources << /Font << /F1 3 0 R >> >> >>"
+    objects += [page] * pages
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % n + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for off in offsets:
+        out.write(b"%010d 00000 n \n" % off)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def nested_divs(n: int) -> bytes:
+    """``n`` nested ``<div>``s, each with a word: quadratic for HTML5 tree builders."""
+    return (b"<html><head><title>Deep</title></head><body>" + b"<div>x" * n + b"</div>" * n
+            + b"<p>the last paragraph</p></body></html>")
+
+
+def _docx_with(document_xml_chunks, *, force_zip64: bool = True) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        with zf.open("word/document.xml", "w", force_zip64=force_zip64) as fh:
+            for chunk in document_xml_chunks:
+                fh.write(chunk)
+    return buf.getvalue()
+
+
+def big_docx(document_mb: float, words_every: int = 50) -> bytes:
+    """A DOCX whose document.xml is ``document_mb`` MB of run markup with a word now and then
+    (compresses ~30-80x, under the zip-bomb ratio check)."""
+    rnd = random.Random(7)
+    head = f'<w:document xmlns:w="{W_NS}"><w:body>'.encode()
+
+    def chunks():
+        yield head
+        left = int(document_mb * 1024 * 1024)
+        n = 0
+        while left > 0:
+            runs = "".join(f'<w:r w:rsidR="{rnd.getrandbits(32):08X}"><w:rPr><w:b/></w:rPr></w:r>'
+                           for _ in range(words_every))
+            para = f"<w:p>{runs}<w:r><w:t>word{n} </w:t></w:r></w:p>".encode()
+            n += 1
+            left -= len(para)
+            yield para
+        yield b"</w:body></w:document>"
+
+    return _docx_with(chunks())
+
+
+def understated_docx(real_mb: float = 8) -> bytes:
+    """A DOCX whose zip headers say document.xml is 1 kB when it inflates to ``real_mb`` MB."""
+    para = b"<w:p><w:r><w:t>the tide turns twice a day at the weir</w:t></w:r></w:p>"
+    n = int(real_mb * 1024 * 1024) // len(para)
+    xml = f'<w:document xmlns:w="{W_NS}"><w:body>'.encode() + para * n + b"</w:body></w:document>"
+    data = bytearray(_docx_with([xml], force_zip64=False))
+    real = struct.pack("<I", len(xml))
+    at = [i for i in range(len(data) - 3) if data[i:i + 4] == real]
+    assert len(at) == 2, "the size should appear once in the local header and once in the directory"
+    for i in at:
+        data[i:i + 4] = struct.pack("<I", 1024)
+    return bytes(data)
