@@ -6,9 +6,9 @@ Origins that are not allowed (a web page in a browser), require a granted client
 token, rate-limit per client, and cap the body size while it streams in. Failures are short
 JSON errors that say what to fix without revealing anything about tokens or clients.
 
-A request whose token is not one the guard already knows spends from its peer address's own
-small budget before the token is looked up: a flood of bad tokens gets 429 cheaply and never
-touches the budget of a client presenting a good one.
+A request whose token authenticates no one spends from its peer address's own small budget
+for failures: a flood of bad, revoked or rotated-away tokens gets 429 and never touches the
+budget of a client presenting a good one (the token lookup bounds its own cost).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Callable
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from deskmind.core.gateway.clients import Client, ClientRegistry
+from deskmind.core.gateway.clients import Client, ClientRegistry, hash_token
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +122,13 @@ class HttpGuard:
             await self.app(scope, receive, send)
             return
         token = _bearer(headers.get("authorization"))
-        # A token already known costs a dict lookup; anything else spends from the peer's
-        # budget first, so a flood of bad tokens cannot keep re-reading the clients table.
-        client = self.clients.authenticate(token, look_again=False)
+        # The lookup is bounded on its own (unknown tokens are remembered, forced re-reads of
+        # the clients table are spaced out), so it comes first: a token made a moment ago by
+        # another process is found even while a flood of bad ones has spent the budget below.
+        client = self.clients.authenticate(token)
         if client is None:
+            # Missing, malformed, unknown, revoked and rotated-away tokens spend from the
+            # peer's own budget for failures, never from a client's.
             wait = self.peer_buckets.take(peer, self.config.unauthenticated_rate,
                                           self.config.unauthenticated_burst)
             if wait > 0:
@@ -134,13 +137,15 @@ class HttpGuard:
                                     "too many requests without a valid token: retry later",
                                     extra_headers=[(b"retry-after",
                                                     str(max(1, math.ceil(wait))).encode())])
-            client = self.clients.authenticate(token)
-        if client is None:
             # One answer for missing, malformed, unknown and revoked tokens.
             return await _error(send, 401, "authentication_error",
                                 "a valid bearer token is required",
                                 extra_headers=[(b"www-authenticate", b'Bearer realm="deskmind"')])
-        wait = self.buckets.take(client.name, client.scopes.rate, client.scopes.burst)
+        # Keyed by the credential as well as the client: for the moment a token rotated by
+        # another process is still in this one's cache, a flood with it spends its own
+        # budget, not the new token's.
+        wait = self.buckets.take(credential_key(client.name, token), client.scopes.rate,
+                                 client.scopes.burst)
         if wait > 0:
             if self.on_refused:
                 self.on_refused(client.name, path, "rate limited")
@@ -232,6 +237,11 @@ async def _error(send: Send, status: int, code: str, message: str,
                             (b"content-length", str(len(body)).encode()),
                             *(extra_headers or [])]})
     await send({"type": "http.response.body", "body": body})
+
+
+def credential_key(name: str, token: str | None) -> str:
+    """The rate budget's key: the client and (a short digest of) the token it presented."""
+    return f"{name}/{hash_token(token or '')[:16]}"
 
 
 def client_of(scope: Scope) -> Client | None:
