@@ -3,7 +3,8 @@
 In order, for every HTTP request: refuse peers that are not this machine (unless the person
 enabled remote access), refuse Host headers that are not loopback names (DNS rebinding) and
 Origins that are not allowed (a web page in a browser), require a granted client's bearer
-token, rate-limit per client, and cap the body size while it streams in. Failures are short
+token, rate-limit per client, and read the body whole (capped in size, time and JSON nesting,
+see :mod:`.bodies`) before the endpoint sees it. Failures are short
 JSON errors that say what to fix without revealing anything about tokens or clients.
 
 A request whose token authenticates no one spends from its peer address's own small budget
@@ -23,8 +24,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from deskmind.core.gateway.bodies import (
+    DEFAULT_BODY_SECONDS, DEFAULT_MAX_DEPTH, nesting_refusal, read_body, replay,
+)
 from deskmind.core.gateway.clients import Client, ClientRegistry, hash_token
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 SCOPE_KEY = "deskmind.client"
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+CLOSE = (b"connection", b"close")
 
 
 def is_loopback(host: str | None) -> bool:
@@ -76,6 +81,8 @@ class GuardConfig:
     # origins are always allowed because only this machine can reach a loopback server.
     allowed_origins: list[str] = field(default_factory=list)
     max_body_bytes: int = DEFAULT_MAX_BODY
+    body_seconds: float = DEFAULT_BODY_SECONDS   # for the whole body to arrive
+    max_json_depth: int = DEFAULT_MAX_DEPTH
     public_paths: tuple[str, ...] = ("/health",)
     # Requests per peer address whose token is not already known (missing, wrong, revoked,
     # or new): enough for a client retrying a moment after its token was rotated.
@@ -160,44 +167,22 @@ class HttpGuard:
             except ValueError:
                 return await _error(send, 400, "invalid_request_error", "bad Content-Length header")
             if too_big:
-                return await _error(send, 413, "request_too_large", self._too_big())
+                return await _error(send, 413, "request_too_large", self._too_big(),
+                                    extra_headers=[CLOSE])
+        body = await read_body(receive, self.config.max_body_bytes, self.config.body_seconds)
+        if isinstance(body, bytes):
+            refused = nesting_refusal(body, self.config.max_json_depth)
+        else:
+            refused = body
+        if refused is not None:
+            if refused.status is not None:  # else the client is gone: nobody to answer
+                # The rest of a refused body is not read: the connection cannot be reused.
+                await _error(send, refused.status, refused.code, refused.message,
+                             extra_headers=[CLOSE] if refused.status != 400 else None)
+            return
         scope = dict(scope)
         scope[SCOPE_KEY] = client
-        await self._call_capped(scope, receive, send)
-
-    async def _call_capped(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the app with a receive() that stops a streamed (chunked) body at the cap: the
-        413 goes out at once and the app sees a disconnect; what it sends after is dropped."""
-        seen = 0
-        started = overflowed = False
-        limit = self.config.max_body_bytes
-
-        async def guarded_send(msg: Message) -> None:
-            nonlocal started
-            if overflowed:
-                return
-            started = started or msg["type"] == "http.response.start"
-            await send(msg)
-
-        async def capped_receive() -> Message:
-            nonlocal seen, overflowed
-            if overflowed:
-                return {"type": "http.disconnect"}
-            msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > limit:
-                    if not started:
-                        await _error(send, 413, "request_too_large", self._too_big())
-                    overflowed = True
-                    return {"type": "http.disconnect"}
-            return msg
-
-        try:
-            await self.app(scope, capped_receive, guarded_send)
-        except Exception:
-            if not overflowed:
-                raise
+        await self.app(scope, replay(body, receive), send)
 
     def _too_big(self) -> str:
         return f"the request body is larger than {self.config.max_body_bytes // 1024} KiB"

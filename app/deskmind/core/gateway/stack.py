@@ -26,6 +26,7 @@ from deskmind.core.errors import UserInputError
 from deskmind.core.gateway.audit import GatewayAudit
 from deskmind.core.gateway.clients import ClientRegistry
 from deskmind.core.gateway.http_guard import GuardConfig, HttpGuard, TokenBuckets
+from deskmind.core.gateway.mcp_gate import McpGate
 from deskmind.core.gateway.mcp_server import GatewayMCP
 from deskmind.core.gateway.service import MemoryGateway
 
@@ -102,7 +103,7 @@ class Gateway:
             inner = mcp_server.streamable_http_app(
                 streamable_http_path="/mcp", max_request_body_size=max_body,
                 transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
-            routes.append(Mount("/", app=inner))
+            routes.append(Mount("/", app=McpGate(inner)))
 
         @contextlib.asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -118,7 +119,7 @@ class Gateway:
         app = Starlette(routes=routes, lifespan=lifespan)
         guard = GuardConfig(allow_remote=self.config.allow_remote,
                             allowed_origins=list(self.config.allowed_origins),
-                            max_body_bytes=max_body)
+                            max_body_bytes=max_body, body_seconds=self.config.body_timeout_s)
         return HttpGuard(app, self.clients, guard, self.buckets,
                          on_refused=lambda who, path, why: self.audit.record(
                              who, "http", path, decision="denied", detail=why))
