@@ -3,7 +3,8 @@
 In order, for every HTTP request: refuse peers that are not this machine (unless the person
 enabled remote access), refuse Host headers that are not loopback names (DNS rebinding) and
 Origins that are not allowed (a web page in a browser), require a granted client's bearer
-token, rate-limit per client, and read the body whole (capped in size, time and JSON nesting,
+token, rate-limit per client, cap the requests in flight (in all and per client), and read
+the body whole (capped in size, time and JSON nesting,
 see :mod:`.bodies`) before the endpoint sees it. Failures are short
 JSON errors that say what to fix without revealing anything about tokens or clients.
 
@@ -30,6 +31,7 @@ from deskmind.core.gateway.bodies import (
     DEFAULT_BODY_SECONDS, DEFAULT_MAX_DEPTH, nesting_refusal, read_body, replay,
 )
 from deskmind.core.gateway.clients import Client, ClientRegistry, hash_token
+from deskmind.core.gateway.limits import ConnectionLimits, InFlight
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,9 @@ class GuardConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY
     body_seconds: float = DEFAULT_BODY_SECONDS   # for the whole body to arrive
     max_json_depth: int = DEFAULT_MAX_DEPTH
+    # Requests being answered at once (sockets never count), in all and per client.
+    max_in_flight: int = 64
+    max_in_flight_per_client: int = 16
     public_paths: tuple[str, ...] = ("/health",)
     # Requests per peer address whose token is not already known (missing, wrong, revoked,
     # or new): enough for a client retrying a moment after its token was rotated.
@@ -93,12 +98,16 @@ class GuardConfig:
 class HttpGuard:
     def __init__(self, app: ASGIApp, clients: ClientRegistry, config: GuardConfig | None = None,
                  buckets: TokenBuckets | None = None,
-                 on_refused: Callable[[str, str, str], None] | None = None) -> None:
+                 on_refused: Callable[[str, str, str], None] | None = None,
+                 connection_limits: ConnectionLimits | None = None) -> None:
         self.app = app
+        # For the server that runs this app (its sockets are not the guard's business).
+        self.connection_limits = connection_limits
         self.clients = clients
         self.config = config or GuardConfig()
         self.buckets = buckets or TokenBuckets()
         self.peer_buckets = TokenBuckets()  # keyed by peer address, before authentication
+        self.in_flight = InFlight(self.config.max_in_flight, self.config.max_in_flight_per_client)
         # (client name or "?", path, reason) -> audit; unauthenticated refusals are not
         # audited per request (an attacker could fill the log), only logged at debug.
         self.on_refused = on_refused
@@ -169,6 +178,22 @@ class HttpGuard:
             if too_big:
                 return await _error(send, 413, "request_too_large", self._too_big(),
                                     extra_headers=[CLOSE])
+        full = self.in_flight.enter(client.name)
+        if full == "client":
+            return await _error(send, 429, "too_many_in_flight",
+                                f"client '{client.name}' already has "
+                                f"{self.config.max_in_flight_per_client} requests being answered: "
+                                "wait for one to finish", extra_headers=[(b"retry-after", b"1")])
+        if full is not None:
+            return await _error(send, 503, "overloaded",
+                                "the gateway is answering as many requests as it can: retry in a moment",
+                                extra_headers=[(b"retry-after", b"1")])
+        try:
+            await self._answer(client, scope, receive, send)
+        finally:
+            self.in_flight.leave(client.name)
+
+    async def _answer(self, client: Client, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive, self.config.max_body_bytes, self.config.body_seconds)
         if isinstance(body, bytes):
             refused = nesting_refusal(body, self.config.max_json_depth)

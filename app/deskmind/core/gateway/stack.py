@@ -25,7 +25,9 @@ from deskmind.core.config.sections import GatewayConfig
 from deskmind.core.errors import UserInputError
 from deskmind.core.gateway.audit import GatewayAudit
 from deskmind.core.gateway.clients import ClientRegistry
+from deskmind.core.gateway.connections import guarded_protocol
 from deskmind.core.gateway.http_guard import GuardConfig, HttpGuard, TokenBuckets
+from deskmind.core.gateway.limits import ConnectionLimits
 from deskmind.core.gateway.mcp_gate import McpGate
 from deskmind.core.gateway.mcp_server import GatewayMCP
 from deskmind.core.gateway.service import MemoryGateway
@@ -119,10 +121,13 @@ class Gateway:
         app = Starlette(routes=routes, lifespan=lifespan)
         guard = GuardConfig(allow_remote=self.config.allow_remote,
                             allowed_origins=list(self.config.allowed_origins),
-                            max_body_bytes=max_body, body_seconds=self.config.body_timeout_s)
+                            max_body_bytes=max_body, body_seconds=self.config.body_timeout_s,
+                            max_in_flight=self.config.max_in_flight,
+                            max_in_flight_per_client=self.config.max_in_flight_per_client)
         return HttpGuard(app, self.clients, guard, self.buckets,
                          on_refused=lambda who, path, why: self.audit.record(
-                             who, "http", path, decision="denied", detail=why))
+                             who, "http", path, decision="denied", detail=why),
+                         connection_limits=ConnectionLimits.from_config(self.config))
 
 
 async def _health(_request: Request) -> JSONResponse:
@@ -141,13 +146,19 @@ class _Uvicorn(uvicorn.Server):
 class HttpServer:
     """uvicorn on the gateway's address. ``serve()`` in a loop, or ``start()`` on a thread."""
 
-    def __init__(self, app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    def __init__(self, app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                 limits: ConnectionLimits | None = None) -> None:
+        """``limits``: by default the ones the gateway's app carries (its settings)."""
+        self.limits = limits or getattr(app, "connection_limits", None) or ConnectionLimits()
+        self.protocol = guarded_protocol(self.limits)
         self.config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False,
             # The peer address is the socket's: no proxy may claim another one.
             proxy_headers=False, server_header=False,
-            # A ceiling on open connections so a flood cannot exhaust the process.
-            limit_concurrency=256, timeout_keep_alive=5, lifespan="on",
+            # Deadlines and caps on connections live in the protocol; work is limited per
+            # request in flight by the guard (uvicorn's limit_concurrency counts sockets).
+            http=self.protocol, ws="none", limit_concurrency=None,
+            timeout_keep_alive=self.limits.keep_alive_s, lifespan="on",
         )
         self.server = _Uvicorn(self.config)
         self._thread: threading.Thread | None = None
