@@ -121,8 +121,8 @@ class GatewayConfig:
     max_connections: int = 256
     max_connections_per_peer: int = 192
     # Requests being answered at once (idle connections never count), in all and per client.
-    max_in_flight: int = 64
-    max_in_flight_per_client: int = 16
+    max_in_flight: int = 192
+    max_in_flight_per_client: int = 64
     # MCP sessions per client (its least recently used one is closed past the cap), and how
     # long one may stay unused before it is closed.
     mcp_sessions_per_client: int = 8

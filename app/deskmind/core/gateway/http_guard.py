@@ -86,8 +86,8 @@ class GuardConfig:
     body_seconds: float = DEFAULT_BODY_SECONDS   # for the whole body to arrive
     max_json_depth: int = DEFAULT_MAX_DEPTH
     # Requests being answered at once (sockets never count), in all and per client.
-    max_in_flight: int = 64
-    max_in_flight_per_client: int = 16
+    max_in_flight: int = 192
+    max_in_flight_per_client: int = 64
     public_paths: tuple[str, ...] = ("/health",)
     # Requests per peer address whose token is not already known (missing, wrong, revoked,
     # or new): enough for a client retrying a moment after its token was rotated.
