@@ -28,7 +28,7 @@ from deskmind.core.gateway.clients import ClientRegistry
 from deskmind.core.gateway.connections import guarded_protocol
 from deskmind.core.gateway.http_guard import GuardConfig, HttpGuard, TokenBuckets
 from deskmind.core.gateway.limits import ConnectionLimits
-from deskmind.core.gateway.mcp_gate import McpGate
+from deskmind.core.gateway.mcp_gate import session_gate
 from deskmind.core.gateway.mcp_server import GatewayMCP
 from deskmind.core.gateway.service import MemoryGateway
 
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+# The SDK's cap on sessions for everybody: far above what the caps per client add up to for
+# the handful of clients a person grants, so it is never what turns a client away.
+MAX_SESSIONS = 4096
 
 
 class Gateway:
@@ -104,13 +107,16 @@ class Gateway:
             # a remote peer's Host when the person enabled remote access.
             inner = mcp_server.streamable_http_app(
                 streamable_http_path="/mcp", max_request_body_size=max_body,
+                session_idle_timeout=self.config.mcp_session_idle_s, max_sessions=MAX_SESSIONS,
                 transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
-            routes.append(Mount("/", app=McpGate(inner)))
+            gate = session_gate(inner, self.clients, self.config.mcp_sessions_per_client,
+                                self.config.mcp_session_idle_s)
+            routes.append(Mount("/", app=gate))
 
         @contextlib.asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
             if mcp_server is not None:
-                async with mcp_server.session_manager.run():
+                async with mcp_server.session_manager.run(), gate.running():
                     yield
             else:
                 yield
