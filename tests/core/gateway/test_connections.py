@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from typing import Iterator
@@ -91,8 +93,11 @@ def token_and_server(core, memory) -> Iterator[tuple[str, Gateway, HttpServer]]:
     srv.stop()
 
 
-def test_a_valid_client_is_served_while_a_program_holds_300_idle_connections(token_and_server):
-    token, _gw, srv = token_and_server
+@pytest.mark.parametrize("cap", [None, 100], ids=["default caps", "100 connections"])
+def test_a_valid_client_is_served_while_a_program_holds_300_idle_connections(core, memory, cap):
+    caps = {"max_connections": cap, "max_connections_per_peer": cap} if cap else {}
+    gw, srv = _serve(core, header_timeout_s=1.0, keep_alive_s=1.0, **caps)
+    token = grant(gw, "cursor", read="public")
     url = srv.url + "/v1/models"
     with IdleHoarder(srv.port, 300) as hoarder:
         time.sleep(0.5)
@@ -103,11 +108,32 @@ def test_a_valid_client_is_served_while_a_program_holds_300_idle_connections(tok
             codes.append(httpx.get(url, headers=_auth(token), timeout=10).status_code)
             times.append(time.perf_counter() - t0)
         reopened = hoarder.opened
+        table = srv.protocol.connections_table
+        open_now, evicted = len(table), table.evicted
+    srv.stop()
     assert codes == [200] * 30
     assert statistics.median(times) < 0.5 and max(times) < 3.0, times
-    # The hoarder's sockets were taken back (by the cap and the head deadline) and reopened.
+    # The hoarder's sockets were taken back (by the head deadline, and to make room when
+    # they are more than the cap) and reopened.
     assert reopened > 300
-    assert len(srv.protocol.connections_table) <= 256
+    if cap:
+        assert open_now <= cap and evicted > 200
+    else:
+        assert evicted == 0
+
+
+def test_connections_fit_the_limit_on_open_files(tmp_path):
+    script = (
+        "import resource, logging\n"
+        "logging.basicConfig(level=logging.WARNING)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300))\n"
+        "from deskmind.core.gateway.connections import fit_descriptor_limit\n"
+        "from deskmind.core.gateway.limits import ConnectionLimits\n"
+        "print(fit_descriptor_limit(ConnectionLimits(max_connections=512)).max_connections)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "44"
+    assert "keeps at most 44 connections instead of 512" in out.stderr
 
 
 def test_a_silent_or_trickling_connection_is_closed_at_its_deadline(token_and_server):
@@ -200,12 +226,22 @@ def test_the_table_closes_the_connection_idle_the_longest():
     t.busy("a3")
     assert t.opened("a4", "A") is None           # all of A's connections are busy
     assert t.opened("b1", "B") == []
-    t.idle("a1")                                  # a1 idle again, after b1
-    assert t.opened("c1", "C") == ["b1"]          # total cap: the oldest idle overall
-    assert len(t) == 3 and t.evicted == 2 and t.refused == 1
-    t.closed("a1")
-    t.closed("a1")                                # closing twice is harmless
-    assert len(t) == 2
+    t.idle("a1")                                  # a1 answered, kept alive, idle after b1
+    assert t.opened("c1", "C") == ["b1"]          # total cap: a fresh one before a kept one
+    t.busy("c1")
+    assert t.opened("c2", "C") == ["a1"]          # then the kept one idle the longest
+    assert len(t) == 3 and t.evicted == 3 and t.refused == 1 and t.idle_count == 1
+    t.closed("c2")
+    t.closed("c2")                                # closing twice is harmless
+    assert len(t) == 2 and t.idle_count == 0
+
+
+def test_a_connection_with_bytes_waiting_is_passed_over():
+    t: ConnectionTable[str] = ConnectionTable(max_total=2, max_per_peer=2)
+    t.opened("old", "A")
+    t.opened("new", "A")
+    assert t.opened("x", "A", speaking=lambda c: c == "old") == ["new"]
+    assert t.opened("y", "A", speaking=lambda c: True) == ["old"]  # all speaking: the oldest
 
 
 def test_in_flight_counts_per_client_and_in_all():

@@ -118,8 +118,8 @@ class GatewayConfig:
     body_timeout_s: float = 30.0
     # Open connections; past either cap the connection idle the longest is closed to make
     # room (all local programs share the address 127.0.0.1, so the total cap is what counts).
-    max_connections: int = 256
-    max_connections_per_peer: int = 192
+    max_connections: int = 512
+    max_connections_per_peer: int = 384
     # Requests being answered at once (idle connections never count), in all and per client.
     max_in_flight: int = 192
     max_in_flight_per_client: int = 64

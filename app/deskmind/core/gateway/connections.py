@@ -12,8 +12,18 @@ idle the longest when the caps are reached. Work is limited per request by the H
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import sys
 from typing import Any
+
+try:
+    import fcntl
+    import termios
+
+    _FIONREAD: int | None = termios.FIONREAD
+except ImportError:  # Windows: connections are taken back oldest first, without asking
+    _FIONREAD = None
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -26,6 +36,49 @@ _BUSY_BODY = (b'{"error": {"message": "every connection is busy: retry in a mome
 _BUSY_503 = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
              b"connection: close\r\nretry-after: 1\r\ncontent-length: "
              + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY)
+
+
+# Descriptors kept for everything but connections: the database, models, log files, pipes.
+SPARE_DESCRIPTORS = 256
+
+
+def fit_descriptor_limit(limits: ConnectionLimits) -> ConnectionLimits:
+    """``limits``, after raising this process's soft limit on open files far enough for
+    ``max_connections`` (macOS starts programs with 256); if the hard limit does not allow
+    it, fewer connections, said in the log, rather than failing to accept at random later."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such per-process limit on sockets
+        return limits
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = limits.max_connections + SPARE_DESCRIPTORS
+    if soft != resource.RLIM_INFINITY and soft < want:
+        target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the limit on open files (%s)", exc)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        fit = max(16, soft - SPARE_DESCRIPTORS)
+        log.warning("this process may open only %d files: the gateway keeps at most %d "
+                    "connections instead of %d", soft, fit, limits.max_connections)
+        return dataclasses.replace(limits, max_connections=fit,
+                                   max_connections_per_peer=min(fit, limits.max_connections_per_peer))
+    return limits
+
+
+def _bytes_waiting(conn: H11Protocol) -> bool:
+    """Whether the peer already sent bytes the event loop has not read yet (a request on its
+    way: under a flood of connections, accepting can run ahead of reading)."""
+    sock = conn.transport.get_extra_info("socket") if conn.transport else None
+    if sock is None or _FIONREAD is None:
+        return False
+    try:
+        waiting = fcntl.ioctl(sock.fileno(), _FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return False
+    return int.from_bytes(waiting, sys.byteorder) > 0
 
 
 def guarded_protocol(limits: ConnectionLimits,
@@ -45,7 +98,7 @@ def guarded_protocol(limits: ConnectionLimits,
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             peer = self.client[0] if self.client else ""
-            victims = shared.opened(self, peer)
+            victims = shared.opened(self, peer, speaking=_bytes_waiting)
             if victims is None:
                 log.warning("refused a connection from %s: all %d connections are busy",
                             peer, len(shared))
@@ -67,7 +120,7 @@ def guarded_protocol(limits: ConnectionLimits,
             self._answering = False
             self._note_state()
             if not self._answering:
-                shared.idle(self)
+                shared.idle(self, kept=True)
                 self._wait_for_head(limits.keep_alive_s)
 
         def connection_lost(self, exc: Exception | None) -> None:

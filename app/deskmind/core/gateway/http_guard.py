@@ -152,11 +152,14 @@ class HttpGuard:
                 return await _error(send, 429, "rate_limit_exceeded",
                                     "too many requests without a valid token: retry later",
                                     extra_headers=[(b"retry-after",
-                                                    str(max(1, math.ceil(wait))).encode())])
-            # One answer for missing, malformed, unknown and revoked tokens.
+                                                    str(max(1, math.ceil(wait))).encode()), CLOSE])
+            # One answer for missing, malformed, unknown and revoked tokens. The connection
+            # is not kept: idle connections kept alive are those of clients with a token
+            # (the last ones closed to make room, see limits.py).
             return await _error(send, 401, "authentication_error",
                                 "a valid bearer token is required",
-                                extra_headers=[(b"www-authenticate", b'Bearer realm="deskmind"')])
+                                extra_headers=[(b"www-authenticate", b'Bearer realm="deskmind"'),
+                                               CLOSE])
         # Keyed by the credential as well as the client: for the moment a token rotated by
         # another process is still in this one's cache, a flood with it spends its own
         # budget, not the new token's.

@@ -4,9 +4,10 @@ Every local program reaches the gateway from 127.0.0.1 (or any 127.x.y.z it like
 per peer address alone cannot keep one program from crowding out the others. Instead:
 
 - an open connection that is not being answered (waiting for a request head, or idle between
-  requests) is cheap to take back: when the connection caps are reached, the connection idle
-  the longest is closed to make room for the new one, so a pile of idle sockets only ever
-  pushes out its own oldest members, and a newly connected client always gets in;
+  requests) is cheap to take back: when the connection caps are reached, an idle one is
+  closed to make room for the new one (never answered before those kept alive after an
+  answer, the one idle the longest first), so a pile of idle sockets only ever pushes out its
+  own oldest members, and a newly connected client always gets in;
 - limits on work count requests being answered, never sockets: a global cap that protects
   the process and a smaller one per client so that one client cannot take all of it.
 
@@ -18,11 +19,12 @@ from __future__ import annotations
 import logging
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import Generic, Hashable, TypeVar
+from typing import Callable, Generic, Hashable, TypeVar
 
 log = logging.getLogger(__name__)
 
 C = TypeVar("C", bound=Hashable)
+PEEK = 32  # idle connections asked whether they have bytes waiting, when making room
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,8 @@ class ConnectionLimits:
 
     header_timeout_s: float = 5.0   # from opening to a complete first request head
     keep_alive_s: float = 5.0       # from an answer to the next complete request head
-    max_connections: int = 256
-    max_connections_per_peer: int = 192
+    max_connections: int = 512
+    max_connections_per_peer: int = 384
 
     @classmethod
     def from_config(cls, cfg: object) -> "ConnectionLimits":
@@ -40,16 +42,22 @@ class ConnectionLimits:
 
 
 class ConnectionTable(Generic[C]):
-    """Open connections, which of them are idle, and who must go to make room."""
+    """Open connections, which of them are idle, and who must go to make room.
+
+    Idle connections come in two kinds: *fresh* ones that have not been answered yet (a
+    socket opened and left silent costs its opener nothing) and *kept* ones idle between
+    requests after an answer (the door closes a connection after refusing a request without a
+    valid token, so these belong to clients that had one). Fresh ones go first, each kind the
+    one idle the longest first."""
 
     def __init__(self, max_total: int, max_per_peer: int) -> None:
         self.max_total = max_total
         self.max_per_peer = max_per_peer
         self._peer: dict[C, str] = {}
         self._per_peer: Counter[str] = Counter()
-        # Idle connections, the one idle the longest first; globally and per peer.
-        self._idle: OrderedDict[C, None] = OrderedDict()
-        self._idle_of: dict[str, OrderedDict[C, None]] = {}
+        # (kept?, conn) of idle connections in the order they became idle; globally and per peer.
+        self._idle: tuple[OrderedDict[C, None], OrderedDict[C, None]] = (OrderedDict(), OrderedDict())
+        self._idle_of: dict[str, tuple[OrderedDict[C, None], OrderedDict[C, None]]] = {}
         self.evicted = 0   # connections closed to make room
         self.refused = 0   # connections refused because every other one was busy
 
@@ -58,21 +66,25 @@ class ConnectionTable(Generic[C]):
 
     @property
     def idle_count(self) -> int:
-        return len(self._idle)
+        return len(self._idle[0]) + len(self._idle[1])
 
-    def opened(self, conn: C, peer: str) -> list[C] | None:
-        """Admit ``conn`` (idle until its first request head arrives). Returns the idle
-        connections the caller must close to make room, or None when there is no room: every
-        connection it would replace is busy answering a request."""
+    def opened(self, conn: C, peer: str,
+               speaking: Callable[[C], bool] = lambda c: False) -> list[C] | None:
+        """Admit ``conn`` (idle and fresh until its first request head arrives). Returns the
+        idle connections the caller must close to make room, or None when there is no room:
+        every connection it would replace is busy answering a request. ``speaking(c)`` says
+        whether bytes from ``c`` are already waiting to be read: such a connection is about
+        to be busy and is passed over while others can go."""
         victims: list[C] = []
         if self._per_peer[peer] >= self.max_per_peer:
-            victim = next(iter(self._idle_of.get(peer, ())), None)
+            victim = _first(self._idle_of.get(peer, (OrderedDict(), OrderedDict())), victims,
+                            speaking)
             if victim is None:
                 self.refused += 1
                 return None
             victims.append(victim)
         if len(self._peer) - len(victims) >= self.max_total:
-            victim = next((c for c in self._idle if c not in victims), None)
+            victim = _first(self._idle, victims, speaking)
             if victim is None:
                 self.refused += 1
                 return None
@@ -82,7 +94,7 @@ class ConnectionTable(Generic[C]):
         self.evicted += len(victims)
         self._peer[conn] = peer
         self._per_peer[peer] += 1
-        self.idle(conn)
+        self.idle(conn, kept=False)
         return victims
 
     def busy(self, conn: C) -> None:
@@ -90,33 +102,54 @@ class ConnectionTable(Generic[C]):
         peer = self._peer.get(conn)
         if peer is None:
             return
-        self._idle.pop(conn, None)
-        self._idle_of.get(peer, OrderedDict()).pop(conn, None)
+        for order in (*self._idle, *self._idle_of.get(peer, ())):
+            order.pop(conn, None)
 
-    def idle(self, conn: C) -> None:
-        """``conn`` waits for a request (it becomes the most recently idle)."""
+    def idle(self, conn: C, kept: bool = True) -> None:
+        """``conn`` waits for a request (it becomes the most recently idle of its kind)."""
         peer = self._peer.get(conn)
         if peer is None:
             return
-        self._idle.pop(conn, None)
-        self._idle[conn] = None
-        of_peer = self._idle_of.setdefault(peer, OrderedDict())
-        of_peer.pop(conn, None)
-        of_peer[conn] = None
+        self.busy(conn)
+        self._idle[kept][conn] = None
+        self._idle_of.setdefault(peer, (OrderedDict(), OrderedDict()))[kept][conn] = None
 
     def closed(self, conn: C) -> None:
         peer = self._peer.pop(conn, None)
         if peer is None:
             return
-        self._idle.pop(conn, None)
+        for order in self._idle:
+            order.pop(conn, None)
         of_peer = self._idle_of.get(peer)
         if of_peer is not None:
-            of_peer.pop(conn, None)
-            if not of_peer:
+            for order in of_peer:
+                order.pop(conn, None)
+            if not of_peer[0] and not of_peer[1]:
                 del self._idle_of[peer]
         self._per_peer[peer] -= 1
         if self._per_peer[peer] <= 0:
             del self._per_peer[peer]
+
+
+def _first(orders: tuple[OrderedDict[C, None], OrderedDict[C, None]], skip: list[C],
+           speaking: Callable[[C], bool]) -> C | None:
+    """The first fresh connection not in ``skip`` and not speaking, else the first kept one
+    not speaking; failing those, the first one at all. Only the first ``PEEK`` candidates are
+    asked (each asking is a system call)."""
+    fallback = None
+    asked = 0
+    for order in orders:
+        for c in order:
+            if c in skip:
+                continue
+            if fallback is None:
+                fallback = c
+            if asked >= PEEK:
+                return fallback
+            asked += 1
+            if not speaking(c):
+                return c
+    return fallback
 
 
 class InFlight:

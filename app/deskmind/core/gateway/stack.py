@@ -25,7 +25,7 @@ from deskmind.core.config.sections import GatewayConfig
 from deskmind.core.errors import UserInputError
 from deskmind.core.gateway.audit import GatewayAudit
 from deskmind.core.gateway.clients import ClientRegistry
-from deskmind.core.gateway.connections import guarded_protocol
+from deskmind.core.gateway.connections import fit_descriptor_limit, guarded_protocol
 from deskmind.core.gateway.http_guard import GuardConfig, HttpGuard, TokenBuckets
 from deskmind.core.gateway.limits import ConnectionLimits
 from deskmind.core.gateway.mcp_gate import session_gate
@@ -155,7 +155,8 @@ class HttpServer:
     def __init__(self, app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  limits: ConnectionLimits | None = None) -> None:
         """``limits``: by default the ones the gateway's app carries (its settings)."""
-        self.limits = limits or getattr(app, "connection_limits", None) or ConnectionLimits()
+        self.limits = fit_descriptor_limit(
+            limits or getattr(app, "connection_limits", None) or ConnectionLimits())
         self.protocol = guarded_protocol(self.limits)
         self.config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False,
