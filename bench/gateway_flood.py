@@ -4,7 +4,9 @@ Three phases against one gateway (uvicorn on loopback, the real door, MCP and th
 
 1. calm: nothing else going on;
 2. idle sockets: a program keeps 300 connections open and silent, opening a new one whenever
-   the gateway closes one (head deadline, or room made for a newcomer);
+   the gateway closes one (head deadline, or room made for a newcomer); then the same with
+   more sockets than the gateway keeps (``--over``, 1000 against the default 512), so that it
+   churns: every socket it opens closes one of its own;
 3. session flood: a granted client with no permissions opens MCP sessions in a loop from four
    threads (its rate limit raised so that the sessions really open).
 
@@ -139,6 +141,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--sockets", type=int, default=300)
+    ap.add_argument("--over", type=int, default=1000, help="idle sockets beyond the cap")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -166,10 +169,12 @@ def main() -> None:
         measure(srv.url, token, sid, 20)  # warm up
         results["calm"] = measure(srv.url, token, sid, args.requests)
         table = srv.protocol.connections_table
-        with Flooder(hold_idle_sockets, srv.port, args.sockets) as idle:
-            results["idle_sockets"] = measure(srv.url, token, sid, args.requests)
-            results["idle_sockets"]["connections_open"] = len(table)
-        results["idle_sockets"].update(idle.report, closed_to_make_room=table.evicted)
+        for phase, n in (("idle_sockets", args.sockets), ("idle_over_cap", args.over)):
+            before = table.evicted
+            with Flooder(hold_idle_sockets, srv.port, n) as idle:
+                results[phase] = measure(srv.url, token, sid, args.requests)
+                results[phase]["connections_open"] = len(table)
+            results[phase].update(idle.report, closed_to_make_room=table.evicted - before)
         with Flooder(open_sessions, srv.url, hog) as flood:
             results["session_flood"] = measure(srv.url, token, sid, args.requests)
         results["session_flood"].update(flood.report)
@@ -183,15 +188,17 @@ def main() -> None:
     calm = results["calm"]
     print(f"valid client, {args.requests} requests per phase ({results['load']})")
     print(f"{'phase':<15}{'API p50':>9}{'p99':>9}{'MCP p50':>9}{'p99':>9}  vs calm (p50)  failures")
-    for phase in ("calm", "idle_sockets", "session_flood"):
+    for phase in ("calm", "idle_sockets", "idle_over_cap", "session_flood"):
         r = results[phase]
         ratio = (f"API x{r['api_p50_ms'] / calm['api_p50_ms']:.2f}, "
                  f"MCP x{r['mcp_p50_ms'] / calm['mcp_p50_ms']:.2f}")
         print(f"{phase:<15}{r['api_p50_ms']:>9.1f}{r['api_p99_ms']:>9.1f}{r['mcp_p50_ms']:>9.1f}"
               f"{r['mcp_p99_ms']:>9.1f}  {ratio:<14}  {r['failures']}")
-    idle = results["idle_sockets"]
-    print(f"idle sockets: {idle['sockets_opened']} opened by the program, {idle['connections_open']} "
-          f"open while measuring, {idle['closed_to_make_room']} closed to make room")
+    for phase, n in (("idle_sockets", args.sockets), ("idle_over_cap", args.over)):
+        idle = results[phase]
+        print(f"{phase} (holding {n}): {idle['sockets_opened']} opened by the program, "
+              f"{idle['connections_open']} open while measuring, "
+              f"{idle['closed_to_make_room']} closed to make room")
     print(f"session flood: answers to the flooder {results['session_flood']['flood_answers']}")
 
 
