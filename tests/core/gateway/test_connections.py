@@ -252,3 +252,18 @@ def test_in_flight_counts_per_client_and_in_all():
     assert f.enter("c") == "total"
     f.leave("a")
     assert f.enter("c") is None and f.of("a") == 1 and f.total == 3
+
+
+def test_the_limits_are_settings_with_clear_errors():
+    from deskmind.core.config.schema import parse_section
+    from deskmind.core.errors import UserInputError
+
+    cfg = parse_section(GatewayConfig, {"header_timeout_s": 2, "max_connections": 100,
+                                        "mcp_sessions_per_client": 3}, "[gateway]")
+    assert (cfg.header_timeout_s, cfg.max_connections, cfg.mcp_sessions_per_client) == (2.0, 100, 3)
+    for bad, message in (({"header_timeout_s": 0}, "header_timeout_s must be between 0.1 and 86400"),
+                         ({"max_connections": 0}, "max_connections must be at least 1"),
+                         ({"max_in_flight_per_client": 500}, "cannot exceed max_in_flight"),
+                         ({"mcp_session_idle_s": "long"}, "mcp_session_idle_s must be")):
+        with pytest.raises(UserInputError, match=message):
+            parse_section(GatewayConfig, bad, "[gateway]")
