@@ -11,14 +11,17 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from deskmind.core.embed.base import Embedder
 from deskmind.core.memory import fts_budget, vectors
 from deskmind.core.memory.models import Hit
-from deskmind.core.memory.store import MemoryStore
+
+if TYPE_CHECKING:
+    from deskmind.core.memory.api import Searcher
+    from deskmind.core.memory.store import MemoryStore
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +149,7 @@ class HybridSearcher:
     reused); without it search is full-text only.
     """
 
-    def __init__(self, store: MemoryStore, embedder_for: Callable[[str], Embedder] | None) -> None:
+    def __init__(self, store: "MemoryStore", embedder_for: Callable[[str], Embedder] | None) -> None:
         self.store = store
         self.embedder_for = embedder_for
 

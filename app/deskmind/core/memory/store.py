@@ -20,7 +20,13 @@ import numpy as np
 
 from deskmind.core.errors import StorageError, UserInputError
 from deskmind.core.memory import db, maintenance, migrations, vectors
+from deskmind.core.memory.audit import AgentAuditLog, GatewayAuditLog
+from deskmind.core.memory.clients import ClientStore
+from deskmind.core.memory.ingest_state import IngestStateStore
+from deskmind.core.memory.ledger import EgressLedgerStore
+from deskmind.core.memory.links import LinkStore
 from deskmind.core.memory.models import ForgetReceipt, Source, SourceDraft
+from deskmind.core.memory.sql import SqliteRunner
 from deskmind.core.memory.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -40,8 +46,13 @@ class SourcesGone(LookupError):
 
 
 class MemoryStore:
+    """The SQLite backend of :class:`~deskmind.core.memory.api.Memory`."""
+
+    backend = "sqlite"
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path) if str(path) != ":memory:" else path
+        self.url = f"sqlite://{self.path}"
         if isinstance(self.path, Path) and self.path.exists() and not db.file_is_sqlite(self.path):
             raise StorageError(
                 f"{self.path} is not a Deskmind memory database (its header is not SQLite's). "
@@ -56,7 +67,17 @@ class MemoryStore:
         self._local = threading.local()
         self._readers: list[tuple[threading.Thread, Any]] = []
         self._readers_lock = threading.Lock()
+        self._version_conn: Any = None
+        self._version_lock = threading.Lock()
         self.vector_searcher = vectors.VectorSearcher()
+        # The domain repositories, all written against the runner (see sql.py).
+        self.sql = SqliteRunner(self)
+        self.clients = ClientStore(self.sql)
+        self.gateway_audit = GatewayAuditLog(self.sql)
+        self.agent_audit = AgentAuditLog(self.sql)
+        self.egress = EgressLedgerStore(self.sql)
+        self.links = LinkStore(self.sql)
+        self.ingest_state = IngestStateStore(self.sql)
 
     # -- connections -------------------------------------------------------------------
 
@@ -79,7 +100,21 @@ class MemoryStore:
                 self._readers = alive
         return conn
 
+    def data_version(self) -> int:
+        """Changes whenever a change was committed since the last call, by this process's
+        writer or by another process. One connection of its own answers (SQLite's
+        ``PRAGMA data_version`` counts commits by other connections), so every thread sees
+        the same sequence."""
+        with self._version_lock:
+            if self._version_conn is None:
+                self._version_conn = db.connect(self.path)
+            return self._version_conn.execute("PRAGMA data_version").fetchone()[0]
+
     def close(self) -> None:
+        with self._version_lock:
+            if self._version_conn is not None:
+                _close_quietly(self._version_conn)
+                self._version_conn = None
         with self._readers_lock:
             for _thread, conn in self._readers:
                 _close_quietly(conn)
@@ -223,6 +258,40 @@ class MemoryStore:
         row = self.reader().execute(
             "SELECT text FROM documents WHERE source_id = ?", (source_id,)).fetchone()
         return row[0] if row else None
+
+    def extractor_of(self, source_id: int) -> str | None:
+        """The extractor that made a source's stored text (None when it kept no text)."""
+        row = self.reader().execute(
+            "SELECT extractor FROM documents WHERE source_id = ?", (source_id,)).fetchone()
+        return row[0] if row else None
+
+    def source_id_by_uri(self, uri: str) -> int | None:
+        row = self.reader().execute("SELECT id FROM sources WHERE uri = ?", (uri,)).fetchone()
+        return row[0] if row else None
+
+    def chunk(self, chunk_id: int) -> tuple[int, int, int, str, dict[str, Any]] | None:
+        """``(chunk id, source id, ord, text, locator)`` of one chunk, or None."""
+        row = self.reader().execute(
+            "SELECT id, source_id, ord, text, locator FROM chunks WHERE id = ?",
+            (int(chunk_id),)).fetchone()
+        if row is None:
+            return None
+        return row[0], row[1], row[2], row[3], json.loads(row[4] or "{}")
+
+    def recent_sources(self, privacy: Sequence[str], kinds: Sequence[str] | None = None,
+                       limit: int = 10, preview_chars: int = 200) -> list[tuple]:
+        """Indexed sources, most recently updated first: ``(id, uri, kind, title, privacy,
+        updated_at, the first preview_chars of their text)``. ``kinds`` None means any."""
+        where = "privacy IN (SELECT value FROM json_each(?)) AND status = 'indexed'"
+        params: list[Any] = [json.dumps(list(privacy))]
+        if kinds is not None:
+            where += " AND kind IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(list(kinds)))
+        return self.reader().execute(
+            "SELECT s.id, s.uri, s.kind, s.title, s.privacy, s.updated_at, "
+            "substr(d.text, 1, ?) FROM sources s LEFT JOIN documents d ON d.source_id = s.id "
+            f"WHERE {where} ORDER BY s.updated_at DESC LIMIT ?",
+            (int(preview_chars), *params, int(limit))).fetchall()
 
     def get_source(self, source_id: int) -> Source | None:
         conn = self.reader()
@@ -385,6 +454,23 @@ class MemoryStore:
         """True when memory holds no searchable passage yet (a first run)."""
         return self.reader().execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is None
 
+    def self_check(self) -> str:
+        """What this backend's engine offers, checked on a scratch database: FTS5 and
+        sqlite-vec must work. Raises StorageError when one does not."""
+        return maintenance.self_check()
+
+    def searcher(self, embedder_for: Callable[[str], Any] | None) -> Any:
+        """Hybrid search over this store (FTS5, sqlite-vec and the in-memory vector copy)."""
+        from deskmind.core.memory.search import HybridSearcher
+
+        return HybridSearcher(self, embedder_for)
+
+    def warm_vectors(self) -> None:
+        """Load the active index's in-memory vector copy now (blocking: a worker thread)."""
+        idx = self.active_index()
+        if idx is not None:
+            self.vector_searcher.warm(self.reader(), idx)
+
     def integrity_check(self) -> list[str]:
         """``PRAGMA integrity_check`` plus an FTS5 consistency check; [] when healthy."""
         return maintenance.integrity_check(self)
@@ -392,15 +478,6 @@ class MemoryStore:
     def backup(self, dest: Path) -> Path:
         """A consistent copy made with SQLite's backup API, safe while others read and write."""
         return maintenance.backup(self, dest)
-
-
-def drop_content(conn: Any, source_id: int) -> None:
-    """Remove what a source's content made: chunks (and through triggers their full-text rows
-    and vectors), its extracted text and its outgoing links. The source row stays. Call inside
-    a write transaction."""
-    conn.execute("DELETE FROM chunks WHERE source_id = ?", (source_id,))
-    conn.execute("DELETE FROM documents WHERE source_id = ?", (source_id,))
-    conn.execute("DELETE FROM source_links WHERE source_id = ?", (source_id,))
 
 
 def _close_quietly(conn: Any) -> None:
