@@ -167,6 +167,13 @@ def test_an_idle_keep_alive_connection_is_closed_after_keep_alive(token_and_serv
     s.close()
 
 
+def _wait_until(check, timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, "the server did not get there in time"
+        time.sleep(0.05)
+
+
 def _in_flight(port: int, token: str) -> socket.socket:
     """A request that stays in flight: its head is sent, its body never finishes."""
     s = socket.create_connection(("127.0.0.1", port))
@@ -179,20 +186,20 @@ def test_limits_count_requests_in_flight_per_client_and_in_all(core, memory):
     gw, srv = _serve(core, max_in_flight=4, max_in_flight_per_client=3)
     hog, other, third = (grant(gw, n, read="public", ask=True) for n in ("hog", "other", "third"))
     url = srv.url + "/v1/models"
+    counts = srv.config.app.in_flight  # the guard's count of requests being answered
     held: list[socket.socket] = []
     try:
         held += [_in_flight(srv.port, hog) for _ in range(3)]
-        time.sleep(0.5)
+        _wait_until(lambda: counts.of("hog") == 3)
         own = httpx.get(url, headers=_auth(hog), timeout=10)
         served = httpx.get(url, headers=_auth(other), timeout=10)
         held.append(_in_flight(srv.port, other))
-        time.sleep(0.5)
+        _wait_until(lambda: counts.total == 4)
         full = httpx.get(url, headers=_auth(third), timeout=10)
-        assert gw and srv  # keep both alive while the sockets are held
     finally:
         for s in held:
             s.close()
-    time.sleep(0.5)
+    _wait_until(lambda: counts.total == 0)
     after = httpx.get(url, headers=_auth(third), timeout=10)
     srv.stop()
     assert own.status_code == 429 and "3 requests being answered" in own.json()["error"]["message"]
@@ -204,14 +211,15 @@ def test_limits_count_requests_in_flight_per_client_and_in_all(core, memory):
 def test_when_every_connection_is_busy_a_new_one_gets_503(core, memory):
     gw, srv = _serve(core, max_connections=3, max_connections_per_peer=3)
     token = grant(gw, "cursor", read="public", ask=True)
+    table = srv.protocol.connections_table
     held = [_in_flight(srv.port, token) for _ in range(3)]
     try:
-        time.sleep(0.5)
+        _wait_until(lambda: len(table) == 3 and table.idle_count == 0)
         r = httpx.get(srv.url + "/v1/models", headers=_auth(token), timeout=10)
     finally:
         for s in held:
             s.close()
-    time.sleep(0.5)
+    _wait_until(lambda: len(table) == 0)
     again = httpx.get(srv.url + "/v1/models", headers=_auth(token), timeout=10)
     srv.stop()
     assert r.status_code == 503 and "every connection is busy" in r.json()["error"]["message"]
