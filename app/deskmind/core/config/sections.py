@@ -111,12 +111,39 @@ class GatewayConfig:
     backup_keep: int = 7
     backup_dir: str | None = None
     tray_serves: bool = False     # the tray app serves MCP and the API too (off: lighter tray)
+    # What one program can hold (docs/gateway.md, "Limits"). A connection must send a whole
+    # request head within header_timeout_s of opening (or of its previous answer, up to
+    # keep_alive_s when that is longer) and its body within body_timeout_s.
+    header_timeout_s: float = 5.0
+    keep_alive_s: float = 5.0
+    body_timeout_s: float = 30.0
+    # Open connections; past either cap the connection idle the longest is closed to make
+    # room (all local programs share the address 127.0.0.1, so the total cap is what counts).
+    max_connections: int = 512
+    max_connections_per_peer: int = 384
+    # Requests being answered at once (idle connections never count), in all and per client.
+    max_in_flight: int = 192
+    max_in_flight_per_client: int = 64
+    # MCP sessions per client (its least recently used one is closed past the cap), and how
+    # long one may stay unused before it is closed.
+    mcp_sessions_per_client: int = 8
+    mcp_session_idle_s: float = 600.0
 
     def validate(self, where: str = "[gateway]") -> None:
         if not 0 <= self.port <= 65535:
             raise UserInputError(f"{where} port must be between 0 and 65535, not {self.port}")
         if self.max_body_kb < 1:
             raise UserInputError(f"{where} max_body_kb must be at least 1")
+        for name in ("header_timeout_s", "keep_alive_s", "body_timeout_s", "mcp_session_idle_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0.1 <= value <= 86400):
+                raise UserInputError(f"{where} {name} must be between 0.1 and 86400 seconds, not {value}")
+        for name in ("max_connections", "max_connections_per_peer", "max_in_flight",
+                     "max_in_flight_per_client", "mcp_sessions_per_client"):
+            if getattr(self, name) < 1:
+                raise UserInputError(f"{where} {name} must be at least 1")
+        if self.max_in_flight_per_client > self.max_in_flight:
+            raise UserInputError(f"{where} max_in_flight_per_client cannot exceed max_in_flight")
 
     def check_listening(self) -> None:
         """Refuse a non-loopback host unless the person opted in (asked when serving, so that a

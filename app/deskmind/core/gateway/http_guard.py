@@ -3,12 +3,14 @@
 In order, for every HTTP request: refuse peers that are not this machine (unless the person
 enabled remote access), refuse Host headers that are not loopback names (DNS rebinding) and
 Origins that are not allowed (a web page in a browser), require a granted client's bearer
-token, rate-limit per client, and cap the body size while it streams in. Failures are short
+token, rate-limit per client, cap the requests in flight (in all and per client), and read
+the body whole (capped in size, time and JSON nesting,
+see :mod:`.bodies`) before the endpoint sees it. Failures are short
 JSON errors that say what to fix without revealing anything about tokens or clients.
 
-A request whose token is not one the guard already knows spends from its peer address's own
-small budget before the token is looked up: a flood of bad tokens gets 429 cheaply and never
-touches the budget of a client presenting a good one.
+A request whose token authenticates no one spends from its peer address's own small budget
+for failures: a flood of bad, revoked or rotated-away tokens gets 429 and never touches the
+budget of a client presenting a good one (the token lookup bounds its own cost).
 """
 
 from __future__ import annotations
@@ -23,15 +25,20 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deskmind.core.gateway.clients import Client, ClientRegistry
+from deskmind.core.gateway.bodies import (
+    DEFAULT_BODY_SECONDS, DEFAULT_MAX_DEPTH, nesting_refusal, read_body, replay,
+)
+from deskmind.core.gateway.clients import Client, ClientRegistry, hash_token
+from deskmind.core.gateway.limits import ConnectionLimits, InFlight
 
 log = logging.getLogger(__name__)
 
 SCOPE_KEY = "deskmind.client"
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+CLOSE = (b"connection", b"close")
 
 
 def is_loopback(host: str | None) -> bool:
@@ -76,6 +83,11 @@ class GuardConfig:
     # origins are always allowed because only this machine can reach a loopback server.
     allowed_origins: list[str] = field(default_factory=list)
     max_body_bytes: int = DEFAULT_MAX_BODY
+    body_seconds: float = DEFAULT_BODY_SECONDS   # for the whole body to arrive
+    max_json_depth: int = DEFAULT_MAX_DEPTH
+    # Requests being answered at once (sockets never count), in all and per client.
+    max_in_flight: int = 192
+    max_in_flight_per_client: int = 64
     public_paths: tuple[str, ...] = ("/health",)
     # Requests per peer address whose token is not already known (missing, wrong, revoked,
     # or new): enough for a client retrying a moment after its token was rotated.
@@ -86,12 +98,16 @@ class GuardConfig:
 class HttpGuard:
     def __init__(self, app: ASGIApp, clients: ClientRegistry, config: GuardConfig | None = None,
                  buckets: TokenBuckets | None = None,
-                 on_refused: Callable[[str, str, str], None] | None = None) -> None:
+                 on_refused: Callable[[str, str, str], None] | None = None,
+                 connection_limits: ConnectionLimits | None = None) -> None:
         self.app = app
+        # For the server that runs this app (its sockets are not the guard's business).
+        self.connection_limits = connection_limits
         self.clients = clients
         self.config = config or GuardConfig()
         self.buckets = buckets or TokenBuckets()
         self.peer_buckets = TokenBuckets()  # keyed by peer address, before authentication
+        self.in_flight = InFlight(self.config.max_in_flight, self.config.max_in_flight_per_client)
         # (client name or "?", path, reason) -> audit; unauthenticated refusals are not
         # audited per request (an attacker could fill the log), only logged at debug.
         self.on_refused = on_refused
@@ -122,10 +138,13 @@ class HttpGuard:
             await self.app(scope, receive, send)
             return
         token = _bearer(headers.get("authorization"))
-        # A token already known costs a dict lookup; anything else spends from the peer's
-        # budget first, so a flood of bad tokens cannot keep re-reading the clients table.
-        client = self.clients.authenticate(token, look_again=False)
+        # The lookup is bounded on its own (unknown tokens are remembered, forced re-reads of
+        # the clients table are spaced out), so it comes first: a token made a moment ago by
+        # another process is found even while a flood of bad ones has spent the budget below.
+        client = self.clients.authenticate(token)
         if client is None:
+            # Missing, malformed, unknown, revoked and rotated-away tokens spend from the
+            # peer's own budget for failures, never from a client's.
             wait = self.peer_buckets.take(peer, self.config.unauthenticated_rate,
                                           self.config.unauthenticated_burst)
             if wait > 0:
@@ -133,14 +152,19 @@ class HttpGuard:
                 return await _error(send, 429, "rate_limit_exceeded",
                                     "too many requests without a valid token: retry later",
                                     extra_headers=[(b"retry-after",
-                                                    str(max(1, math.ceil(wait))).encode())])
-            client = self.clients.authenticate(token)
-        if client is None:
-            # One answer for missing, malformed, unknown and revoked tokens.
+                                                    str(max(1, math.ceil(wait))).encode()), CLOSE])
+            # One answer for missing, malformed, unknown and revoked tokens. The connection
+            # is not kept: idle connections kept alive are those of clients with a token
+            # (the last ones closed to make room, see limits.py).
             return await _error(send, 401, "authentication_error",
                                 "a valid bearer token is required",
-                                extra_headers=[(b"www-authenticate", b'Bearer realm="deskmind"')])
-        wait = self.buckets.take(client.name, client.scopes.rate, client.scopes.burst)
+                                extra_headers=[(b"www-authenticate", b'Bearer realm="deskmind"'),
+                                               CLOSE])
+        # Keyed by the credential as well as the client: for the moment a token rotated by
+        # another process is still in this one's cache, a flood with it spends its own
+        # budget, not the new token's.
+        wait = self.buckets.take(credential_key(client.name, token), client.scopes.rate,
+                                 client.scopes.burst)
         if wait > 0:
             if self.on_refused:
                 self.on_refused(client.name, path, "rate limited")
@@ -155,44 +179,38 @@ class HttpGuard:
             except ValueError:
                 return await _error(send, 400, "invalid_request_error", "bad Content-Length header")
             if too_big:
-                return await _error(send, 413, "request_too_large", self._too_big())
+                return await _error(send, 413, "request_too_large", self._too_big(),
+                                    extra_headers=[CLOSE])
+        full = self.in_flight.enter(client.name)
+        if full == "client":
+            return await _error(send, 429, "too_many_in_flight",
+                                f"client '{client.name}' already has "
+                                f"{self.config.max_in_flight_per_client} requests being answered: "
+                                "wait for one to finish", extra_headers=[(b"retry-after", b"1")])
+        if full is not None:
+            return await _error(send, 503, "overloaded",
+                                "the gateway is answering as many requests as it can: retry in a moment",
+                                extra_headers=[(b"retry-after", b"1")])
+        try:
+            await self._answer(client, scope, receive, send)
+        finally:
+            self.in_flight.leave(client.name)
+
+    async def _answer(self, client: Client, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await read_body(receive, self.config.max_body_bytes, self.config.body_seconds)
+        if isinstance(body, bytes):
+            refused = nesting_refusal(body, self.config.max_json_depth)
+        else:
+            refused = body
+        if refused is not None:
+            if refused.status is not None:  # else the client is gone: nobody to answer
+                # The rest of a refused body is not read: the connection cannot be reused.
+                await _error(send, refused.status, refused.code, refused.message,
+                             extra_headers=[CLOSE] if refused.status != 400 else None)
+            return
         scope = dict(scope)
         scope[SCOPE_KEY] = client
-        await self._call_capped(scope, receive, send)
-
-    async def _call_capped(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the app with a receive() that stops a streamed (chunked) body at the cap: the
-        413 goes out at once and the app sees a disconnect; what it sends after is dropped."""
-        seen = 0
-        started = overflowed = False
-        limit = self.config.max_body_bytes
-
-        async def guarded_send(msg: Message) -> None:
-            nonlocal started
-            if overflowed:
-                return
-            started = started or msg["type"] == "http.response.start"
-            await send(msg)
-
-        async def capped_receive() -> Message:
-            nonlocal seen, overflowed
-            if overflowed:
-                return {"type": "http.disconnect"}
-            msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > limit:
-                    if not started:
-                        await _error(send, 413, "request_too_large", self._too_big())
-                    overflowed = True
-                    return {"type": "http.disconnect"}
-            return msg
-
-        try:
-            await self.app(scope, capped_receive, guarded_send)
-        except Exception:
-            if not overflowed:
-                raise
+        await self.app(scope, replay(body, receive), send)
 
     def _too_big(self) -> str:
         return f"the request body is larger than {self.config.max_body_bytes // 1024} KiB"
@@ -232,6 +250,11 @@ async def _error(send: Send, status: int, code: str, message: str,
                             (b"content-length", str(len(body)).encode()),
                             *(extra_headers or [])]})
     await send({"type": "http.response.body", "body": body})
+
+
+def credential_key(name: str, token: str | None) -> str:
+    """The rate budget's key: the client and (a short digest of) the token it presented."""
+    return f"{name}/{hash_token(token or '')[:16]}"
 
 
 def client_of(scope: Scope) -> Client | None:

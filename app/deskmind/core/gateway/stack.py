@@ -25,7 +25,10 @@ from deskmind.core.config.sections import GatewayConfig
 from deskmind.core.errors import UserInputError
 from deskmind.core.gateway.audit import GatewayAudit
 from deskmind.core.gateway.clients import ClientRegistry
+from deskmind.core.gateway.connections import fit_descriptor_limit, guarded_protocol
 from deskmind.core.gateway.http_guard import GuardConfig, HttpGuard, TokenBuckets
+from deskmind.core.gateway.limits import ConnectionLimits
+from deskmind.core.gateway.mcp_gate import session_gate
 from deskmind.core.gateway.mcp_server import GatewayMCP
 from deskmind.core.gateway.service import MemoryGateway
 
@@ -33,6 +36,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+# The SDK's cap on sessions for everybody: far above what the caps per client add up to for
+# the handful of clients a person grants, so it is never what turns a client away.
+MAX_SESSIONS = 4096
 
 
 class Gateway:
@@ -97,13 +103,16 @@ class Gateway:
             # a remote peer's Host when the person enabled remote access.
             inner = mcp_server.streamable_http_app(
                 streamable_http_path="/mcp", max_request_body_size=max_body,
+                session_idle_timeout=self.config.mcp_session_idle_s, max_sessions=MAX_SESSIONS,
                 transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
-            routes.append(Mount("/", app=inner))
+            gate = session_gate(inner, self.clients, self.config.mcp_sessions_per_client,
+                                self.config.mcp_session_idle_s)
+            routes.append(Mount("/", app=gate))
 
         @contextlib.asynccontextmanager
         async def lifespan(_app: Starlette) -> AsyncIterator[None]:
             if mcp_server is not None:
-                async with mcp_server.session_manager.run():
+                async with mcp_server.session_manager.run(), gate.running():
                     yield
             else:
                 yield
@@ -114,10 +123,13 @@ class Gateway:
         app = Starlette(routes=routes, lifespan=lifespan)
         guard = GuardConfig(allow_remote=self.config.allow_remote,
                             allowed_origins=list(self.config.allowed_origins),
-                            max_body_bytes=max_body)
+                            max_body_bytes=max_body, body_seconds=self.config.body_timeout_s,
+                            max_in_flight=self.config.max_in_flight,
+                            max_in_flight_per_client=self.config.max_in_flight_per_client)
         return HttpGuard(app, self.clients, guard, self.buckets,
                          on_refused=lambda who, path, why: self.audit.record(
-                             who, "http", path, decision="denied", detail=why))
+                             who, "http", path, decision="denied", detail=why),
+                         connection_limits=ConnectionLimits.from_config(self.config))
 
 
 async def _health(_request: Request) -> JSONResponse:
@@ -136,13 +148,20 @@ class _Uvicorn(uvicorn.Server):
 class HttpServer:
     """uvicorn on the gateway's address. ``serve()`` in a loop, or ``start()`` on a thread."""
 
-    def __init__(self, app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    def __init__(self, app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                 limits: ConnectionLimits | None = None) -> None:
+        """``limits``: by default the ones the gateway's app carries (its settings)."""
+        self.limits = fit_descriptor_limit(
+            limits or getattr(app, "connection_limits", None) or ConnectionLimits())
+        self.protocol = guarded_protocol(self.limits)
         self.config = uvicorn.Config(
             app, host=host, port=port, log_level="warning", access_log=False,
             # The peer address is the socket's: no proxy may claim another one.
             proxy_headers=False, server_header=False,
-            # A ceiling on open connections so a flood cannot exhaust the process.
-            limit_concurrency=256, timeout_keep_alive=5, lifespan="on",
+            # Deadlines and caps on connections live in the protocol; work is limited per
+            # request in flight by the guard (uvicorn's limit_concurrency counts sockets).
+            http=self.protocol, ws="none", limit_concurrency=None,
+            timeout_keep_alive=self.limits.keep_alive_s, lifespan="on",
         )
         self.server = _Uvicorn(self.config)
         self._thread: threading.Thread | None = None
