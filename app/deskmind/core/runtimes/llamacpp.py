@@ -179,6 +179,7 @@ class LlamaCppRuntime:
     kind = "llamacpp"
     zone = "machine"
     structured_output = True  # llama.cpp turns a JSON schema into a grammar for sampling
+    grammar_output = True     # and takes a GBNF grammar as it is
 
     def __init__(self, models: dict[str, Path] | Callable[[], dict[str, Path]], pool: EnginePool, *,
                  name: str = "embedded") -> None:
@@ -271,6 +272,8 @@ class LlamaCppRuntime:
         if req.response_schema is not None:
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": "answer", "schema": req.response_schema}}
+        elif req.grammar is not None:
+            body["grammar"] = req.grammar
         body.update(self.sampling_options(req))
 
         def post(item: Any) -> None:
