@@ -7,7 +7,7 @@ do in real text (uniform sampling would put every common word in every chunk and
 look far slower than it is on real files). Vectors: the real embedding of one of the topic's
 chunks plus noise (cosine ~0.85 to it), normalised, so the bit vectors and their Hamming
 distances look like the real model's and agree with the text. Stored with
-``MemoryStore.put_source`` exactly as the indexer stores files.
+``put_source`` of the store exactly as the indexer stores files.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Callable
 import numpy as np
 
 from deskmind.core.memory.models import NewChunk, SourceDraft
-from deskmind.core.memory.store import MemoryStore, text_hash
+from deskmind.core.memory.backend import open_memory
+from deskmind.core.memory.store import text_hash
 
 CHUNKS_PER_SOURCE = 50
 NOISE = 0.032  # per dimension; |noise| ~ 0.63 for 384-d, so cosine to the seed ~ 0.85
@@ -78,7 +79,7 @@ def build(path: Path, n: int, texts: list[str], seeds: np.ndarray, model_id: str
     rng = np.random.default_rng(seed)
     sampler = WordSampler(texts, rng)
     t0 = time.perf_counter()
-    with MemoryStore(path) as store:
+    with open_memory(path) as store:
         idx = store.ensure_active_index(model_id, seeds.shape[1])
         done = 0
         while done < n:

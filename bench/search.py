@@ -29,8 +29,7 @@ import corpus  # noqa: E402
 
 from deskmind.core.embed.base import FP32_MODEL_ID  # noqa: E402
 from deskmind.core.ingest.indexer import Indexer  # noqa: E402
-from deskmind.core.memory.search import HybridSearcher  # noqa: E402
-from deskmind.core.memory.store import MemoryStore  # noqa: E402
+from deskmind.core.memory.backend import open_memory  # noqa: E402
 
 TARGETS = {
     "embed": 4.0, ("hybrid", 10_000): 10.0, ("hybrid", 100_000): 25.0,
@@ -102,14 +101,14 @@ def corpus_db(n: int, fresh: bool, texts, seeds, model_id: str) -> Path:
         say(f"  building a {n}-chunk corpus at {path} ...")
         rate = corpus.build(path, n, texts, seeds, model_id, log=say)
         stamp.write_text(json.dumps({"n": n, "chunks_per_s": rate}))
-        say(f"  built: {rate:.0f} chunks/s through MemoryStore.put_source")
+        say(f"  built: {rate:.0f} chunks/s through the store's put_source")
     return path
 
 
 def bench_size(n: int, path: Path, emb, qvecs: dict[str, np.ndarray], reps: int) -> None:
-    store = MemoryStore(path)
+    store = open_memory(path)
     try:
-        searcher = HybridSearcher(store, lambda _mid: emb)
+        searcher = store.searcher(lambda _mid: emb)
         q0 = common.QUERIES[0]
         t = time.perf_counter()
         searcher.search(q0, mode="vector", query_vector=qvecs[q0])
@@ -124,8 +123,10 @@ def bench_size(n: int, path: Path, emb, qvecs: dict[str, np.ndarray], reps: int)
         target = TARGETS.get(("hybrid", n))
         row(f"[{n // 1000}k] hybrid end-to-end (embedding included)", fmt(hyb),
             f"<= {target:.0f} ms" if target else "", common.percentiles(hyb)[0] <= target if target else None)
-        info = store.vector_searcher.cache_info()
-        row(f"[{n // 1000}k] in-memory vector copy", f"{info['kind']}, {info['bytes'] / 2**20:.1f} MiB")
+        vs = getattr(store, "vector_searcher", None)  # the SQLite backend's in-memory copy
+        if vs is not None:
+            info = vs.cache_info()
+            row(f"[{n // 1000}k] in-memory vector copy", f"{info['kind']}, {info['bytes'] / 2**20:.1f} MiB")
     finally:
         store.close()
 
@@ -135,11 +136,11 @@ import json, sys, time
 c0 = time.process_time()
 t0 = time.perf_counter()
 from pathlib import Path
-from deskmind.core.memory.store import MemoryStore
+from deskmind.core.memory.backend import open_memory
 from deskmind.core.embed.base import EmbedderSpec
 from deskmind.core.embed.factory import create_embedder
 t1 = time.perf_counter()
-store = MemoryStore(Path(sys.argv[1]))
+store = open_memory(Path(sys.argv[1]))
 store.active_index()  # opened, migrations checked, schema read
 t2 = time.perf_counter()
 emb = create_embedder(EmbedderSpec(options={"cache_dir": sys.argv[2]}))
@@ -185,7 +186,7 @@ def bench_ingest(emb, texts: list[str], files: int, per_file: int) -> None:
         n = corpus.ingest_files(root, texts, files, per_file)
         chunk_texts = [p for f in sorted(root.iterdir()) for p in f.read_text().split("\n\n") if p.strip()]
         raw, cpu_raw = embed_rate(emb, chunk_texts)
-        with MemoryStore(Path(tmp) / "memory.db") as store:
+        with open_memory(Path(tmp) / "memory.db") as store:
             c = time.process_time()
             summary = Indexer(store, lambda: emb).index([root])
             cpu = time.process_time() - c
@@ -204,7 +205,7 @@ def bench_reindex(emb, texts: list[str], files: int) -> None:
     with tempfile.TemporaryDirectory(prefix="deskmind-bench-") as tmp:
         root = Path(tmp) / "tree"
         corpus.write_tree(root, files, 150, texts)
-        with MemoryStore(Path(tmp) / "memory.db") as store:
+        with open_memory(Path(tmp) / "memory.db") as store:
             # The first pass stores text only: what is measured is the second, unchanged pass,
             # which must not read, embed or write anything.
             first = Indexer(store, None).index([root])

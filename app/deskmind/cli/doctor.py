@@ -10,6 +10,7 @@ from typing import Callable
 from deskmind.cli.render import print_json
 from deskmind.core.app import Core
 from deskmind.core.errors import DeskmindError
+from deskmind.core.memory.urls import redact_url
 
 
 class DoctorWarning(Exception):
@@ -21,18 +22,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("doctor", help="check extensions, models and the database")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
-
-
-def _check_extension() -> str:
-    from deskmind.core.memory import db
-
-    conn = db.connect(":memory:")
-    try:
-        vec, lite = conn.execute("SELECT vec_version(), sqlite_version()").fetchone()
-        conn.execute("CREATE VIRTUAL TABLE t USING fts5(x)")
-    finally:
-        conn.close()
-    return f"SQLite {lite} with FTS5, sqlite-vec {vec}"
 
 
 def _check_embedder(core: Core) -> str:
@@ -60,7 +49,7 @@ def _check_db(core: Core) -> str:
     if problems:
         raise DeskmindError("database integrity problems: " + "; ".join(problems[:5]))
     s = core.store.stats()
-    return f"{s['db_path']}: ok, {s['sources']} sources, {s['chunks']} chunks"
+    return f"{redact_url(core.store.url)}: ok, {s['sources']} sources, {s['chunks']} chunks"
 
 
 def _check_index_model(core: Core) -> str:
@@ -80,7 +69,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     results = []
     with Core() as core:
         checks: list[tuple[str, Callable[[], str]]] = [
-            ("sqlite extensions", _check_extension),
+            ("sqlite extensions", lambda: core.store.self_check()),
             ("embedding model", lambda: _check_embedder(core)),
             ("memory database", lambda: _check_db(core)),
             ("vector index", lambda: _check_index_model(core)),

@@ -10,7 +10,7 @@ import importlib
 from types import ModuleType
 
 GROUPS = ("ingest_cmds", "ask_cmds", "speech_cmds", "gateway_cmds", "app_cmds", "tools_cmds",
-          "models_cmds", "secrets_cmds")
+          "models_cmds", "secrets_cmds", "store_cmds")
 
 
 def command_modules() -> list[ModuleType]:

@@ -16,8 +16,9 @@ from deskmind.core.config.store import SettingsStore
 from deskmind.core.embed.base import Embedder, EmbedderSpec
 from deskmind.core.embed.factory import create_embedder
 from deskmind.core.errors import DeskmindError
+from deskmind.core.memory.api import Memory
+from deskmind.core.memory.backend import memory_location, open_memory
 from deskmind.core.memory.models import SourceDraft
-from deskmind.core.memory.store import MemoryStore
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,15 @@ class Core:
     def __init__(self, paths: Paths | None = None, settings: Settings | None = None) -> None:
         self.paths = paths or Paths.from_env()
         self.settings_store = SettingsStore(self.paths.settings_path, settings)
-        self._store: MemoryStore | None = None
+        self._store: Memory | None = None
         self._embedders: dict[str, Embedder] = {}
         self._media_transcriber: Any = None
         self._file_types: Any = None
         self._engines: Any = None
         self._lock = threading.RLock()
+        # Building an embedder can take seconds (the int8 model is derived on first use): it
+        # has its own lock, so a request needing the store or the engines never waits for it.
+        self._embedder_lock = threading.Lock()
 
     @property
     def settings(self) -> Settings:
@@ -63,11 +67,16 @@ class Core:
             return self._engines
 
     @property
-    def store(self) -> MemoryStore:
+    def store(self) -> Memory:
         with self._lock:
             if self._store is None:
-                self._store = MemoryStore(self.paths.db_path)
+                self._store = open_memory(self.memory_location())
             return self._store
+
+    def memory_location(self) -> "str | Any":
+        """Where the memory lives: ``DESKMIND_DB``, else ``[storage] url``, else the SQLite
+        file in the data folder."""
+        return memory_location(self.paths.db_path, self.settings)
 
     def embedder_spec(self, model_id: str | None = None) -> EmbedderSpec:
         e = self.settings.embedder
@@ -82,7 +91,7 @@ class Core:
     def embedder(self, model_id: str | None = None) -> Embedder:
         """The embedder for ``model_id`` (default: the configured one), built once."""
         mid = model_id or self.settings.embedder.model_id
-        with self._lock:
+        with self._embedder_lock:
             emb = self._embedders.get(mid)
             if emb is None:
                 emb = create_embedder(self.embedder_spec(mid))
@@ -154,9 +163,7 @@ class Core:
                           structured=bool(route.get("structured")))
 
     def searcher(self) -> "Any":
-        from deskmind.core.memory.search import HybridSearcher
-
-        return HybridSearcher(self.store, self.embedder)
+        return self.store.searcher(self.embedder)
 
     def indexer(self, transcribe_media: bool = True) -> "Any":
         """An indexer from the settings. With ``transcribe_media``, audio and video files are

@@ -111,6 +111,13 @@ NO_BACKEND_HELP = (
     "(3) pass the key for one run only in the environment variable DESKMIND_{env}_API_KEY"
 )
 
+NO_BACKEND_DB_HELP = (
+    "no OS keyring is available here, so a database password cannot be stored safely: start a "
+    "Secret Service (e.g. gnome-keyring-daemon --unlock --components=secrets in a D-Bus "
+    "session) or KWallet, or explicitly accept a file-based keyring by installing keyrings.alt "
+    "and setting PYTHON_KEYRING_BACKEND=keyrings.alt.file.EncryptedKeyring"
+)
+
 
 class SecretStore:
     """Keys by provider name, in the keyring under service ``deskmind``. Blocking: call it from
@@ -176,6 +183,36 @@ class SecretStore:
         except Exception:  # PasswordDeleteError: nothing stored under that name
             return False
 
+    # -- database passwords (PostgreSQL), under "db:<user>@<host>:<port>/<dbname>" ----------
+
+    def database_password(self, key: str) -> str | None:
+        """The password stored for a database, or None (none stored, or no keyring)."""
+        name = _check_db_key(key)
+        if not self._backend_ok():
+            return None
+        try:
+            value = self.keyring.get_password(SERVICE, name)
+        except Exception as exc:
+            raise DeskmindError(f"the keyring could not be read ({type(exc).__name__}): "
+                                "unlock it and try again") from None
+        if value:
+            remember_secret(value)
+        return value or None
+
+    def set_database_password(self, key: str, value: str) -> None:
+        name = _check_db_key(key)
+        value = value.rstrip("\r\n")
+        if not value:
+            raise UserInputError("an empty password was given: nothing stored")
+        remember_secret(value)
+        if not self._backend_ok():
+            raise NoKeyringError(NO_BACKEND_DB_HELP)
+        try:
+            self.keyring.set_password(SERVICE, name, value)
+        except Exception as exc:
+            raise DeskmindError(f"the keyring refused the password ({type(exc).__name__}): "
+                                "unlock it and try again") from None
+
     def where(self, provider: str) -> str | None:
         """Where a key for ``provider`` comes from ("environment NAME" or "keyring"), or None
         when there is none. Never returns the key."""
@@ -197,6 +234,12 @@ def _check_name(provider: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", provider or ""):
         raise UserInputError(f"'{provider}' is not a provider name (letters, digits, . _ -)")
     return provider
+
+
+def _check_db_key(key: str) -> str:
+    if not re.fullmatch(r"db:[^\s@]{1,128}@[^\s/]{1,300}/\S{1,128}", key or ""):
+        raise UserInputError(f"'{key}' is not a database key (db:<user>@<host>:<port>/<dbname>)")
+    return key
 
 
 def _env_name(provider: str) -> str:

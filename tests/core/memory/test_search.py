@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deskmind.core.memory.search import RRF_K, HybridSearcher, SearchFilters, fts_query
+from deskmind.core.memory.search import RRF_K, HybridSearcher, SearchFilters, fts_query, rrf_fuse
 from deskmind.core.memory.store import MemoryStore, text_hash
 
 from tests.core.memory.helpers import note, scalar
@@ -194,3 +194,11 @@ def test_full_text_only_when_there_are_no_vectors(tmp_path: Path) -> None:
         hits = HybridSearcher(store, None).search("lighthouse logbook").hits
         assert len(hits) == 1 and hits[0].fts_rank == 1 and hits[0].vector_rank is None
         assert scalar(store.reader(), "SELECT count(*) FROM vector_indexes") == 0
+
+
+def test_rrf_fuse_adds_reciprocal_ranks_across_rankings():
+    best = rrf_fuse(([1, 2, 3], [3, 1], []), 2)
+    assert [cid for cid, _ in best] == [1, 3]  # 2 is only in one list, at rank 2
+    assert best[0][1] == 1 / (RRF_K + 1) + 1 / (RRF_K + 2)
+    assert best[1][1] == 1 / (RRF_K + 3) + 1 / (RRF_K + 1)
+    assert rrf_fuse(([], []), 5) == []

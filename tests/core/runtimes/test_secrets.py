@@ -4,42 +4,15 @@ from __future__ import annotations
 
 import io
 import logging
-import types
 
 import pytest
-from keyring.backend import KeyringBackend
-from keyring.errors import PasswordDeleteError
 
 from deskmind.core.secrets import (
     NoKeyringError, RedactionFilter, SecretStore, install_redaction, redact, remember_secret,
 )
-
-
-class MemoryKeyring(KeyringBackend):
-    """A real keyring backend that keeps passwords in a dict."""
-
-    priority = 1
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.data: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service, username):
-        return self.data.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.data[(service, username)] = password
-
-    def delete_password(self, service, username):
-        if (service, username) not in self.data:
-            raise PasswordDeleteError("not found")
-        del self.data[(service, username)]
-
-
-def keyring_module(backend):
-    return types.SimpleNamespace(get_keyring=lambda: backend, get_password=backend.get_password,
-                                 set_password=backend.set_password,
-                                 delete_password=backend.delete_password)
+from tests.fakes.keyring import (
+    MemoryKeyring, have_secret_service, keyring_module, run_with_secret_service,
+)
 
 
 def test_keys_live_in_the_keyring_only(deskmind_home):
@@ -118,29 +91,20 @@ def test_server_error_echoing_the_key_is_redacted(run):
     assert ei.value.retryable is False
 
 
-@pytest.mark.skipif(not all(__import__("shutil").which(b) for b in
-                            ("dbus-run-session", "gnome-keyring-daemon", "secret-tool")),
+@pytest.mark.skipif(not have_secret_service(),
                     reason="needs dbus-run-session, gnome-keyring-daemon and secret-tool")
 def test_cli_stores_key_in_a_real_secret_service(tmp_path):
-    import os
-    import subprocess
     import sys
 
     key = "sk-realkeyring-0123456789abc"
     home = tmp_path / "dm"
     deskmind = [sys.executable, "-m", "deskmind"]
-    script = (
-        "set -e\n"
-        "printf %s testpass | gnome-keyring-daemon --unlock --components=secrets >/dev/null\n"
+    out = run_with_secret_service(
         f"printf '{key}\\n' | {' '.join(deskmind)} secrets set openai\n"
         "secret-tool lookup service deskmind username openai; echo\n"
         f"{' '.join(deskmind)} secrets delete openai\n"
-        "secret-tool lookup service deskmind username openai || echo gone\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "PYTHON_KEYRING_BACKEND")}
-    env.update(DESKMIND_HOME=str(home), HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "xdg"))
-    out = subprocess.run(["dbus-run-session", "--", "sh", "-c", script], env=env,
-                         capture_output=True, text=True, timeout=60)
+        "secret-tool lookup service deskmind username openai || echo gone\n",
+        tmp_path, home)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "stored the key for openai in keyring.backends.SecretService.Keyring"

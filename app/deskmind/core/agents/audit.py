@@ -8,7 +8,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from deskmind.core.memory.store import MemoryStore
+from deskmind.core.memory.api import Memory
 from deskmind.core.secrets import redact
 
 log = logging.getLogger(__name__)
@@ -38,24 +38,14 @@ def summarize_args(args: dict[str, Any]) -> str:
 
 
 class AuditLog:
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: Memory) -> None:
         self.store = store
 
     def add(self, agent: str, tool: str, args: dict[str, Any], decision: str, reason: str = "",
             result_bytes: int = 0) -> int:
         row = (time.time(), agent, tool, summarize_args(args), decision, redact(reason)[:500], result_bytes)
         log.info("agent %s tool %s: %s %s", agent, tool, decision, reason)
-        return self.store.writer.transaction(lambda conn: conn.execute(
-            "INSERT INTO agent_audit(at, agent, tool, args_summary, decision, reason, result_bytes) "
-            "VALUES (?,?,?,?,?,?,?)", row).lastrowid)
+        return self.store.agent_audit.add(row)
 
     def entries(self, limit: int = 1000, agent: str | None = None) -> list[AuditEntry]:
-        sql = ("SELECT id, at, agent, tool, args_summary, decision, reason, result_bytes "
-               "FROM agent_audit")
-        args: list[Any] = []
-        if agent:
-            sql += " WHERE agent = ?"
-            args.append(agent)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(limit)
-        return [AuditEntry(*r) for r in reversed(self.store.reader().execute(sql, args).fetchall())]
+        return [AuditEntry(*r) for r in reversed(self.store.agent_audit.entries(limit, agent))]

@@ -166,3 +166,22 @@ class EngineSettings:
 
     def keep_alive_s(self) -> float:
         return parse_keep_alive(self.keep_alive)
+
+
+@dataclass
+class StorageSettings:
+    """The ``[storage]`` table: where the memory lives. ``DESKMIND_DB`` overrides it."""
+
+    # A SQLite file ("/path/memory.db" or "sqlite:///path/memory.db") or a PostgreSQL URL
+    # ("postgresql://me@db.home:5432/deskmind?sslmode=require"), never with a password in it:
+    # 'deskmind store password URL' keeps that in the OS keyring. None: the default SQLite file.
+    url: str | None = None
+
+    def validate(self, where: str = "[storage]") -> None:
+        if self.url is not None:
+            from deskmind.core.memory.urls import parse_location
+
+            try:
+                parse_location(self.url)
+            except UserInputError as exc:
+                raise UserInputError(f"{where} url: {exc}") from None

@@ -1,8 +1,8 @@
 """The settings schema: declared once, versioned, migrated, stored as TOML in the config dir.
 
 Each table of settings.toml is a typed section (:mod:`deskmind.core.config.sections` holds the
-speech, gateway and engine ones). Secrets never live here (API keys go to the OS keyring). Tables and
-keys no section declares are left in the file untouched (the store edits the file in place), so a
+speech, gateway, engine and storage ones). Secrets never live here (API keys and database
+passwords go to the OS keyring). Tables and keys no section declares are left in the file untouched (the store edits the file in place), so a
 newer Deskmind's settings survive an older one. Writes go through
 :class:`~deskmind.core.config.store.SettingsStore`.
 """
@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deskmind.core.config.schema import parse_section
-from deskmind.core.config.sections import EngineSettings, GatewayConfig, SpeechSettings
+from deskmind.core.config.sections import (
+    EngineSettings,
+    GatewayConfig,
+    SpeechSettings,
+    StorageSettings,
+)
 from deskmind.core.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,7 @@ class Settings:
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
 
 
 def section_types() -> dict[str, type]:

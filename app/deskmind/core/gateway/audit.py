@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable
 
-from deskmind.core.memory.store import MemoryStore
+from deskmind.core.memory.api import Memory
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def summarize_args(args: dict[str, Any] | None) -> str:
 class GatewayAudit:
     """Record and list audit entries. Every method may be called from any thread."""
 
-    def __init__(self, store: MemoryStore, clock: Callable[[], float] = time.time,
+    def __init__(self, store: Memory, clock: Callable[[], float] = time.time,
                  mirror: Any = "auto") -> None:
         self.store = store
         self.clock = clock
@@ -79,11 +79,9 @@ class GatewayAudit:
                (detail or None) and detail[:500], int(result_size), json.dumps(shown))
         mirror = self._mirror
 
-        def write(conn: Any) -> None:
-            conn.execute(
-                "INSERT INTO gateway_audit(ts, client, surface, action, args, decision, detail, "
-                "result_size, items) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
-            if mirror is not None:
+        also: Callable[[], None] | None = None
+        if mirror is not None:
+            def mirror_entry() -> None:
                 # The agents' log too, in the same transaction: `deskmind audit` lists every
                 # agent, outside clients included (as client:<name>).
                 reason = "; ".join(x for x in (detail or "", f"{surface}, shown {', '.join(shown)}"
@@ -91,7 +89,9 @@ class GatewayAudit:
                 mirror.add(f"client:{client}", action, dict(args or {}),
                            _AGENT_DECISION.get(decision, decision), reason, int(result_size))
 
-        fut = self.store.writer.submit_transaction(write)
+            also = mirror_entry
+
+        fut = self.store.gateway_audit.submit(row, also)
         fut.add_done_callback(self._done)
         with self._lock:
             self._pending.append(fut)
@@ -118,19 +118,7 @@ class GatewayAudit:
 
     def entries(self, *, client: str | None = None, limit: int = 200,
                 since: float | None = None) -> list[AuditEntry]:
-        where, args = [], []
-        if client:
-            where.append("client = ?")
-            args.append(client)
-        if since is not None:
-            where.append("ts >= ?")
-            args.append(since)
-        sql = ("SELECT id, ts, client, surface, action, args, decision, detail, result_size, items "
-               "FROM gateway_audit")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        rows = self.store.reader().execute(sql, (*args, int(limit))).fetchall()
+        rows = self.store.gateway_audit.entries(client=client, since=since, limit=limit)
         return [AuditEntry(*r[:9], items=json.loads(r[9] or "[]")) for r in rows]
 
     def items_read(self, client: str) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from deskmind.core.errors import UserInputError
 from deskmind.core.memory.models import PRIVACY_LEVELS
-from deskmind.core.memory.store import MemoryStore
+from deskmind.core.memory.api import Memory
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def check_name(name: str) -> str:
 class ClientRegistry:
     """Grants, tokens and lookups. Every method may be called from any thread."""
 
-    def __init__(self, store: MemoryStore, clock: Callable[[], float] = time.time,
+    def __init__(self, store: Memory, clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         """``clock`` stamps what is stored (wall time); ``monotonic`` times the cache, the
         forced re-reads and the memory of unknown tokens."""
@@ -147,9 +147,7 @@ class ClientRegistry:
         now = self.monotonic()
         if not force and now - self._loaded_at < CACHE_SECONDS:
             return
-        rows = self.store.reader().execute(
-            "SELECT name, status, token_hash, scopes, created_at, updated_at, last_seen_at "
-            "FROM gateway_clients").fetchall()
+        rows = self.store.clients.all()
         by_hash, by_name = {}, {}
         for name, status, th, scopes, created, updated, seen in rows:
             try:
@@ -227,11 +225,7 @@ class ClientRegistry:
         check_name(name)
         now = self.clock()
         payload = json.dumps(scopes.to_dict())
-        self.store.writer.transaction(lambda conn: conn.execute(
-            "INSERT INTO gateway_clients(name, status, scopes, created_at, updated_at) "
-            "VALUES (?, 'granted', ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
-            "status='granted', scopes=excluded.scopes, updated_at=excluded.updated_at",
-            (name, payload, now, now)))
+        self.store.clients.grant(name, payload, now)
         self._refresh(force=True)
         return self._by_name[name]
 
@@ -243,9 +237,7 @@ class ClientRegistry:
             raise UserInputError(
                 f"client '{name}' is not granted: run 'deskmind clients grant {name}' first")
         token = new_token()
-        self.store.writer.transaction(lambda conn: conn.execute(
-            "UPDATE gateway_clients SET token_hash=?, updated_at=? WHERE name=?",
-            (hash_token(token), self.clock(), name)))
+        self.store.clients.set_token(name, hash_token(token), self.clock())
         self._refresh(force=True)
         return token
 
@@ -254,9 +246,7 @@ class ClientRegistry:
         client = self._reload_get(name)
         if client is None:
             raise UserInputError(f"no client named '{name}' (see 'deskmind clients list')")
-        self.store.writer.transaction(lambda conn: conn.execute(
-            "UPDATE gateway_clients SET status='revoked', token_hash=NULL, updated_at=? "
-            "WHERE name=?", (self.clock(), name)))
+        self.store.clients.revoke(name, self.clock())
         self._refresh(force=True)
         return self._by_name[name]
 
@@ -265,8 +255,7 @@ class ClientRegistry:
         the audit log under its name."""
         if self._reload_get(name) is None:
             raise UserInputError(f"no client named '{name}' (see 'deskmind clients list')")
-        self.store.writer.transaction(lambda conn: conn.execute(
-            "DELETE FROM gateway_clients WHERE name=?", (name,)))
+        self.store.clients.remove(name)
         self._refresh(force=True)
 
     def reload(self) -> None:
@@ -278,9 +267,7 @@ class ClientRegistry:
         if not NAME_RE.match(name or "") or self._reload_get(name) is not None:
             return
         now = self.clock()
-        self.store.writer.transaction(lambda conn: conn.execute(
-            "INSERT OR IGNORE INTO gateway_clients(name, status, created_at, updated_at) "
-            "VALUES (?, 'pending', ?, ?)", (name, now, now)))
+        self.store.clients.add_pending(name, now)
         self._refresh(force=True)
 
     def touch(self, name: str) -> None:
@@ -289,8 +276,7 @@ class ClientRegistry:
         if now - self._seen.get(name, 0.0) < 60:
             return
         self._seen[name] = now
-        self.store.writer.submit_transaction(lambda conn: conn.execute(
-            "UPDATE gateway_clients SET last_seen_at=? WHERE name=?", (now, name)))
+        self.store.clients.touch(name, now)
 
     def _reload_get(self, name: str) -> Client | None:
         self._refresh(force=True)

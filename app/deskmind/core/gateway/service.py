@@ -11,7 +11,6 @@ person changes them (``deskmind clients`` / settings).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -140,24 +139,21 @@ class MemoryGateway:
         """One memory item with its provenance: ``chunk:<id>``, ``source:<id>`` or a uri."""
         args = {"item": item, "offset": offset}
         levels = self.require_read(caller, "fetch_item", args)
-        conn = self.core.store.reader()
+        store = self.core.store
         chunk = None
         ref = str(item).strip()
         source_id: int | None = None
         if ref.startswith("chunk:") and ref[6:].isdigit():
-            row = conn.execute("SELECT id, source_id, ord, text, locator FROM chunks WHERE id = ?",
-                               (int(ref[6:]),)).fetchone()
+            row = store.chunk(int(ref[6:]))
             if row:
-                chunk = {"chunk_id": row[0], "ord": row[2], "text": row[3],
-                         "locator": json.loads(row[4] or "{}")}
+                chunk = {"chunk_id": row[0], "ord": row[2], "text": row[3], "locator": row[4]}
                 source_id = row[1]
         elif ref.startswith("source:") and ref[7:].isdigit():
             source_id = int(ref[7:])
         elif ref.isdigit():
             source_id = int(ref)
         elif ref:
-            row = conn.execute("SELECT id FROM sources WHERE uri = ?", (ref,)).fetchone()
-            source_id = row[0] if row else None
+            source_id = store.source_id_by_uri(ref)
         src = self.core.store.get_source(source_id) if source_id is not None else None
         if src is None or src.privacy not in levels:
             # The same answer for "absent" and "above your ceiling": existence is not leaked.
@@ -166,7 +162,7 @@ class MemoryGateway:
                               detail="not visible to this client")
             raise UserInputError(f"no memory item '{item}' is visible to this client")
         out: dict[str, Any] = {"notice": DATA_NOTICE, "item": f"source:{src.id}",
-                               "provenance": self._provenance(conn, src)}
+                               "provenance": self._provenance(src)}
         if chunk is not None:
             out["item"] = f"chunk:{chunk['chunk_id']}"
             out["chunk"] = chunk
@@ -188,12 +184,11 @@ class MemoryGateway:
                           result_size=size, items=shown)
         return out
 
-    def _provenance(self, conn: Any, src: Source) -> dict[str, Any]:
-        ex = conn.execute("SELECT extractor FROM documents WHERE source_id = ?", (src.id,)).fetchone()
+    def _provenance(self, src: Source) -> dict[str, Any]:
         prov: dict[str, Any] = {
             "source_id": src.id, "uri": src.uri, "kind": src.kind, "title": src.title,
             "privacy": src.privacy, "collection": src.collection,
-            "extractor": ex[0] if ex else None, "content_sha256": src.content_hash,
+            "extractor": self.core.store.extractor_of(src.id), "content_sha256": src.content_hash,
             "file_mtime": _iso(src.mtime), "created_at": _iso(src.created_at),
             "indexed_at": _iso(src.indexed_at), "chunks": src.chunk_count,
         }
@@ -216,16 +211,8 @@ class MemoryGateway:
         if not all(k in ("note", "meeting", "conversation", "any") for k in kinds):
             raise UserInputError("kind must be note, meeting, conversation or any")
         limit = max(1, min(int(limit), MAX_LIMIT))
-        conn = self.core.store.reader()
-        where = "privacy IN (SELECT value FROM json_each(?)) AND status = 'indexed'"
-        params: list[Any] = [json.dumps(levels)]
-        if "any" not in kinds:
-            where += " AND kind IN (SELECT value FROM json_each(?))"
-            params.append(json.dumps(kinds))
-        rows = conn.execute(
-            "SELECT s.id, s.uri, s.kind, s.title, s.privacy, s.updated_at, "
-            "substr(d.text, 1, 200) FROM sources s LEFT JOIN documents d ON d.source_id = s.id "
-            f"WHERE {where} ORDER BY s.updated_at DESC LIMIT ?", (*params, limit)).fetchall()
+        rows = self.core.store.recent_sources(
+            levels, None if "any" in kinds else kinds, limit, preview_chars=200)
         items = [{"item": f"source:{r[0]}", "source_id": r[0], "uri": r[1], "kind": r[2],
                   "title": r[3], "privacy": r[4], "updated_at": _iso(r[5]),
                   "preview": " ".join((r[6] or "").split())} for r in rows]

@@ -57,11 +57,7 @@ class Gateway:
         def load() -> None:
             try:
                 self.core.active_embedder()
-                store = self.core.store
-                idx = store.active_index()
-                warm = getattr(store.vector_searcher, "warm", None)
-                if idx is not None and warm is not None:
-                    warm(store.reader(), idx)
+                self.core.store.warm_vectors()
             except Exception as exc:  # reported again, clearly, by the first search
                 log.warning("could not load the search models ahead of time: %s", exc)
 

@@ -33,7 +33,7 @@ from deskmind.core.ingest.run import IndexRun
 from deskmind.core.ingest.types import DamagedFile, ExtractionError, Extracted, FileTypes, Unsupported
 from deskmind.core.ingest.walk import Found, describe_special
 from deskmind.core.memory.models import DEFAULT_PRIVACY, SourceDraft
-from deskmind.core.memory.store import MemoryStore
+from deskmind.core.memory.api import Memory
 
 __all__ = ["Indexer", "IndexEvent", "IndexSummary", "FileOutcome"]
 
@@ -50,7 +50,7 @@ class Indexer:
 
     def __init__(
         self,
-        store: MemoryStore,
+        store: Memory,
         embedder: Callable[[], Embedder] | None,
         *,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
@@ -76,7 +76,7 @@ class Indexer:
         self.file_types = file_types
 
     @classmethod
-    def for_settings(cls, store: MemoryStore, embedder: Callable[[], Embedder] | None,
+    def for_settings(cls, store: Memory, embedder: Callable[[], Embedder] | None,
                      settings: Any, transcriber: Any = _USE_REGISTRY,
                      file_types: FileTypes | None = None) -> "Indexer":
         """An indexer configured by ``settings.ingest`` (an IngestSettings)."""

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 from deskmind.core.ingest.types import Extracted, FileTypes, Section
 from deskmind.core.memory.models import Source
-from deskmind.core.memory.store import MemoryStore
+from deskmind.core.memory.api import Memory
 
 AUDIO_SUFFIXES = [".wav", ".mp3", ".m4a", ".flac", ".ogg", ".oga", ".opus", ".aac", ".wma"]
 VIDEO_SUFFIXES = [".webm", ".mp4", ".mkv", ".mov", ".avi", ".m4v"]
@@ -88,7 +88,7 @@ def transcript_to_extracted(path: Path, segments: Iterable[TranscriptSegment], e
                      presplit=True)
 
 
-def transcription_queue(store: MemoryStore) -> list[Source]:
+def transcription_queue(store: Memory) -> list[Source]:
     """Media sources waiting for a transcriber, oldest first."""
     return list(reversed(store.list_sources(status="queued")))
 

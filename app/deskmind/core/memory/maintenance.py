@@ -116,3 +116,16 @@ def _db_bytes(path: Path | str) -> int:
         except OSError:
             pass
     return total
+
+
+def self_check() -> str:
+    """FTS5 and sqlite-vec working in this process's SQLite, tried on a scratch database."""
+    conn = db.connect(":memory:")
+    try:
+        vec, lite = conn.execute("SELECT vec_version(), sqlite_version()").fetchone()
+        conn.execute("CREATE VIRTUAL TABLE t USING fts5(x)")
+    except db.DatabaseError as exc:
+        raise StorageError(f"SQLite here cannot do what Deskmind needs: {exc}") from exc
+    finally:
+        conn.close()
+    return f"SQLite {lite} with FTS5, sqlite-vec {vec}"

@@ -11,14 +11,17 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from deskmind.core.embed.base import Embedder
 from deskmind.core.memory import fts_budget, vectors
 from deskmind.core.memory.models import Hit
-from deskmind.core.memory.store import MemoryStore
+
+if TYPE_CHECKING:
+    from deskmind.core.memory.api import Searcher
+    from deskmind.core.memory.store import MemoryStore
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +136,17 @@ def search_keeping(searcher: "Searcher", query: str, limit: int, filters: Search
     return [h for h in hits if keep(h)][:limit]
 
 
+def rrf_fuse(rankings: Sequence[Sequence[int]], limit: int) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion of ranked chunk id lists (best first): the best ``limit``
+    ``(chunk id, score)``. Every backend's searcher fuses its full-text and vector rankings
+    with this one function, so a question ranks the same way on each."""
+    fused: dict[int, float] = {}
+    for ranks in rankings:
+        for rank, cid in enumerate(ranks):
+            fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return sorted(fused.items(), key=lambda kv: -kv[1])[:limit]
+
+
 @dataclass
 class SearchResult:
     hits: list[Hit]
@@ -146,7 +160,7 @@ class HybridSearcher:
     reused); without it search is full-text only.
     """
 
-    def __init__(self, store: MemoryStore, embedder_for: Callable[[str], Embedder] | None) -> None:
+    def __init__(self, store: "MemoryStore", embedder_for: Callable[[str], Embedder] | None) -> None:
         self.store = store
         self.embedder_for = embedder_for
 
@@ -194,11 +208,7 @@ class HybridSearcher:
             t = time.perf_counter()
             vec_ids = self._vector(conn, idx, query_vector, depth, filters)
             timings["vector"] = (time.perf_counter() - t) * 1000
-        fused: dict[int, float] = {}
-        for ranks in (fts_ids, vec_ids):
-            for rank, cid in enumerate(ranks):
-                fused[cid] = fused.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
-        best = sorted(fused.items(), key=lambda kv: -kv[1])[:limit]
+        best = rrf_fuse((fts_ids, vec_ids), limit)
         hits = self._hydrate(conn, best, fts_ids, vec_ids)
         timings["total"] = (time.perf_counter() - t0) * 1000
         return SearchResult(hits=hits, timings_ms=timings)

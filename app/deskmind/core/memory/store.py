@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,14 @@ import numpy as np
 
 from deskmind.core.errors import StorageError, UserInputError
 from deskmind.core.memory import db, maintenance, migrations, vectors
+from deskmind.core.memory.audit import AgentAuditLog, GatewayAuditLog
+from deskmind.core.memory.clients import ClientStore
+from deskmind.core.memory.ingest_state import IngestStateStore
+from deskmind.core.memory.ledger import EgressLedgerStore
+from deskmind.core.memory.links import LinkStore
 from deskmind.core.memory.models import ForgetReceipt, Source, SourceDraft
+from deskmind.core.memory.sources import SourceReads
+from deskmind.core.memory.sql import SqliteRunner
 from deskmind.core.memory.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -39,9 +45,14 @@ class SourcesGone(LookupError):
         self.ids = ids
 
 
-class MemoryStore:
+class MemoryStore(SourceReads):
+    """The SQLite backend of :class:`~deskmind.core.memory.api.Memory`."""
+
+    backend = "sqlite"
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path) if str(path) != ":memory:" else path
+        self.url = f"sqlite://{self.path}"
         if isinstance(self.path, Path) and self.path.exists() and not db.file_is_sqlite(self.path):
             raise StorageError(
                 f"{self.path} is not a Deskmind memory database (its header is not SQLite's). "
@@ -56,7 +67,17 @@ class MemoryStore:
         self._local = threading.local()
         self._readers: list[tuple[threading.Thread, Any]] = []
         self._readers_lock = threading.Lock()
+        self._version_conn: Any = None
+        self._version_lock = threading.Lock()
         self.vector_searcher = vectors.VectorSearcher()
+        # The domain repositories, all written against the runner (see sql.py).
+        self.sql = SqliteRunner(self)
+        self.clients = ClientStore(self.sql)
+        self.gateway_audit = GatewayAuditLog(self.sql)
+        self.agent_audit = AgentAuditLog(self.sql)
+        self.egress = EgressLedgerStore(self.sql)
+        self.links = LinkStore(self.sql)
+        self.ingest_state = IngestStateStore(self.sql)
 
     # -- connections -------------------------------------------------------------------
 
@@ -79,7 +100,21 @@ class MemoryStore:
                 self._readers = alive
         return conn
 
+    def data_version(self) -> int:
+        """Changes whenever a change was committed since the last call, by this process's
+        writer or by another process. One connection of its own answers (SQLite's
+        ``PRAGMA data_version`` counts commits by other connections), so every thread sees
+        the same sequence."""
+        with self._version_lock:
+            if self._version_conn is None:
+                self._version_conn = db.connect(self.path)
+            return self._version_conn.execute("PRAGMA data_version").fetchone()[0]
+
     def close(self) -> None:
+        with self._version_lock:
+            if self._version_conn is not None:
+                _close_quietly(self._version_conn)
+                self._version_conn = None
         with self._readers_lock:
             for _thread, conn in self._readers:
                 _close_quietly(conn)
@@ -216,102 +251,6 @@ class MemoryStore:
 
         return self.writer.transaction(_put)
 
-    # -- reading -----------------------------------------------------------------------
-
-    def document_text(self, source_id: int) -> str | None:
-        """The whole stored text of a source, or None when it kept no document text."""
-        row = self.reader().execute(
-            "SELECT text FROM documents WHERE source_id = ?", (source_id,)).fetchone()
-        return row[0] if row else None
-
-    def get_source(self, source_id: int) -> Source | None:
-        conn = self.reader()
-        row = conn.execute(f"SELECT {Source.COLUMNS} FROM sources WHERE id = ?", (source_id,)).fetchone()
-        if row is None:
-            return None
-        n = conn.execute("SELECT count(*) FROM chunks WHERE source_id = ?", (source_id,)).fetchone()[0]
-        return Source.from_row(row, n)
-
-    def chunks_of(self, source_id: int) -> list[tuple[int, dict[str, Any], str]]:
-        """``(chunk id, locator, text)`` of a source, in order."""
-        return [(r[0], json.loads(r[1] or "{}"), r[2]) for r in self.reader().execute(
-            "SELECT id, locator, text FROM chunks WHERE source_id = ? ORDER BY id", (source_id,))]
-
-    def derived_from(self, source_id: int) -> list[tuple[int, str, str]]:
-        """``(id, kind, title or uri)`` of the sources made from this one (a meeting's minutes)."""
-        return [(r[0], r[1], r[2]) for r in self.reader().execute(
-            "SELECT id, kind, coalesce(title, uri) FROM sources WHERE parent_id = ? ORDER BY id", (source_id,))]
-
-    def source_states(self, uris_under: str | None = None) -> dict[str, tuple[int, int | None, float | None, str | None, str]]:
-        """``uri -> (id, size, mtime, content_hash, status)`` for fast re-scans."""
-        conn = self.reader()
-        if uris_under:
-            rows = conn.execute(
-                "SELECT uri, id, size, mtime, content_hash, status FROM sources "
-                "WHERE uri = ? OR substr(uri, 1, ?) = ?",
-                (uris_under, len(uris_under.rstrip("/")) + 1, uris_under.rstrip("/") + "/"),
-            )
-        else:
-            rows = conn.execute("SELECT uri, id, size, mtime, content_hash, status FROM sources")
-        return {r[0]: tuple(r[1:]) for r in rows}
-
-    def list_sources(
-        self, *, kind: str | None = None, status: str | None = None, limit: int | None = None,
-    ) -> list[Source]:
-        where, args = [], []
-        if kind:
-            where.append("s.kind = ?")
-            args.append(kind)
-        if status:
-            where.append("s.status = ?")
-            args.append(status)
-        sql = (
-            f"SELECT {', '.join('s.' + c.strip() for c in Source.COLUMNS.split(','))}, "
-            "(SELECT count(*) FROM chunks c WHERE c.source_id = s.id) FROM sources s"
-        )
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY s.updated_at DESC"
-        if limit:
-            sql += f" LIMIT {int(limit)}"
-        return [Source.from_row(r, r[16]) for r in self.reader().execute(sql, args)]
-
-    def sources_of_chunks(self, chunk_ids: Iterable[int]) -> set[int]:
-        """The sources these chunks (still) belong to."""
-        ids = sorted({int(c) for c in chunk_ids})
-        if not ids:
-            return set()
-        return {r[0] for r in self.reader().execute(
-            "SELECT DISTINCT source_id FROM chunks WHERE id IN (SELECT value FROM json_each(?))",
-            (json.dumps(ids),))}
-
-    def resolve(self, ref: str | int) -> list[int]:
-        """Source ids for a reference: an id, a uri, a file path, or a folder (everything under it)."""
-        conn = self.reader()
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            row = conn.execute("SELECT id FROM sources WHERE id = ?", (int(ref),)).fetchone()
-            if row:
-                return [row[0]]
-        ref = str(ref)
-        row = conn.execute("SELECT id FROM sources WHERE uri = ?", (ref,)).fetchone()
-        if row:
-            return [row[0]]
-        if "://" not in ref:
-            path = str(Path(ref).expanduser().absolute())
-            # Files are stored under their real paths: a path through a link finds them too.
-            for p in dict.fromkeys((path, os.path.realpath(path))):
-                row = conn.execute("SELECT id FROM sources WHERE uri = ?", (p,)).fetchone()
-                if row:
-                    return [row[0]]
-                prefix = p.rstrip("/") + "/"
-                rows = conn.execute(
-                    "SELECT id FROM sources WHERE substr(uri, 1, ?) = ? ORDER BY id",
-                    (len(prefix), prefix),
-                ).fetchall()
-                if rows:
-                    return [r[0] for r in rows]
-        return []
-
     # -- forgetting --------------------------------------------------------------------
 
     def forget(self, ref: str | int, *, remove_files: Callable[[Source], list[str]] | None = None) -> ForgetReceipt:
@@ -385,6 +324,23 @@ class MemoryStore:
         """True when memory holds no searchable passage yet (a first run)."""
         return self.reader().execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is None
 
+    def self_check(self) -> str:
+        """What this backend's engine offers, checked on a scratch database: FTS5 and
+        sqlite-vec must work. Raises StorageError when one does not."""
+        return maintenance.self_check()
+
+    def searcher(self, embedder_for: Callable[[str], Any] | None) -> Any:
+        """Hybrid search over this store (FTS5, sqlite-vec and the in-memory vector copy)."""
+        from deskmind.core.memory.search import HybridSearcher
+
+        return HybridSearcher(self, embedder_for)
+
+    def warm_vectors(self) -> None:
+        """Load the active index's in-memory vector copy now (blocking: a worker thread)."""
+        idx = self.active_index()
+        if idx is not None:
+            self.vector_searcher.warm(self.reader(), idx)
+
     def integrity_check(self) -> list[str]:
         """``PRAGMA integrity_check`` plus an FTS5 consistency check; [] when healthy."""
         return maintenance.integrity_check(self)
@@ -392,15 +348,6 @@ class MemoryStore:
     def backup(self, dest: Path) -> Path:
         """A consistent copy made with SQLite's backup API, safe while others read and write."""
         return maintenance.backup(self, dest)
-
-
-def drop_content(conn: Any, source_id: int) -> None:
-    """Remove what a source's content made: chunks (and through triggers their full-text rows
-    and vectors), its extracted text and its outgoing links. The source row stays. Call inside
-    a write transaction."""
-    conn.execute("DELETE FROM chunks WHERE source_id = ?", (source_id,))
-    conn.execute("DELETE FROM documents WHERE source_id = ?", (source_id,))
-    conn.execute("DELETE FROM source_links WHERE source_id = ?", (source_id,))
 
 
 def _close_quietly(conn: Any) -> None:

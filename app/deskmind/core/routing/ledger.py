@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
-from deskmind.core.memory.store import MemoryStore
+from deskmind.core.memory.api import Memory
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class EgressLedger:
     """Implements :class:`deskmind.core.runtimes.http.EgressRecorder`. Blocking calls: the
     transport runs them in a worker thread."""
 
-    def __init__(self, store: MemoryStore, zone_of: dict[str, str] | None = None) -> None:
+    def __init__(self, store: Memory, zone_of: dict[str, str] | None = None) -> None:
         self.store = store
         self.zone_of = zone_of or {}
 
@@ -50,21 +50,14 @@ class EgressLedger:
                item_ids: Sequence[int]) -> int:
         row = (time.time(), provider, host, self.zone_of.get(provider, "cloud"), model, rule,
                len(body), hashlib.sha256(body).hexdigest(), json.dumps(sorted(set(item_ids))))
-        return self.store.writer.transaction(lambda conn: conn.execute(
-            "INSERT INTO egress_ledger(at, provider, host, zone, model, rule, bytes_out, "
-            "body_sha256, item_ids) VALUES (?,?,?,?,?,?,?,?,?)", row).lastrowid)
+        return self.store.egress.add(row)
 
     def finish(self, entry_id: int, *, bytes_in: int, status: str) -> None:
-        self.store.writer.transaction(lambda conn: conn.execute(
-            "UPDATE egress_ledger SET bytes_in = ?, status = ? WHERE id = ?",
-            (bytes_in, status, entry_id)))
+        self.store.egress.finish(entry_id, bytes_in=bytes_in, status=status)
 
     def entries(self, limit: int = 1000, since: float | None = None) -> list[EgressEntry]:
-        rows = self.store.reader().execute(
-            "SELECT id, at, provider, host, zone, model, rule, bytes_out, bytes_in, body_sha256, "
-            "item_ids, status FROM egress_ledger WHERE at >= ? ORDER BY id DESC LIMIT ?",
-            (since or 0, limit)).fetchall()
+        rows = self.store.egress.entries(limit, since)
         return [EgressEntry(*r[:10], item_ids=json.loads(r[10]), status=r[11]) for r in reversed(rows)]
 
     def count(self) -> int:
-        return self.store.reader().execute("SELECT count(*) FROM egress_ledger").fetchone()[0]
+        return self.store.egress.count()

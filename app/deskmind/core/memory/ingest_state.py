@@ -1,0 +1,125 @@
+"""What indexing knows about each file source: the state a re-scan compares against, and
+statuses (skipped, failed, queued) written many to a transaction."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Iterable, NamedTuple, Sequence
+
+from deskmind.core.memory.sql import SqlRunner, batches, placeholders
+
+_STATE_COLUMNS = "uri, id, size, mtime, content_hash, status, privacy, collection, error"
+# The LIKE wildcard goes in as an argument: repository SQL holds no literal '%'.
+_REACHED_VIA = '%"reached_via"%'
+
+
+class StatusRow(NamedTuple):
+    uri: str
+    kind: str
+    status: str  # skipped, failed, queued
+    reason: str | None
+    size: int | None
+    mtime: float | None  # None makes the next scan read the file again
+    privacy: str
+    collection: str | None
+    drop_content: bool
+    content_hash: str | None
+
+
+def drop_content(tx: Any, source_id: int) -> None:
+    """Remove what a source's content made: chunks (and with them their full-text rows and
+    vectors), its extracted text and its outgoing links. The source row stays."""
+    tx.execute("DELETE FROM chunks WHERE source_id = ?", (source_id,))
+    tx.execute("DELETE FROM documents WHERE source_id = ?", (source_id,))
+    tx.execute("DELETE FROM source_links WHERE source_id = ?", (source_id,))
+
+
+class IngestStateStore:
+    def __init__(self, sql: SqlRunner) -> None:
+        self.sql = sql
+
+    def states_under(self, roots: Iterable[str]) -> list[tuple]:
+        """Rows ``(uri, id, size, mtime, content_hash, status, privacy, collection, error)`` of
+        every source at or under these folders."""
+        out: list[tuple] = []
+        for root in roots:
+            base = root.rstrip("/") or "/"
+            prefix = base + "/" if base != "/" else "/"
+            out.extend(self.sql.query(
+                f"SELECT {_STATE_COLUMNS} FROM sources WHERE uri = ? OR substr(uri, 1, ?) = ?",
+                (base, len(prefix), prefix)))
+        return out
+
+    def states_of(self, uris: Sequence[str]) -> list[tuple]:
+        """The same rows for these exact uris."""
+        out: list[tuple] = []
+        for part in batches(list(uris)):
+            out.extend(self.sql.query(
+                f"SELECT {_STATE_COLUMNS} FROM sources WHERE uri IN ({placeholders(len(part))})",
+                part))
+        return out
+
+    def reached_via(self) -> list[tuple[int, str, str]]:
+        """``(id, uri, reached_via)`` of sources indexed through a link from another folder."""
+        out = []
+        rows = self.sql.query("SELECT id, uri, metadata FROM sources WHERE metadata LIKE ?",
+                              (_REACHED_VIA,))  # a cheap filter before parsing JSON
+        for sid, uri, meta in rows:
+            try:
+                via = json.loads(meta or "{}").get("reached_via")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(via, str):
+                out.append((sid, uri, via))
+        return out
+
+    def record_statuses(self, rows: Sequence[StatusRow]) -> None:
+        """Write statuses in one transaction. A source indexed before keeps its chunks and only
+        notes the problem in ``error``, unless the row says its new content yields nothing
+        (``drop_content``): then its chunks, vectors, text and links go."""
+        def _write(tx: Any) -> None:
+            now = time.time()
+            for r in rows:
+                row = tx.execute("SELECT id, status FROM sources WHERE uri = ?", (r.uri,)).fetchone()
+                if row is None:
+                    tx.execute(
+                        "INSERT INTO sources(uri, kind, status, error, size, mtime, privacy, "
+                        "collection, metadata, created_at, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?)",
+                        (r.uri, r.kind, r.status, r.reason, r.size, r.mtime, r.privacy,
+                         r.collection, now, now))
+                elif row[1] == "indexed" and r.status in ("failed", "skipped") and r.drop_content:
+                    drop_content(tx, row[0])
+                    tx.execute(
+                        "UPDATE sources SET status = ?, error = ?, size = ?, mtime = ?, "
+                        "content_hash = ?, privacy = ?, collection = ?, updated_at = ? WHERE id = ?",
+                        (r.status, r.reason, r.size, r.mtime, r.content_hash, r.privacy,
+                         r.collection, now, row[0]))
+                elif row[1] == "indexed" and r.status in ("failed", "skipped"):
+                    tx.execute("UPDATE sources SET error = ?, updated_at = ? WHERE id = ?",
+                               (f"{r.status}: {r.reason}", now, row[0]))
+                else:
+                    tx.execute(
+                        "UPDATE sources SET kind = ?, status = ?, error = ?, size = ?, mtime = ?, "
+                        "privacy = ?, collection = ?, updated_at = ? WHERE id = ?",
+                        (r.kind, r.status, r.reason, r.size, r.mtime, r.privacy, r.collection,
+                         now, row[0]))
+
+        if rows:
+            self.sql.write(_write)
+
+    def update_tags(self, changes: Sequence[tuple[int, str, str | None]]) -> None:
+        """``(id, privacy, collection)`` for sources whose content did not change."""
+        if changes:
+            self.sql.write(lambda tx: tx.executemany(
+                "UPDATE sources SET privacy = ?, collection = ? WHERE id = ?",
+                [(p, c, i) for i, p, c in changes]))
+
+    def touch(self, items: Sequence[tuple[int, int, float]]) -> None:
+        """``(id, size, mtime)`` for sources whose content hash did not change."""
+        if items:
+            now = time.time()
+            self.sql.write(lambda tx: tx.executemany(
+                "UPDATE sources SET size = ?, mtime = ?, error = NULL, updated_at = ? WHERE id = ?",
+                [(s, m, now, i) for i, s, m in items]))
