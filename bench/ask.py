@@ -101,6 +101,17 @@ async def ours_ask_ttft(pipeline, question: str, opts) -> tuple[float, dict]:
     return ttft * 1000, timings
 
 
+def rss_parts() -> str:
+    """This process's resident memory split as Linux counts it: anonymous (heap, buffers) and
+    file-backed (mapped files: the GGUF's weights, the database under mmap, libraries)."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    except OSError:
+        return "no /proc here"
+    mb = {k: int(fields[k].split()[0]) / 1024 for k in ("RssAnon", "RssFile", "RssShmem") if k in fields}
+    return f"{mb.get('RssAnon', 0):.0f} MB anonymous, {mb.get('RssFile', 0):.0f} MB file-backed"
+
+
 def med(xs: list[float]) -> float:
     return statistics.median(xs)
 
@@ -144,46 +155,83 @@ def add_real_notes(core) -> None:
 async def embedded_part(core, args: argparse.Namespace) -> None:
     import psutil
 
+    from deskmind.core.ask import extractive
     from deskmind.core.ask.pipeline import AskOptions
     from deskmind.core.ask.session import ask_session
-    from deskmind.core.runtimes.llamacpp import LlamaEngine, default_model_path
+    from deskmind.core.runtimes.llamacpp import LlamaEngine, default_model_path, preload_embedded
     from deskmind.core.secrets import SecretStore
 
     gguf = default_model_path()
     print(f"\n[embedded {gguf.name}, {gguf.stat().st_size / 1e6:.0f} MB]")
     core.embedder().embed(["warm"])
     before = psutil.Process().memory_info().rss / 2**20
+    # As the app does at start, off the GUI thread: the first question finds the model loaded.
+    t = time.perf_counter()
+    preload_embedded(core.engines, core.paths.config_dir)
+    start_load = time.perf_counter() - t
+    with core.engines.using(gguf) as engine:
+        threads = engine.threads
+    load_then = os.getloadavg()[0]
     opts = AskOptions(save=False)
-    first, complete, right, tokens = [], [], 0, []
+    loaded = psutil.Process().memory_info().rss / 2**20
+    loaded_parts = rss_parts()
+    rss = loaded
+    rows = {}
     async with ask_session(core, targets=(), secrets=SecretStore(environ={})) as p:
-        # loads the model and warms it (a question memory can answer: with nothing relevant in
-        # memory the model is not asked)
-        await p.run(NOTES[-1][1], AskOptions(save=False, max_tokens=4))
-        assert core.engines.loads, "the embedded model did not answer"
-        rss = psutil.Process().memory_info().rss / 2**20
+        # What a person gets: the note's best sentence, or the model's choice among the
+        # sentences as close as it (core.ask.extractive).
+        first, complete, right, asked = [], [], 0, 0
         for i in range(args.asks):
             _, q, fact = NOTES[i % len(NOTES)]
             t = time.perf_counter()
-            ttft, answer, result = None, [], None  # type: ignore[var-annotated]
+            ttft, result = None, None
             async for ev in p.stream(q, opts):
                 if ev.kind == "token":
                     ttft = ttft or time.perf_counter() - t
-                    answer.append(ev.text)
                 elif ev.kind == "done":
                     result = ev.result
             complete.append(time.perf_counter() - t)
             first.append(ttft if ttft is not None else float("nan"))
-            right += fact.lower() in "".join(answer).lower()
-            tokens.append(len(answer))  # llama.cpp streams one token per event
             assert result is not None and result.route.get("provider") == "embedded", result
+            right += fact.lower() in result.answer.lower()
+            asked += bool(result.route.get("model_asked", True))
+        rows["as asked"] = (first, complete, right, asked)
         rss = max(rss, psutil.Process().memory_info().rss / 2**20)
+        # The model choosing, every time: it copies one of the three sentences of the retrieved
+        # passages closest to the question, under the grammar, as when several are as close.
+        from deskmind.core.runtimes.base import ChatRequest as Req
+
+        rt = await p.hub.runtime("embedded")
+        first, complete, right = [], [], 0
+        for i in range(args.asks):
+            _, q, fact = NOTES[i % len(NOTES)]
+            graded = p.grade(q, p.retrieve(q, opts))
+            cands = extractive.candidates([(g, "") for g in graded], margin=1.0)
+            req = Req("auto", extractive.extract_messages(q, cands), temperature=0.0,
+                      max_tokens=extractive.answer_tokens(cands), grammar=extractive.grammar_for(cands))
+            t = time.perf_counter()
+            ttft, parts = None, []
+            async for ev in rt.chat(req):
+                if ev.kind == "token":
+                    ttft = ttft or time.perf_counter() - t
+                    parts.append(ev.text)
+            complete.append(time.perf_counter() - t)
+            first.append(ttft if ttft is not None else float("nan"))
+            right += fact.lower() in "".join(parts).lower()
+        rows["model choosing among 3 sentences (model time only)"] = (first, complete, right, len(first))
+        rss = max(rss, psutil.Process().memory_info().rss / 2**20)
+    print(f"  model loaded at start in {start_load:.2f} s on {threads} thread(s) "
+          f"(load average {load_then:.1f} on {os.cpu_count()} cores)")
     print(f"  RSS of this process (core, memory of {args.chunks} chunks, embedder): {before:.0f} MB "
-          f"without the model, {rss:.0f} MB with it loaded and answering (target <= 450 MB)")
-    print(f"  question -> first token: p50 {med(first):.2f} s, p95 {p95(first):.2f} s "
-          f"of {len(first)} (target p50 <= 1.0 s)")
-    print(f"  short factual answer complete: p50 {med(complete):.2f} s, p95 {p95(complete):.2f} s "
-          f"(target <= 3 s); {med(tokens):.0f} tokens each (median); "
-          f"{right}/{len(first)} answers contain the fact")
+          f"without the model, {loaded:.0f} MB with it loaded ({loaded_parts}), {rss:.0f} MB after "
+          f"answering ({rss_parts()}) (target <= 450 MB)")
+    for mode, (first, complete, right, asked) in rows.items():
+        print(f"  {mode} ({asked}/{len(first)} with the model asked, {right}/{len(first)} answers "
+              f"contain the fact):")
+        print(f"    question -> first token: p50 {med(first):.2f} s, p95 {p95(first):.2f} s "
+              f"(target p50 <= 1.0 s)")
+        print(f"    short factual answer complete: p50 {med(complete):.2f} s, p95 {p95(complete):.2f} s "
+              f"(target <= 3 s)")
 
     # llama.cpp's own timings on a grounded prompt of the same shape, through the pooled engine
     from deskmind.core.ask.prompt import build_messages
@@ -214,8 +262,10 @@ async def embedded_part(core, args: argparse.Namespace) -> None:
         t = time.perf_counter()
         engine = LlamaEngine(gguf)
         loads.append(time.perf_counter() - t)
+        threads = engine.threads
         engine.close()
-    print(f"  model load: median {med(loads):.2f} s of {len(loads)} (target <= 1.0 s)")
+    print(f"  model load: median {med(loads):.2f} s of {len(loads)}, last on {threads} thread(s) "
+          f"(target <= 1.0 s)")
     print(f"  prompt: {med(pps):.0f} tokens/s ({med(pn):.0f} tokens); generation: "
           f"{med(gps):.1f} tokens/s ({med(gn):.0f} tokens), median of 3")
     print(f"  {time.strftime('%H:%M:%S')} {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} "
@@ -236,6 +286,12 @@ async def main_async(args: argparse.Namespace) -> None:
     tmp = tempfile.TemporaryDirectory(prefix="deskmind-bench-")
     home = tmp.name
     os.environ["DESKMIND_HOME"] = home
+    # The app's first start quantises the embedder into its cache (once); measure a later start,
+    # as a person's app runs on every day but the first.
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", "from deskmind.core.app import Core; Core().embedder()"],
+                   check=True, timeout=600)
     core = Core()
     if args.embed_threads:
         core.settings.embedder.threads = args.embed_threads

@@ -1,9 +1,11 @@
 """How often ``ask`` is right on a personal-notes evaluation set, with a real local model.
 
-The set (bench/eval): 30 short notes and questions, each with the fact its answer must contain
-and the words its evidence must contain; ten more questions are about nothing the notes hold
-(some close to a note: "the password of my bank account" against the wifi note), where the
-right outcome is to say so without asking a model.
+The set (bench/eval): 30 short notes and 44 questions about them, each with the fact its answer
+must contain and the words its evidence must contain; ten more questions are about nothing the
+notes hold (some close to a note: "the password of my bank account" against the wifi note),
+where the right outcome is to say so without asking a model. The questions at odd positions are
+a held-out half, never looked at while the answering was designed: the figures are given for
+each half (``--half design`` runs only the other half).
 
 Prints, for the model given (default: the bundled SmolLM2-135M-Instruct through llama.cpp):
   answers correct     answered questions whose answer contains the fact
@@ -13,7 +15,7 @@ Prints, for the model given (default: the bundled SmolLM2-135M-Instruct through 
   unsupported         answers with a sentence the check marked as not backed by a passage
 and the relevance of every question's best passage, for calibrating the threshold.
 
-Usage: python bench/eval_ask.py [--gguf PATH] [--show] [--no-model]
+Usage: python bench/eval_ask.py [--gguf PATH] [--show] [--no-model] [--half design|held-out]
   --gguf PATH   another GGUF (with a chat template) instead of the bundled model
   --no-model    grade retrieval, evidence and the relevance threshold only (no answers)
 """
@@ -55,6 +57,8 @@ def main() -> int:
     ap.add_argument("--gguf", help="a GGUF with a chat template to use instead of the bundled model")
     ap.add_argument("--no-model", action="store_true", help="grade retrieval and evidence only")
     ap.add_argument("--show", action="store_true", help="print every answer")
+    ap.add_argument("--half", choices=("design", "held-out"),
+                    help="only the questions at even (design) or odd (held-out) positions")
     args = ap.parse_args()
 
     home = tempfile.mkdtemp(prefix="deskmind-eval-")
@@ -65,7 +69,10 @@ def main() -> int:
     from deskmind.core.ask.session import ask_session
 
     spec = json.loads((EVAL / "questions.json").read_text())
-    questions = spec["questions"]
+    questions = [dict(item, half="held-out" if k % 2 else "design")
+                 for k, item in enumerate(spec["questions"])]
+    if args.half:
+        questions = [q for q in questions if q["half"] == args.half]
     core = Core()
     t = time.perf_counter()
     core.indexer().index([EVAL / "notes"])
@@ -167,6 +174,13 @@ zones = ["machine"]
     print(f"\nmodel {model}, {n} answerable and {len(unrelated)} unrelated questions, "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"  answers correct:   {ok_ans}/{n} = {ok_ans / n:.2f}   (target >= 0.70)")
+    for half in ("design", "held-out"):
+        part = [r for r in answerable if r["item"]["half"] == half]
+        if part and len(part) < n:
+            good = sum(bool(r.get("answer_ok")) for r in part)
+            ev = sum(r["evidence_ok"] for r in part)
+            print(f"    {half + ' half:':15} answers {good}/{len(part)} = {good / len(part):.2f}, "
+                  f"evidence {ev}/{len(part)} = {ev / len(part):.2f}")
     print(f"  evidence correct:  {ok_ev}/{n} = {ok_ev / n:.2f}   (target >= 0.90)")
     print(f"  abstained right:   {right_abstain}/{len(unrelated)} unrelated questions, no model asked")
     print(f"  abstained wrongly: {wrong_abstain}/{n} answerable questions")

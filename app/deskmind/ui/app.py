@@ -105,6 +105,10 @@ class DesktopApp(QObject):
         if first_run.needed(self.desktop):
             self.first_run = first_run.show_first_run(self, self._first_run_seen)
         self.warmed = self.workers.warm_up()
+        # The embedded model loads now, off this thread, so the first question finds it loaded.
+        from deskmind.core.runtimes.llamacpp import preload_embedded
+
+        self.workers.pool.submit(preload_embedded, self.core.engines, self.core.paths.config_dir)
         if hotkeys:
             self.hotkeys.start()
         self._build_speech()

@@ -184,6 +184,8 @@ class PipelineAnswerer:
             elif ev.kind == "route":
                 d = ev.data
                 model = d.get("model") or "no model asked"
+                if d.get("model_asked") is False:  # a small model's answer: a sentence of the notes
+                    model = f"quoted from your notes ({model} not asked)"
                 yield AskEvent("route", route=RouteInfo(zone=d.get("zone", ""), model=model,
                                                         provider=d.get("provider", ""), rule=d.get("rule", ""),
                                                         reason=d.get("reason", "")))

@@ -67,27 +67,38 @@ def test_unrelated_memory_says_so_and_never_asks_the_model(core):
     assert "closest passage" in res.route["reason"] and "under the 0.38 needed" in res.route["reason"]
 
 
-def test_grounded_prompt_small_model_few_passages_no_locators_evidence_per_citation(core):
+def test_a_small_model_without_grammars_answers_with_the_sentence_that_stands_out(core):
     add_note(core, "We moved in 2021. The boiler was serviced on 3 March 2025 by Heatwell. "
                    "Parking is free on Sundays.", "private", "Boiler")
     for i in range(5):
         add_note(core, f"The boiler at the office number {i} is checked by Heatwell every winter.",
                  "private", f"Office {i}")
-    reply = "The boiler was serviced on 3 March 2025 by Heatwell [1]."
-    with FakeLLMServer(models=["fake-model:135m"], reply=Reply(reply)) as srv:
+    with FakeLLMServer(models=["fake-model:135m"], reply=Reply("The boiler is fine [1].")) as srv:
         res = ask(core, srv, "When was my boiler serviced?", model="fake-model:135m",
                   opts=AskOptions(save=False))
+        # A 135M model's own words are mostly wrong, and Ollama takes no grammar to hold it to
+        # the notes' sentences: the best sentence is the answer, and the model is not asked.
+        assert srv.chat_requests() == []
+    assert res.answer == "The boiler was serviced on 3 March 2025 by Heatwell. [1]"
+    assert res.route["extractive"] and res.route["model_asked"] is False
+    assert res.grounded and not res.abstained and res.unsupported == []
+    assert 1 <= res.route["passages"] <= 3 and res.route["model_parameters"] == 1.35e8
+    boiler = res.citations[0]
+    assert boiler.title == "Boiler" and "3 March 2025" in boiler.evidence and "Parking" not in boiler.evidence
+    assert boiler.to_dict()["evidence"] == boiler.evidence
+
+
+def test_a_bigger_model_gets_the_grounded_prompt_without_locators(core):
+    add_note(core, "We moved in 2021. The boiler was serviced on 3 March 2025 by Heatwell. "
+                   "Parking is free on Sundays.", "private", "Boiler")
+    reply = "The boiler was serviced on 3 March 2025 by Heatwell [1]."
+    with FakeLLMServer(models=["fake-model:1b"], reply=Reply(reply)) as srv:
+        res = ask(core, srv, "When was my boiler serviced?", opts=AskOptions(save=False))
         body = srv.chat_requests()[0].json()
     prompt = body["messages"][-1]["content"]
-    assert body["options"]["temperature"] == 0.0 and body["options"]["num_predict"] == 200
-    shown = re.findall(r"^\[(\d+)\] ", prompt, re.M)
-    assert 1 <= len(shown) <= 3 and "3 March 2025" in prompt          # at most three for 135M
+    assert re.findall(r"^\[(\d+)\] ", prompt, re.M) == ["1"] and "3 March 2025" in prompt
     assert "line" not in prompt and "deskmind://" not in prompt        # no locator noise
-    assert res.grounded and not res.abstained and res.unsupported == []
-    assert res.route["passages"] == len(shown) and res.route["model_parameters"] == 1.35e8
-    boiler = [c for c in res.citations if c.title == "Boiler"][0]
-    assert "3 March 2025" in boiler.evidence and "Parking" not in boiler.evidence
-    assert boiler.to_dict()["evidence"] == boiler.evidence
+    assert res.answer == reply and "extractive" not in res.route and res.unsupported == []
 
 
 def test_sentences_no_passage_backs_are_reported(core):

@@ -81,3 +81,27 @@ def test_a_choice_made_after_the_hub_was_built_applies_to_the_next_answer(own_te
         (core.paths.config_dir / "models.toml").write_text("[chosen]\nfast = 3\n", encoding="utf-8")
         # a broken models.toml costs the choice, not the answer
         assert list(provider.models()) == [DEFAULT_MODEL]
+
+
+def test_a_replaced_model_leaves_memory_at_once_and_the_chosen_one_is_preloaded(own_template_gguf,
+                                                                               deskmind_home,
+                                                                               tmp_path):
+    import shutil
+
+    from deskmind.core.app import Core
+    from deskmind.core.models import set_chosen_model
+    from deskmind.core.runtimes.llamacpp import embedded_factory, preload_embedded
+
+    other = tmp_path / "other-helper.gguf"
+    shutil.copyfile(own_template_gguf, other)
+    with Core() as core:
+        assert core.engines.keep_alive > 0  # without the replacement it would stay for minutes
+        set_chosen_model(core.paths, "general", own_template_gguf)
+        preload_embedded(core.engines, core.paths.config_dir)
+        assert core.engines.loaded() == [own_template_gguf.resolve()]
+        provider = embedded_factory(core.engines, core.paths.config_dir)
+        set_chosen_model(core.paths, "general", other)
+        assert list(provider.models())[0] == "other-helper"
+        assert core.engines.loaded() == []
+        preload_embedded(core.engines, core.paths.config_dir)
+        assert core.engines.loaded() == [other.resolve()] and core.engines.loads[other.resolve()] == 1

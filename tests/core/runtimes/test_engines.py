@@ -309,3 +309,42 @@ def test_cancel_during_a_long_prompt_takes_effect_within_a_batch(gguf):
         assert freed < full * 0.5, (freed, full)
     finally:
         pool.close()
+
+
+class CountingEngine:
+    """A stand-in for a loaded model that only records being closed (the pool's own logic)."""
+
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+@pytest.mark.parametrize("keep_alive", [-1, 300])
+def test_a_retired_model_is_freed_at_once_or_when_its_last_user_is_done(tmp_path, keep_alive):
+    made: list[CountingEngine] = []
+    pool = EnginePool(lambda p: made.append(CountingEngine()) or made[-1], keep_alive=keep_alive)
+    a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    pool.preload(a)
+    assert pool.loaded() == [a.resolve()] and made[0].closed == 0   # kept after its use
+    assert pool.retire(a) and made[0].closed == 1 and pool.loaded() == []
+    assert not pool.retire(a)                                         # nothing left to free
+    engine = pool.acquire(b)
+    assert pool.retire(b) and engine.closed == 0                      # in use: not yet
+    pool.release(b)
+    assert engine.closed == 1 and pool.loaded() == []
+    pool.acquire(b)                                                   # used again: loaded again,
+    pool.release(b)                                                   # and kept as any other
+    assert made[-1].closed == 0 and pool.loaded() == [b.resolve()] and pool.loads[b.resolve()] == 2
+    pool.close()
+
+
+def test_threads_follow_the_load_when_a_model_loads():
+    from deskmind.core.runtimes.llamacpp import threads_for_load
+
+    assert threads_for_load(cores=2, load=0.4) == 2
+    assert threads_for_load(cores=2, load=2.0) == 1      # every core busy: one thread
+    assert threads_for_load(cores=2, load=7.5) == 1
+    assert threads_for_load(cores=8, load=3.0) == 4      # llama.cpp gains little past four
+    assert threads_for_load(cores=1, load=0.0) == 1

@@ -20,6 +20,7 @@ from deskmind.core.agents.permissions import (
     ApprovalRequest, Approver, Scopes, agent_config, ask_approval,
 )
 from deskmind.core.agents.tools import ToolBox
+from deskmind.core.ask import extractive
 from deskmind.core.ask.evidence import RELEVANCE_THRESHOLD, EvidenceFinder, Graded, split_sentences
 from deskmind.core.ask.grounding import choose_passages, profile_for
 from deskmind.core.ask.prompt import Citation, build_grounded, build_messages, conversation_text
@@ -183,10 +184,28 @@ class AskPipeline:
                      "model_parameters": profile.parameters}
             if opts.response_schema is not None:
                 route["structured"] = await self._enforces_schema(cand)
+            if prep.extract:
+                # The model's size chose this form; with one sentence standing out, it is the
+                # answer and the model is not asked.
+                route["extractive"] = True
+                route["model_asked"] = prep.ask_model
+                if not prep.ask_model:
+                    route["reason"] += ("; for a model this small the answer is the sentence of "
+                                        "the notes that stands out, so it was not asked")
             yield AskEvent("route", data=route)
+            if not prep.ask_model:
+                text = prep.extract[0].answer
+                timings["first_token_ms"] = (time.perf_counter() - t0) * 1000
+                yield AskEvent("token", text=text)
+                async for ev in self._finish(question, text, chosen, cites, route, timings, t0,
+                                             [prompt_priv] + [h.privacy for h in used], opts,
+                                             cand, None, [], []):
+                    yield ev
+                return
             # Prose only: a JSON answer repeats its keys, and tool results may quote the same
             # line on purpose.
-            guard = RepetitionGuard() if opts.response_schema is None and not tools else None
+            guard = (RepetitionGuard() if opts.response_schema is None and not tools
+                     and not prep.extract else None)
             answer: list[str] = []
             calls_log: list[dict[str, Any]] = []
             tool_items: list[int] = []  # chunk ids tools showed the model
@@ -217,18 +236,32 @@ class AskPipeline:
                 yield AskEvent("stopped", text=f"stopped: the model began repeating itself "
                                f"(“{guard.repeated[:60]}”); the answer ends where it began",
                                data={"reason": stopped, "answer": text})
-            result = AskResult(question, text, cites, route, timings, strictest(privs),
-                               withheld=list(cand.withheld), tool_calls=calls_log,
-                               grounded=bool(chosen), stopped=stopped)
-            t = time.perf_counter()
-            result.unsupported = await asyncio.to_thread(self._check, question, text, chosen, cites)
-            timings["check_ms"] = (time.perf_counter() - t) * 1000
-            timings["total_ms"] = (time.perf_counter() - t0) * 1000
-            if opts.save and self.remember is not None and text.strip():
-                result.saved_source_id = await asyncio.to_thread(self._save, result, tool_items)
-            yield AskEvent("done", text=text, result=result)
+            if prep.extract and extractive.chosen_candidate(text, prep.extract) is None:
+                # Cut short before the copy was whole: the best sentence, whole.
+                log.info("the extractive answer was cut short (%r): the best sentence stands", text)
+                text = prep.extract[0].answer
+            async for ev in self._finish(question, text, chosen, cites, route, timings, t0, privs,
+                                         opts, cand, stopped, calls_log, tool_items):
+                yield ev
             return
         d.give_up()
+
+    async def _finish(self, question: str, text: str, chosen: list[tuple[Graded, str]],
+                      cites: list[Citation], route: dict[str, Any], timings: dict[str, float],
+                      t0: float, privs: list[str], opts: AskOptions, cand: Candidate,
+                      stopped: str | None, calls_log: list[dict[str, Any]],
+                      tool_items: list[int]) -> AsyncIterator[AskEvent]:
+        """Check the answer against its passages, save the exchange, yield the result."""
+        result = AskResult(question, text, cites, route, timings, strictest(privs),
+                           withheld=list(cand.withheld), tool_calls=calls_log,
+                           grounded=bool(chosen), stopped=stopped)
+        t = time.perf_counter()
+        result.unsupported = await asyncio.to_thread(self._check, question, text, chosen, cites)
+        timings["check_ms"] = (time.perf_counter() - t) * 1000
+        timings["total_ms"] = (time.perf_counter() - t0) * 1000
+        if opts.save and self.remember is not None and text.strip():
+            result.saved_source_id = await asyncio.to_thread(self._save, result, tool_items)
+        yield AskEvent("done", text=text, result=result)
 
     async def _enforces_schema(self, cand: Candidate) -> bool:
         try:
@@ -255,6 +288,16 @@ class AskPipeline:
             messages, cites = build_grounded(question, chosen, small=profile.small)
         else:
             messages, cites = build_messages(question, [])
+        if profile.small and chosen and opts.response_schema is None and not self._tools_in_play(opts):
+            # A small model's own words are mostly wrong: its answer is a sentence of the notes
+            # (core.ask.extractive), copied under a grammar when several could answer.
+            cands = extractive.candidates(chosen)
+            if len(cands) > 1 and getattr(rt, "grammar_output", False):
+                opts = dataclasses.replace(opts, temperature=0.0, grammar=extractive.grammar_for(cands),
+                                           max_tokens=extractive.answer_tokens(cands))
+                return Prepared(chosen, extractive.extract_messages(question, cands), cites, opts,
+                                profile, extract=cands)
+            return Prepared(chosen, messages, cites, opts, profile, extract=cands[:1], ask_model=False)
         if profile.small and chosen:
             # A small model sampling from a grounded prompt drifts off its sources, and what it
             # writes after its first two sentences is rarely in them. (Other work, such as
@@ -346,7 +389,7 @@ class AskPipeline:
             offer = toolbox.offered() if toolbox and _round < MAX_TOOL_ROUNDS else []
             req = ChatRequest(model=cand.model, messages=messages, tools=offer,
                               max_tokens=opts.max_tokens or ANSWER_TOKENS, temperature=opts.temperature,
-                              response_schema=opts.response_schema,
+                              response_schema=opts.response_schema, grammar=opts.grammar,
                               egress=EgressContext(rule=decision.rule, item_ids=list(item_ids)))
             calls: list[ToolCall] = []
             text: list[str] = []

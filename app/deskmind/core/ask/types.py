@@ -34,6 +34,8 @@ class AskOptions:
     response_schema: dict[str, Any] | None = None
     # Models ("provider:model") not to use for this request, e.g. ones that keep failing a task.
     avoid_models: frozenset[str] = frozenset()
+    # A GBNF grammar the answer must follow (runtimes whose ``grammar_output`` is True).
+    grammar: str | None = None
 
 
 @dataclass
@@ -80,6 +82,10 @@ class Prepared:
     citations: list[Citation]
     opts: AskOptions                   # as the model runs them (e.g. temperature 0 when small)
     profile: Any                       # core.ask.grounding.ModelProfile
+    # A small model's answer is a sentence of the passages (core.ask.extractive): the
+    # sentences it may copy, best first; with ``ask_model`` False the first is the answer.
+    extract: list[Any] = field(default_factory=list)
+    ask_model: bool = True
 
 
 NOTHING_RELEVANT = ("Nothing in your memory is relevant enough to answer this, so no model was "

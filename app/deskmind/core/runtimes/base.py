@@ -159,6 +159,9 @@ class ChatRequest:
     # constrain decoding to it (llama.cpp grammars, Ollama ``format``, OpenAI
     # ``response_format``); the others send the request without it, and the caller parses.
     response_schema: dict[str, Any] | None = None
+    # A GBNF grammar (llama.cpp's) the answer must follow. Only runtimes whose
+    # ``grammar_output`` is True are sent one; the ask pipeline checks before it sets it.
+    grammar: str | None = None
     sampling: Sampling = field(default_factory=Sampling)
 
     def json_schema(self) -> dict[str, Any] | None:

@@ -54,6 +54,7 @@ class _Slot:
         self.users = 0
         self.timer: threading.Timer | None = None
         self.token = 0  # bumped on every use: a timer armed before it is stale
+        self.retired = False  # replaced: unloaded as soon as no one uses it
 
 
 class EnginePool:
@@ -80,6 +81,7 @@ class EnginePool:
             slot = self._slots.setdefault(key, _Slot())
             slot.users += 1
             slot.token += 1
+            slot.retired = False
             if slot.timer is not None:
                 slot.timer.cancel()
                 slot.timer = None
@@ -113,10 +115,10 @@ class EnginePool:
     def _done_with(self, key: Path, slot: _Slot) -> None:
         with self._lock:
             slot.users -= 1
-            if slot.users > 0 or self._closed or self.keep_alive < 0:
+            if slot.users > 0 or self._closed or (self.keep_alive < 0 and not slot.retired):
                 return
             token = slot.token
-            if self.keep_alive > 0:
+            if self.keep_alive > 0 and not slot.retired:
                 slot.timer = threading.Timer(self.keep_alive, self._expire, (key, slot, token))
                 slot.timer.name = f"engine-idle-{key.stem[:20]}"
                 slot.timer.daemon = True
@@ -130,7 +132,8 @@ class EnginePool:
                 if slot.users or slot.token != token or slot.engine is None:
                     return  # used again since: it stays loaded
                 engine, slot.engine, slot.timer = slot.engine, None, None
-            log.info("unloading %s after %.0f s unused", key.name, self.keep_alive)
+            if not slot.retired:
+                log.info("unloading %s after %.0f s unused", key.name, self.keep_alive)
             engine.close()
 
     def unload(self, path: Path | str) -> bool:
@@ -150,6 +153,33 @@ class EnginePool:
             if engine is not None:
                 engine.close()
         return engine is not None
+
+    def retire(self, path: Path | str) -> bool:
+        """A model that was replaced (another file chosen for its class): free it now if no one
+        is using it, else as soon as the last user is done, instead of after ``keep_alive``.
+        True when it was loaded."""
+        key = self.key(path)
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is None or slot.engine is None:
+                return False
+            slot.retired = True
+            if slot.users:
+                return True
+            slot.token += 1
+            if slot.timer is not None:
+                slot.timer.cancel()
+                slot.timer = None
+            token = slot.token
+        log.info("unloading %s: another model replaced it", key.name)
+        self._expire(key, slot, token)
+        return True
+
+    def preload(self, path: Path | str) -> None:
+        """Load ``path`` now so that its first use finds it loaded; it then stays for
+        ``keep_alive`` as after any use. Blocking: call it from a worker thread."""
+        self.acquire(path)
+        self.release(path)
 
     def loaded(self) -> list[Path]:
         with self._lock:

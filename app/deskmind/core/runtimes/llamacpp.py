@@ -105,9 +105,12 @@ class LlamaEngine:
         params = xllamacpp.CommonParams()
         params.model.path = str(model_path)
         params.n_ctx = n_ctx
-        n = threads or max(1, min(4, os.cpu_count() or 1))
-        params.cpuparams.n_threads = n
-        params.cpuparams_batch.n_threads = n
+        self.threads = threads or threads_for_load()
+        params.cpuparams.n_threads = params.cpuparams_batch.n_threads = self.threads
+        # llama.cpp's automatic fitting of the context to free memory loads the model a first
+        # time to measure it: 0.83 s against 1.33 s for a load of SmolLM2-135M here (1 thread,
+        # load average 10). n_ctx is set, and a 4096-token cache fits any machine that runs this.
+        params.fit_params = False
         params.n_parallel = 1
         params.n_batch = n_batch
         params.n_ubatch = min(n_batch, params.n_ubatch)
@@ -167,9 +170,27 @@ class LlamaEngine:
             del server
 
 
+def threads_for_load(cores: int | None = None, load: float | None = None) -> int:
+    """Threads for a model loaded now: one when the machine's cores are all busy, else every
+    core (up to four). llama.cpp's threads wait for each other at every layer, so one of them
+    descheduled stalls all: with the load average at 7-10 on two cores, SmolLM2-135M took 2.9 s
+    to its first token with two threads and 0.4-0.7 s with one; on an idle machine two threads
+    are the faster. llama.cpp fixes the count when the model loads."""
+    cores = cores or os.cpu_count() or 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # no load average (Windows)
+            load = 0.0
+    return 1 if load >= cores else max(1, min(4, cores))
+
+
 def load_engine(path: Path) -> LlamaEngine:
     """The pool's loader for GGUF files."""
-    return LlamaEngine(path)
+    engine = LlamaEngine(path)
+    log.info("%s runs on %d thread(s) (load average %.1f on %d cores)", path.name, engine.threads,
+             os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0, os.cpu_count() or 1)
+    return engine
 
 
 class LlamaCppRuntime:
@@ -179,6 +200,7 @@ class LlamaCppRuntime:
     kind = "llamacpp"
     zone = "machine"
     structured_output = True  # llama.cpp turns a JSON schema into a grammar for sampling
+    grammar_output = True     # and takes a GBNF grammar as it is
 
     def __init__(self, models: dict[str, Path] | Callable[[], dict[str, Path]], pool: EnginePool, *,
                  name: str = "embedded") -> None:
@@ -271,6 +293,8 @@ class LlamaCppRuntime:
         if req.response_schema is not None:
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": "answer", "schema": req.response_schema}}
+        elif req.grammar is not None:
+            body["grammar"] = req.grammar
         body.update(self.sampling_options(req))
 
         def post(item: Any) -> None:
@@ -376,9 +400,22 @@ class EmbeddedProvider:
             except OSError:
                 stamp = None
         with self._lock:
+            replaced: set[Path] = set()
             if self._seen is None or self._seen[0] != stamp:
+                before = set(self._seen[1].values()) if self._seen is not None else set()
                 self._seen = (stamp, embedded_models(self.config_dir, self._bundled))
-            return dict(self._seen[1])
+                replaced = before - set(self._seen[1].values())
+            served = dict(self._seen[1])
+        for path in replaced:  # a model no class uses any more leaves memory at once
+            self.pool.retire(path)
+        return served
+
+    def preload(self) -> None:
+        """Load the model that answers "auto" (the general class's), so that the first question
+        finds it loaded. Blocking: call it from a worker thread."""
+        models = self.models()
+        if models and self.pool.keep_alive != 0:
+            self.pool.preload(next(iter(models.values())))
 
     def __call__(self) -> LlamaCppRuntime:
         return LlamaCppRuntime(self.models, self.pool, name="embedded")
@@ -392,3 +429,15 @@ def embedded_factory(pool: EnginePool, config_dir: Path | None = None) -> Embedd
         return None
     provider = EmbeddedProvider(pool, config_dir)
     return provider if provider.models() else None
+
+
+def preload_embedded(pool: EnginePool, config_dir: Path | None = None) -> None:
+    """Load the embedded model that answers first, at start, so the first question finds it
+    loaded (a worker thread: it blocks for the load). A failure is logged: the first question
+    meets it again and says so."""
+    try:
+        provider = embedded_factory(pool, config_dir)
+        if provider is not None:
+            provider.preload()
+    except Exception as exc:  # a broken GGUF, or the app quitting while it loads
+        log.info("the embedded model was not loaded at start: %s", exc)
