@@ -9,6 +9,7 @@ reading and parsing, which the indexer's ``prepare`` does on the pool.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import stat as stat_mod
@@ -28,10 +29,12 @@ from deskmind.core.ingest import status as status_mod
 from deskmind.core.ingest.ignore import default_reason
 from deskmind.core.ingest.outcomes import FileOutcome, IndexEvent, IndexSummary, Prepared
 from deskmind.core.ingest.walk import Found, Passed, describe_special, walk
-from deskmind.core.ingest.workers import Extraction, ParserPool
+from deskmind.core.ingest.workers import Cancelled, Extraction, ParserPool
 from deskmind.core.memory.store import text_hash
+from deskmind.core.memory.vectors import VectorIndex
 
 if TYPE_CHECKING:
+    from deskmind.core.embed.base import Embedder
     from deskmind.core.ingest.indexer import Indexer
 
 log = logging.getLogger(__name__)
@@ -144,6 +147,8 @@ class IndexRun:
     # -- stage 3: what is known ---------------------------------------------------------------
 
     def load_known(self) -> None:
+        # What a killed run staged of a large file is of no use to anyone: drop it first.
+        self.store.staging.discard_stale()
         self.known = status_mod.known_states(self.store, [str(r) for r in self.roots])
         # Files outside every root, reached through a link inside one.
         outside = [str(f.path) for f in self.files if f.via is not None and str(f.path) not in self.known]
@@ -212,6 +217,12 @@ class IndexRun:
             if prep.draft is None:
                 self.settle(f, prep.outcome, prep.replaced)
                 continue
+            if prep.stream is not None:
+                self.flush()  # files before it are stored before it
+                self.store_streamed(prep)
+                self.summary.outcomes.append(prep.outcome)
+                self.progress(f, prep.outcome)
+                continue
             self.pending.append(prep)
             self.pending_chunks += len(prep.draft.chunks)
             self.summary.outcomes.append(prep.outcome)
@@ -257,14 +268,9 @@ class IndexRun:
         if not batch:
             return 0
         timings = self.summary.timings
-        idx = None
         vectors: dict[str, np.ndarray] = {}
-        embedder = self.indexer.embedder_factory
-        if embedder is not None:
-            t0 = time.perf_counter()
-            emb = embedder()  # loads the model on first use
-            timings["embedder_load"] = timings.get("embedder_load", 0.0) + time.perf_counter() - t0
-            idx = self.store.ensure_active_index(emb.model_id, emb.dim)
+        emb, idx = self.embedder_and_index()
+        if emb is not None and idx is not None:
             texts: dict[str, str] = {}
             for p in batch:
                 for ch in p.draft.chunks:
@@ -285,13 +291,81 @@ class IndexRun:
             try:
                 links_mod.put_source_with_links(self.store, p.draft, idx, vectors, p.links)
             except Exception as exc:
-                log.error("could not store %s: %s", p.path, exc)
-                p.outcome.status, p.outcome.reason = "failed", f"could not store: {exc}"
-                p.outcome.chunks = 0
-                if "full" in str(exc).lower():
-                    raise
+                self._not_stored(p, exc)
         timings["store"] = timings.get("store", 0.0) + time.perf_counter() - t0
         return embedded
+
+    def embedder_and_index(self) -> tuple["Embedder | None", VectorIndex | None]:
+        """The embedder (loaded on first use) and the active index, or None and None."""
+        factory = self.indexer.embedder_factory
+        if factory is None:
+            return None, None
+        timings = self.summary.timings
+        t0 = time.perf_counter()
+        emb = factory()
+        timings["embedder_load"] = timings.get("embedder_load", 0.0) + time.perf_counter() - t0
+        return emb, self.store.ensure_active_index(emb.model_id, emb.dim)
+
+    def store_streamed(self, p: Prepared) -> None:
+        """A large file: chunk, embed and stage it a batch at a time, then publish it in one
+        short transaction (see Memory.staging). Memory holds one batch of chunks and vectors,
+        and the text hashes of the file's chunks (to embed repeated text once)."""
+        assert p.stream is not None and p.draft is not None
+        timings = self.summary.timings
+        emb, idx = self.embedder_and_index()
+        embeds = emb is not None and idx is not None and emb.model_id == idx.model_id
+        stage = self.store.staging.open(p.draft.uri, idx.id if idx else None)
+        seen: set[str] = set()
+        n = 0
+        try:
+            while batch := list(itertools.islice(p.stream, EMBED_BATCH_CHUNKS)):
+                if self.cancelled():
+                    raise Cancelled()
+                hashes = [text_hash(ch.text) for ch in batch]
+                vectors: dict[str, np.ndarray] = {}
+                if embeds:
+                    new = {h: ch.text for h, ch in zip(hashes, batch) if h not in seen}
+                    reuse = self.store.reusable_vectors(idx, new)  # type: ignore[arg-type]
+                    todo = [(h, t) for h, t in new.items() if h not in reuse]
+                    if todo:
+                        t0 = time.perf_counter()
+                        mat = emb.embed([t for _, t in todo])  # type: ignore[union-attr]
+                        timings["embed"] = timings.get("embed", 0.0) + time.perf_counter() - t0
+                        vectors = {h: v for (h, _), v in zip(todo, mat)}
+                    seen.update(new)
+                t0 = time.perf_counter()
+                self.store.staging.add(stage, n, batch, hashes, vectors)
+                timings["store"] = timings.get("store", 0.0) + time.perf_counter() - t0
+                self.summary.embedded_chunks += len(vectors)
+                n += len(batch)
+            if idx is not None and not embeds:
+                log.info("active index is for %s; the chunks of %s wait for 'deskmind reembed'",
+                         idx.model_id, p.path)
+            t0 = time.perf_counter()
+            links_mod.put_source_with_links(self.store, p.draft, idx, {}, p.links, staged=stage)
+            timings["store"] = timings.get("store", 0.0) + time.perf_counter() - t0
+            p.outcome.chunks = n
+        except Cancelled:
+            self._discard_stage(stage)
+            p.outcome.status, p.outcome.reason, p.outcome.chunks = "failed", "cancelled", 0
+        except Exception as exc:
+            self._discard_stage(stage)
+            self._not_stored(p, exc)
+        finally:
+            p.stream = None  # the text and its chunks can go
+
+    def _discard_stage(self, stage: int) -> None:
+        try:
+            self.store.staging.discard(stage)
+        except Exception as exc:  # left for the next run's clean-up
+            log.warning("could not drop staged chunks %d: %s", stage, exc)
+
+    def _not_stored(self, p: Prepared, exc: Exception) -> None:
+        log.error("could not store %s: %s", p.path, exc)
+        p.outcome.status, p.outcome.reason = "failed", f"could not store: {exc}"
+        p.outcome.chunks = 0
+        if "full" in str(exc).lower():
+            raise exc
 
     # -- stage 5: statuses, tags, what is gone ------------------------------------------------
 
