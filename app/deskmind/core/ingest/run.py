@@ -43,6 +43,41 @@ EMBED_BATCH_CHUNKS = 64
 IN_FLIGHT = 32  # files being read/parsed ahead of the embedder: bounds memory on big trees
 CANCEL_POLL_S = 0.1  # how often the run looks at the cancel flag while a file is being parsed
 STATUS_BATCH = 500
+# Large texts (streamed files) parsed ahead of the file being stored; each holds up to the text
+# budget (16 MB by default) until its turn, so they are few.
+LARGE_AHEAD = 1
+
+
+class LargeTextGate:
+    """Keeps a pool thread that has parsed a large text from finishing while ``limit`` others
+    already wait to be stored, unless its file is next in line (so the run never waits on a
+    thread that waits on the run: the pool starts files in order, so the next file in line is
+    running or done). Memory then holds at most ``limit`` + pool size large texts."""
+
+    def __init__(self, limit: int, cancelled: Callable[[], bool]) -> None:
+        self.limit = limit
+        self.cancelled = cancelled
+        self._cond = threading.Condition()
+        self._ready = 0   # large texts parsed and not yet stored
+        self._head = 0    # sequence number of the next file in line
+
+    def hold(self, seq: int) -> None:
+        """Pool thread: file ``seq`` has a large text; wait for room."""
+        with self._cond:
+            while seq != self._head and self._ready >= self.limit and not self.cancelled():
+                self._cond.wait(CANCEL_POLL_S)
+            self._ready += 1
+
+    def stored(self) -> None:
+        """Indexing thread: one large text was stored (or dropped)."""
+        with self._cond:
+            self._ready -= 1
+            self._cond.notify_all()
+
+    def next_in_line(self, seq: int) -> None:
+        with self._cond:
+            self._head = seq
+            self._cond.notify_all()
 
 
 class IndexRun:
@@ -76,6 +111,8 @@ class IndexRun:
         self.pending: list[Prepared] = []
         self.pending_chunks = 0
         self.in_flight: deque[tuple[Found, Future[Prepared]]] = deque()
+        self.submitted = self.taken = 0  # files handed to the pool, and taken off it, in order
+        self.large_gate = LargeTextGate(LARGE_AHEAD, self.cancelled)
         self.parse_s = 0.0
         self.extraction = Extraction(indexer.budget, None, cancel)  # read_and_store adds the parsers
         self._parse_lock = threading.Lock()
@@ -186,7 +223,8 @@ class IndexRun:
                             and k is not None and k.status == "indexed" and k.size != f.st.st_size)
                     self.settle(f, quick, stale=grew)
                     continue
-                self.in_flight.append((f, pool.submit(self._prepare, f, k, coll)))
+                self.in_flight.append((f, pool.submit(self._prepare, f, k, coll, self.submitted)))
+                self.submitted += 1
                 self.drain(IN_FLIGHT)
             self.drain(0)
             if self.cancelled():
@@ -194,14 +232,17 @@ class IndexRun:
                     fut.cancel()
         self.flush()
 
-    def _prepare(self, f: Found, known: status_mod.Known | None, collection: str | None) -> Prepared:
+    def _prepare(self, f: Found, known: status_mod.Known | None, collection: str | None, seq: int) -> Prepared:
         """Pool thread."""
         t0 = time.perf_counter()
         try:
-            return self.indexer.prepare(f, known, collection, self.extraction)
+            prep = self.indexer.prepare(f, known, collection, self.extraction)
         finally:
             with self._parse_lock:
                 self.parse_s += time.perf_counter() - t0
+        if prep.stream is not None:
+            self.large_gate.hold(seq)
+        return prep
 
     def drain(self, limit: int) -> None:
         """Take finished files off the pool until at most ``limit`` are still in flight."""
@@ -212,6 +253,8 @@ class IndexRun:
             except FutureTimeout:
                 continue  # look at the cancel flag again
             self.in_flight.popleft()
+            self.taken += 1
+            self.large_gate.next_in_line(self.taken)
             if prep.touch:
                 self.touches.append(prep.touch)
             if prep.draft is None:
@@ -219,7 +262,10 @@ class IndexRun:
                 continue
             if prep.stream is not None:
                 self.flush()  # files before it are stored before it
-                self.store_streamed(prep)
+                try:
+                    self.store_streamed(prep)
+                finally:
+                    self.large_gate.stored()
                 self.summary.outcomes.append(prep.outcome)
                 self.progress(f, prep.outcome)
                 continue
