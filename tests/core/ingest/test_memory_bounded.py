@@ -158,3 +158,28 @@ def test_a_killed_run_leaves_the_source_absent_and_its_staging_is_dropped(tmp_pa
     assert core.store.staging.counts() == (0, 0)
     assert core.store.source_id_by_uri(str(path)) is None
     assert core.searcher().search("heron shallows", limit=1).hits[0].source == str(other)
+
+
+def test_chunking_holds_one_chunk_not_the_text() -> None:
+    """iter_chunks keeps no list of paragraphs, sentences or words: beside the text, what it
+    allocates while walking 3 MB is about one chunk (the list-based chunker took several MB)."""
+    import tracemalloc
+
+    from deskmind.core.ingest.chunker import MAX_CHUNK_CHARS, iter_chunks
+    from deskmind.core.ingest.types import Section
+
+    one_paragraph = " ".join(f"w{i % 997}" for i in range(300_000))  # no blank line, no full stop
+    blob = "x" * (1024 * 1024)  # no space at all
+    text = "First part.\n\n" + one_paragraph + "\n\n" + blob + "\n\nLast words here."
+    tracemalloc.start()
+    try:
+        longest = count = 0
+        for ch in iter_chunks([Section(text=text, line_start=1)]):
+            longest = max(longest, len(ch.text))
+            count += 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert longest <= MAX_CHUNK_CHARS
+    assert count > (300_000 // 180) + (1024 * 1024 // MAX_CHUNK_CHARS)
+    assert peak < 256 * 1024, peak
