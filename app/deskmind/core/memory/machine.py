@@ -135,3 +135,12 @@ class MachineScope:
 def machine_names(sql: Any) -> dict[str, str]:
     """``machine id -> host name`` of every machine that indexed files into this memory."""
     return dict(sql.query("SELECT id, name FROM machines"))
+
+
+def machine_label(machine_id: str, names: dict[str, str], here: str) -> str:
+    """How a file source's machine is shown: its host name, '(this machine)' for this one;
+    '' for a shared source."""
+    if not machine_id:
+        return ""
+    name = names.get(machine_id) or f"machine {machine_id[:8]}"
+    return f"{name} (this machine)" if machine_id == here else name
