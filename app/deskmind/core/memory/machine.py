@@ -104,14 +104,18 @@ class MachineScope:
     notes, never needs the data folder's id file), and what ``sources.machine`` holds for a uri.
     Thread-safe: loading twice gives the same id."""
 
-    def __init__(self, machine: Machine | None = None) -> None:
-        self._machine = machine
+    def __init__(self, machine: "Machine | Path | None" = None) -> None:
+        """``machine``: the machine itself, or the data folder holding its id, or None for the
+        data folder in use (``DESKMIND_HOME`` or the platform's)."""
+        self._machine = machine if isinstance(machine, Machine) else None
+        self._data_dir = Path(machine) if isinstance(machine, (str, Path)) else None
         self.registered = False  # whether this process has recorded its machine's name yet
 
     @property
     def machine(self) -> Machine:
         if self._machine is None:
-            self._machine = this_machine()
+            self._machine = (load_machine(self._data_dir) if self._data_dir is not None
+                             else this_machine())
         return self._machine
 
     @property

@@ -51,7 +51,7 @@ class MemoryStore(SourceReads):
 
     backend = "sqlite"
 
-    def __init__(self, path: Path | str, *, machine: Machine | None = None) -> None:
+    def __init__(self, path: Path | str, *, machine: Machine | Path | None = None) -> None:
         """``machine``: this installation (default: the data folder's machine id), which file
         sources are stored under."""
         self.scope = MachineScope(machine)

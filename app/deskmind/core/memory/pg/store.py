@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -44,7 +45,7 @@ class PgMemoryStore:
     backend = "postgres"
 
     def __init__(self, url: str, *, password: str | None = None, pool_size: int = 8,
-                 connect_timeout: float = 10.0, machine: Machine | None = None) -> None:
+                 connect_timeout: float = 10.0, machine: Machine | Path | None = None) -> None:
         """``url``: a ``postgresql://`` URL without a password (libpq options pass through);
         ``password``: the one from the keyring, if the server asks for one; ``machine``: this
         installation (default: the data folder's machine id), which file sources belong to."""
