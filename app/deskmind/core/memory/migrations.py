@@ -32,7 +32,7 @@ def rebuilds_tables(fn: Migration) -> Migration:
     return fn
 
 
-def _wants_machine(fn: Migration) -> bool:
+def wants_machine(fn: Migration) -> bool:
     """A migration that takes a second argument is given this machine's id (a callable, so
     that an empty database never needs one)."""
     return len(inspect.signature(fn).parameters) > 1
@@ -391,7 +391,7 @@ def migrate(conn: Any, machine_id: Callable[[], str] | None = None) -> list[str]
             if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
                 conn.execute("COMMIT")
                 continue
-            if _wants_machine(fn):
+            if wants_machine(fn):
                 fn(conn, machine_id)
             else:
                 fn(conn)
