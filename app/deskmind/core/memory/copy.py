@@ -27,7 +27,7 @@ import numpy as np
 
 from deskmind.core.errors import StorageError, UserInputError
 from deskmind.core.memory.api import Memory
-from deskmind.core.memory.search import content_words
+from deskmind.core.memory.search import SearchFilters, content_words
 from deskmind.core.memory.urls import redact_url
 from deskmind.core.memory.vectors import VectorIndex
 
@@ -370,28 +370,31 @@ class MemoryCopy:
                 + ". If the source was in use meanwhile, quit Deskmind there and run the copy "
                   "again with --resume")
 
-    def _sample_chunks(self) -> list[tuple[int, str]]:
+    def _sample_chunks(self) -> list[tuple[int, int, str]]:
+        """``(chunk id, source id, text)`` of chunks spread evenly over the id range."""
         lo, hi = self.source.sql.query_one("SELECT min(id), max(id) FROM chunks")
         if lo is None:
             return []
         n = max(1, self.samples)
         probes = sorted({lo + (hi - lo) * i // max(1, n - 1) for i in range(n)})
-        out: dict[int, str] = {}
+        out: dict[int, tuple[int, int, str]] = {}
         for p in probes:
             row = self.source.sql.query_one(
-                "SELECT id, text FROM chunks WHERE id >= ? ORDER BY id LIMIT 1", (p,))
+                "SELECT id, source_id, text FROM chunks WHERE id >= ? ORDER BY id LIMIT 1", (p,))
             if row is not None:
-                out[row[0]] = row[1]
-        return sorted(out.items())
+                out[row[0]] = (row[0], row[1], row[2])
+        return [out[k] for k in sorted(out)]
 
     def _compare_searches(self, receipt: CopyReceipt) -> list[str]:
         """The same questions asked of both sides: a chunk's own vector must find the same
         top hit (the chunk, or one with the same text), and its words must find it by full
-        text on both sides."""
+        text within its source on both sides. (Full-text ranking across the whole memory is
+        the engine's own, BM25 on SQLite and ts_rank on PostgreSQL, so only the vector side is
+        compared rank for rank.)"""
         problems = []
         src_search, dst_search = self.source.searcher(None), self.target.searcher(None)
         active = self.source.active_index()
-        for cid, text in self._sample_chunks():
+        for cid, sid, text in self._sample_chunks():
             receipt.searches += 1
             words = " ".join(content_words(text)[:8])
             if active is not None:
@@ -406,8 +409,11 @@ class MemoryCopy:
                                         f"{_top(a)} in the source and {_top(b)} in the copy")
                         continue
             if words:
-                found_src = _finds(src_search.search(words, limit=10, mode="fts").hits, cid, text)
-                found_dst = _finds(dst_search.search(words, limit=10, mode="fts").hits, cid, text)
+                within = SearchFilters(source_ids=[sid])
+                found_src = _finds(src_search.search(words, limit=10, filters=within,
+                                                     mode="fts").hits, cid, text)
+                found_dst = _finds(dst_search.search(words, limit=10, filters=within,
+                                                     mode="fts").hits, cid, text)
                 if found_src and not found_dst:
                     problems.append(f"a full-text search for chunk {cid} ('{words[:40]}') "
                                     "finds it in the source but not in the copy")
