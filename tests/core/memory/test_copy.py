@@ -201,3 +201,28 @@ def test_a_table_both_sides_know_but_the_copy_does_not_is_copied_by_its_key(tmp_
 def test_a_batch_size_out_of_range_is_refused(batch: int) -> None:
     with pytest.raises(UserInputError, match="--batch must be between 1 and 100000"):
         check_batch(batch)
+
+
+def test_a_copied_postgres_database_has_the_schema_of_a_migrated_one(tmp_path: Path, pg_url: str,
+                                                                      pg_server) -> None:
+    """The copy drops and rebuilds the full-text index and builds HNSW indexes afterwards:
+    the result must be indistinguishable from a database that was written to directly."""
+    a = MemoryStore(tmp_path / "a.db")
+    pg = open_memory(pg_url)
+    fresh_name = pg_server.new_database()
+    fresh = open_memory(pg_server.url(fresh_name))
+    try:
+        fill(a)
+        fill(fresh)
+        MemoryCopy(a, pg, batch=3).run()
+        indexdefs = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
+        # (fill() adds the second, half-built index on SQLite only.)
+        copied = [r for r in pg.sql.query(indexdefs) if not r[0].startswith("vectors_2")]
+        assert copied == fresh.sql.query(indexdefs)
+        assert any(name == "chunks_tsv" for name, _ in copied)
+        assert pg.integrity_check() == []
+    finally:
+        a.close()
+        pg.close()
+        fresh.close()
+        pg_server.drop_database(fresh_name)

@@ -54,6 +54,9 @@ class SqliteBulk:
             f"VALUES ({', '.join('?' * len(cols))})", rows)
         return 0
 
+    def before_table(self, table: str) -> None:
+        """Nothing to prepare: the FTS5 triggers index each chunk as it lands."""
+
     # -- vectors -------------------------------------------------------------------------
 
     def create_vector_storage(self, tx: Any, idx: VectorIndex) -> None:

@@ -241,6 +241,7 @@ class MemoryCopy:
         copied = state[2] if state else 0
         total = self.source.sql.query_one(f"SELECT count(*) FROM {spec.name}")[0]
         parent = cols.index("parent_id") if spec.name == "sources" and "parent_id" in cols else None
+        self.dst.before_table(spec.name)
         self.on_progress(spec.name, copied, total)
         while True:
             rows = self._read(spec, cols, last)
