@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from deskmind.core.memory.pg import vectors
-from deskmind.core.memory.pg.runner import PgTx
+from deskmind.core.memory.pg.runner import PgTx, to_pg
 from deskmind.core.memory.vectors import VectorIndex
 
 if TYPE_CHECKING:
@@ -83,9 +83,15 @@ class PgBulk:
         vectors.create_table(tx, idx)
 
     def read_vectors(self, idx: VectorIndex, after: int, limit: int) -> tuple[list[int], np.ndarray]:
-        rows = self.sql.query(
-            f"SELECT chunk_id, embedding FROM {idx.float_table} WHERE chunk_id > ? "
-            "ORDER BY chunk_id LIMIT ?", (int(after), int(limit)))
+        sql = to_pg(f"SELECT chunk_id, embedding FROM {idx.float_table} WHERE chunk_id > ? "
+                    "ORDER BY chunk_id LIMIT ?")
+
+        def _read(tx: PgTx) -> list[tuple]:
+            # Binary results: parsing a vector's text form costs more than the query.
+            with tx.conn.cursor(binary=True) as cur:
+                return cur.execute(sql, (int(after), int(limit))).fetchall()
+
+        rows = self.sql.read(_read)
         if not rows:
             return [], np.zeros((0, idx.dim), dtype=np.float32)
         return [r[0] for r in rows], np.stack([vectors.as_array(r[1]) for r in rows])
