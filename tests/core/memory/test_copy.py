@@ -226,3 +226,25 @@ def test_a_copied_postgres_database_has_the_schema_of_a_migrated_one(tmp_path: P
         pg.close()
         fresh.close()
         pg_server.drop_database(fresh_name)
+
+
+def test_an_unfinished_copy_is_not_copied_from(tmp_path: Path) -> None:
+    a, b, c = (MemoryStore(tmp_path / f"{n}.db") for n in "abc")
+    try:
+        fill(a, extra_notes=10)
+        with pytest.raises(Stop):
+            MemoryCopy(a, b, batch=5, on_progress=lambda s, d, t: _stop_at(s, d, "chunks", 10)).run()
+        with pytest.raises(CopyRefused, match="holds an unfinished copy of another memory.*--resume"):
+            MemoryCopy(b, c).run()
+        assert c.sql.query("SELECT step FROM copy_progress") == []
+        MemoryCopy(a, b, batch=5).run(resume=True)
+        MemoryCopy(b, c).run()  # finished: a memory like any other
+        assert_same_memory(a, c)
+    finally:
+        for m in (a, b, c):
+            m.close()
+
+
+def _stop_at(step: str, done: int, at_step: str, at: int) -> None:
+    if step == at_step and done >= at:
+        raise Stop()

@@ -37,6 +37,8 @@ RUN = "run"              # the checkpoint row naming the source of the copy
 PARENTS = "source_parents"
 DEFAULT_BATCH = 1000
 MAX_BATCH = 100_000
+# Documents hold whole extracted files (a book's text is megabytes): fewer per batch.
+DOCUMENTS_BATCH = 50
 SEARCH_SAMPLES = 8
 
 
@@ -270,13 +272,14 @@ class MemoryCopy:
     def _read(self, spec: TableSpec, cols: list[str], last: tuple | None) -> list[tuple]:
         select = f"SELECT {', '.join(cols)} FROM {spec.name}"
         order = ", ".join(spec.key)
+        size = min(self.batch, DOCUMENTS_BATCH) if spec.name == "documents" else self.batch
         if spec.unique:
             if last is None:
-                sql, args = f"{select} ORDER BY {order} LIMIT ?", [self.batch]
+                sql, args = f"{select} ORDER BY {order} LIMIT ?", [size]
             else:
                 ph = ", ".join("?" * len(spec.key))
                 sql = f"{select} WHERE ({order}) > ({ph}) ORDER BY {order} LIMIT ?"
-                args = [*last, self.batch]
+                args = [*last, size]
         else:
             (k,) = spec.key
             after = f"WHERE {k} > ?" if last is not None else ""
@@ -285,7 +288,7 @@ class MemoryCopy:
             sql = (f"{select} {after} {'AND' if after else 'WHERE'} {k} <= (SELECT max({k}) FROM "
                    f"(SELECT {k} FROM {spec.name} {after} ORDER BY {k} LIMIT ?) AS b) "
                    f"ORDER BY {k}, {self.src.row_order}")
-            args = [*first, *first, self.batch]
+            args = [*first, *first, size]
         return [tuple(r) for r in self.source.sql.query(sql, args)]
 
     def _copy_parents(self, progress: dict) -> None:
