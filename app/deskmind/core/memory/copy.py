@@ -21,6 +21,7 @@ import logging
 import re
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -129,8 +130,8 @@ class MemoryCopy:
         self.batch = check_batch(batch)
         self.samples = samples
         self.on_progress = on_progress or (lambda step, done, total: None)
-        self.source_name = redact_url(source.url)
-        self.target_name = redact_url(target.url)
+        self.source_name = _name(source)
+        self.target_name = _name(target)
         self._nul = 0
 
     # -- the whole run -------------------------------------------------------------------
@@ -433,6 +434,15 @@ def _finds(hits: Sequence[Any], cid: int, text: str) -> bool:
 
 def _top(hits: Sequence[Any]) -> str:
     return f"chunk {hits[0].chunk_id}" if hits else "nothing"
+
+
+def _name(memory: Memory) -> str:
+    """How a memory is named in checkpoints and receipts: a SQLite file by its absolute path
+    (so a copy resumes whichever way the path was written), a URL without any password."""
+    path = getattr(memory, "path", None)
+    if memory.backend == "sqlite" and isinstance(path, Path):
+        return f"sqlite://{path.resolve()}"
+    return redact_url(memory.url)
 
 
 def _index(row: dict[str, Any]) -> VectorIndex:
