@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_reembed)
 
-    p = sub.add_parser("backup", help="consistent copy of the memory database")
+    p = sub.add_parser("backup", help="consistent copy of the memory database (SQLite: a "
+                       "database file; PostgreSQL: a pg_dump custom-format file)")
     p.add_argument("dest", metavar="FILE")
     p.set_defaults(func=cmd_backup)
 
@@ -239,8 +240,14 @@ def cmd_reembed(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     with Core() as core:
-        dest = core.store.backup(Path(args.dest))
+        store = core.store
+        dest = store.backup(Path(args.dest))
         print(f"backup written: {dest} ({dest.stat().st_size / 1e6:.1f} MB)")
+        if store.backend == "postgres":
+            from deskmind.core.memory.pg.backup import restore_command
+
+            print("restore it into a new, empty database with: "
+                  + restore_command(dest, "postgresql://USER@HOST/NEW_DATABASE"))
         return 0
 
 

@@ -182,3 +182,11 @@ def test_data_version_changes_when_anyone_writes(tmp_path):
         assert v2 != v1 and one.data_version() == v2
         one.forget("deskmind://note/b")
         assert one.data_version() != v2
+
+
+def test_a_server_on_a_unix_socket_has_a_keyring_entry_too():
+    key = keyring_key("postgresql:///deskmind?host=/run/postgresql&user=ana")
+    assert key == "db:ana@/run/postgresql:5432/deskmind"
+    store = secret_store(MemoryKeyring())
+    store.set_database_password(key, "pw-value")
+    assert store.database_password(key) == "pw-value"

@@ -51,6 +51,8 @@ class PgMemoryStore:
         installation (default: the data folder's machine id), which file sources belong to."""
         self.scope = MachineScope(machine)
         self.url = redact_url(url)
+        # Kept for pg_dump (backup), which connects on its own; never shown or logged.
+        self._conninfo, self._password = url, password
         self._prepare(url, password, connect_timeout)
         self.sql = PgRunner(url, password=password, max_size=pool_size,
                             connect_timeout=connect_timeout, configure=register_vector)
@@ -439,6 +441,14 @@ class PgMemoryStore:
         except psycopg.Error as exc:
             raise StorageError(f"the PostgreSQL server at {self.url} cannot do what Deskmind "
                                f"needs: {str(exc).strip().splitlines()[0]}") from exc
+
+    def backup(self, dest: Path) -> Path:
+        """A dump of the whole database by ``pg_dump`` in its custom format (restore it with
+        ``pg_restore``); see :mod:`deskmind.core.memory.pg.backup`."""
+        from deskmind.core.memory.pg.backup import pg_dump
+
+        major = int(self.sql.query_one("SHOW server_version_num")[0]) // 10000
+        return pg_dump(self._conninfo, self._password, dest, server_major=major)
 
     def warm_vectors(self) -> None:
         """Nothing to load: the vectors stay in the server, which caches its own pages (the
