@@ -184,13 +184,13 @@ def test_a_table_both_sides_know_but_the_copy_does_not_is_copied_by_its_key(tmp_
     try:
         for m in (a, b):
             m.sql.write(lambda tx: tx.execute(
-                "CREATE TABLE machines (name TEXT PRIMARY KEY, seen_at REAL NOT NULL)"))
-        a.sql.write(lambda tx: tx.executemany("INSERT INTO machines VALUES (?, ?)",
-                                              [("laptop", 1.0), ("mini-pc", 2.0)]))
+                "CREATE TABLE calendars (name TEXT PRIMARY KEY, seen_at REAL NOT NULL)"))
+        a.sql.write(lambda tx: tx.executemany("INSERT INTO calendars VALUES (?, ?)",
+                                              [("home", 1.0), ("work", 2.0)]))
         MemoryCopy(a, b, batch=1).run()
-        assert b.sql.query("SELECT name, seen_at FROM machines ORDER BY name") == [
-            ("laptop", 1.0), ("mini-pc", 2.0)]
-        with pytest.raises(CopyRefused, match="table 'machines'.*no such table there"):
+        assert b.sql.query("SELECT name, seen_at FROM calendars ORDER BY name") == [
+            ("home", 1.0), ("work", 2.0)]
+        with pytest.raises(CopyRefused, match="table 'calendars'.*no such table there"):
             MemoryCopy(a, c).run()
     finally:
         for m in (a, b, c):

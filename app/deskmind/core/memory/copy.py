@@ -56,6 +56,7 @@ class TableSpec:
 # In an order that keeps every foreign key satisfied (parent_id of sources is set afterwards,
 # as a parent may have a larger id than its child).
 TABLES: tuple[TableSpec, ...] = (
+    TableSpec("machines", ("id",)),
     TableSpec("sources", ("id",)),
     TableSpec("documents", ("source_id",)),
     TableSpec("chunks", ("id",)),
