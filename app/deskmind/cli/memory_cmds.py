@@ -257,7 +257,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
         if args.json:
             print_json(s)
             return 0
-        print(f"database: {s['db_path']} ({s['db_bytes'] / 1e6:.1f} MB)")
+        if s.get("backend") == "postgres":
+            print(f"database: {s['db_path']} (PostgreSQL {s['server_version']}, pgvector "
+                  f"{s['pgvector']}; database {s['database']} at {s['server']}, "
+                  f"{s['db_bytes'] / 1e6:.1f} MB)")
+            largest = sorted(s["table_bytes"].items(), key=lambda kv: -kv[1])[:4]
+            print(f"tables: {s['memory_bytes'] / 1e6:.1f} MB; largest " +
+                  ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in largest))
+        else:
+            print(f"database: {s['db_path']} ({s['db_bytes'] / 1e6:.1f} MB)")
         print(f"sources: {s['sources']}  " + ", ".join(f"{k} {v}" for k, v in s["sources_by_kind"].items()))
         print("status: " + ", ".join(f"{k} {v}" for k, v in s["sources_by_status"].items()))
         print(f"chunks: {s['chunks']}")

@@ -157,6 +157,16 @@ def test_keyring_keys_fill_in_libpq_defaults(monkeypatch):
     assert keyring_key("postgres://") == "db:osuser@localhost:5432/osuser"
 
 
+def test_a_password_for_a_unix_socket_server_is_kept_and_found(monkeypatch):
+    # libpq's host=/run/postgresql: the key's host holds slashes.
+    monkeypatch.setattr("getpass.getuser", lambda: "osuser")
+    loc = parse_location("postgresql:///deskmind?host=/run/postgresql")
+    assert loc.keyring_key == "db:osuser@/run/postgresql:5432/deskmind"
+    secrets = secret_store(MemoryKeyring())
+    secrets.set_database_password(loc.keyring_key, "sock-pw-1")
+    assert database_password(loc, secrets) == "sock-pw-1"
+
+
 def test_redact_url_removes_every_password():
     assert redact_url("postgresql://ana:s3cr3t@h:5/db?sslmode=require") == \
         "postgresql://ana:***@h:5/db?sslmode=require"

@@ -115,6 +115,11 @@ class PgRunner:
         """Run several reads on one snapshot (a REPEATABLE READ, READ ONLY transaction)."""
         return self._run(fn, mode="snapshot")
 
+    def outside_transaction(self, fn: Callable[[PgTx], T]) -> T:
+        """Run ``fn`` on an autocommit connection, each statement on its own: for what
+        PostgreSQL refuses inside a transaction (VACUUM, REINDEX CONCURRENTLY)."""
+        return self._run(fn, mode="auto")
+
     # -- writing -----------------------------------------------------------------------
 
     def write(self, fn: Callable[[PgTx], T]) -> T:
