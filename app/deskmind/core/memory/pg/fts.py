@@ -99,22 +99,31 @@ class TermFrequencies:
 def ranked_chunks(tx: Any, freqs: TermFrequencies, query: str, depth: int,
                   filters: SearchFilters) -> list[int]:
     """Chunk ids best first for ``query``'s words (at most ``depth``)."""
+    part = ranked_sql(tx, freqs, query, depth, filters)
+    if part is None:
+        return []
+    sql, args = part
+    return [r[0] for r in tx.execute(sql, args).fetchall()]
+
+
+def ranked_sql(tx: Any, freqs: TermFrequencies, query: str, depth: int,
+               filters: SearchFilters) -> tuple[str, list[Any]] | None:
+    """A statement (and its arguments) selecting the chunk ids of :func:`ranked_chunks`, best
+    first, to run alone or inside a larger statement; None when nothing can match."""
     words = question_words(query)
     if not words:
-        return []
+        return None
     rank_q = f"websearch_to_tsquery('{TS_CONFIG}', ?)"
     if not filters.is_empty():
         # A filter narrows the matches already: rank all that pass it.
         where, args = filters.sql("s")
-        rows = tx.execute(
-            f"SELECT c.id FROM chunks c JOIN sources s ON s.id = c.source_id, {rank_q} q "
-            f"WHERE c.tsv @@ q AND {where} ORDER BY ts_rank_cd(c.tsv, q) DESC, c.id LIMIT ?",
-            (or_query(words), *args, depth)).fetchall()
-        return [r[0] for r in rows]
+        return (f"SELECT c.id FROM chunks c JOIN sources s ON s.id = c.source_id, {rank_q} q "
+                f"WHERE c.tsv @@ q AND {where} ORDER BY ts_rank_cd(c.tsv, q) DESC, c.id LIMIT ?",
+                [or_query(words), *args, depth])
     df = freqs.of(tx, words)
     found = sorted((w for w in words if df.get(w, 0) > 0), key=lambda w: df[w])
     if not found:
-        return []
+        return None
     kept, total = [], 0
     for w in found:
         if kept and total + df[w] > BUDGET:
@@ -122,9 +131,7 @@ def ranked_chunks(tx: Any, freqs: TermFrequencies, query: str, depth: int,
         kept.append(w)
         total += df[w]
     window = f"ORDER BY c.id DESC LIMIT {BUDGET}" if total > BUDGET else ""
-    rows = tx.execute(
-        f"SELECT m.id FROM (SELECT c.id, c.tsv FROM chunks c "
-        f"WHERE c.tsv @@ websearch_to_tsquery('{TS_CONFIG}', ?) {window}) m, {rank_q} q "
-        "ORDER BY ts_rank_cd(m.tsv, q) DESC, m.id LIMIT ?",
-        (or_query(kept), or_query(words), depth)).fetchall()
-    return [r[0] for r in rows]
+    return (f"SELECT m.id FROM (SELECT c.id, c.tsv FROM chunks c "
+            f"WHERE c.tsv @@ websearch_to_tsquery('{TS_CONFIG}', ?) {window}) m, {rank_q} q "
+            "ORDER BY ts_rank_cd(m.tsv, q) DESC, m.id LIMIT ?",
+            [or_query(kept), or_query(words), depth])
