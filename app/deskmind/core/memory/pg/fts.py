@@ -5,8 +5,8 @@ Ranking reads and scores every chunk that matches any OR-ed word, so one common 
 question cost tens of milliseconds at 10k chunks and far more beyond, while adding almost
 nothing to the ranking. The words of a question are taken rarest first while the total number
 of their matches stays within :data:`BUDGET`; only chunks holding one of those are ranked, over
-all the words. When even the rarest word matches more, only its newest :data:`BUDGET` matches
-are ranked. Document frequencies come from the column statistics ANALYZE keeps (autovacuum
+all the words. When even the rarest word matches more, only its newest matches are ranked (at
+most :data:`BUDGET`, found in a range of the newest ids sized to hold about that many). Document frequencies come from the column statistics ANALYZE keeps (autovacuum
 refreshes them) and are cached per store: they move slowly, and a stale share only shifts the
 budget a little.
 
@@ -27,6 +27,7 @@ from deskmind.core.memory.pg.migrations import TS_CONFIG
 from deskmind.core.memory.search import MAX_FTS_TERMS, SearchFilters, content_words
 
 BUDGET = 2_000
+WINDOW_SLACK = 1.5
 # Normalisation 1: the rank divided by 1 + log(the chunk's length in words).
 RANK = "ts_rank({tsv}, q, 1)"
 # A cached frequency is counted again after this long (other machines add chunks too).
@@ -83,6 +84,11 @@ class TermFrequencies:
                     out[w] = 0
             return out
 
+    def chunks(self) -> float:
+        """About how many chunks the memory held when the statistics were last read."""
+        with self._lock:
+            return self._chunks
+
     def _refresh(self, tx: Any) -> None:
         now = time.monotonic()
         with self._lock:
@@ -138,8 +144,16 @@ def ranked_sql(tx: Any, freqs: TermFrequencies, query: str, depth: int,
             break
         kept.append(w)
         total += df[w]
-    window = f"ORDER BY c.id DESC LIMIT {BUDGET}" if total > BUDGET else ""
+    window, args = "", [or_query(kept)]
+    if total > BUDGET:
+        # Only the newest matches: ids above a floor sized to hold about BUDGET of them (with
+        # slack, as ids have gaps), so the GIN bitmap is ANDed with an id range and only those
+        # rows are read; ordering every match by id would read them all.
+        span = int(freqs.chunks() * BUDGET / total * WINDOW_SLACK) + 1
+        window = (f"AND c.id > (SELECT coalesce(max(id), 0) FROM chunks) - ? "
+                  f"ORDER BY c.id DESC LIMIT {BUDGET}")
+        args.append(span)
     return (f"SELECT m.id FROM (SELECT c.id, c.tsv FROM chunks c "
             f"WHERE c.tsv @@ websearch_to_tsquery('{TS_CONFIG}', ?) {window}) m, {rank_q} q "
             f"ORDER BY {RANK.format(tsv='m.tsv')} DESC, m.id LIMIT ?",
-            [or_query(kept), or_query(words), depth])
+            [*args, or_query(words), depth])
