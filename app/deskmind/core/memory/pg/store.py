@@ -55,7 +55,8 @@ class PgMemoryStore:
         self._conninfo, self._password = url, password
         self._prepare(url, password, connect_timeout)
         self.sql = PgRunner(url, password=password, max_size=pool_size,
-                            connect_timeout=connect_timeout, configure=register_vector)
+                            connect_timeout=connect_timeout, configure=register_vector,
+                            settings=vectors.SESSION_SETTINGS)
         # The domain repositories, the same classes as on SQLite (their SQL is portable).
         self.clients = ClientStore(self.sql)
         self.gateway_audit = GatewayAuditLog(self.sql)

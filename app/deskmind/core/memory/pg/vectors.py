@@ -19,8 +19,11 @@ import psycopg
 from deskmind.core.memory.vectors import VectorIndex
 
 _COLS = "id, model_id, dim, status, watermark"
-# HNSW parameters: pgvector's defaults (m=16, ef_construction=64); ef_search is raised per query.
+# HNSW parameters: pgvector's defaults (m=16, ef_construction=64). ef_search is set on every
+# connection (so an unfiltered search needs no transaction to set it) and raised per query
+# when a search asks for more neighbours than it.
 EF_SEARCH = 100
+SESSION_SETTINGS = {"hnsw.ef_search": str(EF_SEARCH)}
 HALFVEC_MAX_DIM = 4000
 
 
