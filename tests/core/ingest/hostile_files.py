@@ -93,13 +93,30 @@ def big_docx(document_mb: float, words_every: int = 50) -> bytes:
 
 
 def understated_docx(real_mb: float = 8) -> bytes:
-    """A DOCX whose zip headers say document.xml is 1 kB when it inflates to ``real_mb`` MB."""
+    """A DOCX whose zip headers say document.xml is 1 kB when it inflates to ``real_mb`` MB
+    (up to 2 GiB: the markup is deflated as it is made, never held whole)."""
     para = b"<w:p><w:r><w:t>the tide turns twice a day at the weir</w:t></w:r></w:p>"
+    head = f'<w:document xmlns:w="{W_NS}"><w:body>'.encode()
+    tail = b"</w:body></w:document>"
     n = int(real_mb * 1024 * 1024) // len(para)
-    xml = f'<w:document xmlns:w="{W_NS}"><w:body>'.encode() + para * n + b"</w:body></w:document>"
-    data = bytearray(_docx_with([xml], force_zip64=False))
-    real = struct.pack("<I", len(xml))
-    at = [i for i in range(len(data) - 3) if data[i:i + 4] == real]
+    block = para * 4096
+
+    def chunks():
+        yield head
+        left = n
+        while left > 0:
+            yield block[: min(left, 4096) * len(para)]
+            left -= 4096
+        yield tail
+
+    size = len(head) + n * len(para) + len(tail)
+    assert size < 2**31, "without zip64 a part holds less than 2 GiB"
+    data = bytearray(_docx_with(chunks(), force_zip64=False))
+    real = struct.pack("<I", size)
+    at, i = [], data.find(real)
+    while i >= 0:
+        at.append(i)
+        i = data.find(real, i + 1)
     assert len(at) == 2, "the size should appear once in the local header and once in the directory"
     for i in at:
         data[i:i + 4] = struct.pack("<I", 1024)
