@@ -5,6 +5,7 @@ them is searchable, and Ctrl+C (or the tray's stop) ends a stuck parse within a 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -65,8 +66,8 @@ def test_hostile_files_beside_a_good_note(tmp_path: Path, deskmind_home: Path, c
 
     assert outcome["server.log.gz"] == ("indexed", "kept the first 0.1 MB of text of 12 MB "
                                         "(text budget per file: 0.1 MB; Settings → Indexing)")
-    assert outcome["shared.pdf"][1].startswith(
-        "kept the first 500 pages of 4,000 (page budget per file: 500; Settings → Indexing)")
+    assert re.fullmatch(r"kept the first 0\.1 MB of text, from pages 1 to \d+ of 4,000 "
+                        r"\(text budget per file: 0\.1 MB; Settings → Indexing\)", outcome["shared.pdf"][1])
     assert outcome["understated.docx"][0] == "failed"
     assert outcome["understated.docx"][1].startswith(
         "corrupt DOCX: part word/document.xml does not match its header")
