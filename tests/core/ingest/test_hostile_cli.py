@@ -15,8 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.core.ingest.hostile_files import (big_docx, gzip_of_text, nested_divs, shared_stream_pdf,
-                                             understated_docx)
+from tests.core.ingest.hostile_files import (big_docx, gzip_of_text, nested_divs, own_stream_pdf,
+                                             shared_stream_pdf, understated_docx)
 
 # Runs the command given and prints its exit code, output, wall time and the peak RSS of it and
 # its descendants (the parser processes), which nothing else in this wrapper inflates.
@@ -152,11 +152,11 @@ def _stop_while_parsing(cmd: list[str], stop) -> tuple[float, str, str, int, psu
 
 @pytest.fixture
 def stuck_folder(tmp_path: Path, deskmind_home: Path) -> Path:
-    # 4,000 pages of 2,000 lines each: minutes of parsing, within every budget for a while.
-    _settings(deskmind_home, max_seconds=3600, max_inflated_mb=100_000, max_pages=10_000)
+    # 1,000 pages of 2,000 lines each: minutes of parsing, within every budget for a while.
+    _settings(deskmind_home, max_seconds=3600, max_inflated_mb=100_000, max_pages=10_000, max_text_mb=1000)
     folder = tmp_path / "stuck"
     folder.mkdir()
-    (folder / "slow.pdf").write_bytes(shared_stream_pdf(pages=4000, lines=2000))
+    (folder / "slow.pdf").write_bytes(own_stream_pdf(pages=1000, lines=2000))
     return folder
 
 
