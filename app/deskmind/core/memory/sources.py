@@ -123,11 +123,13 @@ class SourceReads:
         conn = self.reader()
         for kind, value in resolve_candidates(ref):
             if kind == "prefix":
-                rows = conn.execute(
-                    "SELECT id FROM sources WHERE substr(uri, 1, ?) = ? ORDER BY id",
-                    (len(value), value)).fetchall()
-                if rows:
-                    return [r[0] for r in rows]
+                found: set[int] = set()
+                for prefix in value:
+                    found.update(r[0] for r in conn.execute(
+                        "SELECT id FROM sources WHERE substr(uri, 1, ?) = ?",
+                        (len(prefix), prefix)).fetchall())
+                if found:
+                    return sorted(found)
             else:
                 row = conn.execute(f"SELECT id FROM sources WHERE {kind} = ?", (value,)).fetchone()
                 if row:

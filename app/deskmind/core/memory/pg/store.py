@@ -298,10 +298,12 @@ class PgMemoryStore:
         def _resolve(tx: PgTx) -> list[int]:
             for kind, value in resolve_candidates(ref):
                 if kind == "prefix":
-                    rows = tx.execute(f"SELECT id FROM sources WHERE {UNDER} ORDER BY id",
-                                      _prefix_range(value)).fetchall()
-                    if rows:
-                        return [r[0] for r in rows]
+                    found: set[int] = set()
+                    for prefix in value:
+                        found.update(r[0] for r in tx.execute(f"SELECT id FROM sources WHERE {UNDER}",
+                                                              _prefix_range(prefix)).fetchall())
+                    if found:
+                        return sorted(found)
                 else:
                     row = tx.execute(f"SELECT id FROM sources WHERE {kind} = ?", (value,)).fetchone()
                     if row:
