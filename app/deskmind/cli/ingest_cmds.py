@@ -51,16 +51,21 @@ def _when(ts: float | None) -> str:
 
 def cmd_sources(args: argparse.Namespace) -> int:
     from deskmind.core.ingest.transcribe import NO_TRANSCRIBER, get_transcriber
+    from deskmind.core.memory.machine import machine_label
 
     if args.limit is not None and args.limit < 1:
         raise UserInputError("--limit must be at least 1")
     with Core() as core:
         sources = core.store.list_sources(kind=args.kind, status=args.status, limit=args.limit)
         queued = [s for s in sources if s.status == "queued"]
+        here = core.store.scope.id if any(s.machine for s in sources) else ""
+        names = core.store.machines() if here else {}
         if args.json:
             out = []
             for s in sources:
                 d = s.to_dict()
+                d["machine_name"] = names.get(s.machine) if s.machine else None
+                d["this_machine"] = s.machine == here if s.machine else None
                 if s.status == "queued" and get_transcriber() is None:
                     d["error"] = d["error"] or NO_TRANSCRIBER
                 out.append(d)
@@ -72,6 +77,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
         for s in sources:
             shown = uris.shown(s.uri).replace("\n", "\\n")
             line = f"{s.id:>6}  {s.status:8} {s.kind:9} {s.privacy:8} {s.chunk_count:>5} ch  {_when(s.indexed_at or s.updated_at)}  {shown}"
+            if s.machine:  # a file: it is on the machine that indexed it
+                line += f"  [on {machine_label(s.machine, names, here)}]"
             print(line)
             if s.error:
                 print(f"{'':8}{s.error}")

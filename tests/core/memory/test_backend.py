@@ -112,7 +112,7 @@ def test_postgres_gets_the_password_from_the_keyring(monkeypatch):
     opened = []
 
     class PgMemoryStore:  # stands in for the PostgreSQL backend's entry point
-        def __init__(self, url, *, password):
+        def __init__(self, url, *, password, machine=None):
             opened.append((url, password))
 
     monkeypatch.setitem(sys.modules, PG_MODULE, types.SimpleNamespace(PgMemoryStore=PgMemoryStore))
@@ -138,6 +138,14 @@ def test_no_keyring_means_no_password_not_a_crash(caplog):
         secret_store(null.Keyring()).set_database_password(loc.keyring_key, "pw-value")
     with pytest.raises(UserInputError, match="not a database key"):
         secret_store(MemoryKeyring()).set_database_password("openai", "pw-value")
+
+
+def test_a_server_on_a_unix_socket_folder_keeps_its_password_in_the_keyring():
+    loc = parse_location("postgresql://bob@/mind?host=/run/postgresql")
+    assert loc.keyring_key == "db:bob@/run/postgresql:5432/mind"
+    kr = MemoryKeyring()
+    secret_store(kr).set_database_password(loc.keyring_key, "sock-pw")
+    assert database_password(loc, secret_store(kr)) == "sock-pw"
 
 
 def test_keyring_keys_fill_in_libpq_defaults(monkeypatch):

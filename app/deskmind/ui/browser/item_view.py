@@ -19,6 +19,8 @@ from deskmind.ui.browser.place import (RECORDED_KINDS, desktop_opener, describe,
                                        original_file, timed_range, where_to_open)
 from deskmind.ui.browser.provenance import provenance_lines, when
 
+from deskmind.core.memory.machine import machine_label
+
 log = logging.getLogger(__name__)
 
 
@@ -32,9 +34,12 @@ def load_item(store: Any, source_id: int) -> dict[str, Any]:
     derived = store.derived_from(source_id)
     parent = store.get_source(src.parent_id) if src.parent_id else None
     text = stored if stored is not None else "\n\n".join(c[2] for c in chunks)
+    elsewhere = bool(src.machine) and src.machine != store.scope.id
+    machine = machine_label(src.machine, store.machines(), store.scope.id) if src.machine else ""
     return {"source": src, "text": text, "display": display_text(src.kind, text, src.metadata or {}),
-            "chunks": chunks, "derived": derived, "parent": parent,
-            "original": original_file(src.uri, src.kind, src.metadata or {})}
+            "chunks": chunks, "derived": derived, "parent": parent, "machine": machine,
+            # A path indexed on another machine names a file there, not here.
+            "original": None if elsewhere else original_file(src.uri, src.kind, src.metadata or {})}
 
 
 class ItemView(QWidget):
@@ -88,6 +93,8 @@ class ItemView(QWidget):
         self.title.setText(f"<b>{html.escape(src.title or Path(uris.shown(src.uri)).name)}</b> &nbsp; "
                            f"<span style='color:#78909c'>{html.escape(src.kind)} · {html.escape(src.privacy)}</span>")
         lines = [html.escape(ln) for ln in provenance_lines(src, item["chunks"], item.get("original"))]
+        if item.get("machine"):
+            lines.append(f"Indexed on {html.escape(item['machine'])}")
         if item["parent"] is not None:
             p = item["parent"]
             lines.append(f"Derived from <a href='src:{p.id}'>{html.escape(p.title or p.uri)}</a>")

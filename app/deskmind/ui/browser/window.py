@@ -52,6 +52,7 @@ class MemoryBrowser(QWidget):
         self._store, self._searcher, self.workers = store, searcher, workers
         self.audio_dir = audio_dir
         self.last_receipt: dict[str, Any] | None = None
+        self.refreshes = 0  # times the list was refreshed because the memory changed
         lay = QVBoxLayout(self)
         row = QHBoxLayout()
         self.query = QLineEdit()
@@ -130,12 +131,27 @@ class MemoryBrowser(QWidget):
         self.workers.submit(work, done=self._show_results,
                             failed=lambda e: self.status.setText(f"Search failed: {e}"))
 
+    def memory_changed(self) -> None:
+        """Another process or machine (or this one) wrote to the memory: list again, keeping
+        the item shown selected when it is still listed. GUI thread."""
+        self.refreshes += 1
+        self.refresh()
+
     def _show_results(self, rows: list) -> None:
-        self.results.clear()
-        for label, sid, loc, cid in rows:
-            it = QListWidgetItem(label)
-            it.setData(Qt.ItemDataRole.UserRole, (sid, loc, cid))
-            self.results.addItem(it)
+        cur = self.results.currentItem()
+        keep = cur.data(Qt.ItemDataRole.UserRole) if cur is not None else None
+        # Re-listing with an item shown is not choosing one: it stays shown, selected again.
+        self.results.blockSignals(keep is not None)
+        try:
+            self.results.clear()
+            for label, sid, loc, cid in rows:
+                it = QListWidgetItem(label)
+                it.setData(Qt.ItemDataRole.UserRole, (sid, loc, cid))
+                self.results.addItem(it)
+                if keep is not None and (sid, cid) == (keep[0], keep[2]):
+                    self.results.setCurrentItem(it)
+        finally:
+            self.results.blockSignals(False)
         self.status.setText(f"{len(rows)} result(s)")
 
     def open_source(self, source_id: int, locator: dict | None = None, chunk_id: int | None = None) -> None:
