@@ -14,6 +14,7 @@ from deskmind.cli.interrupt import cancel_on_interrupt
 from deskmind.cli.render import Progress, print_json
 from deskmind.core.app import Core
 from deskmind.core.errors import UserInputError
+from deskmind.core.memory import uris
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -153,7 +154,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             return 0
         for n, h in enumerate(hits, 1):
             where = format_locator(h.locator)
-            print(f"[{n}] {h.title or Path(h.source).name}  {h.source}{where}  (score {h.score:.4f}, chunk {h.chunk_id})")
+            shown = uris.shown(h.source)
+            print(f"[{n}] {h.title or Path(shown).name}  {shown}{where}  (score {h.score:.4f}, chunk {h.chunk_id})")
             snippet = " ".join(h.text.split())
             print(f"    {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
         return 0
@@ -200,7 +202,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
                 # Derived sources (minutes, conversations) have made-up uris: their titles say more.
                 what = f"{s['kind']}, derived" if s["derived"] else s["kind"]
                 title = f"  \"{s['title']}\"" if s["derived"] and s["title"] else ""
-                print(f"forgot source {s['id']} ({what}): {s['uri']}{title}")
+                print(f"forgot source {s['id']} ({what}): {uris.shown(s['uri'])}{title}")
             print(f"removed: {len(r['sources'])} sources ({r['derived_sources']} derived), "
                   f"{r['documents']} documents, {r['chunks']} chunks, {r['fts_rows']} full-text rows, "
                   f"{r['vectors']} vectors, {r['links']} links")

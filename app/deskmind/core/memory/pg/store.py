@@ -319,10 +319,13 @@ class PgMemoryStore:
         def _resolve(tx: PgTx) -> list[int]:
             for kind, value in resolve_candidates(ref):
                 if kind == "prefix":
-                    rows = tx.execute(f"SELECT id FROM sources WHERE machine = ? AND {UNDER} "
-                                      "ORDER BY id", (self.scope.id, *_prefix_range(value))).fetchall()
-                    if rows:
-                        return [r[0] for r in rows]
+                    found: set[int] = set()
+                    for prefix in value:
+                        found.update(r[0] for r in tx.execute(
+                            f"SELECT id FROM sources WHERE machine = ? AND {UNDER}",
+                            (self.scope.id, *_prefix_range(prefix))).fetchall())
+                    if found:
+                        return sorted(found)
                 elif kind == "id":
                     row = tx.execute("SELECT id FROM sources WHERE id = ?", (value,)).fetchone()
                     if row:
