@@ -36,7 +36,10 @@ def _lines(mb: float, distinct: int, seed: int, shape: str) -> list[str]:
         if shape == "markdown":
             block = (f"## Part {i // 50}\n\n" if i % 50 == 0 else "") + p + "\n\n"
         elif shape == "csv":
-            block = f"{i},\"{p}\",{i % 7}\n"
+            # One row per line and no blank line: a single paragraph, cut at sentence ends.
+            # Rows repeat with the paragraphs, so the chunks do too (a running row number would
+            # make every chunk new text to embed).
+            block = f"{i % distinct},\"{p}\"\n"
         elif shape == "code":
             block = f"def step_{i % distinct}_{i // distinct}(x):\n    \"\"\"{p}\"\"\"\n    return x + {i}\n\n\n"
         else:
