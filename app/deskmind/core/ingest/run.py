@@ -125,7 +125,10 @@ class IndexRun:
         try:
             st = os.stat(root)
         except OSError as exc:
-            self.passed(Passed(str(root), "failed", f"cannot stat: {exc.strerror or exc}"))
+            if os.path.islink(spelled) and not os.path.exists(spelled):
+                self.passed(Passed(str(spelled), "skipped", "broken symbolic link (or a link loop)", listed=False))
+            else:
+                self.passed(Passed(str(root), "failed", f"cannot stat: {exc.strerror or exc}"))
             return None
         if not stat_mod.S_ISREG(st.st_mode):
             self.passed(Passed(str(root), "skipped", not_a_file(st.st_mode), listed=False))
