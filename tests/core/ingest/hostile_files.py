@@ -41,19 +41,34 @@ def big_text(path: Path, mb: float) -> Path:
 
 def shared_stream_pdf(pages: int, lines: int) -> bytes:
     """A PDF of ``pages`` pages that all draw one content stream of ``lines`` lines of text."""
-    text = " ".join(f"(line {i} of the shared page about otters) Tj 0 -12 Td" for i in range(lines))
-    stream = zlib.compress(f"BT /F1 10 Tf 20 800 Td {text} ET".encode(), 9)
-    first_page = 5
+    return _text_pdf(pages, lines, shared=True)
+
+
+def own_stream_pdf(pages: int, lines: int) -> bytes:
+    """A PDF of ``pages`` pages, each drawing a content stream of its own of ``lines`` lines
+    (so no page's text is another's: each must be parsed)."""
+    return _text_pdf(pages, lines, shared=False)
+
+
+def _text_pdf(pages: int, lines: int, shared: bool) -> bytes:
+    def stream(page: int) -> bytes:
+        text = " ".join(f"(line {i} of page {page} about otters) Tj 0 -12 Td" for i in range(lines))
+        data = zlib.compress(f"BT /F1 10 Tf 20 800 Td {text} ET".encode(), 9)
+        return b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream"
+
+    first_page = 4
     kids = " ".join(f"{first_page + i} 0 R" for i in range(pages))
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         f"<< /Type /Pages /Count {pages} /Kids [{kids}] >>".encode(),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
     ]
-    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 600 800] /Contents 4 0 R " \
-           b"/Resources << /Font << /F1 3 0 R >> >> >>"
-    objects += [page] * pages
+    first_stream = first_page + pages
+    for i in range(pages):
+        contents = first_stream if shared else first_stream + i
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 600 800] /Contents %d 0 R "
+                       b"/Resources << /Font << /F1 3 0 R >> >> >>" % contents)
+    objects += [stream(1)] if shared else [stream(i + 1) for i in range(pages)]
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n")
     offsets = []
@@ -117,22 +132,29 @@ def big_docx(document_mb: float, words_every: int = 50, to: Path | None = None) 
 
 def understated_docx(real_mb: float = 8) -> bytes:
     """A DOCX whose zip headers say document.xml is 1 kB when it inflates to ``real_mb`` MB
-    (made a MB at a time: a real size of gigabytes never sits in memory)."""
+    (up to 2 GiB: the markup is deflated as it is made, never held whole)."""
     para = b"<w:p><w:r><w:t>the tide turns twice a day at the weir</w:t></w:r></w:p>"
-    n = int(real_mb * 1024 * 1024) // len(para)
-    per_mb = (1024 * 1024) // len(para)
     head = f'<w:document xmlns:w="{W_NS}"><w:body>'.encode()
     tail = b"</w:body></w:document>"
+    n = int(real_mb * 1024 * 1024) // len(para)
+    block = para * 4096
 
     def chunks():
         yield head
-        for done in range(0, n, per_mb):
-            yield para * min(per_mb, n - done)
+        left = n
+        while left > 0:
+            yield block[: min(left, 4096) * len(para)]
+            left -= 4096
         yield tail
 
+    size = len(head) + n * len(para) + len(tail)
+    assert size < 2**31, "without zip64 a part holds less than 2 GiB"
     data = bytearray(_docx_with(chunks(), force_zip64=False))
-    real = struct.pack("<I", len(head) + n * len(para) + len(tail))
-    at = [i for i in range(len(data) - 3) if data[i:i + 4] == real]
+    real = struct.pack("<I", size)
+    at, i = [], data.find(real)
+    while i >= 0:
+        at.append(i)
+        i = data.find(real, i + 1)
     assert len(at) == 2, "the size should appear once in the local header and once in the directory"
     for i in at:
         data[i:i + 4] = struct.pack("<I", 1024)

@@ -229,6 +229,8 @@ class Indexer:
             return fail("failed", "too complex to parse in memory")
         except RecursionError:
             return fail("failed", "too deeply nested to parse")
+        except Cancelled:
+            raise  # the run stops: not this file's fault, nothing to report
         except Exception as exc:
             log.exception("extractor failed on %s", path)
             return fail("failed", f"could not parse: {type(exc).__name__}: {exc}")

@@ -342,6 +342,29 @@ def m050_sources_per_machine(conn: Any, machine_id: Callable[[], str]) -> None:
     )
 
 
+# --- storage: copying a whole memory between backends (m05x) ---
+
+
+@migration
+def m051_copy_progress(conn: Any) -> None:
+    # Where a copy of a whole memory into this database has got to: one row per step (a
+    # table, the vectors of an index), written in the same transaction as each batch, so a
+    # copy that was stopped resumes after the last batch that landed. The row of step 'run'
+    # names the memory copied from.
+    conn.execute(
+        """
+        CREATE TABLE copy_progress (
+            step TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            last_key TEXT NOT NULL DEFAULT '',
+            copied INTEGER NOT NULL DEFAULT 0,
+            done INTEGER NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+
+
 def applied(conn: Any) -> list[str]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"

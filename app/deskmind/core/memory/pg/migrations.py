@@ -262,6 +262,24 @@ def m050_sources_per_machine(conn: Any, machine_id: Callable[[], str]) -> None:
     )
 
 
+@migration
+def m051_copy_progress(conn: Any) -> None:
+    # A copy of a whole memory into this database: one row per step, written with each batch
+    # (see the SQLite migration of the same name).
+    conn.execute(
+        """
+        CREATE TABLE copy_progress (
+            step TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            last_key TEXT NOT NULL DEFAULT '',
+            copied BIGINT NOT NULL DEFAULT 0,
+            done INTEGER NOT NULL DEFAULT 0,
+            updated_at DOUBLE PRECISION NOT NULL
+        )
+        """
+    )
+
+
 def check_server(conn: psycopg.Connection, where: str) -> None:
     """Refuse a server too old, or one without pgvector, saying what to do."""
     version = conn.info.server_version
