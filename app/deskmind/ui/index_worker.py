@@ -18,9 +18,14 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
+from deskmind.core.memory import uris
+
 
 def _emit(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
+    """One JSON line; a path whose bytes are not UTF-8 goes with U+FFFD in their place, as
+    the app shows it (a lone surrogate would fail on its way into a Qt string)."""
+    text = uris.replace_undecodable(json.dumps(obj, ensure_ascii=False))
+    sys.stdout.buffer.write(text.encode("utf-8") + b"\n")
     sys.stdout.flush()
 
 
