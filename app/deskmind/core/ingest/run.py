@@ -165,7 +165,10 @@ class IndexRun:
         try:
             st = os.stat(root)
         except OSError as exc:
-            self.passed(Passed(str(root), "failed", f"cannot stat: {exc.strerror or exc}"))
+            if os.path.islink(spelled) and not os.path.exists(spelled):
+                self.passed(Passed(str(spelled), "skipped", "broken symbolic link (or a link loop)", listed=False))
+            else:
+                self.passed(Passed(str(root), "failed", f"cannot stat: {exc.strerror or exc}"))
             return None
         if not stat_mod.S_ISREG(st.st_mode):
             self.passed(Passed(str(root), "skipped", not_a_file(st.st_mode), listed=False))
@@ -468,11 +471,12 @@ class IndexRun:
                 path = uris.uri_path(uri)
                 if path is None or path == str(root) or path in self.unlisted:
                     continue  # the unlisted went already (forget_unlisted)
-                if not os.path.lexists(path):
-                    # also a file found by the scan that vanished before it was read
-                    gone.append((k.id, path, "file no longer exists"))
-                elif uri in present or (path in self.reported and path not in self.ignored):
+                if uri in present or (path in self.reported and path not in self.ignored):
+                    # A file that vanished while this run read it keeps what was stored (an
+                    # editor's save by rename): it goes on the next pass if it stays gone.
                     continue
+                if not os.path.lexists(path):
+                    gone.append((k.id, path, "file no longer exists"))
                 elif os.path.realpath(path) != path:
                     # Stored under a path through a link (as versions before real paths did):
                     # the file is a source under its real path.
