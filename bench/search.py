@@ -178,6 +178,43 @@ def bench_size(n: int, location: str | Path, emb, qvecs: dict[str, np.ndarray], 
         store.close()
 
 
+def pg_recall(n: int, location: str, qvecs: dict[str, np.ndarray], ef_values=(40, 100, 200)) -> None:
+    """Recall@10 of the HNSW search (at several ``hnsw.ef_search``) against an exact scan of
+    the same float vectors, for the benchmark's questions; and the ms of the HNSW query."""
+    from deskmind.core.memory.pg import vectors
+
+    store = open_store(location)
+    try:
+        idx = store.active_index()
+        cast = vectors.search_cast(idx)
+        table = idx.float_table
+
+        def top(tx, q, exact: bool) -> list[int]:
+            if exact:
+                tx.execute("SET LOCAL enable_indexscan = off")
+                sql = f"SELECT chunk_id FROM {table} ORDER BY embedding <=> ? LIMIT 10"
+            else:
+                sql = f"SELECT chunk_id FROM {table} ORDER BY embedding::{cast} <=> ?::{cast} LIMIT 10"
+            return [r[0] for r in tx.execute(sql, (q,)).fetchall()]
+
+        truth = {q: store.sql.read(lambda tx, q=q: top(tx, v, True)) for q, v in qvecs.items()}
+        parts = []
+        for ef in ef_values:
+            hits, times = 0, []
+            for q, v in qvecs.items():
+                def hnsw(tx, v=v):
+                    tx.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+                    t = time.perf_counter()
+                    got = top(tx, v, False)
+                    times.append((time.perf_counter() - t) * 1000)
+                    return got
+                hits += len(set(store.sql.read(hnsw)) & set(truth[q]))
+            parts.append(f"ef {ef}: {hits / (10 * len(qvecs)):.3f} ({np.median(times):.2f} ms)")
+        row(f"[pg {n // 1000}k] HNSW recall@10 vs exact (p50 ms)", ", ".join(parts))
+    finally:
+        store.close()
+
+
 def compare(n: int, lite: dict[str, Samples], pg: dict[str, Samples]) -> None:
     """PostgreSQL's p50 over SQLite's, both measured in this run."""
     parts = []
@@ -355,6 +392,8 @@ def main() -> None:
                                                               emb.model_id), emb, qvecs, reps, "pg ", server)
                 if len(got) == 2:
                     compare(n, got["sqlite"], got["postgres"])
+                if pg:
+                    pg_recall(n, server.url(f"n{n}_f{corpus.FORMAT}_s{len(seeds)}"), qvecs)
         if "open" not in skip and lite:
             open_n = 100_000 if 100_000 in sizes else sizes[-1]
             path = corpus_db(open_n, False, texts, seeds, emb.model_id)
