@@ -61,7 +61,7 @@ class PgSearcher:
                 q = vectors_by_model[idx.model_id]
             try:
                 if filters.is_empty() and depth <= vectors.EF_SEARCH:
-                    return self.store.sql.statements(
+                    return self.store.sql.outside_transaction(
                         lambda tx: self._search_unfiltered(tx, query, limit, depth, mode, idx, q, timings))
                 # One snapshot: the index, the full text, the vectors and the chunks as of one moment.
                 return self.store.sql.read(
