@@ -87,8 +87,10 @@ def _docx_with(document_xml_chunks, *, force_zip64: bool = True) -> bytes:
 
 def big_docx(document_mb: float, words_every: int = 50) -> bytes:
     """A DOCX whose document.xml is ``document_mb`` MB of run markup with a word now and then
-    (compresses ~30-80x, under the zip-bomb ratio check)."""
+    (compresses ~30-80x, under the zip-bomb ratio check). Revision ids come from a pool of a
+    few hundred, as in a document edited over many sessions."""
     rnd = random.Random(7)
+    rsids = [f"{rnd.getrandbits(32):08X}" for _ in range(300)]
     head = f'<w:document xmlns:w="{W_NS}"><w:body>'.encode()
 
     def chunks():
@@ -96,7 +98,7 @@ def big_docx(document_mb: float, words_every: int = 50) -> bytes:
         left = int(document_mb * 1024 * 1024)
         n = 0
         while left > 0:
-            runs = "".join(f'<w:r w:rsidR="{rnd.getrandbits(32):08X}"><w:rPr><w:b/></w:rPr></w:r>'
+            runs = "".join(f'<w:r w:rsidR="{rnd.choice(rsids)}"><w:rPr><w:b/></w:rPr></w:r>'
                            for _ in range(words_every))
             para = f"<w:p>{runs}<w:r><w:t>word{n} </w:t></w:r></w:p>".encode()
             n += 1
