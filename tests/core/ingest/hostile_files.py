@@ -14,14 +14,28 @@ from pathlib import Path
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
 
+# 500 lines (27 kB): a repeat falls inside deflate's 32 kB window, so gzip shrinks it ~1000x.
+_LOG_BLOCK = "".join(f"{i:05d} the heron waits by the weir for the tide to turn\n" for i in range(500)).encode()
+
+
+def _write_log_lines(fh, mb: float) -> None:
+    left = int(mb * 1024 * 1024)
+    while left > 0:
+        fh.write(_LOG_BLOCK[:left])
+        left -= len(_LOG_BLOCK)
+
+
 def gzip_of_text(path: Path, inflated_mb: float) -> Path:
     """A .txt.gz of ordinary log lines that inflates to ``inflated_mb`` MB (~300x smaller)."""
-    block = "".join(f"{i:05d} the heron waits by the weir for the tide to turn\n" for i in range(1200)).encode()
-    left = int(inflated_mb * 1024 * 1024)
     with gzip.open(path, "wb", compresslevel=9) as fh:
-        while left > 0:
-            fh.write(block[:left])
-            left -= len(block)
+        _write_log_lines(fh, inflated_mb)
+    return path
+
+
+def big_text(path: Path, mb: float) -> Path:
+    """A plain text file of ``mb`` MB of log lines, written as it is made."""
+    with open(path, "wb") as fh:
+        _write_log_lines(fh, mb)
     return path
 
 
@@ -75,38 +89,45 @@ def nested_divs(n: int) -> bytes:
             + b"<p>the last paragraph</p></body></html>")
 
 
-def _docx_with(document_xml_chunks, *, force_zip64: bool = True) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+def _docx_with(document_xml_chunks, *, force_zip64: bool = True, to=None) -> bytes | None:
+    """A DOCX holding the chunks as word/document.xml: its bytes, or written to the file
+    ``to`` as the chunks come (a document.xml of hundreds of MB never sits in memory)."""
+    buf = io.BytesIO() if to is None else open(to, "wb")
+    with buf, zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("[Content_Types].xml", "<Types/>")
         with zf.open("word/document.xml", "w", force_zip64=force_zip64) as fh:
             for chunk in document_xml_chunks:
                 fh.write(chunk)
-    return buf.getvalue()
+        if to is not None:
+            return None
+        zf.close()
+        return buf.getvalue()
 
 
-def big_docx(document_mb: float, words_every: int = 50) -> bytes:
+def big_docx(document_mb: float, words_every: int = 50, to: Path | None = None) -> bytes | None:
     """A DOCX whose document.xml is ``document_mb`` MB of run markup with a word now and then
-    (compresses ~30-80x, under the zip-bomb ratio check). Revision ids come from a pool of a
-    few hundred, as in a document edited over many sessions."""
+    (compresses ~60x, under the zip-bomb ratio check); written to ``to`` when given. The run
+    markup comes from a pool of 64 paragraphs (rsids from four values, as a document edited
+    in a few sessions has), so hundreds of MB are made in seconds."""
     rnd = random.Random(7)
-    rsids = [f"{rnd.getrandbits(32):08X}" for _ in range(300)]
     head = f'<w:document xmlns:w="{W_NS}"><w:body>'.encode()
+    pool = ["<w:p>" + "".join(f'<w:r w:rsidR="{rnd.getrandbits(2):08X}"><w:rPr><w:b/></w:rPr></w:r>'
+                              for _ in range(words_every))
+            for _ in range(64)]
 
     def chunks():
         yield head
         left = int(document_mb * 1024 * 1024)
         n = 0
         while left > 0:
-            runs = "".join(f'<w:r w:rsidR="{rnd.choice(rsids)}"><w:rPr><w:b/></w:rPr></w:r>'
-                           for _ in range(words_every))
-            para = f"<w:p>{runs}<w:r><w:t>word{n} </w:t></w:r></w:p>".encode()
-            n += 1
-            left -= len(para)
-            yield para
+            batch = "".join(f"{pool[(n + i) % 64]}<w:r><w:t>word{n + i} </w:t></w:r></w:p>"
+                            for i in range(256)).encode()
+            n += 256
+            left -= len(batch)
+            yield batch
         yield b"</w:body></w:document>"
 
-    return _docx_with(chunks())
+    return _docx_with(chunks(), to=to)
 
 
 def understated_docx(real_mb: float = 8) -> bytes:
