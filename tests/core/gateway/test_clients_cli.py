@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from deskmind.cli.main import main
 from deskmind.core.app import Core
 from deskmind.core.gateway.clients import ClientRegistry, hash_token
@@ -20,6 +22,7 @@ def test_a_grant_without_a_token_says_it_has_none(capsys, deskmind_home):
     assert rc == 0 and json.loads(out)["has_token"] is False and "token" not in json.loads(out)
 
 
+@pytest.mark.usefixtures("on_both_backends")  # CI runs it on PostgreSQL too
 def test_grant_token_list_revoke(capsys, deskmind_home):
     rc, out, _ = _run(capsys, "clients", "grant", "open-webui", "--read", "personal", "--ask",
                       "--ground", "--token", "--json")
