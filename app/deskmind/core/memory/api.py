@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from deskmind.core.memory.ingest_state import IngestStateStore
     from deskmind.core.memory.ledger import EgressLedgerStore
     from deskmind.core.memory.links import LinkStore
+    from deskmind.core.memory.machine import MachineScope
     from deskmind.core.memory.search import SearchFilters, SearchResult
     from deskmind.core.memory.sql import SqlRunner
     from deskmind.core.memory.vectors import VectorIndex
@@ -47,6 +48,8 @@ class Memory(Protocol):
     egress: "EgressLedgerStore"
     links: "LinkStore"
     ingest_state: "IngestStateStore"
+    # This installation's machine: a file path means this machine's file (core/memory/machine.py).
+    scope: "MachineScope"
 
     # -- sources ----------------------------------------------------------------------
     def put_source(self, draft: SourceDraft, idx: "VectorIndex | None" = None,
@@ -79,6 +82,9 @@ class Memory(Protocol):
 
     # -- looking after it -------------------------------------------------------------
     def stats(self) -> dict[str, Any]: ...
+    def machines(self) -> dict[str, str]:
+        """``machine id -> host name`` of the machines that indexed files into this memory."""
+        ...
     def is_empty(self) -> bool: ...
     def self_check(self) -> str: ...
     def integrity_check(self) -> list[str]: ...

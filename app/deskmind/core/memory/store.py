@@ -24,6 +24,7 @@ from deskmind.core.memory.clients import ClientStore
 from deskmind.core.memory.ingest_state import IngestStateStore
 from deskmind.core.memory.ledger import EgressLedgerStore
 from deskmind.core.memory.links import LinkStore
+from deskmind.core.memory.machine import Machine, MachineScope, machine_names
 from deskmind.core.memory.models import ForgetReceipt, Source, SourceDraft
 from deskmind.core.memory.sources import SourceReads
 from deskmind.core.memory.sql import SqliteRunner
@@ -50,7 +51,10 @@ class MemoryStore(SourceReads):
 
     backend = "sqlite"
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, machine: Machine | Path | None = None) -> None:
+        """``machine``: this installation (default: the data folder's machine id), which file
+        sources are stored under."""
+        self.scope = MachineScope(machine)
         self.path = Path(path) if str(path) != ":memory:" else path
         self.url = f"sqlite://{self.path}"
         if isinstance(self.path, Path) and self.path.exists() and not db.file_is_sqlite(self.path):
@@ -60,7 +64,7 @@ class MemoryStore(SourceReads):
             )
         self.writer = Writer(self.path)
         try:
-            self.writer.call(migrations.migrate)
+            self.writer.call(lambda conn: migrations.migrate(conn, lambda: self.scope.id))
         except BaseException:
             self.writer.close()
             raise
@@ -77,7 +81,7 @@ class MemoryStore(SourceReads):
         self.agent_audit = AgentAuditLog(self.sql)
         self.egress = EgressLedgerStore(self.sql)
         self.links = LinkStore(self.sql)
-        self.ingest_state = IngestStateStore(self.sql)
+        self.ingest_state = IngestStateStore(self.sql, self.scope)
 
     # -- connections -------------------------------------------------------------------
 
@@ -195,7 +199,11 @@ class MemoryStore(SourceReads):
                     new_vectors = {}
                 idx = active
             now = time.time()
-            row = conn.execute("SELECT id FROM sources WHERE uri = ?", (draft.uri,)).fetchone()
+            machine = self.scope.key(draft.uri)
+            if machine:
+                self.scope.register(conn)
+            row = conn.execute("SELECT id FROM sources WHERE uri = ? AND machine = ?",
+                               (draft.uri, machine)).fetchone()
             if draft.replaces is not None and (row is None or row[0] != draft.replaces):
                 raise SourcesGone([draft.replaces])
             meta = json.dumps(draft.metadata, ensure_ascii=False, default=str)
@@ -203,10 +211,11 @@ class MemoryStore(SourceReads):
                 cur = conn.execute(
                     "INSERT INTO sources(uri, kind, title, content_hash, size, mtime, privacy, "
                     "status, error, collection, parent_id, metadata, created_at, updated_at, "
-                    "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'indexed', NULL, ?, ?, ?, ?, ?, ?)",
+                    "indexed_at, machine) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'indexed', NULL, ?, ?, ?, ?, ?, ?, ?)",
                     (draft.uri, draft.kind, draft.title, draft.content_hash, draft.size,
                      draft.mtime, draft.privacy, draft.collection, draft.parent_id, meta,
-                     now, now, now),
+                     now, now, now, machine),
                 )
                 sid = cur.lastrowid
                 old: dict[str, int] = {}
@@ -249,7 +258,10 @@ class MemoryStore(SourceReads):
                 _store_vectors(conn, idx, ids, hashes, new_vectors)
             return sid
 
-        return self.writer.transaction(_put)
+        sid = self.writer.transaction(_put)
+        if self.scope.key(draft.uri):
+            self.scope.registered = True
+        return sid
 
     # -- forgetting --------------------------------------------------------------------
 
@@ -319,6 +331,10 @@ class MemoryStore(SourceReads):
 
     def stats(self) -> dict[str, Any]:
         return maintenance.stats(self)
+
+    def machines(self) -> dict[str, str]:
+        """``machine id -> host name`` of the machines that indexed files into this memory."""
+        return machine_names(self.sql)
 
     def is_empty(self) -> bool:
         """True when memory holds no searchable passage yet (a first run)."""

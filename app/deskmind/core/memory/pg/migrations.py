@@ -10,6 +10,7 @@ that has shipped: add a new one.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from typing import Any, Callable
@@ -20,7 +21,7 @@ from deskmind.core.errors import StorageError
 
 log = logging.getLogger(__name__)
 
-PgMigration = Callable[[Any], None]
+PgMigration = Callable[..., None]
 MIGRATIONS: list[tuple[str, PgMigration]] = []
 # pg_advisory_xact_lock key: "deskmind" in ASCII, so no other program's lock collides by chance.
 _LOCK_KEY = 0x6465736B6D696E64
@@ -230,6 +231,55 @@ def m040_gateway_clients_audit(conn: Any) -> None:
     conn.execute("CREATE INDEX gateway_audit_client_ts ON gateway_audit(client, ts)")
 
 
+@migration
+def m050_sources_per_machine(conn: Any, machine_id: Callable[[], str]) -> None:
+    # A file path names a file on one machine only: sources become unique by (uri, machine),
+    # with machine '' for what every machine shares (notes, meetings, conversations). Existing
+    # file sources were indexed by the machine that runs this.
+    local = conn.execute(
+        "SELECT 1 FROM sources WHERE position('://' in uri) = 0 LIMIT 1").fetchone()
+    here = machine_id() if local else ""
+    conn.execute("UPDATE sources SET machine = CASE WHEN position('://' in uri) = 0 "
+                 "THEN %s ELSE '' END", (here,))
+    conn.execute("ALTER TABLE sources ALTER COLUMN machine SET DEFAULT ''")
+    conn.execute("ALTER TABLE sources ALTER COLUMN machine SET NOT NULL")
+    for (name,) in conn.execute(
+            "SELECT c.conname FROM pg_constraint c WHERE c.conrelid = 'sources'::regclass "
+            "AND c.contype = 'u' AND c.conkey = ARRAY[(SELECT attnum FROM pg_attribute "
+            "WHERE attrelid = 'sources'::regclass AND attname = 'uri')]::int2[]").fetchall():
+        conn.execute(f'ALTER TABLE sources DROP CONSTRAINT "{name}"')
+    conn.execute("ALTER TABLE sources ADD CONSTRAINT sources_uri_machine_key UNIQUE (uri, machine)")
+    conn.execute("CREATE INDEX sources_machine ON sources(machine)")
+    conn.execute(
+        """
+        CREATE TABLE machines (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            first_seen DOUBLE PRECISION NOT NULL,
+            last_seen DOUBLE PRECISION NOT NULL
+        )
+        """
+    )
+
+
+@migration
+def m051_copy_progress(conn: Any) -> None:
+    # A copy of a whole memory into this database: one row per step, written with each batch
+    # (see the SQLite migration of the same name).
+    conn.execute(
+        """
+        CREATE TABLE copy_progress (
+            step TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            last_key TEXT NOT NULL DEFAULT '',
+            copied BIGINT NOT NULL DEFAULT 0,
+            done INTEGER NOT NULL DEFAULT 0,
+            updated_at DOUBLE PRECISION NOT NULL
+        )
+        """
+    )
+
+
 def check_server(conn: psycopg.Connection, where: str) -> None:
     """Refuse a server too old, or one without pgvector, saying what to do."""
     version = conn.info.server_version
@@ -253,10 +303,17 @@ def check_server(conn: psycopg.Connection, where: str) -> None:
             "installing it)")
 
 
-def migrate(conn: psycopg.Connection, where: str) -> list[str]:
+def migrate(conn: psycopg.Connection, where: str,
+            machine_id: Callable[[], str] | None = None) -> list[str]:
     """Create pgvector and run every migration not yet recorded, in order; return their names.
 
-    ``conn`` is an autocommit connection (each migration is its own transaction)."""
+    ``conn`` is an autocommit connection (each migration is its own transaction).
+    ``machine_id`` gives this machine's id to a migration that assigns existing file sources
+    to it (default: the data folder's)."""
+    if machine_id is None:
+        from deskmind.core.memory.machine import this_machine
+
+        machine_id = lambda: this_machine().id  # noqa: E731
     check_server(conn, where)
     ran: list[str] = []
     with conn.transaction():
@@ -279,7 +336,10 @@ def migrate(conn: psycopg.Connection, where: str) -> list[str]:
             # Another machine may have run it since ``done`` was read: check under the lock.
             if conn.execute("SELECT 1 FROM schema_migrations WHERE name = %s", (name,)).fetchone():
                 continue
-            fn(conn)
+            if len(inspect.signature(fn).parameters) > 1:
+                fn(conn, machine_id)
+            else:
+                fn(conn)
             conn.execute("INSERT INTO schema_migrations(name, applied_at) VALUES (%s, %s)",
                          (name, time.time()))
         log.info("memory database migrated: %s", name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -23,6 +24,7 @@ from deskmind.core.memory.clients import ClientStore
 from deskmind.core.memory.ingest_state import IngestStateStore
 from deskmind.core.memory.ledger import EgressLedgerStore
 from deskmind.core.memory.links import LinkStore
+from deskmind.core.memory.machine import Machine, MachineScope, machine_names
 from deskmind.core.memory.models import ForgetReceipt, Source, SourceDraft
 from deskmind.core.memory.pg import maintenance, migrations, vectors
 from deskmind.core.memory.pg.fts import TermFrequencies
@@ -43,20 +45,25 @@ class PgMemoryStore:
     backend = "postgres"
 
     def __init__(self, url: str, *, password: str | None = None, pool_size: int = 8,
-                 connect_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 10.0, machine: Machine | Path | None = None) -> None:
         """``url``: a ``postgresql://`` URL without a password (libpq options pass through);
-        ``password``: the one from the keyring, if the server asks for one."""
+        ``password``: the one from the keyring, if the server asks for one; ``machine``: this
+        installation (default: the data folder's machine id), which file sources belong to."""
+        self.scope = MachineScope(machine)
         self.url = redact_url(url)
+        # Kept for pg_dump (backup), which connects on its own; never shown or logged.
+        self._conninfo, self._password = url, password
         self._prepare(url, password, connect_timeout)
         self.sql = PgRunner(url, password=password, max_size=pool_size,
-                            connect_timeout=connect_timeout, configure=register_vector)
+                            connect_timeout=connect_timeout, configure=register_vector,
+                            settings=vectors.SESSION_SETTINGS)
         # The domain repositories, the same classes as on SQLite (their SQL is portable).
         self.clients = ClientStore(self.sql)
         self.gateway_audit = GatewayAuditLog(self.sql)
         self.agent_audit = AgentAuditLog(self.sql)
         self.egress = EgressLedgerStore(self.sql)
         self.links = LinkStore(self.sql)
-        self.ingest_state = IngestStateStore(self.sql)
+        self.ingest_state = IngestStateStore(self.sql, self.scope)
         self.term_frequencies = TermFrequencies()
 
     def _prepare(self, conninfo: str, password: str | None, timeout: float) -> None:
@@ -69,7 +76,7 @@ class PgMemoryStore:
         except psycopg.OperationalError as exc:
             raise StorageError(_connect_error(self.url, exc)) from exc
         try:
-            migrations.migrate(conn, self.url)
+            migrations.migrate(conn, self.url, lambda: self.scope.id)
         finally:
             conn.close()
 
@@ -163,7 +170,10 @@ class PgMemoryStore:
                 raise StorageError("the vector index was replaced while this was being stored: "
                                    "store it again")
             now = time.time()
-            sid, existed = _lock_or_insert(tx, draft, meta, now)
+            machine = self.scope.key(draft.uri)
+            if machine:
+                self.scope.register(tx)
+            sid, existed = _lock_or_insert(tx, draft, machine, meta, now)
             if draft.replaces is not None and (not existed or sid != draft.replaces):
                 raise SourcesGone([draft.replaces])
             if existed:
@@ -205,7 +215,14 @@ class PgMemoryStore:
                 _store_vectors(tx, target, ids, hashes, fresh)
             return sid
 
-        return self.sql.write(_put)
+        sid = self.sql.write(_put)
+        if self.scope.key(draft.uri):
+            self.scope.registered = True
+        return sid
+
+    def machines(self) -> dict[str, str]:
+        """``machine id -> host name`` of the machines that indexed files into this memory."""
+        return machine_names(self.sql)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -218,7 +235,8 @@ class PgMemoryStore:
         return row[0] if row else None
 
     def source_id_by_uri(self, uri: str) -> int | None:
-        row = self.sql.query_one("SELECT id FROM sources WHERE uri = ?", (uri,))
+        row = self.sql.query_one("SELECT id FROM sources WHERE uri = ? AND machine = ?",
+                                 (uri, self.scope.key(uri)))
         return row[0] if row else None
 
     def chunk(self, chunk_id: int) -> tuple[int, int, int, str, dict[str, Any]] | None:
@@ -246,7 +264,7 @@ class PgMemoryStore:
         row = self.sql.query_one(
             f"SELECT {_SOURCE_COLS}, (SELECT count(*) FROM chunks c WHERE c.source_id = s.id) "
             "FROM sources s WHERE s.id = ?", (source_id,))
-        return Source.from_row(row, row[16]) if row else None
+        return Source.from_row(row, row[Source.NCOLS]) if row else None
 
     def chunks_of(self, source_id: int) -> list[tuple[int, dict[str, Any], str]]:
         return [(r[0], json.loads(r[1] or "{}"), r[2]) for r in self.sql.query(
@@ -258,14 +276,15 @@ class PgMemoryStore:
             (source_id,))]
 
     def source_states(self, uris_under: str | None = None) -> dict[str, tuple[int, int | None, float | None, str | None, str]]:
-        """``uri -> (id, size, mtime, content_hash, status)`` for fast re-scans."""
+        """``uri -> (id, size, mtime, content_hash, status)`` for fast re-scans: this machine's
+        file sources (under a folder) and, without one, the shared sources too."""
         cols = "SELECT uri, id, size, mtime, content_hash, status FROM sources"
         if uris_under:
             prefix = uris_under.rstrip("/") + "/"
-            rows = self.sql.query(f"{cols} WHERE uri = ? OR {UNDER}",
-                                  (uris_under, *_prefix_range(prefix)))
+            rows = self.sql.query(f"{cols} WHERE machine = ? AND (uri = ? OR {UNDER})",
+                                  (self.scope.id, uris_under, *_prefix_range(prefix)))
         else:
-            rows = self.sql.query(cols)
+            rows = self.sql.query(f"{cols} WHERE machine IN ('', ?)", (self.scope.id,))
         return {r[0]: tuple(r[1:]) for r in rows}
 
     def list_sources(self, *, kind: str | None = None, status: str | None = None,
@@ -284,7 +303,7 @@ class PgMemoryStore:
         sql += " ORDER BY s.updated_at DESC, s.id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return [Source.from_row(r, r[16]) for r in self.sql.query(sql, args)]
+        return [Source.from_row(r, r[Source.NCOLS]) for r in self.sql.query(sql, args)]
 
     def sources_of_chunks(self, chunk_ids: Iterable[int]) -> set[int]:
         ids = sorted({int(c) for c in chunk_ids})
@@ -294,16 +313,26 @@ class PgMemoryStore:
             "SELECT DISTINCT source_id FROM chunks WHERE id = ANY(?)", (ids,))}
 
     def resolve(self, ref: str | int) -> list[int]:
-        """Source ids for a reference: an id, a uri, a file path, or a folder (everything under it)."""
+        """Source ids for a reference: an id, a uri, a file path, or a folder (everything under
+        it). A path or folder means this machine's files; an id means the same everywhere."""
+
         def _resolve(tx: PgTx) -> list[int]:
             for kind, value in resolve_candidates(ref):
                 if kind == "prefix":
-                    rows = tx.execute(f"SELECT id FROM sources WHERE {UNDER} ORDER BY id",
-                                      _prefix_range(value)).fetchall()
-                    if rows:
-                        return [r[0] for r in rows]
+                    found: set[int] = set()
+                    for prefix in value:
+                        found.update(r[0] for r in tx.execute(
+                            f"SELECT id FROM sources WHERE machine = ? AND {UNDER}",
+                            (self.scope.id, *_prefix_range(prefix))).fetchall())
+                    if found:
+                        return sorted(found)
+                elif kind == "id":
+                    row = tx.execute("SELECT id FROM sources WHERE id = ?", (value,)).fetchone()
+                    if row:
+                        return [row[0]]
                 else:
-                    row = tx.execute(f"SELECT id FROM sources WHERE {kind} = ?", (value,)).fetchone()
+                    row = tx.execute("SELECT id FROM sources WHERE uri = ? AND machine = ?",
+                                     (value, self.scope.key(str(value)))).fetchone()
                     if row:
                         return [row[0]]
             return []
@@ -378,6 +407,14 @@ class PgMemoryStore:
         """What the server offers, checked now (see :func:`maintenance.self_check`)."""
         return maintenance.self_check(self)
 
+    def backup(self, dest: Path) -> Path:
+        """A dump of the whole database by ``pg_dump`` in its custom format (restore it with
+        ``pg_restore``); see :mod:`deskmind.core.memory.pg.backup`."""
+        from deskmind.core.memory.pg.backup import pg_dump
+
+        major = int(self.sql.query_one("SHOW server_version_num")[0]) // 10000
+        return pg_dump(self._conninfo, self._password, dest, server_major=major)
+
     def warm_vectors(self) -> None:
         """Nothing to load: the vectors stay in the server, which caches its own pages (the
         SQLite backend loads an in-process copy here)."""
@@ -391,21 +428,25 @@ class PgMemoryStore:
         return maintenance.optimize(self, reindex=reindex)
 
 
-def _lock_or_insert(tx: PgTx, draft: SourceDraft, meta: str, now: float) -> tuple[int, bool]:
-    """The id of the source at ``draft.uri``, locked for this transaction, and whether it was
-    already there; inserted when it was not. Two machines storing one uri at once: the second
-    waits for the first, then updates what the first stored."""
+def _lock_or_insert(tx: PgTx, draft: SourceDraft, machine: str, meta: str,
+                    now: float) -> tuple[int, bool]:
+    """The id of the source at ``draft.uri`` (on ``machine``: '' for shared sources), locked for
+    this transaction, and whether it was already there; inserted when it was not. Two
+    processes storing one uri at once: the second waits for the first, then updates what the
+    first stored."""
     while True:
-        row = tx.execute("SELECT id FROM sources WHERE uri = ? FOR UPDATE", (draft.uri,)).fetchone()
+        row = tx.execute("SELECT id FROM sources WHERE uri = ? AND machine = ? FOR UPDATE",
+                         (draft.uri, machine)).fetchone()
         if row is not None:
             return row[0], True
         row = tx.execute(
             "INSERT INTO sources(uri, kind, title, content_hash, size, mtime, privacy, status, "
-            "error, collection, parent_id, metadata, created_at, updated_at, indexed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'indexed', NULL, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (uri) DO NOTHING RETURNING id",
+            "error, collection, parent_id, metadata, created_at, updated_at, indexed_at, machine) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'indexed', NULL, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (uri, machine) DO NOTHING RETURNING id",
             (draft.uri, draft.kind, _no_nul(draft.title), draft.content_hash, draft.size,
-             draft.mtime, draft.privacy, draft.collection, draft.parent_id, meta, now, now, now),
+             draft.mtime, draft.privacy, draft.collection, draft.parent_id, meta, now, now, now,
+             machine),
         ).fetchone()
         if row is not None:
             return row[0], False
