@@ -14,10 +14,14 @@ from deskmind.core.errors import DeskmindError, UserInputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("note", help="a voice note: record from the microphone or take an audio file")
+    p = sub.add_parser("note", help="a note: record from the microphone, take an audio file, or "
+                       "type it")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--record", action="store_true", help="record until Enter is pressed")
     src.add_argument("--file", metavar="AUDIO", help="transcribe this recording into a note")
+    src.add_argument("--text", metavar="TEXT", help="a typed note ('-' reads it from stdin)")
+    p.add_argument("--title", help="the typed note's title (default: its first line)")
+    p.add_argument("--privacy", default=None, help="the typed note's privacy (default: private)")
     p.add_argument("--no-cleanup", action="store_true", help="keep the note exactly as transcribed")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_note)
@@ -85,6 +89,8 @@ def _wait_for_enter(stop_early: Callable[[], bool]) -> None:
 
 
 def cmd_note(args: argparse.Namespace) -> int:
+    if args.text is not None:
+        return _typed_note(args)
     with Core() as core:
         speech = _speech(core, cleanup=not args.no_cleanup)
         try:
@@ -112,6 +118,21 @@ def cmd_note(args: argparse.Namespace) -> int:
               + (f", stop to saved {t['total']:.2f} s" if "total" in t else "") + ")")
         print(note.text)
         return 0
+
+
+def _typed_note(args: argparse.Namespace) -> int:
+    from deskmind.core.ingest.typed_note import typed_note
+    from deskmind.core.memory.models import DEFAULT_PRIVACY
+
+    text = sys.stdin.read() if args.text == "-" else args.text
+    draft = typed_note(text, title=args.title, privacy=args.privacy or DEFAULT_PRIVACY)
+    with Core() as core:
+        sid = core.remember(draft)
+    if args.json:
+        print_json({"id": sid, "uri": draft.uri, "title": draft.title, "privacy": draft.privacy})
+    else:
+        print(f"note {sid} saved: {draft.title}")
+    return 0
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:

@@ -70,7 +70,7 @@ class Core:
     def store(self) -> Memory:
         with self._lock:
             if self._store is None:
-                self._store = open_memory(self.memory_location())
+                self._store = open_memory(self.memory_location(), machine=self.paths.data_dir)
             return self._store
 
     def memory_location(self) -> "str | Any":

@@ -78,6 +78,8 @@ class DesktopApp(QObject):
         self.quit_bound_s = QUIT_BOUND_S
         self.quitting: asyncio.Task | None = None
         self.quit_report: QuitReport | None = None
+        self.memory_watcher: Any = None   # notices what other processes and machines wrote
+        self.memory_error: str | None = None  # why the memory cannot be read now
         self._wire()
 
     # -- start / stop --------------------------------------------------------------------------
@@ -112,6 +114,9 @@ class DesktopApp(QObject):
         if hotkeys:
             self.hotkeys.start()
         self._build_speech()
+        from deskmind.ui.memory_watch import start_memory_watch
+
+        self.memory_watcher = start_memory_watch(self)
         self.gateway.start_if_enabled()   # MCP and the API, when switched on (a worker)
         self.ready.emit()
 
@@ -301,6 +306,10 @@ class DesktopApp(QObject):
         if w is None:
             w = self._windows[name] = self._build_window(name)
         return w
+
+    def built_window(self, name: str) -> Any:
+        """The window ``name`` if it was built, else None (nothing is built)."""
+        return self._windows.get(name)
 
     def show_window(self, name: str) -> Any:
         w = self.window(name)

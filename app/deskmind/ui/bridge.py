@@ -31,6 +31,10 @@ class CoreBridge(QObject):
     segment_transcribed = Signal(object)    # a segment with .start .end .text
     note_failed = Signal(str)               # a voice note's recording stopped by itself
     meeting_failed = Signal(str)            # a meeting's recording stopped by itself (disk full, mic gone)
+    # the memory (the memory watcher's thread): someone, anywhere, wrote; or it cannot be read
+    memory_changed = Signal()
+    memory_unavailable = Signal(str)
+    memory_available = Signal()
     # anything
     error_raised = Signal(str)
     _call = Signal(object)
@@ -65,6 +69,15 @@ class CoreBridge(QObject):
 
     def on_meeting_error(self, error: BaseException) -> None:
         self.meeting_failed.emit(str(error))
+
+    def on_memory_changed(self) -> None:
+        self.memory_changed.emit()
+
+    def on_memory_unavailable(self, message: str) -> None:
+        self.memory_unavailable.emit(message)
+
+    def on_memory_available(self) -> None:
+        self.memory_available.emit()
 
 
 def on_gui_thread() -> bool:

@@ -139,6 +139,8 @@ def quit_steps(app: Any) -> list[QuitStep]:
         QuitStep("the meeting recording", lambda: app.meeting.interrupt() if app.meeting is not None else None),
         QuitStep("the voice note", lambda: app.talk.shutdown() if app.talk is not None else None),
         QuitStep("dictation", lambda: app.dictation.shutdown() if app.dictation is not None else None),
+        QuitStep("the memory watcher", lambda: in_daemon_thread(app.memory_watcher.stop, "memory watcher")
+                 if app.memory_watcher is not None else None),
         QuitStep("indexing", app.indexing.stop),
         QuitStep("the gateway", lambda: in_daemon_thread(app.gateway.shutdown, "gateway")),
         QuitStep("the model runtimes", app.ask.aclose),

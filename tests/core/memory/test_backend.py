@@ -112,7 +112,7 @@ def test_postgres_gets_the_password_from_the_keyring(monkeypatch):
     opened = []
 
     class PgMemoryStore:  # stands in for the PostgreSQL backend's entry point
-        def __init__(self, url, *, password):
+        def __init__(self, url, *, password, machine=None):
             opened.append((url, password))
 
     monkeypatch.setitem(sys.modules, PG_MODULE, types.SimpleNamespace(PgMemoryStore=PgMemoryStore))
@@ -140,6 +140,14 @@ def test_no_keyring_means_no_password_not_a_crash(caplog):
         secret_store(MemoryKeyring()).set_database_password("openai", "pw-value")
 
 
+def test_a_server_on_a_unix_socket_folder_keeps_its_password_in_the_keyring():
+    loc = parse_location("postgresql://bob@/mind?host=/run/postgresql")
+    assert loc.keyring_key == "db:bob@/run/postgresql:5432/mind"
+    kr = MemoryKeyring()
+    secret_store(kr).set_database_password(loc.keyring_key, "sock-pw")
+    assert database_password(loc, secret_store(kr)) == "sock-pw"
+
+
 def test_keyring_keys_fill_in_libpq_defaults(monkeypatch):
     monkeypatch.setattr("getpass.getuser", lambda: "osuser")
     assert keyring_key(PG) == "db:ana@db.home:5433/deskmind"
@@ -147,6 +155,16 @@ def test_keyring_keys_fill_in_libpq_defaults(monkeypatch):
     assert keyring_key("postgresql:///deskmind?host=/run/pg&port=6000&user=u") == \
         "db:u@/run/pg:6000/deskmind"
     assert keyring_key("postgres://") == "db:osuser@localhost:5432/osuser"
+
+
+def test_a_password_for_a_unix_socket_server_is_kept_and_found(monkeypatch):
+    # libpq's host=/run/postgresql: the key's host holds slashes.
+    monkeypatch.setattr("getpass.getuser", lambda: "osuser")
+    loc = parse_location("postgresql:///deskmind?host=/run/postgresql")
+    assert loc.keyring_key == "db:osuser@/run/postgresql:5432/deskmind"
+    secrets = secret_store(MemoryKeyring())
+    secrets.set_database_password(loc.keyring_key, "sock-pw-1")
+    assert database_password(loc, secrets) == "sock-pw-1"
 
 
 def test_redact_url_removes_every_password():
@@ -174,3 +192,11 @@ def test_data_version_changes_when_anyone_writes(tmp_path):
         assert v2 != v1 and one.data_version() == v2
         one.forget("deskmind://note/b")
         assert one.data_version() != v2
+
+
+def test_a_server_on_a_unix_socket_has_a_keyring_entry_too():
+    key = keyring_key("postgresql:///deskmind?host=/run/postgresql&user=ana")
+    assert key == "db:ana@/run/postgresql:5432/deskmind"
+    store = secret_store(MemoryKeyring())
+    store.set_database_password(key, "pw-value")
+    assert store.database_password(key) == "pw-value"

@@ -25,7 +25,10 @@ def _old_database(path: Path, upto: int) -> None:
         migrations.applied(conn)
         for name, fn in migrations.MIGRATIONS[:upto]:
             conn.execute("BEGIN IMMEDIATE")
-            fn(conn)
+            if migrations.wants_machine(fn):
+                fn(conn, lambda: "old-machine-0001")
+            else:
+                fn(conn)
             conn.execute("INSERT INTO migrations(name, applied_at) VALUES (?, ?)", (name, time.time()))
             conn.execute("COMMIT")
         now = time.time()

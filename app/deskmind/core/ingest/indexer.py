@@ -16,6 +16,7 @@ per file, whether it needs reading (``triage``) and reads it (``prepare``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import stat as stat_mod
@@ -27,13 +28,14 @@ from deskmind.core.embed.base import Embedder
 from deskmind.core.ingest import status as status_mod
 from deskmind.core.ingest import transcribe
 from deskmind.core.ingest.budget import Budget
-from deskmind.core.ingest.chunker import chunk_sections
+from deskmind.core.ingest.chunker import chunk_sections, iter_chunks
 from deskmind.core.ingest.outcomes import FileOutcome, IndexEvent, IndexSummary, Prepared
 from deskmind.core.ingest.privacy import PrivacyRules
 from deskmind.core.ingest.run import IndexRun
 from deskmind.core.ingest.types import DamagedFile, ExtractionError, Extracted, FileTypes, Unsupported
-from deskmind.core.ingest.walk import Found, describe_special
+from deskmind.core.ingest.walk import Found, not_a_file
 from deskmind.core.ingest.workers import Cancelled, Extraction
+from deskmind.core.memory import uris
 from deskmind.core.memory.models import DEFAULT_PRIVACY, SourceDraft
 from deskmind.core.memory.api import Memory
 
@@ -43,6 +45,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_MEDIA_BYTES = 4096 * 1024 * 1024
+# Above this many characters of text a file's chunks are made, embedded and staged a batch at a
+# time (see Memory.staging) rather than all held in memory for one transaction.
+STREAM_TEXT_CHARS = 256 * 1024
 _USE_REGISTRY = object()
 
 
@@ -176,7 +181,7 @@ class Indexer:
         try:
             st = os.fstat(fd)
             if not stat_mod.S_ISREG(st.st_mode):
-                return fail("skipped", f"not a regular file: {describe_special(st.st_mode)}")
+                return fail("skipped", not_a_file(st.st_mode))
             if ft.media:
                 digest = transcribe.media_fingerprint(fd, st.st_size)
                 data = b""
@@ -228,11 +233,21 @@ class Indexer:
             return fail("failed", "too complex to parse in memory")
         except RecursionError:
             return fail("failed", "too deeply nested to parse")
+        except Cancelled:
+            raise  # the run stops: not this file's fault, nothing to report
         except Exception as exc:
             log.exception("extractor failed on %s", path)
             return fail("failed", f"could not parse: {type(exc).__name__}: {exc}")
-        chunks = chunk_sections(ex.sections, presplit=ex.presplit)
-        if not chunks:
+        stream = None
+        if sum(len(s.text) for s in ex.sections) > STREAM_TEXT_CHARS:
+            chunks = []
+            lazy = iter_chunks(ex.sections, presplit=ex.presplit)
+            first = next(lazy, None)
+            if first is not None:
+                stream = itertools.chain([first], lazy)
+        else:
+            chunks = chunk_sections(ex.sections, presplit=ex.presplit)
+        if not chunks and stream is None:
             return nothing("skipped", "no text found in file" if not ft.media else "no speech found")
         try:
             now = os.stat(path)
@@ -245,13 +260,16 @@ class Indexer:
         if note:
             metadata["left_out"] = ex.left_out  # indexed up to a budget: what was not
         if f.via is not None:
-            metadata["reached_via"] = str(f.via)  # the link it was reached through (see _remove_missing)
+            # the link it was reached through (see IndexRun.forget_missing)
+            metadata["reached_via"] = uris.path_uri(f.via)
         draft = SourceDraft(
-            uri=uri, kind=kind, title=ex.title, content_hash=digest, size=st.st_size,
+            uri=uris.path_uri(path), kind=kind,
+            title=uris.replace_undecodable(ex.title) if ex.title else ex.title, content_hash=digest, size=st.st_size,
             mtime=st.st_mtime, privacy=self.privacy_for(path), collection=collection,
             metadata=metadata, text=ex.text, extractor=ex.extractor, chunks=chunks,
         )
-        return Prepared(path, FileOutcome(uri, kind, "indexed", note, chunks=len(chunks)), draft, links=ex.links)
+        return Prepared(path, FileOutcome(uri, kind, "indexed", note, chunks=len(chunks)), draft,
+                        links=ex.links, stream=stream)
 
     # -- the run --------------------------------------------------------------------------
 

@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     from deskmind.core.memory.ingest_state import IngestStateStore
     from deskmind.core.memory.ledger import EgressLedgerStore
     from deskmind.core.memory.links import LinkStore
+    from deskmind.core.memory.machine import MachineScope
     from deskmind.core.memory.search import SearchFilters, SearchResult
     from deskmind.core.memory.sql import SqlRunner
+    from deskmind.core.memory.staging import StagedChunks
     from deskmind.core.memory.vectors import VectorIndex
 
 
@@ -47,10 +49,15 @@ class Memory(Protocol):
     egress: "EgressLedgerStore"
     links: "LinkStore"
     ingest_state: "IngestStateStore"
+    # This installation's machine: a file path means this machine's file (core/memory/machine.py).
+    scope: "MachineScope"
+    # Large sources staged batch by batch, published by ``put_source(..., staged=stage)``.
+    staging: "StagedChunks"
 
     # -- sources ----------------------------------------------------------------------
     def put_source(self, draft: SourceDraft, idx: "VectorIndex | None" = None,
-                   new_vectors: dict[str, np.ndarray] | None = None) -> int: ...
+                   new_vectors: dict[str, np.ndarray] | None = None,
+                   staged: int | None = None) -> int: ...
     def get_source(self, source_id: int) -> Source | None: ...
     def document_text(self, source_id: int) -> str | None: ...
     def extractor_of(self, source_id: int) -> str | None: ...
@@ -79,9 +86,16 @@ class Memory(Protocol):
 
     # -- looking after it -------------------------------------------------------------
     def stats(self) -> dict[str, Any]: ...
+    def machines(self) -> dict[str, str]:
+        """``machine id -> host name`` of the machines that indexed files into this memory."""
+        ...
     def is_empty(self) -> bool: ...
     def self_check(self) -> str: ...
     def integrity_check(self) -> list[str]: ...
+    def optimize(self, *, reindex: bool = False) -> dict[str, Any]:
+        """Reclaim space and refresh statistics (VACUUM); ``reindex`` also rebuilds indexes.
+        Returns what was done and the size before and after (``bytes_before``/``_after``)."""
+        ...
     def backup(self, dest: Path) -> Path: ...
     def data_version(self) -> int:
         """A cheap number that changes whenever anyone (this process, another process,

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from deskmind.core.errors import DeskmindError, StorageError
 from deskmind.core.memory.api import Memory
+from deskmind.core.memory.machine import Machine
 from deskmind.core.memory.urls import StorageLocation, parse_location, redact_url
 
 log = logging.getLogger(__name__)
@@ -37,18 +38,20 @@ def memory_location(default_path: Path, settings: Any = None,
     return default_path
 
 
-def open_memory(url_or_path: str | Path, *, secrets: Any = None) -> Memory:
+def open_memory(url_or_path: str | Path, *, secrets: Any = None,
+                machine: "Machine | Path | None" = None) -> Memory:
     """The memory at ``url_or_path``. ``secrets`` (a :class:`~deskmind.core.secrets.SecretStore`,
-    made when needed) supplies a PostgreSQL password from the OS keyring."""
+    made when needed) supplies a PostgreSQL password from the OS keyring. ``machine``: this
+    installation, which file sources are stored under (default: the data folder's id)."""
     loc = parse_location(url_or_path)
     if loc.backend == "sqlite":
         from deskmind.core.memory.store import MemoryStore
 
-        return MemoryStore(loc.path)
-    return _open_postgres(loc, secrets)
+        return MemoryStore(loc.path, machine=machine)
+    return _open_postgres(loc, secrets, machine)
 
 
-def _open_postgres(loc: StorageLocation, secrets: Any) -> Memory:
+def _open_postgres(loc: StorageLocation, secrets: Any, machine: "Machine | Path | None" = None) -> Memory:
     import importlib
 
     try:
@@ -60,7 +63,7 @@ def _open_postgres(loc: StorageLocation, secrets: Any) -> Memory:
             "(psycopg, psycopg-pool, pgvector), or point DESKMIND_DB / [storage] url at a "
             "SQLite file") from None
     password = database_password(loc, secrets)
-    return module.PgMemoryStore(loc.url, password=password)
+    return module.PgMemoryStore(loc.url, password=password, machine=machine)
 
 
 def database_password(loc: StorageLocation, secrets: Any = None) -> str | None:

@@ -7,6 +7,8 @@ import json
 import time
 from typing import Any, Iterable, NamedTuple, Sequence
 
+from deskmind.core.memory import uris
+from deskmind.core.memory.machine import MachineScope
 from deskmind.core.memory.sql import SqlRunner, batches, placeholders
 
 _STATE_COLUMNS = "uri, id, size, mtime, content_hash, status, privacy, collection, error"
@@ -36,19 +38,24 @@ def drop_content(tx: Any, source_id: int) -> None:
 
 
 class IngestStateStore:
-    def __init__(self, sql: SqlRunner) -> None:
+    """File sources are this machine's: every read and write here is of the sources stored
+    under ``scope``'s machine (another machine's files at the same paths are its own)."""
+
+    def __init__(self, sql: SqlRunner, scope: MachineScope) -> None:
         self.sql = sql
+        self.scope = scope
 
     def states_under(self, roots: Iterable[str]) -> list[tuple]:
         """Rows ``(uri, id, size, mtime, content_hash, status, privacy, collection, error)`` of
-        every source at or under these folders."""
+        every source of this machine at or under these folders."""
         out: list[tuple] = []
         for root in roots:
-            base = root.rstrip("/") or "/"
-            prefix = base + "/" if base != "/" else "/"
-            out.extend(self.sql.query(
-                f"SELECT {_STATE_COLUMNS} FROM sources WHERE uri = ? OR substr(uri, 1, ?) = ?",
-                (base, len(prefix), prefix)))
+            # Files whose names are not UTF-8 are kept as file:// URIs: a second prefix.
+            for base, prefix in uris.prefixes(root):
+                out.extend(self.sql.query(
+                    f"SELECT {_STATE_COLUMNS} FROM sources WHERE machine = ? "
+                    "AND (uri = ? OR substr(uri, 1, ?) = ?)",
+                    (self.scope.id, base, len(prefix), prefix)))
         return out
 
     def states_of(self, uris: Sequence[str]) -> list[tuple]:
@@ -56,15 +63,17 @@ class IngestStateStore:
         out: list[tuple] = []
         for part in batches(list(uris)):
             out.extend(self.sql.query(
-                f"SELECT {_STATE_COLUMNS} FROM sources WHERE uri IN ({placeholders(len(part))})",
-                part))
+                f"SELECT {_STATE_COLUMNS} FROM sources WHERE machine = ? "
+                f"AND uri IN ({placeholders(len(part))})", (self.scope.id, *part)))
         return out
 
     def reached_via(self) -> list[tuple[int, str, str]]:
-        """``(id, uri, reached_via)`` of sources indexed through a link from another folder."""
+        """``(id, uri, reached_via)`` of this machine's sources indexed through a link from
+        another folder."""
         out = []
-        rows = self.sql.query("SELECT id, uri, metadata FROM sources WHERE metadata LIKE ?",
-                              (_REACHED_VIA,))  # a cheap filter before parsing JSON
+        rows = self.sql.query(
+            "SELECT id, uri, metadata FROM sources WHERE machine = ? AND metadata LIKE ?",
+            (self.scope.id, _REACHED_VIA))  # a cheap filter before parsing JSON
         for sid, uri, meta in rows:
             try:
                 via = json.loads(meta or "{}").get("reached_via")
@@ -81,14 +90,18 @@ class IngestStateStore:
         def _write(tx: Any) -> None:
             now = time.time()
             for r in rows:
-                row = tx.execute("SELECT id, status FROM sources WHERE uri = ?", (r.uri,)).fetchone()
+                machine = self.scope.key(r.uri)
+                if machine:
+                    self.scope.register(tx)
+                row = tx.execute("SELECT id, status FROM sources WHERE uri = ? AND machine = ?",
+                                 (r.uri, machine)).fetchone()
                 if row is None:
                     tx.execute(
                         "INSERT INTO sources(uri, kind, status, error, size, mtime, privacy, "
-                        "collection, metadata, created_at, updated_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?)",
+                        "collection, metadata, created_at, updated_at, machine) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, ?)",
                         (r.uri, r.kind, r.status, r.reason, r.size, r.mtime, r.privacy,
-                         r.collection, now, now))
+                         r.collection, now, now, machine))
                 elif row[1] == "indexed" and r.status in ("failed", "skipped") and r.drop_content:
                     drop_content(tx, row[0])
                     tx.execute(

@@ -16,12 +16,13 @@ LinkRow = tuple[str, str, str | None]
 _ANY = "%"
 
 # A wikilink resolves inside the linking source's collection by file name, the way Obsidian
-# does; a Markdown link (an absolute path) by uri.
+# does; a Markdown link (an absolute path) by uri. Both among the linking source's machine's
+# files (the same vault indexed on two machines links within each).
 _RESOLVE = """
     CASE WHEN l.kind = 'link' OR substr(l.target, 1, 1) = '/'
-         THEN (SELECT t.id FROM sources t WHERE t.uri = l.target)
+         THEN (SELECT t.id FROM sources t WHERE t.uri = l.target AND t.machine = s.machine)
          ELSE (SELECT t.id FROM sources t WHERE t.collection = s.collection
-               AND s.collection IS NOT NULL
+               AND s.collection IS NOT NULL AND t.machine = s.machine
                AND (lower(t.uri) LIKE ? || '/' || lower(l.target) || '.md'
                     OR lower(t.uri) LIKE ? || '/' || lower(l.target))
                ORDER BY length(t.uri) LIMIT 1)
@@ -93,16 +94,17 @@ class LinkStore:
 
     def backlinks(self, source_id: int) -> list[tuple[int, str, str, str | None]]:
         """``(source id, kind, target, text)`` of links from other sources to this one."""
-        row = self.sql.query_one("SELECT uri, collection FROM sources WHERE id = ?", (source_id,))
+        row = self.sql.query_one("SELECT uri, collection, machine FROM sources WHERE id = ?",
+                                 (source_id,))
         if row is None:
             return []
-        uri, coll = row
+        uri, coll, machine = row
         stem, name = _stem_and_name(uri)
         return self.sql.query(
             "SELECT l.source_id, l.kind, l.target, l.text FROM source_links l "
-            "JOIN sources s ON s.id = l.source_id WHERE l.target = ? "
-            "OR (l.kind != 'link' AND s.collection = ? AND lower(l.target) IN (?, ?)) "
-            "ORDER BY l.source_id", (uri, coll, stem, name))
+            "JOIN sources s ON s.id = l.source_id WHERE s.machine = ? AND (l.target = ? "
+            "OR (l.kind != 'link' AND s.collection = ? AND lower(l.target) IN (?, ?))) "
+            "ORDER BY l.source_id", (machine, uri, coll, stem, name))
 
 
 def _stem_and_name(uri: str) -> tuple[str, str]:

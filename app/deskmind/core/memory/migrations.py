@@ -7,19 +7,35 @@ Never edit a migration that has shipped: add a new one.
 
 from __future__ import annotations
 
+import inspect
 import logging
+import re
 import time
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
-Migration = Callable[[Any], None]
+Migration = Callable[..., None]
 MIGRATIONS: list[tuple[str, Migration]] = []
+# Migrations that rebuild a table others refer to: they run with foreign keys off (a DROP of
+# the old table would otherwise cascade), and foreign_key_check must pass before the commit.
+_REBUILDS: set[str] = set()
 
 
 def migration(fn: Migration) -> Migration:
     MIGRATIONS.append((fn.__name__, fn))
     return fn
+
+
+def rebuilds_tables(fn: Migration) -> Migration:
+    _REBUILDS.add(fn.__name__)
+    return fn
+
+
+def wants_machine(fn: Migration) -> bool:
+    """A migration that takes a second argument is given this machine's id (a callable, so
+    that an empty database never needs one)."""
+    return len(inspect.signature(fn).parameters) > 1
 
 
 @migration
@@ -271,6 +287,122 @@ def m040_gateway_clients_audit(conn: Any) -> None:
     conn.execute("CREATE INDEX gateway_audit_client_ts ON gateway_audit(client, ts)")
 
 
+# --- several machines on one memory (m05x) ---
+
+
+@migration
+@rebuilds_tables
+def m050_sources_per_machine(conn: Any, machine_id: Callable[[], str]) -> None:
+    # A file path names a file on one machine only: sources become unique by (uri, machine),
+    # with machine '' for what every machine shares (notes, meetings, conversations). Existing
+    # file sources were indexed here. SQLite cannot drop a UNIQUE constraint, so the table is
+    # rebuilt from its own definition (columns other migrations added come along).
+    ddl = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'sources'").fetchone()[0]
+    body = re.sub(r"\buri\s+TEXT\s+NOT\s+NULL\s+UNIQUE\b", "uri TEXT NOT NULL", ddl, count=1,
+                  flags=re.IGNORECASE)
+    if body == ddl:
+        raise RuntimeError(f"m050: unexpected definition of sources: {ddl}")
+    head, _, tail = body.partition("(")
+    body = tail[:tail.rstrip().rfind(")")]
+    new_ddl = (f"CREATE TABLE sources_m050 ({body.rstrip()},\n"
+               "            machine TEXT NOT NULL DEFAULT '',\n"
+               "            UNIQUE (uri, machine)\n        )")
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(sources)")]
+    extras = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = 'sources' AND type IN ('index', 'trigger') "
+        "AND sql IS NOT NULL").fetchall()
+    seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'sources'").fetchone()
+    conn.execute(new_ddl)
+    col_list = ", ".join(cols)
+    local = conn.execute("SELECT 1 FROM sources WHERE instr(uri, '://') = 0 LIMIT 1").fetchone()
+    here = machine_id() if local else ""
+    conn.execute(
+        f"INSERT INTO sources_m050({col_list}, machine) SELECT {col_list}, "
+        "CASE WHEN instr(uri, '://') = 0 THEN ? ELSE '' END FROM sources", (here,))
+    conn.execute("DROP TABLE sources")
+    conn.execute("ALTER TABLE sources_m050 RENAME TO sources")
+    for (sql,) in extras:
+        conn.execute(sql)
+    if seq is not None:
+        # Ids are never handed out twice: keep the old high-water mark.
+        conn.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'sources'",
+                     (seq[0],))
+    conn.execute("CREATE INDEX sources_machine ON sources(machine)")
+    # The machines that index into this memory, named for people.
+    conn.execute(
+        """
+        CREATE TABLE machines (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL
+        )
+        """
+    )
+
+
+# --- storage: copying a whole memory between backends (m05x) ---
+
+
+@migration
+def m051_copy_progress(conn: Any) -> None:
+    # Where a copy of a whole memory into this database has got to: one row per step (a
+    # table, the vectors of an index), written in the same transaction as each batch, so a
+    # copy that was stopped resumes after the last batch that landed. The row of step 'run'
+    # names the memory copied from.
+    conn.execute(
+        """
+        CREATE TABLE copy_progress (
+            step TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            last_key TEXT NOT NULL DEFAULT '',
+            copied INTEGER NOT NULL DEFAULT 0,
+            done INTEGER NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+
+
+# --- ingest: large sources staged in batches (m05x) ---
+
+
+@migration
+def m052_staged_chunks(conn: Any) -> None:
+    # A large source's chunks (and their vectors) written batch by batch while it is embedded,
+    # then moved into ``chunks`` by one short transaction: memory stays that of one batch, and a
+    # source is whole or absent. A crash leaves only rows here; ``owner`` (host:pid) and
+    # ``touched_at`` tell whether the process that staged them is gone.
+    conn.execute(
+        """
+        CREATE TABLE staged_sources (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            uri TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            index_id INTEGER,
+            started_at REAL NOT NULL,
+            touched_at REAL NOT NULL
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE staged_chunks (
+            stage_id INTEGER NOT NULL REFERENCES staged_sources(id) ON DELETE CASCADE,
+            ord INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            locator TEXT NOT NULL DEFAULT '{}',
+            text_hash TEXT NOT NULL,
+            embedding BLOB,
+            PRIMARY KEY (stage_id, ord)
+        )
+        """
+    )
+    conn.execute("CREATE INDEX staged_chunks_hash ON staged_chunks(stage_id, text_hash)")
+
+
+
 def applied(conn: Any) -> list[str]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
@@ -278,11 +410,16 @@ def applied(conn: Any) -> list[str]:
     return [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY rowid")]
 
 
-def migrate(conn: Any) -> list[str]:
+def migrate(conn: Any, machine_id: Callable[[], str] | None = None) -> list[str]:
     """Run every migration not yet recorded, in order. Returns the names that ran.
 
-    Must be called on the writer connection (it writes).
+    Must be called on the writer connection (it writes). ``machine_id`` gives this machine's
+    id to a migration that assigns existing file sources to it (default: the data folder's).
     """
+    if machine_id is None:
+        from deskmind.core.memory.machine import this_machine
+
+        machine_id = lambda: this_machine().id  # noqa: E731
     from deskmind.core.errors import StorageError
 
     tables = {r[0] for r in conn.execute(
@@ -305,6 +442,9 @@ def migrate(conn: Any) -> list[str]:
     for name, fn in MIGRATIONS:
         if name in done:
             continue
+        rebuild = name in _REBUILDS
+        if rebuild:
+            conn.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Another connection (the tray app and a command opening a new database at once)
@@ -312,7 +452,16 @@ def migrate(conn: Any) -> list[str]:
             if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
                 conn.execute("COMMIT")
                 continue
-            fn(conn)
+            if wants_machine(fn):
+                fn(conn, machine_id)
+            else:
+                fn(conn)
+            if rebuild:
+                broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise StorageError(
+                        f"migration {name} would leave {len(broken)} rows pointing at rows "
+                        f"that do not exist (first: {tuple(broken[0])}); nothing was changed")
             conn.execute(
                 "INSERT INTO migrations(name, applied_at) VALUES (?, ?)", (name, time.time())
             )
@@ -321,6 +470,9 @@ def migrate(conn: Any) -> list[str]:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        finally:
+            if rebuild:
+                conn.execute("PRAGMA foreign_keys = ON")
         log.info("memory database migrated: %s", name)
         ran.append(name)
     return ran

@@ -59,16 +59,21 @@ class Source:
     created_at: float
     updated_at: float
     indexed_at: float | None
+    # The machine that indexed a file source ('' for what every machine shares: notes,
+    # meetings, conversations); see core/memory/machine.py.
+    machine: str = ""
     chunk_count: int = 0
 
     COLUMNS = (
         "id, uri, kind, title, content_hash, size, mtime, privacy, status, error, collection, "
-        "parent_id, metadata, created_at, updated_at, indexed_at"
+        "parent_id, metadata, created_at, updated_at, indexed_at, machine"
     )
+    # Index of the first column after COLUMNS in a row that appends more (a chunk count).
+    NCOLS = 17
 
     @classmethod
     def from_row(cls, row: Any, chunk_count: int = 0) -> "Source":
-        vals = list(row[:16])
+        vals = list(row[:cls.NCOLS])
         vals[12] = json.loads(vals[12] or "{}")
         return cls(*vals, chunk_count=chunk_count)
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Iterable, Sequence
 
+from deskmind.core.memory.machine import MachineScope
 from deskmind.core.memory.models import Source
 from deskmind.core.memory.refs import resolve_candidates
 
 
 class SourceReads:
     reader: Callable[[], Any]  # the store's read connection for the calling thread
+    scope: MachineScope  # this machine: a file path means this machine's file
 
     def document_text(self, source_id: int) -> str | None:
         """The whole stored text of a source, or None when it kept no document text."""
@@ -30,7 +32,8 @@ class SourceReads:
         return row[0] if row else None
 
     def source_id_by_uri(self, uri: str) -> int | None:
-        row = self.reader().execute("SELECT id FROM sources WHERE uri = ?", (uri,)).fetchone()
+        row = self.reader().execute("SELECT id FROM sources WHERE uri = ? AND machine = ?",
+                                    (uri, self.scope.key(uri))).fetchone()
         return row[0] if row else None
 
     def chunk(self, chunk_id: int) -> tuple[int, int, int, str, dict[str, Any]] | None:
@@ -76,16 +79,19 @@ class SourceReads:
             "SELECT id, kind, coalesce(title, uri) FROM sources WHERE parent_id = ? ORDER BY id", (source_id,))]
 
     def source_states(self, uris_under: str | None = None) -> dict[str, tuple[int, int | None, float | None, str | None, str]]:
-        """``uri -> (id, size, mtime, content_hash, status)`` for fast re-scans."""
+        """``uri -> (id, size, mtime, content_hash, status)`` for fast re-scans: this machine's
+        file sources (under a folder) and, without one, the shared sources too."""
         conn = self.reader()
         if uris_under:
             rows = conn.execute(
                 "SELECT uri, id, size, mtime, content_hash, status FROM sources "
-                "WHERE uri = ? OR substr(uri, 1, ?) = ?",
-                (uris_under, len(uris_under.rstrip("/")) + 1, uris_under.rstrip("/") + "/"),
+                "WHERE machine = ? AND (uri = ? OR substr(uri, 1, ?) = ?)",
+                (self.scope.id, uris_under, len(uris_under.rstrip("/")) + 1,
+                 uris_under.rstrip("/") + "/"),
             )
         else:
-            rows = conn.execute("SELECT uri, id, size, mtime, content_hash, status FROM sources")
+            rows = conn.execute("SELECT uri, id, size, mtime, content_hash, status FROM sources "
+                                "WHERE machine IN ('', ?)", (self.scope.id,))
         return {r[0]: tuple(r[1:]) for r in rows}
 
     def list_sources(
@@ -107,7 +113,7 @@ class SourceReads:
         sql += " ORDER BY s.updated_at DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return [Source.from_row(r, r[16]) for r in self.reader().execute(sql, args)]
+        return [Source.from_row(r, r[Source.NCOLS]) for r in self.reader().execute(sql, args)]
 
     def sources_of_chunks(self, chunk_ids: Iterable[int]) -> set[int]:
         """The sources these chunks (still) belong to."""
@@ -119,17 +125,25 @@ class SourceReads:
             (json.dumps(ids),))}
 
     def resolve(self, ref: str | int) -> list[int]:
-        """Source ids for a reference: an id, a uri, a file path, or a folder (everything under it)."""
+        """Source ids for a reference: an id, a uri, a file path, or a folder (everything under
+        it). A path or folder means this machine's files; an id means the same everywhere."""
         conn = self.reader()
         for kind, value in resolve_candidates(ref):
             if kind == "prefix":
-                rows = conn.execute(
-                    "SELECT id FROM sources WHERE substr(uri, 1, ?) = ? ORDER BY id",
-                    (len(value), value)).fetchall()
-                if rows:
-                    return [r[0] for r in rows]
+                found: set[int] = set()
+                for prefix in value:
+                    found.update(r[0] for r in conn.execute(
+                        "SELECT id FROM sources WHERE machine = ? AND substr(uri, 1, ?) = ?",
+                        (self.scope.id, len(prefix), prefix)).fetchall())
+                if found:
+                    return sorted(found)
+            elif kind == "id":
+                row = conn.execute("SELECT id FROM sources WHERE id = ?", (value,)).fetchone()
+                if row:
+                    return [row[0]]
             else:
-                row = conn.execute(f"SELECT id FROM sources WHERE {kind} = ?", (value,)).fetchone()
+                row = conn.execute("SELECT id FROM sources WHERE uri = ? AND machine = ?",
+                                   (value, self.scope.key(str(value)))).fetchone()
                 if row:
                     return [row[0]]
         return []

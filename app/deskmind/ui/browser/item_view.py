@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,12 @@ from PySide6.QtGui import QDesktopServices, QTextCursor
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QTextBrowser,
                                QVBoxLayout, QWidget)
 
-from deskmind.ui.browser.place import (RECORDED_KINDS, describe, display_text, is_timed,
+from deskmind.core.memory import uris
+from deskmind.ui.browser.place import (RECORDED_KINDS, desktop_opener, describe, display_text, is_timed,
                                        original_file, timed_range, where_to_open)
 from deskmind.ui.browser.provenance import provenance_lines, when
+
+from deskmind.core.memory.machine import machine_label
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +34,12 @@ def load_item(store: Any, source_id: int) -> dict[str, Any]:
     derived = store.derived_from(source_id)
     parent = store.get_source(src.parent_id) if src.parent_id else None
     text = stored if stored is not None else "\n\n".join(c[2] for c in chunks)
+    elsewhere = bool(src.machine) and src.machine != store.scope.id
+    machine = machine_label(src.machine, store.machines(), store.scope.id) if src.machine else ""
     return {"source": src, "text": text, "display": display_text(src.kind, text, src.metadata or {}),
-            "chunks": chunks, "derived": derived, "parent": parent,
-            "original": original_file(src.uri, src.kind, src.metadata or {})}
+            "chunks": chunks, "derived": derived, "parent": parent, "machine": machine,
+            # A path indexed on another machine names a file there, not here.
+            "original": None if elsewhere else original_file(src.uri, src.kind, src.metadata or {})}
 
 
 class ItemView(QWidget):
@@ -83,9 +90,11 @@ class ItemView(QWidget):
                   chunk_id: int | None = None) -> None:
         self.item = item
         src = item["source"]
-        self.title.setText(f"<b>{html.escape(src.title or Path(src.uri).name)}</b> &nbsp; "
+        self.title.setText(f"<b>{html.escape(src.title or Path(uris.shown(src.uri)).name)}</b> &nbsp; "
                            f"<span style='color:#78909c'>{html.escape(src.kind)} · {html.escape(src.privacy)}</span>")
         lines = [html.escape(ln) for ln in provenance_lines(src, item["chunks"], item.get("original"))]
+        if item.get("machine"):
+            lines.append(f"Indexed on {html.escape(item['machine'])}")
         if item["parent"] is not None:
             p = item["parent"]
             lines.append(f"Derived from <a href='src:{p.id}'>{html.escape(p.title or p.uri)}</a>")
@@ -172,13 +181,19 @@ class ItemView(QWidget):
         self.open_btn.setText(("Play the recording" if recorded else "Open original file")
                               + (f" ({at})" if at else ""))
         self.open_btn.setEnabled(path is not None)
-        self.open_btn.setToolTip(str(path) if path is not None else "The original is not on this computer")
+        self.open_btn.setToolTip(uris.shown(str(path)) if path is not None else "The original is not on this computer")
 
     def open_original(self) -> None:
         """The original file in the program the desktop opens it with."""
         path = self.item.get("original") if self.item else None
-        if path is not None:
+        if path is None:
+            return
+        command = desktop_opener(path)
+        if command is None:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+        else:
+            subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
 
     def markdown(self) -> str:
         src = self.item["source"] if self.item else None

@@ -14,8 +14,8 @@ import socket
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
+from deskmind.core.memory import uris
 from deskmind.ui.tray import clock
 
 CHANNELS = {"me": "me (microphone)", "others": "others (computer sound)"}
@@ -23,7 +23,7 @@ CHANNELS = {"me": "me (microphone)", "others": "others (computer sound)"}
 _HANDLED = {"segments", "cleaned", "duration", "duration_s", "recorded_at", "started_at", "transcript",
             "audio_files", "audio_folder", "origin", "machine", "channels", "meeting_id", "warnings",
             "pages", "unreadable_pages", "language", "symbols", "tags", "front_matter", "warning",
-            "reached_via", "captured_by", "via", "chunks", "extractor"}
+            "reached_via", "captured_by", "via", "chunks", "extractor", "left_out"}
 MAX_VALUE = 120
 
 
@@ -52,8 +52,8 @@ def plain(value: Any, key: str = "") -> str:
 
 def file_path(uri: str) -> str | None:
     """The local path of a file:// URI (or of a bare path), else None."""
-    if uri.startswith("file://"):
-        return unquote(urlparse(uri).path)
+    if uri.startswith(uris.FILE_SCHEME):
+        return uris.uri_path(uri)
     if uri.startswith("/") or (len(uri) > 2 and uri[1] == ":"):
         return uri
     return None
@@ -123,7 +123,7 @@ def document_lines(metadata: dict[str, Any]) -> list[str]:
     if front:   # its tags are on the line above
         out.append("Front matter: " + plain(front))
     if metadata.get("reached_via"):
-        out.append(f"Reached through the link {metadata['reached_via']}")
+        out.append(f"Reached through the link {uris.shown(str(metadata['reached_via']))}")
     return out
 
 
@@ -134,7 +134,7 @@ def provenance_lines(source: Any, chunks: list[tuple[int, dict, str]], original:
     path = file_path(source.uri)
     if path is not None:
         where = "on this computer" if original is not None or os.path.exists(path) else "not found on this computer"
-        lines.append(f"File: {path} ({where})")
+        lines.append(f"File: {uris.shown(path)} ({where})")
     elif source.kind in ("note", "voice_note"):
         lines.append("A voice note recorded in Deskmind")
     elif source.kind == "meeting":
@@ -154,6 +154,8 @@ def provenance_lines(source: Any, chunks: list[tuple[int, dict, str]], original:
                  f"{n} chunk{'s' if n != 1 else ''}, status {source.status}")
     if source.error:
         lines.append(f"Why {source.status}: {source.error}")
+    for note in md.get("left_out") or ():  # a budget of Settings → Indexing cut it short
+        lines.append(f"Indexed in part: {note}")  # whole: it says what to change
     for w in ([md["warning"]] if md.get("warning") else []) + list(md.get("warnings") or []):
         lines.append(f"Warning: {plain(w)}")
     extra = [f"{k.replace('_', ' ')}: {plain(v, k)}" for k, v in md.items() if k not in _HANDLED]

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QDateEdit, QCheckBox, QHBoxLayout, QLa
                                QListWidget, QListWidgetItem, QMessageBox, QSplitter, QVBoxLayout,
                                QWidget)
 
+from deskmind.core.memory import uris
 from deskmind.core.memory.models import PRIVACY_LEVELS
 from deskmind.ui.browser.item_view import ItemView, load_item
 from deskmind.ui.tasks import Workers
@@ -51,6 +52,7 @@ class MemoryBrowser(QWidget):
         self._store, self._searcher, self.workers = store, searcher, workers
         self.audio_dir = audio_dir
         self.last_receipt: dict[str, Any] | None = None
+        self.refreshes = 0  # times the list was refreshed because the memory changed
         lay = QVBoxLayout(self)
         row = QHBoxLayout()
         self.query = QLineEdit()
@@ -122,19 +124,34 @@ class MemoryBrowser(QWidget):
                     continue
                 if filters.since and (s.mtime or s.created_at) < filters.since:
                     continue
-                rows.append((f"{s.title or Path(s.uri).name}  ({s.kind})", s.id, {}, None))
+                rows.append((f"{s.title or Path(uris.shown(s.uri)).name}  ({s.kind})", s.id, {}, None))
             return rows
 
         self.status.setText("Loading…")   # the database is read (and first opened) in a worker
         self.workers.submit(work, done=self._show_results,
                             failed=lambda e: self.status.setText(f"Search failed: {e}"))
 
+    def memory_changed(self) -> None:
+        """Another process or machine (or this one) wrote to the memory: list again, keeping
+        the item shown selected when it is still listed. GUI thread."""
+        self.refreshes += 1
+        self.refresh()
+
     def _show_results(self, rows: list) -> None:
-        self.results.clear()
-        for label, sid, loc, cid in rows:
-            it = QListWidgetItem(label)
-            it.setData(Qt.ItemDataRole.UserRole, (sid, loc, cid))
-            self.results.addItem(it)
+        cur = self.results.currentItem()
+        keep = cur.data(Qt.ItemDataRole.UserRole) if cur is not None else None
+        # Re-listing with an item shown is not choosing one: it stays shown, selected again.
+        self.results.blockSignals(keep is not None)
+        try:
+            self.results.clear()
+            for label, sid, loc, cid in rows:
+                it = QListWidgetItem(label)
+                it.setData(Qt.ItemDataRole.UserRole, (sid, loc, cid))
+                self.results.addItem(it)
+                if keep is not None and (sid, cid) == (keep[0], keep[2]):
+                    self.results.setCurrentItem(it)
+        finally:
+            self.results.blockSignals(False)
         self.status.setText(f"{len(rows)} result(s)")
 
     def open_source(self, source_id: int, locator: dict | None = None, chunk_id: int | None = None) -> None:

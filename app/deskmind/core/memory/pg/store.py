@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -23,8 +24,10 @@ from deskmind.core.memory.clients import ClientStore
 from deskmind.core.memory.ingest_state import IngestStateStore
 from deskmind.core.memory.ledger import EgressLedgerStore
 from deskmind.core.memory.links import LinkStore
+from deskmind.core.memory.machine import Machine, MachineScope, machine_names
 from deskmind.core.memory.models import ForgetReceipt, Source, SourceDraft
-from deskmind.core.memory.pg import migrations, vectors
+from deskmind.core.memory import staging
+from deskmind.core.memory.pg import maintenance, migrations, vectors
 from deskmind.core.memory.pg.fts import TermFrequencies
 from deskmind.core.memory.pg.runner import PgRunner, PgTx
 from deskmind.core.memory.refs import resolve_candidates
@@ -43,21 +46,32 @@ class PgMemoryStore:
     backend = "postgres"
 
     def __init__(self, url: str, *, password: str | None = None, pool_size: int = 8,
-                 connect_timeout: float = 10.0) -> None:
+                 connect_timeout: float = 10.0, machine: Machine | Path | None = None) -> None:
         """``url``: a ``postgresql://`` URL without a password (libpq options pass through);
-        ``password``: the one from the keyring, if the server asks for one."""
+        ``password``: the one from the keyring, if the server asks for one; ``machine``: this
+        installation (default: the data folder's machine id), which file sources belong to."""
+        self.scope = MachineScope(machine)
         self.url = redact_url(url)
+        # Kept for pg_dump (backup), which connects on its own; never shown or logged.
+        self._conninfo, self._password = url, password
         self._prepare(url, password, connect_timeout)
         self.sql = PgRunner(url, password=password, max_size=pool_size,
-                            connect_timeout=connect_timeout, configure=register_vector)
+                            connect_timeout=connect_timeout, configure=register_vector,
+                            settings=vectors.SESSION_SETTINGS)
         # The domain repositories, the same classes as on SQLite (their SQL is portable).
         self.clients = ClientStore(self.sql)
         self.gateway_audit = GatewayAuditLog(self.sql)
         self.agent_audit = AgentAuditLog(self.sql)
         self.egress = EgressLedgerStore(self.sql)
         self.links = LinkStore(self.sql)
-        self.ingest_state = IngestStateStore(self.sql)
+        self.ingest_state = IngestStateStore(self.sql, self.scope)
         self.term_frequencies = TermFrequencies()
+        self.staging = staging.StagedChunks(self.sql, lambda v: np.asarray(v, dtype=np.float32),
+                                            clean=lambda t: _no_nul(t) or "")
+        try:
+            self.staging.discard_stale()
+        except (StorageError, psycopg.Error) as exc:  # the next index run tries again
+            log.warning("could not drop abandoned staged chunks: %s", exc)
 
     def _prepare(self, conninfo: str, password: str | None, timeout: float) -> None:
         """Check the server, enable pgvector and migrate, on a connection of its own (the pool's
@@ -69,7 +83,7 @@ class PgMemoryStore:
         except psycopg.OperationalError as exc:
             raise StorageError(_connect_error(self.url, exc)) from exc
         try:
-            migrations.migrate(conn, self.url)
+            migrations.migrate(conn, self.url, lambda: self.scope.id)
         finally:
             conn.close()
 
@@ -129,11 +143,12 @@ class PgMemoryStore:
     # -- writing sources ---------------------------------------------------------------
 
     def put_source(self, draft: SourceDraft, idx: VectorIndex | None = None,
-                   new_vectors: dict[str, np.ndarray] | None = None) -> int:
+                   new_vectors: dict[str, np.ndarray] | None = None, staged: int | None = None) -> int:
         """Store a source with its text and chunks, replacing what it had, in one transaction.
 
         Same contract as the SQLite store's ``put_source`` (vectors reused by text hash,
-        :class:`SourcesGone` when a parent or the replaced source is gone)."""
+        :class:`SourcesGone` when a parent or the replaced source is gone, ``staged``: the
+        chunks and vectors of that stage, moved in by SQL)."""
         given = dict(new_vectors or {})
         parents = sorted({int(p) for p in draft.derived_from})
         meta = json.dumps(draft.metadata, ensure_ascii=False, default=str)
@@ -158,15 +173,24 @@ class PgMemoryStore:
                 fits = active is not None and (active.model_id, active.dim) == (target.model_id, target.dim)
                 if not fits:
                     fresh = {}
+                    if staged is not None:
+                        tx.execute("UPDATE staged_chunks SET embedding = NULL WHERE stage_id = ?", (staged,))
                 target = active
             if target is not None and not vectors.pin(tx, target, "ROW EXCLUSIVE"):
                 raise StorageError("the vector index was replaced while this was being stored: "
                                    "store it again")
+            if staged is not None:
+                staging.check_stage(tx, staged, draft.uri)
             now = time.time()
-            sid, existed = _lock_or_insert(tx, draft, meta, now)
+            machine = self.scope.key(draft.uri)
+            if machine:
+                self.scope.register(tx)
+            sid, existed = _lock_or_insert(tx, draft, machine, meta, now)
             if draft.replaces is not None and (not existed or sid != draft.replaces):
                 raise SourcesGone([draft.replaces])
-            if existed:
+            if staged is not None and target is not None:
+                _fill_staged_vectors(tx, target, staged)  # before this source's old chunks go
+            if existed and staged is None:
                 old = dict(tx.execute(
                     "SELECT text_hash, id FROM chunks WHERE source_id = ?", (sid,)).fetchall())
                 if target is not None and old:
@@ -176,6 +200,7 @@ class PgMemoryStore:
                     for h, cid in old.items():
                         if cid in by_id:
                             fresh.setdefault(h, by_id[cid])
+            if existed:
                 tx.execute("DELETE FROM chunks WHERE source_id = ?", (sid,))
                 tx.execute(
                     "UPDATE sources SET kind=?, title=?, content_hash=?, size=?, mtime=?, "
@@ -192,6 +217,9 @@ class PgMemoryStore:
                 (sid, _no_nul(draft.text), draft.extractor))
             tx.executemany("INSERT INTO source_derivations(source_id, parent_id) VALUES (?, ?)",
                            [(sid, p) for p in parents if p != sid])
+            if staged is not None:
+                _publish_staged(tx, target, sid, staged, now)
+                return sid
             if not texts:
                 return sid
             rows = tx.execute(
@@ -205,7 +233,14 @@ class PgMemoryStore:
                 _store_vectors(tx, target, ids, hashes, fresh)
             return sid
 
-        return self.sql.write(_put)
+        sid = self.sql.write(_put)
+        if self.scope.key(draft.uri):
+            self.scope.registered = True
+        return sid
+
+    def machines(self) -> dict[str, str]:
+        """``machine id -> host name`` of the machines that indexed files into this memory."""
+        return machine_names(self.sql)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -218,7 +253,8 @@ class PgMemoryStore:
         return row[0] if row else None
 
     def source_id_by_uri(self, uri: str) -> int | None:
-        row = self.sql.query_one("SELECT id FROM sources WHERE uri = ?", (uri,))
+        row = self.sql.query_one("SELECT id FROM sources WHERE uri = ? AND machine = ?",
+                                 (uri, self.scope.key(uri)))
         return row[0] if row else None
 
     def chunk(self, chunk_id: int) -> tuple[int, int, int, str, dict[str, Any]] | None:
@@ -246,7 +282,7 @@ class PgMemoryStore:
         row = self.sql.query_one(
             f"SELECT {_SOURCE_COLS}, (SELECT count(*) FROM chunks c WHERE c.source_id = s.id) "
             "FROM sources s WHERE s.id = ?", (source_id,))
-        return Source.from_row(row, row[16]) if row else None
+        return Source.from_row(row, row[Source.NCOLS]) if row else None
 
     def chunks_of(self, source_id: int) -> list[tuple[int, dict[str, Any], str]]:
         return [(r[0], json.loads(r[1] or "{}"), r[2]) for r in self.sql.query(
@@ -258,14 +294,15 @@ class PgMemoryStore:
             (source_id,))]
 
     def source_states(self, uris_under: str | None = None) -> dict[str, tuple[int, int | None, float | None, str | None, str]]:
-        """``uri -> (id, size, mtime, content_hash, status)`` for fast re-scans."""
+        """``uri -> (id, size, mtime, content_hash, status)`` for fast re-scans: this machine's
+        file sources (under a folder) and, without one, the shared sources too."""
         cols = "SELECT uri, id, size, mtime, content_hash, status FROM sources"
         if uris_under:
             prefix = uris_under.rstrip("/") + "/"
-            rows = self.sql.query(f"{cols} WHERE uri = ? OR {UNDER}",
-                                  (uris_under, *_prefix_range(prefix)))
+            rows = self.sql.query(f"{cols} WHERE machine = ? AND (uri = ? OR {UNDER})",
+                                  (self.scope.id, uris_under, *_prefix_range(prefix)))
         else:
-            rows = self.sql.query(cols)
+            rows = self.sql.query(f"{cols} WHERE machine IN ('', ?)", (self.scope.id,))
         return {r[0]: tuple(r[1:]) for r in rows}
 
     def list_sources(self, *, kind: str | None = None, status: str | None = None,
@@ -284,7 +321,7 @@ class PgMemoryStore:
         sql += " ORDER BY s.updated_at DESC, s.id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return [Source.from_row(r, r[16]) for r in self.sql.query(sql, args)]
+        return [Source.from_row(r, r[Source.NCOLS]) for r in self.sql.query(sql, args)]
 
     def sources_of_chunks(self, chunk_ids: Iterable[int]) -> set[int]:
         ids = sorted({int(c) for c in chunk_ids})
@@ -294,16 +331,26 @@ class PgMemoryStore:
             "SELECT DISTINCT source_id FROM chunks WHERE id = ANY(?)", (ids,))}
 
     def resolve(self, ref: str | int) -> list[int]:
-        """Source ids for a reference: an id, a uri, a file path, or a folder (everything under it)."""
+        """Source ids for a reference: an id, a uri, a file path, or a folder (everything under
+        it). A path or folder means this machine's files; an id means the same everywhere."""
+
         def _resolve(tx: PgTx) -> list[int]:
             for kind, value in resolve_candidates(ref):
                 if kind == "prefix":
-                    rows = tx.execute(f"SELECT id FROM sources WHERE {UNDER} ORDER BY id",
-                                      _prefix_range(value)).fetchall()
-                    if rows:
-                        return [r[0] for r in rows]
+                    found: set[int] = set()
+                    for prefix in value:
+                        found.update(r[0] for r in tx.execute(
+                            f"SELECT id FROM sources WHERE machine = ? AND {UNDER}",
+                            (self.scope.id, *_prefix_range(prefix))).fetchall())
+                    if found:
+                        return sorted(found)
+                elif kind == "id":
+                    row = tx.execute("SELECT id FROM sources WHERE id = ?", (value,)).fetchone()
+                    if row:
+                        return [row[0]]
                 else:
-                    row = tx.execute(f"SELECT id FROM sources WHERE {kind} = ?", (value,)).fetchone()
+                    row = tx.execute("SELECT id FROM sources WHERE uri = ? AND machine = ?",
+                                     (value, self.scope.key(str(value)))).fetchone()
                     if row:
                         return [row[0]]
             return []
@@ -372,98 +419,52 @@ class PgMemoryStore:
         return self.sql.query_one("SELECT 1 FROM chunks LIMIT 1") is None
 
     def stats(self) -> dict[str, Any]:
-        def _stats(tx: PgTx) -> dict[str, Any]:
-            by_kind = dict(tx.execute(
-                "SELECT kind, count(*) FROM sources GROUP BY kind ORDER BY kind").fetchall())
-            by_status = dict(tx.execute(
-                "SELECT status, count(*) FROM sources GROUP BY status ORDER BY status").fetchall())
-            idx = vectors.active_index(tx)
-            out: dict[str, Any] = {
-                "db_path": self.url,
-                "db_bytes": tx.execute("SELECT pg_database_size(current_database())").fetchone()[0],
-                "sources": sum(by_kind.values()),
-                "sources_by_kind": by_kind,
-                "sources_by_status": by_status,
-                "chunks": tx.execute("SELECT count(*) FROM chunks").fetchone()[0],
-                "vector_index": None,
-                "building_indexes": [{"id": b.id, "model_id": b.model_id, "dim": b.dim}
-                                     for b in vectors.building_indexes(tx)],
-                "migrations": migrations.applied(tx),
-            }
-            if idx is not None:
-                out["vector_index"] = {"id": idx.id, "model_id": idx.model_id, "dim": idx.dim,
-                                       "vectors": vectors.count_vectors(tx, idx)}
-            return out
-
-        return self.sql.read(_stats)
+        return maintenance.stats(self)
 
     def self_check(self) -> str:
-        """What the server offers, checked now: its version, pgvector, and full text and
-        halfvec distance working. Raises StorageError when one does not."""
+        """What the server offers, checked now (see :func:`maintenance.self_check`)."""
+        return maintenance.self_check(self)
 
-        def _check(tx: PgTx) -> str:
-            server = tx.execute("SHOW server_version").fetchone()[0]
-            vec = tx.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
-            if vec is None:
-                raise StorageError(f"pgvector is not enabled in {self.url}: run "
-                                   "'CREATE EXTENSION vector;' in it")
-            tx.execute(f"SELECT to_tsvector('{migrations.TS_CONFIG}', 'checked') @@ "
-                       "websearch_to_tsquery('checked'), '[1,0]'::halfvec(2) <=> '[0,1]'::halfvec(2)")
-            return f"PostgreSQL {server} with pgvector {vec[0]}"
+    def backup(self, dest: Path) -> Path:
+        """A dump of the whole database by ``pg_dump`` in its custom format (restore it with
+        ``pg_restore``); see :mod:`deskmind.core.memory.pg.backup`."""
+        from deskmind.core.memory.pg.backup import pg_dump
 
-        try:
-            return self.sql.read(_check)
-        except psycopg.Error as exc:
-            raise StorageError(f"the PostgreSQL server at {self.url} cannot do what Deskmind "
-                               f"needs: {str(exc).strip().splitlines()[0]}") from exc
+        major = int(self.sql.query_one("SHOW server_version_num")[0]) // 10000
+        return pg_dump(self._conninfo, self._password, dest, server_major=major)
 
     def warm_vectors(self) -> None:
         """Nothing to load: the vectors stay in the server, which caches its own pages (the
         SQLite backend loads an in-process copy here)."""
 
     def integrity_check(self) -> list[str]:
-        """What is wrong with the memory's own rows; [] when healthy. (The server keeps its
-        pages sound itself; this checks what Deskmind relies on.)"""
+        """What is wrong with the memory's own rows and indexes; [] when healthy."""
+        return maintenance.integrity_check(self)
 
-        def _check(tx: PgTx) -> list[str]:
-            problems = []
-            if tx.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is None:
-                problems.append("pgvector: the extension is no longer enabled in this database")
-            n = tx.execute("SELECT count(*) FROM chunks WHERE tsv IS NULL").fetchone()[0]
-            if n:
-                problems.append(f"full-text index: {n} chunks have no tsvector")
-            for idx in [vectors.active_index(tx)] + vectors.building_indexes(tx):
-                if idx is None:
-                    continue
-                if tx.execute("SELECT to_regclass(?)", (idx.float_table,)).fetchone()[0] is None:
-                    problems.append(f"vector index {idx.id}: its table {idx.float_table} is missing")
-                    continue
-                bad = tx.execute(
-                    "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                    "WHERE i.indrelid = to_regclass(?) AND NOT i.indisvalid",
-                    (idx.float_table,)).fetchone()[0]
-                if bad:
-                    problems.append(f"vector index {idx.id}: {bad} invalid index(es); REINDEX it")
-            return problems
-
-        return self.sql.read(_check)
+    def optimize(self, *, reindex: bool = False) -> dict[str, Any]:
+        """VACUUM ANALYZE, and with ``reindex`` rebuild the HNSW indexes (see maintenance)."""
+        return maintenance.optimize(self, reindex=reindex)
 
 
-def _lock_or_insert(tx: PgTx, draft: SourceDraft, meta: str, now: float) -> tuple[int, bool]:
-    """The id of the source at ``draft.uri``, locked for this transaction, and whether it was
-    already there; inserted when it was not. Two machines storing one uri at once: the second
-    waits for the first, then updates what the first stored."""
+def _lock_or_insert(tx: PgTx, draft: SourceDraft, machine: str, meta: str,
+                    now: float) -> tuple[int, bool]:
+    """The id of the source at ``draft.uri`` (on ``machine``: '' for shared sources), locked for
+    this transaction, and whether it was already there; inserted when it was not. Two
+    processes storing one uri at once: the second waits for the first, then updates what the
+    first stored."""
     while True:
-        row = tx.execute("SELECT id FROM sources WHERE uri = ? FOR UPDATE", (draft.uri,)).fetchone()
+        row = tx.execute("SELECT id FROM sources WHERE uri = ? AND machine = ? FOR UPDATE",
+                         (draft.uri, machine)).fetchone()
         if row is not None:
             return row[0], True
         row = tx.execute(
             "INSERT INTO sources(uri, kind, title, content_hash, size, mtime, privacy, status, "
-            "error, collection, parent_id, metadata, created_at, updated_at, indexed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'indexed', NULL, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (uri) DO NOTHING RETURNING id",
+            "error, collection, parent_id, metadata, created_at, updated_at, indexed_at, machine) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 'indexed', NULL, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (uri, machine) DO NOTHING RETURNING id",
             (draft.uri, draft.kind, _no_nul(draft.title), draft.content_hash, draft.size,
-             draft.mtime, draft.privacy, draft.collection, draft.parent_id, meta, now, now, now),
+             draft.mtime, draft.privacy, draft.collection, draft.parent_id, meta, now, now, now,
+             machine),
         ).fetchone()
         if row is not None:
             return row[0], False
@@ -485,6 +486,33 @@ def _store_vectors(tx: PgTx, idx: VectorIndex, ids: list[int], hashes: list[str]
         copied = vectors.copy_vectors(tx, idx, [(n, o) for n, o in pairs if o is not None])
         if copied < len(missing):
             log.debug("%d chunks stored without a vector (to be embedded)", len(missing) - copied)
+
+
+def _fill_staged_vectors(tx: PgTx, idx: VectorIndex, stage: int) -> None:
+    """Staged chunks without a vector take that of the same text: in memory already (this
+    source's old chunks included) or staged earlier in this stage."""
+    tx.execute(
+        f"UPDATE staged_chunks t SET embedding = (SELECT v.embedding FROM chunks c "
+        f"JOIN {idx.float_table} v ON v.chunk_id = c.id WHERE c.text_hash = t.text_hash LIMIT 1) "
+        "WHERE t.stage_id = ? AND t.embedding IS NULL", (stage,))
+    tx.execute(
+        "UPDATE staged_chunks t SET embedding = (SELECT s.embedding FROM staged_chunks s "
+        "WHERE s.stage_id = t.stage_id AND s.text_hash = t.text_hash AND s.embedding IS NOT NULL "
+        "LIMIT 1) WHERE t.stage_id = ? AND t.embedding IS NULL", (stage,))
+
+
+def _publish_staged(tx: PgTx, idx: VectorIndex | None, sid: int, stage: int, now: float) -> None:
+    """Move a stage's chunks and vectors to source ``sid`` (whose old chunks are gone)."""
+    tx.execute(
+        "INSERT INTO chunks(source_id, ord, text, locator, text_hash, created_at) "
+        "SELECT ?, ord, text, locator, text_hash, ? FROM staged_chunks WHERE stage_id = ? ORDER BY ord",
+        (sid, now, stage))
+    if idx is not None:
+        tx.execute(
+            f"INSERT INTO {idx.float_table}(chunk_id, embedding) SELECT c.id, s.embedding "
+            "FROM staged_chunks s JOIN chunks c ON c.source_id = ? AND c.ord = s.ord "
+            "WHERE s.stage_id = ? AND s.embedding IS NOT NULL", (sid, stage))
+    staging.drop_stage(tx, stage)
 
 
 def _prefix_range(prefix: str) -> tuple[str, str]:
