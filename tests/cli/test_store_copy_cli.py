@@ -102,3 +102,34 @@ def test_copy_says_what_it_needs() -> None:
     assert_one_line_error(proc, "--batch must be between 1 and 100000", code=2)
     proc = run_deskmind("store", "copy", "--to", "mysql://me@db/x")
     assert_one_line_error(proc, "not 'mysql'", code=2)
+
+
+def test_ctrl_c_stops_a_copy_that_then_resumes(deskmind_home: Path, pg_url: str) -> None:
+    db, counts = _local_memory(deskmind_home, extra_notes=300)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deskmind", "store", "copy", "--to", pg_url, "--batch", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    target = open_memory(pg_url)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            row = target.sql.query_one("SELECT copied FROM copy_progress WHERE step = 'chunks'")
+            if row and row[0] >= 40:
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert err.splitlines()[-1] == (
+            "deskmind: copy stopped; the batches copied so far are kept: run the same command "
+            "with --resume to go on from there")
+        assert "Traceback" not in err
+        landed = target.sql.query_one("SELECT count(*) FROM chunks")[0]
+        assert 40 <= landed < counts["chunks"]
+        done = run_deskmind("store", "copy", "--to", pg_url, "--resume", "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["resumed"] is True
+        with MemoryStore(db) as local:
+            assert_same_memory(local, target)
+    finally:
+        target.close()
