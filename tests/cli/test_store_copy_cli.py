@@ -54,6 +54,11 @@ def test_a_copy_killed_midway_resumes_and_verifies(deskmind_home: Path, pg_url: 
 
         again = run_deskmind("store", "copy", "--to", pg_url)
         assert_one_line_error(again, "unfinished copy", "--resume", code=2)
+        shown = run_deskmind("store", "show", env={**os.environ, "DESKMIND_DB": pg_url})
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.splitlines()[-1] == (
+            f"unfinished copy of sqlite://{db}: run 'deskmind store copy --from sqlite://{db} "
+            f"--to {pg_url} --resume' to finish it")
 
         done = run_deskmind("store", "copy", "--to", pg_url, "--resume", "--batch", "50")
         assert done.returncode == 0, done.stderr
@@ -66,6 +71,9 @@ def test_a_copy_killed_midway_resumes_and_verifies(deskmind_home: Path, pg_url: 
         assert chunk_lines[0] == f"chunks: {landed}/{counts['chunks']}", done.stderr
         with MemoryStore(db) as local:
             assert_same_memory(local, target)
+        shown = run_deskmind("store", "show", "--json", env={**os.environ, "DESKMIND_DB": pg_url})
+        copied = json.loads(shown.stdout)["copied_from"]
+        assert copied["source"] == f"sqlite://{db}" and copied["finished"] is True
     finally:
         target.close()
 

@@ -67,6 +67,9 @@ def cmd_store_show(args: argparse.Namespace) -> int:
         if store.backend == "postgres":
             out.update({k: s[k] for k in ("server", "database", "user", "server_version",
                                           "pgvector", "memory_bytes")})
+        from deskmind.core.memory.copy import copy_state
+
+        out["copied_from"] = copy_state(store)
     if args.json:
         print_json(out)
         return 0
@@ -79,6 +82,12 @@ def cmd_store_show(args: argparse.Namespace) -> int:
     else:
         print(f"size: {mb(out['bytes'])}")
     print(f"sources: {out['sources']}  chunks: {out['chunks']}  vectors: {out['vectors']}")
+    copied = out["copied_from"]
+    if copied is not None and not copied["finished"]:
+        print(f"unfinished copy of {copied['source']}: run 'deskmind store copy --from "
+              f"{copied['source']} --to {out['url']} --resume' to finish it")
+    elif copied is not None:
+        print(f"copied from {copied['source']}")
     return 0
 
 
