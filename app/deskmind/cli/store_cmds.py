@@ -32,14 +32,21 @@ def cmd_store_show(args: argparse.Namespace) -> int:
     with Core() as core:
         store = core.store
         s = store.stats()
+        here = store.scope.machine
+        others = {i: n for i, n in store.machines().items() if i != here.id}
         out = {"backend": store.backend, "url": redact_url(store.url),
                "sources": s["sources"], "chunks": s["chunks"],
-               "vectors": (s["vector_index"] or {}).get("vectors", 0)}
+               "vectors": (s["vector_index"] or {}).get("vectors", 0),
+               "machine": {"id": here.id, "name": here.name},
+               "other_machines": [{"id": i, "name": n} for i, n in sorted(others.items())]}
     if args.json:
         print_json(out)
         return 0
     print(f"memory: {out['url']} ({out['backend']})")
     print(f"sources: {out['sources']}  chunks: {out['chunks']}  vectors: {out['vectors']}")
+    print(f"this machine: {here.name} (id {here.id})")
+    if others:
+        print("files also indexed by: " + ", ".join(f"{n} (id {i})" for i, n in sorted(others.items())))
     return 0
 
 
