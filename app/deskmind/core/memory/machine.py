@@ -44,11 +44,6 @@ def is_machine_local(uri: str) -> bool:
     return "://" not in uri
 
 
-def machine_key(uri: str, machine_id: str) -> str:
-    """What ``sources.machine`` holds for ``uri`` stored from ``machine_id``."""
-    return machine_id if is_machine_local(uri) else SHARED
-
-
 def load_machine(data_dir: Path, *, name: str | None = None) -> Machine:
     """This installation's machine, its id read from ``data_dir/machine-id`` (created with a new
     random id when missing; two processes creating it at once agree on one)."""
@@ -123,7 +118,8 @@ class MachineScope:
         return self.machine.id
 
     def key(self, uri: str) -> str:
-        return machine_key(uri, self.id) if is_machine_local(uri) else SHARED
+        """What ``sources.machine`` holds for ``uri`` stored from this machine."""
+        return self.id if is_machine_local(uri) else SHARED
 
     def register(self, tx: Any) -> None:
         """Record this machine's name (for display) in the transaction ``tx``: once a process."""

@@ -303,7 +303,7 @@ def m050_sources_per_machine(conn: Any, machine_id: Callable[[], str]) -> None:
                   flags=re.IGNORECASE)
     if body == ddl:
         raise RuntimeError(f"m050: unexpected definition of sources: {ddl}")
-    head, _, tail = body.partition("(")
+    _, _, tail = body.partition("(")
     body = tail[:tail.rstrip().rfind(")")]
     new_ddl = (f"CREATE TABLE sources_m050 ({body.rstrip()},\n"
                "            machine TEXT NOT NULL DEFAULT '',\n"
