@@ -86,8 +86,10 @@ def _create(path: Path) -> str:
     except FileExistsError:
         return path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise StorageError(f"the machine id file {path} cannot be created ({exc}): check that "
-                           "the data folder is writable") from exc
+        from deskmind.core.memory.db import describe_os_error
+
+        raise StorageError(f"this machine's id file {path} cannot be created: "
+                           f"{describe_os_error(exc, path.parent)}") from exc
     finally:
         tmp.unlink(missing_ok=True)
     log.info("this machine's id is %s (kept in %s)", new, path)
