@@ -166,3 +166,18 @@ def test_a_damaged_machine_id_file_is_refused_saying_what_to_do(tmp_path: Path, 
     with pytest.raises(StorageError, match=r"machine-id holds .*move it aside"):
         load_machine(tmp_path)
     assert (tmp_path / "machine-id").read_text() == content  # nothing overwritten
+
+
+def _load_id(folder: str) -> str:
+    return load_machine(Path(folder)).id
+
+
+def test_processes_making_the_machine_id_at_once_agree_on_one(tmp_path: Path) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(6) as pool:
+        ids = pool.map(_load_id, [str(tmp_path / "data")] * 12)
+    assert len(set(ids)) == 1
+    assert (tmp_path / "data" / "machine-id").read_text().strip() == ids[0]
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["machine-id"]  # no temp files left
