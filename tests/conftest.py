@@ -90,10 +90,11 @@ class PgTestServer:
     """The session's PostgreSQL server; :meth:`new_database` gives a test a migrated database
     of its own (copied from a template that already holds the schema: ~50 ms)."""
 
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: Any, socket_dir: tuple[str, Path] | None = None) -> None:
         import psycopg
 
         self.server = server
+        self.socket_dir = socket_dir
         self._psycopg = psycopg
         self._count = 0
         self._lock = threading.Lock()
@@ -107,7 +108,10 @@ class PgTestServer:
 
     def url(self, dbname: str) -> str:
         # pgserver's URI carries an empty password ("postgres:@"); a memory URL never holds one.
-        return self.server.get_uri(dbname).replace("postgres:@", "postgres@", 1)
+        uri = self.server.get_uri(dbname).replace("postgres:@", "postgres@", 1)
+        if self.socket_dir is not None:
+            uri = uri.replace(f"host={self.socket_dir[0]}", f"host={self.socket_dir[1]}", 1)
+        return uri
 
     def new_database(self, *, migrated: bool = True) -> str:
         with self._lock:
@@ -136,8 +140,22 @@ def pg_server():
     # Unix socket under the 107-byte limit.
     root = Path(tempfile.mkdtemp(prefix="deskmind-pg-"))
     server = pgserver.get_server(root / "data", cleanup_mode="delete")
+    from urllib.parse import parse_qsl, urlsplit
+
+    socket_dir = None
+    host = dict(parse_qsl(urlsplit(server.get_uri("postgres")).query)).get("host", "")
+    sock = Path(host or "/nonexistent") / ".s.PGSQL.5432"
+    if os.geteuid() == 0 and host.startswith("/") and sock.exists():
+        # The socket sits in the server's private data folder, which root reaches only through
+        # CAP_DAC_OVERRIDE; a test that drops it (an unreadable file) must still reach the
+        # server: the same socket, hard-linked into an open folder.
+        shared = root / "socket"
+        shared.mkdir()
+        shared.chmod(0o755)
+        os.link(sock, shared / sock.name)
+        socket_dir = (host, shared)
     try:
-        yield PgTestServer(server)
+        yield PgTestServer(server, socket_dir)
     finally:
         server.cleanup()
         shutil.rmtree(root, ignore_errors=True)

@@ -9,10 +9,9 @@ import pytest
 
 from deskmind.cli.main import main
 from deskmind.core.app import Core
-from deskmind.core.memory import db
 
 from tests.cli.conftest import assert_one_line_error, run_deskmind
-from tests.core.memory.helpers import note, scalar
+from tests.core.memory.helpers import count, home_memory, note
 
 
 @pytest.fixture
@@ -23,7 +22,7 @@ def stored(deskmind_home: Path, tmp_path: Path) -> dict:
     with Core() as core:
         a = core.store.put_source(note("the first thing to keep", uri="deskmind://note/a"))
         b = core.store.put_source(note("kept file text", uri=str(f), kind="text"))
-    return {"a": a, "b": b, "file": f, "db": deskmind_home / "data" / "memory.db"}
+    return {"a": a, "b": b, "file": f, "home": deskmind_home}
 
 
 def run_main(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
@@ -71,11 +70,8 @@ def test_mistake_gives_one_line(case: str, stored: dict, capsys: pytest.CaptureF
     code, _out, err = run_main(argv, capsys)
     one_line(code, err, *fragments)
     assert err.startswith("deskmind")
-    conn = db.connect(stored["db"])
-    try:
-        assert scalar(conn, "SELECT count(*) FROM sources") == 2  # nothing stored was touched
-    finally:
-        conn.close()
+    with home_memory(stored["home"]) as store:
+        assert count(store, "SELECT count(*) FROM sources") == 2  # nothing stored was touched
 
 
 def test_forget_with_one_unknown_reference_forgets_nothing(stored: dict, capsys: pytest.CaptureFixture) -> None:

@@ -19,7 +19,7 @@ from deskmind.core.memory import db
 from deskmind.core.memory.store import MemoryStore
 
 from tests.cli.conftest import assert_one_line_error, remount, run_deskmind, spawn_deskmind
-from tests.core.memory.helpers import rows, scalar
+from tests.core.memory.helpers import count, home_memory, query, rows, scalar, sqlite_only
 
 LATIN1 = ("Le café crème du matin, à la terrasse près de la gare: une habitude très française. "
           "Après le déjeuner, on prend un thé à la menthe et on lit le journal.\n")
@@ -67,17 +67,12 @@ def test_non_utf8_empty_and_binary_files(tmp_path: Path, deskmind_home: Path) ->
     assert problems[0].startswith(f"deskmind: could not index {d / 'binary.txt'}: ")
     assert "binary" in problems[0]
     assert problems[1].startswith(f"deskmind: skipped {d / 'empty.txt'}: empty file")
-    conn = db.connect(db_of(deskmind_home))
-    try:
-        status = dict(rows(conn, "SELECT uri, status FROM sources"))
+    with home_memory(deskmind_home) as store:
+        status = dict(query(store, "SELECT uri, status FROM sources"))
         assert status == {str(d / "good.txt"): "indexed", str(d / "latin1.txt"): "indexed",
                           str(d / "empty.txt"): "skipped", str(d / "binary.txt"): "failed"}
         # Latin-1 is decoded, not rejected and not mangled.
-        text = scalar(conn, "SELECT d.text FROM documents d JOIN sources s ON s.id = d.source_id "
-                            "WHERE s.uri = ?", str(d / "latin1.txt"))
-        assert text == LATIN1
-    finally:
-        conn.close()
+        assert store.document_text(store.source_id_by_uri(str(d / "latin1.txt"))) == LATIN1
     hits = json.loads(run_deskmind("search", "café crème terrasse", "--json", "--mode", "fts").stdout)
     assert hits[0]["source"] == str(d / "latin1.txt") and "café crème" in hits[0]["text"]
 
@@ -111,16 +106,14 @@ def test_unreadable_file(tmp_path: Path, deskmind_home: Path) -> None:
     prefix = _unreadable_prefix(secret)
     proc = run_deskmind("index", str(secret), prefix=prefix)
     assert_one_line_error(proc, f"could not index {secret}: permission denied", code=1)
-    conn = db.connect(db_of(deskmind_home))
-    try:
-        assert dict(rows(conn, "SELECT uri, status FROM sources")) == {
+    with home_memory(deskmind_home) as store:
+        assert dict(query(store, "SELECT uri, status FROM sources")) == {
             str(good): "indexed", str(secret): "failed"}
-        assert scalar(conn, "SELECT count(*) FROM chunks") == 1
-    finally:
-        conn.close()
+        assert count(store, "SELECT count(*) FROM chunks") == 1
 
 
-def test_a_file_that_is_not_a_database(tmp_path: Path, deskmind_home: Path) -> None:
+def test_a_file_that_is_not_a_database(tmp_path: Path, deskmind_home: Path, monkeypatch) -> None:
+    sqlite_only(monkeypatch)
     dbfile = db_of(deskmind_home)
     dbfile.parent.mkdir(parents=True)
     junk = b"My diary. Day one: it rained.\n" * 300
@@ -133,7 +126,8 @@ def test_a_file_that_is_not_a_database(tmp_path: Path, deskmind_home: Path) -> N
     assert sorted(p.name for p in dbfile.parent.iterdir()) == ["memory.db"]
 
 
-def test_a_read_only_data_folder(tmpfs, tmp_path: Path, shared_model_cache: Path) -> None:
+def test_a_read_only_data_folder(tmpfs, tmp_path: Path, shared_model_cache: Path, monkeypatch) -> None:
+    sqlite_only(monkeypatch)
     home = tmpfs("home", size="8m")
     env = env_with_home(home, shared_model_cache)
     first = tmp_path / "first.txt"
@@ -171,7 +165,8 @@ def _fill(folder: Path, leave: int) -> Path:
 
 
 @pytest.mark.parametrize("room_kb", [16, 160], ids=["no-room-to-open", "full-while-storing"])
-def test_a_full_disk(tmpfs, tmp_path: Path, room_kb: int, shared_model_cache: Path) -> None:
+def test_a_full_disk(tmpfs, tmp_path: Path, room_kb: int, shared_model_cache: Path, monkeypatch) -> None:
+    sqlite_only(monkeypatch)
     home = tmpfs("home", size="6m")
     # With no room at all, the model cache on the same disk cannot be written either.
     env = env_with_home(home, None if room_kb < 64 else shared_model_cache)
@@ -218,70 +213,73 @@ def _corpus(root: Path, n: int) -> Path:
     return root
 
 
-def _chunk_table(path: Path) -> list[tuple]:
-    conn = db.connect(path, readonly=True)
-    try:
-        return rows(conn, "SELECT s.uri, c.ord, c.text_hash FROM chunks c "
-                          "JOIN sources s ON s.id = c.source_id ORDER BY s.uri, c.ord")
-    finally:
-        conn.close()
+CHUNK_TABLE = ("SELECT s.uri, c.ord, c.text_hash FROM chunks c "
+               "JOIN sources s ON s.id = c.source_id ORDER BY s.uri, c.ord")
 
 
 def test_sigkill_during_indexing_then_rerun(tmp_path: Path, deskmind_home: Path) -> None:
+    """On either backend: a killed indexer leaves whole sources only, and a rerun finishes."""
     corpus = _corpus(tmp_path / "corpus", 240)
     dbfile = db_of(deskmind_home)
     proc = spawn_deskmind("index", str(corpus), "--json")
     killed_at = None
+    on_file = not os.environ.get("DESKMIND_DB")
+    watcher = None
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if dbfile.exists():
+            n = 0
+            if on_file and dbfile.exists():
                 conn = db.connect(dbfile, readonly=True)
                 try:
                     n = scalar(conn, "SELECT count(*) FROM sources") if scalar(
                         conn, "SELECT count(*) FROM sqlite_master WHERE name = 'sources'") else 0
                 finally:
                     conn.close()
-                if n > 0:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    killed_at = n
-                    break
+            elif not on_file:
+                watcher = watcher or home_memory(deskmind_home)
+                n = count(watcher, "SELECT count(*) FROM sources")
+            if n > 0:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_at = n
+                break
             time.sleep(0.02)
         proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
+        if watcher is not None:
+            watcher.close()
     assert proc.returncode == -signal.SIGKILL and killed_at, "indexing should have been killed midway"
-    healthy(dbfile)
-    conn = db.connect(dbfile)
-    try:
-        stored = scalar(conn, "SELECT count(*) FROM sources WHERE status = 'indexed'")
+    with home_memory(deskmind_home) as store:
+        assert store.integrity_check() == []
+        stored = count(store, "SELECT count(*) FROM sources WHERE status = 'indexed'")
         assert 0 < stored < 240
-    finally:
-        conn.close()
 
     proc = run_deskmind("index", str(corpus), "--json")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["unchanged"] == stored and summary["indexed"] == 240 - stored
     assert summary["failed"] == summary["skipped"] == 0
-    healthy(dbfile)
 
     # The same as a clean run: one set of chunks per file, none twice.
-    got = _chunk_table(dbfile)
-    assert len(got) == len(set((u, o) for u, o, _ in got)) == len(set(got))
-    with MemoryStore(tmp_path / "clean.db") as clean:
-        Indexer(clean, None).index([corpus])  # text only: the chunks are what is compared
-    assert got == _chunk_table(tmp_path / "clean.db")
-    with MemoryStore(dbfile) as store:
+    with home_memory(deskmind_home) as store:
+        assert store.integrity_check() == []
+        got = query(store, CHUNK_TABLE)
+        assert len(got) == len(set((u, o) for u, o, _ in got)) == len(set(got))
         s = store.stats()
         assert s["sources_by_status"] == {"indexed": 240}
         assert s["vector_index"]["vectors"] == s["chunks"] == len(got)
-        assert store.integrity_check() == []
+    with MemoryStore(tmp_path / "clean.db") as clean:
+        Indexer(clean, None).index([corpus])  # text only: the chunks are what is compared
+        want = query(clean, CHUNK_TABLE)
+    # The same order on both engines: uris compared byte by byte.
+    assert sorted(got) == sorted(want)
 
 
-def test_a_database_damaged_inside(tmp_path: Path, deskmind_home: Path) -> None:
+def test_a_database_damaged_inside(tmp_path: Path, deskmind_home: Path, monkeypatch) -> None:
     """Damage found only when a query reaches it: still one line, never a traceback."""
+    sqlite_only(monkeypatch)
     from deskmind.core.app import Core
     from tests.core.memory.helpers import note
 

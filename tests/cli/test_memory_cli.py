@@ -8,15 +8,18 @@ import signal
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
 
 from deskmind.core.app import Core
 from deskmind.core.embed.base import DEFAULT_MODEL_ID, FP32_MODEL_ID
 from deskmind.core.memory import db
-from deskmind.core.memory.search import HybridSearcher
-from deskmind.core.memory.store import MemoryStore, text_hash
+from deskmind.core.memory.sql import placeholders
+from deskmind.core.memory.store import text_hash
 
 from tests.cli.conftest import assert_one_line_error, run_deskmind, spawn_deskmind
-from tests.core.memory.helpers import note, rows, scalar
+from tests.core.memory.helpers import count, home_memory, note, query, rows, scalar
 from tests.fakes.llm_server import FakeLLMServer
 
 FILES = {
@@ -53,10 +56,6 @@ def search_json(query: str, *extra: str) -> list[dict]:
     proc = run_deskmind("search", query, "--json", *extra)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
-
-
-def open_db(home: Path):
-    return db.connect(home / "data" / "memory.db")
 
 
 def test_reindexing_unchanged_files_does_no_embedding_work(tmp_path: Path) -> None:
@@ -119,9 +118,8 @@ def test_forget_by_id_path_and_folder(tmp_path: Path, deskmind_home: Path, embed
         (inv,) = core.store.resolve(str(tree / "work" / "invoice.txt"))
         core.remember(note("Reminder derived from the plumbing invoice XQ7734.",
                            uri="deskmind://note/reminder", parent_id=inv))
-    conn = open_db(deskmind_home)
-    chunk_of = dict(rows(conn, "SELECT s.uri, c.id FROM chunks c JOIN sources s ON s.id = c.source_id"))
-    conn.close()
+    with home_memory(deskmind_home) as store:
+        chunk_of = dict(query(store, "SELECT s.uri, c.id FROM chunks c JOIN sources s ON s.id = c.source_id"))
 
     # By id: the file and its derived note go; the receipt says so.
     proc = run_deskmind("forget", str(inv), "--json")
@@ -142,20 +140,20 @@ def test_forget_by_id_path_and_folder(tmp_path: Path, deskmind_home: Path, embed
 
     gone = ["work/invoice.txt", "music.txt", "garden/tomatoes.md", "garden/bees.md"]
     gone_chunks = [chunk_of[str(tree / g)] for g in gone] + [chunk_of["deskmind://note/reminder"]]
-    conn = open_db(deskmind_home)
-    try:
-        assert [r[0] for r in rows(conn, "SELECT uri FROM sources")] == [str(tree / "work" / "budget.txt")]
-        assert scalar(conn, "SELECT count(*) FROM documents") == 1
-        assert scalar(conn, "SELECT count(*) FROM chunks") == 1
-        idx_id = scalar(conn, "SELECT id FROM vector_indexes WHERE status = 'active'")
-        j = json.dumps(gone_chunks)
-        for table, col in ((f"vectors_{idx_id}", "chunk_id"), (f"vecbits_{idx_id}", "rowid"),
-                           ("chunks_fts_docsize", "id")):
-            assert scalar(conn, f"SELECT count(*) FROM {table} WHERE {col} IN "
-                                "(SELECT value FROM json_each(?))", j) == 0, table
-        assert scalar(conn, f"SELECT count(*) FROM vectors_{idx_id}") == 1
-    finally:
-        conn.close()
+    with home_memory(deskmind_home) as store:
+        assert [r[0] for r in query(store, "SELECT uri FROM sources")] == [str(tree / "work" / "budget.txt")]
+        assert count(store, "SELECT count(*) FROM documents") == 1
+        assert count(store, "SELECT count(*) FROM chunks") == 1
+        idx = store.active_index()
+        assert count(store, f"SELECT count(*) FROM {idx.float_table}") == 1
+        tables = [(idx.float_table, "chunk_id")]
+        if store.backend == "sqlite":
+            # Its bit vectors and full-text rows are tables of their own (on PostgreSQL the
+            # tsvector is a column of the chunk, and the HNSW index lives on the table above).
+            tables += [(f"vecbits_{idx.id}", "rowid"), ("chunks_fts_docsize", "id")]
+        for table, col in tables:
+            assert count(store, f"SELECT count(*) FROM {table} WHERE {col} IN "
+                                f"({placeholders(len(gone_chunks))})", *gone_chunks) == 0, table
     hits = search_json("plumbing invoice XQ7734 tomato greenhouse hive queen Chopin nocturne", "--limit", "20")
     assert [h["source"] for h in hits] == [str(tree / "work" / "budget.txt")]
     with Core() as core:  # and by each side of the search on its own
@@ -176,14 +174,32 @@ def test_stats_and_doctor(tmp_path: Path, deskmind_home: Path, embedder) -> None
     assert s["sources_by_status"] == {"indexed": 5}
     assert s["vector_index"]["vectors"] == 5 and s["vector_index"]["dim"] == 384
     assert s["vector_index"]["model_id"] == DEFAULT_MODEL_ID
-    assert s["db_path"] == str(deskmind_home / "data" / "memory.db") and s["db_bytes"] > 0
+    pg_url = os.environ.get("DESKMIND_DB")
+    if pg_url:
+        # The server, database, versions and sizes, and never a password.
+        assert s["backend"] == "postgres" and s["db_path"] == pg_url and s["db_bytes"] > 0
+        assert s["database"] == urlsplit(pg_url).path.lstrip("/") and s["server"]
+        assert s["pgvector"] and s["server_version"]
+        assert s["table_bytes"]["chunks"] > 0 and sum(s["table_bytes"].values()) == s["memory_bytes"]
+        text = run_deskmind("stats").stdout
+        assert text.startswith(f"database: {pg_url} (PostgreSQL {s['server_version']}, pgvector "
+                               f"{s['pgvector']}; database {s['database']} at {s['server']}"), text
+        assert "tables: " in text and "chunks " in text
+    else:
+        assert s["backend"] == "sqlite"
+        assert s["db_path"] == str(deskmind_home / "data" / "memory.db") and s["db_bytes"] > 0
     assert s["building_indexes"] == [] and s["migrations"][0].startswith("m001_")
 
     proc = run_deskmind("doctor")
     lines = proc.stdout.splitlines()
-    for check in ("sqlite extensions", "embedding model", "memory database", "vector index"):
+    engine = "postgresql server" if pg_url else "sqlite extensions"
+    for check in (engine, "embedding model", "memory database", "vector index"):
         assert any(ln.startswith("ok ") and f" {check}: " in ln for ln in lines), proc.stdout
-    assert "sqlite-vec" in proc.stdout and "FTS5" in proc.stdout and "sha256 verified" in proc.stdout
+    if pg_url:
+        assert f"PostgreSQL {s['server_version']} with pgvector {s['pgvector']}" in proc.stdout
+    else:
+        assert "sqlite-vec" in proc.stdout and "FTS5" in proc.stdout
+    assert "sha256 verified" in proc.stdout
     # No model server runs here: the embedded llama.cpp runtime with the bundled model answers,
     # so the runtime check passes and nothing fails (no microphone or keyring only warns).
     assert any(ln.startswith("ok   model runtimes: embedded (") for ln in lines), proc.stdout
@@ -204,18 +220,25 @@ def test_stats_and_doctor(tmp_path: Path, deskmind_home: Path, embedder) -> None
     (deskmind_home / "config" / "routing.toml").unlink()
 
     # A damaged database: the doctor says so in one line, and exits non-zero.
-    dbfile = deskmind_home / "data" / "memory.db"
-    for suffix in ("-wal", "-shm"):
-        Path(str(dbfile) + suffix).unlink(missing_ok=True)
-    dbfile.write_bytes(b"this is not a database at all\n" * 200)
+    if pg_url:
+        # What a restore with foreign keys off can leave: passages of a source that is gone.
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("SET session_replication_role = replica")
+            conn.execute("DELETE FROM sources WHERE uri = %s", (str(tmp_path / "docs" / "music.txt"),))
+        damage = "1 chunks belong to a source that is gone"
+    else:
+        dbfile = deskmind_home / "data" / "memory.db"
+        for suffix in ("-wal", "-shm"):
+            Path(str(dbfile) + suffix).unlink(missing_ok=True)
+        dbfile.write_bytes(b"this is not a database at all\n" * 200)
+        damage = "not a Deskmind memory database"
     proc = run_deskmind("doctor")
     assert proc.returncode != 0 and "Traceback" not in proc.stdout + proc.stderr
     bad = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAIL")]
-    assert any(" memory database: " in ln and "not a Deskmind memory database" in ln for ln in bad), bad
+    assert any(" memory database: " in ln and damage in ln for ln in bad), bad
 
 
 def test_a_killed_reembed_resumes(tmp_path: Path, deskmind_home: Path, embedder) -> None:
-    dbfile = deskmind_home / "data" / "memory.db"
     texts = [f"Log line {i}: sensor {i % 9} read {i * 3} units at dawn." for i in range(140)]
     texts.append("The orchestra tuned to the oboe's A before the overture.")
     with Core() as core:
@@ -223,32 +246,32 @@ def test_a_killed_reembed_resumes(tmp_path: Path, deskmind_home: Path, embedder)
         vecs = dict(zip(map(text_hash, texts), embedder.embed(texts)))
         for i, t in enumerate(texts):
             core.store.put_source(note(t, uri=f"deskmind://note/{i}"), idx, vecs)
-        total = scalar(core.store.reader(), "SELECT count(*) FROM chunks")
+        total = count(core.store, "SELECT count(*) FROM chunks")
     model = FP32_MODEL_ID  # the same weights computing in fp32: a real second index
     proc = spawn_deskmind("reembed", "--model", model, "--json")
-    conn = open_db(deskmind_home)
+    store = home_memory(deskmind_home)
     done = 0
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            b = conn.execute("SELECT id, watermark FROM vector_indexes WHERE status = 'building'").fetchone()
+            b = store.sql.query_one("SELECT id, watermark FROM vector_indexes WHERE status = 'building'")
             if b and b[1] > 0:
                 os.kill(proc.pid, signal.SIGKILL)
                 break
             time.sleep(0.02)
         proc.wait(30)
         assert proc.returncode == -signal.SIGKILL, "the rebuild should still have been running"
-        assert rows(conn, "PRAGMA integrity_check") == [("ok",)]
-        building = scalar(conn, "SELECT id FROM vector_indexes WHERE status = 'building'")
-        done = scalar(conn, f"SELECT count(*) FROM vectors_{building}")
+        assert store.integrity_check() == []
+        building = count(store, "SELECT id FROM vector_indexes WHERE status = 'building'")
+        done = count(store, f"SELECT count(*) FROM vectors_{building}")
         assert 0 < done < total
     finally:
-        conn.close()
+        store.close()
         if proc.poll() is None:
             proc.kill()
     # Meanwhile search still works on the old index.
     assert search_json("oboe tuning", "--limit", "1")[0]["source"] == "deskmind://note/140"
-    with MemoryStore(dbfile) as store:
+    with home_memory(deskmind_home) as store:
         stats = store.stats()
     assert [b["model_id"] for b in stats["building_indexes"]] == [model]
     assert stats["vector_index"]["model_id"] == DEFAULT_MODEL_ID
@@ -258,12 +281,12 @@ def test_a_killed_reembed_resumes(tmp_path: Path, deskmind_home: Path, embedder)
     res = json.loads(proc.stdout)
     assert res["model_id"] == model and res["index_id"] == building
     assert res["embedded"] == total - done and res["replaced_model"] == DEFAULT_MODEL_ID
-    with MemoryStore(dbfile) as store:
+    with home_memory(deskmind_home) as store:
         stats = store.stats()
         assert stats["building_indexes"] == [] and stats["vector_index"]["vectors"] == total
         assert stats["vector_index"]["model_id"] == model
         # The new index answers with the model under its new id (here: the same ONNX file).
-        hits = HybridSearcher(store, lambda _mid: embedder).search("oboe tuning", limit=1, mode="vector").hits
+        hits = store.searcher(lambda _mid: embedder).search("oboe tuning", limit=1, mode="vector").hits
         assert hits[0].source == "deskmind://note/140"
 
 

@@ -54,8 +54,8 @@ def test_pull_a_local_file_use_it_and_remove_it(tmp_path, deskmind_home):
 
 
 def test_pull_from_a_url_is_in_the_egress_ledger(tmp_path, deskmind_home):
-    from deskmind.core.memory.store import MemoryStore
     from deskmind.core.routing.ledger import EgressLedger
+    from tests.core.memory.helpers import home_memory
     from tests.core.models.test_download import ModelServer
 
     srv = ModelServer(write_gguf(tmp_path / "tiny.gguf").read_bytes())
@@ -64,7 +64,8 @@ def test_pull_from_a_url_is_in_the_egress_ledger(tmp_path, deskmind_home):
     finally:
         srv.close()
     assert r.returncode == 0, r.stderr
-    rows = EgressLedger(MemoryStore(deskmind_home / "data" / "memory.db")).entries()
+    with home_memory(deskmind_home) as store:  # where the command kept it
+        rows = EgressLedger(store).entries()
     assert [(e.host, e.model, e.status) for e in rows] == [("127.0.0.1", "tiny.gguf", "ok")]
 
 

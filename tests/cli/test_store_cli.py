@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,11 +23,24 @@ def test_store_show_names_the_location_backend_and_counts(deskmind_home, tmp_pat
     proc = run_deskmind("store", "show", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out["backend"] == "sqlite"
-    assert out["url"] == f"sqlite://{deskmind_home / 'data' / 'memory.db'}"
     assert out["sources"] == 1 and out["chunks"] >= 1 and out["vectors"] == out["chunks"]
-    proc = run_deskmind("store", "show")
-    assert proc.stdout.splitlines()[0] == f"memory: {out['url']} (sqlite)"
+    assert out["bytes"] > 0
+    text = run_deskmind("store", "show").stdout.splitlines()
+    pg_url = os.environ.get("DESKMIND_DB")
+    if pg_url:
+        # Where the server is, which database and versions; the URL as given (no password).
+        assert (out["backend"], out["url"]) == ("postgres", pg_url)
+        assert out["database"] == urlsplit(pg_url).path.lstrip("/")
+        assert out["server"].endswith(":5432") and out["user"] == "postgres"
+        assert out["pgvector"].startswith("0.") and 0 < out["memory_bytes"] <= out["bytes"]
+        assert text[0] == f"memory: {pg_url} (postgres)"
+        assert text[1] == (f"server: {out['server']}  database: {out['database']}  user: postgres  "
+                           f"PostgreSQL {out['server_version']}, pgvector {out['pgvector']}")
+    else:
+        assert out["backend"] == "sqlite"
+        assert out["url"] == f"sqlite://{deskmind_home / 'data' / 'memory.db'}"
+        assert text[0] == f"memory: {out['url']} (sqlite)"
+    assert text[-1] == f"sources: 1  chunks: {out['chunks']}  vectors: {out['vectors']}"
 
     elsewhere = tmp_path / "other.db"
     proc = run_deskmind("store", "show", env={**os.environ, "DESKMIND_DB": str(elsewhere)})
@@ -73,3 +87,28 @@ def test_store_password_goes_to_a_real_secret_service(tmp_path):
     for p in home.rglob("*") if home.exists() else []:
         if p.is_file():
             assert SECRET.encode() not in p.read_bytes()
+
+
+def test_store_optimize_gives_back_space_and_keeps_what_remains(deskmind_home, tmp_path, on_both_backends):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for i in range(12):
+        (folder / f"n{i}.md").write_text(f"# Note {i}\n\n" + f"Harbour log {i}: the tide turned. " * 40)
+    assert run_deskmind("index", str(folder), "--no-progress").returncode == 0
+    for i in range(1, 12):
+        assert run_deskmind("forget", str(folder / f"n{i}.md")).returncode == 0
+    proc = run_deskmind("store", "optimize", "--reindex", "--json")
+    assert proc.returncode == 0, proc.stderr
+    done = json.loads(proc.stdout)
+    assert done["vacuumed"] and done["reindexed"] and done["failed"] == []
+    if done["backend"] == "sqlite":  # VACUUM rewrites the file without the forgotten pages
+        assert 0 < done["bytes_after"] < done["bytes_before"]
+    else:  # VACUUM marks their space for reuse (VACUUM FULL would lock out other machines)
+        assert done["bytes_after"] > 0 and "chunks" in done["vacuumed"]
+    proc = run_deskmind("store", "optimize")
+    assert proc.returncode == 0 and proc.stdout.startswith("optimized in "), proc.stderr
+    hits = json.loads(run_deskmind("search", "harbour tide", "--json").stdout)
+    assert {h["source"] for h in hits} == {str(folder / "n0.md")}
+    doctor = run_deskmind("doctor", "--json")
+    db_check = [c for c in json.loads(doctor.stdout) if c["check"] == "memory database"]
+    assert db_check[0]["ok"], db_check

@@ -10,7 +10,11 @@ from typing import Callable
 from deskmind.cli.render import print_json
 from deskmind.core.app import Core
 from deskmind.core.errors import DeskmindError
-from deskmind.core.memory.urls import redact_url
+from deskmind.core.memory.urls import parse_location, redact_url
+
+
+# What the first check is called: what the memory's engine must offer, per backend.
+ENGINE_CHECK = {"sqlite": "sqlite extensions", "postgres": "postgresql server"}
 
 
 class DoctorWarning(Exception):
@@ -65,11 +69,20 @@ def _check_index_model(core: Core) -> str:
     return f"vectors made by {idx.model_id}, matching the configured embedder"
 
 
+def _engine_check_name(core: Core) -> str:
+    # From the location, not the store: a memory that cannot be opened is a failed check.
+    try:
+        backend = parse_location(core.memory_location()).backend
+    except DeskmindError:
+        backend = ""
+    return ENGINE_CHECK.get(backend, "database engine")
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     results = []
     with Core() as core:
         checks: list[tuple[str, Callable[[], str]]] = [
-            ("sqlite extensions", lambda: core.store.self_check()),
+            (_engine_check_name(core), lambda: core.store.self_check()),
             ("embedding model", lambda: _check_embedder(core)),
             ("memory database", lambda: _check_db(core)),
             ("vector index", lambda: _check_index_model(core)),

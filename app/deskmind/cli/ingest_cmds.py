@@ -12,6 +12,7 @@ from typing import Any
 from deskmind.cli.render import Progress, print_json
 from deskmind.core.app import Core
 from deskmind.core.errors import UserInputError
+from deskmind.core.memory import uris
 
 STATUSES = ("indexed", "skipped", "failed", "queued", "pending")
 
@@ -74,7 +75,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
             print("no sources" + (" match" if args.status or args.kind else " yet: try 'deskmind index PATH'"))
             return 0
         for s in sources:
-            shown = s.uri.replace("\n", "\\n")
+            shown = uris.shown(s.uri).replace("\n", "\\n")
             line = f"{s.id:>6}  {s.status:8} {s.kind:9} {s.privacy:8} {s.chunk_count:>5} ch  {_when(s.indexed_at or s.updated_at)}  {shown}"
             if s.machine:  # a file: it is on the machine that indexed it
                 line += f"  [on {machine_label(s.machine, names, here)}]"
@@ -166,13 +167,13 @@ def cmd_links(args: argparse.Namespace) -> int:
                         "outgoing": [dict(e.__dict__, target_uri=uri(e.target_id)) for e in out],
                         "backlinks": [dict(e.__dict__, source_uri=uri(e.source_id)) for e in back]})
             return 0
-        print(f"{src.uri}")
+        print(uris.shown(src.uri))
         print(f"links to ({len(out)}):")
         for e in out:
-            print(f"  {e.kind:8} {e.target}" + (f"  -> {uri(e.target_id)}" if e.target_id else "  (not in memory)"))
+            print(f"  {e.kind:8} {e.target}" + (f"  -> {uris.shown(uri(e.target_id) or '')}" if e.target_id else "  (not in memory)"))
         print(f"linked from ({len(back)}):")
         for e in back:
-            print(f"  {e.kind:8} {uri(e.source_id)}")
+            print(f"  {e.kind:8} {uris.shown(uri(e.source_id) or '')}")
         return 0
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import errno
+import io
 import logging
 import os
 import sys
@@ -11,6 +13,7 @@ from typing import Callable, NoReturn, Sequence
 
 from deskmind import __version__
 from deskmind.core.errors import DeskmindError
+from deskmind.core.memory import uris
 
 log = logging.getLogger("deskmind")
 
@@ -42,7 +45,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _replace_undecodable(err: UnicodeError) -> tuple[str, int]:
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    return uris.replace_undecodable(err.object[err.start:err.end]), err.end
+
+
+codecs.register_error("deskmind-replace-undecodable", _replace_undecodable)
+
+
+def printable_output() -> None:
+    """A file name whose bytes are not UTF-8 (held as lone surrogates) prints with U+FFFD in
+    their place rather than ending the command with a UnicodeEncodeError (UTF-8 locales) or
+    writing bytes that are not UTF-8 (the C locale)."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+        if isinstance(stream, io.TextIOWrapper) and encoding == "utf8":
+            stream.reconfigure(errors="deskmind-replace-undecodable")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from deskmind.core.config.environment import keep_writes_home
+    from deskmind.core.config.paths import Paths
+
+    keep_writes_home(Paths.from_env())  # before any command imports onnxruntime
+    printable_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     from deskmind.core.secrets import configure_logging

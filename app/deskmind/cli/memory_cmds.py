@@ -14,6 +14,7 @@ from deskmind.cli.interrupt import cancel_on_interrupt
 from deskmind.cli.render import Progress, print_json
 from deskmind.core.app import Core
 from deskmind.core.errors import UserInputError
+from deskmind.core.memory import uris
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_reembed)
 
-    p = sub.add_parser("backup", help="consistent copy of the memory database")
+    p = sub.add_parser("backup", help="consistent copy of the memory database (SQLite: a "
+                       "database file; PostgreSQL: a pg_dump custom-format file)")
     p.add_argument("dest", metavar="FILE")
     p.set_defaults(func=cmd_backup)
 
@@ -152,7 +154,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             return 0
         for n, h in enumerate(hits, 1):
             where = format_locator(h.locator)
-            print(f"[{n}] {h.title or Path(h.source).name}  {h.source}{where}  (score {h.score:.4f}, chunk {h.chunk_id})")
+            shown = uris.shown(h.source)
+            print(f"[{n}] {h.title or Path(shown).name}  {shown}{where}  (score {h.score:.4f}, chunk {h.chunk_id})")
             snippet = " ".join(h.text.split())
             print(f"    {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
         return 0
@@ -199,7 +202,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
                 # Derived sources (minutes, conversations) have made-up uris: their titles say more.
                 what = f"{s['kind']}, derived" if s["derived"] else s["kind"]
                 title = f"  \"{s['title']}\"" if s["derived"] and s["title"] else ""
-                print(f"forgot source {s['id']} ({what}): {s['uri']}{title}")
+                print(f"forgot source {s['id']} ({what}): {uris.shown(s['uri'])}{title}")
             print(f"removed: {len(r['sources'])} sources ({r['derived_sources']} derived), "
                   f"{r['documents']} documents, {r['chunks']} chunks, {r['fts_rows']} full-text rows, "
                   f"{r['vectors']} vectors, {r['links']} links")
@@ -239,8 +242,14 @@ def cmd_reembed(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     with Core() as core:
-        dest = core.store.backup(Path(args.dest))
+        store = core.store
+        dest = store.backup(Path(args.dest))
         print(f"backup written: {dest} ({dest.stat().st_size / 1e6:.1f} MB)")
+        if store.backend == "postgres":
+            from deskmind.core.memory.pg.backup import restore_command
+
+            print("restore it into a new, empty database with: "
+                  + restore_command(dest, "postgresql://USER@HOST/NEW_DATABASE"))
         return 0
 
 
@@ -250,7 +259,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
         if args.json:
             print_json(s)
             return 0
-        print(f"database: {s['db_path']} ({s['db_bytes'] / 1e6:.1f} MB)")
+        if s.get("backend") == "postgres":
+            print(f"database: {s['db_path']} (PostgreSQL {s['server_version']}, pgvector "
+                  f"{s['pgvector']}; database {s['database']} at {s['server']}, "
+                  f"{s['db_bytes'] / 1e6:.1f} MB)")
+            largest = sorted(s["table_bytes"].items(), key=lambda kv: -kv[1])[:4]
+            print(f"tables: {s['memory_bytes'] / 1e6:.1f} MB; largest " +
+                  ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in largest))
+        else:
+            print(f"database: {s['db_path']} ({s['db_bytes'] / 1e6:.1f} MB)")
         print(f"sources: {s['sources']}  " + ", ".join(f"{k} {v}" for k, v in s["sources_by_kind"].items()))
         print("status: " + ", ".join(f"{k} {v}" for k, v in s["sources_by_status"].items()))
         print(f"chunks: {s['chunks']}")

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import sys
 import time
 from typing import Any
 
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+from deskmind.core.memory import uris
 
 
 def print_json(obj: Any) -> None:
     """Print obj as JSON that is always valid UTF-8: a file name that was not UTF-8 on disk
     (its undecodable bytes held as lone surrogates) shows with U+FFFD in their place."""
     text = json.dumps(obj, ensure_ascii=False, indent=2, default=str)
-    sys.stdout.write(_LONE_SURROGATE.sub("\ufffd", text) + "\n")
+    sys.stdout.write(uris.replace_undecodable(text) + "\n")
 
 
 class Progress:

@@ -237,8 +237,8 @@ def _check_name(provider: str) -> str:
 
 
 def _check_db_key(key: str) -> str:
-    # The host may be a Unix socket folder (host=/run/postgresql): it holds slashes itself.
-    if not re.fullmatch(r"db:[^\s@]{1,128}@\S{1,300}:\d{1,5}/\S{1,128}", key or ""):
+    # The host may be a Unix socket folder (``db:ana@/run/postgresql:5432/deskmind``).
+    if not re.fullmatch(r"db:[^\s@]{1,128}@\S{1,300}:\d{1,5}/[^\s/]{1,128}", key or ""):
         raise UserInputError(f"'{key}' is not a database key (db:<user>@<host>:<port>/<dbname>)")
     return key
 

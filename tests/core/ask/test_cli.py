@@ -14,8 +14,9 @@ import time
 import pytest
 
 from deskmind.cli.main import main
-from deskmind.core.memory.store import MemoryStore
+
 from tests.core.ask.conftest import add_note
+from tests.core.memory.helpers import home_memory
 from tests.fakes.llm_server import FakeLLMServer, Faults, Reply
 
 
@@ -56,7 +57,7 @@ def test_first_run_answers_from_local_ollama_with_zero_egress(core, capsys, desk
     code, out, _ = run_cli(capsys, "egress", "--json")
     assert json.loads(out) == []
     # the exchange is in memory as a conversation, as private as its strictest input
-    with MemoryStore(deskmind_home / "data" / "memory.db") as store:
+    with home_memory(deskmind_home) as store:
         convs = [s for s in store.list_sources() if s.kind == "conversation"]
         assert len(convs) == 1 and convs[0].privacy == "private"
         n = store.sql.query_one("SELECT count(*) FROM egress_ledger")[0]
@@ -138,7 +139,7 @@ def test_ctrl_c_cancels_cleanly_and_saves_nothing(deskmind_home, tmp_path):
         err = proc.stderr.read().decode()
     assert code == 130 and "cancelled" in err and "Traceback" not in err
     assert stopped_in < 3
-    with MemoryStore(deskmind_home / "data" / "memory.db") as store:
+    with home_memory(deskmind_home) as store:
         assert [s for s in store.list_sources() if s.kind == "conversation"] == []
 
 

@@ -17,7 +17,7 @@ from deskmind.core.ingest.extractors.office import extract_docx
 from deskmind.core.ingest.extractors.pdf import extract_pdf
 from deskmind.core.ingest.types import DamagedFile, Extracted, Section
 from tests.core.ingest.conftest import make_pdf
-from tests.core.ingest.hostile_files import big_docx, nested_divs, shared_stream_pdf
+from tests.core.ingest.hostile_files import big_docx, nested_divs, own_stream_pdf, shared_stream_pdf
 
 
 def _gunzip():
@@ -84,13 +84,37 @@ def test_pdf_stops_at_the_inflate_and_time_budgets() -> None:
     assert len(ex.sections) < 200
     assert ex.left_out == [f"stopped at page {len(ex.sections) + 1} of 4,000: its pages' content streams come "
                            "to more than 1.0 MB (inflate budget per file: 1.0 MB; Settings → Indexing)"]
-    slow = shared_stream_pdf(pages=400, lines=2000)  # ~0.1 s a page
+    slow = own_stream_pdf(pages=400, lines=2000)  # ~0.1 s a page, each page parsed
     t0 = time.perf_counter()
     ex = run_metered(extract_pdf, Path("s.pdf"), slow, Budget(max_seconds=2))
     assert time.perf_counter() - t0 < 2 + 2
     assert 0 < len(ex.sections) < 400
     assert ex.left_out[0].startswith(f"stopped at page {len(ex.sections) + 1} of 400 after 2 s "
                                      "(time budget per file: 2 s")
+
+
+def test_a_4000_page_pdf_of_one_shared_stream_stops_at_the_text_budget_in_seconds() -> None:
+    data = shared_stream_pdf(pages=4000, lines=2000)  # 0.6 MB; 65 kB of text a page, 260 MB in all
+    assert len(data) < MB
+    t0 = time.perf_counter()
+    ex = run_metered(extract_pdf, Path("shared.pdf"), data, Budget())
+    took = time.perf_counter() - t0
+    kept = sum(len(s.text) for s in ex.sections)
+    assert kept == 16 * MB
+    n = ex.sections[-1].locator["page"]
+    assert 200 < n < 300 and [s.locator["page"] for s in ex.sections] == list(range(1, n + 1))
+    assert ex.left_out == [f"kept the first 16 MB of text, from pages 1 to {n} of 4,000 "
+                           "(text budget per file: 16 MB; Settings → Indexing)"]
+    assert ex.sections[0].text == ex.sections[1].text and "line 1999 of page 1" in ex.sections[0].text
+    # Before: parsed page after page, over 200 s and gigabytes; the stream is now parsed once.
+    assert took < 20, took
+
+
+def test_pdf_page_budget_keeps_the_first_pages() -> None:
+    ex = run_metered(extract_pdf, Path("p.pdf"), own_stream_pdf(pages=700, lines=1), Budget(max_pages=500))
+    assert [s.locator["page"] for s in ex.sections] == list(range(1, 501))
+    assert ex.sections[-1].text == "line 0 of page 500 about otters"
+    assert ex.left_out == ["kept the first 500 pages of 700 (page budget per file: 500; Settings → Indexing)"]
 
 
 def test_html_nested_a_million_deep_is_linear() -> None:

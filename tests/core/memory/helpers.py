@@ -71,3 +71,21 @@ def query(store: Any, sql: str, *args: Any) -> list[tuple]:
 
 def count(store: Any, sql: str, *args: Any) -> Any:
     return store.sql.query_one(sql, args)[0]
+
+
+def home_memory(home: Any) -> Any:
+    """The memory a Deskmind process started with ``DESKMIND_HOME=home`` opens: DESKMIND_DB
+    when set (``--memory-backend=postgres``, ``on_both_backends``), else the data folder's
+    SQLite file. Use it as a context manager."""
+    from pathlib import Path
+
+    from deskmind.core.memory.backend import memory_location, open_memory
+
+    return open_memory(memory_location(Path(home) / "data" / "memory.db"))
+
+
+def sqlite_only(monkeypatch: Any) -> None:
+    """For a test of the SQLite file itself (its header, its folder, its disk, its pages):
+    the memory stays in the data folder's file even when the run puts every memory on
+    PostgreSQL."""
+    monkeypatch.delenv("DESKMIND_DB", raising=False)

@@ -157,6 +157,16 @@ def test_keyring_keys_fill_in_libpq_defaults(monkeypatch):
     assert keyring_key("postgres://") == "db:osuser@localhost:5432/osuser"
 
 
+def test_a_password_for_a_unix_socket_server_is_kept_and_found(monkeypatch):
+    # libpq's host=/run/postgresql: the key's host holds slashes.
+    monkeypatch.setattr("getpass.getuser", lambda: "osuser")
+    loc = parse_location("postgresql:///deskmind?host=/run/postgresql")
+    assert loc.keyring_key == "db:osuser@/run/postgresql:5432/deskmind"
+    secrets = secret_store(MemoryKeyring())
+    secrets.set_database_password(loc.keyring_key, "sock-pw-1")
+    assert database_password(loc, secrets) == "sock-pw-1"
+
+
 def test_redact_url_removes_every_password():
     assert redact_url("postgresql://ana:s3cr3t@h:5/db?sslmode=require") == \
         "postgresql://ana:***@h:5/db?sslmode=require"
@@ -182,3 +192,11 @@ def test_data_version_changes_when_anyone_writes(tmp_path):
         assert v2 != v1 and one.data_version() == v2
         one.forget("deskmind://note/b")
         assert one.data_version() != v2
+
+
+def test_a_server_on_a_unix_socket_has_a_keyring_entry_too():
+    key = keyring_key("postgresql:///deskmind?host=/run/postgresql&user=ana")
+    assert key == "db:ana@/run/postgresql:5432/deskmind"
+    store = secret_store(MemoryKeyring())
+    store.set_database_password(key, "pw-value")
+    assert store.database_password(key) == "pw-value"

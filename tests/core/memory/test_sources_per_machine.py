@@ -35,6 +35,7 @@ def _fill(execute) -> None:
     execute(ins.format(1, FILE, "markdown", "Boat", "NULL", now, now))
     execute(ins.format(2, "deskmind://note/n1", "note", "Mooring", "NULL", now, now))
     execute(ins.format(3, "deskmind://meeting/m1/minutes", "minutes", "Minutes", 2, now, now))
+    execute(ins.format(5, "file:///home/ana/odd-name.md", "markdown", "Odd", "NULL", now, now))
     execute(ins.format(40, "/home/ana/gone.md", "markdown", "Gone", "NULL", now, now))
     execute("DELETE FROM sources WHERE id = 40")
     for sid, text in ((1, "the varnish of the boat needs two coats"),
@@ -50,7 +51,7 @@ def _check(store, counts_before: dict[str, int]) -> None:
     for table, n in counts_before.items():
         assert store.sql.query_one(f"SELECT count(*) FROM {table}")[0] == n, table
     machines = dict(store.sql.query("SELECT id, machine FROM sources"))
-    assert machines == {1: LAPTOP.id, 2: "", 3: ""}
+    assert machines == {1: LAPTOP.id, 2: "", 3: "", 5: LAPTOP.id}
     # The file is this machine's; the note and minutes are found by uri from any machine.
     assert store.resolve(FILE) == [1]
     assert store.source_id_by_uri("deskmind://note/n1") == 2

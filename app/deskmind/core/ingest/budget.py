@@ -87,6 +87,9 @@ class Meter:
     def time_limit(self) -> str:
         return f"time budget per file: {self.budget.max_seconds:g} s; {WHERE}"
 
+    def text_limit(self) -> str:
+        return f"text budget per file: {size(self.budget.max_text_chars)}; {WHERE}"
+
     def page_limit(self) -> str:
         return f"page budget per file: {count(self.budget.max_pages)}; {WHERE}"
 

@@ -32,8 +32,9 @@ from deskmind.core.ingest.outcomes import FileOutcome, IndexEvent, IndexSummary,
 from deskmind.core.ingest.privacy import PrivacyRules
 from deskmind.core.ingest.run import IndexRun
 from deskmind.core.ingest.types import DamagedFile, ExtractionError, Extracted, FileTypes, Unsupported
-from deskmind.core.ingest.walk import Found, describe_special
+from deskmind.core.ingest.walk import Found, not_a_file
 from deskmind.core.ingest.workers import Cancelled, Extraction
+from deskmind.core.memory import uris
 from deskmind.core.memory.models import DEFAULT_PRIVACY, SourceDraft
 from deskmind.core.memory.api import Memory
 
@@ -176,7 +177,7 @@ class Indexer:
         try:
             st = os.fstat(fd)
             if not stat_mod.S_ISREG(st.st_mode):
-                return fail("skipped", f"not a regular file: {describe_special(st.st_mode)}")
+                return fail("skipped", not_a_file(st.st_mode))
             if ft.media:
                 digest = transcribe.media_fingerprint(fd, st.st_size)
                 data = b""
@@ -228,6 +229,8 @@ class Indexer:
             return fail("failed", "too complex to parse in memory")
         except RecursionError:
             return fail("failed", "too deeply nested to parse")
+        except Cancelled:
+            raise  # the run stops: not this file's fault, nothing to report
         except Exception as exc:
             log.exception("extractor failed on %s", path)
             return fail("failed", f"could not parse: {type(exc).__name__}: {exc}")
@@ -245,9 +248,11 @@ class Indexer:
         if note:
             metadata["left_out"] = ex.left_out  # indexed up to a budget: what was not
         if f.via is not None:
-            metadata["reached_via"] = str(f.via)  # the link it was reached through (see _remove_missing)
+            # the link it was reached through (see IndexRun.forget_missing)
+            metadata["reached_via"] = uris.path_uri(f.via)
         draft = SourceDraft(
-            uri=uri, kind=kind, title=ex.title, content_hash=digest, size=st.st_size,
+            uri=uris.path_uri(path), kind=kind,
+            title=uris.replace_undecodable(ex.title) if ex.title else ex.title, content_hash=digest, size=st.st_size,
             mtime=st.st_mtime, privacy=self.privacy_for(path), collection=collection,
             metadata=metadata, text=ex.text, extractor=ex.extractor, chunks=chunks,
         )

@@ -27,8 +27,9 @@ from deskmind.core.ingest import links as links_mod
 from deskmind.core.ingest import status as status_mod
 from deskmind.core.ingest.ignore import default_reason
 from deskmind.core.ingest.outcomes import FileOutcome, IndexEvent, IndexSummary, Prepared
-from deskmind.core.ingest.walk import Found, Passed, describe_special, walk
+from deskmind.core.ingest.walk import NOT_A_FILE, Found, Passed, not_a_file, walk
 from deskmind.core.ingest.workers import Extraction, ParserPool
+from deskmind.core.memory import uris
 from deskmind.core.memory.store import text_hash
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class IndexRun:
         self.ignored: set[str] = set()
         self.ignored_reasons: Counter[str] = Counter()
         self.reported: set[str] = set()
+        # paths that are no sources (FIFOs, sockets, broken links): whatever is kept there goes
+        self.unlisted: dict[str, str] = {}
         # what the scan found, and what the memory knows of it
         self.files: list[Found] = []
         self.known: dict[str, status_mod.Known] = {}
@@ -125,7 +128,7 @@ class IndexRun:
             self.passed(Passed(str(root), "failed", f"cannot stat: {exc.strerror or exc}"))
             return None
         if not stat_mod.S_ISREG(st.st_mode):
-            self.passed(Passed(str(root), "skipped", f"not a regular file: {describe_special(st.st_mode)}"))
+            self.passed(Passed(str(root), "skipped", not_a_file(st.st_mode), listed=False))
             return None
         return Found(root, st, links_mod.vault_root(root), None if spelled == root else spelled)
 
@@ -135,10 +138,13 @@ class IndexRun:
             self.ignored.add(p.path)
             self.ignored_reasons[p.reason] += 1
             return
-        self.reported.add(p.path)
         self.summary.outcomes.append(FileOutcome(p.path, None, p.status, p.reason))
+        if not p.listed:
+            self.unlisted[p.path] = p.reason
+            return
+        self.reported.add(p.path)
         self.records.append(status_mod.StatusRecord(
-            p.path, "other", p.status, p.reason,
+            uris.path_uri(p.path), "other", p.status, p.reason,
             privacy=self.indexer.privacy_for(Path(os.path.realpath(p.path)))))
 
     # -- stage 3: what is known ---------------------------------------------------------------
@@ -146,7 +152,8 @@ class IndexRun:
     def load_known(self) -> None:
         self.known = status_mod.known_states(self.store, [str(r) for r in self.roots])
         # Files outside every root, reached through a link inside one.
-        outside = [str(f.path) for f in self.files if f.via is not None and str(f.path) not in self.known]
+        outside = [u for u in (uris.path_uri(f.path) for f in self.files if f.via is not None)
+                   if u not in self.known]
         self.known.update(status_mod.known_by_uri(self.store, outside))
         for f in self.files:
             if f.vault is not None and f.vault not in self.vaults:
@@ -173,7 +180,7 @@ class IndexRun:
                 if self.cancelled():
                     break
                 coll = self.vaults.get(f.vault) if f.vault else None
-                k = self.known.get(str(f.path))
+                k = self.known.get(uris.path_uri(f.path))
                 quick = self.indexer.triage(f, k, coll, self.tags)
                 if quick is not None:
                     # An indexed file that grew past the size cap: its stored content is stale.
@@ -222,9 +229,12 @@ class IndexRun:
     def settle(self, f: Found, o: FileOutcome, replaced: str | None = None, stale: bool = False) -> None:
         """A file that is done without a new draft: its outcome and, unless unchanged, its status."""
         self.summary.outcomes.append(o)
-        if o.status in ("skipped", "failed", "queued"):
+        if o.status == "skipped" and (o.reason or "").startswith(NOT_A_FILE):
+            # A regular file at scan time, something else when opened (swapped in between).
+            self.unlisted[str(f.path)] = o.reason or NOT_A_FILE
+        elif o.status in ("skipped", "failed", "queued"):
             self.records.append(status_mod.StatusRecord(
-                o.path, o.kind or "other", o.status, o.reason, f.st.st_size, f.st.st_mtime,
+                uris.path_uri(f.path), o.kind or "other", o.status, o.reason, f.st.st_size, f.st.st_mtime,
                 self.indexer.privacy_for(f.path), self.vaults.get(f.vault) if f.vault else None,
                 drop_content=stale or replaced is not None, content_hash=replaced))
             if len(self.records) >= STATUS_BATCH:
@@ -299,6 +309,7 @@ class IndexRun:
         self.flush_records()
         status_mod.update_tags(self.store, self.tags)
         status_mod.touch(self.store, self.touches)
+        self.forget_unlisted()
         if self.remove_missing and not self.cancelled():
             # The folders as named too: sources stored under a linked name before are let go.
             self.forget_missing(list(dict.fromkeys(self.roots + self.given)))
@@ -312,34 +323,52 @@ class IndexRun:
         self.emit(IndexEvent("done", files_done=self.files_done, files_total=len(self.files),
                              chunks=self.chunks_done, bytes=self.bytes_done, bytes_total=self.work_bytes))
 
+    def forget_unlisted(self) -> None:
+        """Forget sources kept at paths that turned out not to be regular files (a FIFO where a
+        note was, a link whose target is gone): the outcome says what is there now."""
+        if not self.unlisted:
+            return
+        by_uri = {uris.path_uri(p): p for p in self.unlisted}
+        known = status_mod.known_by_uri(self.store, list(by_uri))
+        if known:
+            self.store.forget_ids([k.id for k in known.values()])
+            for uri in known:
+                path = by_uri[uri]
+                self.summary.outcomes.append(FileOutcome(path, None, "removed", self.unlisted[path]))
+
     def forget_missing(self, roots: list[Path]) -> None:
         """Forget sources under the roots whose files are gone (or are now ignored), and those
         reached through a link under a root that no longer leads to them."""
-        present = {str(f.path) for f in self.files}
+        present = {uris.path_uri(f.path) for f in self.files}
         gone: list[tuple[int, str, str]] = []
         for root in roots:
             if not os.path.isdir(root):
                 continue
             for uri, k in status_mod.known_states(self.store, [str(root)]).items():
-                if uri in present or uri == str(root) or (uri in self.reported and uri not in self.ignored):
+                path = uris.uri_path(uri)
+                if path is None or path == str(root) or path in self.unlisted:
+                    continue  # the unlisted went already (forget_unlisted)
+                if not os.path.lexists(path):
+                    # also a file found by the scan that vanished before it was read
+                    gone.append((k.id, path, "file no longer exists"))
+                elif uri in present or (path in self.reported and path not in self.ignored):
                     continue
-                if not os.path.lexists(uri):
-                    gone.append((k.id, uri, "file no longer exists"))
-                elif os.path.realpath(uri) != uri:
+                elif os.path.realpath(path) != path:
                     # Stored under a path through a link (as versions before real paths did):
                     # the file is a source under its real path.
-                    gone.append((k.id, uri, "a path through a symbolic link; the file is kept under its real path"))
-                elif uri in self.ignored:
-                    gone.append((k.id, uri, "now ignored"))
+                    gone.append((k.id, path, "a path through a symbolic link; the file is kept under its real path"))
+                elif path in self.ignored:
+                    gone.append((k.id, path, "now ignored"))
             for sid, uri in status_mod.reached_via(self.store, str(root)):
-                if uri not in present:
-                    why = "file no longer exists" if not os.path.exists(uri) else \
+                path = uris.uri_path(uri)
+                if uri not in present and path is not None:
+                    why = "file no longer exists" if not os.path.exists(path) else \
                         f"no longer reached through a link under {root}"
-                    gone.append((sid, uri, why))
+                    gone.append((sid, path, why))
         if gone:
             self.store.forget_ids([g[0] for g in gone])
-            for _, uri, why in gone:
-                self.summary.outcomes.append(FileOutcome(uri, None, "removed", why))
+            for _, path, why in gone:
+                self.summary.outcomes.append(FileOutcome(path, None, "removed", why))
 
 
 def one_per_real_path(found: list[Found], passed: Callable[[Passed], None]) -> list[Found]:

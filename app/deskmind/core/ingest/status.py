@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from deskmind.core.memory import uris
 from deskmind.core.memory.ingest_state import StatusRow
 from deskmind.core.memory.api import Memory
 
@@ -42,10 +43,9 @@ def known_by_uri(store: Memory, uris: list[str]) -> dict[str, Known]:
 
 def reached_via(store: Memory, root: str) -> list[tuple[int, str]]:
     """``(id, uri)`` of sources outside ``root`` that were indexed through a link under it."""
-    base = root.rstrip("/") or "/"
-    prefix = base + "/" if base != "/" else "/"
+    under = tuple(prefix for _base, prefix in uris.prefixes(root))
     return [(sid, uri) for sid, uri, via in store.ingest_state.reached_via()
-            if via.startswith(prefix) and not uri.startswith(prefix)]
+            if via.startswith(under) and not uri.startswith(under)]
 
 
 @dataclass

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from deskmind.core.ingest.types import Extracted, FileTypes, Section
+from deskmind.core.memory import uris
 from deskmind.core.memory.models import Source
 from deskmind.core.memory.api import Memory
 
@@ -95,7 +96,8 @@ def transcription_queue(store: Memory) -> list[Source]:
 
 def transcribe_queued(indexer: Any, on_event: Callable[[Any], None] | None = None) -> Any:
     """Transcribe and store every queued media file that still exists; returns an IndexSummary."""
-    paths = [s.uri for s in transcription_queue(indexer.store) if Path(s.uri).exists()]
+    local = (uris.uri_path(s.uri) for s in transcription_queue(indexer.store))
+    paths = [p for p in local if p is not None and os.path.exists(p)]
     return indexer.index(paths, on_event=on_event, remove_missing=False) if paths else None
 
 

@@ -29,11 +29,16 @@ class Found:
 
 @dataclass
 class Passed:
-    """A path not indexed: ``status`` is ignored (count only), skipped or failed."""
+    """A path not indexed: ``status`` is ignored (count only), skipped or failed.
+
+    ``listed``: whether it is kept in the source list with its status. What is not a regular
+    file (a FIFO, a socket, a device, a broken link, a second way into a folder) is reported
+    in the run's outcomes only: it is no source, and a source once kept at its path goes."""
 
     path: str
     status: str
     reason: str
+    listed: bool = True
 
 
 def describe_special(mode: int) -> str:
@@ -42,6 +47,14 @@ def describe_special(mode: int) -> str:
         if test(mode):
             return name
     return "not a regular file"
+
+
+NOT_A_FILE = "not a regular file"
+
+
+def not_a_file(mode: int) -> str:
+    """The reason given for a path that is not a regular file ("not a regular file: a FIFO ...")."""
+    return f"{NOT_A_FILE}: {describe_special(mode)}"
 
 
 def walk(root: Path, extra_ignore: list[str], report: Callable[[Passed], None],
@@ -62,12 +75,14 @@ def walk(root: Path, extra_ignore: list[str], report: Callable[[Passed], None],
             st = os.stat(d)
             key = (st.st_dev, st.st_ino)
             if key in ancestors:
-                report(Passed(str(d), "skipped", "symlink loop: the link leads back into a folder above it"))
+                report(Passed(str(d), "skipped", "symlink loop: the link leads back into a folder above it",
+                              listed=False))
                 continue
             if key in seen:
                 # Name the link, not the real folder, whichever of the two came first.
                 link, other = (seen[key], d) if d == real_d and seen[key] != real_d else (d, seen[key])
-                report(Passed(str(link), "skipped", f"same folder as {other} (a symbolic link): indexed once"))
+                report(Passed(str(link), "skipped", f"same folder as {other} (a symbolic link): indexed once",
+                              listed=False))
                 continue
             seen[key] = d
             ancestors = ancestors | {key}
@@ -103,15 +118,16 @@ def walk(root: Path, extra_ignore: list[str], report: Callable[[Passed], None],
                     yield Found(real, e.stat(), vault, None if real == p else p)
                 elif e.is_symlink():
                     if not os.path.exists(e.path):
-                        report(Passed(e.path, "skipped", "broken symbolic link (or a link loop)"))
+                        report(Passed(e.path, "skipped", "broken symbolic link (or a link loop)", listed=False))
                     else:
-                        report(Passed(e.path, "skipped", f"not a regular file: {describe_special(os.stat(e.path).st_mode)}"))
+                        report(Passed(e.path, "skipped", not_a_file(os.stat(e.path).st_mode), listed=False))
                 else:
-                    report(Passed(e.path, "skipped",
-                                  f"not a regular file: {describe_special(e.stat(follow_symlinks=False).st_mode)}"))
+                    # Only stat: opening a FIFO would block until someone writes to it.
+                    report(Passed(e.path, "skipped", not_a_file(e.stat(follow_symlinks=False).st_mode),
+                                  listed=False))
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
-                    report(Passed(e.path, "skipped", "symlink loop: the link leads back to itself"))
+                    report(Passed(e.path, "skipped", "symlink loop: the link leads back to itself", listed=False))
                 else:
                     report(Passed(e.path, "failed", f"cannot stat: {exc.strerror or exc}"))
         stack.extend(reversed(subdirs))

@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any, Iterable, NamedTuple, Sequence
 
+from deskmind.core.memory import uris
 from deskmind.core.memory.machine import MachineScope
 from deskmind.core.memory.sql import SqlRunner, batches, placeholders
 
@@ -49,12 +50,12 @@ class IngestStateStore:
         every source of this machine at or under these folders."""
         out: list[tuple] = []
         for root in roots:
-            base = root.rstrip("/") or "/"
-            prefix = base + "/" if base != "/" else "/"
-            out.extend(self.sql.query(
-                f"SELECT {_STATE_COLUMNS} FROM sources WHERE machine = ? "
-                "AND (uri = ? OR substr(uri, 1, ?) = ?)",
-                (self.scope.id, base, len(prefix), prefix)))
+            # Files whose names are not UTF-8 are kept as file:// URIs: a second prefix.
+            for base, prefix in uris.prefixes(root):
+                out.extend(self.sql.query(
+                    f"SELECT {_STATE_COLUMNS} FROM sources WHERE machine = ? "
+                    "AND (uri = ? OR substr(uri, 1, ?) = ?)",
+                    (self.scope.id, base, len(prefix), prefix)))
         return out
 
     def states_of(self, uris: Sequence[str]) -> list[tuple]:

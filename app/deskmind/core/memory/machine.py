@@ -29,6 +29,7 @@ FILE_NAME = "machine-id"
 # Sources that are not files (notes, meetings, conversations, anything with a scheme) are
 # shared by every machine: their machine is this empty key.
 SHARED = ""
+FILE_SCHEME = "file://"  # as uris.FILE_SCHEME (that module imports nothing of the memory's)
 _VALID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{7,63}")
 
 
@@ -39,9 +40,10 @@ class Machine:
 
 
 def is_machine_local(uri: str) -> bool:
-    """True for a file path (it names a file only on the machine that indexed it); False for a
-    uri with a scheme (``deskmind://note/…``), which means the same on every machine."""
-    return "://" not in uri
+    """True for a file path (it names a file only on the machine that indexed it), including
+    a ``file://`` URI (how a path whose name is not UTF-8 is kept, see :mod:`uris`); False for
+    a uri with another scheme (``deskmind://note/…``), which means the same on every machine."""
+    return "://" not in uri or uri.startswith(FILE_SCHEME)
 
 
 def load_machine(data_dir: Path, *, name: str | None = None) -> Machine:

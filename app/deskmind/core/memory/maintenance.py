@@ -29,6 +29,7 @@ def stats(store: "MemoryStore") -> dict[str, Any]:
     chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
     idx = vectors.active_index(conn)
     out: dict[str, Any] = {
+        "backend": "sqlite",
         "db_path": str(store.path),
         "db_bytes": _db_bytes(store.path),
         "sources": sum(by_kind.values()),
@@ -63,6 +64,33 @@ def integrity_check(store: "MemoryStore") -> list[str]:
     except db.DatabaseError as exc:
         problems.append(f"full-text index: {exc}")
     return problems
+
+
+def optimize(store: "MemoryStore", *, reindex: bool = False) -> dict[str, Any]:
+    """Merge the full-text index's segments, refresh the planner's statistics and ``VACUUM``
+    the file (space of deleted rows given back); with ``reindex``, rebuild every index and the
+    full-text index first. Runs on the writer thread: other writes wait, reads go on."""
+    started = time.perf_counter()
+    before = _db_bytes(store.path)
+    done: dict[str, Any] = {"backend": "sqlite", "vacuumed": [], "reindexed": [], "dropped": [],
+                            "failed": []}
+
+    def _optimize(conn: Any) -> None:
+        if reindex:
+            conn.execute("REINDEX")
+            conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
+            done["reindexed"] = ["all indexes", "chunks_fts"]
+        conn.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+        conn.execute("PRAGMA optimize")
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    store.writer.call(_optimize)
+    done["vacuumed"] = [str(store.path)]
+    done["bytes_before"] = before
+    done["bytes_after"] = _db_bytes(store.path)
+    done["seconds"] = round(time.perf_counter() - started, 3)
+    return done
 
 
 def backup(store: "MemoryStore", dest: Path) -> Path:

@@ -315,11 +315,13 @@ def m050_sources_per_machine(conn: Any, machine_id: Callable[[], str]) -> None:
     seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'sources'").fetchone()
     conn.execute(new_ddl)
     col_list = ", ".join(cols)
-    local = conn.execute("SELECT 1 FROM sources WHERE instr(uri, '://') = 0 LIMIT 1").fetchone()
+    # A path, or a file:// uri (a path whose name is not UTF-8): a file of this machine.
+    is_file = "(instr(uri, '://') = 0 OR substr(uri, 1, 7) = 'file://')"
+    local = conn.execute(f"SELECT 1 FROM sources WHERE {is_file} LIMIT 1").fetchone()
     here = machine_id() if local else ""
     conn.execute(
         f"INSERT INTO sources_m050({col_list}, machine) SELECT {col_list}, "
-        "CASE WHEN instr(uri, '://') = 0 THEN ? ELSE '' END FROM sources", (here,))
+        f"CASE WHEN {is_file} THEN ? ELSE '' END FROM sources", (here,))
     conn.execute("DROP TABLE sources")
     conn.execute("ALTER TABLE sources_m050 RENAME TO sources")
     for (sql,) in extras:
@@ -337,6 +339,29 @@ def m050_sources_per_machine(conn: Any, machine_id: Callable[[], str]) -> None:
             name TEXT NOT NULL,
             first_seen REAL NOT NULL,
             last_seen REAL NOT NULL
+        )
+        """
+    )
+
+
+# --- storage: copying a whole memory between backends (m05x) ---
+
+
+@migration
+def m051_copy_progress(conn: Any) -> None:
+    # Where a copy of a whole memory into this database has got to: one row per step (a
+    # table, the vectors of an index), written in the same transaction as each batch, so a
+    # copy that was stopped resumes after the last batch that landed. The row of step 'run'
+    # names the memory copied from.
+    conn.execute(
+        """
+        CREATE TABLE copy_progress (
+            step TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            last_key TEXT NOT NULL DEFAULT '',
+            copied INTEGER NOT NULL DEFAULT 0,
+            done INTEGER NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL
         )
         """
     )

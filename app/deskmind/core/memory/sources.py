@@ -130,11 +130,13 @@ class SourceReads:
         conn = self.reader()
         for kind, value in resolve_candidates(ref):
             if kind == "prefix":
-                rows = conn.execute(
-                    "SELECT id FROM sources WHERE machine = ? AND substr(uri, 1, ?) = ? "
-                    "ORDER BY id", (self.scope.id, len(value), value)).fetchall()
-                if rows:
-                    return [r[0] for r in rows]
+                found: set[int] = set()
+                for prefix in value:
+                    found.update(r[0] for r in conn.execute(
+                        "SELECT id FROM sources WHERE machine = ? AND substr(uri, 1, ?) = ?",
+                        (self.scope.id, len(prefix), prefix)).fetchall())
+                if found:
+                    return sorted(found)
             elif kind == "id":
                 row = conn.execute("SELECT id FROM sources WHERE id = ?", (value,)).fetchone()
                 if row:

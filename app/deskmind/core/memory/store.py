@@ -361,6 +361,10 @@ class MemoryStore(SourceReads):
         """``PRAGMA integrity_check`` plus an FTS5 consistency check; [] when healthy."""
         return maintenance.integrity_check(self)
 
+    def optimize(self, *, reindex: bool = False) -> dict[str, Any]:
+        """Merge the full-text index, refresh statistics and VACUUM (see maintenance)."""
+        return maintenance.optimize(self, reindex=reindex)
+
     def backup(self, dest: Path) -> Path:
         """A consistent copy made with SQLite's backup API, safe while others read and write."""
         return maintenance.backup(self, dest)

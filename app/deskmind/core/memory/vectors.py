@@ -85,6 +85,13 @@ def create_index(conn: Any, model_id: str, dim: int, status: str) -> VectorIndex
         (model_id, int(dim), status, time.time(), time.time() if status == "active" else None),
     )
     idx = VectorIndex(id=cur.lastrowid, model_id=model_id, dim=int(dim), status=status)
+    create_storage(conn, idx)
+    return idx
+
+
+def create_storage(conn: Any, idx: VectorIndex) -> None:
+    """The tables and trigger of an index whose ``vector_indexes`` row exists (a copied
+    memory brings its rows with their ids). Call inside a write transaction."""
     conn.execute(
         f"CREATE TABLE {idx.float_table} (chunk_id INTEGER PRIMARY KEY, embedding BLOB NOT NULL)"
     )
@@ -97,7 +104,6 @@ def create_index(conn: Any, model_id: str, dim: int, status: str) -> VectorIndex
         END
         """
     )
-    return idx
 
 
 def drop_index(conn: Any, idx: VectorIndex) -> None:

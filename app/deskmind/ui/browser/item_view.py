@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from PySide6.QtGui import QDesktopServices, QTextCursor
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QTextBrowser,
                                QVBoxLayout, QWidget)
 
-from deskmind.ui.browser.place import (RECORDED_KINDS, describe, display_text, is_timed,
+from deskmind.core.memory import uris
+from deskmind.ui.browser.place import (RECORDED_KINDS, desktop_opener, describe, display_text, is_timed,
                                        original_file, timed_range, where_to_open)
 from deskmind.ui.browser.provenance import provenance_lines, when
 
@@ -88,7 +90,7 @@ class ItemView(QWidget):
                   chunk_id: int | None = None) -> None:
         self.item = item
         src = item["source"]
-        self.title.setText(f"<b>{html.escape(src.title or Path(src.uri).name)}</b> &nbsp; "
+        self.title.setText(f"<b>{html.escape(src.title or Path(uris.shown(src.uri)).name)}</b> &nbsp; "
                            f"<span style='color:#78909c'>{html.escape(src.kind)} · {html.escape(src.privacy)}</span>")
         lines = [html.escape(ln) for ln in provenance_lines(src, item["chunks"], item.get("original"))]
         if item.get("machine"):
@@ -179,13 +181,19 @@ class ItemView(QWidget):
         self.open_btn.setText(("Play the recording" if recorded else "Open original file")
                               + (f" ({at})" if at else ""))
         self.open_btn.setEnabled(path is not None)
-        self.open_btn.setToolTip(str(path) if path is not None else "The original is not on this computer")
+        self.open_btn.setToolTip(uris.shown(str(path)) if path is not None else "The original is not on this computer")
 
     def open_original(self) -> None:
         """The original file in the program the desktop opens it with."""
         path = self.item.get("original") if self.item else None
-        if path is not None:
+        if path is None:
+            return
+        command = desktop_opener(path)
+        if command is None:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+        else:
+            subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
 
     def markdown(self) -> str:
         src = self.item["source"] if self.item else None

@@ -7,10 +7,12 @@ with their times), how a locator reads for a person, and which original file can
 from __future__ import annotations
 
 import re
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
+from deskmind.core.memory import uris
 from deskmind.ui.tray import clock
 
 TIMED_LINE = re.compile(r"^\[(\d+):(\d{2})(?::(\d{2}))?\]")
@@ -98,10 +100,22 @@ def original_file(uri: str, kind: str, metadata: dict[str, Any]) -> Path | None:
     if kind in RECORDED_KINDS:
         files = metadata.get("audio_files") or []
         path = Path(files[0]) if kind != "meeting" and len(files) == 1 else None
-    elif uri.startswith("file://"):
-        path = Path(unquote(urlparse(uri).path))
+    elif uri.startswith(uris.FILE_SCHEME):
+        local = uris.uri_path(uri)  # the exact bytes of a name that is not UTF-8
+        path = Path(local) if local is not None else None
     elif "://" in uri:
         path = None
     else:
         path = Path(uri)
     return path if path is not None and path.is_file() else None
+
+
+def desktop_opener(path: Path) -> list[str] | None:
+    """The command that opens ``path`` in the desktop's program for it, when Qt cannot: Qt
+    turns a path into text, so a name whose bytes are not UTF-8 would reach the opener with
+    U+FFFD in it and name no file. ``xdg-open`` takes the bytes as they are. None: let
+    QDesktopServices open it."""
+    if not uris.not_utf8(str(path)) or not sys.platform.startswith("linux"):
+        return None
+    opener = shutil.which("xdg-open")
+    return [opener, str(path)] if opener else None

@@ -14,8 +14,8 @@ import socket
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
+from deskmind.core.memory import uris
 from deskmind.ui.tray import clock
 
 CHANNELS = {"me": "me (microphone)", "others": "others (computer sound)"}
@@ -52,8 +52,8 @@ def plain(value: Any, key: str = "") -> str:
 
 def file_path(uri: str) -> str | None:
     """The local path of a file:// URI (or of a bare path), else None."""
-    if uri.startswith("file://"):
-        return unquote(urlparse(uri).path)
+    if uri.startswith(uris.FILE_SCHEME):
+        return uris.uri_path(uri)
     if uri.startswith("/") or (len(uri) > 2 and uri[1] == ":"):
         return uri
     return None
@@ -123,7 +123,7 @@ def document_lines(metadata: dict[str, Any]) -> list[str]:
     if front:   # its tags are on the line above
         out.append("Front matter: " + plain(front))
     if metadata.get("reached_via"):
-        out.append(f"Reached through the link {metadata['reached_via']}")
+        out.append(f"Reached through the link {uris.shown(str(metadata['reached_via']))}")
     return out
 
 
@@ -134,7 +134,7 @@ def provenance_lines(source: Any, chunks: list[tuple[int, dict, str]], original:
     path = file_path(source.uri)
     if path is not None:
         where = "on this computer" if original is not None or os.path.exists(path) else "not found on this computer"
-        lines.append(f"File: {path} ({where})")
+        lines.append(f"File: {uris.shown(path)} ({where})")
     elif source.kind in ("note", "voice_note"):
         lines.append("A voice note recorded in Deskmind")
     elif source.kind == "meeting":

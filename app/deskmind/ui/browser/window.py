@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QDateEdit, QCheckBox, QHBoxLayout, QLa
                                QListWidget, QListWidgetItem, QMessageBox, QSplitter, QVBoxLayout,
                                QWidget)
 
+from deskmind.core.memory import uris
 from deskmind.core.memory.models import PRIVACY_LEVELS
 from deskmind.ui.browser.item_view import ItemView, load_item
 from deskmind.ui.tasks import Workers
@@ -123,7 +124,7 @@ class MemoryBrowser(QWidget):
                     continue
                 if filters.since and (s.mtime or s.created_at) < filters.since:
                     continue
-                rows.append((f"{s.title or Path(s.uri).name}  ({s.kind})", s.id, {}, None))
+                rows.append((f"{s.title or Path(uris.shown(s.uri)).name}  ({s.kind})", s.id, {}, None))
             return rows
 
         self.status.setText("Loading…")   # the database is read (and first opened) in a worker

@@ -7,7 +7,9 @@ when it opens with the empty password (as viewers do) and reported otherwise.
 The file's budget bounds the pages read, the bytes of content streams parsed (each page's
 streams counted every time they are used: 4,000 pages sharing one big stream cost 4,000 times
 its size) and the time; when one is hit, the pages read so far are kept and the outcome says
-where it stopped.
+where it stopped. Reading also stops once the text budget is full (the rest would be cut
+anyway). Pages that draw the same content streams with the same resources have the same text:
+it is extracted once (a stream shared by thousands of pages is parsed once, not per page).
 """
 
 from __future__ import annotations
@@ -57,12 +59,19 @@ def extract_pdf(path: Path, data: bytes) -> Extracted:
     sections: list[Section] = []
     failed_pages: list[int] = []
     stopped = None
+    kept = 0
+    seen: dict[str, str] = {}  # text of pages already read, by what draws them
     for n, page in enumerate(pages, 1):
-        if not m.inflate(_content_bytes(page)):
+        if kept >= m.budget.max_text_chars:
+            stopped = (f"kept the first {budget_mod.size(m.budget.max_text_chars)} of text, from pages 1 to "
+                       f"{budget_mod.count(n - 1)} of {budget_mod.count(total)} ({m.text_limit()})")
+        if stopped:
+            pass
+        elif not m.inflate(_content_bytes(page)):
             stopped = (f"stopped at page {budget_mod.count(n)} of {budget_mod.count(total)}: its pages' "
                        f"content streams come to more than {budget_mod.size(m.budget.max_inflated_bytes)} "
                        f"({m.inflate_limit()})")
-        elif m.out_of_time():
+        elif not stopped and m.out_of_time():
             stopped = (f"stopped at page {budget_mod.count(n)} of {budget_mod.count(total)} after "
                        f"{m.elapsed():.0f} s ({m.time_limit()})")
         if stopped:
@@ -70,14 +79,21 @@ def extract_pdf(path: Path, data: bytes) -> Extracted:
                 m.notes.pop()  # stopped before the page budget: that note no longer says it
             m.note(stopped)
             break
-        try:
-            text = page.extract_text() or ""
-        except Exception as exc:  # one bad page must not lose the others
-            log.debug("page %d of %s unreadable: %s", n, path, exc)
-            failed_pages.append(n)
-            continue
-        text = text.replace("\x00", "").strip()
+        key = _drawn_by(page)
+        text = seen.get(key) if key else None
+        if text is None:
+            try:
+                text = page.extract_text() or ""
+            except Exception as exc:  # one bad page must not lose the others
+                log.debug("page %d of %s unreadable: %s", n, path, exc)
+                failed_pages.append(n)
+                continue
+            text = text.replace("\x00", "").strip()
+            if key:
+                seen[key] = text
         if text:
+            text = text[: m.budget.max_text_chars - kept]
+            kept += len(text)
             sections.append(Section(text=text, locator={"page": n}))
     if not sections:
         if stopped:
@@ -98,6 +114,23 @@ def extract_pdf(path: Path, data: bytes) -> Extracted:
         metadata["unreadable_pages"] = failed_pages
     return Extracted(title=title or path.stem, text="\n\n".join(s.text for s in sections),
                      sections=sections, extractor="pypdf", metadata=metadata)
+
+
+def _drawn_by(page: "object") -> str | None:
+    """What a page's text depends on: its content streams (as objects of the file), its
+    resources (fonts) and rotation; None when its streams are not shared objects."""
+    try:
+        contents = page.get("/Contents")  # type: ignore[attr-defined]
+        refs = contents if isinstance(contents, list) else [contents]
+        if contents is None or not all(hasattr(r, "idnum") for r in refs):
+            obj = contents.get_object() if contents is not None else None
+            if not isinstance(obj, list) or not all(hasattr(r, "idnum") for r in obj):
+                return None
+            refs = list(obj)
+        return repr(([(r.idnum, r.generation) for r in refs], page.get("/Resources"),  # type: ignore[attr-defined]
+                     page.get("/Rotate")))  # type: ignore[attr-defined]
+    except Exception:  # an odd structure: read the page as it is
+        return None
 
 
 def _content_bytes(page: "object") -> int:

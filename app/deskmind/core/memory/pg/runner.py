@@ -32,6 +32,10 @@ T = TypeVar("T")
 # Bumped by every write transaction, read by ``data_version``; NOTIFY carries it to listeners.
 CHANGES_CHANNEL = "deskmind_changes"
 RETRIES = 3
+# Set on every pooled connection. JIT compilation pays off only for long analytical queries;
+# for the short statements of a memory it costs milliseconds when the planner's cost
+# estimate (a ranked full-text search can reach it) crosses ``jit_above_cost``.
+SESSION_SETTINGS = {"jit": "off"}
 _QMARK = re.compile(r"\?")
 
 
@@ -66,9 +70,12 @@ class PgRunner:
 
     def __init__(self, conninfo: str, *, password: str | None = None, min_size: int = 1,
                  max_size: int = 8, connect_timeout: float = 10.0,
-                 configure: Callable[[psycopg.Connection], None] | None = None) -> None:
+                 configure: Callable[[psycopg.Connection], None] | None = None,
+                 settings: dict[str, str] | None = None) -> None:
+        """``settings``: server settings for every connection, beside :data:`SESSION_SETTINGS`."""
         self.display_url = redact_url(conninfo)
         self._configure = configure
+        self._settings = {**SESSION_SETTINGS, **(settings or {})}
         self._kwargs: dict[str, Any] = {"connect_timeout": max(1, int(connect_timeout)),
                                         "application_name": "deskmind"}
         if password is not None:
@@ -87,6 +94,8 @@ class PgRunner:
         self._async_lock = threading.Lock()
 
     def _setup(self, conn: psycopg.Connection) -> None:
+        for name, value in self._settings.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
         if self._configure is not None:
             self._configure(conn)
 
@@ -114,6 +123,17 @@ class PgRunner:
     def read(self, fn: Callable[[PgTx], T]) -> T:
         """Run several reads on one snapshot (a REPEATABLE READ, READ ONLY transaction)."""
         return self._run(fn, mode="snapshot")
+
+    def outside_transaction(self, fn: Callable[[PgTx], T]) -> T:
+        """Run ``fn`` on an autocommit connection, each statement on its own: for what
+        PostgreSQL refuses inside a transaction (VACUUM, REINDEX CONCURRENTLY)."""
+        return self._run(fn, mode="auto")
+
+    def statements(self, fn: Callable[[PgTx], T]) -> T:
+        """Run ``fn``'s statements on one connection, each its own snapshot (no transaction
+        around them: no BEGIN and COMMIT round trips). For reads whose consistency one
+        statement gives."""
+        return self._run(fn, mode="auto")
 
     # -- writing -----------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
+import psycopg
 
 from deskmind.core.errors import StorageError
 from deskmind.core.memory.pg import fts, vectors
@@ -40,29 +41,84 @@ class PgSearcher:
                  embedder_for: Callable[[str], Any] | None) -> None:
         self.store = store
         self.embedder_for = embedder_for
+        self._index: VectorIndex | None = None
 
     def search(self, query: str, limit: int = 10, filters: SearchFilters | None = None,
                mode: str = "hybrid", query_vector: np.ndarray | None = None) -> SearchResult:
         filters = filters or SearchFilters()
         timings: dict[str, float] = {}
         vectors_by_model: dict[str, np.ndarray] = {}
+        depth = max(limit * 3, 30)
         for _attempt in range(SWAP_RETRIES):
-            idx = self.store.active_index() if mode in ("hybrid", "vector") else None
+            idx = self._active_index() if mode in ("hybrid", "vector") else None
             q = query_vector
             if idx is not None and q is None and self.embedder_for is not None:
-                # Embedded before the snapshot opens: CPU work should not hold a connection.
+                # Embedded before any statement runs: CPU work should not hold a connection.
                 if idx.model_id not in vectors_by_model:
                     t = time.perf_counter()
                     vectors_by_model[idx.model_id] = self.embedder_for(idx.model_id).embed_query(query)
                     timings["embed"] = (time.perf_counter() - t) * 1000
                 q = vectors_by_model[idx.model_id]
             try:
+                if filters.is_empty() and depth <= vectors.EF_SEARCH:
+                    return self.store.sql.statements(
+                        lambda tx: self._search_unfiltered(tx, query, limit, depth, mode, idx, q, timings))
                 # One snapshot: the index, the full text, the vectors and the chunks as of one moment.
                 return self.store.sql.read(
                     lambda tx: self._search(tx, query, limit, filters, mode, idx, q, timings))
             except _IndexSwapped:
                 log.debug("a re-embed swapped the vector index during a search: searching again")
+                self._index = None
         raise StorageError("the vector index kept changing during this search: try again")
+
+    def _active_index(self) -> VectorIndex | None:
+        """The active vector index, remembered between searches: a re-embed that swaps it
+        drops the old table, which the next search notices (``_IndexSwapped``) and looks again.
+        No index is never remembered (the first source stored creates one)."""
+        idx = self._index
+        if idx is None:
+            idx = self._index = self.store.active_index()
+        return idx
+
+    def _search_unfiltered(self, tx: Any, query: str, limit: int, depth: int, mode: str,
+                           idx: VectorIndex | None, q: np.ndarray | None,
+                           timings: dict[str, float]) -> SearchResult:
+        """No filter, the common case: both rankings in one statement (one snapshot, one
+        round trip, no transaction), then the hits. The statement locks the vector table it
+        reads for its duration, so a re-embed cannot drop it mid-read; a table dropped before
+        it started is an ``UndefinedTable`` error: the index was swapped."""
+        t0 = time.perf_counter()
+        parts, args = [], []
+        if mode in ("hybrid", "fts"):
+            ranked = fts.ranked_sql(tx, self.store.term_frequencies, query, depth, SearchFilters())
+            if ranked is not None:
+                parts.append(f"ARRAY({ranked[0]})")
+                args += ranked[1]
+        if len(parts) == 0:
+            parts.append("'{}'::bigint[]")
+        if idx is not None and q is not None:
+            cast = vectors.search_cast(idx)
+            parts.append(f"ARRAY(SELECT chunk_id FROM {idx.float_table} "
+                         f"ORDER BY embedding::{cast} <=> ?::{cast} LIMIT ?)")
+            args += [np.asarray(q, dtype=np.float32).reshape(-1), depth]
+        else:
+            parts.append("'{}'::bigint[]")
+        try:
+            fts_ids, vec_ids = tx.execute(f"SELECT {', '.join(parts)}", args).fetchone()
+        except psycopg.errors.UndefinedTable as exc:
+            raise _IndexSwapped() from exc
+        timings["rankings"] = (time.perf_counter() - t0) * 1000
+        return self._hits(tx, fts_ids, vec_ids, limit, timings, t0)
+
+    def _hits(self, tx: Any, fts_ids: list[int], vec_ids: list[int], limit: int,
+              timings: dict[str, float], t0: float) -> SearchResult:
+        best = rrf_fuse((fts_ids, vec_ids), limit)
+        rows = tx.execute(
+            f"SELECT {HIT_COLUMNS} FROM chunks c JOIN sources s ON s.id = c.source_id "
+            "WHERE c.id = ANY(?)", ([cid for cid, _ in best],)).fetchall() if best else []
+        hits = make_hits(best, rows, fts_ids, vec_ids)
+        timings["total"] = (time.perf_counter() - t0) * 1000 + timings.get("embed", 0.0)
+        return SearchResult(hits=hits, timings_ms=timings)
 
     def _search(self, tx: Any, query: str, limit: int, filters: SearchFilters, mode: str,
                 idx: VectorIndex | None, q: np.ndarray | None,
@@ -84,13 +140,7 @@ class PgSearcher:
             vec_ids = self._vector(tx, idx, np.asarray(q, dtype=np.float32).reshape(-1),
                                    depth, filters)
             timings["vector"] = (time.perf_counter() - t) * 1000
-        best = rrf_fuse((fts_ids, vec_ids), limit)
-        rows = tx.execute(
-            f"SELECT {HIT_COLUMNS} FROM chunks c JOIN sources s ON s.id = c.source_id "
-            "WHERE c.id = ANY(?)", ([cid for cid, _ in best],)).fetchall() if best else []
-        hits = make_hits(best, rows, fts_ids, vec_ids)
-        timings["total"] = (time.perf_counter() - t0) * 1000 + timings.get("embed", 0.0)
-        return SearchResult(hits=hits, timings_ms=timings)
+        return self._hits(tx, fts_ids, vec_ids, limit, timings, t0)
 
     def _fts(self, tx: Any, query: str, depth: int, filters: SearchFilters) -> list[int]:
         return fts.ranked_chunks(tx, self.store.term_frequencies, query, depth, filters)

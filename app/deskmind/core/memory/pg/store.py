@@ -26,7 +26,7 @@ from deskmind.core.memory.ledger import EgressLedgerStore
 from deskmind.core.memory.links import LinkStore
 from deskmind.core.memory.machine import Machine, MachineScope, machine_names
 from deskmind.core.memory.models import ForgetReceipt, Source, SourceDraft
-from deskmind.core.memory.pg import migrations, vectors
+from deskmind.core.memory.pg import maintenance, migrations, vectors
 from deskmind.core.memory.pg.fts import TermFrequencies
 from deskmind.core.memory.pg.runner import PgRunner, PgTx
 from deskmind.core.memory.refs import resolve_candidates
@@ -51,9 +51,12 @@ class PgMemoryStore:
         installation (default: the data folder's machine id), which file sources belong to."""
         self.scope = MachineScope(machine)
         self.url = redact_url(url)
+        # Kept for pg_dump (backup), which connects on its own; never shown or logged.
+        self._conninfo, self._password = url, password
         self._prepare(url, password, connect_timeout)
         self.sql = PgRunner(url, password=password, max_size=pool_size,
-                            connect_timeout=connect_timeout, configure=register_vector)
+                            connect_timeout=connect_timeout, configure=register_vector,
+                            settings=vectors.SESSION_SETTINGS)
         # The domain repositories, the same classes as on SQLite (their SQL is portable).
         self.clients = ClientStore(self.sql)
         self.gateway_audit = GatewayAuditLog(self.sql)
@@ -316,10 +319,13 @@ class PgMemoryStore:
         def _resolve(tx: PgTx) -> list[int]:
             for kind, value in resolve_candidates(ref):
                 if kind == "prefix":
-                    rows = tx.execute(f"SELECT id FROM sources WHERE machine = ? AND {UNDER} "
-                                      "ORDER BY id", (self.scope.id, *_prefix_range(value))).fetchall()
-                    if rows:
-                        return [r[0] for r in rows]
+                    found: set[int] = set()
+                    for prefix in value:
+                        found.update(r[0] for r in tx.execute(
+                            f"SELECT id FROM sources WHERE machine = ? AND {UNDER}",
+                            (self.scope.id, *_prefix_range(prefix))).fetchall())
+                    if found:
+                        return sorted(found)
                 elif kind == "id":
                     row = tx.execute("SELECT id FROM sources WHERE id = ?", (value,)).fetchone()
                     if row:
@@ -395,81 +401,31 @@ class PgMemoryStore:
         return self.sql.query_one("SELECT 1 FROM chunks LIMIT 1") is None
 
     def stats(self) -> dict[str, Any]:
-        def _stats(tx: PgTx) -> dict[str, Any]:
-            by_kind = dict(tx.execute(
-                "SELECT kind, count(*) FROM sources GROUP BY kind ORDER BY kind").fetchall())
-            by_status = dict(tx.execute(
-                "SELECT status, count(*) FROM sources GROUP BY status ORDER BY status").fetchall())
-            idx = vectors.active_index(tx)
-            out: dict[str, Any] = {
-                "db_path": self.url,
-                "db_bytes": tx.execute("SELECT pg_database_size(current_database())").fetchone()[0],
-                "sources": sum(by_kind.values()),
-                "sources_by_kind": by_kind,
-                "sources_by_status": by_status,
-                "chunks": tx.execute("SELECT count(*) FROM chunks").fetchone()[0],
-                "vector_index": None,
-                "building_indexes": [{"id": b.id, "model_id": b.model_id, "dim": b.dim}
-                                     for b in vectors.building_indexes(tx)],
-                "migrations": migrations.applied(tx),
-            }
-            if idx is not None:
-                out["vector_index"] = {"id": idx.id, "model_id": idx.model_id, "dim": idx.dim,
-                                       "vectors": vectors.count_vectors(tx, idx)}
-            return out
-
-        return self.sql.read(_stats)
+        return maintenance.stats(self)
 
     def self_check(self) -> str:
-        """What the server offers, checked now: its version, pgvector, and full text and
-        halfvec distance working. Raises StorageError when one does not."""
+        """What the server offers, checked now (see :func:`maintenance.self_check`)."""
+        return maintenance.self_check(self)
 
-        def _check(tx: PgTx) -> str:
-            server = tx.execute("SHOW server_version").fetchone()[0]
-            vec = tx.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
-            if vec is None:
-                raise StorageError(f"pgvector is not enabled in {self.url}: run "
-                                   "'CREATE EXTENSION vector;' in it")
-            tx.execute(f"SELECT to_tsvector('{migrations.TS_CONFIG}', 'checked') @@ "
-                       "websearch_to_tsquery('checked'), '[1,0]'::halfvec(2) <=> '[0,1]'::halfvec(2)")
-            return f"PostgreSQL {server} with pgvector {vec[0]}"
+    def backup(self, dest: Path) -> Path:
+        """A dump of the whole database by ``pg_dump`` in its custom format (restore it with
+        ``pg_restore``); see :mod:`deskmind.core.memory.pg.backup`."""
+        from deskmind.core.memory.pg.backup import pg_dump
 
-        try:
-            return self.sql.read(_check)
-        except psycopg.Error as exc:
-            raise StorageError(f"the PostgreSQL server at {self.url} cannot do what Deskmind "
-                               f"needs: {str(exc).strip().splitlines()[0]}") from exc
+        major = int(self.sql.query_one("SHOW server_version_num")[0]) // 10000
+        return pg_dump(self._conninfo, self._password, dest, server_major=major)
 
     def warm_vectors(self) -> None:
         """Nothing to load: the vectors stay in the server, which caches its own pages (the
         SQLite backend loads an in-process copy here)."""
 
     def integrity_check(self) -> list[str]:
-        """What is wrong with the memory's own rows; [] when healthy. (The server keeps its
-        pages sound itself; this checks what Deskmind relies on.)"""
+        """What is wrong with the memory's own rows and indexes; [] when healthy."""
+        return maintenance.integrity_check(self)
 
-        def _check(tx: PgTx) -> list[str]:
-            problems = []
-            if tx.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() is None:
-                problems.append("pgvector: the extension is no longer enabled in this database")
-            n = tx.execute("SELECT count(*) FROM chunks WHERE tsv IS NULL").fetchone()[0]
-            if n:
-                problems.append(f"full-text index: {n} chunks have no tsvector")
-            for idx in [vectors.active_index(tx)] + vectors.building_indexes(tx):
-                if idx is None:
-                    continue
-                if tx.execute("SELECT to_regclass(?)", (idx.float_table,)).fetchone()[0] is None:
-                    problems.append(f"vector index {idx.id}: its table {idx.float_table} is missing")
-                    continue
-                bad = tx.execute(
-                    "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                    "WHERE i.indrelid = to_regclass(?) AND NOT i.indisvalid",
-                    (idx.float_table,)).fetchone()[0]
-                if bad:
-                    problems.append(f"vector index {idx.id}: {bad} invalid index(es); REINDEX it")
-            return problems
-
-        return self.sql.read(_check)
+    def optimize(self, *, reindex: bool = False) -> dict[str, Any]:
+        """VACUUM ANALYZE, and with ``reindex`` rebuild the HNSW indexes (see maintenance)."""
+        return maintenance.optimize(self, reindex=reindex)
 
 
 def _lock_or_insert(tx: PgTx, draft: SourceDraft, machine: str, meta: str,

@@ -19,8 +19,11 @@ import psycopg
 from deskmind.core.memory.vectors import VectorIndex
 
 _COLS = "id, model_id, dim, status, watermark"
-# HNSW parameters: pgvector's defaults (m=16, ef_construction=64); ef_search is raised per query.
+# HNSW parameters: pgvector's defaults (m=16, ef_construction=64). ef_search is set on every
+# connection (so an unfiltered search needs no transaction to set it) and raised per query
+# when a search asks for more neighbours than it.
 EF_SEARCH = 100
+SESSION_SETTINGS = {"hnsw.ef_search": str(EF_SEARCH)}
 HALFVEC_MAX_DIM = 4000
 
 
@@ -60,13 +63,23 @@ def create_index(tx: Any, model_id: str, dim: int, status: str) -> VectorIndex:
         "VALUES (?, ?, ?, ?, ?) RETURNING id",
         (model_id, int(dim), status, now, now if status == "active" else None)).fetchone()
     idx = VectorIndex(id=row[0], model_id=model_id, dim=int(dim), status=status)
-    tx.execute(
-        f"CREATE TABLE {idx.float_table} (chunk_id BIGINT PRIMARY KEY "
-        f"REFERENCES chunks(id) ON DELETE CASCADE, embedding vector({idx.dim}) NOT NULL)")
-    tx.execute(
-        f"CREATE INDEX {idx.float_table}_hnsw ON {idx.float_table} USING hnsw "
-        f"((embedding::{search_cast(idx)}) {_opclass(idx)})")
+    create_table(tx, idx)
+    create_hnsw(tx, idx)
     return idx
+
+
+def create_table(tx: Any, idx: VectorIndex) -> None:
+    """The table of an index whose ``vector_indexes`` row exists, without its HNSW index (a
+    bulk load builds that once at the end: :func:`create_hnsw`)."""
+    tx.execute(
+        f"CREATE TABLE IF NOT EXISTS {idx.float_table} (chunk_id BIGINT PRIMARY KEY "
+        f"REFERENCES chunks(id) ON DELETE CASCADE, embedding vector({idx.dim}) NOT NULL)")
+
+
+def create_hnsw(tx: Any, idx: VectorIndex) -> None:
+    tx.execute(
+        f"CREATE INDEX IF NOT EXISTS {idx.float_table}_hnsw ON {idx.float_table} USING hnsw "
+        f"((embedding::{search_cast(idx)}) {_opclass(idx)})")
 
 
 def drop_index(tx: Any, idx: VectorIndex) -> None:
