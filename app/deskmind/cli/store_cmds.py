@@ -80,10 +80,10 @@ def cmd_store_show(args: argparse.Namespace) -> int:
               f"({mb(out['bytes'])} for the whole database)")
     else:
         print(f"size: {mb(out['bytes'])}")
-    print(f"sources: {out['sources']}  chunks: {out['chunks']}  vectors: {out['vectors']}")
     print(f"this machine: {here.name} (id {here.id})")
     if others:
         print("files also indexed by: " + ", ".join(f"{n} (id {i})" for i, n in sorted(others.items())))
+    print(f"sources: {out['sources']}  chunks: {out['chunks']}  vectors: {out['vectors']}")
     return 0
 
 
