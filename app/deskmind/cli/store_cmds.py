@@ -60,10 +60,14 @@ def cmd_store_show(args: argparse.Namespace) -> int:
     with Core() as core:
         store = core.store
         s = store.stats()
+        here = store.scope.machine
+        others = {i: n for i, n in store.machines().items() if i != here.id}
         out = {"backend": store.backend, "url": redact_url(store.url),
                "sources": s["sources"], "chunks": s["chunks"],
                "vectors": (s["vector_index"] or {}).get("vectors", 0),
-               "bytes": s["db_bytes"]}
+               "bytes": s["db_bytes"],
+               "machine": {"id": here.id, "name": here.name},
+               "other_machines": [{"id": i, "name": n} for i, n in sorted(others.items())]}
         if store.backend == "postgres":
             out.update({k: s[k] for k in ("server", "database", "user", "server_version",
                                           "pgvector", "memory_bytes")})
@@ -81,6 +85,9 @@ def cmd_store_show(args: argparse.Namespace) -> int:
               f"({mb(out['bytes'])} for the whole database)")
     else:
         print(f"size: {mb(out['bytes'])}")
+    print(f"this machine: {here.name} (id {here.id})")
+    if others:
+        print("files also indexed by: " + ", ".join(f"{n} (id {i})" for i, n in sorted(others.items())))
     print(f"sources: {out['sources']}  chunks: {out['chunks']}  vectors: {out['vectors']}")
     copied = out["copied_from"]
     if copied is not None and not copied["finished"]:
