@@ -217,6 +217,7 @@ CHUNK_TABLE = ("SELECT s.uri, c.ord, c.text_hash FROM chunks c "
                "JOIN sources s ON s.id = c.source_id ORDER BY s.uri, c.ord")
 
 
+@pytest.mark.usefixtures("on_both_backends")  # CI runs it on PostgreSQL too
 def test_sigkill_during_indexing_then_rerun(tmp_path: Path, deskmind_home: Path) -> None:
     """On either backend: a killed indexer leaves whole sources only, and a rerun finishes."""
     corpus = _corpus(tmp_path / "corpus", 240)

@@ -95,8 +95,7 @@ def test_store_optimize_gives_back_space_and_keeps_what_remains(deskmind_home, t
     for i in range(12):
         (folder / f"n{i}.md").write_text(f"# Note {i}\n\n" + f"Harbour log {i}: the tide turned. " * 40)
     assert run_deskmind("index", str(folder), "--no-progress").returncode == 0
-    for i in range(1, 12):
-        assert run_deskmind("forget", str(folder / f"n{i}.md")).returncode == 0
+    assert run_deskmind("forget", *(str(folder / f"n{i}.md") for i in range(1, 12))).returncode == 0
     proc = run_deskmind("store", "optimize", "--reindex", "--json")
     assert proc.returncode == 0, proc.stderr
     done = json.loads(proc.stdout)

@@ -62,7 +62,14 @@ class StoragePage(QWidget):
     def refresh(self) -> None:
         def fmt(s: dict) -> str:
             v = s["vector_index"]
-            return (f"{s['sources']} sources, {s['chunks']} chunks, {s['db_bytes'] / 1e6:.1f} MB; vectors: "
+            if s.get("backend") == "postgres":
+                # The server's figures: Deskmind's tables, not PostgreSQL's own catalog.
+                where = (f"Memory: PostgreSQL {s['server_version']} with pgvector {s['pgvector']}, "
+                         f"database {s['database']} at {s['server']} ({s['db_path']})")
+                size = s["memory_bytes"]
+            else:
+                where, size = f"Memory: {s['db_path']}", s["db_bytes"]
+            return (f"{where}\n{s['sources']} sources, {s['chunks']} chunks, {size / 1e6:.1f} MB; vectors: "
                     + (f"{v['vectors']} ({v['model_id']}, {v['dim']}-d)" if v else "none yet"))
 
         self.workers.submit(lambda: fmt(self.core.store.stats()), done=self.stats.setText,
