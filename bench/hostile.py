@@ -55,23 +55,13 @@ print(json.dumps({"code": r.returncode, "out": r.stdout, "err": r.stderr[-4000:]
 GOOD = "# Kingfisher\nThe kingfisher dives for minnows at dawn by the old mill race.\n"
 
 
-def _text_file(path: Path, mb: float) -> None:
-    line = "The archivist files each ledger by year and by the river it was written beside.\n"
-    with path.open("w") as fh:
-        left = int(mb * 1024 * 1024)
-        block = line * 4096
-        while left > 0:
-            fh.write(block[:left])
-            left -= len(block)
-
-
 MAKERS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "gz": ("server.log.gz", lambda p: hf.gzip_of_text(p, inflated_mb=250)),
     "pdf": ("shared.pdf", lambda p: p.write_bytes(hf.shared_stream_pdf(pages=4000, lines=2000))),
     "zip": ("understated.docx", lambda p: p.write_bytes(hf.understated_docx(real_mb=2040))),
     "html": ("deep.html", lambda p: p.write_bytes(hf.nested_divs(1_000_000))),
-    "docx": ("huge.docx", lambda p: p.write_bytes(hf.big_docx(document_mb=504))),
-    "text": ("big.txt", lambda p: _text_file(p, 49)),
+    "docx": ("huge.docx", lambda p: hf.big_docx(document_mb=504, to=p)),
+    "text": ("big.txt", lambda p: hf.big_text(p, 49)),
 }
 
 

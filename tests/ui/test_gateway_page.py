@@ -11,6 +11,7 @@ import uuid
 
 import httpx
 import pytest
+from PySide6.QtWidgets import QLabel
 
 import deskmind.core.gateway.stack  # noqa: E402,F401
 
@@ -30,7 +31,8 @@ def port(deskmind_home) -> int:
     """The gateway's port, in settings.toml before the core reads it."""
     p = _free_port()
     (deskmind_home / "config").mkdir(parents=True, exist_ok=True)
-    (deskmind_home / "config" / "settings.toml").write_text(f"# mine\n[gateway]\nport = {p}\n")
+    (deskmind_home / "config" / "settings.toml").write_text(
+        f"# mine\n[gateway]\nport = {p}\nmcp_sessions_per_client = 5\nmax_connections = 300\n")
     return p
 
 
@@ -57,6 +59,15 @@ def _page(app, qtbot):
 
 def _registry(app) -> ClientRegistry:
     return ClientRegistry(app.core.store)
+
+
+def test_the_limits_are_shown_as_settings_toml_sets_them(qtbot, app):
+    page = _page(app, qtbot)
+    text = page.findChild(QLabel, "gatewayLimits").text()
+    assert text.startswith("Limits: 300 connections (300 from one address;")  # per address fits the total
+    assert "5 MCP sessions per client, closed after 600 s unused" in text
+    assert "192 requests answered at once, 64 for one client" in text
+    assert "its body within 30 s and 4,096 KiB" in text and "settings.toml, [gateway]" in text
 
 
 def test_add_grant_scopes_rotate_revoke_and_remove(qtbot, app):

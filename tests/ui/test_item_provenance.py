@@ -73,6 +73,23 @@ def test_an_indexed_file(qtbot, desktop, tmp_path):
     assert f"File: {doc} (not found on this computer)" in shown(qtbot, desktop, sid)
 
 
+def test_a_file_indexed_in_part_says_what_was_left_out(qtbot, desktop, tmp_path):
+    import gzip
+
+    from deskmind.core.ingest.budget import Budget
+
+    log = tmp_path / "server.log.gz"
+    log.write_bytes(gzip.compress(b"the heron waits by the weir for the tide to turn\n" * 40_000))
+    ix = desktop.core.indexer()
+    ix.budget = Budget(max_text_chars=100_000)
+    summary = ix.index([str(log)])
+    assert summary.count("indexed") == 1
+    text = shown(qtbot, desktop, desktop.core.store.resolve(str(log))[0])
+    assert ("Indexed in part: kept the first 0.095 MB of text of 1.9 MB (text budget per file: "
+            "0.095 MB; Settings → Indexing)") in text, text
+    assert "left out" not in text and not REPR.search(text), text
+
+
 def test_nothing_to_act_on_before_an_item_is_chosen(qtbot, desktop):
     sid = remember(desktop)
     b = desktop.show_window("browser")

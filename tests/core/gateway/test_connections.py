@@ -99,20 +99,29 @@ def test_a_valid_client_is_served_while_a_program_holds_300_idle_connections(cor
     gw, srv = _serve(core, header_timeout_s=1.0, keep_alive_s=1.0, **caps)
     token = grant(gw, "cursor", read="public")
     url = srv.url + "/v1/models"
-    with IdleHoarder(srv.port, 300) as hoarder:
-        time.sleep(0.5)
-        times, codes = [], []
-        for _ in range(30):
+
+    def requests(n: int) -> tuple[list[int], list[float]]:
+        codes, times = [], []
+        for _ in range(n):
             t0 = time.perf_counter()
             # A new connection each time: the hardest case (keep-alive would reuse one).
             codes.append(httpx.get(url, headers=_auth(token), timeout=10).status_code)
             times.append(time.perf_counter() - t0)
+        return codes, times
+
+    _, calm = requests(10)  # the same requests with nothing else going on: the machine's pace
+    with IdleHoarder(srv.port, 300) as hoarder:
+        time.sleep(0.5)
+        codes, times = requests(30)
         reopened = hoarder.opened
         table = srv.protocol.connections_table
         open_now, evicted = len(table), table.evicted
     srv.stop()
     assert codes == [200] * 30
-    assert statistics.median(times) < 0.5 and max(times) < 3.0, times
+    # On a quiet machine ~10 ms calm and ~20-40 ms flooded; on a shared one both grow, so the
+    # bound follows the calm pace measured here (a client locked out would time out at 10 s).
+    pace = statistics.median(calm)
+    assert statistics.median(times) < max(0.5, 10 * pace) and max(times) < max(3.0, 30 * pace), (calm, times)
     # The hoarder's sockets were taken back (by the head deadline, and to make room when
     # they are more than the cap) and reopened.
     assert reopened > 300

@@ -72,9 +72,11 @@ TABLES: tuple[TableSpec, ...] = (
 # Tables whose ids come from a counter that never hands one out twice.
 IDENTITY_TABLES = ("sources", "chunks", "vector_indexes", "egress_ledger", "agent_audit",
                    "gateway_audit")
-# Bookkeeping and engine-private tables: each backend keeps its own.
+# Bookkeeping and engine-private tables: each backend keeps its own (staged chunks belong to an
+# indexing run under way, published or dropped where they are).
 _INTERNAL = re.compile(
-    r"^(migrations|schema_migrations|changes|copy_progress|sqlite_\w+|chunks_fts\w*"
+    r"^(migrations|schema_migrations|changes|copy_progress|staged_sources|staged_chunks"
+    r"|sqlite_\w+|chunks_fts\w*"
     r"|vecbits_\d+\w*|vectors_\d+)$")
 
 ProgressFn = Callable[[str, int, "int | None"], None]

@@ -365,6 +365,44 @@ def m051_copy_progress(conn: Any) -> None:
     )
 
 
+# --- ingest: large sources staged in batches (m05x) ---
+
+
+@migration
+def m052_staged_chunks(conn: Any) -> None:
+    # A large source's chunks (and their vectors) written batch by batch while it is embedded,
+    # then moved into ``chunks`` by one short transaction: memory stays that of one batch, and a
+    # source is whole or absent. A crash leaves only rows here; ``owner`` (host:pid) and
+    # ``touched_at`` tell whether the process that staged them is gone.
+    conn.execute(
+        """
+        CREATE TABLE staged_sources (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            uri TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            index_id INTEGER,
+            started_at REAL NOT NULL,
+            touched_at REAL NOT NULL
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE staged_chunks (
+            stage_id INTEGER NOT NULL REFERENCES staged_sources(id) ON DELETE CASCADE,
+            ord INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            locator TEXT NOT NULL DEFAULT '{}',
+            text_hash TEXT NOT NULL,
+            embedding BLOB,
+            PRIMARY KEY (stage_id, ord)
+        )
+        """
+    )
+    conn.execute("CREATE INDEX staged_chunks_hash ON staged_chunks(stage_id, text_hash)")
+
+
+
 def applied(conn: Any) -> list[str]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"

@@ -23,7 +23,7 @@ CHANNELS = {"me": "me (microphone)", "others": "others (computer sound)"}
 _HANDLED = {"segments", "cleaned", "duration", "duration_s", "recorded_at", "started_at", "transcript",
             "audio_files", "audio_folder", "origin", "machine", "channels", "meeting_id", "warnings",
             "pages", "unreadable_pages", "language", "symbols", "tags", "front_matter", "warning",
-            "reached_via", "captured_by", "via", "chunks", "extractor"}
+            "reached_via", "captured_by", "via", "chunks", "extractor", "left_out"}
 MAX_VALUE = 120
 
 
@@ -154,6 +154,8 @@ def provenance_lines(source: Any, chunks: list[tuple[int, dict, str]], original:
                  f"{n} chunk{'s' if n != 1 else ''}, status {source.status}")
     if source.error:
         lines.append(f"Why {source.status}: {source.error}")
+    for note in md.get("left_out") or ():  # a budget of Settings → Indexing cut it short
+        lines.append(f"Indexed in part: {note}")  # whole: it says what to change
     for w in ([md["warning"]] if md.get("warning") else []) + list(md.get("warnings") or []):
         lines.append(f"Warning: {plain(w)}")
     extra = [f"{k.replace('_', ' ')}: {plain(v, k)}" for k, v in md.items() if k not in _HANDLED]

@@ -58,7 +58,7 @@ def build_settings(s: SettingsServices) -> SettingsWindow:
     from deskmind.ui.settings.gateway_page import GatewayPage
 
     w.add_page("Gateway", GatewayPage(lambda: ClientRegistry(core.store), s.gateway, workers,
-                                      s.gateway.address()))
+                                      s.gateway.address(), limits=core.settings.gateway))
     w.add_page("Hotkeys", HotkeysPage(s.hotkeys, s.apply_hotkeys))
     from deskmind.ui.settings.indexing_page import IndexingPage
 

@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QHeaderView,
                                QLabel, QLineEdit, QPushButton, QTableWidget, QTableWidgetItem,
@@ -28,11 +29,24 @@ FLAGS = (("write", "save notes"), ("ask", "use models"), ("cloud", "cloud models
 COLUMNS = ["Client", "Status", "Reads up to", *[label for _k, label in FLAGS], "Token", "Last seen"]
 
 
+def limits_text(cfg: Any) -> str:
+    """What one program may hold of the gateway, in words (``cfg``: the ``[gateway]`` settings)."""
+    per_peer = min(cfg.max_connections_per_peer, cfg.max_connections)
+    return (f"Limits: {cfg.max_connections:,} connections ({per_peer:,} from one "
+            f"address; past them the one idle the longest is closed); {cfg.max_in_flight:,} requests "
+            f"answered at once, {cfg.max_in_flight_per_client:,} for one client; "
+            f"{cfg.mcp_sessions_per_client:,} MCP sessions per client, closed after "
+            f"{cfg.mcp_session_idle_s:g} s unused; a request head within {cfg.header_timeout_s:g} s "
+            f"({cfg.keep_alive_s:g} s between requests), its body within {cfg.body_timeout_s:g} s and "
+            f"{cfg.max_body_kb:,} KiB. Set in settings.toml, [gateway] (see docs/gateway.md, "
+            "\u201cLimits\u201d); a running server applies them when it starts.")
+
+
 class GatewayPage(QWidget):
     def __init__(self, clients: Callable[[], Any], tray: Any, workers: Workers, address: str,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, limits: Any = None) -> None:
         """``clients()`` makes the client registry; it opens the memory database, so it is
-        first called in a worker."""
+        first called in a worker. ``limits``: the ``[gateway]`` settings, shown read-only."""
         super().__init__(parent)
         self.setObjectName("gatewayPage")
         self._make_registry, self.tray, self.workers = clients, tray, workers
@@ -91,6 +105,13 @@ class GatewayPage(QWidget):
         tok.addWidget(self.token, 1)
         self.copy_btn = self._button("Copy", "gatewayCopy", tok, self.copy_token)
         lay.addLayout(tok)
+
+        if limits is not None:
+            self.limits = QLabel(limits_text(limits))
+            self.limits.setObjectName("gatewayLimits")
+            self.limits.setWordWrap(True)
+            self.limits.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            lay.addWidget(self.limits)
 
         self.status = QLabel()
         self.status.setObjectName("gatewayStatus")
