@@ -14,6 +14,7 @@ from pathlib import Path
 from deskmind.core.memory.backend import open_memory
 from deskmind.core.memory.store import MemoryStore
 from tests.cli.conftest import assert_one_line_error, run_deskmind
+from tests.core.memory.helpers import sqlite_only
 from tests.core.memory.memory_fill import assert_same_memory, fill
 
 
@@ -27,7 +28,9 @@ def _local_memory(home: Path, extra_notes: int) -> tuple[Path, dict[str, int]]:
     return db, counts
 
 
-def test_a_copy_killed_midway_resumes_and_verifies(deskmind_home: Path, pg_url: str) -> None:
+def test_a_copy_killed_midway_resumes_and_verifies(deskmind_home: Path, pg_url: str,
+                                                   monkeypatch) -> None:
+    sqlite_only(monkeypatch)  # a copy from the data folder's SQLite file
     db, counts = _local_memory(deskmind_home, extra_notes=300)
     proc = subprocess.Popen(
         [sys.executable, "-m", "deskmind", "store", "copy", "--to", pg_url, "--batch", "2"],
@@ -79,7 +82,8 @@ def test_a_copy_killed_midway_resumes_and_verifies(deskmind_home: Path, pg_url: 
 
 
 def test_copy_back_from_postgres_into_a_new_sqlite_file(deskmind_home: Path, pg_url: str,
-                                                        tmp_path: Path) -> None:
+                                                        tmp_path: Path, monkeypatch) -> None:
+    sqlite_only(monkeypatch)  # from the data folder's SQLite file, and back into a new one
     db, counts = _local_memory(deskmind_home, extra_notes=5)
     there = run_deskmind("store", "copy", "--to", pg_url, "--json")
     assert there.returncode == 0, there.stderr
