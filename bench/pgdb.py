@@ -58,6 +58,27 @@ class BenchServer:
                            "'max_parallel_workers_per_gather')")
         return dict(rows)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server's processes have used so far: the postmaster
+        and its children (the connections' backends, autovacuum, the WAL writer...)."""
+        try:
+            top = int((ROOT / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return float("nan")
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # ended meanwhile
+            # After the command: state, ppid, ... utime and stime are fields 14 and 15 of stat.
+            if int(proc.name) == top or int(fields[1]) == top:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+
     def stop(self) -> None:
         self.server.cleanup()
 

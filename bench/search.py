@@ -78,7 +78,9 @@ def timed(fn, reps: int, into: Samples | None = None) -> Samples:
 
 def fmt(samples: Samples) -> str:
     p50, p95 = common.percentiles(samples)
-    return f"p50 {p50:6.2f}  p95 {p95:6.2f} ms  (cpu p50 {common.percentiles(samples.cpu)[0]:6.2f})"
+    server = getattr(samples, "server_cpu", None)
+    extra = f", server cpu mean {server:5.2f}" if server is not None else ""
+    return f"p50 {p50:6.2f}  p95 {p95:6.2f} ms  (cpu p50 {common.percentiles(samples.cpu)[0]:6.2f}{extra})"
 
 
 def each_query(fn, reps: int) -> Samples:
@@ -126,18 +128,29 @@ def pg_corpus(server, n: int, fresh: bool, texts, seeds, model_id: str) -> str:
         stamp.unlink(missing_ok=True)
         with open_store(server.create(name)) as store:
             rate = corpus.fill(store, n, texts, seeds, model_id, log=say)
-            # Fresh statistics for the planner and for the full text's word frequencies (as
-            # autovacuum would gather them a little later).
-            store.sql.write(lambda tx: tx.execute("ANALYZE"))
+            # VACUUM ANALYZE, as autovacuum would a little later: fresh statistics for the
+            # planner and the full text's word frequencies, and the visibility map set.
+            store.optimize()
         stamp.write_text(json.dumps({"n": n, "chunks_per_s": rate}))
         say(f"  built: {rate:.0f} chunks/s through the store's put_source")
     return server.url(name)
 
 
 def bench_size(n: int, location: str | Path, emb, qvecs: dict[str, np.ndarray], reps: int,
-               tag: str = "") -> dict[str, Samples]:
-    """FTS, vector and hybrid timings at ``n`` chunks; ``tag`` prefixes the rows."""
+               tag: str = "", server=None) -> dict[str, Samples]:
+    """FTS, vector and hybrid timings at ``n`` chunks; ``tag`` prefixes the rows. With the
+    PostgreSQL ``server``, each row also gives the server's CPU time a search (its processes
+    do part of the work), as a mean over the batch: reading it per call would cost more than
+    a search."""
     label = f"[{tag}{n // 1000}k]"
+
+    def measured(fn, reps: int) -> Samples:
+        before = server.cpu_seconds() if server else 0.0
+        out = each_query(fn, reps)
+        if server:
+            out.server_cpu = (server.cpu_seconds() - before) * 1000 / len(out)
+        return out
+
     store = open_store(location)
     try:
         searcher = store.searcher(lambda _mid: emb)
@@ -148,11 +161,11 @@ def bench_size(n: int, location: str | Path, emb, qvecs: dict[str, np.ndarray], 
         row(f"{label} {first}", f"{(time.perf_counter() - t) * 1000:8.1f} ms")
         for q in common.QUERIES[:5]:
             searcher.search(q)
-        fts = each_query(lambda q: searcher.search(q, mode="fts"), reps)
+        fts = measured(lambda q: searcher.search(q, mode="fts"), reps)
         row(f"{label} FTS alone", fmt(fts))
-        vec = each_query(lambda q: searcher.search(q, mode="vector", query_vector=qvecs[q]), reps)
+        vec = measured(lambda q: searcher.search(q, mode="vector", query_vector=qvecs[q]), reps)
         row(f"{label} vector alone (query vector given)", fmt(vec))
-        hyb = each_query(searcher.search, reps)
+        hyb = measured(searcher.search, reps)
         target = TARGETS.get(("hybrid", n))
         row(f"{label} hybrid end-to-end (embedding included)", fmt(hyb),
             f"<= {target:.0f} ms" if target else "", common.percentiles(hyb)[0] <= target if target else None)
@@ -165,6 +178,43 @@ def bench_size(n: int, location: str | Path, emb, qvecs: dict[str, np.ndarray], 
         store.close()
 
 
+def pg_recall(n: int, location: str, qvecs: dict[str, np.ndarray], ef_values=(40, 100, 200)) -> None:
+    """Recall@10 of the HNSW search (at several ``hnsw.ef_search``) against an exact scan of
+    the same float vectors, for the benchmark's questions; and the ms of the HNSW query."""
+    from deskmind.core.memory.pg import vectors
+
+    store = open_store(location)
+    try:
+        idx = store.active_index()
+        cast = vectors.search_cast(idx)
+        table = idx.float_table
+
+        def top(tx, q, exact: bool) -> list[int]:
+            if exact:
+                tx.execute("SET LOCAL enable_indexscan = off")
+                sql = f"SELECT chunk_id FROM {table} ORDER BY embedding <=> ? LIMIT 10"
+            else:
+                sql = f"SELECT chunk_id FROM {table} ORDER BY embedding::{cast} <=> ?::{cast} LIMIT 10"
+            return [r[0] for r in tx.execute(sql, (q,)).fetchall()]
+
+        truth = {q: store.sql.read(lambda tx, q=q: top(tx, v, True)) for q, v in qvecs.items()}
+        parts = []
+        for ef in ef_values:
+            hits, times = 0, []
+            for q, v in qvecs.items():
+                def hnsw(tx, v=v):
+                    tx.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+                    t = time.perf_counter()
+                    got = top(tx, v, False)
+                    times.append((time.perf_counter() - t) * 1000)
+                    return got
+                hits += len(set(store.sql.read(hnsw)) & set(truth[q]))
+            parts.append(f"ef {ef}: {hits / (10 * len(qvecs)):.3f} ({np.median(times):.2f} ms)")
+        row(f"[pg {n // 1000}k] HNSW recall@10 vs exact (p50 ms)", ", ".join(parts))
+    finally:
+        store.close()
+
+
 def compare(n: int, lite: dict[str, Samples], pg: dict[str, Samples]) -> None:
     """PostgreSQL's p50 over SQLite's, both measured in this run."""
     parts = []
@@ -173,6 +223,13 @@ def compare(n: int, lite: dict[str, Samples], pg: dict[str, Samples]) -> None:
         parts.append(f"{mode} {b / a:.2f}x")
     hyb = common.percentiles(pg["hybrid"])[0] / common.percentiles(lite["hybrid"])[0]
     row(f"[{n // 1000}k] PostgreSQL p50 / SQLite p50", ", ".join(parts), "hybrid <= 2x", hyb <= 2.0)
+    # CPU a search, all processes: what the work cost, whatever the machine's load.
+    parts = []
+    for mode in ("fts", "vector", "hybrid"):
+        a = float(np.mean(lite[mode].cpu))
+        b = float(np.mean(pg[mode].cpu)) + getattr(pg[mode], "server_cpu", 0.0)
+        parts.append(f"{mode} {b:.2f} / {a:.2f} ms ({b / a:.2f}x)")
+    row(f"[{n // 1000}k] CPU a search, PostgreSQL (app + server) / SQLite, mean", ", ".join(parts))
 
 
 OPEN_SNIPPET = """
@@ -332,9 +389,11 @@ def main() -> None:
                                                emb, qvecs, reps)
                 if pg:
                     got["postgres"] = bench_size(n, pg_corpus(server, n, args.fresh, texts, seeds,
-                                                              emb.model_id), emb, qvecs, reps, "pg ")
+                                                              emb.model_id), emb, qvecs, reps, "pg ", server)
                 if len(got) == 2:
                     compare(n, got["sqlite"], got["postgres"])
+                if pg:
+                    pg_recall(n, server.url(f"n{n}_f{corpus.FORMAT}_s{len(seeds)}"), qvecs)
         if "open" not in skip and lite:
             open_n = 100_000 if 100_000 in sizes else sizes[-1]
             path = corpus_db(open_n, False, texts, seeds, emb.model_id)

@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+import pytest
+
 from deskmind.core.app import Core
 from deskmind.core.embed.base import DEFAULT_MODEL_ID, FP32_MODEL_ID
 from deskmind.core.memory import db
@@ -110,6 +112,7 @@ def test_search_by_collection(tmp_path: Path, embedder) -> None:
     assert_one_line_error(proc, "no collection is named 'Gardn Vault'", "'Garden Vault'")
 
 
+@pytest.mark.usefixtures("on_both_backends")  # CI runs it on PostgreSQL too
 def test_forget_by_id_path_and_folder(tmp_path: Path, deskmind_home: Path, embedder) -> None:
     tree = make_tree(tmp_path / "docs")
     index_here(embedder, tree)
@@ -164,6 +167,7 @@ def test_forget_by_id_path_and_folder(tmp_path: Path, deskmind_home: Path, embed
                 assert all(h.source.endswith("budget.txt") for h in found), (q, mode, found)
 
 
+@pytest.mark.usefixtures("on_both_backends")  # CI runs it on PostgreSQL too
 def test_stats_and_doctor(tmp_path: Path, deskmind_home: Path, embedder) -> None:
     index_here(embedder, make_tree(tmp_path / "docs"))
     proc = run_deskmind("stats", "--json")

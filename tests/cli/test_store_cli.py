@@ -41,6 +41,8 @@ def test_store_show_names_the_location_backend_and_counts(deskmind_home, tmp_pat
         assert out["url"] == f"sqlite://{deskmind_home / 'data' / 'memory.db'}"
         assert text[0] == f"memory: {out['url']} (sqlite)"
     assert text[-1] == f"sources: 1  chunks: {out['chunks']}  vectors: {out['vectors']}"
+    assert text[-2] == f"this machine: {out['machine']['name']} (id {out['machine']['id']})"
+    assert out["other_machines"] == []
 
     elsewhere = tmp_path / "other.db"
     proc = run_deskmind("store", "show", env={**os.environ, "DESKMIND_DB": str(elsewhere)})
@@ -95,8 +97,7 @@ def test_store_optimize_gives_back_space_and_keeps_what_remains(deskmind_home, t
     for i in range(12):
         (folder / f"n{i}.md").write_text(f"# Note {i}\n\n" + f"Harbour log {i}: the tide turned. " * 40)
     assert run_deskmind("index", str(folder), "--no-progress").returncode == 0
-    for i in range(1, 12):
-        assert run_deskmind("forget", str(folder / f"n{i}.md")).returncode == 0
+    assert run_deskmind("forget", *(str(folder / f"n{i}.md") for i in range(1, 12))).returncode == 0
     proc = run_deskmind("store", "optimize", "--reindex", "--json")
     assert proc.returncode == 0, proc.stderr
     done = json.loads(proc.stdout)

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from deskmind.core.ask.pipeline import NOTHING_RELEVANT
+from deskmind.core.ask.pipeline import MEMORY_EMPTY, NOTHING_RELEVANT
 from deskmind.core.runtimes.llamacpp import llama_available
 from deskmind.core.secrets import SecretStore
 from tests.fakes.llm_server import FakeLLMServer, Reply
@@ -50,10 +50,10 @@ def ask(qtbot, app, question: str, timeout: int = 420_000):
 @pytest.mark.timeout(600)  # the model loads and answers on two cores shared with other work
 def test_empty_memory_says_so_plainly_with_the_real_model(qtbot, model_app):
     p = ask(qtbot, model_app, "What did I note about budgets?")
-    assert p.answer == NOTHING_RELEVANT
+    assert p.answer == MEMORY_EMPTY
     assert "no model asked" in p.route_label.text() and "no model asked" in p.route_detail.text()
     assert p.citations == [] and "Sources" not in p.cites_label.text()
-    assert "Nothing in your memory is relevant enough" in p.view.toPlainText()
+    assert "Your memory is empty" in p.view.toPlainText() and "Index a folder" in p.view.toPlainText()
 
 
 @pytest.mark.timeout(600)
@@ -99,3 +99,19 @@ zones = ["machine"]
             assert "blue flower pot [1]. ⚠" not in shown       # the backed sentence is not marked
         finally:
             close_app(app)
+
+
+@pytest.mark.timeout(600)
+def test_a_follow_up_is_searched_for_alone_not_with_the_earlier_answer(qtbot, model_app):
+    """In one palette conversation, a second question about something else must find its own
+    note, and an unrelated one must get "nothing relevant", not the first answer's note again."""
+    remember_note(model_app.core, KEY, title="House key")
+    dentist = "Dentist appointment for Sam: Tuesday 3 June at 4pm, Dr Okafor on Mill Road."
+    remember_note(model_app.core, dentist, title="Family")
+    p = ask(qtbot, model_app, "Where is the spare house key?")
+    assert p.answer == KEY + " [1]"
+    p = ask(qtbot, model_app, "Who is Sam's dentist?")
+    assert len(p.conversation) == 2  # still one conversation
+    assert "Okafor" in p.answer and [c.title for c in p.citations] == ["Family"]
+    p = ask(qtbot, model_app, "What is the capital of Mongolia?")
+    assert p.answer == NOTHING_RELEVANT and p.citations == []

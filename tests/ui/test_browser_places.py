@@ -37,8 +37,7 @@ def test_deleting_a_voice_note_deletes_its_recording_and_says_so(qtbot, desktop,
 
 
 def chunks_of(core, source_id):
-    return [(r[0], __import__("json").loads(r[1] or "{}")) for r in core.store.reader().execute(
-        "SELECT id, locator FROM chunks WHERE source_id = ? ORDER BY id", (source_id,))]
+    return [(cid, locator) for cid, locator, _text in core.store.chunks_of(source_id)]
 
 
 def selected(view) -> str:

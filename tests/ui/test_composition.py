@@ -45,6 +45,24 @@ def db_use(monkeypatch):
     monkeypatch.setattr(store_mod.MemoryStore, "__init__", init)
     monkeypatch.setattr(store_mod.MemoryStore, "reader", reader)
     monkeypatch.setattr(Writer, "call", call)
+
+    # On PostgreSQL (--memory-backend=postgres): opening the store, and every round trip of
+    # its runner, which is where any read or write reaches the server.
+    from deskmind.core.memory.pg.runner import PgRunner
+    from deskmind.core.memory.pg.store import PgMemoryStore
+
+    real_pg_init, real_run = PgMemoryStore.__init__, PgRunner._run
+
+    def pg_init(self, *a, **kw):
+        seen.append(("open", threading.current_thread().name))
+        real_pg_init(self, *a, **kw)
+
+    def run(self, fn, *, mode):
+        seen.append(("write" if mode == "write" else "read", threading.current_thread().name))
+        return real_run(self, fn, mode=mode)
+
+    monkeypatch.setattr(PgMemoryStore, "__init__", pg_init)
+    monkeypatch.setattr(PgRunner, "_run", run)
     return seen
 
 

@@ -79,8 +79,11 @@ def hold_and_speak(world, wav) -> dict:
 
 
 def deskmind(world, *args: str) -> str:
+    # The memory the app opened when the module started (a test may have moved DESKMIND_DB).
+    env = {k: v for k, v in os.environ.items() if k != "DESKMIND_DB"}
+    env.update({k: v for k, v in world["app"].env.items() if k == "DESKMIND_DB"})
     return subprocess.run([sys.executable, "-m", "deskmind", *args],
-                          env={**os.environ, "DESKMIND_HOME": str(world["home"])}, cwd=str(ROOT),
+                          env={**env, "DESKMIND_HOME": str(world["home"])}, cwd=str(ROOT),
                           capture_output=True, text=True, timeout=120, check=True).stdout
 
 

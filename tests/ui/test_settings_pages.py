@@ -159,3 +159,17 @@ def test_speech_page_says_which_models_note_clean_up_is_off_for(qtbot, app):
     qtbot.mouseClick(page.cleanup_retry, Qt.MouseButton.LeftButton)
     assert rec.off_models() == frozenset() and not page.cleanup_state.isVisibleTo(page)
     assert "tried again" in page.status.text()
+
+
+@pytest.mark.usefixtures("on_both_backends")
+def test_storage_page_says_where_the_memory_is(qtbot, app):
+    st = app.core.store.stats()
+    page = app.show_window("settings").pages["Storage"]
+    page.refresh()
+    qtbot.waitUntil(lambda: "sources" in page.stats.text(), timeout=10000)
+    first = page.stats.text().splitlines()[0]
+    if app.core.store.backend == "postgres":
+        assert first == (f"Memory: PostgreSQL {st['server_version']} with pgvector {st['pgvector']}, "
+                         f"database {st['database']} at {st['server']} ({app.core.store.url})")
+    else:
+        assert first == f"Memory: {app.core.paths.data_dir / 'memory.db'}"

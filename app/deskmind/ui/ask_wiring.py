@@ -22,18 +22,6 @@ log = logging.getLogger(__name__)
 
 APPROVAL_TIMEOUT_S = 120.0
 MAX_TURNS_CARRIED = 3
-TURN_CHARS = 600
-
-
-def follow_up_question(question: str, history: list[Turn]) -> str:
-    """The pipeline answers one question; a follow-up carries the last turns along with it."""
-    if not history:
-        return question
-    lines = ["Earlier in this conversation:"]
-    for q, a in history[-MAX_TURNS_CARRIED:]:
-        lines.append(f"Q: {q}\nA: {a[:TURN_CHARS]}")
-    lines.append(f"Follow-up question: {question}")
-    return "\n\n".join(lines)
 
 
 class GuiApprover:
@@ -178,7 +166,9 @@ class PipelineAnswerer:
         from deskmind.core.ask.pipeline import AskOptions
 
         pipeline = await self._ensure()
-        async for ev in pipeline.stream(follow_up_question(question, history), AskOptions()):
+        # A follow-up: the model reads the last turns, memory is searched for the question alone.
+        earlier = tuple((q, a) for q, a in history[-MAX_TURNS_CARRIED:])
+        async for ev in pipeline.stream(question, AskOptions(earlier=earlier)):
             if ev.kind == "token":
                 yield AskEvent("token", text=ev.text)
             elif ev.kind == "route":

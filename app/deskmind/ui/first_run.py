@@ -13,6 +13,8 @@ from typing import Any, Callable
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from deskmind.ui.hotkeys.combos import display
+
 ACTION_NAMES = {"palette": "Ask (the palette)", "talk": "Speak a note", "meeting": "Record a meeting"}
 
 
@@ -61,7 +63,7 @@ class FirstRunWindow(QWidget):
     def set_hotkey_status(self, armed: dict[str, bool]) -> None:
         lines = []
         for action, name in ACTION_NAMES.items():
-            combo = self.bindings.get(action) or "(off)"
+            combo = display(self.bindings.get(action) or "")
             state = ("armed" if armed[action] else "not armed: see Settings \u2192 Hotkeys") \
                 if action in armed else "checking\u2026"
             lines.append(f"{name}: {combo} \u2014 {state}")

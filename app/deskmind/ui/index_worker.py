@@ -18,9 +18,14 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
+from deskmind.core.memory import uris
+
 
 def _emit(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
+    """One JSON line; a path whose bytes are not UTF-8 goes with U+FFFD in their place, as
+    the app shows it (a lone surrogate would fail on its way into a Qt string)."""
+    text = uris.replace_undecodable(json.dumps(obj, ensure_ascii=False))
+    sys.stdout.buffer.write(text.encode("utf-8") + b"\n")
     sys.stdout.flush()
 
 
@@ -38,7 +43,11 @@ def main(argv: list[str]) -> int:
     from deskmind.core.errors import DeskmindError
     from deskmind.core.secrets import configure_logging
 
+    from deskmind.core.config.environment import keep_writes_home
+
     data, config, cache, *paths = argv
+    paths_here = Paths(Path(data), Path(config), Path(cache))
+    keep_writes_home(paths_here)  # before the embedder imports onnxruntime
     try:
         os.nice(10)  # the person's foreground work first
     except OSError:
@@ -47,7 +56,7 @@ def main(argv: list[str]) -> int:
     cancel = threading.Event()
     threading.Thread(target=_watch_stdin, args=(cancel,), daemon=True).start()
     try:
-        with Core(Paths(Path(data), Path(config), Path(cache))) as core:
+        with Core(paths_here) as core:
             summary = core.indexer().index(paths, on_event=lambda e: _emit({"event": asdict(e)}),
                                            cancel=cancel)
             d = summary.to_dict()

@@ -36,6 +36,7 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
 
 
 @pytest.mark.skipif(not port_free(11434), reason="port 11434 is taken (a real Ollama?)")
+@pytest.mark.usefixtures("on_both_backends")  # CI runs it on PostgreSQL too
 def test_first_run_answers_from_local_ollama_with_zero_egress(core, capsys, deskmind_home):
     """No config at all: Ollama on its usual port answers; nothing leaves the machine."""
     add_note(core, "The boiler was serviced on 3 March 2025 by Heatwell.", "personal", "Boiler")

@@ -1,5 +1,5 @@
 """`deskmind ask` with the bundled model (SmolLM2-135M through llama.cpp, no server running):
-an empty or unrelated memory gets a plain "nothing relevant" and the model is never asked;
+an empty memory is told how to begin, an unrelated one gets a plain "nothing relevant" and the model is never asked;
 a relevant note is answered with its evidence."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 import pytest
 
 from deskmind.cli.main import main
-from deskmind.core.ask.pipeline import NOTHING_RELEVANT
+from deskmind.core.ask.pipeline import MEMORY_EMPTY, NOTHING_RELEVANT
 from deskmind.core.runtimes.llamacpp import llama_available
 from tests.core.ask.conftest import add_note
 
@@ -29,11 +29,11 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_empty_memory_is_told_plainly_on_the_terminal_and_in_json(core, capsys):
+def test_empty_memory_is_told_plainly_with_what_to_do_on_the_terminal_and_in_json(core, capsys):
     core.close()
     code, out, err = run(capsys, "ask", "What did I note about budgets?")
-    assert code == 0 and out.strip() == NOTHING_RELEVANT
-    assert "no model asked: memory returned no passage" in err and "--no-memory" in err
+    assert code == 0 and out.strip() == MEMORY_EMPTY and "deskmind index FOLDER" in out
+    assert "no model asked: memory is empty" in err and "--no-memory" in err
     code, out, _ = run(capsys, "ask", "What did I note about budgets?", "--json")
     res = json.loads(out)
     assert res["abstained"] and res["route"]["model"] == "" and "first_token_ms" not in res["timings"]

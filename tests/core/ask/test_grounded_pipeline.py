@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from deskmind.core.ask.pipeline import NOTHING_RELEVANT, AskOptions
+from deskmind.core.ask.pipeline import MEMORY_EMPTY, NOTHING_RELEVANT, AskOptions
 from deskmind.core.ask.session import ask_session
 from deskmind.core.routing.config import parse_routing
 from tests.core.ask.conftest import FAST, add_note
@@ -52,8 +52,9 @@ def test_empty_memory_says_so_and_never_asks_the_model(core):
     with FakeLLMServer(models=["fake-model:1b"], reply=Reply("Budgets were not a good idea.")) as srv:
         res = ask(core, srv, "What did I note about budgets?")
         assert srv.chat_requests() == []
-    assert res.abstained and not res.grounded and res.answer == NOTHING_RELEVANT
-    assert res.citations == [] and res.route["model"] == "" and "no model asked" in res.route["reason"]
+    assert res.abstained and not res.grounded and res.answer == MEMORY_EMPTY
+    assert res.citations == [] and res.route["model"] == ""
+    assert res.route["reason"] == "no model asked: memory is empty (nothing indexed yet)"
     assert conversations(core) == []
 
 
@@ -140,3 +141,20 @@ def test_with_tools_the_model_is_asked_even_when_memory_has_nothing(core):
         res = ask(core, srv, "What did I note about budgets?", opts=AskOptions(tools=True))
         assert len(srv.chat_requests()) == 1
     assert not res.abstained
+
+
+def test_earlier_turns_reach_the_model_but_memory_is_searched_for_the_question_alone(core):
+    add_note(core, "The spare house key is under the blue flower pot by the back door.", "private", "Key")
+    add_note(core, "Tomatoes go by the south wall this year.", "private", "Garden")
+    earlier = (("Where is the spare house key?", "Under the blue flower pot [1]."),)
+    with FakeLLMServer(models=["fake-model:8b"], reply=Reply("By the south wall [1].")) as srv:
+        res = ask(core, srv, "Where do the tomatoes go?",
+                  model="fake-model:8b", opts=AskOptions(save=False, earlier=earlier))
+        [req] = srv.chat_requests()
+    msgs = req.json()["messages"]
+    assert [m["role"] for m in msgs[-3:]] == ["user", "assistant", "user"]
+    assert msgs[-3]["content"] == earlier[0][0] and msgs[-2]["content"] == earlier[0][1]
+    assert "Where do the tomatoes go?" in msgs[-1]["content"]
+    # The passages are those of the new question: the key's note is not sent again.
+    assert "south wall" in msgs[-1]["content"] and "flower pot" not in msgs[-1]["content"]
+    assert [c.title for c in res.citations] == ["Garden"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from tests.core.gateway.conftest import grant
 from tests.core.gateway.mcp_util import data, error_text, http_client
 
@@ -28,6 +30,7 @@ def test_tools_are_listed_with_truthful_annotations(gateway, http_server):
     assert tools["ask"].read_only_hint is False and tools["ask"].open_world_hint is True
 
 
+@pytest.mark.usefixtures("on_both_backends")  # CI runs it on PostgreSQL too
 def test_search_respects_the_privacy_ceiling_and_is_audited(gateway, http_server, memory):
     token = grant(gateway, "claude", read="personal")
 
@@ -98,6 +101,7 @@ def test_list_recent_and_resources(gateway, http_server, memory):
     assert body["text"].startswith("We agreed") and body["provenance"]["kind"] == "meeting"
 
 
+@pytest.mark.usefixtures("on_both_backends")  # CI runs it on PostgreSQL too
 def test_capture_needs_write_and_never_lowers_privacy(gateway, http_server, core):
     ro = grant(gateway, "reader", read="personal")
     rw = grant(gateway, "writer", read="personal", write=True)

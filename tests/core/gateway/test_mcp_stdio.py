@@ -14,7 +14,9 @@ from tests.core.gateway.mcp_util import data, error_text
 
 
 def _params(home: Path, name: str) -> StdioServerParameters:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")}
+    # DESKMIND_DB too: the client's server must open the memory this test's gateway holds.
+    env = {k: v for k, v in os.environ.items()
+           if k in ("PATH", "HOME", "LANG", "PYTHONPATH", "DESKMIND_DB")}
     env["DESKMIND_HOME"] = str(home)
     return StdioServerParameters(command=sys.executable, args=["-m", "deskmind", "mcp", "--client", name],
                                  env=env)

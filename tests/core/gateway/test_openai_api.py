@@ -128,6 +128,7 @@ def test_models_chat_and_streaming(api, runtime):
     assert _system_texts(runtime.chat_requests()[-1]) == ""  # no grounding without the scope
 
 
+@pytest.mark.usefixtures("on_both_backends")  # CI runs it on PostgreSQL too
 def test_grounding_is_opt_in_and_stays_under_the_read_ceiling(api, runtime, core):
     gw, srv = api
     # An earlier answer about the same thing: not a source (a model would quote itself).

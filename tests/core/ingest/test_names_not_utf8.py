@@ -153,3 +153,27 @@ def test_the_browser_opens_the_original_by_its_bytes(tmp_path: Path) -> None:
     if sys.platform.startswith("linux") and command is not None:
         assert os.fsencode(command[-1]) == raw  # the opener gets the bytes, not U+FFFD
     assert desktop_opener(tmp_path / "plain.md") is None  # Qt opens UTF-8 names itself
+
+
+def test_the_trays_index_worker_reports_them_in_valid_utf8(tmp_path: Path, deskmind_home: Path) -> None:
+    from deskmind.core.config.paths import Paths
+
+    folder = tmp_path / "inbox"
+    files = _make(folder)
+    p = Paths.from_env()
+    # stdin stays open while it works: the worker takes its closing as the app going away.
+    proc = subprocess.Popen([sys.executable, "-m", "deskmind.ui.index_worker", str(p.data_dir),
+                             str(p.config_dir), str(p.cache_dir), str(folder)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out = proc.stdout.read()
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    finally:
+        proc.stdin.close()
+        if proc.poll() is None:
+            proc.kill()
+    lines = [json.loads(line.decode("utf-8")) for line in out.splitlines()]  # strict UTF-8
+    shown = {e["event"]["path"] for e in lines if "event" in e and e["event"].get("path")}
+    assert f"{folder}/caf\ufffd menu.md" in shown
+    assert not any(uris.not_utf8(s) for s in shown)
+    assert lines[-1]["summary"]["indexed"] == len(files)

@@ -110,8 +110,10 @@ def test_a_watch_pass_reports_a_fifo_and_drops_what_vanished(odd_folder: Path, s
     watcher = FolderWatcher(indexer, [odd_folder])
     _index(indexer, [odd_folder])
     os.mkfifo(odd_folder / "new-pipe")
+    (odd_folder / "new-link.md").symlink_to(odd_folder / "not-there.md")
     (odd_folder / "note.md").unlink()
-    s = watcher.flush([str(odd_folder / "new-pipe"), str(odd_folder / "note.md")])
+    s = watcher.flush([str(odd_folder / n) for n in ("new-pipe", "new-link.md", "note.md")])
     said = {Path(o.path).name: (o.status, o.reason) for o in s.outcomes}
-    assert said == {"new-pipe": ("skipped", FIFO), "note.md": ("removed", "deleted or moved away")}
+    assert said == {"new-pipe": ("skipped", FIFO), "note.md": ("removed", "deleted or moved away"),
+                    "new-link.md": ("skipped", "broken symbolic link (or a link loop)")}
     assert _listed(store) == {}

@@ -54,6 +54,17 @@ def test_store_reader_and_writer_connections_have_the_extension(core) -> None:
     print(f"python {sys.version.split()[0]} at {sys.executable}")
 
 
+def test_connections_read_through_a_bounded_page_cache_not_a_memory_map(core) -> None:
+    """Mapped pages stay in the app's resident memory, once per connection; the page cache
+    is bounded per connection."""
+    store = core.store
+    reader = store.reader()
+    assert scalar(reader, "PRAGMA mmap_size") == 0
+    assert scalar(reader, "PRAGMA cache_size") == -db.READER_CACHE_KIB
+    assert store.writer.call(lambda c: scalar(c, "PRAGMA mmap_size")) == 0
+    assert store.writer.call(lambda c: scalar(c, "PRAGMA cache_size")) == -db.WRITER_CACHE_KIB
+
+
 def test_a_file_that_is_not_a_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
     path = tmp_path / "memory.db"
     junk = b"these are my shopping notes, not a database\n" * 100

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from deskmind.core.memory import db, vectors
+from deskmind.core.memory import db, vector_cache, vectors
 from deskmind.core.memory.reembed import reembed
 from deskmind.core.memory.store import MemoryStore, text_hash
 from deskmind.core.memory.vector_cache import BitCache, FloatCache, Vec0Storage
@@ -220,6 +221,44 @@ def test_float_copy_drops_deleted_chunks(store: MemoryStore) -> None:
     assert sorted(cache.ids.tolist()) == sorted(c.vec)
     for cid, row in zip(cache.ids, cache.floats):
         np.testing.assert_array_equal(row, c.vec[int(cid)])
+
+
+def test_float_copy_is_read_block_by_block_and_matches(store: MemoryStore, monkeypatch) -> None:
+    monkeypatch.setattr(vector_cache, "READ_BLOCK", 16)
+    c = Corpus(store)
+    for _ in range(5):
+        c.add(23)  # blocks of 16 rows that do not fall on sources' edges
+    conn = store.reader()
+    cache = FloatCache(c.idx)
+    cache.refresh(conn, live=115)
+    assert cache.n == 115 and len(cache._floats) == 115  # a first load is sized exactly
+    c.add(7)
+    cache.refresh(conn, live=122)
+    assert cache.ids.tolist() == sorted(c.vec)
+    for cid, row in zip(cache.ids, cache.floats):
+        np.testing.assert_array_equal(row, c.vec[int(cid)])
+
+
+def test_first_load_of_the_float_copy_needs_one_block_more_than_the_copy(store: MemoryStore) -> None:
+    """Reading every row before copying them held the rows and a joined copy of them besides
+    the matrix (about three times its size); the heap keeps such a peak for good."""
+    c = Corpus(store)
+    for _ in range(4):
+        c.add(500)
+    conn = store.reader()
+    cache = FloatCache(c.idx)
+    conn.execute("SELECT count(*) FROM chunks").fetchone()
+    tracemalloc.start()
+    try:
+        cache.refresh(conn, live=2000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert cache.n == 2000
+    size = cache.nbytes()
+    # Beyond the copy itself: one block of rows read and joined, whatever the corpus size.
+    block = vector_cache.READ_BLOCK * DIM * 4
+    assert peak - size < 3 * block, f"peak {peak} bytes for a copy of {size}"
 
 
 def test_reembed_swaps_the_copy_to_the_new_index(store: MemoryStore, embedder) -> None:

@@ -83,6 +83,7 @@ def test_meeting_records_both_sides_transcribes_live_and_saves(core, whisper_eng
     assert core.store.get_source(result.minutes_id) is None
 
 
+@pytest.mark.usefixtures("on_both_backends")  # CI runs it on PostgreSQL too
 def test_without_a_language_model_only_the_transcript_is_saved(core, whisper_engine, sd, pulse, speech_dir):
     speech = _speech(core, whisper_engine, sd)
     speech.settings.system_audio = False

@@ -23,6 +23,7 @@ def _chunks(core, source_id):
         "SELECT text, locator FROM chunks WHERE source_id = ? ORDER BY id", (source_id,))]
 
 
+@pytest.mark.usefixtures("on_both_backends")  # CI runs it on PostgreSQL too
 def test_note_from_file_lands_in_memory_with_times_and_audio(core, speech, speech_dir):
     wav = speech_wav(speech_dir, NOTE)
     note = speech.note_from_file(wav)
@@ -166,6 +167,7 @@ def test_a_model_whose_clean_ups_keep_failing_is_switched_off_once(core, whisper
     assert len(asked) == 4
 
 
+@pytest.mark.usefixtures("on_both_backends")  # CI runs it on PostgreSQL too
 def test_a_note_forgotten_while_it_is_cleaned_up_stays_forgotten(core, whisper_engine, speech_dir):
     from deskmind.core.speech import Speech
 

@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Sequence
 
 from deskmind.core.agents.audit import AuditLog
 from deskmind.core.agents.permissions import (
@@ -26,7 +26,7 @@ from deskmind.core.ask.grounding import choose_passages, profile_for
 from deskmind.core.ask.prompt import Citation, build_grounded, build_messages, conversation_text
 from deskmind.core.ask.repetition import RepetitionGuard
 from deskmind.core.ask.types import (  # noqa: F401  (re-exported: callers import them from here)
-    ANSWER_TOKENS, NOTHING_RELEVANT, SMALL_ANSWER_TOKENS, AskEvent, AskOptions, AskResult, LazyEmbedder,
+    ANSWER_TOKENS, MEMORY_EMPTY, NOTHING_RELEVANT, SMALL_ANSWER_TOKENS, AskEvent, AskOptions, AskResult, LazyEmbedder,
     Prepared,
 )
 from deskmind.core.errors import DeskmindError
@@ -44,6 +44,20 @@ log = logging.getLogger(__name__)
 
 MAX_TOOL_ROUNDS = 4
 EXCLUDED_KINDS = frozenset({"conversation"})
+
+
+EARLIER_ANSWER_CHARS = 600
+
+
+def with_earlier(messages: list[Message], earlier: Sequence[tuple[str, str]]) -> list[Message]:
+    """The prompt with a conversation's earlier turns just before the question (its last
+    message), each answer cut to :data:`EARLIER_ANSWER_CHARS`."""
+    if not earlier or not messages:
+        return messages
+    turns: list[Message] = []
+    for q, a in earlier:
+        turns += [Message("user", q), Message("assistant", a[:EARLIER_ANSWER_CHARS])]
+    return messages[:-1] + turns + messages[-1:]
 
 
 class AskPipeline:
@@ -174,6 +188,7 @@ class AskPipeline:
             prep = await self.prepare(question, usable, cand, inv, opts)
             chosen, messages, cites, run_opts, profile = (prep.chosen, prep.messages, prep.citations,
                                                           prep.opts, prep.profile)
+            messages = with_earlier(messages, opts.earlier)
             used = [g.hit for g, _ in chosen]
             timings["prompt_ms"] = (time.perf_counter() - t) * 1000
             route = {"provider": cand.provider, "model": cand.model, "zone": cand.zone,
@@ -354,14 +369,17 @@ class AskPipeline:
                    f"{best.relevance:.2f}, under the {RELEVANCE_THRESHOLD:.2f} needed")
         else:
             why = "memory returned no passage"
+        text = NOTHING_RELEVANT
+        if not graded and self.store is not None and self.store.is_empty():
+            why, text = "memory is empty (nothing indexed yet)", MEMORY_EMPTY
         route = {"provider": "", "model": "", "zone": "machine", "rule": decision.rule,
                  "reason": f"no model asked: {why}", "class": decision.klass, "passages": 0}
         yield AskEvent("route", data=route)
-        yield AskEvent("token", text=NOTHING_RELEVANT)
+        yield AskEvent("token", text=text)
         timings["total_ms"] = (time.perf_counter() - t0) * 1000
-        result = AskResult(question, NOTHING_RELEVANT, [], route, timings,
+        result = AskResult(question, text, [], route, timings,
                            self.cfg.prompt_privacy, abstained=True)
-        yield AskEvent("done", text=NOTHING_RELEVANT, result=result)
+        yield AskEvent("done", text=text, result=result)
 
     async def _converse(self, cand: Candidate, decision: RouteDecision, messages: list[Message],
                         used: list[Hit], opts: AskOptions, privs: list[str],

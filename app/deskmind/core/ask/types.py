@@ -36,6 +36,10 @@ class AskOptions:
     avoid_models: frozenset[str] = frozenset()
     # A GBNF grammar the answer must follow (runtimes whose ``grammar_output`` is True).
     grammar: str | None = None
+    # Earlier turns of this conversation, ``(question, answer)`` oldest first: the model reads
+    # them before the question, but memory is searched and passages graded for the question
+    # alone (a follow-up about something else must not find the earlier answer's notes).
+    earlier: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -90,6 +94,10 @@ class Prepared:
 
 NOTHING_RELEVANT = ("Nothing in your memory is relevant enough to answer this, so no model was "
                     "asked: without your notes its answer would be a guess.")
+# A first run: nothing was ever indexed, so the person needs the way in, not a refusal.
+MEMORY_EMPTY = ("Your memory is empty, so there is nothing to answer this from and no model was "
+                "asked. Index a folder of notes first: drop it on the palette, or run "
+                "'deskmind index FOLDER'.")
 
 
 class LazyEmbedder:

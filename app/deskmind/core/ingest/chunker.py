@@ -3,12 +3,17 @@
 Paragraphs stay whole where they fit; a long one is split at sentence ends, and a very long
 sentence at word boundaries. Each chunk's locator is its section's locator plus the line range
 it covers when the section knows its lines.
+
+:func:`iter_chunks` yields chunks one at a time, working with offsets into the section's text:
+it holds no list of paragraphs, sentences, words or chunks, so the memory it needs beside the
+text is that of one chunk, however long the text (a 16 MB log with no blank line, a blob with
+no spaces). No chunk is longer than ``MAX_CHUNK_CHARS``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from deskmind.core.ingest.types import Section
 from deskmind.core.memory.models import NewChunk
@@ -16,54 +21,94 @@ from deskmind.core.memory.models import NewChunk
 MAX_WORDS = 180
 MIN_WORDS = 40
 MAX_PRESPLIT_CHARS = 8000
+# Text with few spaces (CJK, minified code, base64) still makes chunks of a bounded size.
+MAX_CHUNK_CHARS = 8000
+# Spans longer than this have their words counted by a scan that stops early, not by split().
+_SPLIT_CHARS = 1 << 16
 
 _PARA = re.compile(r"\n[ \t]*\n+")
 _SENT = re.compile(r"(?<=[.!?])\s+")
+_WORD = re.compile(r"\S+")
+
+Span = tuple[int, int, int]  # start, end (offsets into the text), words
 
 
-def _pieces(text: str) -> Iterable[tuple[int, str]]:
-    """(offset, paragraph) pairs, with long paragraphs cut into sentence/word runs."""
+def _count_words(text: str, start: int, end: int) -> int:
+    """Words in ``text[start:end]``; above MAX_WORDS the count may stop at MAX_WORDS + 1."""
+    if end - start <= _SPLIT_CHARS:
+        return len(text[start:end].split())
+    n = 0
+    for _ in _WORD.finditer(text, start, end):
+        n += 1
+        if n > MAX_WORDS:
+            break
+    return n
+
+
+def _then_none(matches: Iterator[re.Match[str]]) -> Iterator[re.Match[str] | None]:
+    """The matches, lazily, then None (the end of the span)."""
+    yield from matches
+    yield None
+
+
+def _pieces(text: str) -> Iterator[Span]:
+    """Paragraphs, with long ones cut into sentence/word runs."""
     pos = 0
-    for m in list(_PARA.finditer(text)) + [None]:
+    for m in _then_none(_PARA.finditer(text)):
         end = m.start() if m else len(text)
-        para = text[pos:end]
-        if para.strip():
-            if len(para.split()) <= MAX_WORDS:
-                yield pos, para
+        n = _count_words(text, pos, end)
+        if n:
+            if n <= MAX_WORDS and end - pos <= MAX_CHUNK_CHARS:
+                yield pos, end, n
             else:
-                yield from _split_long(pos, para)
+                yield from _split_long(text, pos, end)
         if m is None:
             break
         pos = m.end()
 
 
-def _split_long(base: int, para: str) -> Iterable[tuple[int, str]]:
-    start = 0
-    buf_start, buf_words = 0, 0
-    for m in list(_SENT.finditer(para)) + [None]:
-        end = m.start() if m else len(para)
-        words = len(para[start:end].split())
-        if buf_words and buf_words + words > MAX_WORDS:
-            yield base + buf_start, para[buf_start:start]
+def _split_long(text: str, base: int, stop: int) -> Iterator[Span]:
+    """Runs of whole sentences of ``text[base:stop]``."""
+    start = buf_start = base
+    buf_words = 0
+    for m in _then_none(_SENT.finditer(text, base, stop)):
+        end = m.start() if m else stop
+        words = _count_words(text, start, end)
+        if buf_words and (buf_words + words > MAX_WORDS or end - buf_start > MAX_CHUNK_CHARS):
+            yield buf_start, start, buf_words
             buf_start, buf_words = start, 0
-        if words > MAX_WORDS:  # one enormous sentence (or no punctuation at all)
-            for off, piece in _split_words(para[start:end]):
-                yield base + start + off, piece
-            buf_start, buf_words = (m.end() if m else len(para)), 0
+        if words > MAX_WORDS or end - start > MAX_CHUNK_CHARS:
+            # one enormous sentence (or no punctuation at all)
+            yield from _split_words(text, start, end)
+            buf_start, buf_words = (m.end() if m else stop), 0
         else:
             buf_words += words
         if m is None:
             break
         start = m.end()
     if buf_words:
-        yield base + buf_start, para[buf_start:]
+        yield buf_start, stop, buf_words
 
 
-def _split_words(text: str) -> Iterable[tuple[int, str]]:
-    spans = [m.span() for m in re.finditer(r"\S+", text)]
-    for i in range(0, len(spans), MAX_WORDS):
-        group = spans[i:i + MAX_WORDS]
-        yield group[0][0], text[group[0][0]:group[-1][1]]
+def _split_words(text: str, start: int, end: int) -> Iterator[Span]:
+    """Runs of MAX_WORDS words; a "word" longer than a chunk is cut by characters."""
+    first = last = start
+    n = 0
+    for m in _WORD.finditer(text, start, end):
+        a, b = m.span()
+        if n and (n == MAX_WORDS or b - first > MAX_CHUNK_CHARS):
+            yield first, last, n
+            n = 0
+        if b - a > MAX_CHUNK_CHARS:
+            for cut in range(a, b, MAX_CHUNK_CHARS):
+                yield cut, min(cut + MAX_CHUNK_CHARS, b), 1
+            continue
+        if n == 0:
+            first = a
+        last = b
+        n += 1
+    if n:
+        yield first, last, n
 
 
 class _LineCounter:
@@ -84,7 +129,12 @@ class _LineCounter:
 
 
 def chunk_sections(sections: list[Section], presplit: bool = False) -> list[NewChunk]:
-    chunks: list[NewChunk] = []
+    """Every chunk of the sections, in a list (small documents; see :func:`iter_chunks`)."""
+    return list(iter_chunks(sections, presplit))
+
+
+def iter_chunks(sections: Iterable[Section], presplit: bool = False) -> Iterator[NewChunk]:
+    """The chunks of the sections, in order, one at a time."""
     for sec in sections:
         if not sec.text.strip():
             continue
@@ -95,32 +145,30 @@ def chunk_sections(sections: list[Section], presplit: bool = False) -> list[NewC
             if sec.line_start is not None and "line_start" not in loc:
                 loc["line_start"] = sec.line_start
                 loc["line_end"] = sec.line_start + sec.text.count("\n")
-            chunks.append(NewChunk(text=sec.text.strip(), locator=loc))
+            yield NewChunk(text=sec.text.strip(), locator=loc)
             continue
-        buf: list[tuple[int, str]] = []
-        words = 0
         lines = _LineCounter(sec.text)
-
-        def flush() -> None:
-            if not buf:
-                return
-            start = buf[0][0]
-            seg = sec.text[start:buf[-1][0] + len(buf[-1][1])]
-            text = seg.strip()
-            loc = dict(sec.locator)
-            if sec.line_start is not None and "line_start" not in sec.locator:
-                s = start + len(seg) - len(seg.lstrip())
-                e = start + len(seg.rstrip())
-                loc["line_start"] = sec.line_start + lines.newlines_before(s)
-                loc["line_end"] = sec.line_start + lines.newlines_before(e)
-            chunks.append(NewChunk(text=text, locator=loc))
-
-        for off, piece in _pieces(sec.text):
-            n = len(piece.split())
-            if buf and words + n > MAX_WORDS:
-                flush()
-                buf, words = [], 0
-            buf.append((off, piece))
+        buf_start = buf_end = -1
+        words = 0
+        for start, end, n in _pieces(sec.text):
+            if words and (words + n > MAX_WORDS or end - buf_start > MAX_CHUNK_CHARS):
+                yield _chunk_of(sec, buf_start, buf_end, lines)
+                words = 0
+            if not words:
+                buf_start = start
+            buf_end = end
             words += n
-        flush()
-    return chunks
+        if words:
+            yield _chunk_of(sec, buf_start, buf_end, lines)
+
+
+def _chunk_of(sec: Section, start: int, end: int, lines: _LineCounter) -> NewChunk:
+    """The chunk of ``sec.text[start:end]``, stripped, with its line range."""
+    seg = sec.text[start:end]
+    loc = dict(sec.locator)
+    if sec.line_start is not None and "line_start" not in sec.locator:
+        s = start + len(seg) - len(seg.lstrip())
+        e = start + len(seg.rstrip())
+        loc["line_start"] = sec.line_start + lines.newlines_before(s)
+        loc["line_end"] = sec.line_start + lines.newlines_before(e)
+    return NewChunk(text=seg.strip(), locator=loc)

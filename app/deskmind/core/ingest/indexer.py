@@ -16,6 +16,7 @@ per file, whether it needs reading (``triage``) and reads it (``prepare``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import stat as stat_mod
@@ -27,7 +28,7 @@ from deskmind.core.embed.base import Embedder
 from deskmind.core.ingest import status as status_mod
 from deskmind.core.ingest import transcribe
 from deskmind.core.ingest.budget import Budget
-from deskmind.core.ingest.chunker import chunk_sections
+from deskmind.core.ingest.chunker import chunk_sections, iter_chunks
 from deskmind.core.ingest.outcomes import FileOutcome, IndexEvent, IndexSummary, Prepared
 from deskmind.core.ingest.privacy import PrivacyRules
 from deskmind.core.ingest.run import IndexRun
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_MEDIA_BYTES = 4096 * 1024 * 1024
+# Above this many characters of text a file's chunks are made, embedded and staged a batch at a
+# time (see Memory.staging) rather than all held in memory for one transaction.
+STREAM_TEXT_CHARS = 256 * 1024
 _USE_REGISTRY = object()
 
 
@@ -234,8 +238,16 @@ class Indexer:
         except Exception as exc:
             log.exception("extractor failed on %s", path)
             return fail("failed", f"could not parse: {type(exc).__name__}: {exc}")
-        chunks = chunk_sections(ex.sections, presplit=ex.presplit)
-        if not chunks:
+        stream = None
+        if sum(len(s.text) for s in ex.sections) > STREAM_TEXT_CHARS:
+            chunks = []
+            lazy = iter_chunks(ex.sections, presplit=ex.presplit)
+            first = next(lazy, None)
+            if first is not None:
+                stream = itertools.chain([first], lazy)
+        else:
+            chunks = chunk_sections(ex.sections, presplit=ex.presplit)
+        if not chunks and stream is None:
             return nothing("skipped", "no text found in file" if not ft.media else "no speech found")
         try:
             now = os.stat(path)
@@ -256,7 +268,8 @@ class Indexer:
             mtime=st.st_mtime, privacy=self.privacy_for(path), collection=collection,
             metadata=metadata, text=ex.text, extractor=ex.extractor, chunks=chunks,
         )
-        return Prepared(path, FileOutcome(uri, kind, "indexed", note, chunks=len(chunks)), draft, links=ex.links)
+        return Prepared(path, FileOutcome(uri, kind, "indexed", note, chunks=len(chunks)), draft,
+                        links=ex.links, stream=stream)
 
     # -- the run --------------------------------------------------------------------------
 

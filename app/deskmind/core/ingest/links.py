@@ -52,12 +52,13 @@ def collections(store: Memory) -> list[dict[str, Any]]:
 
 
 def put_source_with_links(store: Memory, draft: SourceDraft, idx: Any,
-                          vectors: dict[str, Any], links: list[Link]) -> int:
+                          vectors: dict[str, Any], links: list[Link], staged: int | None = None) -> int:
     """``store.put_source`` and the source's outgoing links in one transaction: a kill
-    in between cannot leave new chunks with old links (the file would look unchanged after)."""
+    in between cannot leave new chunks with old links (the file would look unchanged after).
+    ``staged``: the chunks are those staged under that id (see ``Memory.staging``)."""
 
     def _put(_tx: Any) -> int:
-        sid = store.put_source(draft, idx, vectors)  # nested: joins this transaction
+        sid = store.put_source(draft, idx, vectors, staged=staged)  # nested: joins this transaction
         store.links.replace(sid, [(ln.kind, ln.target, ln.text) for ln in links])
         return sid
 

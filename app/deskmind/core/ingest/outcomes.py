@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from deskmind.core.ingest.types import Link
-from deskmind.core.memory.models import SourceDraft
+from deskmind.core.memory.models import NewChunk, SourceDraft
 
 STATUSES = ("indexed", "unchanged", "skipped", "failed", "queued", "removed")
 
@@ -47,6 +47,8 @@ class Prepared:
     # The file's content changed and the new content yields nothing to index: what was stored
     # for it is stale and goes. Holds the new content hash.
     replaced: str | None = None
+    # A large text's chunks, made as they are embedded and staged (``draft.chunks`` is empty).
+    stream: Iterator[NewChunk] | None = None
 
 
 @dataclass

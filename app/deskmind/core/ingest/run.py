@@ -9,6 +9,7 @@ reading and parsing, which the indexer's ``prepare`` does on the pool.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import stat as stat_mod
@@ -28,11 +29,13 @@ from deskmind.core.ingest import status as status_mod
 from deskmind.core.ingest.ignore import default_reason
 from deskmind.core.ingest.outcomes import FileOutcome, IndexEvent, IndexSummary, Prepared
 from deskmind.core.ingest.walk import NOT_A_FILE, Found, Passed, not_a_file, walk
-from deskmind.core.ingest.workers import Extraction, ParserPool
+from deskmind.core.ingest.workers import Cancelled, Extraction, ParserPool
 from deskmind.core.memory import uris
 from deskmind.core.memory.store import text_hash
+from deskmind.core.memory.vectors import VectorIndex
 
 if TYPE_CHECKING:
+    from deskmind.core.embed.base import Embedder
     from deskmind.core.ingest.indexer import Indexer
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,41 @@ EMBED_BATCH_CHUNKS = 64
 IN_FLIGHT = 32  # files being read/parsed ahead of the embedder: bounds memory on big trees
 CANCEL_POLL_S = 0.1  # how often the run looks at the cancel flag while a file is being parsed
 STATUS_BATCH = 500
+# Large texts (streamed files) parsed ahead of the file being stored; each holds up to the text
+# budget (16 MB by default) until its turn, so they are few.
+LARGE_AHEAD = 1
+
+
+class LargeTextGate:
+    """Keeps a pool thread that has parsed a large text from finishing while ``limit`` others
+    already wait to be stored, unless its file is next in line (so the run never waits on a
+    thread that waits on the run: the pool starts files in order, so the next file in line is
+    running or done). Memory then holds at most ``limit`` + pool size large texts."""
+
+    def __init__(self, limit: int, cancelled: Callable[[], bool]) -> None:
+        self.limit = limit
+        self.cancelled = cancelled
+        self._cond = threading.Condition()
+        self._ready = 0   # large texts parsed and not yet stored
+        self._head = 0    # sequence number of the next file in line
+
+    def hold(self, seq: int) -> None:
+        """Pool thread: file ``seq`` has a large text; wait for room."""
+        with self._cond:
+            while seq != self._head and self._ready >= self.limit and not self.cancelled():
+                self._cond.wait(CANCEL_POLL_S)
+            self._ready += 1
+
+    def stored(self) -> None:
+        """Indexing thread: one large text was stored (or dropped)."""
+        with self._cond:
+            self._ready -= 1
+            self._cond.notify_all()
+
+    def next_in_line(self, seq: int) -> None:
+        with self._cond:
+            self._head = seq
+            self._cond.notify_all()
 
 
 class IndexRun:
@@ -76,6 +114,8 @@ class IndexRun:
         self.pending: list[Prepared] = []
         self.pending_chunks = 0
         self.in_flight: deque[tuple[Found, Future[Prepared]]] = deque()
+        self.submitted = self.taken = 0  # files handed to the pool, and taken off it, in order
+        self.large_gate = LargeTextGate(LARGE_AHEAD, self.cancelled)
         self.parse_s = 0.0
         self.extraction = Extraction(indexer.budget, None, cancel)  # read_and_store adds the parsers
         self._parse_lock = threading.Lock()
@@ -125,7 +165,10 @@ class IndexRun:
         try:
             st = os.stat(root)
         except OSError as exc:
-            self.passed(Passed(str(root), "failed", f"cannot stat: {exc.strerror or exc}"))
+            if os.path.islink(spelled) and not os.path.exists(spelled):
+                self.passed(Passed(str(spelled), "skipped", "broken symbolic link (or a link loop)", listed=False))
+            else:
+                self.passed(Passed(str(root), "failed", f"cannot stat: {exc.strerror or exc}"))
             return None
         if not stat_mod.S_ISREG(st.st_mode):
             self.passed(Passed(str(root), "skipped", not_a_file(st.st_mode), listed=False))
@@ -150,6 +193,8 @@ class IndexRun:
     # -- stage 3: what is known ---------------------------------------------------------------
 
     def load_known(self) -> None:
+        # What a killed run staged of a large file is of no use to anyone: drop it first.
+        self.store.staging.discard_stale()
         self.known = status_mod.known_states(self.store, [str(r) for r in self.roots])
         # Files outside every root, reached through a link inside one.
         outside = [u for u in (uris.path_uri(f.path) for f in self.files if f.via is not None)
@@ -188,7 +233,8 @@ class IndexRun:
                             and k is not None and k.status == "indexed" and k.size != f.st.st_size)
                     self.settle(f, quick, stale=grew)
                     continue
-                self.in_flight.append((f, pool.submit(self._prepare, f, k, coll)))
+                self.in_flight.append((f, pool.submit(self._prepare, f, k, coll, self.submitted)))
+                self.submitted += 1
                 self.drain(IN_FLIGHT)
             self.drain(0)
             if self.cancelled():
@@ -196,14 +242,17 @@ class IndexRun:
                     fut.cancel()
         self.flush()
 
-    def _prepare(self, f: Found, known: status_mod.Known | None, collection: str | None) -> Prepared:
+    def _prepare(self, f: Found, known: status_mod.Known | None, collection: str | None, seq: int) -> Prepared:
         """Pool thread."""
         t0 = time.perf_counter()
         try:
-            return self.indexer.prepare(f, known, collection, self.extraction)
+            prep = self.indexer.prepare(f, known, collection, self.extraction)
         finally:
             with self._parse_lock:
                 self.parse_s += time.perf_counter() - t0
+        if prep.stream is not None:
+            self.large_gate.hold(seq)
+        return prep
 
     def drain(self, limit: int) -> None:
         """Take finished files off the pool until at most ``limit`` are still in flight."""
@@ -214,10 +263,21 @@ class IndexRun:
             except FutureTimeout:
                 continue  # look at the cancel flag again
             self.in_flight.popleft()
+            self.taken += 1
+            self.large_gate.next_in_line(self.taken)
             if prep.touch:
                 self.touches.append(prep.touch)
             if prep.draft is None:
                 self.settle(f, prep.outcome, prep.replaced)
+                continue
+            if prep.stream is not None:
+                self.flush()  # files before it are stored before it
+                try:
+                    self.store_streamed(prep)
+                finally:
+                    self.large_gate.stored()
+                self.summary.outcomes.append(prep.outcome)
+                self.progress(f, prep.outcome)
                 continue
             self.pending.append(prep)
             self.pending_chunks += len(prep.draft.chunks)
@@ -267,14 +327,9 @@ class IndexRun:
         if not batch:
             return 0
         timings = self.summary.timings
-        idx = None
         vectors: dict[str, np.ndarray] = {}
-        embedder = self.indexer.embedder_factory
-        if embedder is not None:
-            t0 = time.perf_counter()
-            emb = embedder()  # loads the model on first use
-            timings["embedder_load"] = timings.get("embedder_load", 0.0) + time.perf_counter() - t0
-            idx = self.store.ensure_active_index(emb.model_id, emb.dim)
+        emb, idx = self.embedder_and_index()
+        if emb is not None and idx is not None:
             texts: dict[str, str] = {}
             for p in batch:
                 for ch in p.draft.chunks:
@@ -295,13 +350,81 @@ class IndexRun:
             try:
                 links_mod.put_source_with_links(self.store, p.draft, idx, vectors, p.links)
             except Exception as exc:
-                log.error("could not store %s: %s", p.path, exc)
-                p.outcome.status, p.outcome.reason = "failed", f"could not store: {exc}"
-                p.outcome.chunks = 0
-                if "full" in str(exc).lower():
-                    raise
+                self._not_stored(p, exc)
         timings["store"] = timings.get("store", 0.0) + time.perf_counter() - t0
         return embedded
+
+    def embedder_and_index(self) -> tuple["Embedder | None", VectorIndex | None]:
+        """The embedder (loaded on first use) and the active index, or None and None."""
+        factory = self.indexer.embedder_factory
+        if factory is None:
+            return None, None
+        timings = self.summary.timings
+        t0 = time.perf_counter()
+        emb = factory()
+        timings["embedder_load"] = timings.get("embedder_load", 0.0) + time.perf_counter() - t0
+        return emb, self.store.ensure_active_index(emb.model_id, emb.dim)
+
+    def store_streamed(self, p: Prepared) -> None:
+        """A large file: chunk, embed and stage it a batch at a time, then publish it in one
+        short transaction (see Memory.staging). Memory holds one batch of chunks and vectors,
+        and the text hashes of the file's chunks (to embed repeated text once)."""
+        assert p.stream is not None and p.draft is not None
+        timings = self.summary.timings
+        emb, idx = self.embedder_and_index()
+        embeds = emb is not None and idx is not None and emb.model_id == idx.model_id
+        stage = self.store.staging.open(p.draft.uri, idx.id if idx else None)
+        seen: set[str] = set()
+        n = 0
+        try:
+            while batch := list(itertools.islice(p.stream, EMBED_BATCH_CHUNKS)):
+                if self.cancelled():
+                    raise Cancelled()
+                hashes = [text_hash(ch.text) for ch in batch]
+                vectors: dict[str, np.ndarray] = {}
+                if embeds:
+                    new = {h: ch.text for h, ch in zip(hashes, batch) if h not in seen}
+                    reuse = self.store.reusable_vectors(idx, new)  # type: ignore[arg-type]
+                    todo = [(h, t) for h, t in new.items() if h not in reuse]
+                    if todo:
+                        t0 = time.perf_counter()
+                        mat = emb.embed([t for _, t in todo])  # type: ignore[union-attr]
+                        timings["embed"] = timings.get("embed", 0.0) + time.perf_counter() - t0
+                        vectors = {h: v for (h, _), v in zip(todo, mat)}
+                    seen.update(new)
+                t0 = time.perf_counter()
+                self.store.staging.add(stage, n, batch, hashes, vectors)
+                timings["store"] = timings.get("store", 0.0) + time.perf_counter() - t0
+                self.summary.embedded_chunks += len(vectors)
+                n += len(batch)
+            if idx is not None and not embeds:
+                log.info("active index is for %s; the chunks of %s wait for 'deskmind reembed'",
+                         idx.model_id, p.path)
+            t0 = time.perf_counter()
+            links_mod.put_source_with_links(self.store, p.draft, idx, {}, p.links, staged=stage)
+            timings["store"] = timings.get("store", 0.0) + time.perf_counter() - t0
+            p.outcome.chunks = n
+        except Cancelled:
+            self._discard_stage(stage)
+            p.outcome.status, p.outcome.reason, p.outcome.chunks = "failed", "cancelled", 0
+        except Exception as exc:
+            self._discard_stage(stage)
+            self._not_stored(p, exc)
+        finally:
+            p.stream = None  # the text and its chunks can go
+
+    def _discard_stage(self, stage: int) -> None:
+        try:
+            self.store.staging.discard(stage)
+        except Exception as exc:  # left for the next run's clean-up
+            log.warning("could not drop staged chunks %d: %s", stage, exc)
+
+    def _not_stored(self, p: Prepared, exc: Exception) -> None:
+        log.error("could not store %s: %s", p.path, exc)
+        p.outcome.status, p.outcome.reason = "failed", f"could not store: {exc}"
+        p.outcome.chunks = 0
+        if "full" in str(exc).lower():
+            raise exc
 
     # -- stage 5: statuses, tags, what is gone ------------------------------------------------
 
@@ -348,11 +471,12 @@ class IndexRun:
                 path = uris.uri_path(uri)
                 if path is None or path == str(root) or path in self.unlisted:
                     continue  # the unlisted went already (forget_unlisted)
-                if not os.path.lexists(path):
-                    # also a file found by the scan that vanished before it was read
-                    gone.append((k.id, path, "file no longer exists"))
-                elif uri in present or (path in self.reported and path not in self.ignored):
+                if uri in present or (path in self.reported and path not in self.ignored):
+                    # A file that vanished while this run read it keeps what was stored (an
+                    # editor's save by rename): it goes on the next pass if it stays gone.
                     continue
+                if not os.path.lexists(path):
+                    gone.append((k.id, path, "file no longer exists"))
                 elif os.path.realpath(path) != path:
                     # Stored under a path through a link (as versions before real paths did):
                     # the file is a source under its real path.

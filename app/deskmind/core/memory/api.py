@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from deskmind.core.memory.machine import MachineScope
     from deskmind.core.memory.search import SearchFilters, SearchResult
     from deskmind.core.memory.sql import SqlRunner
+    from deskmind.core.memory.staging import StagedChunks
     from deskmind.core.memory.vectors import VectorIndex
 
 
@@ -50,10 +51,13 @@ class Memory(Protocol):
     ingest_state: "IngestStateStore"
     # This installation's machine: a file path means this machine's file (core/memory/machine.py).
     scope: "MachineScope"
+    # Large sources staged batch by batch, published by ``put_source(..., staged=stage)``.
+    staging: "StagedChunks"
 
     # -- sources ----------------------------------------------------------------------
     def put_source(self, draft: SourceDraft, idx: "VectorIndex | None" = None,
-                   new_vectors: dict[str, np.ndarray] | None = None) -> int: ...
+                   new_vectors: dict[str, np.ndarray] | None = None,
+                   staged: int | None = None) -> int: ...
     def get_source(self, source_id: int) -> Source | None: ...
     def document_text(self, source_id: int) -> str | None: ...
     def extractor_of(self, source_id: int) -> str | None: ...

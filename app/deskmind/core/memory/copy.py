@@ -72,9 +72,11 @@ TABLES: tuple[TableSpec, ...] = (
 # Tables whose ids come from a counter that never hands one out twice.
 IDENTITY_TABLES = ("sources", "chunks", "vector_indexes", "egress_ledger", "agent_audit",
                    "gateway_audit")
-# Bookkeeping and engine-private tables: each backend keeps its own.
+# Bookkeeping and engine-private tables: each backend keeps its own (staged chunks belong to an
+# indexing run under way, published or dropped where they are).
 _INTERNAL = re.compile(
-    r"^(migrations|schema_migrations|changes|copy_progress|sqlite_\w+|chunks_fts\w*"
+    r"^(migrations|schema_migrations|changes|copy_progress|staged_sources|staged_chunks"
+    r"|sqlite_\w+|chunks_fts\w*"
     r"|vecbits_\d+\w*|vectors_\d+)$")
 
 ProgressFn = Callable[[str, int, "int | None"], None]
@@ -427,6 +429,16 @@ class MemoryCopy:
                 receipt.text_hits_found += int(found_dst)
             receipt.same_top_hits += 1
         return problems
+
+
+def copy_state(memory: Memory) -> dict[str, Any] | None:
+    """The copy this memory received, if it was made by one: ``{"source", "finished",
+    "updated_at"}``; None for a memory that was not."""
+    row = memory.sql.query_one(
+        "SELECT source, done, updated_at FROM copy_progress WHERE step = ?", (RUN,))
+    if row is None:
+        return None
+    return {"source": row[0], "finished": bool(row[1]), "updated_at": row[2]}
 
 
 def _finds(hits: Sequence[Any], cid: int, text: str) -> bool:

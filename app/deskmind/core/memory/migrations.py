@@ -303,7 +303,7 @@ def m050_sources_per_machine(conn: Any, machine_id: Callable[[], str]) -> None:
                   flags=re.IGNORECASE)
     if body == ddl:
         raise RuntimeError(f"m050: unexpected definition of sources: {ddl}")
-    head, _, tail = body.partition("(")
+    _, _, tail = body.partition("(")
     body = tail[:tail.rstrip().rfind(")")]
     new_ddl = (f"CREATE TABLE sources_m050 ({body.rstrip()},\n"
                "            machine TEXT NOT NULL DEFAULT '',\n"
@@ -315,11 +315,13 @@ def m050_sources_per_machine(conn: Any, machine_id: Callable[[], str]) -> None:
     seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'sources'").fetchone()
     conn.execute(new_ddl)
     col_list = ", ".join(cols)
-    local = conn.execute("SELECT 1 FROM sources WHERE instr(uri, '://') = 0 LIMIT 1").fetchone()
+    # A path, or a file:// uri (a path whose name is not UTF-8): a file of this machine.
+    is_file = "(instr(uri, '://') = 0 OR substr(uri, 1, 7) = 'file://')"
+    local = conn.execute(f"SELECT 1 FROM sources WHERE {is_file} LIMIT 1").fetchone()
     here = machine_id() if local else ""
     conn.execute(
         f"INSERT INTO sources_m050({col_list}, machine) SELECT {col_list}, "
-        "CASE WHEN instr(uri, '://') = 0 THEN ? ELSE '' END FROM sources", (here,))
+        f"CASE WHEN {is_file} THEN ? ELSE '' END FROM sources", (here,))
     conn.execute("DROP TABLE sources")
     conn.execute("ALTER TABLE sources_m050 RENAME TO sources")
     for (sql,) in extras:
@@ -363,6 +365,44 @@ def m051_copy_progress(conn: Any) -> None:
         )
         """
     )
+
+
+# --- ingest: large sources staged in batches (m05x) ---
+
+
+@migration
+def m052_staged_chunks(conn: Any) -> None:
+    # A large source's chunks (and their vectors) written batch by batch while it is embedded,
+    # then moved into ``chunks`` by one short transaction: memory stays that of one batch, and a
+    # source is whole or absent. A crash leaves only rows here; ``owner`` (host:pid) and
+    # ``touched_at`` tell whether the process that staged them is gone.
+    conn.execute(
+        """
+        CREATE TABLE staged_sources (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            uri TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            index_id INTEGER,
+            started_at REAL NOT NULL,
+            touched_at REAL NOT NULL
+        )
+        """
+    )
+    conn.execute(
+        """
+        CREATE TABLE staged_chunks (
+            stage_id INTEGER NOT NULL REFERENCES staged_sources(id) ON DELETE CASCADE,
+            ord INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            locator TEXT NOT NULL DEFAULT '{}',
+            text_hash TEXT NOT NULL,
+            embedding BLOB,
+            PRIMARY KEY (stage_id, ord)
+        )
+        """
+    )
+    conn.execute("CREATE INDEX staged_chunks_hash ON staged_chunks(stage_id, text_hash)")
+
 
 
 def applied(conn: Any) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from deskmind.core.errors import StorageError, UserInputError
-from deskmind.core.memory import db, maintenance, migrations, vectors
+from deskmind.core.memory import db, maintenance, migrations, staging, vectors
 from deskmind.core.memory.audit import AgentAuditLog, GatewayAuditLog
 from deskmind.core.memory.clients import ClientStore
 from deskmind.core.memory.ingest_state import IngestStateStore
@@ -82,6 +82,8 @@ class MemoryStore(SourceReads):
         self.egress = EgressLedgerStore(self.sql)
         self.links = LinkStore(self.sql)
         self.ingest_state = IngestStateStore(self.sql, self.scope)
+        self.staging = staging.StagedChunks(self.sql, vectors.to_blob)
+        _discard_stale_staging(self.staging)
 
     # -- connections -------------------------------------------------------------------
 
@@ -171,8 +173,13 @@ class MemoryStore(SourceReads):
         draft: SourceDraft,
         idx: vectors.VectorIndex | None = None,
         new_vectors: dict[str, np.ndarray] | None = None,
+        staged: int | None = None,
     ) -> int:
         """Store a source with its text and chunks, replacing what it had, in one transaction.
+
+        ``staged``: the chunks (and their vectors) are those of that stage
+        (:class:`~deskmind.core.memory.staging.StagedChunks`), moved in by SQL without passing
+        through Python; ``draft.chunks`` is then empty. The stage is gone afterwards.
 
         ``new_vectors`` maps chunk text hashes to vectors for ``idx``; chunks whose text already
         has a vector in ``idx`` reuse it (no embedding work for unchanged text). Raises
@@ -197,7 +204,13 @@ class MemoryStore(SourceReads):
                 fits = active is not None and (active.model_id, active.dim) == (idx.model_id, idx.dim)
                 if not fits:
                     new_vectors = {}
+                    if staged is not None:
+                        conn.execute("UPDATE staged_chunks SET embedding = NULL WHERE stage_id = ?", (staged,))
                 idx = active
+            if staged is not None:
+                staging.check_stage(conn, staged, draft.uri)
+                if idx is not None:
+                    _fill_staged_vectors(conn, idx, staged)  # before this source's old chunks go
             now = time.time()
             machine = self.scope.key(draft.uri)
             if machine:
@@ -223,7 +236,7 @@ class MemoryStore(SourceReads):
                 sid = row[0]
                 old = {h: cid for cid, h in conn.execute(
                     "SELECT id, text_hash FROM chunks WHERE source_id = ?", (sid,))}
-                carried = _carry_old_vectors(conn, idx, old) if idx else {}
+                carried = _carry_old_vectors(conn, idx, old) if idx and staged is None else {}
                 conn.execute("DELETE FROM chunks WHERE source_id = ?", (sid,))
                 conn.execute(
                     "UPDATE sources SET kind=?, title=?, content_hash=?, size=?, mtime=?, "
@@ -243,6 +256,9 @@ class MemoryStore(SourceReads):
             conn.executemany(
                 "INSERT INTO source_derivations(source_id, parent_id) VALUES (?, ?)",
                 [(sid, p) for p in parents if p != sid])
+            if staged is not None:
+                _publish_staged(conn, idx, sid, staged, now)
+                return sid
             ids: list[int] = []
             hashes: list[str] = []
             for ord_, ch in enumerate(draft.chunks):
@@ -368,6 +384,45 @@ class MemoryStore(SourceReads):
     def backup(self, dest: Path) -> Path:
         """A consistent copy made with SQLite's backup API, safe while others read and write."""
         return maintenance.backup(self, dest)
+
+
+def _discard_stale_staging(stages: staging.StagedChunks) -> None:
+    """Rows staged by an indexing run that was killed: gone at the next open."""
+    try:
+        stages.discard_stale()
+    except StorageError as exc:  # a read-only or full disk: the next index run tries again
+        log.warning("could not drop abandoned staged chunks: %s", exc)
+
+
+def _fill_staged_vectors(conn: Any, idx: vectors.VectorIndex, stage: int) -> None:
+    """Give staged chunks staged without a vector the vector of the same text: in memory
+    already (this source's old chunks included) or staged earlier in this stage."""
+    conn.execute(
+        f"UPDATE staged_chunks SET embedding = (SELECT v.embedding FROM chunks c "
+        f"JOIN {idx.float_table} v ON v.chunk_id = c.id WHERE c.text_hash = staged_chunks.text_hash "
+        "LIMIT 1) WHERE stage_id = ? AND embedding IS NULL", (stage,))
+    conn.execute(
+        "UPDATE staged_chunks SET embedding = (SELECT s.embedding FROM staged_chunks s "
+        "WHERE s.stage_id = staged_chunks.stage_id AND s.text_hash = staged_chunks.text_hash "
+        "AND s.embedding IS NOT NULL LIMIT 1) WHERE stage_id = ? AND embedding IS NULL", (stage,))
+
+
+def _publish_staged(conn: Any, idx: vectors.VectorIndex | None, sid: int, stage: int, now: float) -> None:
+    """Move a stage's chunks and vectors to source ``sid`` (whose old chunks are gone)."""
+    conn.execute(
+        "INSERT INTO chunks(source_id, ord, text, locator, text_hash, created_at) "
+        "SELECT ?, ord, text, locator, text_hash, ? FROM staged_chunks WHERE stage_id = ? ORDER BY ord",
+        (sid, now, stage))
+    if idx is not None:
+        conn.execute(
+            f"INSERT INTO {idx.float_table}(chunk_id, embedding) SELECT c.id, s.embedding "
+            "FROM staged_chunks s JOIN chunks c ON c.source_id = ? AND c.ord = s.ord "
+            "WHERE s.stage_id = ? AND s.embedding IS NOT NULL", (sid, stage))
+        conn.execute(
+            f"INSERT INTO {idx.bits_table}(rowid, embedding) SELECT v.chunk_id, "
+            f"vec_quantize_binary(v.embedding) FROM {idx.float_table} v "
+            "JOIN chunks c ON c.id = v.chunk_id WHERE c.source_id = ?", (sid,))
+    staging.drop_stage(conn, stage)
 
 
 def _close_quietly(conn: Any) -> None:

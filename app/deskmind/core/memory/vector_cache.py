@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 _BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little").astype(np.float32)
 
 
+# Rows read at a time when a copy is filled from SQLite.
+READ_BLOCK = 512
+
+
 class LayoutUnknown(Exception):
     """The vec0 table's storage is not the sqlite-vec 0.1.x layout this module reads."""
 
@@ -128,17 +132,21 @@ class FloatCache:
         """Bring the copy up to date; ``live`` is the index's current vector count."""
         t = self.idx.float_table
         top = int(self.ids[-1]) if self.n else 0
-        rows = conn.execute(
-            f"SELECT chunk_id, embedding FROM {t} WHERE chunk_id > ? ORDER BY chunk_id", (top,)
-        ).fetchall()
-        if rows:
-            k = len(rows)
-            self._ids = _grow(self._ids, self.n + k)
-            self._floats = _grow(self._floats, self.n + k)
-            self._ids[self.n:self.n + k] = [r[0] for r in rows]
-            self._floats[self.n:self.n + k] = np.frombuffer(
-                b"".join(r[1] for r in rows), dtype="<f4").reshape(k, self.idx.dim)
-            self.n += k
+        # Sized once from the count, then filled a block of rows at a time: reading every row
+        # first (bytes objects, then a joined copy) took twice the copy's size on the heap at
+        # the first load, 30 MB at 10k chunks, which the allocator kept from then on.
+        new = conn.execute(f"SELECT count(*) FROM {t} WHERE chunk_id > ?", (top,)).fetchone()[0]
+        if new:
+            self._ids = _grow(self._ids, self.n + new)
+            self._floats = _grow(self._floats, self.n + new)
+            cur = conn.execute(
+                f"SELECT chunk_id, embedding FROM {t} WHERE chunk_id > ? ORDER BY chunk_id", (top,))
+            while rows := cur.fetchmany(READ_BLOCK):
+                k = min(len(rows), len(self._ids) - self.n)  # one snapshot: count and rows agree
+                self._ids[self.n:self.n + k] = [r[0] for r in rows[:k]]
+                self._floats[self.n:self.n + k] = np.frombuffer(
+                    b"".join(r[1] for r in rows[:k]), dtype="<f4").reshape(k, self.idx.dim)
+                self.n += k
         if self.n != live:  # some chunks were deleted: keep only those still there
             alive = np.fromiter((r[0] for r in conn.execute(f"SELECT chunk_id FROM {t}")),
                                 dtype=np.int64)

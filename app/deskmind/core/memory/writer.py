@@ -77,7 +77,7 @@ class Writer:
 
     def _open(self) -> None:
         self._thread_ident = threading.get_ident()
-        self._conn = db.connect(self.path)
+        self._conn = db.connect(self.path, cache_kib=db.WRITER_CACHE_KIB)
 
     @property
     def on_writer_thread(self) -> bool:

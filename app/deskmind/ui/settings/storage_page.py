@@ -62,7 +62,14 @@ class StoragePage(QWidget):
     def refresh(self) -> None:
         def fmt(s: dict) -> str:
             v = s["vector_index"]
-            return (f"{s['sources']} sources, {s['chunks']} chunks, {s['db_bytes'] / 1e6:.1f} MB; vectors: "
+            if s.get("backend") == "postgres":
+                # The server's figures: Deskmind's tables, not PostgreSQL's own catalog.
+                where = (f"Memory: PostgreSQL {s['server_version']} with pgvector {s['pgvector']}, "
+                         f"database {s['database']} at {s['server']} ({s['db_path']})")
+                size = s["memory_bytes"]
+            else:
+                where, size = f"Memory: {s['db_path']}", s["db_bytes"]
+            return (f"{where}\n{s['sources']} sources, {s['chunks']} chunks, {size / 1e6:.1f} MB; vectors: "
                     + (f"{v['vectors']} ({v['model_id']}, {v['dim']}-d)" if v else "none yet"))
 
         self.workers.submit(lambda: fmt(self.core.store.stats()), done=self.stats.setText,
@@ -72,9 +79,20 @@ class StoragePage(QWidget):
         dlg = QFileDialog(self, "Back up memory to")
         dlg.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dlg.setOption(QFileDialog.Option.DontUseNativeDialog)
-        dlg.selectFile(f"deskmind-backup-{time.strftime('%Y%m%d-%H%M')}.db")
+        dlg.selectFile(f"deskmind-backup-{time.strftime('%Y%m%d-%H%M')}{self.backup_suffix()}")
         dlg.fileSelected.connect(self.backup_to)
         dlg.open()
+
+    def backup_suffix(self) -> str:
+        """``.dump`` for a PostgreSQL memory (pg_dump's custom format), ``.db`` for a SQLite
+        file; read from the settings, without connecting to anything."""
+        from deskmind.core.memory.urls import StorageUrlError, parse_location
+
+        try:
+            backend = parse_location(self.core.memory_location()).backend
+        except StorageUrlError:
+            return ".db"
+        return ".dump" if backend == "postgres" else ".db"
 
     def backup_to(self, path: str) -> None:
         self.status.setText("Backing up…")

@@ -95,10 +95,21 @@ def extract_text(path: Path, data: bytes) -> Extracted:
     if not _looks_like_text(text):
         raise ExtractionError("binary content (control bytes), not text")
     # The first line with some words in it (not a rule of asterisks or a blank banner).
-    first = next((ln.strip() for ln in text.splitlines()[:50] if sum(c.isalpha() for c in ln) >= 3), "")
+    first = next((ln.strip() for ln in _head_lines(text, 50) if sum(c.isalpha() for c in ln) >= 3), "")
     title = path.stem if not first or len(first) > 120 else first
     return Extracted(title=title, text=text, sections=[Section(text=text, line_start=1)],
                      extractor="text")
+
+
+def _head_lines(text: str, n: int) -> list[str]:
+    """The first ``n`` lines, without splitting the whole text (a 16 MB log has a million)."""
+    end = -1
+    for _ in range(n):
+        end = text.find("\n", end + 1)
+        if end < 0:
+            end = len(text)
+            break
+    return text[:end + 1].splitlines()[:n]
 
 
 def extract_unknown(path: Path, data: bytes) -> Extracted:

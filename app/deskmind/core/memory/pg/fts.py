@@ -27,7 +27,10 @@ from deskmind.core.memory.pg.migrations import TS_CONFIG
 from deskmind.core.memory.search import MAX_FTS_TERMS, SearchFilters, content_words
 
 BUDGET = 2_000
-WINDOW_SLACK = 1.5
+# The id range of an over-budget word holds about this many times BUDGET of its matches when
+# ids are dense (replaced sources leave gaps: then fewer are ranked). At 100k chunks, 1.5
+# cost 12 ms of server CPU for a word in 4.7% of chunks, 1.0 cost 7.5 (mostly reading rows).
+WINDOW_SLACK = 1.0
 # Normalisation 1: the rank divided by 1 + log(the chunk's length in words).
 RANK = "ts_rank({tsv}, q, 1)"
 # A cached frequency is counted again after this long (other machines add chunks too).
@@ -146,9 +149,9 @@ def ranked_sql(tx: Any, freqs: TermFrequencies, query: str, depth: int,
         total += df[w]
     window, args = "", [or_query(kept)]
     if total > BUDGET:
-        # Only the newest matches: ids above a floor sized to hold about BUDGET of them (with
-        # slack, as ids have gaps), so the GIN bitmap is ANDed with an id range and only those
-        # rows are read; ordering every match by id would read them all.
+        # Only the newest matches: ids above a floor sized to hold about BUDGET of them, so the
+        # GIN bitmap is ANDed with an id range and only those rows are read; ordering every
+        # match by id read them all (37 ms of server CPU against 7.5 for the word above).
         span = int(freqs.chunks() * BUDGET / total * WINDOW_SLACK) + 1
         window = (f"AND c.id > (SELECT coalesce(max(id), 0) FROM chunks) - ? "
                   f"ORDER BY c.id DESC LIMIT {BUDGET}")

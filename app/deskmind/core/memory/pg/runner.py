@@ -125,14 +125,9 @@ class PgRunner:
         return self._run(fn, mode="snapshot")
 
     def outside_transaction(self, fn: Callable[[PgTx], T]) -> T:
-        """Run ``fn`` on an autocommit connection, each statement on its own: for what
-        PostgreSQL refuses inside a transaction (VACUUM, REINDEX CONCURRENTLY)."""
-        return self._run(fn, mode="auto")
-
-    def statements(self, fn: Callable[[PgTx], T]) -> T:
-        """Run ``fn``'s statements on one connection, each its own snapshot (no transaction
-        around them: no BEGIN and COMMIT round trips). For reads whose consistency one
-        statement gives."""
+        """Run ``fn`` on an autocommit connection, each statement on its own snapshot: for
+        what PostgreSQL refuses inside a transaction (VACUUM, REINDEX CONCURRENTLY), and for
+        reads whose consistency one statement gives (no BEGIN and COMMIT round trips)."""
         return self._run(fn, mode="auto")
 
     # -- writing -----------------------------------------------------------------------

@@ -61,7 +61,7 @@ class PgSearcher:
                 q = vectors_by_model[idx.model_id]
             try:
                 if filters.is_empty() and depth <= vectors.EF_SEARCH:
-                    return self.store.sql.statements(
+                    return self.store.sql.outside_transaction(
                         lambda tx: self._search_unfiltered(tx, query, limit, depth, mode, idx, q, timings))
                 # One snapshot: the index, the full text, the vectors and the chunks as of one moment.
                 return self.store.sql.read(
@@ -83,32 +83,40 @@ class PgSearcher:
     def _search_unfiltered(self, tx: Any, query: str, limit: int, depth: int, mode: str,
                            idx: VectorIndex | None, q: np.ndarray | None,
                            timings: dict[str, float]) -> SearchResult:
-        """No filter, the common case: both rankings in one statement (one snapshot, one
-        round trip, no transaction), then the hits. The statement locks the vector table it
-        reads for its duration, so a re-embed cannot drop it mid-read; a table dropped before
-        it started is an ``UndefinedTable`` error: the index was swapped."""
+        """No filter, the common case: one statement (one snapshot, one round trip, no
+        transaction) computes both rankings and reads every chunk either one found; the
+        shared fusion then picks the hits. Reading the few dozen candidates costs less than
+        a second round trip, which on a busy machine waits for the server to get a core.
+        The statement locks the vector table it reads for its duration, so a re-embed cannot
+        drop it mid-read; a table dropped before it started is an ``UndefinedTable`` error:
+        the index was swapped."""
         t0 = time.perf_counter()
-        parts, args = [], []
+        fts_part, vec_part, args = "'{}'::bigint[]", "'{}'::bigint[]", []
         if mode in ("hybrid", "fts"):
             ranked = fts.ranked_sql(tx, self.store.term_frequencies, query, depth, SearchFilters())
             if ranked is not None:
-                parts.append(f"ARRAY({ranked[0]})")
+                fts_part = f"ARRAY({ranked[0]})"
                 args += ranked[1]
-        if len(parts) == 0:
-            parts.append("'{}'::bigint[]")
         if idx is not None and q is not None:
             cast = vectors.search_cast(idx)
-            parts.append(f"ARRAY(SELECT chunk_id FROM {idx.float_table} "
-                         f"ORDER BY embedding::{cast} <=> ?::{cast} LIMIT ?)")
+            vec_part = (f"ARRAY(SELECT chunk_id FROM {idx.float_table} "
+                        f"ORDER BY embedding::{cast} <=> ?::{cast} LIMIT ?)")
             args += [np.asarray(q, dtype=np.float32).reshape(-1), depth]
-        else:
-            parts.append("'{}'::bigint[]")
         try:
-            fts_ids, vec_ids = tx.execute(f"SELECT {', '.join(parts)}", args).fetchone()
+            rows = tx.execute(
+                f"WITH f AS MATERIALIZED (SELECT {fts_part} AS ids), "
+                f"v AS MATERIALIZED (SELECT {vec_part} AS ids) "
+                f"SELECT f.ids, v.ids, h.* FROM f CROSS JOIN v LEFT JOIN LATERAL ("
+                f"SELECT {HIT_COLUMNS} FROM chunks c JOIN sources s ON s.id = c.source_id "
+                "WHERE c.id = ANY(f.ids || v.ids)) h ON true", args).fetchall()
         except psycopg.errors.UndefinedTable as exc:
             raise _IndexSwapped() from exc
-        timings["rankings"] = (time.perf_counter() - t0) * 1000
-        return self._hits(tx, fts_ids, vec_ids, limit, timings, t0)
+        fts_ids, vec_ids = list(rows[0][0]), list(rows[0][1])
+        found = [r[2:] for r in rows if r[2] is not None]
+        best = rrf_fuse((fts_ids, vec_ids), limit)
+        hits = make_hits(best, found, fts_ids, vec_ids)
+        timings["total"] = (time.perf_counter() - t0) * 1000 + timings.get("embed", 0.0)
+        return SearchResult(hits=hits, timings_ms=timings)
 
     def _hits(self, tx: Any, fts_ids: list[int], vec_ids: list[int], limit: int,
               timings: dict[str, float], t0: float) -> SearchResult:

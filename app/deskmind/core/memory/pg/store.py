@@ -26,6 +26,7 @@ from deskmind.core.memory.ledger import EgressLedgerStore
 from deskmind.core.memory.links import LinkStore
 from deskmind.core.memory.machine import Machine, MachineScope, machine_names
 from deskmind.core.memory.models import ForgetReceipt, Source, SourceDraft
+from deskmind.core.memory import staging
 from deskmind.core.memory.pg import maintenance, migrations, vectors
 from deskmind.core.memory.pg.fts import TermFrequencies
 from deskmind.core.memory.pg.runner import PgRunner, PgTx
@@ -65,6 +66,12 @@ class PgMemoryStore:
         self.links = LinkStore(self.sql)
         self.ingest_state = IngestStateStore(self.sql, self.scope)
         self.term_frequencies = TermFrequencies()
+        self.staging = staging.StagedChunks(self.sql, lambda v: np.asarray(v, dtype=np.float32),
+                                            clean=lambda t: _no_nul(t) or "")
+        try:
+            self.staging.discard_stale()
+        except (StorageError, psycopg.Error) as exc:  # the next index run tries again
+            log.warning("could not drop abandoned staged chunks: %s", exc)
 
     def _prepare(self, conninfo: str, password: str | None, timeout: float) -> None:
         """Check the server, enable pgvector and migrate, on a connection of its own (the pool's
@@ -136,11 +143,12 @@ class PgMemoryStore:
     # -- writing sources ---------------------------------------------------------------
 
     def put_source(self, draft: SourceDraft, idx: VectorIndex | None = None,
-                   new_vectors: dict[str, np.ndarray] | None = None) -> int:
+                   new_vectors: dict[str, np.ndarray] | None = None, staged: int | None = None) -> int:
         """Store a source with its text and chunks, replacing what it had, in one transaction.
 
         Same contract as the SQLite store's ``put_source`` (vectors reused by text hash,
-        :class:`SourcesGone` when a parent or the replaced source is gone)."""
+        :class:`SourcesGone` when a parent or the replaced source is gone, ``staged``: the
+        chunks and vectors of that stage, moved in by SQL)."""
         given = dict(new_vectors or {})
         parents = sorted({int(p) for p in draft.derived_from})
         meta = json.dumps(draft.metadata, ensure_ascii=False, default=str)
@@ -165,10 +173,14 @@ class PgMemoryStore:
                 fits = active is not None and (active.model_id, active.dim) == (target.model_id, target.dim)
                 if not fits:
                     fresh = {}
+                    if staged is not None:
+                        tx.execute("UPDATE staged_chunks SET embedding = NULL WHERE stage_id = ?", (staged,))
                 target = active
             if target is not None and not vectors.pin(tx, target, "ROW EXCLUSIVE"):
                 raise StorageError("the vector index was replaced while this was being stored: "
                                    "store it again")
+            if staged is not None:
+                staging.check_stage(tx, staged, draft.uri)
             now = time.time()
             machine = self.scope.key(draft.uri)
             if machine:
@@ -176,7 +188,9 @@ class PgMemoryStore:
             sid, existed = _lock_or_insert(tx, draft, machine, meta, now)
             if draft.replaces is not None and (not existed or sid != draft.replaces):
                 raise SourcesGone([draft.replaces])
-            if existed:
+            if staged is not None and target is not None:
+                _fill_staged_vectors(tx, target, staged)  # before this source's old chunks go
+            if existed and staged is None:
                 old = dict(tx.execute(
                     "SELECT text_hash, id FROM chunks WHERE source_id = ?", (sid,)).fetchall())
                 if target is not None and old:
@@ -186,6 +200,7 @@ class PgMemoryStore:
                     for h, cid in old.items():
                         if cid in by_id:
                             fresh.setdefault(h, by_id[cid])
+            if existed:
                 tx.execute("DELETE FROM chunks WHERE source_id = ?", (sid,))
                 tx.execute(
                     "UPDATE sources SET kind=?, title=?, content_hash=?, size=?, mtime=?, "
@@ -202,6 +217,9 @@ class PgMemoryStore:
                 (sid, _no_nul(draft.text), draft.extractor))
             tx.executemany("INSERT INTO source_derivations(source_id, parent_id) VALUES (?, ?)",
                            [(sid, p) for p in parents if p != sid])
+            if staged is not None:
+                _publish_staged(tx, target, sid, staged, now)
+                return sid
             if not texts:
                 return sid
             rows = tx.execute(
@@ -468,6 +486,33 @@ def _store_vectors(tx: PgTx, idx: VectorIndex, ids: list[int], hashes: list[str]
         copied = vectors.copy_vectors(tx, idx, [(n, o) for n, o in pairs if o is not None])
         if copied < len(missing):
             log.debug("%d chunks stored without a vector (to be embedded)", len(missing) - copied)
+
+
+def _fill_staged_vectors(tx: PgTx, idx: VectorIndex, stage: int) -> None:
+    """Staged chunks without a vector take that of the same text: in memory already (this
+    source's old chunks included) or staged earlier in this stage."""
+    tx.execute(
+        f"UPDATE staged_chunks t SET embedding = (SELECT v.embedding FROM chunks c "
+        f"JOIN {idx.float_table} v ON v.chunk_id = c.id WHERE c.text_hash = t.text_hash LIMIT 1) "
+        "WHERE t.stage_id = ? AND t.embedding IS NULL", (stage,))
+    tx.execute(
+        "UPDATE staged_chunks t SET embedding = (SELECT s.embedding FROM staged_chunks s "
+        "WHERE s.stage_id = t.stage_id AND s.text_hash = t.text_hash AND s.embedding IS NOT NULL "
+        "LIMIT 1) WHERE t.stage_id = ? AND t.embedding IS NULL", (stage,))
+
+
+def _publish_staged(tx: PgTx, idx: VectorIndex | None, sid: int, stage: int, now: float) -> None:
+    """Move a stage's chunks and vectors to source ``sid`` (whose old chunks are gone)."""
+    tx.execute(
+        "INSERT INTO chunks(source_id, ord, text, locator, text_hash, created_at) "
+        "SELECT ?, ord, text, locator, text_hash, ? FROM staged_chunks WHERE stage_id = ? ORDER BY ord",
+        (sid, now, stage))
+    if idx is not None:
+        tx.execute(
+            f"INSERT INTO {idx.float_table}(chunk_id, embedding) SELECT c.id, s.embedding "
+            "FROM staged_chunks s JOIN chunks c ON c.source_id = ? AND c.ord = s.ord "
+            "WHERE s.stage_id = ? AND s.embedding IS NOT NULL", (sid, stage))
+    staging.drop_stage(tx, stage)
 
 
 def _prefix_range(prefix: str) -> tuple[str, str]:
