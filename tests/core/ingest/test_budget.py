@@ -96,7 +96,7 @@ def test_pdf_stops_at_the_inflate_and_time_budgets() -> None:
     assert len(ex.sections) < 200
     assert ex.left_out == [f"stopped at page {len(ex.sections) + 1} of 4,000: its pages' content streams come "
                            "to more than 1.0 MB (inflate budget per file: 1.0 MB; Settings → Indexing)"]
-    slow = own_stream_pdf(pages=400, lines=2000)  # ~0.1 s a page (over 1 s on a busy machine)
+    slow = own_stream_pdf(pages=400, lines=500)  # ~25 ms a page (~0.5 s on a very busy machine)
     t0 = time.perf_counter()
     ex = run_metered(extract_pdf, Path("s.pdf"), slow, Budget(max_seconds=2))
     took = time.perf_counter() - t0

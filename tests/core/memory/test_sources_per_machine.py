@@ -66,13 +66,17 @@ def _check(store, counts_before: dict[str, int]) -> None:
     assert sid > 40
 
 
-def test_m050_on_an_existing_sqlite_memory_keeps_every_row(tmp_path: Path, monkeypatch) -> None:
+def test_m050_on_an_existing_sqlite_memory_keeps_every_row(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    with monkeypatch.context() as m:
-        m.setattr(migrations, "MIGRATIONS", _before_m050(migrations.MIGRATIONS))
-        MemoryStore(path, machine=LAPTOP).close()
     conn = db.connect(path)
     try:
+        # The schema a Deskmind from before m050 made (its migrations, as it ran them).
+        migrations.applied(conn)
+        for name, fn in _before_m050(migrations.MIGRATIONS):
+            conn.execute("BEGIN IMMEDIATE")
+            fn(conn)
+            conn.execute("INSERT INTO migrations(name, applied_at) VALUES (?, 0)", (name,))
+            conn.execute("COMMIT")
         conn.execute("BEGIN")
         _fill(conn.execute)
         conn.execute("COMMIT")
