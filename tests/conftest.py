@@ -50,7 +50,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(autouse=True)
 def _memory_on_the_chosen_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     if request.config.getoption("--memory-backend") == "postgres":
-        monkeypatch.setenv("DESKMIND_DB", request.getfixturevalue("pg_url"))
+        monkeypatch.setenv("DESKMIND_DB", request.getfixturevalue("pg_memory_url"))
 
 
 @pytest.fixture(autouse=True)
@@ -169,6 +169,16 @@ def pg_url(pg_server: PgTestServer):
     pg_server.drop_database(name)
 
 
+@pytest.fixture
+def pg_memory_url(pg_server: PgTestServer):
+    """The database DESKMIND_DB names for ``--memory-backend=postgres`` and
+    ``on_both_backends``: one of its own, so a test that also asks for ``pg_url`` (a copy's
+    target, a second machine) gets another database."""
+    name = pg_server.new_database()
+    yield pg_server.url(name)
+    pg_server.drop_database(name)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def memory_backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Where a test's memory lives, once per backend: a SQLite file path or a PostgreSQL URL
@@ -184,5 +194,5 @@ def on_both_backends(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
     the data folder's SQLite file and once with DESKMIND_DB on a fresh PostgreSQL database
     (``core`` and every CLI the test starts open it). Returns the backend's name."""
     if request.param == "postgres":
-        monkeypatch.setenv("DESKMIND_DB", request.getfixturevalue("pg_url"))
+        monkeypatch.setenv("DESKMIND_DB", request.getfixturevalue("pg_memory_url"))
     return request.param

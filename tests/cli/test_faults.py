@@ -151,7 +151,7 @@ def test_a_read_only_data_folder(tmpfs, tmp_path: Path, shared_model_cache: Path
     finally:
         remount(home, "rw")
     healthy(db_of(home))
-    with MemoryStore(db_of(home)) as store:
+    with MemoryStore(db_of(home), machine=home / "data") as store:
         assert [s.uri for s in store.list_sources()] == [str(first)]
         assert store.get_source(store.resolve(str(first))[0]).chunk_count == 1
 
@@ -190,7 +190,7 @@ def test_a_full_disk(tmpfs, tmp_path: Path, room_kb: int, shared_model_cache: Pa
         assert "nothing was changed by this step" in lines[0]
     ballast.unlink()  # room again: reading a WAL database needs room for its -shm file
     healthy(db_of(home))
-    with MemoryStore(db_of(home)) as store:
+    with MemoryStore(db_of(home), machine=home / "data") as store:
         for i in range(3):
             src = store.get_source(store.resolve(str(early / f"e{i}.txt"))[0])
             assert src.status == "indexed" and src.chunk_count == 1
@@ -198,7 +198,7 @@ def test_a_full_disk(tmpfs, tmp_path: Path, room_kb: int, shared_model_cache: Pa
     # The same command now finishes the job.
     proc = run_deskmind("index", str(late), "--json", env=env)
     assert proc.returncode == 0, proc.stderr
-    with MemoryStore(db_of(home)) as store:
+    with MemoryStore(db_of(home), machine=home / "data") as store:
         assert store.stats()["sources_by_status"] == {"indexed": 19}
         assert store.stats()["vector_index"]["vectors"] == store.stats()["chunks"]
 

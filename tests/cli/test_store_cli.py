@@ -41,6 +41,8 @@ def test_store_show_names_the_location_backend_and_counts(deskmind_home, tmp_pat
         assert out["url"] == f"sqlite://{deskmind_home / 'data' / 'memory.db'}"
         assert text[0] == f"memory: {out['url']} (sqlite)"
     assert text[-1] == f"sources: 1  chunks: {out['chunks']}  vectors: {out['vectors']}"
+    assert text[-2] == f"this machine: {out['machine']['name']} (id {out['machine']['id']})"
+    assert out["other_machines"] == []
 
     elsewhere = tmp_path / "other.db"
     proc = run_deskmind("store", "show", env={**os.environ, "DESKMIND_DB": str(elsewhere)})

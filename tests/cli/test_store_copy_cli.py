@@ -14,6 +14,7 @@ from pathlib import Path
 from deskmind.core.memory.backend import open_memory
 from deskmind.core.memory.store import MemoryStore
 from tests.cli.conftest import assert_one_line_error, run_deskmind
+from tests.core.memory.helpers import sqlite_only
 from tests.core.memory.memory_fill import assert_same_memory, fill
 
 
@@ -27,7 +28,9 @@ def _local_memory(home: Path, extra_notes: int) -> tuple[Path, dict[str, int]]:
     return db, counts
 
 
-def test_a_copy_killed_midway_resumes_and_verifies(deskmind_home: Path, pg_url: str) -> None:
+def test_a_copy_killed_midway_resumes_and_verifies(deskmind_home: Path, pg_url: str,
+                                                   monkeypatch) -> None:
+    sqlite_only(monkeypatch)  # a copy from the data folder's SQLite file
     db, counts = _local_memory(deskmind_home, extra_notes=300)
     proc = subprocess.Popen(
         [sys.executable, "-m", "deskmind", "store", "copy", "--to", pg_url, "--batch", "2"],
@@ -54,6 +57,11 @@ def test_a_copy_killed_midway_resumes_and_verifies(deskmind_home: Path, pg_url: 
 
         again = run_deskmind("store", "copy", "--to", pg_url)
         assert_one_line_error(again, "unfinished copy", "--resume", code=2)
+        shown = run_deskmind("store", "show", env={**os.environ, "DESKMIND_DB": pg_url})
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.splitlines()[-1] == (
+            f"unfinished copy of sqlite://{db}: run 'deskmind store copy --from sqlite://{db} "
+            f"--to {pg_url} --resume' to finish it")
 
         done = run_deskmind("store", "copy", "--to", pg_url, "--resume", "--batch", "50")
         assert done.returncode == 0, done.stderr
@@ -66,12 +74,16 @@ def test_a_copy_killed_midway_resumes_and_verifies(deskmind_home: Path, pg_url: 
         assert chunk_lines[0] == f"chunks: {landed}/{counts['chunks']}", done.stderr
         with MemoryStore(db) as local:
             assert_same_memory(local, target)
+        shown = run_deskmind("store", "show", "--json", env={**os.environ, "DESKMIND_DB": pg_url})
+        copied = json.loads(shown.stdout)["copied_from"]
+        assert copied["source"] == f"sqlite://{db}" and copied["finished"] is True
     finally:
         target.close()
 
 
 def test_copy_back_from_postgres_into_a_new_sqlite_file(deskmind_home: Path, pg_url: str,
-                                                        tmp_path: Path) -> None:
+                                                        tmp_path: Path, monkeypatch) -> None:
+    sqlite_only(monkeypatch)  # from the data folder's SQLite file, and back into a new one
     db, counts = _local_memory(deskmind_home, extra_notes=5)
     there = run_deskmind("store", "copy", "--to", pg_url, "--json")
     assert there.returncode == 0, there.stderr
@@ -102,3 +114,34 @@ def test_copy_says_what_it_needs() -> None:
     assert_one_line_error(proc, "--batch must be between 1 and 100000", code=2)
     proc = run_deskmind("store", "copy", "--to", "mysql://me@db/x")
     assert_one_line_error(proc, "not 'mysql'", code=2)
+
+
+def test_ctrl_c_stops_a_copy_that_then_resumes(deskmind_home: Path, pg_url: str) -> None:
+    db, counts = _local_memory(deskmind_home, extra_notes=300)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deskmind", "store", "copy", "--to", pg_url, "--batch", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    target = open_memory(pg_url)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            row = target.sql.query_one("SELECT copied FROM copy_progress WHERE step = 'chunks'")
+            if row and row[0] >= 40:
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert err.splitlines()[-1] == (
+            "deskmind: copy stopped; the batches copied so far are kept: run the same command "
+            "with --resume to go on from there")
+        assert "Traceback" not in err
+        landed = target.sql.query_one("SELECT count(*) FROM chunks")[0]
+        assert 40 <= landed < counts["chunks"]
+        done = run_deskmind("store", "copy", "--to", pg_url, "--resume", "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["resumed"] is True
+        with MemoryStore(db) as local:
+            assert_same_memory(local, target)
+    finally:
+        target.close()

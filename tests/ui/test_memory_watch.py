@@ -67,3 +67,33 @@ def test_an_unreachable_memory_at_start_is_said_and_no_local_file_is_made(
         assert not (deskmind_home / "data" / "memory.db").exists()
     finally:
         close_app(app)
+
+
+def test_an_item_names_the_machine_that_indexed_it(qtbot, desktop, tmp_path):
+    """A file indexed here says so and offers the file; the same path indexed by another
+    machine names that machine and offers nothing (the file is on the other computer)."""
+    from deskmind.core.memory.backend import open_memory
+    from deskmind.core.memory.machine import Machine
+    from deskmind.core.memory.models import NewChunk, SourceDraft
+
+    path = tmp_path / "boat.md"
+    path.write_text("# Boat\nTwo coats of varnish.\n")
+    store = desktop.core.store
+    draft = SourceDraft(uri=str(path), kind="markdown", title="Boat", text="Two coats of varnish.",
+                        chunks=[NewChunk("Two coats of varnish.")])
+    here = store.put_source(draft)
+    other = open_memory(desktop.core.memory_location(), machine=Machine("mini-pc-00000001", "mini-pc"))
+    try:
+        there = other.put_source(draft)
+    finally:
+        other.close()
+    assert here != there
+    browser = desktop.show_window("browser")
+    for sid, label, offered in ((here, f"{store.scope.machine.name} (this machine)", True),
+                                (there, "mini-pc", False)):
+        browser.item_view.item = None
+        browser.open_source(sid)
+        qtbot.waitUntil(lambda sid=sid: browser.item_view.item is not None
+                        and browser.item_view.item["source"].id == sid, timeout=10000)
+        assert f"Indexed on {label}" in browser.item_view.provenance.text()
+        assert (browser.item_view.item["original"] is not None) is offered

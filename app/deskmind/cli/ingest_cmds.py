@@ -60,6 +60,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
         queued = [s for s in sources if s.status == "queued"]
         here = core.store.scope.id if any(s.machine for s in sources) else ""
         names = core.store.machines() if here else {}
+        # Which machine holds a file matters once more than one indexes into this memory.
+        several = len(names) > 1
         if args.json:
             out = []
             for s in sources:
@@ -77,7 +79,7 @@ def cmd_sources(args: argparse.Namespace) -> int:
         for s in sources:
             shown = uris.shown(s.uri).replace("\n", "\\n")
             line = f"{s.id:>6}  {s.status:8} {s.kind:9} {s.privacy:8} {s.chunk_count:>5} ch  {_when(s.indexed_at or s.updated_at)}  {shown}"
-            if s.machine:  # a file: it is on the machine that indexed it
+            if s.machine and several:  # a file: it is on the machine that indexed it
                 line += f"  [on {machine_label(s.machine, names, here)}]"
             print(line)
             if s.error:

@@ -10,9 +10,11 @@ import time
 from typing import Any
 
 from deskmind.cli.render import print_json
-from deskmind.core.errors import UserInputError
+from deskmind.core.errors import StorageError, UserInputError
 
 MAX_PASSWORD_CHARS = 1024
+RESUME_HINT = ("the batches copied so far are kept: run the same command with --resume to go on "
+               "from there")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,13 +60,20 @@ def cmd_store_show(args: argparse.Namespace) -> int:
     with Core() as core:
         store = core.store
         s = store.stats()
+        here = store.scope.machine
+        others = {i: n for i, n in store.machines().items() if i != here.id}
         out = {"backend": store.backend, "url": redact_url(store.url),
                "sources": s["sources"], "chunks": s["chunks"],
                "vectors": (s["vector_index"] or {}).get("vectors", 0),
-               "bytes": s["db_bytes"]}
+               "bytes": s["db_bytes"],
+               "machine": {"id": here.id, "name": here.name},
+               "other_machines": [{"id": i, "name": n} for i, n in sorted(others.items())]}
         if store.backend == "postgres":
             out.update({k: s[k] for k in ("server", "database", "user", "server_version",
                                           "pgvector", "memory_bytes")})
+        from deskmind.core.memory.copy import copy_state
+
+        out["copied_from"] = copy_state(store)
     if args.json:
         print_json(out)
         return 0
@@ -76,7 +85,16 @@ def cmd_store_show(args: argparse.Namespace) -> int:
               f"({mb(out['bytes'])} for the whole database)")
     else:
         print(f"size: {mb(out['bytes'])}")
+    print(f"this machine: {here.name} (id {here.id})")
+    if others:
+        print("files also indexed by: " + ", ".join(f"{n} (id {i})" for i, n in sorted(others.items())))
     print(f"sources: {out['sources']}  chunks: {out['chunks']}  vectors: {out['vectors']}")
+    copied = out["copied_from"]
+    if copied is not None and not copied["finished"]:
+        print(f"unfinished copy of {copied['source']}: run 'deskmind store copy --from "
+              f"{copied['source']} --to {out['url']} --resume' to finish it")
+    elif copied is not None:
+        print(f"copied from {copied['source']}")
     return 0
 
 
@@ -127,7 +145,7 @@ def cmd_store_password(args: argparse.Namespace) -> int:
 def cmd_store_copy(args: argparse.Namespace) -> int:
     from deskmind.core.app import Core
     from deskmind.core.memory.backend import open_memory
-    from deskmind.core.memory.copy import MemoryCopy, check_batch
+    from deskmind.core.memory.copy import CopyMismatch, MemoryCopy, check_batch
 
     if not args.source and not args.target:
         raise UserInputError("say where to copy: --to URL copies the current memory there, "
@@ -145,6 +163,14 @@ def cmd_store_copy(args: argparse.Namespace) -> int:
         try:
             receipt = MemoryCopy(source, target, batch=args.batch,
                                  on_progress=progress.update).run(resume=args.resume)
+        except KeyboardInterrupt:
+            progress.close()
+            print(f"deskmind: copy stopped; {RESUME_HINT}", file=sys.stderr)
+            return 130
+        except StorageError as exc:
+            if isinstance(exc, CopyMismatch):
+                raise
+            raise StorageError(f"{exc}; {RESUME_HINT}") from exc
         finally:
             progress.close()
             target.close()
@@ -194,3 +220,4 @@ class CopyProgress:
         if self.enabled and self.tty and self._step:
             sys.stderr.write("\n")
             sys.stderr.flush()
+        self._step = None

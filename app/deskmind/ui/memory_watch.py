@@ -46,4 +46,6 @@ def _memory_available(app: Any) -> None:
         app.memory_error = None
         app.tray.notify("Memory available again", "the memory can be read and written again")
         if app.tray.state == "attention":
-            app.tray.set_state("idle")
+            from deskmind.ui.speech_wiring import resting_state
+
+            app.tray.set_state(resting_state(app))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import time
 from pathlib import Path
 
@@ -95,13 +96,16 @@ def test_pdf_stops_at_the_inflate_and_time_budgets() -> None:
     assert len(ex.sections) < 200
     assert ex.left_out == [f"stopped at page {len(ex.sections) + 1} of 4,000: its pages' content streams come "
                            "to more than 1.0 MB (inflate budget per file: 1.0 MB; Settings → Indexing)"]
-    slow = own_stream_pdf(pages=400, lines=2000)  # ~0.1 s a page, each page parsed
+    slow = own_stream_pdf(pages=400, lines=500)  # ~25 ms a page (~0.5 s on a very busy machine)
     t0 = time.perf_counter()
     ex = run_metered(extract_pdf, Path("s.pdf"), slow, Budget(max_seconds=2))
-    assert time.perf_counter() - t0 < 2 + 2
+    took = time.perf_counter() - t0
     assert 0 < len(ex.sections) < 400
-    assert ex.left_out[0].startswith(f"stopped at page {len(ex.sections) + 1} of 400 after 2 s "
-                                     "(time budget per file: 2 s")
+    # It stops at the first page boundary past the budget, and says how long it really took.
+    assert took < 2 + 4, took
+    said = re.fullmatch(rf"stopped at page {len(ex.sections) + 1} of 400 after (\d+) s "
+                        r"\(time budget per file: 2 s; Settings → Indexing\)", ex.left_out[0])
+    assert said and 2 <= int(said[1]) <= round(took), (ex.left_out, took)
 
 
 def test_a_4000_page_pdf_of_one_shared_stream_stops_at_the_text_budget_in_seconds() -> None:

@@ -35,6 +35,7 @@ def _fill(execute) -> None:
     execute(ins.format(1, FILE, "markdown", "Boat", "NULL", now, now))
     execute(ins.format(2, "deskmind://note/n1", "note", "Mooring", "NULL", now, now))
     execute(ins.format(3, "deskmind://meeting/m1/minutes", "minutes", "Minutes", 2, now, now))
+    execute(ins.format(5, "file:///home/ana/odd-name.md", "markdown", "Odd", "NULL", now, now))
     execute(ins.format(40, "/home/ana/gone.md", "markdown", "Gone", "NULL", now, now))
     execute("DELETE FROM sources WHERE id = 40")
     for sid, text in ((1, "the varnish of the boat needs two coats"),
@@ -50,7 +51,7 @@ def _check(store, counts_before: dict[str, int]) -> None:
     for table, n in counts_before.items():
         assert store.sql.query_one(f"SELECT count(*) FROM {table}")[0] == n, table
     machines = dict(store.sql.query("SELECT id, machine FROM sources"))
-    assert machines == {1: LAPTOP.id, 2: "", 3: ""}
+    assert machines == {1: LAPTOP.id, 2: "", 3: "", 5: LAPTOP.id}
     # The file is this machine's; the note and minutes are found by uri from any machine.
     assert store.resolve(FILE) == [1]
     assert store.source_id_by_uri("deskmind://note/n1") == 2
@@ -65,13 +66,17 @@ def _check(store, counts_before: dict[str, int]) -> None:
     assert sid > 40
 
 
-def test_m050_on_an_existing_sqlite_memory_keeps_every_row(tmp_path: Path, monkeypatch) -> None:
+def test_m050_on_an_existing_sqlite_memory_keeps_every_row(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    with monkeypatch.context() as m:
-        m.setattr(migrations, "MIGRATIONS", _before_m050(migrations.MIGRATIONS))
-        MemoryStore(path, machine=LAPTOP).close()
     conn = db.connect(path)
     try:
+        # The schema a Deskmind from before m050 made (its migrations, as it ran them).
+        migrations.applied(conn)
+        for name, fn in _before_m050(migrations.MIGRATIONS):
+            conn.execute("BEGIN IMMEDIATE")
+            fn(conn)
+            conn.execute("INSERT INTO migrations(name, applied_at) VALUES (?, 0)", (name,))
+            conn.execute("COMMIT")
         conn.execute("BEGIN")
         _fill(conn.execute)
         conn.execute("COMMIT")
@@ -166,3 +171,18 @@ def test_a_damaged_machine_id_file_is_refused_saying_what_to_do(tmp_path: Path, 
     with pytest.raises(StorageError, match=r"machine-id holds .*move it aside"):
         load_machine(tmp_path)
     assert (tmp_path / "machine-id").read_text() == content  # nothing overwritten
+
+
+def _load_id(folder: str) -> str:
+    return load_machine(Path(folder)).id
+
+
+def test_processes_making_the_machine_id_at_once_agree_on_one(tmp_path: Path) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(6) as pool:
+        ids = pool.map(_load_id, [str(tmp_path / "data")] * 12)
+    assert len(set(ids)) == 1
+    assert (tmp_path / "data" / "machine-id").read_text().strip() == ids[0]
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["machine-id"]  # no temp files left

@@ -134,6 +134,9 @@ def test_one_folder_path_indexed_on_both_keeps_a_source_per_machine(machines, tm
     assert len(mine) == 1 and mine[0]["machine"] == laptop.id
     assert {s["machine_name"] for s in by_uri[tent]} == {os.uname().nodename}
     assert "(this machine)" in laptop.run("sources")
+    shown = laptop.json("store", "show")
+    assert shown["machine"]["id"] == laptop.id
+    assert [m["id"] for m in shown["other_machines"]] == [desktop.id]
 
     # Re-indexing after a change touches this machine's source only.
     (folder / "tent.md").write_text("# Camping\nPack the tent, the stove and a water filter.\n")

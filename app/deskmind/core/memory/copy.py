@@ -431,6 +431,16 @@ class MemoryCopy:
         return problems
 
 
+def copy_state(memory: Memory) -> dict[str, Any] | None:
+    """The copy this memory received, if it was made by one: ``{"source", "finished",
+    "updated_at"}``; None for a memory that was not."""
+    row = memory.sql.query_one(
+        "SELECT source, done, updated_at FROM copy_progress WHERE step = ?", (RUN,))
+    if row is None:
+        return None
+    return {"source": row[0], "finished": bool(row[1]), "updated_at": row[2]}
+
+
 def _finds(hits: Sequence[Any], cid: int, text: str) -> bool:
     return any(h.chunk_id == cid or h.text == text for h in hits)
 

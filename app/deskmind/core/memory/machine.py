@@ -46,11 +46,6 @@ def is_machine_local(uri: str) -> bool:
     return "://" not in uri or uri.startswith(FILE_SCHEME)
 
 
-def machine_key(uri: str, machine_id: str) -> str:
-    """What ``sources.machine`` holds for ``uri`` stored from ``machine_id``."""
-    return machine_id if is_machine_local(uri) else SHARED
-
-
 def load_machine(data_dir: Path, *, name: str | None = None) -> Machine:
     """This installation's machine, its id read from ``data_dir/machine-id`` (created with a new
     random id when missing; two processes creating it at once agree on one)."""
@@ -93,8 +88,10 @@ def _create(path: Path) -> str:
     except FileExistsError:
         return path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise StorageError(f"the machine id file {path} cannot be created ({exc}): check that "
-                           "the data folder is writable") from exc
+        from deskmind.core.memory.db import describe_os_error
+
+        raise StorageError(f"this machine's id file {path} cannot be created: "
+                           f"{describe_os_error(exc, path.parent)}") from exc
     finally:
         tmp.unlink(missing_ok=True)
     log.info("this machine's id is %s (kept in %s)", new, path)
@@ -125,7 +122,8 @@ class MachineScope:
         return self.machine.id
 
     def key(self, uri: str) -> str:
-        return machine_key(uri, self.id) if is_machine_local(uri) else SHARED
+        """What ``sources.machine`` holds for ``uri`` stored from this machine."""
+        return self.id if is_machine_local(uri) else SHARED
 
     def register(self, tx: Any) -> None:
         """Record this machine's name (for display) in the transaction ``tx``: once a process."""

@@ -303,7 +303,7 @@ def m050_sources_per_machine(conn: Any, machine_id: Callable[[], str]) -> None:
                   flags=re.IGNORECASE)
     if body == ddl:
         raise RuntimeError(f"m050: unexpected definition of sources: {ddl}")
-    head, _, tail = body.partition("(")
+    _, _, tail = body.partition("(")
     body = tail[:tail.rstrip().rfind(")")]
     new_ddl = (f"CREATE TABLE sources_m050 ({body.rstrip()},\n"
                "            machine TEXT NOT NULL DEFAULT '',\n"
@@ -315,11 +315,13 @@ def m050_sources_per_machine(conn: Any, machine_id: Callable[[], str]) -> None:
     seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'sources'").fetchone()
     conn.execute(new_ddl)
     col_list = ", ".join(cols)
-    local = conn.execute("SELECT 1 FROM sources WHERE instr(uri, '://') = 0 LIMIT 1").fetchone()
+    # A path, or a file:// uri (a path whose name is not UTF-8): a file of this machine.
+    is_file = "(instr(uri, '://') = 0 OR substr(uri, 1, 7) = 'file://')"
+    local = conn.execute(f"SELECT 1 FROM sources WHERE {is_file} LIMIT 1").fetchone()
     here = machine_id() if local else ""
     conn.execute(
         f"INSERT INTO sources_m050({col_list}, machine) SELECT {col_list}, "
-        "CASE WHEN instr(uri, '://') = 0 THEN ? ELSE '' END FROM sources", (here,))
+        f"CASE WHEN {is_file} THEN ? ELSE '' END FROM sources", (here,))
     conn.execute("DROP TABLE sources")
     conn.execute("ALTER TABLE sources_m050 RENAME TO sources")
     for (sql,) in extras:

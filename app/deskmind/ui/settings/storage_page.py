@@ -79,9 +79,20 @@ class StoragePage(QWidget):
         dlg = QFileDialog(self, "Back up memory to")
         dlg.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dlg.setOption(QFileDialog.Option.DontUseNativeDialog)
-        dlg.selectFile(f"deskmind-backup-{time.strftime('%Y%m%d-%H%M')}.db")
+        dlg.selectFile(f"deskmind-backup-{time.strftime('%Y%m%d-%H%M')}{self.backup_suffix()}")
         dlg.fileSelected.connect(self.backup_to)
         dlg.open()
+
+    def backup_suffix(self) -> str:
+        """``.dump`` for a PostgreSQL memory (pg_dump's custom format), ``.db`` for a SQLite
+        file; read from the settings, without connecting to anything."""
+        from deskmind.core.memory.urls import StorageUrlError, parse_location
+
+        try:
+            backend = parse_location(self.core.memory_location()).backend
+        except StorageUrlError:
+            return ".db"
+        return ".dump" if backend == "postgres" else ".db"
 
     def backup_to(self, path: str) -> None:
         self.status.setText("Backing up…")

@@ -236,11 +236,12 @@ def m050_sources_per_machine(conn: Any, machine_id: Callable[[], str]) -> None:
     # A file path names a file on one machine only: sources become unique by (uri, machine),
     # with machine '' for what every machine shares (notes, meetings, conversations). Existing
     # file sources were indexed by the machine that runs this.
-    local = conn.execute(
-        "SELECT 1 FROM sources WHERE position('://' in uri) = 0 LIMIT 1").fetchone()
+    # A path, or a file:// uri (a path whose name is not UTF-8): a file of this machine.
+    is_file = "(position('://' in uri) = 0 OR left(uri, 7) = 'file://')"
+    local = conn.execute(f"SELECT 1 FROM sources WHERE {is_file} LIMIT 1").fetchone()
     here = machine_id() if local else ""
-    conn.execute("UPDATE sources SET machine = CASE WHEN position('://' in uri) = 0 "
-                 "THEN %s ELSE '' END", (here,))
+    conn.execute(f"UPDATE sources SET machine = CASE WHEN {is_file} THEN %s ELSE '' END",
+                 (here,))
     conn.execute("ALTER TABLE sources ALTER COLUMN machine SET DEFAULT ''")
     conn.execute("ALTER TABLE sources ALTER COLUMN machine SET NOT NULL")
     for (name,) in conn.execute(
