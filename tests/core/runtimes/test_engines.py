@@ -348,3 +348,25 @@ def test_threads_follow_the_load_when_a_model_loads():
     assert threads_for_load(cores=2, load=7.5) == 1
     assert threads_for_load(cores=8, load=3.0) == 4      # llama.cpp gains little past four
     assert threads_for_load(cores=1, load=0.0) == 1
+
+
+_LOAD_AND_CLOSE = """
+import sys
+from deskmind.core.runtimes.llamacpp import LlamaEngine
+for i in range(int(sys.argv[2])):
+    LlamaEngine(sys.argv[1], threads=1).close()
+    print(i, flush=True)
+"""
+
+
+@needs_llama
+def test_closing_an_engine_right_after_it_loads_never_hangs(gguf):
+    # llama.cpp's server could hang in its destructor when freed before its loop ran a task:
+    # 15 loads closed at once, in a child so that a hang cannot stop the test run.
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", _LOAD_AND_CLOSE, str(gguf), "15"],
+                         capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == [str(i) for i in range(15)]
