@@ -158,3 +158,12 @@ def test_earlier_turns_reach_the_model_but_memory_is_searched_for_the_question_a
     # The passages are those of the new question: the key's note is not sent again.
     assert "south wall" in msgs[-1]["content"] and "flower pot" not in msgs[-1]["content"]
     assert [c.title for c in res.citations] == ["Garden"]
+
+
+def test_only_a_short_follow_up_is_searched_with_the_question_it_follows():
+    from deskmind.core.ask.pipeline import elliptical_follow_up
+
+    earlier = (("where is the spare key?", "Under the blue flower pot [1]."),)
+    assert elliptical_follow_up("since when?", earlier) == "where is the spare key? since when?"
+    assert elliptical_follow_up("What is the capital of Mongolia?", earlier) is None
+    assert elliptical_follow_up("since when?", ()) is None

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import re
 import time
 import uuid
 from typing import Any, AsyncIterator, Callable, Sequence
@@ -58,6 +59,18 @@ def with_earlier(messages: list[Message], earlier: Sequence[tuple[str, str]]) ->
     for q, a in earlier:
         turns += [Message("user", q), Message("assistant", a[:EARLIER_ANSWER_CHARS])]
     return messages[:-1] + turns + messages[-1:]
+
+
+FOLLOW_UP_WORDS = 4
+
+
+def elliptical_follow_up(question: str, earlier: Sequence[tuple[str, str]]) -> str | None:
+    """For a short follow-up ("since when?", "and the code?") the text to search memory with
+    when the question alone finds nothing: the earlier question it follows, then it. Longer
+    questions stand on their own (an unrelated new question must not find the last note)."""
+    if not earlier or len(re.findall(r"\w+", question)) > FOLLOW_UP_WORDS:
+        return None
+    return f"{earlier[-1][0]} {question}"
 
 
 class AskPipeline:
@@ -163,9 +176,15 @@ class AskPipeline:
             grading.cancel()
             raise
         timings["route_ms"] = (time.perf_counter() - t) * 1000
-        inv = seen["inv"]
         graded = await grading
         searched = self.searches_memory(opts)
+        joined = elliptical_follow_up(question, opts.earlier)
+        if searched and joined and not any(g.relevant for g in graded):
+            # "since when?" finds nothing by itself: search it with the question it follows.
+            hits = await asyncio.to_thread(self.retrieve, joined, opts)
+            graded = await asyncio.to_thread(self.grade, joined, hits)
+            decision = await decide(self.hub, plan)
+        inv = seen["inv"]
         tools = self._tools_in_play(opts)
         if searched and not tools and not any(g.relevant for g in graded):
             # Never a model's guess dressed as an answer from memory (no model is asked, so no
