@@ -57,6 +57,12 @@ def _memory_on_the_chosen_backend(request: pytest.FixtureRequest, monkeypatch: p
 def deskmind_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("DESKMIND_HOME", str(home))
+    # The CLI's main() points library caches into its data folder (keep_writes_home) in this
+    # process: undone after each test, so no test inherits another's folders.
+    from deskmind.core.config.environment import _CACHES, _SWITCHES
+
+    for name in (*_CACHES, *_SWITCHES):
+        monkeypatch.delenv(name, raising=False)
     return home
 
 

@@ -153,7 +153,8 @@ def test_earlier_turns_reach_the_model_but_memory_is_searched_for_the_question_a
         [req] = srv.chat_requests()
     msgs = req.json()["messages"]
     assert [m["role"] for m in msgs[-3:]] == ["user", "assistant", "user"]
-    assert msgs[-3]["content"] == earlier[0][0] and msgs[-2]["content"] == earlier[0][1]
+    # The earlier answer without its citation mark: "[1]" named that question's passage.
+    assert msgs[-3]["content"] == earlier[0][0] and msgs[-2]["content"] == "Under the blue flower pot."
     assert "Where do the tomatoes go?" in msgs[-1]["content"]
     # The passages are those of the new question: the key's note is not sent again.
     assert "south wall" in msgs[-1]["content"] and "flower pot" not in msgs[-1]["content"]

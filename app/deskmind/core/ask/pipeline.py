@@ -52,12 +52,14 @@ EARLIER_ANSWER_CHARS = 600
 
 def with_earlier(messages: list[Message], earlier: Sequence[tuple[str, str]]) -> list[Message]:
     """The prompt with a conversation's earlier turns just before the question (its last
-    message), each answer cut to :data:`EARLIER_ANSWER_CHARS`."""
+    message), each answer cut to :data:`EARLIER_ANSWER_CHARS` and without its citation marks
+    (their numbers named the earlier question's passages, not this one's)."""
     if not earlier or not messages:
         return messages
     turns: list[Message] = []
     for q, a in earlier:
-        turns += [Message("user", q), Message("assistant", a[:EARLIER_ANSWER_CHARS])]
+        a = re.sub(r"\s*\[\d+\]", "", a)[:EARLIER_ANSWER_CHARS]
+        turns += [Message("user", q), Message("assistant", a)]
     return messages[:-1] + turns + messages[-1:]
 
 
@@ -389,7 +391,7 @@ class AskPipeline:
         else:
             why = "memory returned no passage"
         text = NOTHING_RELEVANT
-        if not graded and self.store is not None and self.store.is_empty():
+        if not graded and self.store is not None and await asyncio.to_thread(self.store.is_empty):
             why, text = "memory is empty (nothing indexed yet)", MEMORY_EMPTY
         route = {"provider": "", "model": "", "zone": "machine", "rule": decision.rule,
                  "reason": f"no model asked: {why}", "class": decision.klass, "passages": 0}

@@ -21,7 +21,7 @@ from typing import MutableMapping
 
 from deskmind.core.config.paths import Paths
 
-# variable -> the folder under Deskmind's cache it points at ("" : a value, not a folder)
+# variable -> the folder under Deskmind's cache it points at
 _CACHES = {
     "HF_HOME": "huggingface",
     "NUMBA_CACHE_DIR": "numba",

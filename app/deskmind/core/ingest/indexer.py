@@ -15,6 +15,7 @@ per file, whether it needs reading (``triage``) and reads it (``prepare``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import logging
@@ -181,7 +182,7 @@ class Indexer:
         try:
             st = os.fstat(fd)
             if not stat_mod.S_ISREG(st.st_mode):
-                return fail("skipped", not_a_file(st.st_mode))
+                return dataclasses.replace(fail("skipped", not_a_file(st.st_mode)), unlisted=True)
             if ft.media:
                 digest = transcribe.media_fingerprint(fd, st.st_size)
                 data = b""

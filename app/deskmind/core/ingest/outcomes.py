@@ -49,6 +49,8 @@ class Prepared:
     replaced: str | None = None
     # A large text's chunks, made as they are embedded and staged (``draft.chunks`` is empty).
     stream: Iterator[NewChunk] | None = None
+    # Not a regular file when opened (swapped in after the scan): never kept as a source.
+    unlisted: bool = False
 
 
 @dataclass

@@ -28,7 +28,7 @@ from deskmind.core.ingest import links as links_mod
 from deskmind.core.ingest import status as status_mod
 from deskmind.core.ingest.ignore import default_reason
 from deskmind.core.ingest.outcomes import FileOutcome, IndexEvent, IndexSummary, Prepared
-from deskmind.core.ingest.walk import NOT_A_FILE, Found, Passed, not_a_file, walk
+from deskmind.core.ingest.walk import Found, Passed, not_a_file, walk
 from deskmind.core.ingest.workers import Cancelled, Extraction, ParserPool
 from deskmind.core.memory import uris
 from deskmind.core.memory.store import text_hash
@@ -268,7 +268,7 @@ class IndexRun:
             if prep.touch:
                 self.touches.append(prep.touch)
             if prep.draft is None:
-                self.settle(f, prep.outcome, prep.replaced)
+                self.settle(f, prep.outcome, prep.replaced, unlisted=prep.unlisted)
                 continue
             if prep.stream is not None:
                 self.flush()  # files before it are stored before it
@@ -286,12 +286,13 @@ class IndexRun:
             if self.pending_chunks >= EMBED_BATCH_CHUNKS:
                 self.flush()
 
-    def settle(self, f: Found, o: FileOutcome, replaced: str | None = None, stale: bool = False) -> None:
+    def settle(self, f: Found, o: FileOutcome, replaced: str | None = None, stale: bool = False,
+               unlisted: bool = False) -> None:
         """A file that is done without a new draft: its outcome and, unless unchanged, its status."""
         self.summary.outcomes.append(o)
-        if o.status == "skipped" and (o.reason or "").startswith(NOT_A_FILE):
+        if unlisted:
             # A regular file at scan time, something else when opened (swapped in between).
-            self.unlisted[str(f.path)] = o.reason or NOT_A_FILE
+            self.unlisted[str(f.path)] = o.reason or "not a regular file"
         elif o.status in ("skipped", "failed", "queued"):
             self.records.append(status_mod.StatusRecord(
                 uris.path_uri(f.path), o.kind or "other", o.status, o.reason, f.st.st_size, f.st.st_mtime,

@@ -89,10 +89,12 @@ class IngestStateStore:
         (``drop_content``): then its chunks, vectors, text and links go."""
         def _write(tx: Any) -> None:
             now = time.time()
+            noted = False
             for r in rows:
                 machine = self.scope.key(r.uri)
-                if machine:
+                if machine and not noted:
                     self.scope.register(tx)
+                    noted = True
                 row = tx.execute("SELECT id, status FROM sources WHERE uri = ? AND machine = ?",
                                  (r.uri, machine)).fetchone()
                 if row is None:
@@ -121,6 +123,7 @@ class IngestStateStore:
 
         if rows:
             self.sql.write(_write)
+            self.scope.committed(r.uri for r in rows)
 
     def update_tags(self, changes: Sequence[tuple[int, str, str | None]]) -> None:
         """``(id, privacy, collection)`` for sources whose content did not change."""

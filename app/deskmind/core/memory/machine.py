@@ -19,9 +19,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from deskmind.core.errors import StorageError
+from deskmind.core.memory import uris
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ FILE_NAME = "machine-id"
 # Sources that are not files (notes, meetings, conversations, anything with a scheme) are
 # shared by every machine: their machine is this empty key.
 SHARED = ""
-FILE_SCHEME = "file://"  # as uris.FILE_SCHEME (that module imports nothing of the memory's)
 _VALID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{7,63}")
 
 
@@ -43,7 +43,7 @@ def is_machine_local(uri: str) -> bool:
     """True for a file path (it names a file only on the machine that indexed it), including
     a ``file://`` URI (how a path whose name is not UTF-8 is kept, see :mod:`uris`); False for
     a uri with another scheme (``deskmind://note/…``), which means the same on every machine."""
-    return "://" not in uri or uri.startswith(FILE_SCHEME)
+    return "://" not in uri or uri.startswith(uris.FILE_SCHEME)
 
 
 def load_machine(data_dir: Path, *, name: str | None = None) -> Machine:
@@ -134,6 +134,12 @@ class MachineScope:
             "INSERT INTO machines(id, name, first_seen, last_seen) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET name = excluded.name, last_seen = excluded.last_seen",
             (self.machine.id, self.machine.name, now, now))
+
+    def committed(self, uris: Iterable[str]) -> None:
+        """A transaction that called :meth:`register` for any of ``uris`` has committed: the
+        machine's name is recorded, so later writes of this process skip it."""
+        if any(self.key(u) for u in uris):
+            self.registered = True
 
 
 def machine_names(sql: Any) -> dict[str, str]:

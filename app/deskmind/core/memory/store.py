@@ -275,8 +275,7 @@ class MemoryStore(SourceReads):
             return sid
 
         sid = self.writer.transaction(_put)
-        if self.scope.key(draft.uri):
-            self.scope.registered = True
+        self.scope.committed([draft.uri])
         return sid
 
     # -- forgetting --------------------------------------------------------------------

@@ -128,11 +128,8 @@ class LlamaEngine:
             self.server: Any = xllamacpp.Server(params)
         except Exception as exc:  # a file that is not a GGUF llama.cpp can load
             raise ModelUnavailableError(f"llama.cpp could not load {model_path}: {exc}") from None
-        # A server freed before its loop has handled a first task can hang in its destructor
-        # (seen 1 in 3 to 1 in 5 times when closing right after a load). One raw completion of
-        # one token (~13 ms for SmolLM2-135M) makes sure the loop runs before anyone can close.
-        self.server.handle_completions({"prompt": " ", "n_predict": 1}, lambda _chunk: False)
         self._lock = threading.Lock()  # held for the whole of each generation
+        self._served = False  # whether llama.cpp's loop has handled a task (see close)
         self._closing = threading.Event()
 
     def generate(self, body: dict[str, Any], on_chunk: Callable[[dict[str, Any]], bool],
@@ -154,6 +151,7 @@ class LlamaEngine:
                     cut[0] = True
                 return halt or stop.is_set() or cut[0]
 
+            self._served = True
             res = self.server.handle_chat_completions({**body, "return_progress": True}, callback)
             if cut[0]:
                 raise ModelUnavailableError(f"the model {self.path.name} was unloaded while it answered")
@@ -169,6 +167,11 @@ class LlamaEngine:
         self._closing.set()
         with self._lock:
             server, self.server = self.server, None
+            if server is not None and not self._served:
+                # A server freed before its loop handled a first task can hang in its
+                # destructor (1 in 3 to 1 in 5 closes right after a load): one raw completion of
+                # one token (~13 ms for SmolLM2-135M) makes the loop run first.
+                server.handle_completions({"prompt": " ", "n_predict": 1}, lambda _chunk: False)
             # Dropping the last reference stops llama.cpp's loop (after the batch in hand)
             # and frees the weights before close returns.
             del server

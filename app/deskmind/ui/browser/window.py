@@ -53,6 +53,8 @@ class MemoryBrowser(QWidget):
         self.audio_dir = audio_dir
         self.last_receipt: dict[str, Any] | None = None
         self.refreshes = 0  # times the list was refreshed because the memory changed
+        self._listing = False  # a refresh's worker is running
+        self._stale = False    # the memory changed while it ran: list once more when it ends
         lay = QVBoxLayout(self)
         row = QHBoxLayout()
         self.query = QLineEdit()
@@ -127,15 +129,30 @@ class MemoryBrowser(QWidget):
                 rows.append((f"{s.title or Path(uris.shown(s.uri)).name}  ({s.kind})", s.id, {}, None))
             return rows
 
+        def failed(e: BaseException) -> None:
+            self._listed()
+            self.status.setText(f"Search failed: {e}")
+
+        self._listing = True
         self.status.setText("Loading…")   # the database is read (and first opened) in a worker
-        self.workers.submit(work, done=self._show_results,
-                            failed=lambda e: self.status.setText(f"Search failed: {e}"))
+        self.workers.submit(work, done=self._show_results, failed=failed)
 
     def memory_changed(self) -> None:
         """Another process or machine (or this one) wrote to the memory: list again, keeping
-        the item shown selected when it is still listed. GUI thread."""
+        the item shown selected when it is still listed. While a listing runs (a search
+        embeds its query), changes only mark it stale: one more listing follows it, however
+        many writes an index run makes meanwhile. GUI thread."""
+        if self._listing:
+            self._stale = True
+            return
         self.refreshes += 1
         self.refresh()
+
+    def _listed(self) -> None:
+        self._listing = False
+        if self._stale:
+            self._stale = False
+            self.memory_changed()
 
     def _show_results(self, rows: list) -> None:
         cur = self.results.currentItem()
@@ -153,6 +170,7 @@ class MemoryBrowser(QWidget):
         finally:
             self.results.blockSignals(False)
         self.status.setText(f"{len(rows)} result(s)")
+        self._listed()
 
     def open_source(self, source_id: int, locator: dict | None = None, chunk_id: int | None = None) -> None:
         self.status.setText("Opening…")

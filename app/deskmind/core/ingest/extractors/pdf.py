@@ -65,13 +65,11 @@ def extract_pdf(path: Path, data: bytes) -> Extracted:
         if kept >= m.budget.max_text_chars:
             stopped = (f"kept the first {budget_mod.size(m.budget.max_text_chars)} of text, from pages 1 to "
                        f"{budget_mod.count(n - 1)} of {budget_mod.count(total)} ({m.text_limit()})")
-        if stopped:
-            pass
         elif not m.inflate(_content_bytes(page)):
             stopped = (f"stopped at page {budget_mod.count(n)} of {budget_mod.count(total)}: its pages' "
                        f"content streams come to more than {budget_mod.size(m.budget.max_inflated_bytes)} "
                        f"({m.inflate_limit()})")
-        elif not stopped and m.out_of_time():
+        elif m.out_of_time():
             stopped = (f"stopped at page {budget_mod.count(n)} of {budget_mod.count(total)} after "
                        f"{m.elapsed():.0f} s ({m.time_limit()})")
         if stopped:

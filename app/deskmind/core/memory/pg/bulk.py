@@ -121,10 +121,7 @@ class PgBulk:
         """The largest id the identity of ``table`` has handed out (0 when none)."""
         def _read(tx: PgTx) -> int:
             seq = self._sequence(tx, table)
-            if seq is None:
-                return 0
-            last, called = tx.execute(f"SELECT last_value, is_called FROM {seq}").fetchone()
-            return int(last) if called else int(last) - 1
+            return self.high_water_in(tx, seq) if seq else 0
 
         return self.sql.read(_read)
 

@@ -10,7 +10,6 @@ that has shipped: add a new one.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from typing import Any, Callable
@@ -18,6 +17,7 @@ from typing import Any, Callable
 import psycopg
 
 from deskmind.core.errors import StorageError
+from deskmind.core.memory.migrations import wants_machine
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +372,7 @@ def migrate(conn: psycopg.Connection, where: str,
             # Another machine may have run it since ``done`` was read: check under the lock.
             if conn.execute("SELECT 1 FROM schema_migrations WHERE name = %s", (name,)).fetchone():
                 continue
-            if len(inspect.signature(fn).parameters) > 1:
+            if wants_machine(fn):
                 fn(conn, machine_id)
             else:
                 fn(conn)

@@ -234,8 +234,7 @@ class PgMemoryStore:
             return sid
 
         sid = self.sql.write(_put)
-        if self.scope.key(draft.uri):
-            self.scope.registered = True
+        self.scope.committed([draft.uri])
         return sid
 
     def machines(self) -> dict[str, str]:
