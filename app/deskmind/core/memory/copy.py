@@ -170,7 +170,8 @@ class MemoryCopy:
         place in the target, and so must every column that holds data."""
         src_tables = self.src.table_names()
         dst_tables = self.dst.table_names()
-        if RUN in _steps_of(self.source) and not _finished(self.source):
+        received = copy_state(self.source)
+        if received is not None and not received["finished"]:
             raise CopyRefused(f"{self.source_name} holds an unfinished copy of another memory: "
                               "finish that copy (--resume) before copying from it")
         known = {s.name for s in TABLES}
@@ -471,11 +472,3 @@ def _save(tx: Any, step: str, source: str, last_key: str, copied: int, done: boo
         "updated_at = excluded.updated_at",
         (step, source, last_key, int(copied), 1 if done else 0, time.time()))
 
-
-def _steps_of(memory: Memory) -> set[str]:
-    return {r[0] for r in memory.sql.query("SELECT step FROM copy_progress")}
-
-
-def _finished(memory: Memory) -> bool:
-    row = memory.sql.query_one("SELECT done FROM copy_progress WHERE step = ?", (RUN,))
-    return bool(row and row[0])

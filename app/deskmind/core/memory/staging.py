@@ -5,7 +5,7 @@ Indexing a large file embeds its chunks a batch at a time; each batch goes into
 nor their vectors are ever all in memory. ``put_source(draft, idx, staged=stage_id)`` then
 moves them into ``chunks`` in one short transaction: a reader sees the old version of the
 source or the new one, and a crash before that leaves the source as it was, with rows here
-that :meth:`StagedChunks.discard_stale` removes on the next open or index run.
+that :meth:`StagedChunks.discard_stale` removes at the start of the next index run.
 
 The SQL is portable (see :mod:`deskmind.core.memory.sql`); only the vector's encoding differs
 between backends (a float32 blob on SQLite, a pgvector ``vector`` on PostgreSQL). Every method
@@ -95,12 +95,7 @@ class StagedChunks:
 
     def discard(self, stage: int) -> None:
         """Drop a stage and its chunks (indexing failed or was cancelled)."""
-
-        def _discard(tx: Tx) -> None:
-            tx.execute("DELETE FROM staged_chunks WHERE stage_id = ?", (stage,))
-            tx.execute("DELETE FROM staged_sources WHERE id = ?", (stage,))
-
-        self.sql.write(_discard)
+        self.sql.write(lambda tx: drop_stage(tx, stage))
 
     def discard_stale(self) -> int:
         """Drop the stages left by processes that are gone (killed mid-file) or abandoned for

@@ -83,7 +83,6 @@ class MemoryStore(SourceReads):
         self.links = LinkStore(self.sql)
         self.ingest_state = IngestStateStore(self.sql, self.scope)
         self.staging = staging.StagedChunks(self.sql, vectors.to_blob)
-        _discard_stale_staging(self.staging)
 
     # -- connections -------------------------------------------------------------------
 
@@ -383,14 +382,6 @@ class MemoryStore(SourceReads):
     def backup(self, dest: Path) -> Path:
         """A consistent copy made with SQLite's backup API, safe while others read and write."""
         return maintenance.backup(self, dest)
-
-
-def _discard_stale_staging(stages: staging.StagedChunks) -> None:
-    """Rows staged by an indexing run that was killed: gone at the next open."""
-    try:
-        stages.discard_stale()
-    except StorageError as exc:  # a read-only or full disk: the next index run tries again
-        log.warning("could not drop abandoned staged chunks: %s", exc)
 
 
 def _fill_staged_vectors(conn: Any, idx: vectors.VectorIndex, stage: int) -> None:

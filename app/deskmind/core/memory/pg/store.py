@@ -68,10 +68,6 @@ class PgMemoryStore:
         self.term_frequencies = TermFrequencies()
         self.staging = staging.StagedChunks(self.sql, lambda v: np.asarray(v, dtype=np.float32),
                                             clean=lambda t: _no_nul(t) or "")
-        try:
-            self.staging.discard_stale()
-        except (StorageError, psycopg.Error) as exc:  # the next index run tries again
-            log.warning("could not drop abandoned staged chunks: %s", exc)
 
     def _prepare(self, conninfo: str, password: str | None, timeout: float) -> None:
         """Check the server, enable pgvector and migrate, on a connection of its own (the pool's
