@@ -78,22 +78,6 @@ class SourceReads:
         return [(r[0], r[1], r[2]) for r in self.reader().execute(
             "SELECT id, kind, coalesce(title, uri) FROM sources WHERE parent_id = ? ORDER BY id", (source_id,))]
 
-    def source_states(self, uris_under: str | None = None) -> dict[str, tuple[int, int | None, float | None, str | None, str]]:
-        """``uri -> (id, size, mtime, content_hash, status)`` for fast re-scans: this machine's
-        file sources (under a folder) and, without one, the shared sources too."""
-        conn = self.reader()
-        if uris_under:
-            rows = conn.execute(
-                "SELECT uri, id, size, mtime, content_hash, status FROM sources "
-                "WHERE machine = ? AND (uri = ? OR substr(uri, 1, ?) = ?)",
-                (self.scope.id, uris_under, len(uris_under.rstrip("/")) + 1,
-                 uris_under.rstrip("/") + "/"),
-            )
-        else:
-            rows = conn.execute("SELECT uri, id, size, mtime, content_hash, status FROM sources "
-                                "WHERE machine IN ('', ?)", (self.scope.id,))
-        return {r[0]: tuple(r[1:]) for r in rows}
-
     def list_sources(
         self, *, kind: str | None = None, status: str | None = None, limit: int | None = None,
     ) -> list[Source]:

@@ -110,8 +110,8 @@ def test_resolve_paths_and_folders(store: PgMemoryStore, tmp_path) -> None:
     assert store.resolve(str(folder)) == ids
     assert store.resolve(str(folder / "a.md")) == [ids[0]]
     assert store.resolve(ids[1]) == [ids[1]]
-    states = store.source_states(str(folder))
-    assert sorted(states) == sorted(str(folder / n) for n in ("a.md", "b.md"))
+    states = store.ingest_state.states_under([str(folder)])
+    assert sorted(r[0] for r in states) == sorted(str(folder / n) for n in ("a.md", "b.md"))
 
 
 def test_stats_list_and_integrity(store: PgMemoryStore) -> None:

@@ -288,18 +288,6 @@ class PgMemoryStore:
             "SELECT id, kind, coalesce(title, uri) FROM sources WHERE parent_id = ? ORDER BY id",
             (source_id,))]
 
-    def source_states(self, uris_under: str | None = None) -> dict[str, tuple[int, int | None, float | None, str | None, str]]:
-        """``uri -> (id, size, mtime, content_hash, status)`` for fast re-scans: this machine's
-        file sources (under a folder) and, without one, the shared sources too."""
-        cols = "SELECT uri, id, size, mtime, content_hash, status FROM sources"
-        if uris_under:
-            prefix = uris_under.rstrip("/") + "/"
-            rows = self.sql.query(f"{cols} WHERE machine = ? AND (uri = ? OR {UNDER})",
-                                  (self.scope.id, uris_under, *_prefix_range(prefix)))
-        else:
-            rows = self.sql.query(f"{cols} WHERE machine IN ('', ?)", (self.scope.id,))
-        return {r[0]: tuple(r[1:]) for r in rows}
-
     def list_sources(self, *, kind: str | None = None, status: str | None = None,
                      limit: int | None = None) -> list[Source]:
         where, args = [], []
