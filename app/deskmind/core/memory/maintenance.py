@@ -93,15 +93,22 @@ def optimize(store: "MemoryStore", *, reindex: bool = False) -> dict[str, Any]:
     return done
 
 
-def backup(store: "MemoryStore", dest: Path) -> Path:
-    """A consistent copy made with SQLite's backup API, safe while others read and write."""
+def backup_file(dest: Path, suffix: str) -> Path:
+    """Where a backup asked for at ``dest`` goes, on either backend: a new file (a folder gets
+    a dated name ending in ``suffix``)."""
     dest = Path(dest).expanduser().absolute()
-    if dest.exists() and dest.is_dir():
-        dest = dest / f"deskmind-{time.strftime('%Y%m%d-%H%M%S')}.db"
+    if dest.is_dir():
+        dest = dest / f"deskmind-{time.strftime('%Y%m%d-%H%M%S')}{suffix}"
     if dest.exists():
         raise UserInputError(f"{dest} already exists: choose a new file name")
     if not dest.parent.is_dir():
         raise UserInputError(f"{dest.parent} is not a folder: create it first or check the path")
+    return dest
+
+
+def backup(store: "MemoryStore", dest: Path) -> Path:
+    """A consistent copy made with SQLite's backup API, safe while others read and write."""
+    dest = backup_file(dest, ".db")
     tmp = dest.with_name(dest.name + ".partial")
     try:
         target = db.connect(tmp)

@@ -16,12 +16,12 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from deskmind.core.errors import StorageError, UserInputError
+from deskmind.core.errors import StorageError
+from deskmind.core.memory.maintenance import backup_file
 from deskmind.core.memory.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -94,18 +94,6 @@ def find_tool(name: str, server_major: int, environ: Mapping[str, str] | None = 
                        f"({have}), and an older {name} cannot read a newer server: {install}")
 
 
-def backup_file(dest: Path) -> Path:
-    """Where a backup asked for at ``dest`` goes: a new file (a folder gets a dated name)."""
-    dest = Path(dest).expanduser().absolute()
-    if dest.is_dir():
-        dest = dest / f"deskmind-{time.strftime('%Y%m%d-%H%M%S')}{SUFFIX}"
-    if dest.exists():
-        raise UserInputError(f"{dest} already exists: choose a new file name")
-    if not dest.parent.is_dir():
-        raise UserInputError(f"{dest.parent} is not a folder: create it first or check the path")
-    return dest
-
-
 def pg_dump(conninfo: str, password: str | None, dest: Path, *, server_major: int,
             environ: Mapping[str, str] | None = None,
             run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
@@ -114,7 +102,7 @@ def pg_dump(conninfo: str, password: str | None, dest: Path, *, server_major: in
     custom format; returns the file written. Nothing is left behind when it fails."""
     env = dict(os.environ if environ is None else environ)
     tool = find_tool("pg_dump", server_major, env, run, debian_bins)
-    dest = backup_file(dest)
+    dest = backup_file(dest, SUFFIX)
     tmp = dest.with_name(dest.name + ".partial")
     env.pop("PGPASSWORD", None)
     if password is not None:
