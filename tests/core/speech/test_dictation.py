@@ -14,7 +14,7 @@ import pytest
 from deskmind.core.agents.audit import AuditLog
 from deskmind.core.speech.deliver import Deliverer
 from deskmind.core.speech.dictation import CLEAN_TASK, Dictation
-from tests.core.speech.conftest import words
+from tests.core.speech.conftest import heard, words
 from tests.fakes.audio import MIC_SINK, speech_wav
 from tests.fakes.text_window import TextWindow
 from tests.ui.xharness import XSession
@@ -66,18 +66,22 @@ def test_the_words_are_typed_into_the_focused_window_audited_and_kept_as_a_note(
     speech._sd = sd
     d = make(core, speech, xenv)
     r = dictate(d, pulse, speech_wav(speech_dir, SAID))
-    typed = window.wait_text(lambda t: "garden" in t.lower())
-    assert {"remember", "water", "tomatoes", "garden"} <= words(typed), typed
+    # tiny.en mishears a word now and then ("tomato" for "tomatoes"): what Whisper heard
+    # must be most of what was said, and what is typed, kept and audited is exactly that.
+    assert heard(r.text, {"remember", "water", "tomatoes", "garden"}, 3), r.text
+    typed = window.wait_text(lambda t: t.strip() == r.text.strip())
+    assert typed.strip() == r.text.strip(), (typed, r.text)
     assert r.delivery.delivered and r.delivery.method == "type"
     assert r.message.startswith(f"typed {len(r.text.split())} words into "), r.message
     assert r.note_id is not None
     note = core.store.get_source(r.note_id)
-    assert note.kind == "note" and "tomatoes" in note.metadata["transcript"].lower()
+    assert note.kind == "note" and note.metadata["transcript"].strip() == r.text.strip()
     assert note.metadata["origin"] == "dictation"
     entry = AuditLog(core.store).entries(agent="dictation")[-1]
     assert entry.tool == "paste" and entry.decision == "allowed"
     assert f'"chars": {len(r.text)}' in entry.args_summary
-    assert "tomatoes" not in entry.args_summary.lower()       # never the text
+    said = {w for w in words(r.text) if len(w) > 4}
+    assert said and not said & words(entry.args_summary.replace('"', " ")), entry.args_summary
     assert r.timings["key_up_to_text"] > 0
 
 
