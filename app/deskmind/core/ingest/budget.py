@@ -43,6 +43,33 @@ class Budget:
         return cls(max_inflated_bytes=int(s.max_inflated_mb * MB), max_text_chars=int(s.max_text_mb * MB),
                    max_pages=int(s.max_pages), max_seconds=float(s.max_seconds))
 
+    def limits(self) -> tuple[str, str, str, str]:
+        """The sentences people read, one per limit (inflate, time, text, pages), so every
+        extractor says it the same way and a note says which value it was read under."""
+        return (f"inflate budget per file: {size(self.max_inflated_bytes)}",
+                f"time budget per file: {self.max_seconds:g} s",
+                f"text budget per file: {size(self.max_text_chars)}",
+                f"page budget per file: {count(self.max_pages)}")
+
+
+def parser_limit(memory_mb: int) -> str:
+    """The sentence naming the memory limit of a parser process."""
+    return f"memory limit per parser: {memory_mb:,} MB"
+
+
+def read_under_other_limits(note: str | None, budget: Budget, parser_memory_mb: int | None) -> bool:
+    """Whether a file that a limit cut short or refused (``note`` is what was said then, which
+    names the limit and its value) was read under a value that is no longer in force: raising
+    a budget in Settings → Indexing then gets the file read again though it did not change."""
+    if not note or ("budget per file:" not in note and "memory limit per parser:" not in note):
+        return False
+    now = list(budget.limits())
+    if parser_memory_mb:
+        now.append(parser_limit(parser_memory_mb))
+    elif "memory limit per parser:" in note:
+        return True          # parser processes are off now: no memory limit
+    return any(sentence.split(":", 1)[0] + ":" in note and sentence not in note for sentence in now)
+
 
 def size(n: float) -> str:
     """Megabytes for people, as the settings count them: 250 MB, 16 MB, 1.5 MB, 0.2 MB."""
@@ -80,18 +107,17 @@ class Meter:
     def note(self, text: str) -> None:
         self.notes.append(text)
 
-    # the sentences people read, one per limit, so every extractor says it the same way
     def inflate_limit(self) -> str:
-        return f"inflate budget per file: {size(self.budget.max_inflated_bytes)}; {WHERE}"
+        return f"{self.budget.limits()[0]}; {WHERE}"
 
     def time_limit(self) -> str:
-        return f"time budget per file: {self.budget.max_seconds:g} s; {WHERE}"
+        return f"{self.budget.limits()[1]}; {WHERE}"
 
     def text_limit(self) -> str:
-        return f"text budget per file: {size(self.budget.max_text_chars)}; {WHERE}"
+        return f"{self.budget.limits()[2]}; {WHERE}"
 
     def page_limit(self) -> str:
-        return f"page budget per file: {count(self.budget.max_pages)}; {WHERE}"
+        return f"{self.budget.limits()[3]}; {WHERE}"
 
 
 _current: contextvars.ContextVar[Meter | None] = contextvars.ContextVar("deskmind_extract_meter", default=None)
@@ -136,7 +162,7 @@ def keep_text(ex: Extracted, m: Meter) -> Extracted:
         ex.sections = kept
         ex.text = ex.text[:limit]
         m.note(f"kept the first {size(limit)} of text of {size(total)} "
-               f"(text budget per file: {size(limit)}; {WHERE})")
+               f"({m.text_limit()})")
     ex.left_out = ex.left_out + m.notes
     return ex
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from deskmind.core.embed.base import Embedder
+from deskmind.core.ingest import budget as budget_mod
 from deskmind.core.ingest import status as status_mod
 from deskmind.core.ingest import transcribe
 from deskmind.core.ingest.budget import Budget
@@ -130,7 +131,8 @@ class Indexer:
             stale_skip = known.status == "skipped" and (
                 (why.startswith("too large") and f.st.st_size <= limit)
                 or (why.startswith("unsupported") and ft is not None and "and not text" not in why))
-            unchanged = (known.status in ("indexed", "failed") or (known.status == "skipped" and not stale_skip)
+            unchanged = ((known.status in ("indexed", "failed") and not self.limits_raised(known))
+                         or (known.status == "skipped" and not stale_skip)
                          or (known.status == "queued" and self.transcriber is None))
             if unchanged:
                 privacy = self.privacy_for(f.path)
@@ -146,6 +148,11 @@ class Indexer:
         if ft.media and self.transcriber is None:
             return FileOutcome(uri, kind, "queued", transcribe.NO_TRANSCRIBER)
         return None
+
+    def limits_raised(self, known: status_mod.Known) -> bool:
+        """A source that a budget or a parser's memory limit cut short or refused is read
+        again, though unchanged, once that limit has another value (Settings → Indexing)."""
+        return budget_mod.read_under_other_limits(known.read_under(), self.budget, self.parser_memory_mb)
 
     # -- per file (pool threads) ----------------------------------------------------------
 
@@ -196,7 +203,7 @@ class Indexer:
             os.close(fd)
         if not ft.media and len(data) > self.max_file_bytes:
             return fail("skipped", "grew past the size limit while being read")
-        if known and known.content_hash == digest and known.status == "indexed":
+        if known and known.content_hash == digest and known.status == "indexed" and not self.limits_raised(known):
             return Prepared(path, FileOutcome(uri, kind, "unchanged"), touch=(known.id, st.st_size, st.st_mtime))
         # From here on an indexed source's content has changed. Where the new content itself
         # yields nothing to index, what was stored no longer says what the file says.

@@ -28,6 +28,11 @@ class Known:
     privacy: str
     collection: str | None
     error: str | None
+    limits_note: str | None = None   # the metadata of a source a limit cut short
+
+    def read_under(self) -> str | None:
+        """What was said about the limits this source was read under, if any limit stopped it."""
+        return " ".join(n for n in (self.error, self.limits_note) if n) or None
 
 
 def known_states(store: Memory, roots: Iterable[str]) -> dict[str, Known]:

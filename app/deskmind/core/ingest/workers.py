@@ -208,7 +208,7 @@ class ParserPool:
                     self._stop(p)
                     raise ParserStopped(
                         f"refused: parsing took longer than {budget.max_seconds:g} s and was stopped "
-                        f"(time budget per file: {budget.max_seconds:g} s; {budget_mod.WHERE})")
+                        f"({budget.limits()[1]}; {budget_mod.WHERE})")
                 if not p.proc.is_alive():
                     break
             try:
@@ -234,7 +234,7 @@ class ParserPool:
         if status == "memory":
             raise ParserStopped(
                 f"refused: parsing needed more than {self.memory_mb:,} MB of memory "
-                f"(memory limit per parser: {self.memory_mb:,} MB; {budget_mod.WHERE})")
+                f"({budget_mod.parser_limit(self.memory_mb)}; {budget_mod.WHERE})")
         if status == "refused":
             name, message = value
             raise _ERRORS.get(name, ExtractionError)(message)
@@ -256,7 +256,7 @@ class ParserPool:
                 name = f"signal {-code}"
             if -code == signal.SIGKILL:
                 return ("the parser was killed (SIGKILL), most likely for memory: "
-                        f"memory limit per parser: {self.memory_mb:,} MB")
+                        f"{budget_mod.parser_limit(self.memory_mb)}")
             return f"the parser crashed on this file ({name})"
         return f"the parser process ended on this file (exit code {code})"
 

@@ -11,7 +11,11 @@ from deskmind.core.memory import uris
 from deskmind.core.memory.machine import MachineScope
 from deskmind.core.memory.sql import SqlRunner, batches, placeholders
 
-_STATE_COLUMNS = "uri, id, size, mtime, content_hash, status, privacy, collection, error"
+# The last column: an indexed source's metadata when a limit cut it short (its notes name the
+# limit and its value, so a raised limit gets the file read again).
+_STATE_COLUMNS = ("uri, id, size, mtime, content_hash, status, privacy, collection, error, "
+                  "CASE WHEN metadata LIKE ? OR metadata LIKE ? THEN metadata END")
+_LIMIT_NOTES = ("%budget per file:%", "%limit per parser:%")
 # The LIKE wildcard goes in as an argument: repository SQL holds no literal '%'.
 _REACHED_VIA = '%"reached_via"%'
 
@@ -46,8 +50,8 @@ class IngestStateStore:
         self.scope = scope
 
     def states_under(self, roots: Iterable[str]) -> list[tuple]:
-        """Rows ``(uri, id, size, mtime, content_hash, status, privacy, collection, error)`` of
-        every source of this machine at or under these folders."""
+        """Rows ``(uri, id, size, mtime, content_hash, status, privacy, collection, error,
+        limits_note)`` of every source of this machine at or under these folders."""
         out: list[tuple] = []
         for root in roots:
             # Files whose names are not UTF-8 are kept as file:// URIs: a second prefix.
@@ -55,7 +59,7 @@ class IngestStateStore:
                 out.extend(self.sql.query(
                     f"SELECT {_STATE_COLUMNS} FROM sources WHERE machine = ? "
                     "AND (uri = ? OR substr(uri, 1, ?) = ?)",
-                    (self.scope.id, base, len(prefix), prefix)))
+                    (*_LIMIT_NOTES, self.scope.id, base, len(prefix), prefix)))
         return out
 
     def states_of(self, uris: Sequence[str]) -> list[tuple]:
@@ -64,7 +68,7 @@ class IngestStateStore:
         for part in batches(list(uris)):
             out.extend(self.sql.query(
                 f"SELECT {_STATE_COLUMNS} FROM sources WHERE machine = ? "
-                f"AND uri IN ({placeholders(len(part))})", (self.scope.id, *part)))
+                f"AND uri IN ({placeholders(len(part))})", (*_LIMIT_NOTES, self.scope.id, *part)))
         return out
 
     def reached_via(self) -> list[tuple[int, str, str]]:

@@ -52,12 +52,10 @@ class Gunzip:
             b = budget_mod
             if over:
                 m.note(f"kept the first {b.size(len(kept))} of text; it inflates past "
-                       f"{b.size(m.budget.max_inflated_bytes)}, where reading stopped (inflate budget per "
-                       f"file: {b.size(m.budget.max_inflated_bytes)}; text budget per file: "
-                       f"{b.size(keep_bytes)}; {b.WHERE})")
+                       f"{b.size(m.budget.max_inflated_bytes)}, where reading stopped "
+                       f"({m.budget.limits()[0]}; {m.text_limit()})")
             else:
-                m.note(f"kept the first {b.size(len(kept))} of text of {b.size(total)} "
-                       f"(text budget per file: {b.size(keep_bytes)}; {b.WHERE})")
+                m.note(f"kept the first {b.size(len(kept))} of text of {b.size(total)} ({m.text_limit()})")
         ex = self.inner(path.with_name(self.inner_name), bytes(kept))
         ex.extractor = f"gzip+{ex.extractor}"
         return ex

@@ -210,8 +210,7 @@ class _Body:
         self.run_text[-1].append(t[:room])
         if len(t) > room:
             raise _Stop(f"kept the first {budget_mod.size(self.max_chars)} of text; the rest of the "
-                        f"document was not read (text budget per file: {budget_mod.size(self.max_chars)}; "
-                        f"{budget_mod.WHERE})")
+                        f"document was not read ({budget_mod.meter().text_limit()})")
 
     def _paragraph(self, text: str, style: str) -> None:
         level = _heading_level(style) if style else None
