@@ -161,6 +161,29 @@ def test_earlier_turns_reach_the_model_but_memory_is_searched_for_the_question_a
     assert [c.title for c in res.citations] == ["Garden"]
 
 
+def test_earlier_turns_take_their_share_of_a_small_window_from_the_passages(core):
+    for n in range(5):
+        add_note(core, f"The lawnmower blades were sharpened on {n + 4} May by Greenway. " + " ".join(
+            f"Lawnmower note {n}, line {i}: the blades of the lawnmower were checked." for i in range(9)),
+            "private", f"Lawnmower {n}")
+    long_answer = "The hedge trimmer " + "was oiled and stored in the garage, " * 20
+    earlier = tuple((f"What happened to tool {i}?", long_answer) for i in range(3))
+    window, answer_tokens = 1500, 256
+
+    def prompt_chars(opts: AskOptions) -> int:
+        with FakeLLMServer(models=["fake-model:8b"], context_length=window,
+                           reply=Reply("On 4 May [1].")) as srv:
+            ask(core, srv, "When were the lawnmower blades sharpened?", model="fake-model:8b", opts=opts)
+            [req] = srv.chat_requests()
+        return sum(len(m["content"]) for m in req.json()["messages"])
+
+    alone = prompt_chars(AskOptions(save=False, max_tokens=answer_tokens))
+    following = prompt_chars(AskOptions(save=False, max_tokens=answer_tokens, earlier=earlier))
+    room = (window - answer_tokens) * 3.5          # characters the window holds beside the answer
+    assert alone > room * 0.7                        # the note alone nearly fills it...
+    assert following <= room, (following, room)     # ...and beside three earlier turns it still fits
+
+
 def test_only_a_short_follow_up_is_searched_with_the_question_it_follows():
     from deskmind.core.ask.pipeline import elliptical_follow_up
 

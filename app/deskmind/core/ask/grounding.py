@@ -80,14 +80,17 @@ def profile_for(model: str, provider_state: Any = None, runtime: Any = None) -> 
 
 
 def choose_passages(graded: Sequence[Graded], profile: ModelProfile, limit: int,
-                    answer_tokens: int) -> list[tuple[Graded, str]]:
+                    answer_tokens: int, taken_chars: int = 0) -> list[tuple[Graded, str]]:
     """The relevant passages the model will read, best first, each with the text to show it:
-    the whole passage when it fits, else its best sentences and their neighbours."""
+    the whole passage when it fits, else its best sentences and their neighbours. ``taken_chars``
+    of the window go to other text of the prompt (earlier turns of the conversation)."""
     ranked = sorted((g for g in graded if g.relevant), key=lambda g: -g.relevance)
     if profile.small and ranked:
         ranked = [g for g in ranked if g.relevance >= ranked[0].relevance - SMALL_MARGIN]
     ranked = ranked[:profile.passages(limit)]
     budget = profile.source_budget(answer_tokens)
+    if budget is not None:
+        budget = max(0, budget - taken_chars)
     per = profile.passage_chars()
     if budget is not None and ranked:
         per = max(120, min(per, budget // len(ranked)))

@@ -50,17 +50,23 @@ EXCLUDED_KINDS = frozenset({"conversation"})
 EARLIER_ANSWER_CHARS = 600
 
 
-def with_earlier(messages: list[Message], earlier: Sequence[tuple[str, str]]) -> list[Message]:
-    """The prompt with a conversation's earlier turns just before the question (its last
-    message), each answer cut to :data:`EARLIER_ANSWER_CHARS` and without its citation marks
-    (their numbers named the earlier question's passages, not this one's)."""
-    if not earlier or not messages:
-        return messages
+def earlier_turns(earlier: Sequence[tuple[str, str]]) -> list[Message]:
+    """A conversation's earlier turns as messages, each answer cut to
+    :data:`EARLIER_ANSWER_CHARS` and without its citation marks (their numbers named the
+    earlier question's passages, not this one's)."""
     turns: list[Message] = []
     for q, a in earlier:
         a = re.sub(r"\s*\[\d+\]", "", a)[:EARLIER_ANSWER_CHARS]
         turns += [Message("user", q), Message("assistant", a)]
-    return messages[:-1] + turns + messages[-1:]
+    return turns
+
+
+def with_earlier(messages: list[Message], earlier: Sequence[tuple[str, str]]) -> list[Message]:
+    """The prompt with a conversation's earlier turns just before the question (its last
+    message)."""
+    if not earlier or not messages:
+        return messages
+    return messages[:-1] + earlier_turns(earlier) + messages[-1:]
 
 
 FOLLOW_UP_WORDS = 4
@@ -319,7 +325,9 @@ class AskPipeline:
         rt = await self.hub.runtime(cand.provider)
         profile = profile_for(cand.model, inv.providers.get(cand.provider), rt)
         usable = [g for g in graded if g.hit.chunk_id not in set(cand.withheld)]
-        chosen = choose_passages(usable, profile, opts.limit, opts.max_tokens or ANSWER_TOKENS)
+        # The earlier turns and the question share the window with the passages.
+        taken = len(question) + sum(len(m.content) for m in earlier_turns(opts.earlier))
+        chosen = choose_passages(usable, profile, opts.limit, opts.max_tokens or ANSWER_TOKENS, taken)
         if self.searches_memory(opts):
             messages, cites = build_grounded(question, chosen, small=profile.small)
         else:
