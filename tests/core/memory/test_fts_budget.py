@@ -68,3 +68,15 @@ def test_frequencies_follow_a_growing_memory(store: MemoryStore) -> None:
         store.put_source(note([f"invoice batch {i} line {j}" for j in range(10)]))
     expr, low = fts_budget.plan(conn, fts_query("invoice weekly"), budget=10)
     assert expr.startswith('("weekly")')
+
+
+def test_forgotten_low_rowids_do_not_widen_the_window(store: MemoryStore) -> None:
+    conn = store.reader()
+    store.forget_ids(sorted(s.id for s in store.list_sources())[:20])      # the oldest 200 chunks go
+    first, size = conn.execute("SELECT min(rowid), max(rowid) FROM chunks").fetchone()
+    assert (first, size) == (201, 300)
+    expr, low = fts_budget.plan(conn, fts_query("weekly report"), budget=60)
+    assert low == size - 60                  # a share of the ids in use, not of 1..300
+    rows = conn.execute("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid >= ?",
+                        (expr, low)).fetchall()
+    assert len(rows) == 61

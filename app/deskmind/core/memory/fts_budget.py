@@ -124,6 +124,12 @@ def plan(conn: Any, match: str, budget: int = BUDGET) -> tuple[str, int | None]:
         expr = f"({expr}) AND ({' OR '.join(quote(i) for i in range(len(words)))})"
     if total <= budget or size == 0:
         return expr, None
-    # Even the rarest word is everywhere: rank the newest chunks holding ~budget of its matches.
-    window = max(1, int(size * budget / total))
+    # Even the rarest word is everywhere: rank the newest chunks holding ~budget of its matches,
+    # a share of the rowids in use (forgotten sources leave the low ones empty).
+    try:
+        first = conn.execute("SELECT coalesce(min(rowid), 1) FROM chunks").fetchone()[0]
+    except Exception as exc:  # never let the optimisation break search
+        log.debug("FTS planning skipped: %s", exc)
+        return match, None
+    window = max(1, int((size - first + 1) * budget / total))
     return expr, max(0, size - window)

@@ -162,6 +162,25 @@ def test_full_text_ranks_only_a_budget_of_matches_rarest_words_first(
     assert sorted(store.chunk(c)[1] for c in newest) == sorted(common[-5:])
 
 
+def test_an_over_budget_word_ranks_about_a_budget_of_matches_when_ids_have_gaps(
+        store: PgMemoryStore, monkeypatch) -> None:
+    from deskmind.core.memory.pg import fts
+    from deskmind.core.memory.search import SearchFilters
+
+    monkeypatch.setattr(fts, "BUDGET", 20)
+    ids = [store.put_source(note([f"heron sighting {i} at the weir"])) for i in range(200)]
+    # Sources forgotten and replaced leave gaps: every other id of the range is gone.
+    store.forget_ids([ids[i] for i in range(0, 200, 2)])
+    store.sql.write(lambda tx: tx.execute("ANALYZE chunks"))
+    freqs = fts.TermFrequencies()
+    assert store.sql.read(lambda tx: freqs.of(tx, ["heron"]))["heron"] >= 90
+    ranked = store.sql.read(lambda tx: fts.ranked_chunks(tx, freqs, "heron", 100, SearchFilters()))
+    # the newest matches, about a budget of them (a range sized by the count held about half)
+    assert 16 <= len(ranked) <= 20, len(ranked)
+    kept = {store.chunk(c)[1] for c in ranked}
+    assert kept <= set(ids[1::2][-25:])
+
+
 def test_open_memory_gives_the_postgresql_store_for_its_url(pg_url: str) -> None:
     from deskmind.core.memory.backend import open_memory
 

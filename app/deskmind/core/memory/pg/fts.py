@@ -27,8 +27,8 @@ from deskmind.core.memory.pg.migrations import TS_CONFIG
 from deskmind.core.memory.search import MAX_FTS_TERMS, SearchFilters, content_words
 
 BUDGET = 2_000
-# The id range of an over-budget word holds about this many times BUDGET of its matches when
-# ids are dense (replaced sources leave gaps: then fewer are ranked). At 100k chunks, 1.5
+# The id range of an over-budget word holds about this many times BUDGET of its matches (when
+# its matches are spread evenly over the ids in use). At 100k chunks, 1.5
 # cost 12 ms of server CPU for a word in 4.7% of chunks, 1.0 cost 7.5 (mostly reading rows).
 WINDOW_SLACK = 1.0
 # Normalisation 1: the rank divided by 1 + log(the chunk's length in words).
@@ -86,11 +86,6 @@ class TermFrequencies:
                 else:
                     out[w] = 0
             return out
-
-    def chunks(self) -> float:
-        """About how many chunks the memory held when the statistics were last read."""
-        with self._lock:
-            return self._chunks
 
     def _refresh(self, tx: Any) -> None:
         now = time.monotonic()
@@ -152,10 +147,11 @@ def ranked_sql(tx: Any, freqs: TermFrequencies, query: str, depth: int,
         # Only the newest matches: ids above a floor sized to hold about BUDGET of them, so the
         # GIN bitmap is ANDed with an id range and only those rows are read; ordering every
         # match by id read them all (37 ms of server CPU against 7.5 for the word above).
-        span = int(freqs.chunks() * BUDGET / total * WINDOW_SLACK) + 1
-        window = (f"AND c.id > (SELECT coalesce(max(id), 0) FROM chunks) - ? "
+        # The range is a share of the ids in use (first to last), not of the count of chunks:
+        # replaced sources leave gaps, and a range sized by the count then held too few.
+        window = ("AND c.id > (SELECT max(id) - ceil((max(id) - min(id) + 1) * ?::float8) FROM chunks) "
                   f"ORDER BY c.id DESC LIMIT {BUDGET}")
-        args.append(span)
+        args.append(BUDGET / total * WINDOW_SLACK)
     return (f"SELECT m.id FROM (SELECT c.id, c.tsv FROM chunks c "
             f"WHERE c.tsv @@ websearch_to_tsquery('{TS_CONFIG}', ?) {window}) m, {rank_q} q "
             f"ORDER BY {RANK.format(tsv='m.tsv')} DESC, m.id LIMIT ?",
