@@ -79,15 +79,16 @@ class MainThreadClipboard:
 
 class DictationController(HeldKey):
     finished = Signal(object)            # DictationResult, once the text is delivered
+    doing = "Dictating"
+    cannot = "Cannot dictate"
 
     def __init__(self, make_dictation: Callable[..., Any], bridge: CoreBridge, workers: Workers,
                  hud: TalkHud, notify: Callable[[str, str], None] | None = None,
                  set_tray: Callable[[str], None] | None = None, parent: QObject | None = None) -> None:
-        super().__init__("hold", parent)
-        self.bridge, self.workers, self.hud = bridge, workers, hud
+        super().__init__("hold", hud, set_tray, parent)
+        self.bridge, self.workers = bridge, workers
         self._make = make_dictation
         self._notify = notify or (lambda _t, _m: None)
-        self._set_tray = set_tray or (lambda _s: None)
         self.dictation: Any = None
         self.last: Any = None                # the last DictationResult
 
@@ -95,12 +96,8 @@ class DictationController(HeldKey):
 
     def start(self, mode: str) -> None:
         pressed_at = time.monotonic()
-        self.mode = mode
-        self._stop_when_started = False
-        self._set("starting")
-        self.hud.recording(mode, what="Dictating")
-        self._set_tray("recording")
-        self.workers.submit(self._press, pressed_at, done=lambda _t: self._started(),
+        self._starting(mode)
+        self.workers.submit(self._press, pressed_at, done=lambda _t: self._recording(),
                             failed=self._start_failed, executor=self.workers.speech)
 
     def prepare(self) -> None:
@@ -119,25 +116,9 @@ class DictationController(HeldKey):
         """Speech worker."""
         return self._ensure().press(pressed_at)
 
-    def _started(self) -> None:
-        self._set("recording")
-        if self._stop_when_started:
-            self.stop()
-
-    def _start_failed(self, exc: BaseException) -> None:
-        self._set("idle")
-        self._set_tray("idle")
-        self.hud.toast(f"Cannot dictate: {exc}")
-
     def stop(self) -> None:
-        if self.state == "starting":
-            self._stop_when_started = True
+        if not self._stopping():
             return
-        if self.state != "recording":
-            return
-        self._set("transcribing")
-        self.hud.transcribing()
-        self._set_tray("idle")
         delivered = lambda r: self.bridge.run_on_main(self._delivered, r)  # noqa: E731
         self.workers.submit(self.dictation.release, delivered, done=self._done,
                             failed=self._failed, executor=self.workers.speech)

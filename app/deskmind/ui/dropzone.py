@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHea
                                QMessageBox, QProgressBar, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
+from deskmind.ui.drops import accept_files, take_files
 from deskmind.ui.indexing import IndexingService
 
 log = logging.getLogger(__name__)
@@ -117,13 +118,10 @@ class DropZone(QWidget):
         self.service.index(paths)
 
     def dragEnterEvent(self, event: Any) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+        accept_files(event)
 
     def dropEvent(self, event: Any) -> None:
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
+        if paths := take_files(event):
             self.index(paths)
 
     # -- a run -----------------------------------------------------------------------------

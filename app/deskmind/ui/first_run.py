@@ -13,6 +13,7 @@ from typing import Any, Callable
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from deskmind.ui.drops import accept_files, take_files
 from deskmind.ui.hotkeys.combos import display
 
 ACTION_NAMES = {"palette": "Ask (the palette)", "talk": "Speak a note", "meeting": "Record a meeting"}
@@ -78,12 +79,10 @@ class FirstRunWindow(QWidget):
             self.folder_chosen.emit([folder])
 
     def dragEnterEvent(self, event: Any) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+        accept_files(event)
 
     def dropEvent(self, event: Any) -> None:
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
+        if paths := take_files(event):
             self.folder_chosen.emit(paths)
             self.index_button.setText(f"Indexing {len(paths)} item(s)\u2026")
             event.acceptProposedAction()

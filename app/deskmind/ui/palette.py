@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLineEdit, QPushButt
 from deskmind.core.errors import DeskmindError
 from deskmind.ui.answers import (UNGROUNDED_NOTE, Answerer, AskEvent, Citation, RouteInfo, Turn,
                                  mark_unsupported)
+from deskmind.ui.drops import accept_files, take_files
 
 log = logging.getLogger(__name__)
 
@@ -413,13 +414,10 @@ class Palette(QWidget):
     # -- drops -----------------------------------------------------------------------------
 
     def dragEnterEvent(self, event: Any) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+        accept_files(event)
 
     def dropEvent(self, event: Any) -> None:
-        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if paths:
-            event.acceptProposedAction()
+        if paths := take_files(event):
             self.status.setText(f"Indexing {len(paths)} item(s)…")
             self.files_dropped.emit(paths)
 

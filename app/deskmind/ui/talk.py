@@ -35,14 +35,21 @@ class HeldKey(QObject):
     """A talk key's press/release logic, shared by push-to-talk and dictation: hold to record
     (a release stops after a short quiet spell, since X11 autorepeat sends release+press pairs
     while a key is held), or press once to start and again to stop. Subclasses record in
-    :meth:`start` and finish in :meth:`stop`."""
+    :meth:`start` and finish in :meth:`stop`, going through the shared steps (:meth:`_starting`,
+    :meth:`_recording`, :meth:`_start_failed`, :meth:`_stopping`), which keep the state, the HUD
+    and the tray in step."""
 
     state_changed = Signal(str)          # idle | starting | recording | transcribing
+    doing = "Recording"                  # what the HUD says while the key is held
+    cannot = "Cannot record"             # how a failed start is told
 
-    def __init__(self, mode: str, parent: QObject | None = None) -> None:
+    def __init__(self, mode: str, hud: TalkHud, set_tray: Callable[[str], None] | None = None,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.state = "idle"
         self.mode = mode
+        self.hud = hud
+        self._set_tray = set_tray or (lambda _s: None)
         self._stop_when_started = False
         self._release = QTimer(self, singleShot=True, interval=RELEASE_DEBOUNCE_MS)
         self._release.timeout.connect(self.stop)
@@ -50,6 +57,37 @@ class HeldKey(QObject):
     def _set(self, state: str) -> None:
         self.state = state
         self.state_changed.emit(state)
+
+    def _starting(self, mode: str) -> None:
+        self.mode = mode
+        self._stop_when_started = False
+        self._set("starting")
+        self.hud.recording(mode, what=self.doing)
+        self._set_tray("recording")
+
+    def _recording(self) -> None:
+        """The microphone is open: a stop asked for while it opened happens now."""
+        self._set("recording")
+        if self._stop_when_started:
+            self.stop()
+
+    def _start_failed(self, exc: BaseException) -> None:
+        self._set("idle")
+        self._set_tray("idle")
+        self.hud.toast(f"{self.cannot}: {exc}")
+
+    def _stopping(self) -> bool:
+        """Whether a stop goes ahead now (recording: the state turns to transcribing); while
+        starting it is kept for when recording begins."""
+        if self.state == "starting":
+            self._stop_when_started = True
+            return False
+        if self.state != "recording":
+            return False
+        self._set("transcribing")
+        self.hud.transcribing()
+        self._set_tray("idle")
+        return True
 
     def pressed(self, hold: bool) -> None:
         if self._release.isActive():      # autorepeat: the key never really went up
@@ -84,10 +122,9 @@ class TalkController(HeldKey):
     def __init__(self, make_recorder: Callable[..., Any], bridge: CoreBridge, workers: Workers,
                  hud: TalkHud, set_tray: Callable[[str], None] | None = None,
                  parent: QObject | None = None) -> None:
-        super().__init__("toggle", parent)
-        self.bridge, self.workers, self.hud = bridge, workers, hud
+        super().__init__("toggle", hud, set_tray, parent)
+        self.bridge, self.workers = bridge, workers
         self._make = make_recorder
-        self._set_tray = set_tray or (lambda _s: None)
         self.recorder: Any = None        # reused by the next note; None builds a new one
         self._active: Any = None         # the recorder of the note in progress
         self._settings_version = 0
@@ -97,11 +134,7 @@ class TalkController(HeldKey):
     # -- recording -------------------------------------------------------------------------
 
     def start(self, mode: str) -> None:
-        self.mode = mode
-        self._stop_when_started = False
-        self._set("starting")
-        self.hud.recording(mode)
-        self._set_tray("recording")
+        self._starting(mode)
         version = self._settings_version
         self.workers.submit(self._open, self.recorder, time.monotonic(), done=lambda rec: self._started(rec, version),
                             failed=self._start_failed, executor=self.workers.speech)
@@ -118,24 +151,11 @@ class TalkController(HeldKey):
         self._active = recorder
         if version == self._settings_version:    # else settings changed meanwhile: build anew next time
             self.recorder = recorder
-        self._set("recording")
-        if self._stop_when_started:
-            self.stop()
-
-    def _start_failed(self, exc: BaseException) -> None:
-        self._set("idle")
-        self._set_tray("idle")
-        self.hud.toast(f"Cannot record: {exc}")
+        self._recording()
 
     def stop(self) -> None:
-        if self.state == "starting":
-            self._stop_when_started = True
+        if not self._stopping():
             return
-        if self.state != "recording":
-            return
-        self._set("transcribing")
-        self.hud.transcribing()
-        self._set_tray("idle")
         rec, self._active = self._active, None
         self.workers.submit(rec.stop, done=self._saved, failed=self._save_failed,
                             executor=self.workers.speech)
