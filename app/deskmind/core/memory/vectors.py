@@ -136,14 +136,22 @@ def to_blob(vec: np.ndarray) -> bytes:
     return np.ascontiguousarray(vec, dtype="<f4").tobytes()
 
 
-def insert_vectors(conn: Any, idx: VectorIndex, chunk_ids: Sequence[int], matrix: np.ndarray) -> None:
-    """Store one vector per chunk id (replacing any). Call inside a write transaction."""
+def vectors_to_store(idx: VectorIndex, chunk_ids: Sequence[int], matrix: np.ndarray) -> bool:
+    """Whether there are vectors to store: one per chunk id, of the index's size (else
+    ValueError). Both backends check what they are given this way."""
     if len(chunk_ids) != len(matrix):
         raise ValueError("one vector per chunk id")
     if len(chunk_ids) == 0:
-        return
+        return False
     if matrix.shape[1] != idx.dim:
         raise ValueError(f"index {idx.id} holds {idx.dim}-d vectors, got {matrix.shape[1]}-d")
+    return True
+
+
+def insert_vectors(conn: Any, idx: VectorIndex, chunk_ids: Sequence[int], matrix: np.ndarray) -> None:
+    """Store one vector per chunk id (replacing any). Call inside a write transaction."""
+    if not vectors_to_store(idx, chunk_ids, matrix):
+        return
     rows = [(int(cid), to_blob(v)) for cid, v in zip(chunk_ids, matrix)]
     conn.executemany(
         f"INSERT OR REPLACE INTO {idx.float_table}(chunk_id, embedding) VALUES (?, ?)", rows

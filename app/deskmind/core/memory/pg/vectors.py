@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import psycopg
 
-from deskmind.core.memory.vectors import VectorIndex
+from deskmind.core.memory.vectors import VectorIndex, vectors_to_store
 
 _COLS = "id, model_id, dim, status, watermark"
 # HNSW parameters: pgvector's defaults (m=16, ef_construction=64). ef_search is set on every
@@ -115,12 +115,8 @@ def activate(tx: Any, new: VectorIndex) -> VectorIndex | None:
 
 def insert_vectors(tx: Any, idx: VectorIndex, chunk_ids: Sequence[int], matrix: np.ndarray) -> None:
     """Store one vector per chunk id (replacing any). Call inside a write transaction."""
-    if len(chunk_ids) != len(matrix):
-        raise ValueError("one vector per chunk id")
-    if len(chunk_ids) == 0:
+    if not vectors_to_store(idx, chunk_ids, matrix):
         return
-    if matrix.shape[1] != idx.dim:
-        raise ValueError(f"index {idx.id} holds {idx.dim}-d vectors, got {matrix.shape[1]}-d")
     tx.executemany(
         f"INSERT INTO {idx.float_table}(chunk_id, embedding) VALUES (?, ?) "
         "ON CONFLICT (chunk_id) DO UPDATE SET embedding = excluded.embedding",
