@@ -184,6 +184,44 @@ def test_earlier_turns_take_their_share_of_a_small_window_from_the_passages(core
     assert following <= room, (following, room)     # ...and beside three earlier turns it still fits
 
 
+def test_a_long_conversation_counts_in_the_context_a_routing_rule_sizes(core):
+    add_note(core, "Tomatoes go by the south wall this year.", "private", "Garden")
+    long_answer = "The hedge trimmer " + "was oiled and stored in the garage, " * 20
+    earlier = tuple((f"What happened to tool {i}?", long_answer) for i in range(3))
+    with FakeLLMServer(models=["fake-model:1b", "fake-model:8b"], reply=Reply("By the south wall [1].")) as srv:
+        cfg = parse_routing(f"""
+[defaults]
+discover = false
+
+[providers.local]
+kind = "ollama"
+url = "{srv.url}"
+
+[classes]
+fast = ["local:fake-model:1b"]
+general = ["local:fake-model:8b"]
+
+[[rules]]
+name = "long-conversation"
+min_context_tokens = 900
+class = "general"
+
+[[rules]]
+name = "short"
+class = "fast"
+""")
+
+        async def main(opts: AskOptions):
+            async with ask_session(core, cfg=cfg, targets=(), embedded=None, timeouts=FAST) as p:
+                return await p.run("Where do the tomatoes go?", opts, None)
+
+        alone = asyncio.run(main(AskOptions(save=False, max_tokens=256)))
+        following = asyncio.run(main(AskOptions(save=False, max_tokens=256, earlier=earlier)))
+    assert (alone.route["rule"], alone.route["model"]) == ("short", "fake-model:1b"), alone.route
+    assert following.route["model"] == "fake-model:8b", following.route
+    assert following.route["rule"] == "long-conversation"
+
+
 def test_only_a_short_follow_up_is_searched_with_the_question_it_follows():
     from deskmind.core.ask.pipeline import elliptical_follow_up
 

@@ -174,3 +174,21 @@ def test_model_window_too_small_is_skipped():
     d = route_request(cfg, i, RouteRequest("x" * 9000))
     assert [c.ref for c in d.candidates] == ["gpu:qwen:32b"]
     assert any("window is 2048" in s for s in d.skipped)
+
+
+def test_a_window_need_only_hold_what_the_caller_cannot_cut():
+    cfg = parse_routing(RULES)
+    i = inv()
+    i.providers["local"].context["llama3.2:3b"] = 2048
+    items = [ItemRef(n, "public", 3000) for n in range(3)]   # ~3,000 tokens of passages
+    whole = route_request(cfg, i, RouteRequest("q", items=items, answer_tokens=256))
+    assert "local:llama3.2:3b" not in [c.ref for c in whole.candidates]
+    # Cut to a sentence each, the passages fit; the rule still sees the whole context.
+    cut = route_request(cfg, i, RouteRequest("q", items=items, answer_tokens=256, items_cut_to=120))
+    assert "local:llama3.2:3b" in [c.ref for c in cut.candidates]
+    assert cut.context_tokens == whole.context_tokens == 9001 // 3 + 256
+    # What cannot be cut (a long conversation sent with the question) still has to fit.
+    long = route_request(cfg, i, RouteRequest("q", items=items, answer_tokens=256, items_cut_to=120,
+                                              prompt_chars=6000))
+    assert "local:llama3.2:3b" not in [c.ref for c in long.candidates]
+    assert any("llama3.2:3b: needs ~2376 tokens, model window is 2048" in s for s in long.skipped)

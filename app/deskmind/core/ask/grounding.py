@@ -22,6 +22,7 @@ SMALL_PASSAGE_CHARS = 500
 # next to the right note is what most often turns its answer wrong.
 SMALL_MARGIN = 0.1
 LARGE_PASSAGE_CHARS = 1500
+MIN_PASSAGE_CHARS = 120      # a passage cut to fit a window keeps about a sentence
 CHARS_PER_TOKEN = 3.5        # English prose in the tokenizers of current small models
 PROMPT_OVERHEAD_TOKENS = 200  # system prompt, question, template
 
@@ -93,7 +94,7 @@ def choose_passages(graded: Sequence[Graded], profile: ModelProfile, limit: int,
         budget = max(0, budget - taken_chars)
     per = profile.passage_chars()
     if budget is not None and ranked:
-        per = max(120, min(per, budget // len(ranked)))
+        per = max(MIN_PASSAGE_CHARS, min(per, budget // len(ranked)))
     return [(g, trim_passage(g, per)) for g in ranked]
 
 

@@ -23,7 +23,7 @@ from deskmind.core.agents.permissions import (
 from deskmind.core.agents.tools import ToolBox
 from deskmind.core.ask import extractive
 from deskmind.core.ask.evidence import RELEVANCE_THRESHOLD, EvidenceFinder, Graded, split_sentences
-from deskmind.core.ask.grounding import choose_passages, profile_for
+from deskmind.core.ask.grounding import MIN_PASSAGE_CHARS, choose_passages, profile_for
 from deskmind.core.ask.prompt import Citation, build_grounded, build_messages, conversation_text
 from deskmind.core.ask.repetition import RepetitionGuard
 from deskmind.core.ask.types import (  # noqa: F401  (re-exported: callers import them from here)
@@ -59,6 +59,11 @@ def earlier_turns(earlier: Sequence[tuple[str, str]]) -> list[Message]:
         a = re.sub(r"\s*\[\d+\]", "", a)[:EARLIER_ANSWER_CHARS]
         turns += [Message("user", q), Message("assistant", a)]
     return turns
+
+
+def conversation_chars(question: str, earlier: Sequence[tuple[str, str]]) -> int:
+    """Characters the question and the earlier turns sent with it take in the prompt."""
+    return len(question) + sum(len(m.content) for m in earlier_turns(earlier))
 
 
 def with_earlier(messages: list[Message], earlier: Sequence[tuple[str, str]]) -> list[Message]:
@@ -135,7 +140,10 @@ class AskPipeline:
         return self.plan_with(await self.hub.inventory(), question, hits, opts)
 
     def plan_with(self, inv: Inventory, question: str, hits: list[Hit], opts: AskOptions) -> RouteDecision:
+        # The context a rule sizes is the question with its earlier turns and the passages.
         req = RouteRequest(prompt=question, task=opts.task, prompt_privacy=opts.prompt_privacy,
+                           prompt_chars=conversation_chars(question, opts.earlier),
+                           items_cut_to=MIN_PASSAGE_CHARS,
                            items=[ItemRef(h.chunk_id, h.privacy, len(h.text)) for h in hits],
                            override=opts.model, override_within_rule=opts.model_within_rule,
                            answer_tokens=opts.max_tokens or ANSWER_TOKENS)
@@ -326,8 +334,8 @@ class AskPipeline:
         profile = profile_for(cand.model, inv.providers.get(cand.provider), rt)
         usable = [g for g in graded if g.hit.chunk_id not in set(cand.withheld)]
         # The earlier turns and the question share the window with the passages.
-        taken = len(question) + sum(len(m.content) for m in earlier_turns(opts.earlier))
-        chosen = choose_passages(usable, profile, opts.limit, opts.max_tokens or ANSWER_TOKENS, taken)
+        chosen = choose_passages(usable, profile, opts.limit, opts.max_tokens or ANSWER_TOKENS,
+                                 conversation_chars(question, opts.earlier))
         if self.searches_memory(opts):
             messages, cites = build_grounded(question, chosen, small=profile.small)
         else:

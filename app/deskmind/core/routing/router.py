@@ -81,6 +81,12 @@ class RouteRequest:
     # choice (deskmind ask --model) replaces the rule's candidates and zones.
     override_within_rule: bool = False
     answer_tokens: int = 1024
+    # Characters sent besides the items when more than the prompt is (a conversation's
+    # earlier turns); None: the prompt's own length.
+    prompt_chars: int | None = None
+    # When the caller cuts the items to the chosen model's window (the ask pipeline does,
+    # keeping about this many characters of each), a window need only hold that much of each.
+    items_cut_to: int | None = None
 
 
 @dataclass
@@ -119,8 +125,8 @@ def strictest(tags: Sequence[str]) -> str:
     return max(tags, key=privacy_rank) if tags else "public"
 
 
-def estimate_context(prompt: str, items: Sequence[ItemRef], answer_tokens: int) -> int:
-    return (len(prompt) + sum(i.chars for i in items)) // 3 + answer_tokens
+def estimate_context(prompt_chars: int, item_chars: Sequence[int], answer_tokens: int) -> int:
+    return (prompt_chars + sum(item_chars)) // 3 + answer_tokens
 
 
 def match_rule(cfg: RoutingConfig, task: str, privacy: str, ctx: int) -> tuple[Rule, str]:
@@ -152,7 +158,10 @@ def match_rule(cfg: RoutingConfig, task: str, privacy: str, ctx: int) -> tuple[R
 def route_request(cfg: RoutingConfig, inv: Inventory, req: RouteRequest) -> RouteDecision:
     prompt_priv = req.prompt_privacy or cfg.prompt_privacy
     privacy = strictest([prompt_priv, *[i.privacy for i in req.items]])
-    ctx = estimate_context(req.prompt, req.items, req.answer_tokens)
+    prompt_chars = len(req.prompt) if req.prompt_chars is None else req.prompt_chars
+    ctx = estimate_context(prompt_chars, [i.chars for i in req.items], req.answer_tokens)
+    least = ctx if req.items_cut_to is None else estimate_context(
+        prompt_chars, [min(i.chars, req.items_cut_to) for i in req.items], req.answer_tokens)
     rule, why = match_rule(cfg, req.task, privacy, ctx)
     skipped: list[str] = []
 
@@ -212,8 +221,8 @@ def route_request(cfg: RoutingConfig, inv: Inventory, req: RouteRequest) -> Rout
                            f"ceiling ({ceiling}) and rule {rule.name} keeps them local")
             continue
         window = st.context.get(model)
-        if window and window < ctx:
-            skipped.append(f"{prov}:{model}: needs ~{ctx} tokens, model window is {window}")
+        if window and window < least:
+            skipped.append(f"{prov}:{model}: needs ~{least} tokens, model window is {window}")
             continue
         out.append(Candidate(prov, model, zone, origin, withheld=over))
     if req.override and not out and not refused and _nobody_has(req.override, inv, raw, skipped):
