@@ -14,7 +14,7 @@ from tests.core.ask.conftest import FAST, add_note
 from tests.fakes.llm_server import FakeLLMServer, Faults, Reply
 
 
-def rules(url: str, model: str) -> str:
+def rules(url: str, model: str, classes_and_rules: str | None = None) -> str:
     return f"""
 [defaults]
 discover = false
@@ -22,7 +22,7 @@ discover = false
 [providers.local]
 kind = "ollama"
 url = "{url}"
-
+""" + (classes_and_rules or f"""
 [classes]
 general = ["local:{model}"]
 
@@ -30,7 +30,7 @@ general = ["local:{model}"]
 name = "local-first"
 class = "general"
 zones = ["machine"]
-"""
+""")
 
 
 def ask(core, srv: FakeLLMServer, question: str, model: str = "fake-model:1b",
@@ -189,14 +189,7 @@ def test_a_long_conversation_counts_in_the_context_a_routing_rule_sizes(core):
     long_answer = "The hedge trimmer " + "was oiled and stored in the garage, " * 20
     earlier = tuple((f"What happened to tool {i}?", long_answer) for i in range(3))
     with FakeLLMServer(models=["fake-model:1b", "fake-model:8b"], reply=Reply("By the south wall [1].")) as srv:
-        cfg = parse_routing(f"""
-[defaults]
-discover = false
-
-[providers.local]
-kind = "ollama"
-url = "{srv.url}"
-
+        cfg = parse_routing(rules(srv.url, "", """
 [classes]
 fast = ["local:fake-model:1b"]
 general = ["local:fake-model:8b"]
@@ -209,7 +202,7 @@ class = "general"
 [[rules]]
 name = "short"
 class = "fast"
-""")
+"""))
 
         async def main(opts: AskOptions):
             async with ask_session(core, cfg=cfg, targets=(), embedded=None, timeouts=FAST) as p:
