@@ -48,7 +48,7 @@ def _md_escape(text: str) -> str:
 
 
 EMPTY_MEMORY_HINT = ("Your memory is empty. Drop a folder or files here to index them, or hold "
-                     "the note hotkey and speak a note. Questions still go to the model.")
+                     "the note hotkey and speak a note: answers come from what you add.")
 
 
 class Palette(QWidget):
