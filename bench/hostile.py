@@ -124,7 +124,7 @@ def main() -> int:
                 r = rows[-1]
                 print(f"{kind:5} {r['mb_on_disk']:>7.1f} MB  {r['seconds']:>6.1f} s  peak {r['peak_mb']:>5} MB  "
                       f"exit {r['code']}  note found: {r['good_note_found']}  {r['load']}\n"
-                      f"      {status}: {reason}", flush=True)
+                      f"      {status}{': ' + reason if reason else ''}", flush=True)
         if args.together and made:
             folder = work / "together"
             folder.mkdir()
@@ -141,7 +141,7 @@ def main() -> int:
                 print(f"together: {r['seconds']} s  peak {r['peak_mb']} MB  exit {r['code']}  "
                       f"note found: {r['good_note_found']}  {r['load']}")
                 for name, (status, reason) in r["outcomes"].items():
-                    print(f"      {name}: {status}: {reason}")
+                    print(f"      {name}: {status}{': ' + reason if reason else ''}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
