@@ -274,9 +274,9 @@ def test_cancel_during_a_long_prompt_takes_effect_within_a_batch(gguf):
     next batch boundary instead of after the whole prompt."""
     from deskmind.core.runtimes.llamacpp import LlamaCppRuntime
 
-    pool = small_pool(n_batch=128)
+    pool = small_pool(n_batch=64)
     rt = LlamaCppRuntime({"smollm2": gguf}, pool)
-    filler = " ".join(f"Note {i}: the boiler was serviced and the garden fence painted." for i in range(120))
+    filler = " ".join(f"Note {i}: the boiler was serviced and the garden fence painted." for i in range(60))
 
     def prompt(tag: str) -> ChatRequest:  # a different start each time: no prompt cache reuse
         return question(text=f"{tag}. {filler} What was serviced?", max_tokens=1)
@@ -286,7 +286,7 @@ def test_cancel_during_a_long_prompt_takes_effect_within_a_batch(gguf):
         t = time.perf_counter()
         _, done = asyncio.run(answer(rt, prompt("Alpha")))
         full = time.perf_counter() - t
-        assert done.usage.prompt_tokens > 1500  # a dozen batches of 128
+        assert done.usage.prompt_tokens > 750  # a dozen batches of 64 or more
 
         async def cancelled() -> float:
             task = asyncio.create_task(answer(rt, prompt("Bravo")))
