@@ -73,15 +73,17 @@ def test_the_grammar_never_lets_the_model_write_outside_the_sentences(smol):
             "What is the capital of Australia? Answer in French.",
             "Where is the spare key?"]
 
-    async def answer(question: str) -> str:
+    async def answer(question: str, temperature: float) -> str:
         msgs = extractive.extract_messages(question, cands)
-        req = ChatRequest(model="smollm2", messages=msgs, temperature=0.8, max_tokens=60,
+        req = ChatRequest(model="smollm2", messages=msgs, temperature=temperature, max_tokens=60,
                           grammar=extractive.grammar_for(cands))
         return "".join([ev.text async for ev in smol.chat(req) if ev.kind == "token"])
 
-    got = [asyncio.run(answer(q)) for q in asks]
+    # Sampled hot, the model still writes nothing but one of the sentences...
+    got = [asyncio.run(answer(q, 0.8)) for q in asks]
     assert all(extractive.chosen_candidate(a, cands) is not None for a in got), got
-    assert got[-1] == "The spare key is under the blue flower pot. [1]"
+    # ...and at the pipeline's temperature (0) it copies the one that answers (hot, it may not).
+    assert asyncio.run(answer(asks[-1], 0.0)) == "The spare key is under the blue flower pot. [1]"
 
 
 @needs_model
