@@ -188,7 +188,6 @@ def test_a_window_need_only_hold_what_the_caller_cannot_cut():
     assert "local:llama3.2:3b" in [c.ref for c in cut.candidates]
     assert cut.context_tokens == whole.context_tokens == 9001 // 3 + 256
     # What cannot be cut (a long conversation sent with the question) still has to fit.
-    long = route_request(cfg, i, RouteRequest("q", items=items, answer_tokens=256, items_cut_to=120,
-                                              prompt_chars=6000))
+    long = route_request(cfg, i, RouteRequest("q" * 6000, items=items, answer_tokens=256, items_cut_to=120))
     assert "local:llama3.2:3b" not in [c.ref for c in long.candidates]
     assert any("llama3.2:3b: needs ~2376 tokens, model window is 2048" in s for s in long.skipped)

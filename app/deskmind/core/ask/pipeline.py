@@ -61,9 +61,10 @@ def earlier_turns(earlier: Sequence[tuple[str, str]]) -> list[Message]:
     return turns
 
 
-def conversation_chars(question: str, earlier: Sequence[tuple[str, str]]) -> int:
-    """Characters the question and the earlier turns sent with it take in the prompt."""
-    return len(question) + sum(len(m.content) for m in earlier_turns(earlier))
+def text_sent(question: str, earlier: Sequence[tuple[str, str]]) -> str:
+    """The question and the earlier turns sent with it (what shares the window with the
+    passages, and what a routing rule sizes besides them)."""
+    return "\n".join([*(m.content for m in earlier_turns(earlier)), question])
 
 
 def with_earlier(messages: list[Message], earlier: Sequence[tuple[str, str]]) -> list[Message]:
@@ -140,10 +141,8 @@ class AskPipeline:
         return self.plan_with(await self.hub.inventory(), question, hits, opts)
 
     def plan_with(self, inv: Inventory, question: str, hits: list[Hit], opts: AskOptions) -> RouteDecision:
-        # The context a rule sizes is the question with its earlier turns and the passages.
-        req = RouteRequest(prompt=question, task=opts.task, prompt_privacy=opts.prompt_privacy,
-                           prompt_chars=conversation_chars(question, opts.earlier),
-                           items_cut_to=MIN_PASSAGE_CHARS,
+        req = RouteRequest(prompt=text_sent(question, opts.earlier), task=opts.task,
+                           prompt_privacy=opts.prompt_privacy, items_cut_to=MIN_PASSAGE_CHARS,
                            items=[ItemRef(h.chunk_id, h.privacy, len(h.text)) for h in hits],
                            override=opts.model, override_within_rule=opts.model_within_rule,
                            answer_tokens=opts.max_tokens or ANSWER_TOKENS)
@@ -335,7 +334,7 @@ class AskPipeline:
         usable = [g for g in graded if g.hit.chunk_id not in set(cand.withheld)]
         # The earlier turns and the question share the window with the passages.
         chosen = choose_passages(usable, profile, opts.limit, opts.max_tokens or ANSWER_TOKENS,
-                                 conversation_chars(question, opts.earlier))
+                                 len(text_sent(question, opts.earlier)))
         if self.searches_memory(opts):
             messages, cites = build_grounded(question, chosen, small=profile.small)
         else:

@@ -335,10 +335,7 @@ class IndexRun:
             for p in batch:
                 for ch in p.draft.chunks:
                     texts.setdefault(text_hash(ch.text), ch.text)
-            vectors, waiting = self._embed_missing(emb, idx, texts)
-            if waiting and not vectors:
-                log.info("active index is for %s; %d chunks wait for 'deskmind reembed'",
-                         idx.model_id, waiting)
+            vectors = self._embed_missing(emb, idx, texts)
         embedded = len(vectors)  # put_source adds carried-over vectors to the dict
         t0 = time.perf_counter()
         for p in batch:
@@ -350,18 +347,22 @@ class IndexRun:
         return embedded
 
     def _embed_missing(self, emb: "Embedder", idx: VectorIndex,
-                       texts: dict[str, str]) -> tuple[dict[str, np.ndarray], int]:
-        """Vectors for the texts (by text hash) that no stored chunk has one for yet, and how
-        many those are; none when the active index is another model's."""
+                       texts: dict[str, str]) -> dict[str, np.ndarray]:
+        """Vectors for the texts (by text hash) that no stored chunk has one for yet; none
+        when the active index is another model's (they wait for 'deskmind reembed')."""
         reuse = self.store.reusable_vectors(idx, texts)
         todo = [(h, t) for h, t in texts.items() if h not in reuse]
-        if not todo or emb.model_id != idx.model_id:
-            return {}, len(todo)
+        if not todo:
+            return {}
+        if emb.model_id != idx.model_id:
+            log.info("active index is for %s; %d chunks wait for 'deskmind reembed'",
+                     idx.model_id, len(todo))
+            return {}
         timings = self.summary.timings
         t0 = time.perf_counter()
         mat = emb.embed([t for _, t in todo])
         timings["embed"] = timings.get("embed", 0.0) + time.perf_counter() - t0
-        return {h: v for (h, _), v in zip(todo, mat)}, len(todo)
+        return {h: v for (h, _), v in zip(todo, mat)}
 
     def embedder_and_index(self) -> tuple["Embedder | None", VectorIndex | None]:
         """The embedder (loaded on first use) and the active index, or None and None."""
@@ -393,7 +394,7 @@ class IndexRun:
                 vectors: dict[str, np.ndarray] = {}
                 if embeds:
                     new = {h: ch.text for h, ch in zip(hashes, batch) if h not in seen}
-                    vectors, _ = self._embed_missing(emb, idx, new)  # type: ignore[arg-type]
+                    vectors = self._embed_missing(emb, idx, new)  # type: ignore[arg-type]
                     seen.update(new)
                 t0 = time.perf_counter()
                 self.store.staging.add(stage, n, batch, hashes, vectors)

@@ -81,9 +81,6 @@ class RouteRequest:
     # choice (deskmind ask --model) replaces the rule's candidates and zones.
     override_within_rule: bool = False
     answer_tokens: int = 1024
-    # Characters sent besides the items when more than the prompt is (a conversation's
-    # earlier turns); None: the prompt's own length.
-    prompt_chars: int | None = None
     # When the caller cuts the items to the chosen model's window (the ask pipeline does,
     # keeping about this many characters of each), a window need only hold that much of each.
     items_cut_to: int | None = None
@@ -158,10 +155,9 @@ def match_rule(cfg: RoutingConfig, task: str, privacy: str, ctx: int) -> tuple[R
 def route_request(cfg: RoutingConfig, inv: Inventory, req: RouteRequest) -> RouteDecision:
     prompt_priv = req.prompt_privacy or cfg.prompt_privacy
     privacy = strictest([prompt_priv, *[i.privacy for i in req.items]])
-    prompt_chars = len(req.prompt) if req.prompt_chars is None else req.prompt_chars
-    ctx = estimate_context(prompt_chars, [i.chars for i in req.items], req.answer_tokens)
+    ctx = estimate_context(len(req.prompt), [i.chars for i in req.items], req.answer_tokens)
     least = ctx if req.items_cut_to is None else estimate_context(
-        prompt_chars, [min(i.chars, req.items_cut_to) for i in req.items], req.answer_tokens)
+        len(req.prompt), [min(i.chars, req.items_cut_to) for i in req.items], req.answer_tokens)
     rule, why = match_rule(cfg, req.task, privacy, ctx)
     skipped: list[str] = []
 
