@@ -216,7 +216,7 @@ class = "fast"
 
 
 def test_only_a_short_follow_up_is_searched_with_the_question_it_follows():
-    from deskmind.core.ask.pipeline import elliptical_follow_up
+    from deskmind.core.ask.conversation import elliptical_follow_up
 
     earlier = (("where is the spare key?", "Under the blue flower pot [1]."),)
     assert elliptical_follow_up("since when?", earlier) == "where is the spare key? since when?"

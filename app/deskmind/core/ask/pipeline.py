@@ -11,10 +11,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import re
 import time
 import uuid
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any, AsyncIterator, Callable
 
 from deskmind.core.agents.audit import AuditLog
 from deskmind.core.agents.permissions import (
@@ -22,6 +21,7 @@ from deskmind.core.agents.permissions import (
 )
 from deskmind.core.agents.tools import ToolBox
 from deskmind.core.ask import extractive
+from deskmind.core.ask.conversation import elliptical_follow_up, text_sent, with_earlier
 from deskmind.core.ask.evidence import RELEVANCE_THRESHOLD, EvidenceFinder, Graded, split_sentences
 from deskmind.core.ask.grounding import MIN_PASSAGE_CHARS, choose_passages, profile_for
 from deskmind.core.ask.prompt import Citation, build_grounded, build_messages, conversation_text
@@ -45,46 +45,6 @@ log = logging.getLogger(__name__)
 
 MAX_TOOL_ROUNDS = 4
 EXCLUDED_KINDS = frozenset({"conversation"})
-
-
-EARLIER_ANSWER_CHARS = 600
-
-
-def earlier_turns(earlier: Sequence[tuple[str, str]]) -> list[Message]:
-    """A conversation's earlier turns as messages, each answer cut to
-    :data:`EARLIER_ANSWER_CHARS` and without its citation marks (their numbers named the
-    earlier question's passages, not this one's)."""
-    turns: list[Message] = []
-    for q, a in earlier:
-        a = re.sub(r"\s*\[\d+\]", "", a)[:EARLIER_ANSWER_CHARS]
-        turns += [Message("user", q), Message("assistant", a)]
-    return turns
-
-
-def text_sent(question: str, earlier: Sequence[tuple[str, str]]) -> str:
-    """The question and the earlier turns sent with it (what shares the window with the
-    passages, and what a routing rule sizes besides them)."""
-    return "\n".join([*(m.content for m in earlier_turns(earlier)), question])
-
-
-def with_earlier(messages: list[Message], earlier: Sequence[tuple[str, str]]) -> list[Message]:
-    """The prompt with a conversation's earlier turns just before the question (its last
-    message)."""
-    if not earlier or not messages:
-        return messages
-    return messages[:-1] + earlier_turns(earlier) + messages[-1:]
-
-
-FOLLOW_UP_WORDS = 4
-
-
-def elliptical_follow_up(question: str, earlier: Sequence[tuple[str, str]]) -> str | None:
-    """For a short follow-up ("since when?", "and the code?") the text to search memory with
-    when the question alone finds nothing: the earlier question it follows, then it. Longer
-    questions stand on their own (an unrelated new question must not find the last note)."""
-    if not earlier or len(re.findall(r"\w+", question)) > FOLLOW_UP_WORDS:
-        return None
-    return f"{earlier[-1][0]} {question}"
 
 
 class AskPipeline:
