@@ -158,7 +158,8 @@ async def embedded_part(core, args: argparse.Namespace) -> None:
     from deskmind.core.ask import extractive
     from deskmind.core.ask.pipeline import AskOptions
     from deskmind.core.ask.session import ask_session
-    from deskmind.core.runtimes.llamacpp import LlamaEngine, default_model_path, preload_embedded
+    from deskmind.core.runtimes.llama_engine import LlamaEngine
+    from deskmind.core.runtimes.llamacpp import default_model_path, preload_embedded
     from deskmind.core.secrets import SecretStore
 
     gguf = default_model_path()

@@ -61,7 +61,7 @@ class Core:
         with self._lock:
             if self._engines is None:
                 from deskmind.core.runtimes.engines import EnginePool
-                from deskmind.core.runtimes.llamacpp import load_engine
+                from deskmind.core.runtimes.llama_engine import load_engine
 
                 self._engines = EnginePool(load_engine, keep_alive=self.settings.engine.keep_alive_s())
             return self._engines

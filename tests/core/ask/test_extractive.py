@@ -55,7 +55,8 @@ needs_model = pytest.mark.skipif(not llama_available(), reason="the bundled mode
 @pytest.fixture(scope="module")
 def smol():
     from deskmind.core.runtimes.engines import EnginePool
-    from deskmind.core.runtimes.llamacpp import LlamaCppRuntime, LlamaEngine, default_model_path
+    from deskmind.core.runtimes.llama_engine import LlamaEngine
+    from deskmind.core.runtimes.llamacpp import LlamaCppRuntime, default_model_path
 
     pool = EnginePool(lambda path: LlamaEngine(path, n_ctx=1024, threads=1), keep_alive=-1)
     rt = LlamaCppRuntime({"smollm2": default_model_path()}, pool)

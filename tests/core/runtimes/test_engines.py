@@ -28,7 +28,7 @@ def gguf() -> Path:
 
 
 def small_pool(keep_alive: float = -1, **engine_kw) -> EnginePool:
-    from deskmind.core.runtimes.llamacpp import LlamaEngine
+    from deskmind.core.runtimes.llama_engine import LlamaEngine
 
     return EnginePool(lambda p: LlamaEngine(p, n_ctx=4096, threads=2, **engine_kw),
                       keep_alive=keep_alive)
@@ -341,7 +341,7 @@ def test_a_retired_model_is_freed_at_once_or_when_its_last_user_is_done(tmp_path
 
 
 def test_threads_follow_the_load_when_a_model_loads():
-    from deskmind.core.runtimes.llamacpp import threads_for_load
+    from deskmind.core.runtimes.llama_engine import threads_for_load
 
     assert threads_for_load(cores=2, load=0.4) == 2
     assert threads_for_load(cores=2, load=2.0) == 1      # every core busy: one thread
@@ -352,7 +352,7 @@ def test_threads_follow_the_load_when_a_model_loads():
 
 _LOAD_AND_CLOSE = """
 import sys
-from deskmind.core.runtimes.llamacpp import LlamaEngine
+from deskmind.core.runtimes.llama_engine import LlamaEngine
 for i in range(int(sys.argv[2])):
     LlamaEngine(sys.argv[1], threads=1).close()
     print(i, flush=True)

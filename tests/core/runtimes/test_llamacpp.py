@@ -25,7 +25,7 @@ def gguf():
 @pytest.fixture(scope="module")
 def pool():
     from deskmind.core.runtimes.engines import EnginePool
-    from deskmind.core.runtimes.llamacpp import LlamaEngine
+    from deskmind.core.runtimes.llama_engine import LlamaEngine
 
     p = EnginePool(lambda path: LlamaEngine(path, n_ctx=2048, threads=2), keep_alive=-1)
     yield p
@@ -60,7 +60,7 @@ def test_missing_bundled_model_names_the_command(monkeypatch):
 @needs_llama
 def test_a_file_that_is_not_a_gguf_is_refused_clearly(tmp_path):
     from deskmind.core.errors import ModelUnavailableError
-    from deskmind.core.runtimes.llamacpp import LlamaEngine
+    from deskmind.core.runtimes.llama_engine import LlamaEngine
 
     bad = tmp_path / "notes.gguf"
     bad.write_bytes(b"not a model at all" * 100)

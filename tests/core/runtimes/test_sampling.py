@@ -48,7 +48,8 @@ def test_llama_cpp_takes_openai_sampling_fields_and_refuses_a_user():
         "stop": ["\n"], "seed": 3, "top_p": 0.7, "frequency_penalty": 0.1,
         "response_format": {"type": "json_object"}}
     from deskmind.core.runtimes.engines import EnginePool
-    from deskmind.core.runtimes.llamacpp import LlamaEngine, default_model_path
+    from deskmind.core.runtimes.llama_engine import LlamaEngine
+    from deskmind.core.runtimes.llamacpp import default_model_path
 
     pool = EnginePool(lambda path: LlamaEngine(path, n_ctx=512, threads=2), keep_alive=-1)
     rt = LlamaCppRuntime({"m": default_model_path()}, pool)

